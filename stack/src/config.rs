@@ -1,0 +1,105 @@
+//! Engine configuration. Defaults suit a 1 Gbit/s path with 50 ms RTT.
+
+use core::time::Duration;
+
+/// Congestion control algorithm for each TCP connection (MPTCP subflow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CcAlgorithm {
+    NewReno,
+    #[default]
+    Cubic,
+}
+
+/// Keepalive probing (RFC 9293 §3.8.4); off unless configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    pub idle: Duration,
+    pub interval: Duration,
+    pub probes: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpConfig {
+    /// Largest IP packet we send or expect; the advertised MSS derives from it.
+    pub mtu: usize,
+    /// Upper bound of a connection's send buffer (grown on demand up to this).
+    pub send_buffer: usize,
+    /// Upper bound of a connection's receive buffer; bounds the advertised window.
+    pub recv_buffer: usize,
+    pub window_scaling: bool,
+    pub timestamps: bool,
+    pub sack: bool,
+    /// Nagle's algorithm (RFC 9293 §3.7.4). Disable for latency-sensitive apps.
+    pub nagle: bool,
+    /// Delayed-ACK timeout; `None` acknowledges every segment at once.
+    pub delayed_ack: Option<Duration>,
+    pub initial_rto: Duration,
+    pub min_rto: Duration,
+    pub max_rto: Duration,
+    /// Retransmissions of one segment before the connection is dropped.
+    pub max_retries: u32,
+    /// Retransmissions of a SYN (or SYN/ACK) before giving up.
+    pub syn_retries: u32,
+    /// Maximum segment lifetime; TIME_WAIT lasts 2 * msl.
+    pub msl: Duration,
+    pub keepalive: Option<Keepalive>,
+    pub cc: CcAlgorithm,
+    /// Initial congestion window in segments (RFC 6928).
+    pub initial_cwnd_segments: usize,
+    /// Out-of-order ranges held per connection before new holes are refused.
+    pub max_ooo_ranges: usize,
+    /// Duplicate ACK threshold for fast retransmit.
+    pub dupthresh: usize,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            mtu: 1500,
+            // 1 Gbit/s * 50 ms = 6.25 MB in flight; round up.
+            send_buffer: 8 << 20,
+            recv_buffer: 8 << 20,
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+            nagle: true,
+            delayed_ack: Some(Duration::from_millis(40)),
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(60),
+            max_retries: 15,
+            syn_retries: 6,
+            msl: Duration::from_secs(30),
+            keepalive: None,
+            cc: CcAlgorithm::Cubic,
+            initial_cwnd_segments: 10,
+            max_ooo_ranges: 64,
+            dupthresh: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Seeds every random choice (ISN secret, later MPTCP keys and nonces).
+    pub seed: u64,
+    pub tcp: TcpConfig,
+    /// Live connections (including TIME_WAIT) before new ones are refused.
+    pub max_connections: usize,
+    /// Pending (handshaking + unaccepted) connections per listener.
+    pub backlog: usize,
+    /// TTL / hop limit of packets we emit.
+    pub hop_limit: u8,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: 0,
+            tcp: TcpConfig::default(),
+            max_connections: 65536,
+            backlog: 128,
+            hop_limit: 64,
+        }
+    }
+}

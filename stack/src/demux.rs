@@ -1,0 +1,1 @@
+//! Demultiplexing: 4-tuples to connections, local ports to listeners.

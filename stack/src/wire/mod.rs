@@ -1,0 +1,17 @@
+//! Packet formats: zero-copy views for parsing, plain `Repr` structs to emit from.
+//!
+//! Every parser validates lengths before it reads and returns a [`WireError`] on
+//! malformed input; nothing here panics on any input bytes.
+
+pub mod checksum;
+pub mod error;
+pub mod ip;
+pub mod seq;
+pub mod tcp;
+
+pub use error::WireError;
+pub use ip::{IpRepr, Ipv4Packet, Ipv6Packet, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+pub use seq::SeqNumber;
+pub use tcp::{
+    emit_packet, RawOptions, SackBlocks, TcpFlags, TcpOption, TcpOptionIter, TcpRepr, TcpSegment,
+};
