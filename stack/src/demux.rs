@@ -1,1 +1,137 @@
-//! Demultiplexing: 4-tuples to connections, local ports to listeners.
+//! Demultiplexing: 4-tuples to connections (IPv4 and IPv6 alike). Listeners are a
+//! port map in the endpoint; this table owns the connections.
+//!
+//! Connections are kept in a `BTreeMap` by handle so that every walk over them is
+//! in a deterministic order (a replayed simulation must take the same path); the
+//! 4-tuple index is a hash map used only for lookups.
+
+use crate::endpoint::ConnId;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FourTuple {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    tuple: FourTuple,
+    bound: bool,
+    value: T,
+}
+
+#[derive(Debug)]
+pub struct ConnTable<T> {
+    by_id: BTreeMap<ConnId, Entry<T>>,
+    by_tuple: HashMap<FourTuple, ConnId>,
+}
+
+impl<T> Default for ConnTable<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> ConnTable<T> {
+    pub fn new() -> Self {
+        ConnTable {
+            by_id: BTreeMap::new(),
+            by_tuple: HashMap::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+
+    /// Insert under `id`, bound to `tuple` (which must be free).
+    pub fn insert(&mut self, id: ConnId, tuple: FourTuple, value: T) {
+        self.by_tuple.insert(tuple, id);
+        self.by_id.insert(
+            id,
+            Entry {
+                tuple,
+                bound: true,
+                value,
+            },
+        );
+    }
+
+    pub fn lookup(&self, tuple: &FourTuple) -> Option<ConnId> {
+        self.by_tuple.get(tuple).copied()
+    }
+
+    pub fn contains_tuple(&self, tuple: &FourTuple) -> bool {
+        self.by_tuple.contains_key(tuple)
+    }
+
+    pub fn get(&self, id: ConnId) -> Option<&T> {
+        self.by_id.get(&id).map(|e| &e.value)
+    }
+
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut T> {
+        self.by_id.get_mut(&id).map(|e| &mut e.value)
+    }
+
+    /// Free the 4-tuple for reuse while keeping the entry (a closed connection the
+    /// application has not released yet).
+    pub fn unbind_tuple(&mut self, id: ConnId) {
+        if let Some(e) = self.by_id.get_mut(&id) {
+            if e.bound {
+                e.bound = false;
+                self.by_tuple.remove(&e.tuple);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: ConnId) -> Option<T> {
+        let e = self.by_id.remove(&id)?;
+        if e.bound {
+            self.by_tuple.remove(&e.tuple);
+        }
+        Some(e.value)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &T)> {
+        self.by_id.iter().map(|(id, e)| (*id, &e.value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(l: &str, r: &str) -> FourTuple {
+        FourTuple {
+            local: l.parse().unwrap(),
+            remote: r.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn lookup_unbind_remove_v4_and_v6() {
+        let mut tab = ConnTable::new();
+        let a = t("10.0.0.1:80", "10.0.0.2:4000");
+        let b = t("[2001:db8::1]:80", "[2001:db8::2]:4000");
+        tab.insert(ConnId(1), a, "a");
+        tab.insert(ConnId(2), b, "b");
+        assert_eq!(tab.lookup(&a), Some(ConnId(1)));
+        assert_eq!(tab.lookup(&b), Some(ConnId(2)));
+        assert_eq!(tab.lookup(&t("10.0.0.1:80", "10.0.0.2:4001")), None);
+        tab.unbind_tuple(ConnId(1));
+        assert_eq!(tab.lookup(&a), None);
+        assert_eq!(tab.get(ConnId(1)), Some(&"a"));
+        // The freed tuple can carry a new connection.
+        tab.insert(ConnId(3), a, "c");
+        assert_eq!(tab.remove(ConnId(1)), Some("a"));
+        assert_eq!(tab.lookup(&a), Some(ConnId(3)));
+        let ids: Vec<_> = tab.iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![ConnId(2), ConnId(3)]);
+    }
+}

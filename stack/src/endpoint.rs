@@ -1,13 +1,19 @@
 //! The `Stack`: the engine's whole surface. Demultiplexes packets to connections,
 //! runs their timers, queues their output and reports events to the application.
-//!
-//! STUB API: bodies under construction.
 
 use crate::config::Config;
+use crate::demux::{ConnTable, FourTuple};
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::tcb::{RstReply, Tcb, TcbStats};
 use crate::tcp::State;
 use crate::time::Instant;
+use crate::wire::{self, IpRepr, SeqNumber, TcpFlags, TcpRepr, WireError};
+use core::cmp::Reverse;
 use core::fmt;
 use core::time::Duration;
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 /// Handle of a connection, stable for its life; never reused within one `Stack`.
@@ -112,6 +118,28 @@ pub struct Counters {
     pub drop_paws: u64,
     pub drop_ooo_overflow: u64,
     pub challenge_acks: u64,
+    pub drop_unsupported_protocol: u64,
+    pub drop_rst_queue_full: u64,
+}
+
+impl Counters {
+    fn add_tcb_totals(&mut self, o: &Counters) {
+        self.retransmitted_segments += o.retransmitted_segments;
+        self.retransmitted_bytes += o.retransmitted_bytes;
+        self.drop_paws += o.drop_paws;
+        self.drop_out_of_window += o.drop_out_of_window;
+        self.drop_ooo_overflow += o.drop_ooo_overflow;
+        self.challenge_acks += o.challenge_acks;
+    }
+
+    fn add_tcb(&mut self, s: &TcbStats) {
+        self.retransmitted_segments += s.segments_retransmitted;
+        self.retransmitted_bytes += s.bytes_retransmitted;
+        self.drop_paws += s.drop_paws;
+        self.drop_out_of_window += s.drop_out_of_window;
+        self.drop_ooo_overflow += s.drop_ooo_overflow;
+        self.challenge_acks += s.challenge_acks;
+    }
 }
 
 /// A snapshot of one connection for status displays and tests.
@@ -132,15 +160,84 @@ pub struct ConnInfo {
     pub mss: usize,
     pub sack: bool,
     pub timestamps: bool,
+    pub congestion_control: &'static str,
 }
 
+/// Stateless RSTs waiting to go out are bounded; past this they are dropped.
+const MAX_PENDING_RSTS: usize = 1024;
+/// Ephemeral port range (IANA, RFC 6335).
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+#[derive(Debug, Clone, Copy)]
+struct RstOut {
+    local: SocketAddr,
+    remote: SocketAddr,
+    reply: RstReply,
+}
+
+#[derive(Debug, Default)]
+struct Listener {
+    /// Connections in SYN_RECEIVED for this port.
+    pending: usize,
+}
+
+#[derive(Debug)]
+struct Conn {
+    tcb: Tcb,
+    /// Whether the connection sits in the transmit queue.
+    queued: bool,
+    /// Earliest timer entry of this connection still in the heap.
+    armed: Option<Instant>,
+    /// Listener port while the passive open is still pending.
+    listener: Option<u16>,
+    /// Whether the application ever heard of this connection.
+    announced: bool,
+}
+
+/// The engine. See the crate documentation.
 pub struct Stack {
     config: Config,
+    rng: ChaCha8Rng,
+    isn: IsnGenerator,
+    addrs: Vec<IpAddr>,
+    listeners: HashMap<u16, Listener>,
+    conns: ConnTable<Conn>,
+    next_id: u64,
+    events: VecDeque<Event>,
+    ready: VecDeque<ConnId>,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    rsts: VecDeque<RstOut>,
+    counters: Counters,
+    /// Statistics of connections already freed.
+    retired: Counters,
+    now: Instant,
+}
+
+fn seg_len(seg: &TcpRepr<'_>) -> usize {
+    seg.payload.len() + seg.flags.syn() as usize + seg.flags.fin() as usize
 }
 
 impl Stack {
     pub fn new(config: Config) -> Self {
-        Stack { config }
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        Stack {
+            config,
+            rng,
+            isn: IsnGenerator::new(secret),
+            addrs: Vec::new(),
+            listeners: HashMap::new(),
+            conns: ConnTable::new(),
+            next_id: 1,
+            events: VecDeque::new(),
+            ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            rsts: VecDeque::new(),
+            counters: Counters::default(),
+            retired: Counters::default(),
+            now: Instant::ZERO,
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -149,29 +246,51 @@ impl Stack {
 
     /// Answer for `addr` (packets to other addresses are dropped).
     pub fn add_address(&mut self, addr: IpAddr) {
-        let _ = addr;
-        todo!()
+        if !self.addrs.contains(&addr) {
+            self.addrs.push(addr);
+        }
     }
 
     pub fn remove_address(&mut self, addr: IpAddr) {
-        let _ = addr;
-        todo!()
+        self.addrs.retain(|a| *a != addr);
     }
 
     pub fn addresses(&self) -> &[IpAddr] {
-        todo!()
+        &self.addrs
     }
 
     /// Accept connections to `port` on every local address.
     pub fn listen(&mut self, port: u16) -> Result<(), Error> {
-        let _ = port;
-        todo!()
+        if port == 0 || self.listeners.contains_key(&port) {
+            return Err(Error::AddrInUse);
+        }
+        self.listeners.insert(port, Listener::default());
+        Ok(())
     }
 
     /// Stop accepting on `port`; established connections are unaffected.
     pub fn unlisten(&mut self, port: u16) {
-        let _ = port;
-        todo!()
+        self.listeners.remove(&port);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<u16> {
+        let span = (*EPHEMERAL.end() - *EPHEMERAL.start()) as u32 + 1;
+        let start = self.rng.next_u32() % span;
+        (0..span)
+            .map(|i| *EPHEMERAL.start() + ((start + i) % span) as u16)
+            .find(|&p| {
+                let t = FourTuple {
+                    local: SocketAddr::new(local, p),
+                    remote,
+                };
+                !self.conns.contains_tuple(&t)
+            })
     }
 
     /// Open a connection to `remote` from `local` (or the first local address of the
@@ -182,90 +301,500 @@ impl Stack {
         local: Option<SocketAddr>,
         remote: SocketAddr,
     ) -> Result<ConnId, Error> {
-        let _ = (now, local, remote);
-        todo!()
+        self.tick(now);
+        if self.conns.len() >= self.config.max_connections {
+            return Err(Error::Exhausted);
+        }
+        let local_ip = match local {
+            Some(l) => l.ip(),
+            None => *self
+                .addrs
+                .iter()
+                .find(|a| a.is_ipv4() == remote.is_ipv4())
+                .ok_or(Error::NoLocalAddress)?,
+        };
+        if local_ip.is_ipv4() != remote.is_ipv4() {
+            return Err(Error::NoLocalAddress);
+        }
+        let port = match local.map(|l| l.port()) {
+            Some(p) if p != 0 => p,
+            _ => self
+                .ephemeral_port(local_ip, remote)
+                .ok_or(Error::Exhausted)?,
+        };
+        let tuple = FourTuple {
+            local: SocketAddr::new(local_ip, port),
+            remote,
+        };
+        if self.conns.contains_tuple(&tuple) {
+            return Err(Error::AddrInUse);
+        }
+        let iss = self.isn.generate(now, tuple.local, remote);
+        let ts_offset = self.rng.next_u32();
+        let tcb = Tcb::connect(&self.config.tcp, tuple.local, remote, iss, ts_offset, now);
+        let id = self.insert(tuple, tcb, None, true);
+        self.counters.connections_opened += 1;
+        self.touch(id, now);
+        Ok(id)
+    }
+
+    fn insert(
+        &mut self,
+        tuple: FourTuple,
+        tcb: Tcb,
+        listener: Option<u16>,
+        announced: bool,
+    ) -> ConnId {
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        let conn = Conn {
+            tcb,
+            queued: false,
+            armed: None,
+            listener,
+            announced,
+        };
+        self.conns.insert(id, tuple, conn);
+        id
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Result<&mut Conn, Error> {
+        match self.conns.get_mut(id) {
+            Some(c) if !c.tcb.is_released() => Ok(c),
+            _ => Err(Error::InvalidConnection),
+        }
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(id).filter(|c| !c.tcb.is_released())
     }
 
     /// Queue data; returns bytes accepted (0 when the send buffer is full).
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, Error> {
-        let _ = (id, data);
-        todo!()
+        let conn = self.conn_mut(id)?;
+        let n = conn.tcb.send(data).ok_or(Error::NotWritable)?;
+        if n > 0 {
+            self.schedule(id);
+        }
+        Ok(n)
     }
 
     /// Read in-order data. `Ok(0)`: nothing yet. `Err(Finished)`: the peer's FIN has
     /// been read past. `Err(Reset)`: the connection was reset.
     pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
-        let _ = (id, buf);
-        todo!()
+        let conn = self.conn_mut(id)?;
+        let r = conn.tcb.recv(buf);
+        let wants_ack = conn.tcb.wants_ack();
+        if wants_ack {
+            self.schedule(id);
+        }
+        match r {
+            Ok(n) => Ok(n),
+            Err(true) => Err(Error::Finished),
+            Err(false) => Err(Error::Reset),
+        }
     }
 
     /// Bytes that `send` would accept now.
     pub fn send_capacity(&self, id: ConnId) -> Result<usize, Error> {
-        let _ = id;
-        todo!()
+        self.conn(id)
+            .map(|c| c.tcb.send_capacity())
+            .ok_or(Error::InvalidConnection)
+    }
+
+    /// Bytes ready for `recv`.
+    pub fn recv_available(&self, id: ConnId) -> Result<usize, Error> {
+        self.conn(id)
+            .map(|c| c.tcb.recv_available())
+            .ok_or(Error::InvalidConnection)
     }
 
     /// Close our direction once queued data is sent (half-close).
     pub fn shutdown(&mut self, id: ConnId) -> Result<(), Error> {
-        let _ = id;
-        todo!()
+        let now = self.now;
+        self.conn_mut(id)?.tcb.shutdown();
+        self.touch(id, now);
+        Ok(())
     }
 
     /// Send a RST and drop the connection at once.
     pub fn abort(&mut self, id: ConnId) -> Result<(), Error> {
-        let _ = id;
-        todo!()
+        let conn = self.conn_mut(id)?;
+        let rst = conn.tcb.abort();
+        let (local, remote) = (conn.tcb.local(), conn.tcb.remote());
+        if let Some(reply) = rst {
+            self.queue_rst(local, remote, reply);
+        }
+        self.remove(id);
+        Ok(())
     }
 
     /// The application is done with the handle: after this the stack finishes the
     /// close on its own (data still arriving is answered with RST) and frees it.
     pub fn release(&mut self, id: ConnId) -> Result<(), Error> {
-        let _ = id;
-        todo!()
+        let now = self.now;
+        let conn = self.conn_mut(id)?;
+        let rst = conn.tcb.release(now);
+        let (local, remote) = (conn.tcb.local(), conn.tcb.remote());
+        if let Some(reply) = rst {
+            self.queue_rst(local, remote, reply);
+        }
+        self.touch(id, now);
+        Ok(())
     }
 
     pub fn state(&self, id: ConnId) -> Option<State> {
-        let _ = id;
-        todo!()
+        self.conn(id).map(|c| c.tcb.state())
     }
 
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        let _ = id;
-        todo!()
+        let t = &self.conn(id)?.tcb;
+        let s = t.stats();
+        Some(ConnInfo {
+            local: t.local(),
+            remote: t.remote(),
+            state: t.state(),
+            bytes_sent: s.bytes_acked,
+            bytes_received: s.bytes_received,
+            bytes_retransmitted: s.bytes_retransmitted,
+            segments_retransmitted: s.segments_retransmitted,
+            srtt: t.srtt(),
+            rto: t.rto(),
+            cwnd: t.cwnd(),
+            ssthresh: t.ssthresh(),
+            snd_wnd: t.snd_wnd(),
+            mss: t.mss(),
+            sack: t.sack_enabled(),
+            timestamps: t.timestamps_enabled(),
+            congestion_control: t.cc_name(),
+        })
     }
 
     /// Handles of every connection not yet released.
     pub fn connections(&self) -> Vec<ConnId> {
-        todo!()
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.announced && !c.tcb.is_released())
+            .map(|(id, _)| id)
+            .collect()
     }
 
-    pub fn counters(&self) -> &Counters {
-        todo!()
+    /// Every TCB the stack holds, released ones (closing, TIME_WAIT) included.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Stack-wide counters, including those of connections already freed.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters.clone();
+        c.add_tcb_totals(&self.retired);
+        for (_, conn) in self.conns.iter() {
+            c.add_tcb(conn.tcb.stats());
+        }
+        c
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        todo!()
+        self.events.pop_front()
     }
 
     /// A packet read from the network (an IPv4 or IPv6 datagram).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        let _ = (now, packet);
-        todo!()
+        self.tick(now);
+        self.counters.packets_in += 1;
+        let (ip, payload) = match IpRepr::parse(packet) {
+            Ok(p) => p,
+            Err(e) => {
+                self.count_wire_error(e);
+                return;
+            }
+        };
+        if !self.addrs.contains(&ip.dst) {
+            self.counters.drop_not_for_us += 1;
+            return;
+        }
+        match ip.protocol {
+            wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload),
+            _ => self.counters.drop_unsupported_protocol += 1,
+        }
+    }
+
+    fn count_wire_error(&mut self, e: WireError) {
+        match e {
+            WireError::BadChecksum => self.counters.drop_bad_checksum += 1,
+            WireError::BadOptionLength | WireError::OptionOverrun => {
+                self.counters.drop_invalid_option += 1
+            }
+            _ => self.counters.drop_malformed += 1,
+        }
+    }
+
+    fn handle_tcp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8]) {
+        let seg = match TcpRepr::parse(ip.src, ip.dst, bytes, true) {
+            Ok(s) => s,
+            Err(e) => {
+                self.count_wire_error(e);
+                return;
+            }
+        };
+        self.counters.segments_in += 1;
+        if seg.src_port == 0 || seg.dst_port == 0 || !is_unicast(ip.src) {
+            self.counters.drop_malformed += 1;
+            return;
+        }
+        let tuple = FourTuple {
+            local: SocketAddr::new(ip.dst, seg.dst_port),
+            remote: SocketAddr::new(ip.src, seg.src_port),
+        };
+        if seg.flags.rst() {
+            self.counters.resets_received += 1;
+        }
+        if let Some(id) = self.conns.lookup(&tuple) {
+            let conn = self
+                .conns
+                .get_mut(id)
+                .expect("tuple map points at a live connection");
+            if let Some(reply) = conn.tcb.on_segment(now, &seg) {
+                self.queue_rst(tuple.local, tuple.remote, reply);
+            }
+            self.touch(id, now);
+            return;
+        }
+        let f = seg.flags;
+        if f.syn() && !f.ack() && !f.rst() && !f.fin() {
+            if let Some(listener) = self.listeners.get(&seg.dst_port) {
+                if listener.pending >= self.config.backlog
+                    || self.conns.len() >= self.config.max_connections
+                {
+                    self.counters.drop_backlog_full += 1;
+                    return;
+                }
+                self.accept_syn(now, tuple, &seg);
+                return;
+            }
+        }
+        self.counters.drop_no_listener += 1;
+        if !f.rst() {
+            // RFC 9293 §3.10.7.1: a segment to a closed port gets a RST.
+            let reply = if f.ack() {
+                RstReply {
+                    seq: seg.ack,
+                    ack: None,
+                }
+            } else {
+                RstReply {
+                    seq: SeqNumber(0),
+                    ack: Some(seg.seq + seg_len(&seg)),
+                }
+            };
+            self.queue_rst(tuple.local, tuple.remote, reply);
+        }
+    }
+
+    fn accept_syn(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) {
+        let iss = self.isn.generate(now, tuple.local, tuple.remote);
+        let ts_offset = self.rng.next_u32();
+        let tcb = Tcb::accept(
+            &self.config.tcp,
+            tuple.local,
+            tuple.remote,
+            iss,
+            ts_offset,
+            now,
+            syn,
+        );
+        let port = tuple.local.port();
+        if let Some(l) = self.listeners.get_mut(&port) {
+            l.pending += 1;
+        }
+        let id = self.insert(tuple, tcb, Some(port), false);
+        self.touch(id, now);
+    }
+
+    fn queue_rst(&mut self, local: SocketAddr, remote: SocketAddr, reply: RstReply) {
+        if self.rsts.len() >= MAX_PENDING_RSTS {
+            self.counters.drop_rst_queue_full += 1;
+            return;
+        }
+        self.rsts.push_back(RstOut {
+            local,
+            remote,
+            reply,
+        });
+    }
+
+    /// Add the connection to the transmit queue.
+    fn schedule(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            if !conn.queued {
+                conn.queued = true;
+                self.ready.push_back(id);
+            }
+        }
+    }
+
+    /// After anything happened to a connection: report its events, free it if it
+    /// is finished, queue it for transmission and re-arm its timer.
+    fn touch(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let ev = conn.tcb.take_events();
+        let released = conn.tcb.is_released();
+        if ev.established {
+            if let Some(port) = conn.listener.take() {
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.pending = l.pending.saturating_sub(1);
+                }
+                self.counters.connections_accepted += 1;
+                conn.announced = true;
+                if !released {
+                    self.events.push_back(Event::Accepted {
+                        id,
+                        local: conn.tcb.local(),
+                        remote: conn.tcb.remote(),
+                    });
+                }
+            } else if !released {
+                self.events.push_back(Event::Connected(id));
+            }
+        }
+        let announced = conn.announced;
+        if announced && !released {
+            if ev.readable {
+                self.events.push_back(Event::Readable(id));
+            }
+            if ev.writable {
+                self.events.push_back(Event::Writable(id));
+            }
+            if let Some(reason) = ev.closed {
+                self.events.push_back(Event::Closed { id, reason });
+            }
+        }
+        let state = conn.tcb.state();
+        if state == State::Closed {
+            if let Some(port) = conn.listener.take() {
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.pending = l.pending.saturating_sub(1);
+                }
+            }
+            // The 4-tuple is free again; the handle lives until released.
+            self.conns.unbind_tuple(id);
+            if released || !announced {
+                self.remove(id);
+                return;
+            }
+        }
+        self.schedule(id);
+        self.arm(id, now);
+    }
+
+    fn arm(&mut self, id: ConnId, _now: Instant) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if let Some(at) = conn.tcb.poll_at() {
+            if conn.armed.is_none_or(|a| at < a) {
+                conn.armed = Some(at);
+                self.timers.push(Reverse((at, id)));
+            }
+        }
+    }
+
+    fn remove(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.remove(id) {
+            if let Some(port) = conn.listener {
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.pending = l.pending.saturating_sub(1);
+                }
+            }
+            self.retired.add_tcb(conn.tcb.stats());
+        }
     }
 
     /// Write the next packet to send into `buf` (at least the MTU long); its length.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        let _ = (now, buf);
-        todo!()
+        self.tick(now);
+        let hop = self.config.hop_limit;
+        while let Some(rst) = self.rsts.pop_front() {
+            if let Some(len) = emit_rst(&rst, hop, buf) {
+                self.counters.resets_sent += 1;
+                self.count_out();
+                return Some(len);
+            }
+        }
+        while let Some(id) = self.ready.pop_front() {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            conn.queued = false;
+            let sent = conn.tcb.poll_transmit(now, hop, buf);
+            if let Some(t) = sent {
+                conn.queued = true;
+                self.ready.push_back(id);
+                self.arm(id, now);
+                self.count_out();
+                return Some(t.len);
+            }
+            self.arm(id, now);
+        }
+        None
+    }
+
+    fn count_out(&mut self) {
+        self.counters.packets_out += 1;
+        self.counters.segments_out += 1;
     }
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        todo!()
+        self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-        todo!()
+        self.tick(now);
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, id))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            due.push((at, id));
+        }
+        for (at, id) in due {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            if conn.armed == Some(at) {
+                conn.armed = None;
+            }
+            if conn.tcb.poll_at().is_some_and(|t| t <= now) {
+                if let Some(reply) = conn.tcb.on_timeout(now) {
+                    let (l, r) = (conn.tcb.local(), conn.tcb.remote());
+                    self.queue_rst(l, r, reply);
+                }
+                self.touch(id, now);
+            } else {
+                self.arm(id, now);
+            }
+        }
     }
+}
+
+fn is_unicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+fn emit_rst(rst: &RstOut, hop: u8, buf: &mut [u8]) -> Option<usize> {
+    let mut r = TcpRepr::new(rst.local.port(), rst.remote.port());
+    r.seq = rst.reply.seq;
+    r.flags = TcpFlags(TcpFlags::RST);
+    if let Some(ack) = rst.reply.ack {
+        r.ack = ack;
+        r.flags = TcpFlags(TcpFlags::RST | TcpFlags::ACK);
+    }
+    wire::emit_packet(rst.local.ip(), rst.remote.ip(), hop, &r, &[], buf).ok()
 }

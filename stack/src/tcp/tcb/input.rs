@@ -1,0 +1,376 @@
+//! SEGMENT ARRIVES (RFC 9293 §3.10.7), with PAWS (RFC 7323 §5) and the RFC 5961
+//! checks against blind resets, SYNs and data injection.
+
+use super::Tcb;
+use crate::endpoint::CloseReason;
+use crate::tcp::State;
+use crate::time::Instant;
+use crate::wire::{SeqNumber, TcpRepr};
+use core::time::Duration;
+
+/// A RST the endpoint must send on the TCB's behalf (the TCB may be gone by then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RstReply {
+    pub seq: SeqNumber,
+    /// `Some(ack)`: RST+ACK acknowledging `ack`.
+    pub ack: Option<SeqNumber>,
+}
+
+/// Challenge ACKs allowed per second (RFC 5961 §7).
+const CHALLENGE_ACK_LIMIT: u32 = 10;
+/// TS.Recent older than this is not used for PAWS (RFC 7323 §5.5).
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+fn seg_len(seg: &TcpRepr<'_>) -> usize {
+    seg.payload.len() + seg.flags.syn() as usize + seg.flags.fin() as usize
+}
+
+impl Tcb {
+    /// Process one segment addressed to this connection.
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
+        self.stats.segments_in += 1;
+        match self.state {
+            State::Closed | State::Listen => None,
+            State::SynSent => self.on_segment_syn_sent(now, seg),
+            _ => self.on_segment_synchronized(now, seg),
+        }
+    }
+
+    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
+        let f = seg.flags;
+        if f.ack() && (seg.ack.diff(self.iss) <= 0 || seg.ack.diff(self.snd_max) > 0) {
+            if f.rst() {
+                return None;
+            }
+            return Some(RstReply {
+                seq: seg.ack,
+                ack: None,
+            });
+        }
+        if f.rst() {
+            if f.ack() {
+                self.close(CloseReason::Refused);
+            }
+            return None;
+        }
+        if !f.syn() {
+            return None;
+        }
+        self.take_syn(now, seg);
+        if f.ack() {
+            // Our SYN is acknowledged: sample its RTT unless it was retransmitted.
+            if self.retries == 0 {
+                if let Some((_, sent)) = self.rtt_probe.take() {
+                    self.rtt.sample(now.saturating_since(sent));
+                }
+            }
+            self.snd_una = seg.ack;
+            self.snd_wl2 = seg.ack;
+            self.establish(now);
+            self.ack_now = true;
+        } else {
+            // Simultaneous open: answer with a SYN/ACK carrying our original ISS.
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+        }
+        None
+    }
+
+    fn establish(&mut self, now: Instant) {
+        self.state = if self.fin_queued {
+            State::FinWait1
+        } else {
+            State::Established
+        };
+        self.events.established = true;
+        self.retries = 0;
+        self.backoff = 0;
+        self.rto_at = if self.snd_una == self.snd_max {
+            None
+        } else {
+            Some(now + self.rtt.rto())
+        };
+        self.arm_keepalive(now);
+    }
+
+    fn challenge_ack(&mut self, now: Instant) {
+        let (start, count) = self.challenge_window;
+        if now.saturating_since(start) >= Duration::from_secs(1) {
+            self.challenge_window = (now, 1);
+        } else if count >= CHALLENGE_ACK_LIMIT {
+            return;
+        } else {
+            self.challenge_window.1 += 1;
+        }
+        self.stats.challenge_acks += 1;
+        self.ack_now = true;
+    }
+
+    fn rcv_wnd(&self) -> usize {
+        self.rcv_adv.since(self.rcv_nxt)
+    }
+
+    /// RFC 9293 §3.10.7.4 first check: is any of the segment inside the window?
+    fn acceptable(&self, seg: &TcpRepr<'_>) -> bool {
+        let len = seg_len(seg);
+        let wnd = self.rcv_wnd();
+        let seq = seg.seq;
+        let wnd_end = self.rcv_nxt + wnd;
+        match (len, wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_range(self.rcv_nxt, wnd_end),
+            (_, 0) => false,
+            (_, _) => {
+                seq.in_range(self.rcv_nxt, wnd_end)
+                    || (seq + (len - 1)).in_range(self.rcv_nxt, wnd_end)
+            }
+        }
+    }
+
+    fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
+        let f = seg.flags;
+
+        if self.state == State::TimeWait {
+            return self.on_segment_time_wait(now, seg);
+        }
+
+        // PAWS (RFC 7323 §5.3).
+        if self.ts_ok && !f.rst() {
+            if let Some((tsval, _)) = seg.timestamp {
+                let idle = now.saturating_since(self.ts_recent_at) > PAWS_IDLE;
+                if !idle && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                    self.stats.drop_paws += 1;
+                    self.ack_now = true;
+                    return None;
+                }
+            }
+        }
+
+        if !self.acceptable(seg) {
+            // A zero window still admits a pure ACK or RST exactly at rcv_nxt.
+            let zero_window_ok = self.rcv_wnd() == 0 && seg.seq == self.rcv_nxt && f.ack();
+            if !zero_window_ok {
+                if !f.rst() {
+                    self.stats.drop_out_of_window += 1;
+                    self.ack_now = true;
+                }
+                return None;
+            }
+        }
+
+        if f.rst() {
+            // RFC 5961 §3.2: only an exact match resets; otherwise challenge.
+            if seg.seq == self.rcv_nxt {
+                let reason = if self.state == State::SynReceived && !self.passive {
+                    CloseReason::Refused
+                } else {
+                    CloseReason::Reset
+                };
+                self.close(reason);
+            } else {
+                self.challenge_ack(now);
+            }
+            return None;
+        }
+
+        if f.syn() {
+            if self.state == State::SynReceived && seg.seq == self.irs {
+                // The peer retransmitted its SYN: our SYN/ACK was lost.
+                self.snd_nxt = self.iss;
+                return None;
+            }
+            // RFC 5961 §4: a SYN in a synchronized state gets a challenge ACK.
+            self.challenge_ack(now);
+            return None;
+        }
+
+        if !f.ack() {
+            return None;
+        }
+
+        if self.state == State::SynReceived {
+            if seg.ack.diff(self.snd_una) > 0 && seg.ack.diff(self.snd_max) <= 0 {
+                self.snd_wnd = (seg.window as usize) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = seg.ack;
+                self.establish(now);
+            } else {
+                return Some(RstReply {
+                    seq: seg.ack,
+                    ack: None,
+                });
+            }
+        }
+
+        // RFC 5961 §5.2 ACK validation.
+        if seg.ack.diff(self.snd_max) > 0 {
+            self.ack_now = true;
+            return None;
+        }
+        let lower = self.snd_una - self.max_snd_wnd.max(1).min(1 << 30);
+        if seg.ack.diff(lower) < 0 {
+            self.challenge_ack(now);
+            return None;
+        }
+
+        // RFC 7323 §4.3: remember the timestamp to echo.
+        if self.ts_ok {
+            if let Some((tsval, _)) = seg.timestamp {
+                if seg.seq.diff(self.last_ack_sent) <= 0
+                    && (tsval.wrapping_sub(self.ts_recent) as i32) >= 0
+                {
+                    self.ts_recent = tsval;
+                    self.ts_recent_at = now;
+                }
+            }
+        }
+
+        self.on_ack(now, seg);
+        if self.state == State::Closed {
+            return None;
+        }
+
+        let fin_acked = self.fin_acked();
+        match self.state {
+            State::FinWait1 if fin_acked => {
+                self.state = State::FinWait2;
+                if self.released {
+                    self.fin_wait2_at = Some(now + self.cfg.msl * 2);
+                }
+            }
+            State::Closing if fin_acked => self.enter_time_wait(now),
+            State::LastAck if fin_acked => {
+                self.close(CloseReason::Normal);
+                return None;
+            }
+            _ => {}
+        }
+
+        self.ka_probes = 0;
+        self.arm_keepalive(now);
+
+        if matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) {
+            if !seg.payload.is_empty() && self.released {
+                // Nobody will read this: tell the peer (RFC 9293 §3.10.7.4).
+                let rst = self.abort();
+                return rst.map(|r| RstReply {
+                    seq: self.snd_nxt.max(r.seq),
+                    ack: None,
+                });
+            }
+            self.on_text(now, seg);
+        }
+        None
+    }
+
+    /// Place payload (and note a FIN) in the receive buffer.
+    fn on_text(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        let mut seq = seg.seq;
+        let mut data = seg.payload;
+        if seg.flags.syn() {
+            seq += 1;
+        }
+        if seg.flags.fin() && self.peer_fin.is_none() {
+            let fin_seq = seq + data.len();
+            if fin_seq.diff(self.rcv_nxt) >= 0 {
+                self.peer_fin = Some(fin_seq);
+            }
+        }
+        // Trim what we already have.
+        let dup = self.rcv_nxt.since(seq).min(data.len());
+        if self.rcv_nxt.diff(seq) > 0 {
+            data = &data[dup..];
+            seq = self.rcv_nxt;
+        }
+        let offset = seq.since(self.rcv_nxt);
+        let room = self.recv_buf.free().saturating_sub(offset);
+        if data.len() > room {
+            data = &data[..room];
+        }
+        let had_holes = !self.assembler.is_empty();
+        if !data.is_empty() {
+            if self.assembler.add(offset, data.len()).is_err() {
+                self.stats.drop_ooo_overflow += 1;
+                self.ack_now = true;
+                return;
+            }
+            let written = self.recv_buf.write_unallocated(offset, data);
+            debug_assert_eq!(written, data.len());
+            let ready = self.assembler.take_front();
+            if ready > 0 {
+                self.recv_buf.commit(ready);
+                self.rcv_nxt += ready;
+                self.stats.bytes_received += ready as u64;
+                self.events.readable = true;
+            }
+            if offset > 0 {
+                self.last_ooo = Some(seq);
+            }
+        }
+        // The peer's FIN, once everything before it has arrived.
+        let mut fin_now = false;
+        if let Some(fin) = self.peer_fin {
+            if fin == self.rcv_nxt {
+                self.rcv_nxt += 1;
+                fin_now = true;
+            }
+        }
+
+        if fin_now || seg.payload.is_empty() {
+            // A FIN is acknowledged below; a pure ACK needs no answer.
+        } else if offset > 0 || had_holes || data.len() < seg.payload.len() {
+            // Out of order, filling a hole, duplicate or beyond the window: ACK at
+            // once (RFC 5681 §4.2) so the sender learns of it.
+            self.ack_now = true;
+        } else {
+            self.segs_unacked += 1;
+            match self.cfg.delayed_ack {
+                Some(delay) if self.segs_unacked < 2 => {
+                    if self.delack_at.is_none() {
+                        self.delack_at = Some(now + delay);
+                    }
+                }
+                _ => self.ack_now = true,
+            }
+        }
+
+        if fin_now {
+            self.ack_now = true;
+            self.events.readable = true;
+            match self.state {
+                State::SynReceived | State::Established => self.state = State::CloseWait,
+                State::FinWait1 => {
+                    if self.fin_acked() {
+                        self.enter_time_wait(now);
+                    } else {
+                        self.state = State::Closing;
+                    }
+                }
+                State::FinWait2 => self.enter_time_wait(now),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_segment_time_wait(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
+        let f = seg.flags;
+        if f.rst() {
+            // RFC 1337: ignore RSTs in TIME_WAIT.
+            return None;
+        }
+        if f.syn() {
+            self.challenge_ack(now);
+            return None;
+        }
+        if f.fin() {
+            // A retransmitted FIN: our final ACK was lost.
+            self.ack_now = true;
+            self.timewait_at = Some(now + self.cfg.msl * 2);
+        }
+        None
+    }
+}

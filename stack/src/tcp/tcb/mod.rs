@@ -1,0 +1,549 @@
+//! The transmission control block: one TCP connection's state machine (RFC 9293).
+//!
+//! Split along the protocol's own seams: `input` (SEGMENT ARRIVES), `ack` (the send
+//! side's reaction to acknowledgements, incl. loss recovery), `output` (what to send
+//! next), `timers`. This file holds the state and the application calls.
+
+mod ack;
+mod input;
+mod output;
+mod timers;
+
+#[cfg(test)]
+mod tests;
+
+use super::assembler::Assembler;
+use super::buffer::RingBuffer;
+use super::cc::{self, CongestionControl};
+use super::rtt::RttEstimator;
+use super::sack::Scoreboard;
+use super::State;
+use crate::config::TcpConfig;
+use crate::endpoint::CloseReason;
+use crate::time::Instant;
+use crate::wire::{SeqNumber, TcpRepr};
+use std::net::{IpAddr, SocketAddr};
+
+pub use input::RstReply;
+
+/// Largest window scale shift (RFC 7323 §2.3).
+const MAX_WSCALE: u8 = 14;
+
+/// Notifications for the application, collected by the endpoint after each call.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TcbEvents {
+    pub established: bool,
+    pub readable: bool,
+    pub writable: bool,
+    pub closed: Option<CloseReason>,
+}
+
+/// Per-connection statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TcbStats {
+    /// Application bytes acknowledged by the peer.
+    pub bytes_acked: u64,
+    /// Application bytes received in order.
+    pub bytes_received: u64,
+    pub bytes_retransmitted: u64,
+    pub segments_retransmitted: u64,
+    pub segments_in: u64,
+    pub segments_out: u64,
+    pub drop_paws: u64,
+    pub drop_out_of_window: u64,
+    pub drop_ooo_overflow: u64,
+    pub challenge_acks: u64,
+}
+
+/// What `poll_transmit` produced.
+#[derive(Debug, Clone, Copy)]
+pub struct Transmit {
+    /// Length of the IP packet written.
+    pub len: usize,
+    /// Payload bytes of it that were sent before (0 for new data).
+    pub retransmitted: usize,
+}
+
+#[derive(Debug)]
+pub struct Tcb {
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+    state: State,
+    cfg: TcpConfig,
+    passive: bool,
+
+    // Send sequence space (RFC 9293 §3.3.1). Data starts at iss + 1; `buf_seq` is
+    // the sequence number of send_buf[0].
+    iss: SeqNumber,
+    snd_una: SeqNumber,
+    snd_nxt: SeqNumber,
+    /// Highest sequence number sent (snd_nxt rewinds on RTO, snd_max does not).
+    snd_max: SeqNumber,
+    snd_wnd: usize,
+    max_snd_wnd: usize,
+    snd_wl1: SeqNumber,
+    snd_wl2: SeqNumber,
+    /// Shift applied to windows the peer advertises.
+    snd_wscale: u8,
+    send_buf: RingBuffer,
+    buf_seq: SeqNumber,
+    fin_queued: bool,
+    send_was_full: bool,
+
+    // Receive sequence space.
+    irs: SeqNumber,
+    rcv_nxt: SeqNumber,
+    /// Right edge of the window last advertised; never moved left.
+    rcv_adv: SeqNumber,
+    /// Shift applied to windows we advertise.
+    rcv_wscale: u8,
+    recv_buf: RingBuffer,
+    assembler: Assembler,
+    /// Sequence number of the peer's FIN once seen (possibly out of order).
+    peer_fin: Option<SeqNumber>,
+    /// The out-of-order block most recently extended (first SACK block, RFC 2018).
+    last_ooo: Option<SeqNumber>,
+    last_ack_sent: SeqNumber,
+
+    // Negotiated options.
+    wscale_ok: bool,
+    ts_ok: bool,
+    sack_ok: bool,
+    ts_recent: u32,
+    ts_recent_at: Instant,
+    ts_offset: u32,
+    /// Largest segment (payload + TCP options) the peer accepts, bounded by our MTU.
+    snd_mss: usize,
+    /// MSS we advertise.
+    rcv_mss: usize,
+
+    // Timers.
+    rto_at: Option<Instant>,
+    backoff: u32,
+    retries: u32,
+    delack_at: Option<Instant>,
+    ack_now: bool,
+    segs_unacked: usize,
+    keepalive_at: Option<Instant>,
+    ka_probes: u32,
+    ka_probe_pending: bool,
+    zwp_pending: bool,
+    timewait_at: Option<Instant>,
+    fin_wait2_at: Option<Instant>,
+    challenge_window: (Instant, u32),
+
+    // Congestion control and loss recovery.
+    rtt: RttEstimator,
+    rtt_probe: Option<(SeqNumber, Instant)>,
+    cc: Box<dyn CongestionControl>,
+    dupacks: usize,
+    in_recovery: bool,
+    recovery_point: SeqNumber,
+    high_rxt: SeqNumber,
+    pipe: usize,
+    /// Retransmit the segment at snd_una next (fast retransmit / NewReno partial ACK).
+    rtx_una: bool,
+    scoreboard: Scoreboard,
+
+    released: bool,
+    events: TcbEvents,
+    stats: TcbStats,
+    close_reason: Option<CloseReason>,
+}
+
+/// Largest TCP payload + options that fits our MTU for this address family.
+fn mtu_mss(cfg: &TcpConfig, addr: IpAddr) -> usize {
+    let ip = if addr.is_ipv4() { 20 } else { 40 };
+    cfg.mtu.saturating_sub(ip + 20).max(64)
+}
+
+/// Smallest window scale that lets a 16-bit window cover the whole receive buffer.
+fn wscale_for(buffer: usize) -> u8 {
+    let mut s = 0u8;
+    while s < MAX_WSCALE && (0xffffusize << s) < buffer {
+        s += 1;
+    }
+    s
+}
+
+impl Tcb {
+    fn new(
+        cfg: &TcpConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SeqNumber,
+        ts_offset: u32,
+        now: Instant,
+        passive: bool,
+    ) -> Tcb {
+        let rcv_mss = mtu_mss(cfg, local.ip());
+        let default_mss = if remote.is_ipv4() { 536 } else { 1220 };
+        let snd_mss = default_mss.min(rcv_mss);
+        let rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
+        let cc = cc::new(cfg.cc, snd_mss, snd_mss * cfg.initial_cwnd_segments);
+        Tcb {
+            local,
+            remote,
+            state: State::Closed,
+            cfg: cfg.clone(),
+            passive,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: iss,
+            snd_wscale: 0,
+            send_buf: RingBuffer::new(cfg.send_buffer),
+            buf_seq: iss + 1,
+            fin_queued: false,
+            send_was_full: false,
+            irs: SeqNumber(0),
+            rcv_nxt: SeqNumber(0),
+            rcv_adv: SeqNumber(0),
+            rcv_wscale: if cfg.window_scaling {
+                wscale_for(cfg.recv_buffer)
+            } else {
+                0
+            },
+            recv_buf: RingBuffer::new(cfg.recv_buffer),
+            assembler: Assembler::new(cfg.max_ooo_ranges),
+            peer_fin: None,
+            last_ooo: None,
+            last_ack_sent: SeqNumber(0),
+            wscale_ok: false,
+            ts_ok: false,
+            sack_ok: false,
+            ts_recent: 0,
+            ts_recent_at: now,
+            ts_offset,
+            snd_mss,
+            rcv_mss,
+            rto_at: None,
+            backoff: 0,
+            retries: 0,
+            delack_at: None,
+            ack_now: false,
+            segs_unacked: 0,
+            keepalive_at: None,
+            ka_probes: 0,
+            ka_probe_pending: false,
+            zwp_pending: false,
+            timewait_at: None,
+            fin_wait2_at: None,
+            challenge_window: (now, 0),
+            rtt,
+            rtt_probe: None,
+            cc,
+            dupacks: 0,
+            in_recovery: false,
+            recovery_point: iss,
+            high_rxt: iss,
+            pipe: 0,
+            rtx_una: false,
+            scoreboard: Scoreboard::new(cfg.max_ooo_ranges),
+            released: false,
+            events: TcbEvents::default(),
+            stats: TcbStats::default(),
+            close_reason: None,
+        }
+    }
+
+    /// Active open: the TCB sends its SYN on the next `poll_transmit`.
+    pub fn connect(
+        cfg: &TcpConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SeqNumber,
+        ts_offset: u32,
+        now: Instant,
+    ) -> Tcb {
+        let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, now, false);
+        tcb.state = State::SynSent;
+        tcb
+    }
+
+    /// Passive open from a listener's SYN: negotiates options from it; the SYN/ACK
+    /// goes out on the next `poll_transmit`.
+    pub fn accept(
+        cfg: &TcpConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SeqNumber,
+        ts_offset: u32,
+        now: Instant,
+        syn: &TcpRepr<'_>,
+    ) -> Tcb {
+        let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, now, true);
+        tcb.state = State::SynReceived;
+        tcb.take_syn(now, syn);
+        tcb
+    }
+
+    /// Record the peer's SYN: its ISN and the options it offered.
+    fn take_syn(&mut self, now: Instant, syn: &TcpRepr<'_>) {
+        self.irs = syn.seq;
+        self.rcv_nxt = syn.seq + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.last_ack_sent = self.rcv_nxt;
+        let mtu_limit = mtu_mss(&self.cfg, self.local.ip());
+        if let Some(mss) = syn.mss {
+            self.snd_mss = (mss as usize).clamp(64, mtu_limit);
+        }
+        match (self.cfg.window_scaling, syn.window_scale) {
+            (true, Some(ws)) => {
+                self.wscale_ok = true;
+                self.snd_wscale = ws.min(MAX_WSCALE);
+            }
+            _ => {
+                self.wscale_ok = false;
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        if self.cfg.timestamps {
+            if let Some((tsval, _)) = syn.timestamp {
+                self.ts_ok = true;
+                self.ts_recent = tsval;
+                self.ts_recent_at = now;
+            }
+        }
+        self.sack_ok = self.cfg.sack && syn.sack_permitted;
+        // The window in a SYN is never scaled (RFC 7323 §2.2).
+        self.snd_wnd = syn.window as usize;
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = syn.seq;
+        self.cc.set_mss(self.eff_mss());
+        self.cc
+            .set_cwnd(self.eff_mss() * self.cfg.initial_cwnd_segments);
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn is_passive(&self) -> bool {
+        self.passive
+    }
+
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    pub fn stats(&self) -> &TcbStats {
+        &self.stats
+    }
+
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        self.close_reason
+    }
+
+    pub fn is_released(&self) -> bool {
+        self.released
+    }
+
+    pub fn take_events(&mut self) -> TcbEvents {
+        core::mem::take(&mut self.events)
+    }
+
+    pub fn srtt(&self) -> Option<core::time::Duration> {
+        self.rtt.srtt()
+    }
+
+    pub fn rto(&self) -> core::time::Duration {
+        self.rtt.backed_off(self.backoff)
+    }
+
+    pub fn cwnd(&self) -> usize {
+        self.cc.cwnd()
+    }
+
+    pub fn ssthresh(&self) -> usize {
+        self.cc.ssthresh()
+    }
+
+    pub fn snd_wnd(&self) -> usize {
+        self.snd_wnd
+    }
+
+    pub fn mss(&self) -> usize {
+        self.eff_mss()
+    }
+
+    pub fn sack_enabled(&self) -> bool {
+        self.sack_ok
+    }
+
+    pub fn timestamps_enabled(&self) -> bool {
+        self.ts_ok
+    }
+
+    pub fn cc_name(&self) -> &'static str {
+        self.cc.name()
+    }
+
+    /// Payload bytes of a full segment: the peer's MSS less our fixed options.
+    fn eff_mss(&self) -> usize {
+        let opts = if self.ts_ok { 12 } else { 0 };
+        self.snd_mss.saturating_sub(opts).max(1)
+    }
+
+    /// Sequence number just past the last byte of queued data.
+    fn data_end(&self) -> SeqNumber {
+        self.buf_seq + self.send_buf.len()
+    }
+
+    /// Whether our FIN has been acknowledged.
+    fn fin_acked(&self) -> bool {
+        self.fin_queued && self.snd_una.diff(self.data_end()) > 0
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.close_reason = Some(reason);
+        self.events.closed = Some(reason);
+        self.rto_at = None;
+        self.delack_at = None;
+        self.keepalive_at = None;
+        self.timewait_at = None;
+        self.fin_wait2_at = None;
+        self.ack_now = false;
+    }
+
+    fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rto_at = None;
+        self.keepalive_at = None;
+        self.fin_wait2_at = None;
+        self.timewait_at = Some(now + self.cfg.msl * 2);
+    }
+
+    // ----- application calls -----
+
+    /// Queue data for sending; bytes accepted.
+    pub fn send(&mut self, data: &[u8]) -> Option<usize> {
+        if !self.state.can_send() || self.fin_queued {
+            return None;
+        }
+        let n = self.send_buf.enqueue(data);
+        if n < data.len() {
+            self.send_was_full = true;
+        }
+        Some(n)
+    }
+
+    pub fn send_capacity(&self) -> usize {
+        if !self.state.can_send() || self.fin_queued {
+            0
+        } else {
+            self.send_buf.free()
+        }
+    }
+
+    /// Bytes queued but not yet acknowledged.
+    pub fn send_queued(&self) -> usize {
+        self.send_buf.len()
+    }
+
+    /// In-order bytes ready to read.
+    pub fn recv_available(&self) -> usize {
+        self.recv_buf.len()
+    }
+
+    /// Read in-order data. `Ok(0)` means nothing yet; `Err(true)` that the peer's
+    /// FIN has been read past; `Err(false)` that the connection was reset.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, bool> {
+        let n = self.recv_buf.dequeue(buf);
+        if n > 0 {
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.peer_fin.is_some_and(|f| self.rcv_nxt.diff(f) > 0) {
+            return Err(true);
+        }
+        match self.close_reason {
+            Some(CloseReason::Normal) | None => Ok(0),
+            Some(_) => Err(false),
+        }
+    }
+
+    /// After the application read, advertise a window that grew materially
+    /// (receiver-side silly window avoidance, RFC 9293 §3.8.6.2.2).
+    fn maybe_window_update(&mut self) {
+        if !matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        ) {
+            return;
+        }
+        let advertised = self.rcv_adv.since(self.rcv_nxt);
+        let possible = self.recv_buf.free();
+        let mss = self.rcv_mss;
+        if possible >= advertised + 2 * mss.min(self.recv_buf.capacity() / 2)
+            && (possible >= 2 * advertised || advertised < mss)
+        {
+            self.ack_now = true;
+        }
+    }
+
+    /// Close our sending direction after the queued data (half-close).
+    pub fn shutdown(&mut self) {
+        match self.state {
+            // The FIN waits for the handshake; the state moves on when it completes.
+            State::SynSent | State::SynReceived => self.fin_queued = true,
+            State::Established => {
+                self.fin_queued = true;
+                self.state = State::FinWait1;
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+            }
+            _ => {}
+        }
+    }
+
+    /// Abort: returns the RST to send, if the peer needs to hear of it.
+    pub fn abort(&mut self) -> Option<RstReply> {
+        let rst = match self.state {
+            State::SynReceived
+            | State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait => Some(RstReply {
+                seq: self.snd_nxt.max(self.snd_una),
+                ack: None,
+            }),
+            _ => None,
+        };
+        self.close(CloseReason::Aborted);
+        rst
+    }
+
+    /// The application gave up the handle. Unread data means the peer's bytes
+    /// will never be consumed, so the connection is reset (RFC 2525 §2.17);
+    /// otherwise it is closed gracefully.
+    pub fn release(&mut self, now: Instant) -> Option<RstReply> {
+        self.released = true;
+        if !self.recv_buf.is_empty() && self.state != State::Closed {
+            return self.abort();
+        }
+        self.shutdown();
+        if self.state == State::FinWait2 && self.fin_wait2_at.is_none() {
+            self.fin_wait2_at = Some(now + self.cfg.msl * 2);
+        }
+        None
+    }
+}

@@ -1,0 +1,392 @@
+//! What the connection sends next: SYN or SYN/ACK, loss-recovery retransmissions
+//! (RFC 6675 NextSeg), new data under the congestion and receive windows with Nagle
+//! and sender-side silly window avoidance, probes, and ACKs.
+
+use super::{Tcb, Transmit};
+use crate::tcp::State;
+use crate::time::Instant;
+use crate::wire::{self, SeqNumber, TcpFlags, TcpRepr};
+
+/// A range of sequence space to put in one segment.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    seq: SeqNumber,
+    /// Sequence space to cover at most (data, plus one for a FIN).
+    max_len: usize,
+    fin_allowed: bool,
+}
+
+impl Tcb {
+    /// Write the next segment, if any, as an IP packet into `buf`.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        hop_limit: u8,
+        buf: &mut [u8],
+    ) -> Option<Transmit> {
+        match self.state {
+            State::Closed | State::Listen => return None,
+            State::SynSent | State::SynReceived => {
+                if self.snd_nxt == self.iss {
+                    return self.emit_syn(now, hop_limit, buf);
+                }
+                if self.state == State::SynReceived && self.ack_now {
+                    return self.emit_ack(now, hop_limit, buf);
+                }
+                return None;
+            }
+            State::TimeWait => {
+                if self.ack_now {
+                    return self.emit_ack(now, hop_limit, buf);
+                }
+                return None;
+            }
+            _ => {}
+        }
+        if let Some(plan) = self.next_retransmission() {
+            if let Some(t) = self.emit_plan(now, hop_limit, buf, plan) {
+                self.rtx_una = false;
+                return Some(t);
+            }
+        }
+        if let Some(plan) = self.next_segment() {
+            if let Some(t) = self.emit_plan(now, hop_limit, buf, plan) {
+                return Some(t);
+            }
+        }
+        if self.zwp_pending {
+            self.zwp_pending = false;
+            if self.snd_una.diff(self.data_end()) < 0 {
+                let plan = Plan {
+                    seq: self.snd_una,
+                    max_len: 1,
+                    fin_allowed: false,
+                };
+                return self.emit_plan(now, hop_limit, buf, plan);
+            }
+        }
+        if self.ka_probe_pending {
+            self.ka_probe_pending = false;
+            // An old sequence number forces the peer to answer (RFC 9293 §3.8.4).
+            let seq = self.snd_una - 1;
+            return self.emit_segment(now, hop_limit, buf, seq, TcpFlags::ACK, 0, false);
+        }
+        if self.ack_now {
+            return self.emit_ack(now, hop_limit, buf);
+        }
+        // Data waits on a zero window with nothing in flight: the persist timer
+        // must run or nothing would ever reopen the window.
+        if self.rto_at.is_none()
+            && self.snd_wnd == 0
+            && self.snd_nxt == self.snd_una
+            && self.snd_una.diff(self.data_end()) < 0
+        {
+            self.rto_at = Some(now + self.rtt.backed_off(self.backoff));
+        }
+        None
+    }
+
+    /// Whether anything would be sent now (cheap check for the endpoint).
+    pub fn wants_ack(&self) -> bool {
+        self.ack_now
+    }
+
+    /// Loss recovery: the segment at snd_una first, then RFC 6675 NextSeg rule 1.
+    fn next_retransmission(&mut self) -> Option<Plan> {
+        if self.rtx_una {
+            let mut seq = self.snd_una;
+            let mut end = self.snd_max;
+            if self.sack_ok {
+                let (s, e) = self.scoreboard.next_hole(self.snd_una, self.snd_max)?;
+                seq = s;
+                end = e;
+            }
+            if seq.diff(self.snd_max) >= 0 {
+                self.rtx_una = false;
+                return None;
+            }
+            return Some(Plan {
+                seq,
+                max_len: end.since(seq),
+                fin_allowed: true,
+            });
+        }
+        if !self.in_recovery || !self.sack_ok {
+            return None;
+        }
+        let mss = self.eff_mss();
+        if self.cc.cwnd() < self.pipe + mss {
+            return None;
+        }
+        let highest = self.scoreboard.highest_sacked()?;
+        let from = self.high_rxt.max(self.snd_una);
+        let (start, end) = self.scoreboard.next_hole(from, highest)?;
+        if !self.scoreboard.is_lost(start, mss, self.cfg.dupthresh) {
+            return None;
+        }
+        Some(Plan {
+            seq: start,
+            max_len: end.since(start),
+            fin_allowed: true,
+        })
+    }
+
+    /// New data (or a go-back-N resend after an RTO) from snd_nxt.
+    fn next_segment(&mut self) -> Option<Plan> {
+        let data_end = self.data_end();
+        // After an RTO, skip what the peer has SACKed.
+        if self.sack_ok && self.snd_nxt.diff(self.snd_max) < 0 {
+            match self.scoreboard.next_hole(self.snd_nxt, self.snd_max) {
+                Some((start, _)) => self.snd_nxt = start,
+                None => self.snd_nxt = self.snd_max,
+            }
+        }
+        let seq = self.snd_nxt;
+        if seq.diff(data_end) > 0 {
+            return None; // FIN already sent
+        }
+        let resending = seq.diff(self.snd_max) < 0;
+        let unsent = data_end.since(seq);
+        let fin_pending = self.fin_queued;
+        let mss = self.eff_mss();
+        let flight = self.flight();
+        let cwnd_avail = self.cc.cwnd().saturating_sub(flight);
+        let wnd_avail = (self.snd_una + self.snd_wnd).since(seq);
+
+        if unsent == 0 {
+            // Only the FIN is left: it takes no window space.
+            if fin_pending && (cwnd_avail > 0 || flight == 0) {
+                return Some(Plan {
+                    seq,
+                    max_len: 1,
+                    fin_allowed: true,
+                });
+            }
+            return None;
+        }
+        let mut len = unsent.min(wnd_avail).min(cwnd_avail).min(mss);
+        if resending {
+            let hole_end = match self.scoreboard.next_hole(seq, self.snd_max) {
+                Some((_, e)) if self.sack_ok => e,
+                _ => self.snd_max,
+            };
+            len = len.min(hole_end.since(seq));
+        }
+        if len == 0 {
+            return None;
+        }
+        if len < mss && !resending {
+            if len < unsent {
+                // Window- or cwnd-limited to a small piece: wait for more room
+                // unless nothing is in flight (RFC 9293 §3.8.6.2.1).
+                if flight > 0 && len < self.max_snd_wnd / 2 {
+                    return None;
+                }
+            } else if self.cfg.nagle && flight > 0 && !fin_pending {
+                // Nagle: one small segment outstanding at a time.
+                return None;
+            }
+        }
+        let all = len == unsent;
+        Some(Plan {
+            seq,
+            max_len: if all && fin_pending { len + 1 } else { len },
+            fin_allowed: all,
+        })
+    }
+
+    fn emit_plan(&mut self, now: Instant, hop: u8, buf: &mut [u8], plan: Plan) -> Option<Transmit> {
+        let data_end = self.data_end();
+        let data = if plan.seq.diff(data_end) < 0 {
+            data_end.since(plan.seq).min(plan.max_len)
+        } else {
+            0
+        };
+        let fin = plan.fin_allowed && self.fin_queued && plan.max_len > data;
+        if data == 0 && !fin {
+            return None;
+        }
+        let mut flags = TcpFlags::ACK;
+        if data > 0 {
+            flags |= TcpFlags::PSH;
+        }
+        self.emit_segment(now, hop, buf, plan.seq, flags, data, fin)
+    }
+
+    fn emit_syn(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
+        let flags = if self.state == State::SynReceived {
+            TcpFlags::SYN | TcpFlags::ACK
+        } else {
+            TcpFlags::SYN
+        };
+        self.emit_segment(now, hop, buf, self.iss, flags, 0, false)
+    }
+
+    fn emit_ack(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
+        let seq = self.snd_nxt;
+        self.emit_segment(now, hop, buf, seq, TcpFlags::ACK, 0, false)
+    }
+
+    fn tsval(&self, now: Instant) -> u32 {
+        (now.as_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// The window field to advertise, recording the right edge it promises.
+    fn window_field(&mut self, syn: bool) -> u16 {
+        let free = self.recv_buf.free();
+        if syn {
+            let w = free.min(0xffff);
+            self.rcv_adv = self.rcv_nxt + w;
+            return w as u16;
+        }
+        let cur = self.rcv_adv.since(self.rcv_nxt);
+        let mut wnd = free;
+        // Receiver-side SWS avoidance: do not open the window by a sliver.
+        let step = self.rcv_mss.min(self.recv_buf.capacity() / 2);
+        if wnd > cur && wnd - cur < step {
+            wnd = cur;
+        }
+        let field = (wnd >> self.rcv_wscale).min(0xffff);
+        let edge = self.rcv_nxt + (field << self.rcv_wscale);
+        if edge.diff(self.rcv_adv) > 0 {
+            self.rcv_adv = edge;
+        }
+        field as u16
+    }
+
+    fn build_repr(&mut self, now: Instant, seq: SeqNumber, flags: u8) -> TcpRepr<'static> {
+        let syn = flags & TcpFlags::SYN != 0;
+        let mut r = TcpRepr::new(self.local.port(), self.remote.port());
+        r.seq = seq;
+        r.flags = TcpFlags(flags);
+        if flags & TcpFlags::ACK != 0 {
+            r.ack = self.rcv_nxt;
+        }
+        r.window = self.window_field(syn);
+        let active_syn = syn && self.state == State::SynSent;
+        let offer_ts = if active_syn {
+            self.cfg.timestamps
+        } else {
+            self.ts_ok
+        };
+        if offer_ts {
+            r.timestamp = Some((self.tsval(now), if active_syn { 0 } else { self.ts_recent }));
+        }
+        if syn {
+            r.mss = Some(self.rcv_mss.min(0xffff) as u16);
+            let ws = if active_syn {
+                self.cfg.window_scaling
+            } else {
+                self.wscale_ok
+            };
+            if ws {
+                r.window_scale = Some(self.rcv_wscale);
+            }
+            r.sack_permitted = if active_syn {
+                self.cfg.sack
+            } else {
+                self.sack_ok
+            };
+        } else if self.sack_ok && !self.assembler.is_empty() {
+            self.fill_sack_blocks(&mut r);
+        }
+        r
+    }
+
+    /// RFC 2018 §4: the block holding the most recent out-of-order segment first.
+    fn fill_sack_blocks(&self, r: &mut TcpRepr<'_>) {
+        let max = if r.timestamp.is_some() { 3 } else { 4 };
+        let first = self
+            .last_ooo
+            .filter(|s| s.diff(self.rcv_nxt) > 0)
+            .and_then(|s| self.assembler.range_containing(s.since(self.rcv_nxt)));
+        if let Some((a, b)) = first {
+            r.sack_blocks.push(self.rcv_nxt + a, self.rcv_nxt + b);
+        }
+        for &(a, b) in self.assembler.ranges() {
+            if r.sack_blocks.len() >= max {
+                break;
+            }
+            if Some((a, b)) != first {
+                r.sack_blocks.push(self.rcv_nxt + a, self.rcv_nxt + b);
+            }
+        }
+    }
+
+    /// Emit one segment at `seq` carrying `data` bytes of the send buffer from that
+    /// point (clamped to what fits) and optionally a FIN after them.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_segment(
+        &mut self,
+        now: Instant,
+        hop: u8,
+        buf: &mut [u8],
+        seq: SeqNumber,
+        mut flags: u8,
+        data: usize,
+        mut fin: bool,
+    ) -> Option<Transmit> {
+        let syn = flags & TcpFlags::SYN != 0;
+        let repr0 = self.build_repr(now, seq, flags);
+        let opts = repr0.header_len().saturating_sub(20);
+        let ip_len = if self.local.is_ipv4() { 20 } else { 40 };
+        let room = buf.len().saturating_sub(ip_len + 20 + opts);
+        let limit = self.snd_mss.saturating_sub(opts).max(1).min(room);
+        let data = data.min(limit);
+        let data_end = self.data_end();
+        if fin && seq + data != data_end {
+            fin = false;
+        }
+        if fin {
+            flags |= TcpFlags::FIN;
+        }
+        let mut repr = repr0;
+        repr.flags = TcpFlags(flags);
+        let offset = seq.since(self.buf_seq);
+        let (a, b) = self.send_buf.peek(offset, data);
+        let len =
+            wire::emit_packet(self.local.ip(), self.remote.ip(), hop, &repr, &[a, b], buf).ok()?;
+
+        let seg_len = data + syn as usize + fin as usize;
+        let end = seq + seg_len;
+        let retransmitted = seg_len > 0 && seq.diff(self.snd_max) < 0;
+        if seg_len > 0 {
+            if seq == self.snd_nxt || end.diff(self.snd_nxt) > 0 && seq.diff(self.snd_nxt) <= 0 {
+                self.snd_nxt = end;
+            }
+            if end.diff(self.snd_max) > 0 {
+                if self.rtt_probe.is_none() && !retransmitted && !self.ts_ok {
+                    self.rtt_probe = Some((end, now));
+                }
+                self.snd_max = end;
+            }
+            if retransmitted {
+                self.stats.bytes_retransmitted += data as u64;
+                self.stats.segments_retransmitted += 1;
+                if self.rtt_probe.is_some_and(|(s, _)| s.diff(seq) > 0) {
+                    self.rtt_probe = None;
+                }
+                if self.in_recovery && end.diff(self.high_rxt) > 0 {
+                    self.high_rxt = end;
+                }
+            }
+            if self.in_recovery && self.sack_ok {
+                self.pipe += seg_len;
+            }
+            if self.rto_at.is_none() {
+                self.rto_at = Some(now + self.rtt.backed_off(self.backoff));
+            }
+        }
+        if flags & TcpFlags::ACK != 0 {
+            self.ack_now = false;
+            self.delack_at = None;
+            self.segs_unacked = 0;
+            self.last_ack_sent = self.rcv_nxt;
+        }
+        self.stats.segments_out += 1;
+        Some(Transmit {
+            len,
+            retransmitted: if retransmitted { data } else { 0 },
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! Timers: retransmission (RFC 6298) with exponential backoff, zero-window probing
+//! (persist), delayed ACK, keepalive, FIN_WAIT_2 for released connections, TIME_WAIT.
+
+use super::Tcb;
+use crate::endpoint::CloseReason;
+use crate::tcp::State;
+use crate::time::Instant;
+
+impl Tcb {
+    /// The earliest instant at which `on_timeout` has work to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [
+            self.rto_at,
+            self.delack_at,
+            self.keepalive_at,
+            self.timewait_at,
+            self.fin_wait2_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub(super) fn arm_keepalive(&mut self, now: Instant) {
+        self.keepalive_at = match (self.cfg.keepalive, self.state) {
+            (Some(ka), State::Established | State::CloseWait) => Some(now + ka.idle),
+            _ => None,
+        };
+    }
+
+    /// Run every timer that is due at `now`. Returns a RST to send if the
+    /// connection is dropped on a timeout.
+    pub fn on_timeout(&mut self, now: Instant) -> Option<super::RstReply> {
+        if self.timewait_at.is_some_and(|t| t <= now) {
+            self.timewait_at = None;
+            self.close(CloseReason::Normal);
+            return None;
+        }
+        if self.fin_wait2_at.is_some_and(|t| t <= now) {
+            self.fin_wait2_at = None;
+            self.close(CloseReason::Normal);
+            return None;
+        }
+        if self.delack_at.is_some_and(|t| t <= now) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if self.rto_at.is_some_and(|t| t <= now) {
+            self.rto_at = None;
+            if let Some(rst) = self.on_rto(now) {
+                return Some(rst);
+            }
+        }
+        if self.keepalive_at.is_some_and(|t| t <= now) {
+            let ka = self.cfg.keepalive?;
+            if self.ka_probes >= ka.probes {
+                return self.drop_timed_out();
+            }
+            self.ka_probes += 1;
+            self.ka_probe_pending = true;
+            self.keepalive_at = Some(now + ka.interval);
+        }
+        None
+    }
+
+    fn drop_timed_out(&mut self) -> Option<super::RstReply> {
+        let rst = match self.state {
+            State::SynSent => None,
+            _ => Some(super::RstReply {
+                seq: self.snd_nxt,
+                ack: None,
+            }),
+        };
+        self.close(CloseReason::TimedOut);
+        rst
+    }
+
+    fn on_rto(&mut self, now: Instant) -> Option<super::RstReply> {
+        let handshake = matches!(self.state, State::SynSent | State::SynReceived);
+        let zero_window_probe = !handshake
+            && self.snd_wnd == 0
+            && self.snd_una.diff(self.data_end()) < 0
+            && self.snd_nxt.since(self.snd_una) <= 1;
+        if zero_window_probe {
+            // Persist timer: probe forever while the peer keeps answering, backing
+            // off up to the maximum RTO (RFC 9293 §3.8.6.1).
+            self.zwp_pending = true;
+            self.backoff = (self.backoff + 1).min(16);
+            self.rto_at = Some(now + self.rtt.backed_off(self.backoff));
+            return None;
+        }
+        if self.snd_una == self.snd_max && !handshake {
+            return None;
+        }
+        self.retries += 1;
+        let limit = if handshake {
+            self.cfg.syn_retries
+        } else {
+            self.cfg.max_retries
+        };
+        if self.retries > limit {
+            return self.drop_timed_out();
+        }
+        self.backoff = (self.backoff + 1).min(16);
+        self.rtt_probe = None;
+        if handshake {
+            self.snd_nxt = self.iss;
+        } else {
+            let flight = self.snd_max.since(self.snd_una);
+            self.cc.on_rto(now, flight);
+            // Go back N: resend from the first unacknowledged byte; data the peer
+            // SACKed is skipped by the output path.
+            self.snd_nxt = self.snd_una;
+            self.in_recovery = false;
+            self.rtx_una = false;
+            self.dupacks = 0;
+            self.recovery_point = self.snd_max;
+            self.high_rxt = self.snd_una;
+        }
+        self.rto_at = Some(now + self.rtt.backed_off(self.backoff));
+        None
+    }
+}
