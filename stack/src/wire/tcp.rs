@@ -1,8 +1,11 @@
 //! TCP header (RFC 9293) and options: MSS, window scale, SACK (RFC 2018), timestamps
 //! (RFC 7323), NOP/EOL, and any other kind kept raw (MPTCP, kind 30, is layered on top).
 //!
-//! STUB: the wire helper implements these bodies.
+//! Parsing never panics: [`TcpSegment`] getters are bounds-checked and
+//! [`TcpOptionIter`] stops at the first malformed option.
 
+use super::checksum;
+use super::ip::{get_u16, get_u32, get_u8, IpRepr, IPPROTO_TCP};
 use super::{SeqNumber, WireError};
 use std::net::IpAddr;
 
@@ -165,57 +168,186 @@ impl<'a> TcpOptionIter<'a> {
     }
 }
 
+impl<'a> TcpOptionIter<'a> {
+    /// Record a failure: yield it once, then stop.
+    fn fail(&mut self, e: WireError) -> Option<Result<TcpOption<'a>, WireError>> {
+        self.failed = true;
+        self.bytes = &[];
+        Some(Err(e))
+    }
+}
+
+/// Required total length (kind + length byte + data) of known option kinds;
+/// `None` for kinds kept raw. SACK (5) is checked separately.
+fn known_option_len(kind: u8) -> Option<usize> {
+    match kind {
+        OPT_MSS => Some(4),
+        OPT_WS => Some(3),
+        OPT_SACK_PERM => Some(2),
+        OPT_TS => Some(10),
+        _ => None,
+    }
+}
+
+const OPT_EOL: u8 = 0;
+const OPT_NOP: u8 = 1;
+const OPT_MSS: u8 = 2;
+const OPT_WS: u8 = 3;
+const OPT_SACK_PERM: u8 = 4;
+const OPT_SACK: u8 = 5;
+const OPT_TS: u8 = 8;
+
+/// Largest window shift RFC 7323 allows; larger values are clamped on parse.
+pub const MAX_WINDOW_SCALE: u8 = 14;
+/// Most option bytes a TCP header can carry.
+pub const MAX_OPTIONS_LEN: usize = 40;
+
+/// Iteration rules: EOL yields `EndOfList` once and ends the iteration; NOP is one
+/// byte. Any other kind needs a length byte: a missing length byte or a length
+/// running past the bytes is `OptionOverrun`; a length < 2, or a known kind (MSS 4,
+/// WS 3, SACK-permitted 2, SACK 2+8n with n in 1..=4, timestamps 10) with another
+/// length is `BadOptionLength` (checked before overrun). After an error, `None`.
 impl<'a> Iterator for TcpOptionIter<'a> {
     type Item = Result<TcpOption<'a>, WireError>;
     fn next(&mut self) -> Option<Self::Item> {
-        let _ = (&self.bytes, self.failed);
-        todo!()
+        if self.failed {
+            return None;
+        }
+        let bytes = self.bytes;
+        let (&kind, rest) = bytes.split_first()?;
+        match kind {
+            OPT_EOL => {
+                self.bytes = &[];
+                return Some(Ok(TcpOption::EndOfList));
+            }
+            OPT_NOP => {
+                self.bytes = rest;
+                return Some(Ok(TcpOption::NoOperation));
+            }
+            _ => {}
+        }
+        let Some(&len_byte) = rest.first() else {
+            return self.fail(WireError::OptionOverrun);
+        };
+        let len = usize::from(len_byte);
+        if len < 2 {
+            return self.fail(WireError::BadOptionLength);
+        }
+        let length_ok = match kind {
+            OPT_SACK => len >= 10 && len <= 34 && (len - 2) % 8 == 0,
+            _ => known_option_len(kind).map_or(true, |want| want == len),
+        };
+        if !length_ok {
+            return self.fail(WireError::BadOptionLength);
+        }
+        let Some(opt) = bytes.get(..len) else {
+            return self.fail(WireError::OptionOverrun);
+        };
+        self.bytes = bytes.get(len..).unwrap_or(&[]);
+        let data = opt.get(2..).unwrap_or(&[]);
+        let opt = match kind {
+            OPT_MSS => TcpOption::MaxSegmentSize(get_u16(data, 0)),
+            OPT_WS => TcpOption::WindowScale(get_u8(data, 0)),
+            OPT_SACK_PERM => TcpOption::SackPermitted,
+            OPT_SACK => {
+                let mut blocks = SackBlocks::new();
+                for b in data.chunks_exact(8) {
+                    blocks.push(SeqNumber(get_u32(b, 0)), SeqNumber(get_u32(b, 4)));
+                }
+                TcpOption::SackRange(blocks)
+            }
+            OPT_TS => TcpOption::Timestamp {
+                tsval: get_u32(data, 0),
+                tsecr: get_u32(data, 4),
+            },
+            _ => TcpOption::Unknown { kind, data },
+        };
+        Some(Ok(opt))
     }
 }
 
 /// A zero-copy view over a TCP segment (header + payload).
+///
+/// Getters are bounds-checked: on a buffer not validated by `new_checked` they
+/// return zero / empty slices for missing bytes instead of panicking.
 pub struct TcpSegment<T: AsRef<[u8]>> {
     buffer: T,
 }
 
 impl<T: AsRef<[u8]>> TcpSegment<T> {
+    /// Wrap without validation (getters still never panic).
+    pub fn new_unchecked(buffer: T) -> Self {
+        TcpSegment { buffer }
+    }
     /// Validate length and data offset (>= 5, within the buffer).
+    /// Fewer than 20 bytes is `Truncated`; a bad data offset `BadDataOffset`.
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
-        let _ = buffer;
-        todo!()
+        let s = TcpSegment { buffer };
+        let len = s.buffer.as_ref().len();
+        if len < 20 {
+            return Err(WireError::Truncated);
+        }
+        let hl = s.header_len();
+        if hl < 20 || hl > len {
+            return Err(WireError::BadDataOffset);
+        }
+        Ok(s)
+    }
+    pub fn into_inner(self) -> T {
+        self.buffer
     }
     pub fn src_port(&self) -> u16 {
-        todo!()
+        get_u16(self.buffer.as_ref(), 0)
     }
     pub fn dst_port(&self) -> u16 {
-        todo!()
+        get_u16(self.buffer.as_ref(), 2)
     }
     pub fn seq(&self) -> SeqNumber {
-        todo!()
+        SeqNumber(get_u32(self.buffer.as_ref(), 4))
     }
     pub fn ack(&self) -> SeqNumber {
-        todo!()
+        SeqNumber(get_u32(self.buffer.as_ref(), 8))
+    }
+    /// The data offset field (header length in 32-bit words).
+    pub fn data_offset(&self) -> u8 {
+        get_u8(self.buffer.as_ref(), 12) >> 4
     }
     pub fn flags(&self) -> TcpFlags {
-        todo!()
+        TcpFlags(get_u8(self.buffer.as_ref(), 13))
     }
     pub fn window(&self) -> u16 {
-        todo!()
+        get_u16(self.buffer.as_ref(), 14)
     }
+    /// The checksum field as on the wire.
+    pub fn checksum(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 16)
+    }
+    pub fn urgent(&self) -> u16 {
+        get_u16(self.buffer.as_ref(), 18)
+    }
+    /// Data offset * 4 (not clamped to the buffer; `new_checked` guarantees it fits).
     pub fn header_len(&self) -> usize {
-        todo!()
+        usize::from(self.data_offset()) * 4
     }
+    /// The option bytes (between byte 20 and the header length).
     pub fn options(&self) -> &[u8] {
-        todo!()
+        let b = self.buffer.as_ref();
+        b.get(20..self.header_len()).unwrap_or(&[])
     }
+    /// Bytes after the header.
     pub fn payload(&self) -> &[u8] {
-        let _ = &self.buffer;
-        todo!()
+        let b = self.buffer.as_ref();
+        b.get(self.header_len()..).unwrap_or(&[])
     }
     /// Verify the checksum against the pseudo header for `src` -> `dst`.
+    /// The whole buffer is the segment. False if it is too long for a TCP length.
     pub fn verify_checksum(&self, src: IpAddr, dst: IpAddr) -> bool {
-        let _ = (src, dst);
-        todo!()
+        let b = self.buffer.as_ref();
+        let Ok(len) = u32::try_from(b.len()) else {
+            return false;
+        };
+        let acc = checksum::accumulate(checksum::pseudo_header(src, dst, IPPROTO_TCP, len), b);
+        checksum::fold(u64::from(acc)) == 0xffff
     }
 }
 
@@ -267,29 +399,152 @@ impl<'a> TcpRepr<'a> {
     /// Parse `bytes` (the IP payload) as TCP from `src` to `dst`. With
     /// `verify_checksum`, a wrong checksum is `BadChecksum`. Known options with the
     /// wrong length are `BadOptionLength`; options past the header `OptionOverrun`.
+    ///
+    /// The checksum is checked before the options are parsed. Repeated options:
+    /// the last one wins (SACK blocks are replaced, not merged). Window scale values
+    /// above 14 are clamped to 14. More than four unknown options: extras dropped.
     pub fn parse(
         src: IpAddr,
         dst: IpAddr,
         bytes: &'a [u8],
         verify_checksum: bool,
     ) -> Result<TcpRepr<'a>, WireError> {
-        let _ = (src, dst, bytes, verify_checksum);
-        todo!()
+        let seg = TcpSegment::new_checked(bytes)?;
+        if verify_checksum && !seg.verify_checksum(src, dst) {
+            return Err(WireError::BadChecksum);
+        }
+        let mut repr = TcpRepr {
+            src_port: seg.src_port(),
+            dst_port: seg.dst_port(),
+            seq: seg.seq(),
+            ack: seg.ack(),
+            flags: seg.flags(),
+            window: seg.window(),
+            urgent: seg.urgent(),
+            payload: bytes.get(seg.header_len()..).unwrap_or(&[]),
+            ..TcpRepr::new(0, 0)
+        };
+        let options: &'a [u8] = bytes.get(20..seg.header_len()).unwrap_or(&[]);
+        for opt in TcpOptionIter::new(options) {
+            match opt? {
+                TcpOption::EndOfList => break,
+                TcpOption::NoOperation => {}
+                TcpOption::MaxSegmentSize(m) => repr.mss = Some(m),
+                TcpOption::WindowScale(w) => repr.window_scale = Some(w.min(MAX_WINDOW_SCALE)),
+                TcpOption::SackPermitted => repr.sack_permitted = true,
+                TcpOption::SackRange(b) => repr.sack_blocks = b,
+                TcpOption::Timestamp { tsval, tsecr } => repr.timestamp = Some((tsval, tsecr)),
+                TcpOption::Unknown { kind, data } => {
+                    repr.unknown.push(kind, data);
+                }
+            }
+        }
+        Ok(repr)
     }
 
     /// Length of the header this repr emits: 20 + options padded to 4 bytes.
+    /// (May exceed 60 when the options do not fit; `emit_packet` then fails.)
     pub fn header_len(&self) -> usize {
-        todo!()
+        20usize.saturating_add(self.options_len().saturating_add(3) & !3)
     }
 
     /// Total option bytes (before padding) this repr would emit.
+    ///
+    /// This is the exact count of the layout `emit_packet` writes, including the
+    /// NOPs that are part of it (`NOP NOP TS`, `NOP WS`, `NOP NOP SACK`, ...) but
+    /// excluding the trailing NOP padding to a 4-byte boundary. The options fit iff
+    /// `options_len() <= 40`.
     pub fn options_len(&self) -> usize {
-        todo!()
+        let mut n: usize = 0;
+        if self.mss.is_some() {
+            n += 4;
+        }
+        n += match (self.sack_permitted, self.timestamp.is_some()) {
+            (true, true) => 12,
+            (false, true) => 12,
+            (true, false) => 4,
+            (false, false) => 0,
+        };
+        if self.window_scale.is_some() {
+            n += 4;
+        }
+        if !self.sack_blocks.is_empty() {
+            n += 4 + 8 * self.sack_blocks.len();
+        }
+        for (_, data) in self.unknown.iter() {
+            n = n.saturating_add(data.len().saturating_add(2));
+        }
+        n
+    }
+
+    /// Write the options and their NOP padding into `out`, which must be exactly
+    /// `header_len() - 20` bytes long (checked by the caller).
+    fn write_options(&self, out: &mut [u8]) -> Result<(), WireError> {
+        let mut w = OptWriter { out, pos: 0 };
+        if let Some(mss) = self.mss {
+            w.put(&[OPT_MSS, 4])?;
+            w.put(&mss.to_be_bytes())?;
+        }
+        match (self.sack_permitted, self.timestamp) {
+            (sp, Some((tsval, tsecr))) => {
+                if sp {
+                    w.put(&[OPT_SACK_PERM, 2, OPT_TS, 10])?;
+                } else {
+                    w.put(&[OPT_NOP, OPT_NOP, OPT_TS, 10])?;
+                }
+                w.put(&tsval.to_be_bytes())?;
+                w.put(&tsecr.to_be_bytes())?;
+            }
+            (true, None) => w.put(&[OPT_NOP, OPT_NOP, OPT_SACK_PERM, 2])?,
+            (false, None) => {}
+        }
+        if let Some(ws) = self.window_scale {
+            w.put(&[OPT_NOP, OPT_WS, 3, ws])?;
+        }
+        if !self.sack_blocks.is_empty() {
+            let len = 2 + 8 * self.sack_blocks.len() as u8;
+            w.put(&[OPT_NOP, OPT_NOP, OPT_SACK, len])?;
+            for &(l, r) in self.sack_blocks.as_slice() {
+                w.put(&l.0.to_be_bytes())?;
+                w.put(&r.0.to_be_bytes())?;
+            }
+        }
+        for (kind, data) in self.unknown.iter() {
+            let len = u8::try_from(data.len() + 2).map_err(|_| WireError::BufferTooSmall)?;
+            w.put(&[kind, len])?;
+            w.put(data)?;
+        }
+        let OptWriter { out, pos } = w;
+        out.get_mut(pos..)
+            .ok_or(WireError::BufferTooSmall)?
+            .fill(OPT_NOP);
+        Ok(())
+    }
+}
+
+struct OptWriter<'b> {
+    out: &'b mut [u8],
+    pos: usize,
+}
+
+impl OptWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        let end = self.pos.saturating_add(bytes.len());
+        self.out
+            .get_mut(self.pos..end)
+            .ok_or(WireError::BufferTooSmall)?
+            .copy_from_slice(bytes);
+        self.pos = end;
+        Ok(())
     }
 }
 
 /// Write a complete IP packet carrying `tcp` and the concatenation of `payload`
 /// slices into `buf`; fills the IP and TCP checksums. Returns the packet length.
+///
+/// `tcp.payload` is ignored. Errors: `BufferTooSmall` if the options exceed 40
+/// bytes or `buf` is too short; from [`IpRepr::emit`]: `BadVersion` on mixed
+/// address families, `BadTotalLength` if the packet exceeds the IP length field.
 pub fn emit_packet(
     src: IpAddr,
     dst: IpAddr,
@@ -298,6 +553,58 @@ pub fn emit_packet(
     payload: &[&[u8]],
     buf: &mut [u8],
 ) -> Result<usize, WireError> {
-    let _ = (src, dst, hop_limit, tcp, payload, buf);
-    todo!()
+    if tcp.options_len() > MAX_OPTIONS_LEN {
+        return Err(WireError::BufferTooSmall);
+    }
+    let tcp_hl = tcp.header_len();
+    let payload_len = payload
+        .iter()
+        .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
+        .ok_or(WireError::BufferTooSmall)?;
+    let tcp_len = tcp_hl
+        .checked_add(payload_len)
+        .ok_or(WireError::BufferTooSmall)?;
+    let ip = IpRepr {
+        src,
+        dst,
+        protocol: IPPROTO_TCP,
+        hop_limit,
+        payload_len: tcp_len,
+    };
+    let ip_hl = ip.header_len();
+    let total = ip_hl
+        .checked_add(tcp_len)
+        .ok_or(WireError::BufferTooSmall)?;
+    let tcp_len32 = u32::try_from(tcp_len).map_err(|_| WireError::BadTotalLength)?;
+    let out = buf.get_mut(..total).ok_or(WireError::BufferTooSmall)?;
+    let (ip_buf, seg) = out.split_at_mut(ip_hl);
+    ip.emit(ip_buf)?;
+
+    let (hdr, body) = seg.split_at_mut(tcp_hl);
+    let (fixed, opts) = hdr.split_at_mut(20);
+    fixed[0..2].copy_from_slice(&tcp.src_port.to_be_bytes());
+    fixed[2..4].copy_from_slice(&tcp.dst_port.to_be_bytes());
+    fixed[4..8].copy_from_slice(&tcp.seq.0.to_be_bytes());
+    fixed[8..12].copy_from_slice(&tcp.ack.0.to_be_bytes());
+    fixed[12] = ((tcp_hl / 4) as u8) << 4;
+    fixed[13] = tcp.flags.0;
+    fixed[14..16].copy_from_slice(&tcp.window.to_be_bytes());
+    fixed[16..18].copy_from_slice(&[0, 0]);
+    fixed[18..20].copy_from_slice(&tcp.urgent.to_be_bytes());
+    tcp.write_options(opts)?;
+
+    let mut pos = 0;
+    for p in payload {
+        body[pos..pos + p.len()].copy_from_slice(p);
+        pos += p.len();
+    }
+
+    // Sum over the contiguous output so odd-length slices need no special care.
+    let acc = checksum::accumulate(
+        checksum::pseudo_header(src, dst, IPPROTO_TCP, tcp_len32),
+        seg,
+    );
+    let c = !checksum::fold(u64::from(acc));
+    seg[16..18].copy_from_slice(&c.to_be_bytes());
+    Ok(total)
 }
