@@ -234,8 +234,11 @@ impl<'a> Iterator for TcpOptionIter<'a> {
             return self.fail(WireError::BadOptionLength);
         }
         let length_ok = match kind {
-            OPT_SACK => len >= 10 && len <= 34 && (len - 2) % 8 == 0,
-            _ => known_option_len(kind).map_or(true, |want| want == len),
+            OPT_SACK => (10..=34).contains(&len) && (len - 2) % 8 == 0,
+            _ => match known_option_len(kind) {
+                Some(want) => want == len,
+                None => true,
+            },
         };
         if !length_ok {
             return self.fail(WireError::BadOptionLength);
