@@ -351,3 +351,254 @@ impl IpRepr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4_repr(payload_len: usize) -> IpRepr {
+        IpRepr {
+            src: Ipv4Addr::new(10, 1, 2, 3).into(),
+            dst: Ipv4Addr::new(172, 16, 0, 9).into(),
+            protocol: IPPROTO_TCP,
+            hop_limit: 64,
+            payload_len,
+        }
+    }
+
+    fn v6_repr(payload_len: usize) -> IpRepr {
+        IpRepr {
+            src: "2001:db8::1".parse::<Ipv6Addr>().unwrap().into(),
+            dst: "2001:db8:ffff::42".parse::<Ipv6Addr>().unwrap().into(),
+            protocol: IPPROTO_TCP,
+            hop_limit: 255,
+            payload_len,
+        }
+    }
+
+    fn v4_packet(payload: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; 20 + payload.len()];
+        v4_repr(payload.len()).emit(&mut buf).unwrap();
+        buf[20..].copy_from_slice(payload);
+        buf
+    }
+
+    fn refill_v4_checksum(buf: &mut [u8]) {
+        buf[10..12].copy_from_slice(&[0, 0]);
+        let hl = usize::from(buf[0] & 0x0f) * 4;
+        let c = checksum::checksum(&buf[..hl]);
+        buf[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn wire_ipv4_roundtrip() {
+        let mut buf = v4_packet(b"hello");
+        assert_eq!(&buf[..2], &[0x45, 0]);
+        assert_eq!(&buf[2..4], &25u16.to_be_bytes());
+        assert_eq!(&buf[6..8], &[0x40, 0]);
+        let (repr, payload) = IpRepr::parse(&buf).unwrap();
+        assert_eq!(repr, v4_repr(5));
+        assert_eq!(payload, b"hello");
+        // Trailing bytes beyond the total length are ignored.
+        buf.extend_from_slice(&[9, 9, 9]);
+        let (repr, payload) = IpRepr::parse(&buf).unwrap();
+        assert_eq!(repr.payload_len, 5);
+        assert_eq!(payload, b"hello");
+        let p = Ipv4Packet::new_checked(&buf[..]).unwrap();
+        assert!(p.verify_checksum());
+        assert!(p.dont_frag());
+        assert_eq!(p.ttl(), 64);
+        assert_eq!(p.src_addr(), Ipv4Addr::new(10, 1, 2, 3));
+        assert_eq!(p.payload(), b"hello");
+    }
+
+    #[test]
+    fn wire_ipv4_with_options_header() {
+        // IHL 6: one word of options (NOPs), checksum recomputed.
+        let mut buf = v4_packet(b"");
+        buf[0] = 0x46;
+        buf[2..4].copy_from_slice(&27u16.to_be_bytes());
+        buf.extend_from_slice(&[1, 1, 1, 0, 7, 8, 9]);
+        refill_v4_checksum(&mut buf);
+        let (repr, payload) = IpRepr::parse(&buf).unwrap();
+        assert_eq!(repr.payload_len, 3);
+        assert_eq!(payload, &[7, 8, 9]);
+    }
+
+    #[test]
+    fn wire_ipv4_errors() {
+        let good = v4_packet(b"abcdef");
+        assert_eq!(IpRepr::parse(&[]), Err(WireError::Truncated));
+        assert_eq!(IpRepr::parse(&good[..19]), Err(WireError::Truncated));
+
+        let mut b = good.clone();
+        b[0] = 0x44;
+        refill_v4_checksum(&mut b);
+        assert_eq!(IpRepr::parse(&b), Err(WireError::BadHeaderLength));
+
+        let mut b = good.clone();
+        b[0] = 0x4f; // 60 bytes of header > 26-byte buffer
+        assert_eq!(IpRepr::parse(&b), Err(WireError::BadHeaderLength));
+
+        let mut b = good.clone();
+        b[2..4].copy_from_slice(&27u16.to_be_bytes());
+        refill_v4_checksum(&mut b);
+        assert_eq!(IpRepr::parse(&b), Err(WireError::BadTotalLength));
+
+        let mut b = good.clone();
+        b[2..4].copy_from_slice(&19u16.to_be_bytes());
+        refill_v4_checksum(&mut b);
+        assert_eq!(IpRepr::parse(&b), Err(WireError::BadTotalLength));
+
+        let mut b = good.clone();
+        b[8] ^= 1;
+        assert_eq!(IpRepr::parse(&b), Err(WireError::BadChecksum));
+
+        let mut b = good.clone();
+        b[6] = 0x20; // MF
+        refill_v4_checksum(&mut b);
+        assert_eq!(IpRepr::parse(&b), Err(WireError::Fragmented));
+
+        let mut b = good.clone();
+        b[6..8].copy_from_slice(&0x4001u16.to_be_bytes()); // DF + offset 1
+        refill_v4_checksum(&mut b);
+        assert_eq!(IpRepr::parse(&b), Err(WireError::Fragmented));
+
+        let mut b = good.clone();
+        b[0] = 0x55;
+        assert_eq!(IpRepr::parse(&b), Err(WireError::BadVersion));
+        assert_eq!(IpRepr::parse(&[0x00; 40]), Err(WireError::BadVersion));
+    }
+
+    #[test]
+    fn wire_ip_emit_errors() {
+        let mut small = [0u8; 19];
+        assert_eq!(v4_repr(0).emit(&mut small), Err(WireError::BufferTooSmall));
+        let mut small = [0u8; 39];
+        assert_eq!(v6_repr(0).emit(&mut small), Err(WireError::BufferTooSmall));
+        let mut buf = [0u8; 40];
+        let mut mixed = v4_repr(0);
+        mixed.dst = v6_repr(0).dst;
+        assert_eq!(mixed.emit(&mut buf), Err(WireError::BadVersion));
+        let mut mixed = v6_repr(0);
+        mixed.dst = v4_repr(0).dst;
+        assert_eq!(mixed.emit(&mut buf), Err(WireError::BadVersion));
+        assert_eq!(
+            v4_repr(65516).emit(&mut buf),
+            Err(WireError::BadTotalLength)
+        );
+        assert_eq!(
+            v4_repr(usize::MAX).emit(&mut buf),
+            Err(WireError::BadTotalLength)
+        );
+        assert!(v4_repr(65515).emit(&mut buf).is_ok());
+        assert_eq!(
+            v6_repr(65536).emit(&mut buf),
+            Err(WireError::BadTotalLength)
+        );
+    }
+
+    fn v6_packet(next: u8, body: &[u8]) -> Vec<u8> {
+        let mut repr = v6_repr(body.len());
+        repr.protocol = next;
+        let mut buf = vec![0u8; 40 + body.len()];
+        repr.emit(&mut buf).unwrap();
+        buf[40..].copy_from_slice(body);
+        buf
+    }
+
+    #[test]
+    fn wire_ipv6_roundtrip() {
+        let mut buf = v6_packet(IPPROTO_TCP, b"xyz");
+        assert_eq!(&buf[..4], &[0x60, 0, 0, 0]);
+        let (repr, payload) = IpRepr::parse(&buf).unwrap();
+        assert_eq!(repr, v6_repr(3));
+        assert_eq!(payload, b"xyz");
+        buf.push(0xee);
+        let (repr, payload) = IpRepr::parse(&buf).unwrap();
+        assert_eq!(repr.payload_len, 3);
+        assert_eq!(payload, b"xyz");
+        let p = Ipv6Packet::new_checked(&buf[..]).unwrap();
+        assert_eq!(p.next_header(), IPPROTO_TCP);
+        assert_eq!(p.hop_limit(), 255);
+        assert_eq!(p.payload_len(), 3);
+        assert_eq!(p.traffic_class(), 0);
+        assert_eq!(p.flow_label(), 0);
+        assert_eq!(
+            p.dst_addr(),
+            "2001:db8:ffff::42".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn wire_ipv6_extension_headers() {
+        // Hop-by-hop (8 bytes) -> destination options (16 bytes) -> TCP.
+        let mut body = vec![IPV6_DEST_OPTS, 0, 1, 4, 0, 0, 0, 0];
+        body.extend_from_slice(&[IPPROTO_TCP, 1, 1, 12]);
+        body.extend_from_slice(&[0; 12]);
+        body.extend_from_slice(b"tcp!");
+        let buf = v6_packet(IPV6_HOP_BY_HOP, &body);
+        let (repr, payload) = IpRepr::parse(&buf).unwrap();
+        assert_eq!(repr.protocol, IPPROTO_TCP);
+        assert_eq!(repr.payload_len, 4);
+        assert_eq!(payload, b"tcp!");
+
+        // Routing header then No Next Header.
+        let mut body = vec![59, 0, 0, 0, 0, 0, 0, 0];
+        body.extend_from_slice(b"junk");
+        let buf = v6_packet(IPV6_ROUTING, &body);
+        let (repr, payload) = IpRepr::parse(&buf).unwrap();
+        assert_eq!(repr.protocol, 59);
+        assert_eq!(payload, b"junk");
+
+        // Fragment header.
+        let buf = v6_packet(IPV6_FRAGMENT, &[IPPROTO_TCP, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(IpRepr::parse(&buf), Err(WireError::Fragmented));
+        // Hop-by-hop then fragment.
+        let mut body = vec![IPV6_FRAGMENT, 0, 0, 0, 0, 0, 0, 0];
+        body.extend_from_slice(&[IPPROTO_TCP, 0, 0, 0, 0, 0, 0, 1]);
+        let buf = v6_packet(IPV6_HOP_BY_HOP, &body);
+        assert_eq!(IpRepr::parse(&buf), Err(WireError::Fragmented));
+
+        // Extension header with no room for its first two bytes.
+        let buf = v6_packet(IPV6_HOP_BY_HOP, &[IPPROTO_TCP]);
+        assert_eq!(IpRepr::parse(&buf), Err(WireError::Truncated));
+        let buf = v6_packet(IPV6_DEST_OPTS, &[]);
+        assert_eq!(IpRepr::parse(&buf), Err(WireError::Truncated));
+        // Declared length past the payload (even if the buffer has more bytes).
+        let mut buf = v6_packet(IPV6_HOP_BY_HOP, &[IPPROTO_TCP, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(IpRepr::parse(&buf), Err(WireError::BadHeaderLength));
+        buf.extend_from_slice(&[0; 16]);
+        assert_eq!(IpRepr::parse(&buf), Err(WireError::BadHeaderLength));
+    }
+
+    #[test]
+    fn wire_ipv6_errors() {
+        let good = v6_packet(IPPROTO_TCP, b"abcd");
+        assert_eq!(IpRepr::parse(&good[..39]), Err(WireError::Truncated));
+        assert_eq!(IpRepr::parse(&good[..43]), Err(WireError::BadTotalLength));
+        let mut b = good.clone();
+        b[4..6].copy_from_slice(&0xffffu16.to_be_bytes());
+        assert_eq!(IpRepr::parse(&b), Err(WireError::BadTotalLength));
+        let mut b = good;
+        b[0] = 0x70;
+        assert_eq!(IpRepr::parse(&b), Err(WireError::BadVersion));
+    }
+
+    #[test]
+    fn wire_ip_views_never_panic_on_short_buffers() {
+        for len in 0..45 {
+            let b = vec![0x4f; len];
+            let p = Ipv4Packet::new_unchecked(&b[..]);
+            let _ = (
+                p.src_addr(),
+                p.dst_addr(),
+                p.total_len(),
+                p.verify_checksum(),
+            );
+            let _ = p.payload();
+            let p = Ipv6Packet::new_unchecked(&b[..]);
+            let _ = (p.src_addr(), p.dst_addr(), p.flow_label(), p.payload());
+        }
+    }
+}
