@@ -611,3 +611,442 @@ pub fn emit_packet(
     seg[16..18].copy_from_slice(&c.to_be_bytes());
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::checksum;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn v4() -> (IpAddr, IpAddr) {
+        (
+            Ipv4Addr::new(192, 0, 2, 1).into(),
+            Ipv4Addr::new(198, 51, 100, 7).into(),
+        )
+    }
+
+    fn v6() -> (IpAddr, IpAddr) {
+        (
+            "2001:db8::a".parse::<Ipv6Addr>().unwrap().into(),
+            "2001:db8::b".parse::<Ipv6Addr>().unwrap().into(),
+        )
+    }
+
+    fn base() -> TcpRepr<'static> {
+        TcpRepr {
+            seq: SeqNumber(0xdead_beef),
+            ack: SeqNumber(0x0102_0304),
+            flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH),
+            window: 0xfedc,
+            urgent: 0,
+            ..TcpRepr::new(40000, 443)
+        }
+    }
+
+    /// Emit over IPv4 and IPv6, parse back with checksum verification, and compare.
+    fn roundtrip(repr: &TcpRepr<'_>, payload: &[&[u8]]) {
+        let want: Vec<u8> = payload.concat();
+        for (src, dst) in [v4(), v6()] {
+            let mut buf = vec![0u8; 2000];
+            let n = emit_packet(src, dst, 61, repr, payload, &mut buf).unwrap();
+            let ip_hl = if src.is_ipv4() { 20 } else { 40 };
+            assert_eq!(n, ip_hl + repr.header_len() + want.len());
+            assert_eq!(repr.header_len() % 4, 0);
+            assert!(repr.options_len() <= repr.header_len() - 20);
+            assert!(repr.options_len() + 3 >= repr.header_len() - 20);
+            let (ip, seg) = crate::wire::IpRepr::parse(&buf[..n]).unwrap();
+            assert_eq!(
+                (ip.src, ip.dst, ip.protocol, ip.hop_limit),
+                (src, dst, 6, 61)
+            );
+            assert_eq!(ip.payload_len, seg.len());
+            let parsed = TcpRepr::parse(src, dst, seg, true).unwrap();
+            let mut expect = *repr;
+            expect.payload = &want;
+            assert_eq!(parsed, expect);
+            let view = TcpSegment::new_checked(seg).unwrap();
+            assert_eq!(view.header_len(), repr.header_len());
+            assert!(view.verify_checksum(src, dst));
+            assert_eq!(view.payload(), &want[..]);
+        }
+    }
+
+    fn emit_v4(repr: &TcpRepr<'_>, payload: &[u8]) -> Vec<u8> {
+        let (src, dst) = v4();
+        let mut buf = vec![0u8; 1500];
+        let n = emit_packet(src, dst, 64, repr, &[payload], &mut buf).unwrap();
+        buf.truncate(n);
+        buf.drain(..20);
+        buf
+    }
+
+    #[test]
+    fn wire_tcp_plain_roundtrip() {
+        roundtrip(&base(), &[]);
+        roundtrip(&base(), &[b"hello, ", b"world"]);
+        roundtrip(&base(), &[b"odd", b"x"]);
+        roundtrip(&base(), &[b"a", b"bcd", b"", b"efghi"]);
+        let big: Vec<u8> = (0..1401u32).map(|i| (i * 31) as u8).collect();
+        roundtrip(&base(), &[&big[..777], &big[777..]]);
+        let mut r = base();
+        r.flags = TcpFlags(0xff);
+        r.urgent = 0x1234;
+        roundtrip(&r, &[b"u"]);
+    }
+
+    #[test]
+    fn wire_tcp_each_option_roundtrips() {
+        let mut r = base();
+        r.mss = Some(1460);
+        roundtrip(&r, &[b"x"]);
+
+        let mut r = base();
+        r.window_scale = Some(7);
+        roundtrip(&r, &[]);
+        r.window_scale = Some(0);
+        roundtrip(&r, &[]);
+        r.window_scale = Some(14);
+        roundtrip(&r, &[]);
+
+        let mut r = base();
+        r.sack_permitted = true;
+        roundtrip(&r, &[]);
+
+        let mut r = base();
+        r.timestamp = Some((0xffff_ffff, 7));
+        roundtrip(&r, &[b"ab", b"c"]);
+
+        for n in 1..=4u32 {
+            let mut r = base();
+            for i in 0..n {
+                r.sack_blocks
+                    .push(SeqNumber(i * 1000), SeqNumber(i * 1000 + 500 + i));
+            }
+            assert_eq!(r.options_len(), 4 + 8 * n as usize);
+            roundtrip(&r, &[b"sack"]);
+            if n <= 3 {
+                r.timestamp = Some((1, 2));
+                roundtrip(&r, &[]);
+            }
+        }
+
+        let data = [
+            0x10u8, 0x81, 0xde, 0xad, 0xbe, 0xef, 0x01, 0x02, 0x03, 0x04, 0x05,
+        ];
+        let mut r = base();
+        r.unknown.push(30, &data);
+        roundtrip(&r, &[b"mptcp"]);
+        let mut r = base();
+        r.unknown.push(30, &[]);
+        r.unknown.push(30, &data[..3]);
+        r.unknown.push(253, &data[..6]);
+        roundtrip(&r, &[]);
+    }
+
+    #[test]
+    fn wire_tcp_syn_options_layout() {
+        let mut r = base();
+        r.flags = TcpFlags(TcpFlags::SYN);
+        r.mss = Some(1460);
+        r.sack_permitted = true;
+        r.timestamp = Some((0x0a0b_0c0d, 0));
+        r.window_scale = Some(7);
+        assert_eq!(r.options_len(), 20);
+        assert_eq!(r.header_len(), 40);
+        let seg = emit_v4(&r, &[]);
+        assert_eq!(seg[12], 10 << 4);
+        assert_eq!(
+            &seg[20..40],
+            &[2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0, 0, 0, 1, 3, 3, 7]
+        );
+        roundtrip(&r, &[]);
+
+        // SYN with MPTCP MP_CAPABLE (kind 30, 12 bytes): 32 bytes of options.
+        let key = [0u8, 0x81, 1, 2, 3, 4, 5, 6, 7, 8];
+        r.unknown.push(30, &key);
+        assert_eq!(r.options_len(), 32);
+        assert_eq!(r.header_len(), 52);
+        roundtrip(&r, &[]);
+
+        // TS without SACK-permitted, and SACK-permitted without TS.
+        let mut r = base();
+        r.timestamp = Some((5, 6));
+        assert_eq!(&emit_v4(&r, &[])[20..24], &[1, 1, 8, 10]);
+        let mut r = base();
+        r.sack_permitted = true;
+        assert_eq!(&emit_v4(&r, &[])[20..24], &[1, 1, 4, 2]);
+    }
+
+    #[test]
+    fn wire_tcp_unknown_option_padding() {
+        let mut r = base();
+        r.unknown.push(30, &[1, 2, 3]); // 5 bytes -> padded to 8 with NOPs
+        assert_eq!(r.options_len(), 5);
+        assert_eq!(r.header_len(), 28);
+        let seg = emit_v4(&r, b"p");
+        assert_eq!(&seg[20..28], &[30, 5, 1, 2, 3, 1, 1, 1]);
+        assert_eq!(&seg[28..], b"p");
+        roundtrip(&r, &[b"p"]);
+    }
+
+    #[test]
+    fn wire_tcp_options_too_long() {
+        let mut r = base();
+        r.mss = Some(1);
+        r.timestamp = Some((1, 1));
+        for i in 0..3u32 {
+            r.sack_blocks.push(SeqNumber(i), SeqNumber(i + 1));
+        }
+        // 4 + 12 + 28 = 44 > 40
+        assert_eq!(r.options_len(), 44);
+        let (s, d) = v4();
+        let mut buf = [0u8; 200];
+        assert_eq!(
+            emit_packet(s, d, 64, &r, &[], &mut buf),
+            Err(WireError::BufferTooSmall)
+        );
+        let big = [0u8; 300];
+        let mut r = base();
+        r.unknown.push(99, &big);
+        assert_eq!(
+            emit_packet(s, d, 64, &r, &[], &mut buf),
+            Err(WireError::BufferTooSmall)
+        );
+        // Exactly 40 fits.
+        let mut r = base();
+        r.unknown.push(99, &big[..38]);
+        assert_eq!(r.header_len(), 60);
+        roundtrip(&r, &[]);
+    }
+
+    #[test]
+    fn wire_tcp_emit_buffer_too_small() {
+        let (s, d) = v4();
+        let mut r = base();
+        r.mss = Some(536);
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            emit_packet(s, d, 1, &r, &[b"abc"], &mut buf[..46]),
+            Err(WireError::BufferTooSmall)
+        );
+        assert_eq!(emit_packet(s, d, 1, &r, &[b"abc"], &mut buf[..47]), Ok(47));
+        let (s6, d6) = v6();
+        assert_eq!(
+            emit_packet(s6, d6, 1, &r, &[], &mut buf[..63]),
+            Err(WireError::BufferTooSmall)
+        );
+        assert_eq!(
+            emit_packet(s, d6, 1, &r, &[], &mut buf),
+            Err(WireError::BadVersion)
+        );
+    }
+
+    #[test]
+    fn wire_tcp_window_scale_clamped() {
+        let mut r = base();
+        r.window_scale = Some(15);
+        let seg = emit_v4(&r, &[]);
+        let (s, d) = v4();
+        let p = TcpRepr::parse(s, d, &seg, true).unwrap();
+        assert_eq!(p.window_scale, Some(14));
+        r.window_scale = Some(255);
+        let seg = emit_v4(&r, &[]);
+        assert_eq!(
+            TcpRepr::parse(s, d, &seg, true).unwrap().window_scale,
+            Some(14)
+        );
+    }
+
+    /// A raw 20-byte header with the given options (data offset set accordingly;
+    /// options must be a multiple of 4 unless `doff` overrides).
+    fn raw_segment(opts: &[u8], doff: Option<u8>, payload: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 20];
+        b[0..2].copy_from_slice(&1234u16.to_be_bytes());
+        b[2..4].copy_from_slice(&80u16.to_be_bytes());
+        b[12] = doff.unwrap_or(((20 + opts.len()) / 4) as u8) << 4;
+        b[13] = TcpFlags::ACK;
+        b.extend_from_slice(opts);
+        b.extend_from_slice(payload);
+        b
+    }
+
+    fn parse_raw(b: &[u8]) -> Result<TcpRepr<'_>, WireError> {
+        let (s, d) = v4();
+        TcpRepr::parse(s, d, b, false)
+    }
+
+    #[test]
+    fn wire_tcp_segment_errors() {
+        let (s, d) = v4();
+        let b = raw_segment(&[], None, b"data");
+        assert!(parse_raw(&b).is_ok());
+        assert_eq!(parse_raw(&b[..19]).err(), Some(WireError::Truncated));
+        assert_eq!(parse_raw(&[]).err(), Some(WireError::Truncated));
+        for doff in 0..5 {
+            let b = raw_segment(&[], Some(doff), b"data");
+            assert_eq!(parse_raw(&b).err(), Some(WireError::BadDataOffset));
+            assert_eq!(
+                TcpSegment::new_checked(&b[..]).err(),
+                Some(WireError::BadDataOffset)
+            );
+        }
+        // Data offset 7 (28 bytes) with only 24 bytes.
+        let b = raw_segment(&[1, 1, 1, 1], Some(7), &[]);
+        assert_eq!(parse_raw(&b).err(), Some(WireError::BadDataOffset));
+        let b = raw_segment(&[], Some(15), &[0; 39]);
+        assert_eq!(parse_raw(&b).err(), Some(WireError::BadDataOffset));
+        let b = raw_segment(&[], Some(15), &[1; 40]);
+        assert!(parse_raw(&b).is_ok());
+
+        // Checksum: good, then a flipped payload byte.
+        let mut r = base();
+        r.mss = Some(1400);
+        let mut seg = emit_v4(&r, b"payload!");
+        assert!(TcpRepr::parse(s, d, &seg, true).is_ok());
+        let last = seg.len() - 1;
+        seg[last] ^= 0x40;
+        assert_eq!(
+            TcpRepr::parse(s, d, &seg, true).err(),
+            Some(WireError::BadChecksum)
+        );
+        assert!(TcpRepr::parse(s, d, &seg, false).is_ok());
+        // Wrong pseudo header (other destination) also fails.
+        seg[last] ^= 0x40;
+        let other: IpAddr = Ipv4Addr::new(198, 51, 100, 8).into();
+        assert_eq!(
+            TcpRepr::parse(s, other, &seg, true).err(),
+            Some(WireError::BadChecksum)
+        );
+        assert!(!TcpSegment::new_checked(&seg[..])
+            .unwrap()
+            .verify_checksum(s, other));
+    }
+
+    #[test]
+    fn wire_tcp_option_errors() {
+        // Option length 0 and 1.
+        for len in [0u8, 1] {
+            let b = raw_segment(&[30, len, 0, 0], None, &[]);
+            assert_eq!(parse_raw(&b).err(), Some(WireError::BadOptionLength));
+            let b = raw_segment(&[2, len, 0, 0], None, &[]);
+            assert_eq!(parse_raw(&b).err(), Some(WireError::BadOptionLength));
+        }
+        // Unknown option running past the header.
+        let b = raw_segment(&[30, 6, 0, 0], None, &[0, 0, 0, 0]);
+        assert_eq!(parse_raw(&b).err(), Some(WireError::OptionOverrun));
+        // Timestamps (correct length) running past the header.
+        let b = raw_segment(&[1, 1, 8, 10, 0, 0, 0, 0], None, &[0, 0]);
+        assert_eq!(parse_raw(&b).err(), Some(WireError::OptionOverrun));
+        // Last byte is a kind with no length byte.
+        let b = raw_segment(&[1, 1, 1, 2], None, &[]);
+        assert_eq!(parse_raw(&b).err(), Some(WireError::OptionOverrun));
+        // MSS with length 5.
+        let b = raw_segment(&[2, 5, 1, 2, 3, 1, 1, 1], None, &[]);
+        assert_eq!(parse_raw(&b).err(), Some(WireError::BadOptionLength));
+        // Other known kinds with wrong lengths.
+        for opt in [
+            &[3u8, 4, 7, 1][..],
+            &[4, 3, 0, 1],
+            &[8, 8, 0, 0, 0, 0, 0, 0],
+            &[5, 2, 1, 1],
+            &[5, 9, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1],
+            &[5, 42, 0, 0],
+        ] {
+            let mut o = opt.to_vec();
+            while o.len() % 4 != 0 {
+                o.push(1);
+            }
+            let b = raw_segment(&o, None, &[]);
+            assert_eq!(
+                parse_raw(&b).err(),
+                Some(WireError::BadOptionLength),
+                "{opt:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn wire_tcp_option_iter() {
+        let bytes = [1, 2, 4, 0x05, 0xb4, 3, 3, 9, 0, 0xff, 0xff];
+        let opts: Vec<_> = TcpOptionIter::new(&bytes).collect();
+        assert_eq!(
+            opts,
+            vec![
+                Ok(TcpOption::NoOperation),
+                Ok(TcpOption::MaxSegmentSize(1460)),
+                Ok(TcpOption::WindowScale(9)),
+                Ok(TcpOption::EndOfList),
+            ]
+        );
+        let bytes = [30, 4, 0xaa, 0xbb, 1, 0, 1];
+        let mut it = TcpOptionIter::new(&bytes);
+        assert_eq!(
+            it.next(),
+            Some(Ok(TcpOption::Unknown {
+                kind: 30,
+                data: &[0xaa, 0xbb]
+            }))
+        );
+        assert_eq!(it.next(), Some(Ok(TcpOption::NoOperation)));
+        assert_eq!(it.next(), Some(Ok(TcpOption::EndOfList)));
+        assert_eq!(it.next(), None);
+        assert_eq!(it.next(), None);
+
+        let bytes = [1, 30, 1, 1, 1];
+        let mut it = TcpOptionIter::new(&bytes);
+        assert_eq!(it.next(), Some(Ok(TcpOption::NoOperation)));
+        assert_eq!(it.next(), Some(Err(WireError::BadOptionLength)));
+        assert_eq!(it.next(), None);
+        assert_eq!(TcpOptionIter::new(&[]).next(), None);
+
+        let bytes = [5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4];
+        let mut blocks = SackBlocks::new();
+        blocks.push(SeqNumber(1), SeqNumber(2));
+        blocks.push(SeqNumber(3), SeqNumber(4));
+        assert_eq!(
+            TcpOptionIter::new(&bytes).next(),
+            Some(Ok(TcpOption::SackRange(blocks)))
+        );
+    }
+
+    #[test]
+    fn wire_tcp_parse_eol_and_extra_unknowns() {
+        // Options after EOL are ignored, even if malformed.
+        let b = raw_segment(&[2, 4, 1, 0, 0, 30, 0, 0], None, b"z");
+        let r = parse_raw(&b).unwrap();
+        assert_eq!(r.mss, Some(256));
+        assert!(r.unknown.is_empty());
+        assert_eq!(r.payload, b"z");
+        // Six unknown options: four kept.
+        let mut o = Vec::new();
+        for k in 30..36u8 {
+            o.extend_from_slice(&[k, 3, k]);
+        }
+        o.extend_from_slice(&[0, 0]);
+        let b = raw_segment(&o, None, &[]);
+        let r = parse_raw(&b).unwrap();
+        let kinds: Vec<u8> = r.unknown.iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds, vec![30, 31, 32, 33]);
+        assert!(r.unknown.iter().all(|(k, d)| d == [k]));
+    }
+
+    #[test]
+    fn wire_tcp_checksum_known_answer() {
+        // Checksum written by emit_packet equals an independent computation.
+        let (s, d) = v4();
+        let mut r = base();
+        r.timestamp = Some((10, 20));
+        let seg = emit_v4(&r, b"abc");
+        let mut copy = seg.clone();
+        copy[16..18].copy_from_slice(&[0, 0]);
+        let mut ph = Vec::new();
+        if let (IpAddr::V4(a), IpAddr::V4(b)) = (s, d) {
+            ph.extend_from_slice(&a.octets());
+            ph.extend_from_slice(&b.octets());
+        }
+        ph.extend_from_slice(&[0, 6]);
+        ph.extend_from_slice(&(seg.len() as u16).to_be_bytes());
+        ph.extend_from_slice(&copy);
+        assert_eq!(checksum::checksum(&ph).to_be_bytes(), [seg[16], seg[17]]);
+    }
+}
