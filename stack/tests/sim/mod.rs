@@ -1,0 +1,561 @@
+//! Deterministic network simulation harness for `mptun-stack`.
+//!
+//! # Model
+//!
+//! A [`World`] holds N hosts, each a [`Stack`] with its own addresses, and a list of
+//! [`Path`]s. A path joins two hosts through one address pair (`a_addr` on host `a`,
+//! `b_addr` on host `b`) and has one [`Link`] per direction (`a_to_b`, `b_to_a`); two
+//! hosts may be joined by several paths (multipath: one address pair per path). A
+//! packet leaving a host is routed by its (source, destination) addresses, parsed from
+//! the raw IPv4/IPv6 header: first the path whose address pair matches exactly, else a
+//! path from the sending host whose far address is the destination; anything else
+//! (malformed, unknown destination) is dropped and counted in [`World::unroutable`].
+//!
+//! Links ([`net`]) model delay, jitter (reordering), random loss, duplication,
+//! single-bit corruption, a rate-limited bottleneck with a bounded tail-drop queue,
+//! and an `up` switch to kill a path. All randomness comes from a seeded SplitMix64
+//! ([`rng::Rng`]); every link and every stack gets a seed derived from the world seed.
+//!
+//! Time is virtual ([`Instant`], microseconds). Each step of [`World::run_until`]:
+//!
+//! 1. delivers every packet due at `now` (`handle_packet`);
+//! 2. calls `handle_timeout(now)` on every stack whose `poll_timeout()` is `<= now`
+//!    (a timeout in the past counts as due now);
+//! 3. hands every stack event to that host's [`App`], then calls [`App::poll`] (apps
+//!    send and receive data there);
+//! 4. drains `poll_transmit` of every stack into the links;
+//! 5. advances `now` to the earliest of: next packet delivery, every stack's
+//!    `poll_timeout`, every app's `next_wakeup`.
+//!
+//! The run fails with a [`SimError`] (which names the seed) if an app reports an error,
+//! if nothing is scheduled while the goal is not reached (deadlock), if time stops
+//! advancing for [`World::stall_limit`] steps (livelock), or if virtual time passes
+//! [`World::time_limit`] (default 30 min).
+//!
+//! # Replaying a seed
+//!
+//! Everything derives from the seed, so a failing seed replays bit for bit:
+//!
+//! ```text
+//! SIM_SEED=17 cargo test -p mptun-stack --test tcp_sim bidirectional -- --nocapture
+//! SIM_SEEDS=1000 cargo test -p mptun-stack --test tcp_sim bidirectional   # more seeds
+//! SIM_TRACE=1 SIM_SEED=17 cargo test ...   # print every packet (time, link, summary)
+//! ```
+//!
+//! # Using it from another test file
+//!
+//! ```ignore
+//! mod sim;
+//! use sim::*;
+//! let mut w = World::new(seed);
+//! let a = w.add_host("client", config_a);
+//! let b = w.add_host("server", config_b);
+//! let p0 = w.add_path(a, addr(false, 0, 1), b, addr(false, 0, 2), params.clone(), params.clone());
+//! let p1 = w.add_path(a, addr(false, 1, 1), b, addr(false, 1, 2), params.clone(), params);
+//! // ... apps implementing `App`, then `w.run_until_done(&mut [&mut app_a, &mut app_b])`;
+//! // `w.set_path_up(p1, false)` kills a path.
+//! ```
+#![allow(dead_code)]
+
+pub mod net;
+pub mod rng;
+pub mod transfer;
+
+#[allow(unused_imports)]
+pub use mptun_stack::{Config, Event, Instant, Stack};
+#[allow(unused_imports)]
+pub use net::{Link, LinkParams, LinkStats};
+#[allow(unused_imports)]
+pub use rng::{derive, mix64, Rng};
+#[allow(unused_imports)]
+pub use transfer::{run_transfer, Payload, Scenario, Transfer, TransferReport};
+
+use core::fmt;
+use core::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Index of a host in its [`World`].
+pub type HostId = usize;
+/// Index of a path in its [`World`].
+pub type PathId = usize;
+
+/// The address of host `host` (1, 2, ...) on path number `path` (0, 1, ...):
+/// `10.<path>.0.<host>` or `fd00:0:0:<path>::<host>`.
+pub fn addr(ipv6: bool, path: u8, host: u8) -> IpAddr {
+    if ipv6 {
+        IpAddr::V6(Ipv6Addr::new(
+            0xfd00,
+            0,
+            0,
+            path as u16,
+            0,
+            0,
+            0,
+            host as u16,
+        ))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(10, path, 0, host))
+    }
+}
+
+/// Source and destination of a raw IPv4/IPv6 datagram; `None` if it is too short or
+/// its version nibble is neither 4 nor 6. No checksum or length validation: the
+/// router only needs the addresses.
+pub fn parse_addrs(packet: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    match packet.first()? >> 4 {
+        4 if packet.len() >= 20 => {
+            let s: [u8; 4] = packet[12..16].try_into().ok()?;
+            let d: [u8; 4] = packet[16..20].try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        6 if packet.len() >= 40 => {
+            let s: [u8; 16] = packet[8..24].try_into().ok()?;
+            let d: [u8; 16] = packet[24..40].try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        _ => None,
+    }
+}
+
+/// A one-line summary of a TCP/IP packet for traces (best effort, no validation).
+pub fn describe_packet(packet: &[u8]) -> String {
+    let Some((src, dst)) = parse_addrs(packet) else {
+        return format!("malformed ({} bytes)", packet.len());
+    };
+    let (proto, l4) = if packet[0] >> 4 == 4 {
+        let ihl = ((packet[0] & 0x0f) as usize) * 4;
+        (packet[9], packet.get(ihl..).unwrap_or(&[]))
+    } else {
+        (packet[6], &packet[40..])
+    };
+    if proto != 6 || l4.len() < 20 {
+        return format!("{src} > {dst} proto {proto} len {}", packet.len());
+    }
+    let sport = u16::from_be_bytes([l4[0], l4[1]]);
+    let dport = u16::from_be_bytes([l4[2], l4[3]]);
+    let seq = u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]);
+    let ack = u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]);
+    let off = ((l4[12] >> 4) as usize) * 4;
+    let flags = l4[13];
+    let win = u16::from_be_bytes([l4[14], l4[15]]);
+    let mut f = String::new();
+    for (bit, c) in [
+        (0x02, 'S'),
+        (0x10, '.'),
+        (0x08, 'P'),
+        (0x01, 'F'),
+        (0x04, 'R'),
+    ] {
+        if flags & bit != 0 {
+            f.push(c);
+        }
+    }
+    let data = l4.len().saturating_sub(off);
+    format!("{src}:{sport} > {dst}:{dport} [{f}] seq {seq} ack {ack} win {win} len {data}")
+}
+
+/// One host: a stack and a name for messages.
+pub struct Host {
+    pub name: String,
+    pub stack: Stack,
+}
+
+/// A path between host `a` (address `a_addr`) and host `b` (address `b_addr`).
+pub struct Path {
+    pub a: HostId,
+    pub b: HostId,
+    pub a_addr: IpAddr,
+    pub b_addr: IpAddr,
+    pub a_to_b: Link,
+    pub b_to_a: Link,
+}
+
+impl Path {
+    pub fn set_up(&mut self, up: bool) {
+        self.a_to_b.set_up(up);
+        self.b_to_a.set_up(up);
+    }
+}
+
+/// The behaviour of one host's application.
+pub trait App {
+    /// An event of this host's stack.
+    fn on_event(&mut self, now: Instant, stack: &mut Stack, event: Event) -> Result<(), String>;
+    /// Called every step after the events: send and receive data here.
+    fn poll(&mut self, now: Instant, stack: &mut Stack) -> Result<(), String>;
+    /// When the app wants to be polled even if nothing else happens.
+    fn next_wakeup(&self) -> Option<Instant> {
+        None
+    }
+    /// Whether the app has reached its goal (used by [`World::run_until_done`]).
+    fn done(&self, stack: &Stack) -> bool {
+        let _ = stack;
+        true
+    }
+    /// A short description of the app's progress for failure messages.
+    fn status(&self) -> String {
+        String::new()
+    }
+}
+
+/// An app that ignores everything (for hosts without behaviour).
+pub struct Idle;
+
+impl App for Idle {
+    fn on_event(&mut self, _: Instant, _: &mut Stack, _: Event) -> Result<(), String> {
+        Ok(())
+    }
+    fn poll(&mut self, _: Instant, _: &mut Stack) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A failed run.
+#[derive(Debug, Clone)]
+pub struct SimError {
+    pub seed: u64,
+    pub at: Instant,
+    pub message: String,
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "simulation seed {} failed at t={}: {}",
+            self.seed, self.at, self.message
+        )
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// Hosts, paths and the virtual clock.
+pub struct World {
+    pub seed: u64,
+    pub now: Instant,
+    pub hosts: Vec<Host>,
+    pub paths: Vec<Path>,
+    /// Packets dropped because no path matched (or they did not parse).
+    pub unroutable: u64,
+    /// Steps run so far.
+    pub steps: u64,
+    /// Virtual time after which a run fails.
+    pub time_limit: Duration,
+    /// Consecutive steps without time advancing after which a run fails.
+    pub stall_limit: u64,
+    /// Packets one stack may emit in one step before the run fails.
+    pub burst_limit: u64,
+    /// Print every packet sent and delivered (also enabled by env `SIM_TRACE`).
+    pub trace: bool,
+    buf: Vec<u8>,
+}
+
+impl World {
+    pub fn new(seed: u64) -> Self {
+        World {
+            seed,
+            now: Instant::ZERO,
+            hosts: Vec::new(),
+            paths: Vec::new(),
+            unroutable: 0,
+            steps: 0,
+            time_limit: Duration::from_secs(30 * 60),
+            stall_limit: 100_000,
+            burst_limit: 1_000_000,
+            trace: std::env::var_os("SIM_TRACE").is_some(),
+            buf: vec![0; 65536],
+        }
+    }
+
+    /// Add a host; its stack's `config.seed` is kept as given.
+    pub fn add_host(&mut self, name: &str, config: Config) -> HostId {
+        self.hosts.push(Host {
+            name: name.to_string(),
+            stack: Stack::new(config),
+        });
+        self.hosts.len() - 1
+    }
+
+    /// Join hosts `a` and `b` by a new path; adds the addresses to the stacks (if not
+    /// already there). Link seeds derive from the world seed and the path index.
+    pub fn add_path(
+        &mut self,
+        a: HostId,
+        a_addr: IpAddr,
+        b: HostId,
+        b_addr: IpAddr,
+        a_to_b: LinkParams,
+        b_to_a: LinkParams,
+    ) -> PathId {
+        assert_ne!(a, b, "a path joins two different hosts");
+        for (h, ad) in [(a, a_addr), (b, b_addr)] {
+            let stack = &mut self.hosts[h].stack;
+            if !stack.addresses().contains(&ad) {
+                stack.add_address(ad);
+            }
+        }
+        let i = self.paths.len() as u64;
+        self.paths.push(Path {
+            a,
+            b,
+            a_addr,
+            b_addr,
+            a_to_b: Link::new(a_to_b, derive(self.seed, 1000 + 2 * i)),
+            b_to_a: Link::new(b_to_a, derive(self.seed, 1001 + 2 * i)),
+        });
+        self.paths.len() - 1
+    }
+
+    pub fn stack(&self, h: HostId) -> &Stack {
+        &self.hosts[h].stack
+    }
+
+    pub fn stack_mut(&mut self, h: HostId) -> &mut Stack {
+        &mut self.hosts[h].stack
+    }
+
+    pub fn path(&self, p: PathId) -> &Path {
+        &self.paths[p]
+    }
+
+    pub fn path_mut(&mut self, p: PathId) -> &mut Path {
+        &mut self.paths[p]
+    }
+
+    /// Bring both directions of a path up or down.
+    pub fn set_path_up(&mut self, p: PathId, up: bool) {
+        self.paths[p].set_up(up);
+    }
+
+    /// True when no stack has a connection handle or a pending timer.
+    pub fn idle(&self) -> bool {
+        self.hosts
+            .iter()
+            .all(|h| h.stack.connections().is_empty() && h.stack.poll_timeout().is_none())
+    }
+
+    /// Which path and direction (`true`: a to b) carries a packet from `from`.
+    pub fn route(&self, from: HostId, src: IpAddr, dst: IpAddr) -> Option<(PathId, bool)> {
+        let exact = self.paths.iter().enumerate().find_map(|(i, p)| {
+            if p.a == from && p.a_addr == src && p.b_addr == dst {
+                Some((i, true))
+            } else if p.b == from && p.b_addr == src && p.a_addr == dst {
+                Some((i, false))
+            } else {
+                None
+            }
+        });
+        exact.or_else(|| {
+            self.paths.iter().enumerate().find_map(|(i, p)| {
+                if p.a == from && p.b_addr == dst {
+                    Some((i, true))
+                } else if p.b == from && p.a_addr == dst {
+                    Some((i, false))
+                } else {
+                    None
+                }
+            })
+        })
+    }
+
+    fn err(&self, message: String) -> SimError {
+        SimError {
+            seed: self.seed,
+            at: self.now,
+            message,
+        }
+    }
+
+    /// Progress of every app and stack, for failure messages.
+    pub fn diagnostics(&self, apps: &[&mut dyn App]) -> String {
+        let mut s = String::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            let conns: Vec<String> = h
+                .stack
+                .connections()
+                .iter()
+                .map(|&c| match h.stack.state(c) {
+                    Some(st) => format!("{c} {st}"),
+                    None => format!("{c} ?"),
+                })
+                .collect();
+            s += &format!(
+                "\n  host {} [{}]: conns [{}], timer {:?}",
+                h.name,
+                apps.get(i).map(|a| a.status()).unwrap_or_default(),
+                conns.join(", "),
+                h.stack.poll_timeout()
+            );
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            s += &format!(
+                "\n  path {i} {}->{}: {}\n  path {i} {}->{}: {}",
+                p.a_addr,
+                p.b_addr,
+                p.a_to_b.stats().describe(),
+                p.b_addr,
+                p.a_addr,
+                p.b_to_a.stats().describe()
+            );
+        }
+        s
+    }
+
+    /// One step at `self.now` (delivery, timers, apps, transmission). Returns the time
+    /// of the next scheduled thing, if any.
+    pub fn step(&mut self, apps: &mut [&mut dyn App]) -> Result<Option<Instant>, SimError> {
+        assert_eq!(apps.len(), self.hosts.len(), "one app per host");
+        let now = self.now;
+        self.steps += 1;
+
+        // 1. Deliveries.
+        for (i, p) in self.paths.iter_mut().enumerate() {
+            for (link, to, dir) in [(&mut p.a_to_b, p.b, "a>b"), (&mut p.b_to_a, p.a, "b>a")] {
+                while let Some(pkt) = link.pop_due(now) {
+                    if self.trace {
+                        eprintln!("{now} path {i} {dir} deliver {}", describe_packet(&pkt));
+                    }
+                    self.hosts[to].stack.handle_packet(now, &pkt);
+                }
+            }
+        }
+
+        // 2. Timers.
+        for h in &mut self.hosts {
+            if matches!(h.stack.poll_timeout(), Some(t) if t <= now) {
+                h.stack.handle_timeout(now);
+            }
+        }
+
+        // 3. Applications.
+        for (i, app) in apps.iter_mut().enumerate() {
+            let host = &mut self.hosts[i];
+            let stack = &mut host.stack;
+            let mut r = Ok(());
+            while let Some(ev) = stack.poll_event() {
+                if self.trace {
+                    eprintln!("{now} host {} event {ev:?}", host.name);
+                }
+                r = app.on_event(now, stack, ev);
+                if r.is_err() {
+                    break;
+                }
+            }
+            if r.is_ok() {
+                r = app.poll(now, stack);
+            }
+            if let Err(e) = r {
+                let e = format!("host {}: {e}", self.hosts[i].name);
+                return Err(self.err(e));
+            }
+        }
+
+        // 4. Transmission.
+        let mut buf = std::mem::take(&mut self.buf);
+        for h in 0..self.hosts.len() {
+            let mut n_out = 0u64;
+            while let Some(n) = self.hosts[h].stack.poll_transmit(now, &mut buf) {
+                n_out += 1;
+                if n_out > self.burst_limit {
+                    self.buf = buf;
+                    let e = format!(
+                        "host {} emitted more than {} packets in one step",
+                        self.hosts[h].name, self.burst_limit
+                    );
+                    return Err(self.err(e));
+                }
+                let pkt = &buf[..n];
+                let route = parse_addrs(pkt).and_then(|(s, d)| self.route(h, s, d));
+                if self.trace {
+                    eprintln!(
+                        "{now} host {} send {} via {route:?}",
+                        self.hosts[h].name,
+                        describe_packet(pkt)
+                    );
+                }
+                match route {
+                    Some((p, true)) => self.paths[p].a_to_b.send(now, pkt),
+                    Some((p, false)) => self.paths[p].b_to_a.send(now, pkt),
+                    None => self.unroutable += 1,
+                }
+            }
+        }
+        self.buf = buf;
+
+        // 5. Next event.
+        let links = self
+            .paths
+            .iter()
+            .flat_map(|p| [p.a_to_b.next_delivery(), p.b_to_a.next_delivery()]);
+        let timers = self.hosts.iter().map(|h| h.stack.poll_timeout());
+        let wakeups = apps.iter().map(|a| a.next_wakeup());
+        let next = links.chain(timers).chain(wakeups).flatten().min();
+        Ok(next.map(|t| t.max(now)))
+    }
+
+    /// Step until `goal` holds (checked after every step).
+    pub fn run_until(
+        &mut self,
+        apps: &mut [&mut dyn App],
+        goal: impl FnMut(&World, &[&mut dyn App]) -> bool,
+    ) -> Result<(), SimError> {
+        self.run_loop(apps, None, goal)
+    }
+
+    /// Step until every app is done and every stack [`idle`](World::idle).
+    pub fn run_until_done(&mut self, apps: &mut [&mut dyn App]) -> Result<(), SimError> {
+        self.run_until(apps, |w, apps| {
+            apps.iter().zip(&w.hosts).all(|(a, h)| a.done(&h.stack)) && w.idle()
+        })
+    }
+
+    /// Step for `d` of virtual time (returns early only on error).
+    pub fn run_for(&mut self, apps: &mut [&mut dyn App], d: Duration) -> Result<(), SimError> {
+        let end = self.now + d;
+        self.run_loop(apps, Some(end), |_, _| false)
+    }
+
+    fn run_loop(
+        &mut self,
+        apps: &mut [&mut dyn App],
+        deadline: Option<Instant>,
+        mut goal: impl FnMut(&World, &[&mut dyn App]) -> bool,
+    ) -> Result<(), SimError> {
+        let limit = Instant::ZERO + self.time_limit;
+        let mut stalled = 0u64;
+        loop {
+            let next = self.step(apps)?;
+            if goal(self, apps) {
+                return Ok(());
+            }
+            let next = match (next, deadline) {
+                _ if deadline.is_some_and(|end| self.now >= end) => return Ok(()),
+                (Some(n), Some(end)) => n.min(end),
+                (None, Some(end)) => end,
+                (Some(n), None) => n,
+                (None, None) => {
+                    let d = self.diagnostics(apps);
+                    return Err(self.err(format!("deadlock: nothing scheduled{d}")));
+                }
+            };
+            if next > self.now {
+                stalled = 0;
+                self.now = next;
+            } else {
+                stalled += 1;
+                if stalled >= self.stall_limit {
+                    let d = self.diagnostics(apps);
+                    return Err(self.err(format!("livelock: time stuck for {stalled} steps{d}")));
+                }
+            }
+            if self.now > limit {
+                let d = self.diagnostics(apps);
+                return Err(self.err(format!(
+                    "virtual time limit {:?} exceeded{d}",
+                    self.time_limit
+                )));
+            }
+        }
+    }
+}
