@@ -36,10 +36,86 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     fn set_cwnd(&mut self, cwnd: usize);
 }
 
+/// Upper bound on any congestion window or slow-start threshold this module computes
+/// (1 GiB): far above any real bandwidth-delay product, small enough that no window
+/// arithmetic can overflow.
+pub const MAX_CWND: usize = 1 << 30;
+
+/// Appropriate Byte Counting limit L (RFC 3465 §2.2), in segments: in slow start one
+/// ACK may grow cwnd by at most `ABC_LIMIT * mss` bytes.
+pub const ABC_LIMIT: usize = 2;
+
+/// Whether an ACK should be allowed to grow the window.
+///
+/// `in_flight` is the flight size *before* the ACK (as the trait documents). The
+/// sender is cwnd-limited when it could not have sent another full segment, i.e.
+/// `in_flight + mss > cwnd`. In slow start (`cwnd < ssthresh`) it also counts as
+/// cwnd-limited while at least half the window is in use (`2 * in_flight >= cwnd`),
+/// since slow start legitimately doubles the window each round trip and the sender
+/// may still be ramping up to fill it. Otherwise the sender is application- or
+/// receive-window-limited and the window must not grow (RFC 7661 §4, RFC 9438 §5.8).
+pub fn is_cwnd_limited(cwnd: usize, ssthresh: usize, in_flight: usize, mss: usize) -> bool {
+    if cwnd < ssthresh && in_flight.saturating_mul(2) >= cwnd {
+        return true;
+    }
+    in_flight.saturating_add(mss) > cwnd
+}
+
+/// Slow-start growth for one ACK (RFC 5681 §3.1 with RFC 3465 byte counting, L = 2):
+/// `cwnd + min(acked, 2 * mss)`, not beyond `ssthresh` nor [`MAX_CWND`].
+pub fn slow_start_cwnd(cwnd: usize, ssthresh: usize, acked: usize, mss: usize) -> usize {
+    let inc = acked.min(ABC_LIMIT.saturating_mul(mss));
+    cwnd.saturating_add(inc)
+        .min(ssthresh)
+        .min(MAX_CWND)
+        .max(cwnd.min(MAX_CWND))
+}
+
 /// A new algorithm instance with initial window `initial_cwnd` bytes.
 pub fn new(alg: CcAlgorithm, mss: usize, initial_cwnd: usize) -> Box<dyn CongestionControl> {
     match alg {
         CcAlgorithm::NewReno => Box::new(NewReno::new(mss, initial_cwnd)),
         CcAlgorithm::Cubic => Box::new(Cubic::new(mss, initial_cwnd)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_gives_named_algorithms() {
+        let r = new(CcAlgorithm::NewReno, 1460, 10 * 1460);
+        assert_eq!(r.name(), "newreno");
+        assert_eq!(r.cwnd(), 10 * 1460);
+        assert_eq!(r.ssthresh(), usize::MAX);
+        let c = new(CcAlgorithm::Cubic, 1460, 10 * 1460);
+        assert_eq!(c.name(), "cubic");
+        assert_eq!(c.cwnd(), 10 * 1460);
+        assert_eq!(c.ssthresh(), usize::MAX);
+    }
+
+    #[test]
+    fn cwnd_limited_rule() {
+        let mss = 1000;
+        // Congestion avoidance: only when another full segment would not fit.
+        assert!(is_cwnd_limited(10_000, 5_000, 10_000, mss));
+        assert!(is_cwnd_limited(10_500, 5_000, 10_000, mss));
+        assert!(!is_cwnd_limited(10_000, 5_000, 9_000, mss));
+        assert!(!is_cwnd_limited(10_000, 5_000, 2_000, mss));
+        // Slow start: half the window in use is enough.
+        assert!(is_cwnd_limited(10_000, usize::MAX, 5_000, mss));
+        assert!(!is_cwnd_limited(10_000, usize::MAX, 4_000, mss));
+        // No overflow at the extremes.
+        assert!(!is_cwnd_limited(usize::MAX, 1, 0, 0));
+        assert!(is_cwnd_limited(MAX_CWND, 1, usize::MAX, usize::MAX));
+    }
+
+    #[test]
+    fn slow_start_byte_counting() {
+        assert_eq!(slow_start_cwnd(10_000, usize::MAX, 500, 1000), 10_500);
+        assert_eq!(slow_start_cwnd(10_000, usize::MAX, 5_000, 1000), 12_000);
+        assert_eq!(slow_start_cwnd(10_000, 11_000, 5_000, 1000), 11_000);
+        assert_eq!(slow_start_cwnd(MAX_CWND, usize::MAX, 5_000, 1000), MAX_CWND);
     }
 }
