@@ -106,6 +106,12 @@ impl Tcb {
     }
 
     fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        // Karn's rule, also for timestamps: an ACK covering retransmitted data
+        // echoes a TSval from before the loss (the duplicate that triggered it was
+        // out of window), which would count the recovery time as path delay.
+        if self.rtx_end.diff(self.snd_una) > 0 {
+            return;
+        }
         if self.ts_ok {
             if let Some((_, tsecr)) = seg.timestamp {
                 if tsecr != 0 {

@@ -16,6 +16,8 @@ pub struct RstReply {
     pub ack: Option<SeqNumber>,
 }
 
+/// Bound on duplicate ACKs queued within one batch of arrivals.
+const MAX_EXTRA_ACKS: u8 = 8;
 /// Challenge ACKs allowed per second (RFC 5961 §7).
 const CHALLENGE_ACK_LIMIT: u32 = 10;
 /// TS.Recent older than this is not used for PAWS (RFC 7323 §5.5).
@@ -293,22 +295,26 @@ impl Tcb {
         }
         let had_holes = !self.assembler.is_empty();
         if !data.is_empty() {
-            if self.assembler.add(offset, data.len()).is_err() {
-                self.stats.drop_ooo_overflow += 1;
-                self.ack_now = true;
-                return;
-            }
             let written = self.recv_buf.write_unallocated(offset, data);
             debug_assert_eq!(written, data.len());
-            let ready = self.assembler.take_front();
+            let ready = if offset == 0 {
+                // In order: always accepted, however many holes are tracked.
+                self.assembler.advance(data.len());
+                data.len() + self.assembler.take_front()
+            } else {
+                if self.assembler.add(offset, data.len()).is_err() {
+                    self.stats.drop_ooo_overflow += 1;
+                    self.ack_now = true;
+                    return;
+                }
+                self.last_ooo = Some(seq);
+                0
+            };
             if ready > 0 {
                 self.recv_buf.commit(ready);
                 self.rcv_nxt += ready;
                 self.stats.bytes_received += ready as u64;
                 self.events.readable = true;
-            }
-            if offset > 0 {
-                self.last_ooo = Some(seq);
             }
         }
         // The peer's FIN, once everything before it has arrived.
@@ -325,6 +331,9 @@ impl Tcb {
         } else if offset > 0 || had_holes || data.len() < seg.payload.len() {
             // Out of order, filling a hole, duplicate or beyond the window: ACK at
             // once (RFC 5681 §4.2) so the sender learns of it.
+            if self.ack_now {
+                self.extra_acks = self.extra_acks.saturating_add(1).min(MAX_EXTRA_ACKS);
+            }
             self.ack_now = true;
         } else {
             self.segs_unacked += 1;
@@ -366,9 +375,10 @@ impl Tcb {
             self.challenge_ack(now);
             return None;
         }
+        // Anything else is a retransmission from a peer that missed our last ACK
+        // (usually of its FIN): acknowledge it again. A FIN restarts the 2MSL wait.
+        self.ack_now = true;
         if f.fin() {
-            // A retransmitted FIN: our final ACK was lost.
-            self.ack_now = true;
             self.timewait_at = Some(now + self.cfg.msl * 2);
         }
         None

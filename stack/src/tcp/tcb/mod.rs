@@ -123,6 +123,9 @@ pub struct Tcb {
     retries: u32,
     delack_at: Option<Instant>,
     ack_now: bool,
+    /// Further immediate ACKs owed: one per out-of-order segment (RFC 5681 §4.2),
+    /// even when several arrive before the next transmit opportunity.
+    extra_acks: u8,
     segs_unacked: usize,
     keepalive_at: Option<Instant>,
     ka_probes: u32,
@@ -143,6 +146,8 @@ pub struct Tcb {
     pipe: usize,
     /// Retransmit the segment at snd_una next (fast retransmit / NewReno partial ACK).
     rtx_una: bool,
+    /// End of the highest retransmitted sequence range (Karn's rule).
+    rtx_end: SeqNumber,
     scoreboard: Scoreboard,
 
     released: bool,
@@ -226,6 +231,7 @@ impl Tcb {
             retries: 0,
             delack_at: None,
             ack_now: false,
+            extra_acks: 0,
             segs_unacked: 0,
             keepalive_at: None,
             ka_probes: 0,
@@ -243,6 +249,7 @@ impl Tcb {
             high_rxt: iss,
             pipe: 0,
             rtx_una: false,
+            rtx_end: iss,
             scoreboard: Scoreboard::new(cfg.max_ooo_ranges),
             released: false,
             events: TcbEvents::default(),
@@ -523,7 +530,7 @@ impl Tcb {
             | State::FinWait1
             | State::FinWait2
             | State::CloseWait => Some(RstReply {
-                seq: self.snd_nxt.max(self.snd_una),
+                seq: self.snd_max,
                 ack: None,
             }),
             _ => None,

@@ -223,7 +223,9 @@ impl Tcb {
     }
 
     fn emit_ack(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
-        let seq = self.snd_nxt;
+        // snd_nxt may have been rewound by an RTO below what the peer already
+        // holds; an ACK must carry a sequence number the peer finds acceptable.
+        let seq = self.snd_max;
         self.emit_segment(now, hop, buf, seq, TcpFlags::ACK, 0, false)
     }
 
@@ -361,6 +363,9 @@ impl Tcb {
                 self.snd_max = end;
             }
             if retransmitted {
+                if end.diff(self.rtx_end) > 0 {
+                    self.rtx_end = end;
+                }
                 self.stats.bytes_retransmitted += data as u64;
                 self.stats.segments_retransmitted += 1;
                 if self.rtt_probe.is_some_and(|(s, _)| s.diff(seq) > 0) {
@@ -377,7 +382,10 @@ impl Tcb {
                 self.rto_at = Some(now + self.rtt.backed_off(self.backoff));
             }
         }
-        if flags & TcpFlags::ACK != 0 {
+        if flags & TcpFlags::ACK != 0 && self.extra_acks > 0 && data == 0 && !syn && !fin {
+            self.extra_acks -= 1;
+        } else if flags & TcpFlags::ACK != 0 {
+            self.extra_acks = 0;
             self.ack_now = false;
             self.delack_at = None;
             self.segs_unacked = 0;

@@ -67,7 +67,7 @@ impl Tcb {
         let rst = match self.state {
             State::SynSent => None,
             _ => Some(super::RstReply {
-                seq: self.snd_nxt,
+                seq: self.snd_max,
                 ack: None,
             }),
         };
