@@ -333,13 +333,15 @@ pub struct Scenario {
 /// Port the server listens on.
 pub const SERVER_PORT: u16 = 5001;
 
-/// A stack config for simulations: short MSL so TIME_WAIT ends quickly.
+/// A stack config for simulations. TIME_WAIT (2 MSL) must outlast the peer's
+/// retransmissions of its FIN (exponential backoff under heavy loss) or the peer
+/// gets a RST in LAST_ACK, as in real TCP; idle virtual time costs nothing.
 pub fn sim_config(seed: u64) -> Config {
     let mut c = Config {
         seed,
         ..Config::default()
     };
-    c.tcp.msl = Duration::from_secs(1);
+    c.tcp.msl = Duration::from_secs(30);
     c
 }
 
