@@ -210,7 +210,7 @@ impl Tcb {
             self.ack_now = true;
             return None;
         }
-        let lower = self.snd_una - self.max_snd_wnd.max(1).min(1 << 30);
+        let lower = self.snd_una - self.max_snd_wnd.clamp(1, 1 << 30);
         if seg.ack.diff(lower) < 0 {
             self.challenge_ack(now);
             return None;
