@@ -504,3 +504,35 @@ fn scenario_mix_covers_conditions() {
     eprintln!("seed 17: {}", all[17].describe());
     eprintln!("average {:.2} MiB per seed", avg / (1 << 20) as f64);
 }
+
+#[test]
+fn link_routing_by_address_pair() {
+    // Stacks are created but never called: only the router is exercised.
+    let mut w = World::new(0);
+    let a = w.add_host("a", sim_config(1));
+    let b = w.add_host("b", sim_config(2));
+    let c = w.add_host("c", sim_config(3));
+    let l = LinkParams::default;
+    let p0 = w.add_path_only(a, addr(false, 0, 1), b, addr(false, 0, 2), l(), l());
+    let p1 = w.add_path_only(a, addr(false, 1, 1), b, addr(false, 1, 2), l(), l());
+    let p2 = w.add_path_only(b, addr(true, 2, 2), c, addr(true, 2, 3), l(), l());
+    let r = |from, s, d| w.route(from, s, d);
+    assert_eq!(r(a, addr(false, 0, 1), addr(false, 0, 2)), Some((p0, true)));
+    assert_eq!(
+        r(b, addr(false, 0, 2), addr(false, 0, 1)),
+        Some((p0, false))
+    );
+    assert_eq!(r(a, addr(false, 1, 1), addr(false, 1, 2)), Some((p1, true)));
+    assert_eq!(
+        r(b, addr(false, 1, 2), addr(false, 1, 1)),
+        Some((p1, false))
+    );
+    // Cross pair (a's path-0 address to b's path-1 address): by destination.
+    assert_eq!(r(a, addr(false, 0, 1), addr(false, 1, 2)), Some((p1, true)));
+    assert_eq!(r(b, addr(true, 2, 2), addr(true, 2, 3)), Some((p2, true)));
+    assert_eq!(r(c, addr(true, 2, 3), addr(true, 2, 2)), Some((p2, false)));
+    // No path from a to c, unknown destinations, a host sending to itself.
+    assert_eq!(r(a, addr(false, 0, 1), addr(true, 2, 3)), None);
+    assert_eq!(r(a, addr(false, 0, 1), addr(false, 9, 9)), None);
+    assert_eq!(r(a, addr(false, 0, 2), addr(false, 0, 1)), None);
+}
