@@ -37,10 +37,24 @@
 //! Everything derives from the seed, so a failing seed replays bit for bit:
 //!
 //! ```text
-//! SIM_SEED=17 cargo test -p mptun-stack --test tcp_sim bidirectional -- --nocapture
+//! SIM_SEED=17 cargo test -p mptun-stack --test tcp_sim bidirectional_transfer_200_seeds -- --nocapture
 //! SIM_SEEDS=1000 cargo test -p mptun-stack --test tcp_sim bidirectional   # more seeds
-//! SIM_TRACE=1 SIM_SEED=17 cargo test ...   # print every packet (time, link, summary)
+//! SIM_SACK_SEEDS=50 cargo test -p mptun-stack --test tcp_sim sack -- --nocapture
+//! SIM_TRACE=1 SIM_SEED=17 cargo test ...   # print every packet and event
+//! cargo test -p mptun-stack --test tcp_sim -- link scenario   # harness self-tests
 //! ```
+//!
+//! A failing seed's message names the seed, its conditions
+//! ([`Scenario::describe`]) and the replay command. With `SIM_SEED` a passing run
+//! prints its figures (completion time, retransmissions, per-link counters).
+//!
+//! A transfer is finished when both apps have released their handle, `state(id)` is
+//! `None` on both stacks (TIME_WAIT over: `sim_config` sets MSL to 1 s) and no stack
+//! has a connection or a pending timer ([`World::idle`]).
+//!
+//! Tunables: `MAX_TRANSFER_BYTES`, `DEFAULT_SEEDS`, `SACK_CMP_*` in `tcp_sim.rs`;
+//! the condition mix in [`Scenario::random`]; [`World::time_limit`],
+//! [`World::stall_limit`] and [`World::burst_limit`] per world.
 //!
 //! # Using it from another test file
 //!
