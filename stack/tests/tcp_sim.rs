@@ -18,7 +18,7 @@ const DEFAULT_SEEDS: u64 = 200;
 const DEFAULT_IPV6_SEEDS: u64 = 20;
 /// Stop a multi-seed test after this many failing seeds.
 const MAX_FAILURES: usize = 5;
-/// The SACK comparison: bytes sent one way, seeds.
+/// The SACK comparison: bytes sent one way, seeds (env `SIM_SACK_SEEDS` overrides).
 const SACK_CMP_BYTES: u64 = 4 << 20;
 const SACK_CMP_SEEDS: u64 = 20;
 
@@ -162,7 +162,7 @@ fn sack_cmp_scenario(seed: u64, sack: bool) -> Scenario {
 fn sack_beats_newreno_at_5pct_loss() {
     let seeds: Vec<u64> = match env_u64("SIM_SEED") {
         Some(s) => vec![s],
-        None => (0..env_u64("SIM_SEEDS").unwrap_or(SACK_CMP_SEEDS)).collect(),
+        None => (0..env_u64("SIM_SACK_SEEDS").unwrap_or(SACK_CMP_SEEDS)).collect(),
     };
     println!(
         "SACK vs NewReno-only recovery: {} MiB one way, {}",
@@ -471,4 +471,68 @@ fn link_ip_header_parsing_and_routing() {
     let mut part = vec![0u8; 101];
     p.fill(333, &mut part);
     assert_eq!(&all[333..434], &part[..]);
+}
+
+#[test]
+fn scenario_mix_covers_conditions() {
+    // No engine: checks that the seeds of the mixed test really mix conditions.
+    let all: Vec<Scenario> = (0..DEFAULT_SEEDS)
+        .map(|s| Scenario::random(s, MAX_TRANSFER_BYTES))
+        .collect();
+    let n = all.len() as f64;
+    let avg = all
+        .iter()
+        .map(|s| s.client_bytes + s.server_bytes)
+        .sum::<u64>() as f64
+        / n;
+    assert!(avg >= (2 << 20) as f64, "average {avg} bytes per seed");
+    for loss in [0.0, 0.01, 0.05, 0.10] {
+        assert!(all.iter().any(|s| s.client_to_server.loss == loss));
+    }
+    let count = |f: &dyn Fn(&Scenario) -> bool| all.iter().filter(|s| f(s)).count();
+    assert!(count(&|s| s.ipv6) > 20);
+    assert!(count(&|s| s.client_to_server.rate.is_some()) > 20);
+    assert!(count(&|s| !s.client_to_server.jitter.is_zero()) > 20);
+    assert!(count(&|s| s.client_to_server.duplicate > 0.0) > 20);
+    assert!(count(&|s| s.client_to_server.corrupt > 0.0) > 20);
+    assert!(count(&|s| s.client_bytes == 0 || s.server_bytes == 0) > 5);
+    assert!(count(&|s| s.server_fin_first) > 20);
+    assert!(count(&|s| !s.client_config.tcp.sack) > 20);
+    // Deterministic.
+    let again = Scenario::random(17, MAX_TRANSFER_BYTES);
+    assert_eq!(again.describe(), all[17].describe());
+    eprintln!("seed 17: {}", all[17].describe());
+    eprintln!("average {:.2} MiB per seed", avg / (1 << 20) as f64);
+}
+
+#[test]
+fn link_routing_by_address_pair() {
+    // Stacks are created but never called: only the router is exercised.
+    let mut w = World::new(0);
+    let a = w.add_host("a", sim_config(1));
+    let b = w.add_host("b", sim_config(2));
+    let c = w.add_host("c", sim_config(3));
+    let l = LinkParams::default;
+    let p0 = w.add_path_only(a, addr(false, 0, 1), b, addr(false, 0, 2), l(), l());
+    let p1 = w.add_path_only(a, addr(false, 1, 1), b, addr(false, 1, 2), l(), l());
+    let p2 = w.add_path_only(b, addr(true, 2, 2), c, addr(true, 2, 3), l(), l());
+    let r = |from, s, d| w.route(from, s, d);
+    assert_eq!(r(a, addr(false, 0, 1), addr(false, 0, 2)), Some((p0, true)));
+    assert_eq!(
+        r(b, addr(false, 0, 2), addr(false, 0, 1)),
+        Some((p0, false))
+    );
+    assert_eq!(r(a, addr(false, 1, 1), addr(false, 1, 2)), Some((p1, true)));
+    assert_eq!(
+        r(b, addr(false, 1, 2), addr(false, 1, 1)),
+        Some((p1, false))
+    );
+    // Cross pair (a's path-0 address to b's path-1 address): by destination.
+    assert_eq!(r(a, addr(false, 0, 1), addr(false, 1, 2)), Some((p1, true)));
+    assert_eq!(r(b, addr(true, 2, 2), addr(true, 2, 3)), Some((p2, true)));
+    assert_eq!(r(c, addr(true, 2, 3), addr(true, 2, 2)), Some((p2, false)));
+    // No path from a to c, unknown destinations, a host sending to itself.
+    assert_eq!(r(a, addr(false, 0, 1), addr(true, 2, 3)), None);
+    assert_eq!(r(a, addr(false, 0, 1), addr(false, 9, 9)), None);
+    assert_eq!(r(a, addr(false, 0, 2), addr(false, 0, 1)), None);
 }

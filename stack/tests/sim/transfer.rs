@@ -239,7 +239,8 @@ impl App for Transfer {
                 Role::Client { .. } if self.conn == Some(id) => self.connected_at = Some(now),
                 _ => return Err(format!("unexpected {event:?}")),
             },
-            Event::Closed { id, reason } if self.conn == Some(id) => {
+            // After an early release the stack may or may not report the end.
+            Event::Closed { id, reason } if self.conn == Some(id) && !self.released => {
                 if reason != CloseReason::Normal {
                     return Err(format!(
                         "connection closed: {reason:?} ({})",
@@ -427,6 +428,10 @@ impl Scenario {
         };
         s.client_to_server = link.clone();
         s.server_to_client = link;
+        if r.chance(0.2) {
+            // Asymmetric path: a different delay on the way back.
+            s.server_to_client.delay = Duration::from_millis(r.pick(&[1, 5, 10, 20, 50, 100]));
+        }
 
         s.server_fin_first = r.chance(0.25);
         s.wait_closed_before_release = r.chance(0.7);
@@ -453,6 +458,22 @@ impl Scenario {
                 Some(Duration::from_millis(40))
             };
             c.tcp.timestamps = r.chance(0.8);
+            c.tcp.mtu = r.pick(&[1500, 1500, 1500, 1280]);
+            if r.chance(0.2) {
+                c.tcp.send_buffer = r.range(16 << 10, 1 << 20) as usize;
+            }
+            if r.chance(0.2) {
+                c.tcp.recv_buffer = r.range(16 << 10, 1 << 20) as usize;
+            }
+        }
+        // A slow reader only matters if its receive window can fill up.
+        for (slow, c) in [
+            (s.client_slow_reader, &mut s.client_config),
+            (s.server_slow_reader, &mut s.server_config),
+        ] {
+            if slow.is_some() {
+                c.tcp.recv_buffer = c.tcp.recv_buffer.min(r.range(16 << 10, 256 << 10) as usize);
+            }
         }
         s
     }
@@ -460,8 +481,9 @@ impl Scenario {
     /// One-line description for failure messages.
     pub fn describe(&self) -> String {
         let cfg = |c: &Config| {
+            let d = Config::default();
             format!(
-                "{}{}{}{}",
+                "{}{}{}{}{}{}{}",
                 match c.tcp.cc {
                     CcAlgorithm::Cubic => "cubic",
                     CcAlgorithm::NewReno => "newreno",
@@ -471,7 +493,22 @@ impl Scenario {
                 match c.tcp.delayed_ack {
                     Some(d) => format!("+delack{}ms", d.as_millis()),
                     None => String::new(),
-                }
+                },
+                if c.tcp.mtu != d.tcp.mtu {
+                    format!(" mtu {}", c.tcp.mtu)
+                } else {
+                    String::new()
+                },
+                if c.tcp.send_buffer != d.tcp.send_buffer {
+                    format!(" sndbuf {}", c.tcp.send_buffer)
+                } else {
+                    String::new()
+                },
+                if c.tcp.recv_buffer != d.tcp.recv_buffer {
+                    format!(" rcvbuf {}", c.tcp.recv_buffer)
+                } else {
+                    String::new()
+                },
             )
         };
         let mut s = format!(
