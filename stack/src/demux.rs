@@ -5,9 +5,19 @@
 //! in a deterministic order (a replayed simulation must take the same path); the
 //! 4-tuple index is a hash map used only for lookups.
 
-use crate::endpoint::ConnId;
+use core::fmt;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+
+/// Handle of a connection, stable for its life; never reused within one `Stack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FourTuple {

@@ -2,8 +2,10 @@
 //! runs their timers, queues their output and reports events to the application.
 
 use crate::config::Config;
+pub use crate::demux::ConnId;
 use crate::demux::{ConnTable, FourTuple};
 use crate::tcp::isn::IsnGenerator;
+pub use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, Tcb, TcbStats};
 use crate::tcp::State;
 use crate::time::Instant;
@@ -15,31 +17,6 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-
-/// Handle of a connection, stable for its life; never reused within one `Stack`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.0)
-    }
-}
-
-/// Why a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// Both FINs exchanged and acknowledged.
-    Normal,
-    /// The peer sent a RST.
-    Reset,
-    /// The peer refused the connection (RST in answer to our SYN).
-    Refused,
-    /// Retransmissions (or keepalive probes) exhausted.
-    TimedOut,
-    /// The application aborted it.
-    Aborted,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {

@@ -64,3 +64,18 @@ impl fmt::Display for State {
         f.write_str(self.as_str())
     }
 }
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both FINs exchanged and acknowledged.
+    Normal,
+    /// The peer sent a RST.
+    Reset,
+    /// The peer refused the connection (RST in answer to our SYN).
+    Refused,
+    /// Retransmissions (or keepalive probes) exhausted.
+    TimedOut,
+    /// The application aborted it.
+    Aborted,
+}

@@ -2,7 +2,7 @@
 //! checks against blind resets, SYNs and data injection.
 
 use super::Tcb;
-use crate::endpoint::CloseReason;
+use crate::tcp::state::CloseReason;
 use crate::tcp::State;
 use crate::time::Instant;
 use crate::wire::{SeqNumber, TcpRepr};

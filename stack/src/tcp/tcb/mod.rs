@@ -19,7 +19,7 @@ use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
 use super::State;
 use crate::config::TcpConfig;
-use crate::endpoint::CloseReason;
+use crate::tcp::state::CloseReason;
 use crate::time::Instant;
 use crate::wire::{SeqNumber, TcpRepr};
 use std::net::{IpAddr, SocketAddr};

@@ -2,7 +2,7 @@
 //! (persist), delayed ACK, keepalive, FIN_WAIT_2 for released connections, TIME_WAIT.
 
 use super::Tcb;
-use crate::endpoint::CloseReason;
+use crate::tcp::state::CloseReason;
 use crate::tcp::State;
 use crate::time::Instant;
 
