@@ -188,6 +188,8 @@ pub struct Stack {
     /// Statistics of connections already freed.
     retired: Counters,
     now: Instant,
+    /// Scratch list of due timers, kept to avoid an allocation per wake-up.
+    due: Vec<(Instant, ConnId)>,
 }
 
 fn seg_len(seg: &TcpRepr<'_>) -> usize {
@@ -214,6 +216,7 @@ impl Stack {
             counters: Counters::default(),
             retired: Counters::default(),
             now: Instant::ZERO,
+            due: Vec::new(),
         }
     }
 
@@ -730,7 +733,7 @@ impl Stack {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.tick(now);
-        let mut due = Vec::new();
+        let mut due = core::mem::take(&mut self.due);
         while let Some(&Reverse((at, id))) = self.timers.peek() {
             if at > now {
                 break;
@@ -738,7 +741,7 @@ impl Stack {
             self.timers.pop();
             due.push((at, id));
         }
-        for (at, id) in due {
+        for &(at, id) in &due {
             let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
@@ -755,6 +758,8 @@ impl Stack {
                 self.arm(id, now);
             }
         }
+        due.clear();
+        self.due = due;
     }
 }
 
