@@ -1,0 +1,1 @@
+//! pcap capture of TUN traffic.
