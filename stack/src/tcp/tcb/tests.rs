@@ -1589,3 +1589,23 @@ fn shutdown_in_syn_sent_sends_fin_after_handshake() {
         (fl(FIN | ACK), ISS + 1, IRS + 1)
     );
 }
+
+#[test]
+fn passive_opener_sends_and_closes() {
+    let mut h = Harness::server(cfg(), Peer::full());
+    assert!(h.tcb.timestamps_enabled() && h.tcb.sack_enabled());
+    h.tcb.send(b"welcome").unwrap();
+    h.tcb.shutdown();
+    let out = h.recv_seg();
+    assert_eq!(out.flags, fl(FIN | ACK | PSH));
+    assert_eq!((out.seq, out.ack), (ISS + 1, IRS + 1));
+    assert_eq!(out.payload, b"welcome");
+    assert_eq!(
+        out.ts,
+        Some((h.now.as_millis() as u32 + TS_OFFSET, h.peer_tsval()))
+    );
+    let fin = h.seg(FIN | ACK, IRS + 1, ISS + 9);
+    h.send(&fin);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    assert_eq!(h.recv_seg().ack, IRS + 2);
+}
