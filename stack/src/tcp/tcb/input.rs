@@ -136,6 +136,18 @@ impl Tcb {
             return self.on_segment_time_wait(now, seg);
         }
 
+        // The peer retransmitted its SYN: our SYN/ACK was lost, send it again. This
+        // precedes the window check, which a SYN at irs (below rcv_nxt) always fails.
+        if self.state == State::SynReceived
+            && f.syn()
+            && !f.ack()
+            && !f.rst()
+            && seg.seq == self.irs
+        {
+            self.snd_nxt = self.iss;
+            return None;
+        }
+
         // PAWS (RFC 7323 §5.3).
         if self.ts_ok && !f.rst() {
             if let Some((tsval, _)) = seg.timestamp {
@@ -176,11 +188,6 @@ impl Tcb {
         }
 
         if f.syn() {
-            if self.state == State::SynReceived && seg.seq == self.irs {
-                // The peer retransmitted its SYN: our SYN/ACK was lost.
-                self.snd_nxt = self.iss;
-                return None;
-            }
             // RFC 5961 §4: a SYN in a synchronized state gets a challenge ACK.
             self.challenge_ack(now);
             return None;

@@ -1,1 +1,1611 @@
+//! Segment-in / segment-out tests of one TCB.
+//!
+//! A [`Harness`] plays the peer: it feeds `TcpRepr`s to `on_segment`, and turns what
+//! `poll_transmit` writes back into a parsed, owned [`Seg`] so each test can assert
+//! the exact segment the TCB emits and the state it is left in.
 
+use super::{RstReply, Tcb, Transmit};
+use crate::config::{Keepalive, TcpConfig};
+use crate::endpoint::CloseReason;
+use crate::tcp::State;
+use crate::time::Instant;
+use crate::wire::{IpRepr, SeqNumber, TcpFlags, TcpRepr, IPPROTO_TCP};
+use core::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+const LOCAL_PORT: u16 = 49152;
+const REMOTE_PORT: u16 = 80;
+/// Our initial send sequence number.
+const ISS: u32 = 10_000;
+/// The peer's initial sequence number.
+const IRS: u32 = 90_000;
+/// Our timestamp clock offset: TSval = now in ms + TS_OFFSET.
+const TS_OFFSET: u32 = 7_000;
+/// The peer's timestamp clock: TSval = now in ms + PEER_TS.
+const PEER_TS: u32 = 500_000;
+const HOP: u8 = 64;
+const T0: Instant = Instant::from_millis(10_000);
+
+const FIN: u8 = TcpFlags::FIN;
+const SYN: u8 = TcpFlags::SYN;
+const RST: u8 = TcpFlags::RST;
+const PSH: u8 = TcpFlags::PSH;
+const ACK: u8 = TcpFlags::ACK;
+
+fn fl(bits: u8) -> TcpFlags {
+    TcpFlags(bits)
+}
+
+fn local() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)), LOCAL_PORT)
+}
+
+fn remote() -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2)), REMOTE_PORT)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Test config: a 32 KiB receive buffer (so windows need no scaling), every
+/// segment acknowledged at once.
+fn cfg() -> TcpConfig {
+    TcpConfig {
+        recv_buffer: 32768,
+        send_buffer: 65536,
+        delayed_ack: None,
+        ..TcpConfig::default()
+    }
+}
+
+/// An owned copy of the interesting fields of an emitted segment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Seg {
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    window: u16,
+    payload: Vec<u8>,
+    mss: Option<u16>,
+    ws: Option<u8>,
+    sack_perm: bool,
+    sack: Vec<(u32, u32)>,
+    ts: Option<(u32, u32)>,
+}
+
+/// What the simulated peer offers in its SYN and puts on its segments.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    mss: Option<u16>,
+    ws: Option<u8>,
+    sack: bool,
+    ts: bool,
+    window: u16,
+}
+
+impl Peer {
+    /// MSS 1000, window scale 0, SACK and timestamps.
+    fn full() -> Peer {
+        Peer {
+            mss: Some(1000),
+            ws: Some(0),
+            sack: true,
+            ts: true,
+            window: 65535,
+        }
+    }
+
+    /// MSS 1000 and SACK, no timestamps (segments carry exactly 1000 bytes).
+    fn sack() -> Peer {
+        Peer {
+            ts: false,
+            ..Peer::full()
+        }
+    }
+
+    /// MSS 1000 only: no window scaling, SACK or timestamps.
+    fn plain() -> Peer {
+        Peer {
+            mss: Some(1000),
+            ws: None,
+            sack: false,
+            ts: false,
+            window: 65535,
+        }
+    }
+}
+
+struct Harness {
+    tcb: Tcb,
+    now: Instant,
+    peer: Peer,
+    buf: Vec<u8>,
+    /// The last TSval we saw from the TCB (echoed by the peer).
+    last_tsval: u32,
+    last_tx: Option<Transmit>,
+}
+
+impl Harness {
+    fn new(tcb: Tcb, peer: Peer) -> Harness {
+        Harness {
+            tcb,
+            now: T0,
+            peer,
+            buf: vec![0; 2048],
+            last_tsval: 0,
+            last_tx: None,
+        }
+    }
+
+    /// SYN_SENT, the SYN not yet polled.
+    fn connecting(cfg: TcpConfig, peer: Peer) -> Harness {
+        let tcb = Tcb::connect(&cfg, local(), remote(), SeqNumber(ISS), TS_OFFSET, T0);
+        Harness::new(tcb, peer)
+    }
+
+    /// SYN_RECEIVED from the peer's SYN, the SYN/ACK not yet polled.
+    fn accepting(cfg: TcpConfig, peer: Peer) -> Harness {
+        let mut h = Harness::new(
+            Tcb::connect(&cfg, local(), remote(), SeqNumber(ISS), TS_OFFSET, T0),
+            peer,
+        );
+        let syn = h.peer_syn(SYN, IRS, 0);
+        h.tcb = Tcb::accept(&cfg, local(), remote(), SeqNumber(ISS), TS_OFFSET, T0, &syn);
+        h
+    }
+
+    /// An established active opener (the handshake took 10 ms).
+    fn client(cfg: TcpConfig, peer: Peer) -> Harness {
+        let mut h = Harness::connecting(cfg, peer);
+        let syn = h.recv_seg();
+        assert_eq!(syn.flags, fl(SYN));
+        h.now += ms(10);
+        let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+        assert_eq!(h.send(&synack), None);
+        assert_eq!(h.tcb.state(), State::Established);
+        let ack = h.recv_seg();
+        assert_eq!((ack.flags, ack.seq, ack.ack), (fl(ACK), ISS + 1, IRS + 1));
+        h.assert_no_segment();
+        h
+    }
+
+    /// An established passive opener.
+    fn server(cfg: TcpConfig, peer: Peer) -> Harness {
+        let mut h = Harness::accepting(cfg, peer);
+        let synack = h.recv_seg();
+        assert_eq!(synack.flags, fl(SYN | ACK));
+        h.now += ms(10);
+        let ack = h.seg(ACK, IRS + 1, ISS + 1);
+        assert_eq!(h.send(&ack), None);
+        assert_eq!(h.tcb.state(), State::Established);
+        h.assert_no_segment();
+        h
+    }
+
+    fn peer_tsval(&self) -> u32 {
+        PEER_TS.wrapping_add(self.now.as_millis() as u32)
+    }
+
+    /// A segment from the peer (stamped with a current timestamp if it uses them).
+    fn seg(&self, flags: u8, seq: u32, ack: u32) -> TcpRepr<'static> {
+        let mut r = TcpRepr::new(REMOTE_PORT, LOCAL_PORT);
+        r.flags = fl(flags);
+        r.seq = SeqNumber(seq);
+        r.ack = SeqNumber(ack);
+        r.window = self.peer.window;
+        if self.peer.ts {
+            r.timestamp = Some((self.peer_tsval(), self.last_tsval));
+        }
+        r
+    }
+
+    /// A SYN or SYN/ACK from the peer with the options it offers.
+    fn peer_syn(&self, flags: u8, seq: u32, ack: u32) -> TcpRepr<'static> {
+        let mut r = self.seg(flags, seq, ack);
+        r.mss = self.peer.mss;
+        r.window_scale = self.peer.ws;
+        r.sack_permitted = self.peer.sack;
+        if self.peer.ts && flags & ACK == 0 {
+            r.timestamp = Some((self.peer_tsval(), 0));
+        }
+        r
+    }
+
+    /// A data segment (ACK|PSH) from the peer.
+    fn data<'a>(&self, seq: u32, ack: u32, payload: &'a [u8]) -> TcpRepr<'a> {
+        TcpRepr {
+            payload,
+            ..self.seg(ACK | PSH, seq, ack)
+        }
+    }
+
+    fn send(&mut self, r: &TcpRepr<'_>) -> Option<RstReply> {
+        self.tcb.on_segment(self.now, r)
+    }
+
+    /// Poll one segment out of the TCB and parse it back.
+    fn recv(&mut self) -> Option<Seg> {
+        let t = self.tcb.poll_transmit(self.now, HOP, &mut self.buf)?;
+        let pkt = &self.buf[..t.len];
+        let (ip, bytes) = IpRepr::parse(pkt).expect("TCB emitted a bad IP packet");
+        assert_eq!(ip.src, local().ip());
+        assert_eq!(ip.dst, remote().ip());
+        assert_eq!(ip.protocol, IPPROTO_TCP);
+        assert_eq!(ip.hop_limit, HOP);
+        let r = TcpRepr::parse(ip.src, ip.dst, bytes, true).expect("TCB emitted a bad segment");
+        assert_eq!((r.src_port, r.dst_port), (LOCAL_PORT, REMOTE_PORT));
+        if let Some((tsval, _)) = r.timestamp {
+            self.last_tsval = tsval;
+        }
+        self.last_tx = Some(t);
+        Some(Seg {
+            flags: r.flags,
+            seq: r.seq.0,
+            ack: r.ack.0,
+            window: r.window,
+            payload: r.payload.to_vec(),
+            mss: r.mss,
+            ws: r.window_scale,
+            sack_perm: r.sack_permitted,
+            sack: r
+                .sack_blocks
+                .as_slice()
+                .iter()
+                .map(|(a, b)| (a.0, b.0))
+                .collect(),
+            ts: r.timestamp,
+        })
+    }
+
+    fn recv_seg(&mut self) -> Seg {
+        match self.recv() {
+            Some(s) => s,
+            None => panic!("expected a segment in state {}", self.tcb.state()),
+        }
+    }
+
+    fn assert_no_segment(&mut self) {
+        if let Some(s) = self.recv() {
+            panic!("unexpected segment {s:?}");
+        }
+    }
+
+    /// Jump to the next timer and run it.
+    fn fire_timer(&mut self) -> Option<RstReply> {
+        let at = self.tcb.poll_at().expect("a timer is armed");
+        assert!(at >= self.now, "timer in the past");
+        self.now = at;
+        self.tcb.on_timeout(at)
+    }
+
+    fn read_all(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.tcb.recv(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+
+    /// A pure ACK segment from us, as expected after an established handshake.
+    fn ack_seg(&self, seq: u32, ack: u32, window: u16) -> Seg {
+        Seg {
+            flags: fl(ACK),
+            seq,
+            ack,
+            window,
+            ..Seg::default()
+        }
+    }
+}
+
+fn bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+// ----- active open -----
+
+#[test]
+fn active_open_syn_carries_options() {
+    let mut h = Harness::connecting(cfg(), Peer::full());
+    assert_eq!(h.tcb.state(), State::SynSent);
+    let syn = h.recv_seg();
+    assert_eq!(
+        syn,
+        Seg {
+            flags: fl(SYN),
+            seq: ISS,
+            ack: 0,
+            window: 32768,
+            mss: Some(1460),
+            ws: Some(0),
+            sack_perm: true,
+            ts: Some((10_000 + TS_OFFSET, 0)),
+            ..Seg::default()
+        }
+    );
+    h.assert_no_segment();
+}
+
+#[test]
+fn active_open_established_by_syn_ack() {
+    let mut h = Harness::connecting(cfg(), Peer::full());
+    h.recv_seg();
+    h.now += ms(10);
+    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+    assert_eq!(h.send(&synack), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert!(h.tcb.take_events().established);
+    assert!(h.tcb.timestamps_enabled());
+    assert!(h.tcb.sack_enabled());
+    // Peer MSS 1000 less 12 bytes of timestamp option.
+    assert_eq!(h.tcb.mss(), 988);
+    let ack = h.recv_seg();
+    assert_eq!(
+        ack,
+        Seg {
+            flags: fl(ACK),
+            seq: ISS + 1,
+            ack: IRS + 1,
+            window: 32768,
+            ts: Some((10_010 + TS_OFFSET, PEER_TS + 10_010)),
+            ..Seg::default()
+        }
+    );
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), None);
+}
+
+#[test]
+fn window_scale_negotiated_when_both_offer() {
+    // The default 8 MiB buffer needs a shift of 8.
+    let cfg = TcpConfig {
+        delayed_ack: None,
+        ..TcpConfig::default()
+    };
+    let peer = Peer {
+        ws: Some(7),
+        ..Peer::full()
+    };
+    let mut h = Harness::connecting(cfg, peer);
+    let syn = h.recv_seg();
+    assert_eq!((syn.ws, syn.window), (Some(8), 65535));
+    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+    h.send(&synack);
+    // The window of a SYN is never scaled.
+    assert_eq!(h.tcb.snd_wnd(), 65535);
+    let ack = h.recv_seg();
+    assert_eq!(ack.window, ((8usize << 20) >> 8) as u16);
+    let mut upd = h.seg(ACK, IRS + 1, ISS + 1);
+    upd.window = 100;
+    h.send(&upd);
+    assert_eq!(h.tcb.snd_wnd(), 100 << 7);
+}
+
+#[test]
+fn peer_without_options_gets_none() {
+    let cfg = TcpConfig {
+        delayed_ack: None,
+        ..TcpConfig::default()
+    };
+    let mut h = Harness::connecting(cfg, Peer::plain());
+    let syn = h.recv_seg();
+    // We offer everything ...
+    assert_eq!(syn.ws, Some(8));
+    assert!(syn.sack_perm && syn.ts.is_some());
+    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+    h.send(&synack);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert!(!h.tcb.timestamps_enabled());
+    assert!(!h.tcb.sack_enabled());
+    assert_eq!(h.tcb.mss(), 1000);
+    // ... but use nothing: unscaled window (capped at 64 KiB), no timestamps.
+    let ack = h.recv_seg();
+    assert_eq!(ack, h.ack_seg(ISS + 1, IRS + 1, 65535));
+    let mut upd = h.seg(ACK, IRS + 1, ISS + 1);
+    upd.window = 100;
+    h.send(&upd);
+    assert_eq!(h.tcb.snd_wnd(), 100);
+    h.tcb.send(b"hi").unwrap();
+    let d = h.recv_seg();
+    assert_eq!(d.ts, None);
+    assert_eq!(d.payload, b"hi");
+    assert_eq!(d.window, 65535);
+    // Out-of-order data gets no SACK blocks either.
+    let late = h.data(IRS + 11, ISS + 3, b"later");
+    h.send(&late);
+    let dup = h.recv_seg();
+    assert_eq!(dup.ack, IRS + 1);
+    assert!(dup.sack.is_empty());
+}
+
+#[test]
+fn peer_mss_bounds_segments() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.send(&bytes(2500)).unwrap();
+    assert_eq!(h.recv_seg().payload.len(), 1000);
+    assert_eq!(h.recv_seg().payload.len(), 1000);
+    // Nagle holds the small tail while full segments are unacknowledged.
+    h.assert_no_segment();
+    let ack = h.seg(ACK, IRS + 1, ISS + 2001);
+    h.send(&ack);
+    let tail = h.recv_seg();
+    assert_eq!((tail.seq, tail.payload.len()), (ISS + 2001, 500));
+}
+
+// ----- SYN_SENT -----
+
+#[test]
+fn syn_sent_rst_with_acceptable_ack_refuses() {
+    let mut h = Harness::connecting(cfg(), Peer::plain());
+    h.recv_seg();
+    let rst = h.seg(RST | ACK, 0, ISS + 1);
+    assert_eq!(h.send(&rst), None);
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::Refused));
+    assert_eq!(h.tcb.take_events().closed, Some(CloseReason::Refused));
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), None);
+}
+
+#[test]
+fn syn_sent_rst_without_ack_ignored() {
+    let mut h = Harness::connecting(cfg(), Peer::plain());
+    h.recv_seg();
+    let rst = h.seg(RST, IRS, 0);
+    assert_eq!(h.send(&rst), None);
+    assert_eq!(h.tcb.state(), State::SynSent);
+    h.assert_no_segment();
+}
+
+#[test]
+fn syn_sent_rst_with_bad_ack_ignored() {
+    let mut h = Harness::connecting(cfg(), Peer::plain());
+    h.recv_seg();
+    let rst = h.seg(RST | ACK, 0, ISS + 7);
+    assert_eq!(h.send(&rst), None);
+    assert_eq!(h.tcb.state(), State::SynSent);
+}
+
+#[test]
+fn syn_sent_unacceptable_ack_gets_rst() {
+    let mut h = Harness::connecting(cfg(), Peer::plain());
+    h.recv_seg();
+    // Above snd_max.
+    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 2);
+    assert_eq!(
+        h.send(&synack),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 2),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::SynSent);
+    // At the ISS itself (not above it).
+    let ack = h.seg(ACK, IRS, ISS);
+    assert_eq!(
+        h.send(&ack),
+        Some(RstReply {
+            seq: SeqNumber(ISS),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::SynSent);
+    h.assert_no_segment();
+}
+
+#[test]
+fn syn_sent_ack_without_syn_dropped() {
+    let mut h = Harness::connecting(cfg(), Peer::plain());
+    h.recv_seg();
+    let ack = h.seg(ACK, IRS, ISS + 1);
+    assert_eq!(h.send(&ack), None);
+    assert_eq!(h.tcb.state(), State::SynSent);
+    h.assert_no_segment();
+}
+
+#[test]
+fn simultaneous_open() {
+    let mut h = Harness::connecting(cfg(), Peer::full());
+    let syn = h.recv_seg();
+    assert_eq!(syn.flags, fl(SYN));
+    h.now += ms(5);
+    let their_syn = h.peer_syn(SYN, IRS, 0);
+    assert_eq!(h.send(&their_syn), None);
+    assert_eq!(h.tcb.state(), State::SynReceived);
+    let synack = h.recv_seg();
+    assert_eq!(
+        synack,
+        Seg {
+            flags: fl(SYN | ACK),
+            seq: ISS,
+            ack: IRS + 1,
+            window: 32768,
+            mss: Some(1460),
+            ws: Some(0),
+            sack_perm: true,
+            ts: Some((10_005 + TS_OFFSET, PEER_TS + 10_005)),
+            ..Seg::default()
+        }
+    );
+    h.assert_no_segment();
+    let ack = h.seg(ACK, IRS + 1, ISS + 1);
+    assert_eq!(h.send(&ack), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert!(h.tcb.take_events().established);
+    h.assert_no_segment();
+}
+
+// ----- passive open -----
+
+#[test]
+fn passive_open_syn_ack_echoes_options() {
+    let mut h = Harness::accepting(cfg(), Peer::full());
+    assert_eq!(h.tcb.state(), State::SynReceived);
+    assert!(h.tcb.is_passive());
+    let synack = h.recv_seg();
+    assert_eq!(
+        synack,
+        Seg {
+            flags: fl(SYN | ACK),
+            seq: ISS,
+            ack: IRS + 1,
+            window: 32768,
+            mss: Some(1460),
+            ws: Some(0),
+            sack_perm: true,
+            ts: Some((10_000 + TS_OFFSET, PEER_TS + 10_000)),
+            ..Seg::default()
+        }
+    );
+    h.assert_no_segment();
+}
+
+#[test]
+fn passive_open_plain_peer_syn_ack_has_only_mss() {
+    let mut h = Harness::accepting(cfg(), Peer::plain());
+    let synack = h.recv_seg();
+    assert_eq!(
+        synack,
+        Seg {
+            flags: fl(SYN | ACK),
+            seq: ISS,
+            ack: IRS + 1,
+            window: 32768,
+            mss: Some(1460),
+            ..Seg::default()
+        }
+    );
+}
+
+#[test]
+fn passive_open_third_ack_establishes() {
+    let mut h = Harness::accepting(cfg(), Peer::full());
+    h.recv_seg();
+    let ack = h.seg(ACK, IRS + 1, ISS + 1);
+    assert_eq!(h.send(&ack), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert!(h.tcb.take_events().established);
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), None);
+}
+
+#[test]
+fn passive_open_third_ack_with_data() {
+    let mut h = Harness::accepting(cfg(), Peer::plain());
+    h.recv_seg();
+    let d = h.data(IRS + 1, ISS + 1, b"GET /");
+    assert_eq!(h.send(&d), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 6, 32763));
+    assert_eq!(h.read_all(), b"GET /");
+}
+
+#[test]
+fn syn_received_bad_ack_gets_rst() {
+    let mut h = Harness::accepting(cfg(), Peer::plain());
+    h.recv_seg();
+    let ack = h.seg(ACK, IRS + 1, ISS + 50);
+    assert_eq!(
+        h.send(&ack),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 50),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::SynReceived);
+    h.assert_no_segment();
+}
+
+#[test]
+fn syn_received_retransmitted_syn_resends_syn_ack() {
+    let mut h = Harness::accepting(cfg(), Peer::plain());
+    let first = h.recv_seg();
+    h.now += ms(1000);
+    let syn = h.peer_syn(SYN, IRS, 0);
+    assert_eq!(h.send(&syn), None);
+    assert_eq!(h.tcb.state(), State::SynReceived);
+    let again = h.recv_seg();
+    assert_eq!(again, first);
+    h.assert_no_segment();
+}
+
+#[test]
+fn syn_received_syn_ack_retransmitted_on_rto() {
+    let mut h = Harness::accepting(cfg(), Peer::plain());
+    let first = h.recv_seg();
+    assert_eq!(h.tcb.poll_at(), Some(T0 + ms(1000)));
+    assert_eq!(h.fire_timer(), None);
+    assert_eq!(h.recv_seg(), first);
+    assert_eq!(h.tcb.poll_at(), Some(T0 + ms(3000)));
+}
+
+#[test]
+fn syn_received_rst_closes() {
+    let mut h = Harness::accepting(cfg(), Peer::plain());
+    h.recv_seg();
+    let rst = h.seg(RST, IRS + 1, 0);
+    h.send(&rst);
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::Reset));
+}
+
+// ----- data transfer -----
+
+#[test]
+fn send_data_goes_out_and_is_acked() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    assert_eq!(h.tcb.send(b"hello"), Some(5));
+    assert_eq!(h.tcb.send_queued(), 5);
+    let d = h.recv_seg();
+    assert_eq!(
+        d,
+        Seg {
+            flags: fl(ACK | PSH),
+            seq: ISS + 1,
+            ack: IRS + 1,
+            window: 32768,
+            payload: b"hello".to_vec(),
+            ..Seg::default()
+        }
+    );
+    assert_eq!(h.last_tx.unwrap().retransmitted, 0);
+    h.assert_no_segment();
+    assert!(h.tcb.poll_at().is_some(), "retransmission timer armed");
+    let ack = h.seg(ACK, IRS + 1, ISS + 6);
+    h.send(&ack);
+    assert_eq!(h.tcb.send_queued(), 0);
+    assert_eq!(h.tcb.stats().bytes_acked, 5);
+    assert_eq!(h.tcb.poll_at(), None, "timer stopped once all is acked");
+    h.assert_no_segment();
+}
+
+#[test]
+fn in_order_data_acked_at_once_without_delayed_ack() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let d = h.data(IRS + 1, ISS + 1, b"abcdef");
+    assert_eq!(h.send(&d), None);
+    assert!(h.tcb.take_events().readable);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 7, 32762));
+    h.assert_no_segment();
+    assert_eq!(h.tcb.recv_available(), 6);
+    assert_eq!(h.read_all(), b"abcdef");
+}
+
+#[test]
+fn delayed_ack_waits_for_second_segment() {
+    let cfg = TcpConfig {
+        delayed_ack: Some(ms(40)),
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    let p = bytes(1000);
+    let d1 = h.data(IRS + 1, ISS + 1, &p);
+    h.send(&d1);
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), Some(h.now + ms(40)));
+    h.now += ms(5);
+    let d2 = h.data(IRS + 1001, ISS + 1, &p);
+    h.send(&d2);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 2001, 30768));
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), None);
+}
+
+#[test]
+fn delayed_ack_timer_sends_ack() {
+    let cfg = TcpConfig {
+        delayed_ack: Some(ms(40)),
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    let start = h.now;
+    let d = h.data(IRS + 1, ISS + 1, b"x");
+    h.send(&d);
+    h.assert_no_segment();
+    assert_eq!(h.fire_timer(), None);
+    assert_eq!(h.now, start + ms(40));
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 2, 32767));
+    h.assert_no_segment();
+}
+
+#[test]
+fn delayed_ack_piggybacks_on_data() {
+    let cfg = TcpConfig {
+        delayed_ack: Some(ms(40)),
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    let d = h.data(IRS + 1, ISS + 1, b"ping");
+    h.send(&d);
+    h.tcb.send(b"pong").unwrap();
+    let out = h.recv_seg();
+    assert_eq!((out.ack, out.payload.as_slice()), (IRS + 5, &b"pong"[..]));
+    h.assert_no_segment();
+}
+
+#[test]
+fn out_of_order_data_sacked_then_hole_filled() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let p = bytes(300);
+    // Second 100 bytes first.
+    let d2 = h.data(IRS + 101, ISS + 1, &p[100..200]);
+    h.send(&d2);
+    let dup = h.recv_seg();
+    assert_eq!(
+        dup,
+        Seg {
+            sack: vec![(IRS + 101, IRS + 201)],
+            ..h.ack_seg(ISS + 1, IRS + 1, 32768)
+        }
+    );
+    assert_eq!(h.tcb.recv_available(), 0);
+    // Then the third: one more duplicate ACK, the newest block first.
+    let d3 = h.data(IRS + 201, ISS + 1, &p[200..300]);
+    h.send(&d3);
+    let dup = h.recv_seg();
+    assert_eq!(
+        (dup.ack, dup.sack.clone()),
+        (IRS + 1, vec![(IRS + 101, IRS + 301)])
+    );
+    h.assert_no_segment();
+    // The hole filled: one ACK covering everything, no SACK blocks left.
+    let d1 = h.data(IRS + 1, ISS + 1, &p[..100]);
+    h.send(&d1);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 301, 32468));
+    h.assert_no_segment();
+    assert_eq!(h.read_all(), p);
+}
+
+#[test]
+fn two_out_of_order_blocks_reported() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let p = bytes(100);
+    let a = h.data(IRS + 201, ISS + 1, &p);
+    h.send(&a);
+    h.recv_seg();
+    let b = h.data(IRS + 501, ISS + 1, &p);
+    h.send(&b);
+    let dup = h.recv_seg();
+    assert_eq!(dup.ack, IRS + 1);
+    assert_eq!(
+        dup.sack,
+        vec![(IRS + 501, IRS + 601), (IRS + 201, IRS + 301)]
+    );
+}
+
+#[test]
+fn duplicate_data_acked_not_delivered_twice() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let d = h.data(IRS + 1, ISS + 1, b"once");
+    h.send(&d);
+    h.recv_seg();
+    h.send(&d);
+    assert_eq!(h.recv_seg().ack, IRS + 5);
+    assert_eq!(h.read_all(), b"once");
+}
+
+// ----- closing -----
+
+/// Active close up to FIN_WAIT_2.
+fn fin_wait_2(h: &mut Harness) {
+    h.tcb.shutdown();
+    assert_eq!(h.tcb.state(), State::FinWait1);
+    assert_eq!(h.tcb.send(b"late"), None, "no sending after shutdown");
+    let fin = h.recv_seg();
+    assert_eq!(
+        fin,
+        Seg {
+            flags: fl(FIN | ACK),
+            ..h.ack_seg(ISS + 1, IRS + 1, 32768)
+        }
+    );
+    h.assert_no_segment();
+    let ack = h.seg(ACK, IRS + 1, ISS + 2);
+    h.send(&ack);
+    assert_eq!(h.tcb.state(), State::FinWait2);
+    h.assert_no_segment();
+}
+
+#[test]
+fn active_close_through_time_wait() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    fin_wait_2(&mut h);
+    let fin = h.seg(FIN | ACK, IRS + 1, ISS + 2);
+    h.send(&fin);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 2, IRS + 2, 32767));
+    h.assert_no_segment();
+    let entered = h.now;
+    assert_eq!(h.tcb.poll_at(), Some(entered + ms(60_000)));
+    assert_eq!(h.fire_timer(), None);
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::Normal));
+    h.assert_no_segment();
+}
+
+#[test]
+fn passive_close_through_last_ack() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let fin = TcpRepr {
+        payload: b"bye",
+        ..h.seg(FIN | ACK | PSH, IRS + 1, ISS + 1)
+    };
+    h.send(&fin);
+    assert_eq!(h.tcb.state(), State::CloseWait);
+    // The FIN takes a sequence number but no buffer space: the right edge stays.
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 5, 32764));
+    h.assert_no_segment();
+    let mut buf = [0u8; 16];
+    assert_eq!(h.tcb.recv(&mut buf), Ok(3));
+    assert_eq!(&buf[..3], b"bye");
+    assert_eq!(h.tcb.recv(&mut buf), Err(true));
+    // We may still send in CLOSE_WAIT.
+    assert_eq!(h.tcb.send(b"ok"), Some(2));
+    h.tcb.shutdown();
+    assert_eq!(h.tcb.state(), State::LastAck);
+    let out = h.recv_seg();
+    assert_eq!(
+        out,
+        Seg {
+            flags: fl(FIN | ACK | PSH),
+            payload: b"ok".to_vec(),
+            ..h.ack_seg(ISS + 1, IRS + 5, 32764)
+        }
+    );
+    let ack = h.seg(ACK, IRS + 5, ISS + 4);
+    h.send(&ack);
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::Normal));
+    h.assert_no_segment();
+}
+
+#[test]
+fn simultaneous_close_through_closing() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.shutdown();
+    let fin = h.recv_seg();
+    assert_eq!((fin.flags, fin.seq), (fl(FIN | ACK), ISS + 1));
+    // Their FIN crosses ours: it does not acknowledge our FIN.
+    let their_fin = h.seg(FIN | ACK, IRS + 1, ISS + 1);
+    h.send(&their_fin);
+    assert_eq!(h.tcb.state(), State::Closing);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 2, IRS + 2, 32767));
+    let ack = h.seg(ACK, IRS + 2, ISS + 2);
+    h.send(&ack);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), Some(h.now + ms(60_000)));
+}
+
+#[test]
+fn fin_acking_our_fin_in_fin_wait_1_goes_to_time_wait() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.shutdown();
+    h.recv_seg();
+    let fin = h.seg(FIN | ACK, IRS + 1, ISS + 2);
+    h.send(&fin);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 2, IRS + 2, 32767));
+}
+
+#[test]
+fn fin_after_queued_data() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.send(b"last words").unwrap();
+    h.tcb.shutdown();
+    let out = h.recv_seg();
+    assert_eq!(out.flags, fl(FIN | ACK | PSH));
+    assert_eq!(
+        (out.seq, out.payload.as_slice()),
+        (ISS + 1, &b"last words"[..])
+    );
+    let ack = h.seg(ACK, IRS + 1, ISS + 12);
+    h.send(&ack);
+    assert_eq!(h.tcb.state(), State::FinWait2);
+}
+
+#[test]
+fn half_close_still_receives_in_fin_wait_2() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    fin_wait_2(&mut h);
+    let d = h.data(IRS + 1, ISS + 2, b"more data");
+    h.send(&d);
+    assert_eq!(h.tcb.state(), State::FinWait2);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 2, IRS + 10, 32759));
+    assert_eq!(h.read_all(), b"more data");
+    let fin = h.seg(FIN | ACK, IRS + 10, ISS + 2);
+    h.send(&fin);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    assert_eq!(h.recv_seg().ack, IRS + 11);
+    let mut buf = [0u8; 4];
+    assert_eq!(h.tcb.recv(&mut buf), Err(true));
+}
+
+#[test]
+fn half_close_still_receives_in_fin_wait_1() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.shutdown();
+    h.recv_seg();
+    let d = h.data(IRS + 1, ISS + 1, b"crossing");
+    h.send(&d);
+    assert_eq!(h.tcb.state(), State::FinWait1);
+    assert_eq!(h.recv_seg().ack, IRS + 9);
+    assert_eq!(h.read_all(), b"crossing");
+}
+
+#[test]
+fn out_of_order_fin_waits_for_the_data() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let fin = TcpRepr {
+        payload: b"end",
+        ..h.seg(FIN | ACK, IRS + 4, ISS + 1)
+    };
+    h.send(&fin);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert_eq!(h.recv_seg().ack, IRS + 1);
+    let d = h.data(IRS + 1, ISS + 1, b"the");
+    h.send(&d);
+    assert_eq!(h.tcb.state(), State::CloseWait);
+    assert_eq!(h.recv_seg().ack, IRS + 8);
+    assert_eq!(h.read_all(), b"theend");
+}
+
+// ----- TIME_WAIT -----
+
+fn time_wait(h: &mut Harness) {
+    fin_wait_2(h);
+    let fin = h.seg(FIN | ACK, IRS + 1, ISS + 2);
+    h.send(&fin);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    h.recv_seg();
+}
+
+#[test]
+fn time_wait_reacks_retransmitted_fin_and_restarts_timer() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    time_wait(&mut h);
+    h.now += ms(30_000);
+    let fin = h.seg(FIN | ACK, IRS + 1, ISS + 2);
+    assert_eq!(h.send(&fin), None);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 2, IRS + 2, 32767));
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), Some(h.now + ms(60_000)));
+}
+
+#[test]
+fn time_wait_ignores_rst() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    time_wait(&mut h);
+    let until = h.tcb.poll_at();
+    let rst = h.seg(RST, IRS + 2, 0);
+    assert_eq!(h.send(&rst), None);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    assert_eq!(h.tcb.poll_at(), until);
+    h.assert_no_segment();
+}
+
+// ----- RFC 5961 -----
+
+#[test]
+fn rst_exactly_at_rcv_nxt_resets() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let rst = h.seg(RST, IRS + 1, 0);
+    assert_eq!(h.send(&rst), None);
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::Reset));
+    assert_eq!(h.tcb.take_events().closed, Some(CloseReason::Reset));
+    let mut buf = [0u8; 4];
+    assert_eq!(h.tcb.recv(&mut buf), Err(false));
+    h.assert_no_segment();
+}
+
+#[test]
+fn rst_in_window_but_not_exact_gets_challenge_ack() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let rst = h.seg(RST, IRS + 100, 0);
+    assert_eq!(h.send(&rst), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    h.assert_no_segment();
+    assert_eq!(h.tcb.stats().challenge_acks, 1);
+}
+
+#[test]
+fn rst_out_of_window_ignored() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let rst = h.seg(RST, IRS + 1 + 40_000, 0);
+    h.send(&rst);
+    let old = h.seg(RST, IRS - 5, 0);
+    h.send(&old);
+    assert_eq!(h.tcb.state(), State::Established);
+    h.assert_no_segment();
+}
+
+#[test]
+fn syn_in_established_gets_challenge_ack() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let syn = h.peer_syn(SYN, IRS + 50, 0);
+    assert_eq!(h.send(&syn), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    h.assert_no_segment();
+    assert_eq!(h.tcb.stats().challenge_acks, 1);
+}
+
+#[test]
+fn ack_of_unsent_data_dropped_and_acked() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let d = h.data(IRS + 1, ISS + 500, b"injected");
+    assert_eq!(h.send(&d), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert_eq!(h.tcb.recv_available(), 0);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    h.assert_no_segment();
+}
+
+#[test]
+fn challenge_acks_rate_limited() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    for i in 0..10 {
+        let rst = h.seg(RST, IRS + 100 + i, 0);
+        h.send(&rst);
+        assert_eq!(
+            h.recv_seg(),
+            h.ack_seg(ISS + 1, IRS + 1, 32768),
+            "challenge {i}"
+        );
+    }
+    for i in 0..3 {
+        let rst = h.seg(RST, IRS + 200 + i, 0);
+        h.send(&rst);
+        h.assert_no_segment();
+    }
+    assert_eq!(h.tcb.stats().challenge_acks, 10);
+    // A second later the budget is back.
+    h.now += ms(1000);
+    let rst = h.seg(RST, IRS + 300, 0);
+    h.send(&rst);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    assert_eq!(h.tcb.state(), State::Established);
+}
+
+// ----- PAWS and window checks -----
+
+#[test]
+fn paws_drops_old_timestamp() {
+    let mut h = Harness::client(cfg(), Peer::full());
+    h.now += ms(100);
+    let fresh = h.data(IRS + 1, ISS + 1, b"new");
+    h.send(&fresh);
+    let ack = h.recv_seg();
+    assert_eq!(ack.ack, IRS + 4);
+    assert_eq!(ack.ts.map(|t| t.1), Some(h.peer_tsval()));
+    h.read_all();
+    // A segment stamped before the last one: an old duplicate.
+    let mut stale = h.data(IRS + 4, ISS + 1, b"old");
+    stale.timestamp = Some((h.peer_tsval() - 50, h.last_tsval));
+    assert_eq!(h.send(&stale), None);
+    assert_eq!(h.tcb.recv_available(), 0);
+    assert_eq!(h.tcb.stats().drop_paws, 1);
+    let ack = h.recv_seg();
+    assert_eq!(ack.ack, IRS + 4);
+    assert_eq!(ack.ts.map(|t| t.1), Some(h.peer_tsval()), "TS.Recent kept");
+    h.assert_no_segment();
+}
+
+#[test]
+fn out_of_window_data_dropped_and_acked() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let far = h.data(IRS + 1 + 40_000, ISS + 1, b"far away");
+    assert_eq!(h.send(&far), None);
+    assert_eq!(h.tcb.stats().drop_out_of_window, 1);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    h.assert_no_segment();
+    let old = h.data(IRS - 100, ISS + 1, b"long ago");
+    h.send(&old);
+    assert_eq!(h.tcb.stats().drop_out_of_window, 2);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    assert_eq!(h.tcb.recv_available(), 0);
+}
+
+// ----- retransmission -----
+
+#[test]
+fn rto_resends_and_backs_off() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.send(&bytes(100)).unwrap();
+    let sent = h.now;
+    let first = h.recv_seg();
+    let rto = h.tcb.rto();
+    assert_eq!(h.tcb.poll_at(), Some(sent + rto));
+    assert_eq!(h.fire_timer(), None);
+    let again = h.recv_seg();
+    assert_eq!(again, first);
+    assert_eq!(h.last_tx.unwrap().retransmitted, 100);
+    assert_eq!(h.tcb.stats().segments_retransmitted, 1);
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), Some(sent + rto + rto * 2));
+    h.fire_timer();
+    assert_eq!(h.recv_seg(), first);
+    assert_eq!(h.tcb.poll_at(), Some(sent + rto * 7));
+    // An ACK of new data resets the backoff.
+    let ack = h.seg(ACK, IRS + 1, ISS + 101);
+    h.send(&ack);
+    assert_eq!(h.tcb.poll_at(), None);
+    assert_eq!(h.tcb.rto(), h.tcb.rtt.rto());
+}
+
+#[test]
+fn rto_exhausted_times_out_with_rst() {
+    let cfg = TcpConfig {
+        max_retries: 2,
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    h.tcb.send(&bytes(100)).unwrap();
+    h.recv_seg();
+    for _ in 0..2 {
+        assert_eq!(h.fire_timer(), None);
+        assert_eq!(h.recv_seg().seq, ISS + 1);
+    }
+    assert_eq!(
+        h.fire_timer(),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 101),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::TimedOut));
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), None);
+}
+
+#[test]
+fn syn_retransmitted_then_times_out() {
+    let cfg = TcpConfig {
+        syn_retries: 2,
+        ..cfg()
+    };
+    let mut h = Harness::connecting(cfg, Peer::plain());
+    let syn = h.recv_seg();
+    assert_eq!(h.tcb.poll_at(), Some(T0 + ms(1000)));
+    assert_eq!(h.fire_timer(), None);
+    let again = h.recv_seg();
+    assert_eq!((again.flags, again.seq), (fl(SYN), ISS));
+    assert_eq!(again.mss, syn.mss);
+    assert_eq!(h.tcb.poll_at(), Some(T0 + ms(3000)));
+    assert_eq!(h.fire_timer(), None);
+    assert_eq!(h.recv_seg().seq, ISS);
+    assert_eq!(h.tcb.poll_at(), Some(T0 + ms(7000)));
+    // SYN_SENT has nobody to reset.
+    assert_eq!(h.fire_timer(), None);
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::TimedOut));
+    h.assert_no_segment();
+}
+
+#[test]
+fn rto_go_back_n_resends_following_segments() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.send(&bytes(3000)).unwrap();
+    for i in 0..3 {
+        assert_eq!(h.recv_seg().seq, ISS + 1 + 1000 * i);
+    }
+    h.fire_timer();
+    assert_eq!(h.recv_seg().seq, ISS + 1);
+    // The window after an RTO is one segment.
+    h.assert_no_segment();
+    let ack = h.seg(ACK, IRS + 1, ISS + 1001);
+    h.send(&ack);
+    let seqs: Vec<u32> = core::iter::from_fn(|| h.recv()).map(|s| s.seq).collect();
+    assert_eq!(seqs, [ISS + 1001, ISS + 2001]);
+}
+
+// ----- fast retransmit -----
+
+/// `n` full segments in flight.
+fn in_flight(h: &mut Harness, n: u32) -> Vec<u8> {
+    let data = bytes(1000 * n as usize);
+    h.tcb.send(&data).unwrap();
+    for i in 0..n {
+        let s = h.recv_seg();
+        assert_eq!((s.seq, s.payload.len()), (ISS + 1 + 1000 * i, 1000));
+    }
+    h.assert_no_segment();
+    data
+}
+
+fn sack_ack(h: &Harness, ack: u32, blocks: &[(u32, u32)]) -> TcpRepr<'static> {
+    let mut r = h.seg(ACK, IRS + 1, ack);
+    for &(a, b) in blocks {
+        r.sack_blocks.push(SeqNumber(a), SeqNumber(b));
+    }
+    r
+}
+
+#[test]
+fn sack_three_dupacks_fast_retransmit() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let data = in_flight(&mut h, 5);
+    let rto_at = h.tcb.poll_at().unwrap();
+    h.now += ms(20);
+    for end in [2001, 3001] {
+        let d = sack_ack(&h, ISS + 1, &[(ISS + 1001, ISS + end)]);
+        h.send(&d);
+        h.assert_no_segment();
+    }
+    let d = sack_ack(&h, ISS + 1, &[(ISS + 1001, ISS + 4001)]);
+    h.send(&d);
+    let rtx = h.recv_seg();
+    assert!(h.now < rto_at);
+    assert_eq!((rtx.seq, rtx.payload.as_slice()), (ISS + 1, &data[..1000]));
+    assert_eq!(h.last_tx.unwrap().retransmitted, 1000);
+    h.assert_no_segment();
+}
+
+#[test]
+fn sack_blocks_above_two_mss_trigger_retransmit_at_once() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let data = in_flight(&mut h, 5);
+    h.now += ms(20);
+    // One ACK SACKing three segments above the hole: more than (3-1) * MSS.
+    let d = sack_ack(&h, ISS + 1, &[(ISS + 1001, ISS + 4001)]);
+    h.send(&d);
+    let rtx = h.recv_seg();
+    assert_eq!((rtx.seq, rtx.payload.as_slice()), (ISS + 1, &data[..1000]));
+    h.assert_no_segment();
+}
+
+#[test]
+fn sack_recovery_retransmits_only_holes() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let data = in_flight(&mut h, 6);
+    h.now += ms(20);
+    // Segments 1 and 3 lost; each has more than 2 MSS SACKed above it.
+    let d = sack_ack(
+        &h,
+        ISS + 1,
+        &[(ISS + 3001, ISS + 6001), (ISS + 1001, ISS + 2001)],
+    );
+    h.send(&d);
+    let mut rtx = Vec::new();
+    while let Some(s) = h.recv() {
+        assert_eq!(s.payload, data[(s.seq - ISS - 1) as usize..][..1000]);
+        rtx.push(s.seq);
+    }
+    assert_eq!(rtx, [ISS + 1, ISS + 2001]);
+}
+
+#[test]
+fn newreno_three_dupacks_then_partial_ack() {
+    let cfg = TcpConfig {
+        sack: false,
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    let data = in_flight(&mut h, 5);
+    h.now += ms(20);
+    for _ in 0..2 {
+        let d = h.seg(ACK, IRS + 1, ISS + 1);
+        h.send(&d);
+        h.assert_no_segment();
+    }
+    let d = h.seg(ACK, IRS + 1, ISS + 1);
+    h.send(&d);
+    let rtx = h.recv_seg();
+    assert_eq!((rtx.seq, rtx.payload.as_slice()), (ISS + 1, &data[..1000]));
+    h.assert_no_segment();
+    // Partial ACK: segments 1 and 2 arrived, 3 is missing too.
+    let partial = h.seg(ACK, IRS + 1, ISS + 2001);
+    h.send(&partial);
+    let rtx = h.recv_seg();
+    assert_eq!(
+        (rtx.seq, rtx.payload.as_slice()),
+        (ISS + 2001, &data[2000..3000])
+    );
+    h.assert_no_segment();
+    // Everything acknowledged: recovery over, timer stopped.
+    let full = h.seg(ACK, IRS + 1, ISS + 5001);
+    h.send(&full);
+    assert_eq!(h.tcb.poll_at(), None);
+    assert_eq!(h.tcb.send_queued(), 0);
+}
+
+#[test]
+fn window_update_is_not_a_dupack() {
+    let cfg = TcpConfig {
+        sack: false,
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    in_flight(&mut h, 5);
+    for w in [60000, 50000, 40000, 30000] {
+        let mut d = h.seg(ACK, IRS + 1, ISS + 1);
+        d.window = w;
+        h.send(&d);
+        h.assert_no_segment();
+    }
+}
+
+// ----- zero window, Nagle, receive window -----
+
+#[test]
+fn zero_window_persist_probe_then_reopen() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.peer.window = 0;
+    let closed = h.seg(ACK, IRS + 1, ISS + 1);
+    h.send(&closed);
+    assert_eq!(h.tcb.snd_wnd(), 0);
+    let data = bytes(100);
+    h.tcb.send(&data).unwrap();
+    h.assert_no_segment();
+    let armed = h.tcb.poll_at().expect("persist timer armed");
+    assert_eq!(armed, h.now + h.tcb.rto());
+    assert_eq!(h.fire_timer(), None);
+    let probe = h.recv_seg();
+    assert_eq!((probe.seq, probe.payload.as_slice()), (ISS + 1, &data[..1]));
+    h.assert_no_segment();
+    // Still closed: the probe is repeated with backoff, the connection never dies.
+    let still = h.seg(ACK, IRS + 1, ISS + 1);
+    h.send(&still);
+    h.fire_timer();
+    let probe2 = h.recv_seg();
+    assert_eq!((probe2.seq, probe2.payload.len()), (ISS + 1, 1));
+    assert_eq!(h.tcb.state(), State::Established);
+    // The window opens, taking the probe byte.
+    h.peer.window = 65535;
+    let open = h.seg(ACK, IRS + 1, ISS + 2);
+    h.send(&open);
+    let rest = h.recv_seg();
+    assert_eq!((rest.seq, rest.payload.as_slice()), (ISS + 2, &data[1..]));
+}
+
+#[test]
+fn nagle_holds_second_small_segment() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.send(b"a").unwrap();
+    assert_eq!(h.recv_seg().payload, b"a");
+    h.tcb.send(b"b").unwrap();
+    h.tcb.send(b"c").unwrap();
+    h.assert_no_segment();
+    let ack = h.seg(ACK, IRS + 1, ISS + 2);
+    h.send(&ack);
+    let s = h.recv_seg();
+    assert_eq!((s.seq, s.payload.as_slice()), (ISS + 2, &b"bc"[..]));
+}
+
+#[test]
+fn nagle_off_sends_small_segments_at_once() {
+    let cfg = TcpConfig {
+        nagle: false,
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    h.tcb.send(b"a").unwrap();
+    assert_eq!(h.recv_seg().payload, b"a");
+    h.tcb.send(b"b").unwrap();
+    let s = h.recv_seg();
+    assert_eq!((s.seq, s.payload.as_slice()), (ISS + 2, &b"b"[..]));
+}
+
+#[test]
+fn receive_window_closes_without_shrinking_then_reopens() {
+    let cfg = TcpConfig {
+        recv_buffer: 4096,
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    let edge = IRS + 1 + 4096;
+    let data = bytes(4096);
+    let mut seq = IRS + 1;
+    for chunk in data.chunks(1000) {
+        let d = h.data(seq, ISS + 1, chunk);
+        h.send(&d);
+        seq += chunk.len() as u32;
+        let ack = h.recv_seg();
+        assert_eq!(ack.ack, seq);
+        assert_eq!(
+            ack.ack + ack.window as u32,
+            edge,
+            "right edge never moves left"
+        );
+    }
+    assert_eq!(seq, edge);
+    // A zero window: more data is dropped, the ACK repeats the zero window.
+    let more = h.data(seq, ISS + 1, b"!");
+    h.send(&more);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, edge, 0));
+    assert_eq!(h.tcb.recv_available(), 4096);
+    // Reading a sliver does not open the window (silly window avoidance).
+    let mut buf = vec![0u8; 100];
+    assert_eq!(h.tcb.recv(&mut buf), Ok(100));
+    h.assert_no_segment();
+    // Reading the rest does, with a window update.
+    let rest = h.read_all();
+    assert_eq!(rest.len(), 3996);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, edge, 4096));
+    h.assert_no_segment();
+}
+
+// ----- keepalive -----
+
+fn keepalive_cfg() -> TcpConfig {
+    TcpConfig {
+        keepalive: Some(Keepalive {
+            idle: Duration::from_secs(10),
+            interval: Duration::from_secs(2),
+            probes: 3,
+        }),
+        ..cfg()
+    }
+}
+
+#[test]
+fn keepalive_probes_then_times_out() {
+    let mut h = Harness::client(keepalive_cfg(), Peer::plain());
+    let start = h.now;
+    assert_eq!(h.tcb.poll_at(), Some(start + Duration::from_secs(10)));
+    for i in 0..3u64 {
+        assert_eq!(h.fire_timer(), None);
+        assert_eq!(h.now, start + Duration::from_secs(10 + 2 * i));
+        assert_eq!(h.recv_seg(), h.ack_seg(ISS, IRS + 1, 32768), "probe {i}");
+        h.assert_no_segment();
+    }
+    assert_eq!(
+        h.fire_timer(),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 1),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::TimedOut));
+}
+
+#[test]
+fn keepalive_answer_rearms_idle_timer() {
+    let mut h = Harness::client(keepalive_cfg(), Peer::plain());
+    h.fire_timer();
+    h.recv_seg();
+    h.fire_timer();
+    h.recv_seg();
+    let answer = h.seg(ACK, IRS + 1, ISS + 1);
+    h.send(&answer);
+    assert_eq!(h.tcb.poll_at(), Some(h.now + Duration::from_secs(10)));
+    // The probe count starts over: three more probes before giving up.
+    for _ in 0..3 {
+        assert_eq!(h.fire_timer(), None);
+        assert_eq!(h.recv_seg().seq, ISS);
+    }
+    assert!(h.fire_timer().is_some());
+    assert_eq!(h.tcb.state(), State::Closed);
+}
+
+// ----- application calls -----
+
+#[test]
+fn abort_returns_rst_at_snd_max() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.send(b"abc").unwrap();
+    h.recv_seg();
+    assert_eq!(
+        h.tcb.abort(),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 4),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::Aborted));
+    h.assert_no_segment();
+}
+
+#[test]
+fn abort_in_syn_sent_sends_nothing() {
+    let mut h = Harness::connecting(cfg(), Peer::plain());
+    h.recv_seg();
+    assert_eq!(h.tcb.abort(), None);
+    assert_eq!(h.tcb.state(), State::Closed);
+}
+
+#[test]
+fn release_with_unread_data_resets() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let d = h.data(IRS + 1, ISS + 1, b"unread");
+    h.send(&d);
+    h.recv_seg();
+    assert_eq!(
+        h.tcb.release(h.now),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 1),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::Closed);
+}
+
+#[test]
+fn release_without_unread_data_closes_gracefully() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    assert_eq!(h.tcb.release(h.now), None);
+    assert_eq!(h.tcb.state(), State::FinWait1);
+    assert_eq!(h.recv_seg().flags, fl(FIN | ACK));
+    let ack = h.seg(ACK, IRS + 1, ISS + 2);
+    h.send(&ack);
+    assert_eq!(h.tcb.state(), State::FinWait2);
+    // A released connection does not wait forever for the peer's FIN.
+    assert_eq!(h.tcb.poll_at(), Some(h.now + ms(60_000)));
+    // Data arriving for nobody is answered with a RST.
+    let d = h.data(IRS + 1, ISS + 2, b"hello?");
+    assert_eq!(
+        h.send(&d),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 2),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::Closed);
+}
+
+#[test]
+fn shutdown_in_syn_sent_sends_fin_after_handshake() {
+    let mut h = Harness::connecting(cfg(), Peer::plain());
+    h.recv_seg();
+    h.tcb.shutdown();
+    assert_eq!(h.tcb.state(), State::SynSent);
+    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+    h.send(&synack);
+    assert_eq!(h.tcb.state(), State::FinWait1);
+    let out = h.recv_seg();
+    assert_eq!(
+        (out.flags, out.seq, out.ack),
+        (fl(FIN | ACK), ISS + 1, IRS + 1)
+    );
+}
+
+#[test]
+fn passive_opener_sends_and_closes() {
+    let mut h = Harness::server(cfg(), Peer::full());
+    assert!(h.tcb.timestamps_enabled() && h.tcb.sack_enabled());
+    h.tcb.send(b"welcome").unwrap();
+    h.tcb.shutdown();
+    let out = h.recv_seg();
+    assert_eq!(out.flags, fl(FIN | ACK | PSH));
+    assert_eq!((out.seq, out.ack), (ISS + 1, IRS + 1));
+    assert_eq!(out.payload, b"welcome");
+    assert_eq!(
+        out.ts,
+        Some((h.now.as_millis() as u32 + TS_OFFSET, h.peer_tsval()))
+    );
+    let fin = h.seg(FIN | ACK, IRS + 1, ISS + 9);
+    h.send(&fin);
+    assert_eq!(h.tcb.state(), State::TimeWait);
+    assert_eq!(h.recv_seg().ack, IRS + 2);
+}

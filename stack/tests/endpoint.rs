@@ -1,0 +1,375 @@
+//! The `Stack` through its public API only: packets built with `wire::emit_packet`
+//! go in through `handle_packet`, and what `poll_transmit` writes is parsed back.
+
+use mptun_stack::endpoint::CloseReason;
+use mptun_stack::wire::{self, IpRepr, SeqNumber, TcpFlags, TcpRepr};
+use mptun_stack::{Config, ConnId, Error, Event, Instant, Stack, State, TcpConfig};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+const SYN: u8 = TcpFlags::SYN;
+const ACK: u8 = TcpFlags::ACK;
+const RST: u8 = TcpFlags::RST;
+const PSH: u8 = TcpFlags::PSH;
+
+const T: Instant = Instant::from_millis(1_000);
+
+fn us4() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))
+}
+
+fn us6() -> IpAddr {
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+}
+
+fn peer4(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), port)
+}
+
+fn peer6(port: u16) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2)),
+        port,
+    )
+}
+
+fn config() -> Config {
+    Config {
+        tcp: TcpConfig {
+            delayed_ack: None,
+            ..TcpConfig::default()
+        },
+        ..Config::default()
+    }
+}
+
+fn stack(config: Config) -> Stack {
+    let mut s = Stack::new(config);
+    s.add_address(us4());
+    s.add_address(us6());
+    s
+}
+
+/// One segment as it left the stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Out {
+    src: SocketAddr,
+    dst: SocketAddr,
+    flags: TcpFlags,
+    seq: u32,
+    ack: u32,
+    payload: Vec<u8>,
+}
+
+/// A segment from `from` to `to`, as an IP packet.
+fn packet(
+    from: SocketAddr,
+    to: SocketAddr,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut r = TcpRepr::new(from.port(), to.port());
+    r.flags = TcpFlags(flags);
+    r.seq = SeqNumber(seq);
+    r.ack = SeqNumber(ack);
+    r.window = 65535;
+    if flags & SYN != 0 {
+        r.mss = Some(1000);
+    }
+    let mut buf = vec![0u8; 2048];
+    let n = wire::emit_packet(from.ip(), to.ip(), 64, &r, &[payload], &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn poll(s: &mut Stack) -> Option<Out> {
+    let mut buf = vec![0u8; 2048];
+    let n = s.poll_transmit(T, &mut buf)?;
+    let (ip, bytes) = IpRepr::parse(&buf[..n]).expect("stack emitted a bad IP packet");
+    let r = TcpRepr::parse(ip.src, ip.dst, bytes, true).expect("stack emitted a bad segment");
+    Some(Out {
+        src: SocketAddr::new(ip.src, r.src_port),
+        dst: SocketAddr::new(ip.dst, r.dst_port),
+        flags: r.flags,
+        seq: r.seq.0,
+        ack: r.ack.0,
+        payload: r.payload.to_vec(),
+    })
+}
+
+fn poll_one(s: &mut Stack) -> Out {
+    poll(s).expect("expected a segment")
+}
+
+fn assert_silent(s: &mut Stack) {
+    if let Some(o) = poll(s) {
+        panic!("unexpected segment {o:?}");
+    }
+}
+
+fn events(s: &mut Stack) -> Vec<Event> {
+    core::iter::from_fn(|| s.poll_event()).collect()
+}
+
+/// Complete a passive open from `client` to `server` (peer ISN 1000); the stack's
+/// ISS and the connection handle.
+fn accept(s: &mut Stack, client: SocketAddr, server: SocketAddr) -> (u32, ConnId) {
+    s.handle_packet(T, &packet(client, server, SYN, 1000, 0, &[]));
+    let synack = poll_one(s);
+    assert_eq!(synack.flags, TcpFlags(SYN | ACK));
+    assert_eq!((synack.src, synack.dst), (server, client));
+    assert_eq!(synack.ack, 1001);
+    let iss = synack.seq;
+    assert_silent(s);
+    s.handle_packet(T, &packet(client, server, ACK, 1001, iss + 1, &[]));
+    let ev = events(s);
+    let id = match ev.as_slice() {
+        [Event::Accepted { id, local, remote }] => {
+            assert_eq!((*local, *remote), (server, client));
+            *id
+        }
+        other => panic!("expected one Accepted event, got {other:?}"),
+    };
+    assert_eq!(s.state(id), Some(State::Established));
+    (iss, id)
+}
+
+#[test]
+fn syn_to_closed_port_gets_rst_ack() {
+    let mut s = stack(config());
+    let server = SocketAddr::new(us4(), 80);
+    s.handle_packet(T, &packet(peer4(1234), server, SYN, 5000, 0, &[]));
+    assert_eq!(
+        poll_one(&mut s),
+        Out {
+            src: server,
+            dst: peer4(1234),
+            flags: TcpFlags(RST | ACK),
+            seq: 0,
+            ack: 5001,
+            payload: vec![],
+        }
+    );
+    assert_silent(&mut s);
+    let c = s.counters();
+    assert_eq!((c.drop_no_listener, c.resets_sent), (1, 1));
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn non_syn_to_unknown_tuple_gets_rst_at_its_ack() {
+    let mut s = stack(config());
+    let server = SocketAddr::new(us4(), 80);
+    s.listen(80).unwrap();
+    s.handle_packet(
+        T,
+        &packet(peer4(1234), server, ACK | PSH, 5000, 7777, b"data"),
+    );
+    let rst = poll_one(&mut s);
+    assert_eq!((rst.flags, rst.seq), (TcpFlags(RST), 7777));
+    assert_eq!((rst.src, rst.dst), (server, peer4(1234)));
+    assert_silent(&mut s);
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn rst_to_unknown_tuple_gets_nothing() {
+    let mut s = stack(config());
+    let server = SocketAddr::new(us4(), 80);
+    s.handle_packet(T, &packet(peer4(1234), server, RST, 5000, 0, &[]));
+    s.handle_packet(T, &packet(peer4(1234), server, RST | ACK, 5000, 9, &[]));
+    assert_silent(&mut s);
+    let c = s.counters();
+    assert_eq!((c.resets_received, c.resets_sent), (2, 0));
+}
+
+#[test]
+fn packet_not_for_us_dropped_and_counted() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let elsewhere = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 99)), 80);
+    s.handle_packet(T, &packet(peer4(1234), elsewhere, SYN, 5000, 0, &[]));
+    assert_silent(&mut s);
+    let c = s.counters();
+    assert_eq!(c.drop_not_for_us, 1);
+    assert_eq!(c.segments_in, 0);
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn bad_checksum_dropped_and_counted() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let mut p = packet(peer4(1234), SocketAddr::new(us4(), 80), SYN, 5000, 0, &[]);
+    // The TCP checksum field (after the 20-byte IPv4 header).
+    p[20 + 16] ^= 0x55;
+    s.handle_packet(T, &p);
+    assert_silent(&mut s);
+    let c = s.counters();
+    assert_eq!(c.drop_bad_checksum, 1);
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn backlog_bounds_pending_connections() {
+    let mut s = stack(Config {
+        backlog: 2,
+        ..config()
+    });
+    s.listen(80).unwrap();
+    let server = SocketAddr::new(us4(), 80);
+    for port in [1001, 1002, 1003] {
+        s.handle_packet(T, &packet(peer4(port), server, SYN, 5000, 0, &[]));
+    }
+    let a = poll_one(&mut s);
+    let b = poll_one(&mut s);
+    assert_silent(&mut s);
+    assert_eq!(a.flags, TcpFlags(SYN | ACK));
+    assert_eq!(b.flags, TcpFlags(SYN | ACK));
+    let mut to = [a.dst.port(), b.dst.port()];
+    to.sort();
+    assert_eq!(to, [1001, 1002]);
+    assert_eq!(s.counters().drop_backlog_full, 1);
+    assert_eq!(s.connection_count(), 2);
+    // Completing one handshake frees a backlog slot.
+    let iss = if a.dst.port() == 1001 { a.seq } else { b.seq };
+    s.handle_packet(T, &packet(peer4(1001), server, ACK, 5001, iss + 1, &[]));
+    assert!(matches!(
+        events(&mut s).as_slice(),
+        [Event::Accepted { .. }]
+    ));
+    s.handle_packet(T, &packet(peer4(1004), server, SYN, 5000, 0, &[]));
+    let c = poll_one(&mut s);
+    assert_eq!((c.flags, c.dst.port()), (TcpFlags(SYN | ACK), 1004));
+    assert_eq!(s.counters().drop_backlog_full, 1);
+}
+
+#[test]
+fn listen_twice_is_addr_in_use() {
+    let mut s = stack(config());
+    assert_eq!(s.listen(80), Ok(()));
+    assert_eq!(s.listen(80), Err(Error::AddrInUse));
+    assert_eq!(s.listen(0), Err(Error::AddrInUse));
+    s.unlisten(80);
+    assert_eq!(s.listen(80), Ok(()));
+}
+
+#[test]
+fn connect_without_local_address_fails() {
+    let mut s = Stack::new(config());
+    assert_eq!(s.connect(T, None, peer4(80)), Err(Error::NoLocalAddress));
+    s.add_address(us4());
+    // An IPv4 address does not serve an IPv6 remote.
+    assert_eq!(s.connect(T, None, peer6(80)), Err(Error::NoLocalAddress));
+    assert!(s.connect(T, None, peer4(80)).is_ok());
+}
+
+#[test]
+fn active_open_through_the_stack() {
+    let mut s = stack(config());
+    let id = s.connect(T, None, peer4(80)).unwrap();
+    assert_eq!(s.state(id), Some(State::SynSent));
+    let syn = poll_one(&mut s);
+    assert_eq!(syn.flags, TcpFlags(SYN));
+    assert_eq!(syn.src.ip(), us4());
+    assert!(syn.src.port() >= 49152);
+    assert_eq!(syn.dst, peer4(80));
+    s.handle_packet(
+        T,
+        &packet(peer4(80), syn.src, SYN | ACK, 3000, syn.seq + 1, &[]),
+    );
+    assert_eq!(events(&mut s), [Event::Connected(id)]);
+    let ack = poll_one(&mut s);
+    assert_eq!(
+        (ack.flags, ack.seq, ack.ack),
+        (TcpFlags(ACK), syn.seq + 1, 3001)
+    );
+    assert_eq!(s.send(id, b"hello"), Ok(5));
+    let d = poll_one(&mut s);
+    assert_eq!((d.seq, d.payload.as_slice()), (syn.seq + 1, &b"hello"[..]));
+}
+
+#[test]
+fn ipv6_passive_open_and_data() {
+    let mut s = stack(config());
+    s.listen(443).unwrap();
+    let server = SocketAddr::new(us6(), 443);
+    let (iss, id) = accept(&mut s, peer6(5555), server);
+    s.handle_packet(
+        T,
+        &packet(peer6(5555), server, ACK | PSH, 1001, iss + 1, b"over v6"),
+    );
+    assert_eq!(events(&mut s), [Event::Readable(id)]);
+    let ack = poll_one(&mut s);
+    assert_eq!((ack.flags, ack.ack), (TcpFlags(ACK), 1008));
+    assert_eq!((ack.src, ack.dst), (server, peer6(5555)));
+    let mut buf = [0u8; 32];
+    assert_eq!(s.recv(id, &mut buf), Ok(7));
+    assert_eq!(&buf[..7], b"over v6");
+}
+
+#[test]
+fn ipv6_syn_to_closed_port_gets_rst_ack() {
+    let mut s = stack(config());
+    let server = SocketAddr::new(us6(), 81);
+    s.handle_packet(T, &packet(peer6(5555), server, SYN, 42, 0, &[]));
+    let rst = poll_one(&mut s);
+    assert_eq!((rst.flags, rst.seq, rst.ack), (TcpFlags(RST | ACK), 0, 43));
+    assert_eq!((rst.src, rst.dst), (server, peer6(5555)));
+}
+
+#[test]
+fn abort_sends_rst() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let server = SocketAddr::new(us4(), 80);
+    let (iss, id) = accept(&mut s, peer4(1234), server);
+    assert_eq!(s.abort(id), Ok(()));
+    let rst = poll_one(&mut s);
+    assert_eq!((rst.flags, rst.seq), (TcpFlags(RST), iss + 1));
+    assert_eq!((rst.src, rst.dst), (server, peer4(1234)));
+    assert_silent(&mut s);
+    assert_eq!(s.state(id), None);
+    assert_eq!(s.abort(id), Err(Error::InvalidConnection));
+    assert_eq!(s.connection_count(), 0);
+}
+
+#[test]
+fn release_with_unread_data_sends_rst() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let server = SocketAddr::new(us4(), 80);
+    let (iss, id) = accept(&mut s, peer4(1234), server);
+    s.handle_packet(
+        T,
+        &packet(peer4(1234), server, ACK | PSH, 1001, iss + 1, b"unread"),
+    );
+    assert_eq!(poll_one(&mut s).ack, 1007);
+    assert_eq!(s.release(id), Ok(()));
+    let rst = poll_one(&mut s);
+    assert_eq!((rst.flags, rst.seq), (TcpFlags(RST), iss + 1));
+    assert_silent(&mut s);
+    assert_eq!(s.connection_count(), 0);
+    assert_eq!(s.recv(id, &mut [0u8; 8]), Err(Error::InvalidConnection));
+}
+
+#[test]
+fn peer_rst_reported_as_closed_event() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let server = SocketAddr::new(us4(), 80);
+    let (_, id) = accept(&mut s, peer4(1234), server);
+    s.handle_packet(T, &packet(peer4(1234), server, RST, 1001, 0, &[]));
+    assert_eq!(
+        events(&mut s),
+        [Event::Closed {
+            id,
+            reason: CloseReason::Reset
+        }]
+    );
+    assert_eq!(s.recv(id, &mut [0u8; 8]), Err(Error::Reset));
+    // The tuple is free: a segment for it is now answered by the stack.
+    s.handle_packet(T, &packet(peer4(1234), server, ACK, 1001, 77, &[]));
+    assert_eq!(poll_one(&mut s).flags, TcpFlags(RST));
+}
