@@ -144,7 +144,13 @@ impl Tcb {
         if self.sack_ok && newly_sacked > 0 {
             return true;
         }
-        seg.payload.is_empty() && !seg.flags.syn() && !seg.flags.fin() && !window_changed
+        // Answers to zero-window probes repeat the same ACK and window but say
+        // nothing about loss.
+        seg.payload.is_empty()
+            && !seg.flags.syn()
+            && !seg.flags.fin()
+            && !window_changed
+            && self.snd_wnd > 0
     }
 
     fn on_dupack(&mut self, now: Instant) {

@@ -148,6 +148,27 @@ impl Tcb {
             return None;
         }
 
+        // Simultaneous open completed by the peer's SYN/ACK (RFC 9293 Figure 7):
+        // it repeats the SYN at irs, so the window check below would drop it.
+        if self.state == State::SynReceived
+            && f.syn()
+            && f.ack()
+            && !f.rst()
+            && seg.seq == self.irs
+            && seg.ack.diff(self.snd_una) > 0
+            && seg.ack.diff(self.snd_max) <= 0
+        {
+            self.snd_una = seg.ack;
+            // The window of a SYN is never scaled (RFC 7323 §2.2).
+            self.snd_wnd = seg.window as usize;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            self.establish(now);
+            self.ack_now = true;
+            return None;
+        }
+
         // PAWS (RFC 7323 §5.3).
         if self.ts_ok && !f.rst() {
             if let Some((tsval, _)) = seg.timestamp {

@@ -540,6 +540,24 @@ fn simultaneous_open() {
     h.assert_no_segment();
 }
 
+#[test]
+fn simultaneous_open_completed_by_syn_ack() {
+    let mut h = Harness::connecting(cfg(), Peer::full());
+    let _syn = h.recv_seg();
+    h.now += ms(5);
+    let their_syn = h.peer_syn(SYN, IRS, 0);
+    assert_eq!(h.send(&their_syn), None);
+    let _synack = h.recv_seg();
+    // The peer answers our SYN with its own SYN/ACK (same ISN as its SYN).
+    let their_synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+    assert_eq!(h.send(&their_synack), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert!(h.tcb.take_events().established);
+    let ack = h.recv_seg();
+    assert_eq!(ack.flags, fl(ACK));
+    assert_eq!((ack.seq, ack.ack), (ISS + 1, IRS + 1));
+}
+
 // ----- passive open -----
 
 #[test]
@@ -1385,6 +1403,27 @@ fn zero_window_persist_probe_then_reopen() {
     h.send(&open);
     let rest = h.recv_seg();
     assert_eq!((rest.seq, rest.payload.as_slice()), (ISS + 2, &data[1..]));
+}
+
+#[test]
+fn zero_window_probe_answers_are_not_duplicate_acks() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.peer.window = 0;
+    let closed = h.seg(ACK, IRS + 1, ISS + 1);
+    h.send(&closed);
+    h.tcb.send(&bytes(100)).unwrap();
+    h.assert_no_segment();
+    h.fire_timer();
+    let _probe = h.recv_seg();
+    let cwnd = h.tcb.cwnd();
+    // Four identical answers (same ACK, window still 0) must not start recovery.
+    for _ in 0..4 {
+        let still = h.seg(ACK, IRS + 1, ISS + 1);
+        h.send(&still);
+    }
+    h.assert_no_segment();
+    assert_eq!(h.tcb.cwnd(), cwnd);
+    assert!(!h.tcb.in_recovery);
 }
 
 #[test]
