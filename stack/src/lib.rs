@@ -9,6 +9,7 @@
 pub mod config;
 pub mod demux;
 pub mod endpoint;
+pub mod impair;
 pub mod tcp;
 pub mod time;
 pub mod wire;

@@ -11,7 +11,8 @@
 //! path from the sending host whose far address is the destination; anything else
 //! (malformed, unknown destination) is dropped and counted in [`World::unroutable`].
 //!
-//! Links ([`net`]) model delay, jitter (reordering), random loss, duplication,
+//! Links ([`net`], the engine crate's `mptun_stack::impair`, shared with the daemon's
+//! `--impair`) model delay, jitter (reordering), random loss, duplication,
 //! single-bit corruption, a rate-limited bottleneck with a bounded tail-drop queue,
 //! and an `up` switch to kill a path. All randomness comes from a seeded SplitMix64
 //! ([`rng::Rng`]); every link and every stack gets a seed derived from the world seed.
