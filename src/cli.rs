@@ -15,6 +15,10 @@
 //! [`Cli::parse_validated`] does both and reports a validation failure the same way
 //! clap reports a bad value (one line on stderr, exit status 2).
 
+// The field doc comments are written for `--help` (clap shows them verbatim), so
+// they contain `[::1]:80` and `<TUN>`, which rustdoc would read as links and tags.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
