@@ -1,1 +1,1179 @@
 //! Command line (clap).
+//!
+//! The daemon's interface to users and scripts: `mptun run ...` starts the stack on a
+//! TUN device, `mptun status ...` queries a running daemon over its control socket.
+//!
+//! Parsing is done in two steps:
+//!
+//! 1. clap parses each value on its own ([`AddrSpec`], [`ForwardSpec`],
+//!    [`LocalForwardSpec`], [`ImpairArg`], ports, MTU, TUN name). A bad value is a
+//!    one-line clap error and exit status 2.
+//! 2. [`Cli::validate`] (or [`RunArgs::validate`]) checks what needs several
+//!    options at once: the MTU against the address families, port clashes between
+//!    services, `--impair` addresses that are not `--addr` addresses.
+//!
+//! [`Cli::parse_validated`] does both and reports a validation failure the same way
+//! clap reports a bad value (one line on stderr, exit status 2).
+
+// The field doc comments are written for `--help` (clap shows them verbatim), so
+// they contain `[::1]:80` and `<TUN>`, which rustdoc would read as links and tags.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
+
+/// TUN device used when `--tun` is not given.
+pub const DEFAULT_TUN: &str = "mptun0";
+/// MTU used when `--mtu` is not given.
+pub const DEFAULT_MTU: u16 = 1500;
+/// Smallest MTU accepted when every address is IPv4 (RFC 791 minimum reassembly size).
+pub const MIN_MTU_IPV4: u16 = 576;
+/// Smallest MTU accepted when any address is IPv6 (RFC 8200 minimum link MTU).
+pub const MIN_MTU_IPV6: u16 = 1280;
+/// TUN transmit queue length used when `--txqueuelen` is not given.
+pub const DEFAULT_TXQUEUELEN: u32 = 10_000;
+/// Directory of the control sockets when `--control` is not given.
+pub const DEFAULT_CONTROL_DIR: &str = "/run/mptun";
+/// Longest Linux interface name in bytes (IFNAMSIZ - 1).
+pub const MAX_TUN_NAME_LEN: usize = 15;
+
+const LOGGING_HELP: &str = "\
+Logging:
+  There is no --log option: logging is configured with the RUST_LOG environment
+  variable, in tracing's EnvFilter syntax. Examples:
+    RUST_LOG=mptun=debug                  daemon debug messages
+    RUST_LOG=info,mptun_stack=trace       everything at info, the TCP engine at trace";
+
+/// A one-line description of a bad argument or a bad combination of arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError(String);
+
+impl CliError {
+    fn new(msg: impl Into<String>) -> Self {
+        Self(msg.into())
+    }
+
+    /// The message (without a trailing newline).
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// mptun: a userspace TCP/MPTCP stack that owns a Linux TUN interface.
+///
+/// mptun reads raw IP packets from a TUN device, runs them through its own TCP
+/// engine (extended with Multipath TCP), and writes its segments back, so real
+/// Linux hosts see a genuine TCP/MPTCP peer. `mptun run` starts the stack with its
+/// services; `mptun status` asks a running instance what it is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(name = "mptun", version, propagate_version = true, after_long_help = LOGGING_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Create the TUN device and run the stack and its services until stopped.
+    Run(RunArgs),
+    /// Show the state of a running mptun (addresses, connections, subflows).
+    Status(StatusArgs),
+}
+
+/// Options of `mptun run`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct RunArgs {
+    /// TUN device to create (or attach to).
+    ///
+    /// A Linux interface name: 1 to 15 bytes, without '/', ':' or whitespace.
+    /// It also names the default control socket (see --control).
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TUN, value_parser = parse_tun_name)]
+    pub tun: String,
+
+    /// An address the stack answers for (repeatable; at least one; the first is the primary).
+    ///
+    /// IPv4 or IPv6, optionally followed by comma-separated flags for the
+    /// multipath path manager:
+    ///   signal   announce this address to MPTCP peers (ADD_ADDR), so they can
+    ///            open additional subflows to it;
+    ///   subflow  open additional subflows from this address on connections the
+    ///            stack initiates;
+    ///   backup   subflows over this address are backup paths, used only when no
+    ///            other path works.
+    /// Examples: --addr 10.10.1.2 --addr 10.10.2.2,signal --addr fd00::2,subflow,backup
+    #[arg(
+        verbatim_doc_comment,
+        long = "addr",
+        value_name = "IP[,FLAG...]",
+        required = true
+    )]
+    pub addrs: Vec<AddrSpec>,
+
+    /// MTU of the TUN device, in bytes.
+    ///
+    /// 576 to 65535; at least 1280 if any --addr is IPv6. The stack derives its
+    /// maximum segment size from it.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MTU, value_parser = parse_mtu)]
+    pub mtu: u16,
+
+    /// Transmit queue length of the TUN device, in packets.
+    ///
+    /// Packets the kernel routes into the TUN device wait in this queue until
+    /// mptun reads them; when it is full they are dropped. The kernel's default
+    /// for TUN devices (500) drops packets whenever the daemon falls briefly
+    /// behind a sender at full speed, which TCP then treats as congestion. The
+    /// default, 10000 packets (15 MB at a 1500-byte MTU), absorbs such bursts.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TXQUEUELEN, value_parser = parse_txqueuelen)]
+    pub txqueuelen: u32,
+
+    /// Echo service: listen on PORT and send every byte received back (repeatable).
+    #[arg(long = "echo", value_name = "PORT", value_parser = parse_port)]
+    pub echo: Vec<u16>,
+
+    /// Sink service: listen on PORT, read and discard everything, count the bytes (repeatable).
+    #[arg(long = "sink", value_name = "PORT", value_parser = parse_port)]
+    pub sink: Vec<u16>,
+
+    /// Relay each connection accepted on PORT to a TCP backend reached through the OS (repeatable).
+    ///
+    /// HOST is an IP address or a host name (resolved when a connection is
+    /// relayed); an IPv6 literal goes in brackets.
+    /// Examples: --forward 80=127.0.0.1:8080 --forward 22=backend.lan:22 --forward 443=[::1]:8443
+    #[arg(verbatim_doc_comment, long = "forward", value_name = "PORT=HOST:PORT")]
+    pub forward: Vec<ForwardSpec>,
+
+    /// Accept OS TCP connections on LADDR:LPORT and, for each, open a stack connection to RADDR:RPORT (repeatable).
+    ///
+    /// The reverse of --forward: local programs connect to LADDR:LPORT through
+    /// the OS, and mptun carries their bytes over its own (MP)TCP connection to
+    /// RADDR:RPORT. IPv6 addresses go in brackets.
+    /// Examples: --local-forward 127.0.0.1:9000=10.10.1.1:5201
+    ///           --local-forward [::1]:9000=[fd00::1]:5201
+    #[arg(
+        verbatim_doc_comment,
+        long = "local-forward",
+        value_name = "LADDR:LPORT=RADDR:RPORT"
+    )]
+    pub local_forward: Vec<LocalForwardSpec>,
+
+    /// Write every packet read from or written to the TUN device to FILE (pcap, LINKTYPE_RAW).
+    ///
+    /// The file is created or truncated. Open it with Wireshark or tcpdump -r.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub pcap: Option<PathBuf>,
+
+    /// Control socket that `mptun status` talks to [default: /run/mptun/<TUN>.sock].
+    ///
+    /// A Unix socket path. Without this option it is derived from --tun, so
+    /// several instances on different TUN devices do not clash.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub control: Option<PathBuf>,
+
+    /// Plain TCP only: MPTCP options from peers are ignored and never sent.
+    #[arg(long)]
+    pub no_mptcp: bool,
+
+    /// Fault injection on packets to and from one local address (repeatable).
+    ///
+    /// ADDR is one of the --addr addresses (IPv6 in brackets); SPEC is a
+    /// comma-separated list of impairments:
+    ///   delay=10ms jitter=5ms loss=1% dup=0.5% corrupt=0.1% rate=20mbit seed=7
+    /// Examples: --impair 10.10.1.2:delay=10ms,loss=1%
+    ///           --impair [fd00::2]:rate=20mbit,seed=7
+    #[arg(verbatim_doc_comment, long = "impair", value_name = "ADDR:SPEC")]
+    pub impair: Vec<ImpairArg>,
+
+    /// Don't add host routes for the --addr addresses through the TUN device.
+    ///
+    /// Use this when routing is set up by other means.
+    #[arg(long)]
+    pub no_routes: bool,
+
+    /// Seed of the random number generator (initial sequence numbers, MPTCP keys, ...).
+    ///
+    /// Give it to make runs reproducible, e.g. in tests. Without it the seed comes
+    /// from the operating system's entropy at startup.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// Options of `mptun status`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct StatusArgs {
+    /// Control socket of the instance to query [default: /run/mptun/<TUN>.sock].
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub control: Option<PathBuf>,
+
+    /// TUN device of the instance to query; used to find its control socket.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TUN, value_parser = parse_tun_name)]
+    pub tun: String,
+
+    /// Print the status as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The control socket path for a TUN device when `--control` is not given.
+pub fn default_control_path(tun: &str) -> PathBuf {
+    PathBuf::from(DEFAULT_CONTROL_DIR).join(format!("{tun}.sock"))
+}
+
+impl Cli {
+    /// Checks the combinations of options that clap cannot check value by value.
+    pub fn validate(&self) -> Result<(), CliError> {
+        match &self.command {
+            Command::Run(run) => run.validate(),
+            Command::Status(_) => Ok(()),
+        }
+    }
+
+    /// Parses `args` (the first item is the program name) and validates the result.
+    ///
+    /// A validation failure becomes a clap error of kind
+    /// [`ErrorKind::ValueValidation`], so it prints and exits (status 2) like any
+    /// other bad argument.
+    pub fn try_parse_validated_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let cli = Self::try_parse_from(args)?;
+        cli.validate()
+            .map_err(|e| Self::command().error(ErrorKind::ValueValidation, e))?;
+        Ok(cli)
+    }
+
+    /// Parses and validates the process's arguments; on error prints it and exits
+    /// (status 2 for bad arguments, 0 for `--help` and `--version`).
+    pub fn parse_validated() -> Self {
+        Self::try_parse_validated_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+}
+
+impl RunArgs {
+    /// The control socket path: `--control`, or `/run/mptun/<tun>.sock`.
+    pub fn control_path(&self) -> PathBuf {
+        self.control
+            .clone()
+            .unwrap_or_else(|| default_control_path(&self.tun))
+    }
+
+    /// The primary address: the first `--addr`.
+    ///
+    /// # Panics
+    /// If there is no address; clap never produces such a `RunArgs` (see [`Self::validate`]).
+    pub fn primary_addr(&self) -> &AddrSpec {
+        &self.addrs[0]
+    }
+
+    /// Whether any `--addr` is IPv6.
+    pub fn has_ipv6(&self) -> bool {
+        self.addrs.iter().any(|a| a.addr.is_ipv6())
+    }
+
+    /// The smallest MTU the addresses allow: 1280 with any IPv6 address, else 576.
+    pub fn min_mtu(&self) -> u16 {
+        if self.has_ipv6() {
+            MIN_MTU_IPV6
+        } else {
+            MIN_MTU_IPV4
+        }
+    }
+
+    /// Checks the combinations of options that clap cannot check value by value:
+    /// at least one address and no address twice; the MTU against the address
+    /// families; no stack port used by two services; no local-forward listening
+    /// address twice; each `--impair` address is an `--addr` address, at most once.
+    pub fn validate(&self) -> Result<(), CliError> {
+        if self.addrs.is_empty() {
+            return Err(CliError::new("at least one --addr is required"));
+        }
+        for (i, a) in self.addrs.iter().enumerate() {
+            if self.addrs[..i].iter().any(|b| b.addr == a.addr) {
+                return Err(CliError::new(format!("--addr {} is given twice", a.addr)));
+            }
+        }
+
+        if self.mtu < self.min_mtu() {
+            let why = if self.has_ipv6() {
+                "with an IPv6 --addr (IPv6 requires an MTU of at least 1280)"
+            } else {
+                "for IPv4"
+            };
+            return Err(CliError::new(format!(
+                "--mtu {} is too small {why}: the minimum is {}",
+                self.mtu,
+                self.min_mtu()
+            )));
+        }
+
+        let mut ports: HashMap<u16, &str> = HashMap::new();
+        let services = self
+            .echo
+            .iter()
+            .map(|&p| (p, "--echo"))
+            .chain(self.sink.iter().map(|&p| (p, "--sink")))
+            .chain(self.forward.iter().map(|f| (f.port, "--forward")));
+        for (port, option) in services {
+            if let Some(previous) = ports.insert(port, option) {
+                return Err(CliError::new(format!(
+                    "port {port} is used by both {previous} and {option}"
+                )));
+            }
+        }
+
+        for (i, lf) in self.local_forward.iter().enumerate() {
+            if self.local_forward[..i]
+                .iter()
+                .any(|o| o.listen == lf.listen)
+            {
+                return Err(CliError::new(format!(
+                    "--local-forward listens on {} twice",
+                    lf.listen
+                )));
+            }
+        }
+
+        for (i, imp) in self.impair.iter().enumerate() {
+            if !self.addrs.iter().any(|a| a.addr == imp.addr) {
+                return Err(CliError::new(format!(
+                    "--impair {}: not one of the --addr addresses",
+                    imp.addr
+                )));
+            }
+            if self.impair[..i].iter().any(|o| o.addr == imp.addr) {
+                return Err(CliError::new(format!(
+                    "--impair is given twice for {}; put all impairments in one SPEC",
+                    imp.addr
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl StatusArgs {
+    /// The control socket path: `--control`, or `/run/mptun/<tun>.sock`.
+    pub fn control_path(&self) -> PathBuf {
+        self.control
+            .clone()
+            .unwrap_or_else(|| default_control_path(&self.tun))
+    }
+}
+
+/// A TCP port number other than 0.
+pub fn parse_port(s: &str) -> Result<u16, CliError> {
+    match s.parse::<u16>() {
+        Ok(0) => Err(CliError::new("port 0 is not allowed (use 1 to 65535)")),
+        Ok(p) => Ok(p),
+        Err(_) => Err(CliError::new(format!(
+            "'{s}' is not a port number (use 1 to 65535)"
+        ))),
+    }
+}
+
+fn parse_mtu(s: &str) -> Result<u16, CliError> {
+    let range = || format!("the MTU must be between {MIN_MTU_IPV4} and 65535");
+    match s.parse::<u32>() {
+        Ok(n) if (u32::from(MIN_MTU_IPV4)..=65535).contains(&n) => Ok(n as u16),
+        Ok(_) => Err(CliError::new(range())),
+        Err(_) => Err(CliError::new(format!("not a number; {}", range()))),
+    }
+}
+
+fn parse_txqueuelen(s: &str) -> Result<u32, CliError> {
+    match s.parse::<u32>() {
+        Ok(0) => Err(CliError::new("the queue length must be at least 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(CliError::new("not a number of packets")),
+    }
+}
+
+fn parse_tun_name(s: &str) -> Result<String, CliError> {
+    if s.is_empty() {
+        return Err(CliError::new("the interface name is empty"));
+    }
+    if s.len() > MAX_TUN_NAME_LEN {
+        return Err(CliError::new(format!(
+            "the interface name is {} bytes long; Linux allows at most {MAX_TUN_NAME_LEN}",
+            s.len()
+        )));
+    }
+    if s == "." || s == ".." {
+        return Err(CliError::new("'.' and '..' are not interface names"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
+    {
+        return Err(CliError::new(format!(
+            "the interface name must not contain {c:?}"
+        )));
+    }
+    Ok(s.to_owned())
+}
+
+/// Rejects addresses that can't be an endpoint's own or a peer's address.
+fn check_unicast(ip: IpAddr, what: &str) -> Result<(), CliError> {
+    if ip.is_unspecified() {
+        return Err(CliError::new(format!(
+            "{what} {ip} is the unspecified address"
+        )));
+    }
+    if ip.is_multicast() {
+        return Err(CliError::new(format!("{what} {ip} is a multicast address")));
+    }
+    if let IpAddr::V4(v4) = ip {
+        if v4.is_broadcast() {
+            return Err(CliError::new(format!(
+                "{what} {ip} is the broadcast address"
+            )));
+        }
+    }
+    if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Err(CliError::new(format!(
+                "{what} {ip} is IPv4-mapped; write it as {v4}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Splits `"[v6]rest"` into the IPv6 address and `rest`.
+fn split_bracketed_v6(s: &str) -> Option<Result<(Ipv6Addr, &str), CliError>> {
+    let inner = s.strip_prefix('[')?;
+    let Some((ip, rest)) = inner.split_once(']') else {
+        return Some(Err(CliError::new("missing ']' after the IPv6 address")));
+    };
+    Some(
+        ip.parse::<Ipv6Addr>()
+            .map(|ip| (ip, rest))
+            .map_err(|_| CliError::new(format!("'{ip}' is not an IPv6 address"))),
+    )
+}
+
+/// The multipath flags an [`AddrSpec`] accepts.
+pub const ADDR_FLAGS: [&str; 3] = ["signal", "subflow", "backup"];
+
+/// One `--addr IP[,FLAG...]`: an address the stack answers for, with its
+/// path-manager flags. Repeated flags are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddrSpec {
+    /// The address.
+    pub addr: IpAddr,
+    /// Announce the address to MPTCP peers (ADD_ADDR).
+    pub signal: bool,
+    /// Open additional subflows from this address.
+    pub subflow: bool,
+    /// Subflows over this address are backup paths.
+    pub backup: bool,
+}
+
+impl AddrSpec {
+    /// An address without flags.
+    pub fn new(addr: IpAddr) -> Self {
+        Self {
+            addr,
+            signal: false,
+            subflow: false,
+            backup: false,
+        }
+    }
+}
+
+impl FromStr for AddrSpec {
+    type Err = CliError;
+
+    fn from_str(s: &str) -> Result<Self, CliError> {
+        let mut parts = s.split(',');
+        let ip = parts.next().unwrap_or_default().trim();
+        if ip.is_empty() {
+            return Err(CliError::new("missing IP address before the flags"));
+        }
+        let addr: IpAddr = ip.parse().map_err(|_| {
+            let hint = if ip.starts_with('[') {
+                " (write IPv6 addresses without brackets here)"
+            } else {
+                ""
+            };
+            CliError::new(format!("'{ip}' is not an IPv4 or IPv6 address{hint}"))
+        })?;
+        check_unicast(addr, "address")?;
+        let mut spec = AddrSpec::new(addr);
+        for flag in parts {
+            match flag.trim() {
+                "signal" => spec.signal = true,
+                "subflow" => spec.subflow = true,
+                "backup" => spec.backup = true,
+                "" => {
+                    return Err(CliError::new(format!(
+                        "empty flag after ','; valid flags: {}",
+                        ADDR_FLAGS.join(", ")
+                    )))
+                }
+                other => {
+                    return Err(CliError::new(format!(
+                        "unknown address flag '{other}'; valid flags: {}",
+                        ADDR_FLAGS.join(", ")
+                    )))
+                }
+            }
+        }
+        Ok(spec)
+    }
+}
+
+impl fmt::Display for AddrSpec {
+    /// Formats as accepted by `--addr` (flags in canonical order).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
+        for (set, name) in [self.signal, self.subflow, self.backup]
+            .into_iter()
+            .zip(ADDR_FLAGS)
+        {
+            if set {
+                write!(f, ",{name}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One `--forward PORT=HOST:PORT`: connections accepted by the stack on `port`
+/// are relayed to `host:host_port` through the OS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardSpec {
+    /// Stack port to listen on.
+    pub port: u16,
+    /// Backend host: an IP address (IPv6 without brackets) or a host name, to be
+    /// resolved when connecting.
+    pub host: String,
+    /// Backend port.
+    pub host_port: u16,
+}
+
+impl ForwardSpec {
+    /// The backend as `(host, port)`, ready for `std::net::ToSocketAddrs` or
+    /// `TcpStream::connect` (which accept IPv6 literals without brackets there).
+    pub fn backend(&self) -> (&str, u16) {
+        (&self.host, self.host_port)
+    }
+}
+
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+impl FromStr for ForwardSpec {
+    type Err = CliError;
+
+    fn from_str(s: &str) -> Result<Self, CliError> {
+        let Some((port, target)) = s.split_once('=') else {
+            return Err(CliError::new(
+                "expected PORT=HOST:PORT, e.g. 80=127.0.0.1:8080 or 80=[::1]:8080",
+            ));
+        };
+        let port = parse_port(port.trim())?;
+        let (host, host_port) = if let Some(v6) = split_bracketed_v6(target) {
+            let (ip, rest) = v6?;
+            let Some(p) = rest.strip_prefix(':') else {
+                return Err(CliError::new(format!("missing ':PORT' after [{ip}]")));
+            };
+            (ip.to_string(), p)
+        } else {
+            let Some((host, p)) = target.rsplit_once(':') else {
+                return Err(CliError::new(format!(
+                    "missing ':PORT' in backend '{target}'"
+                )));
+            };
+            if host.contains(':') {
+                return Err(CliError::new(format!(
+                    "put the IPv6 address in brackets: {port}=[{host}]:{p}"
+                )));
+            }
+            if !is_host_name(host) {
+                return Err(CliError::new(format!(
+                    "'{host}' is not an IP address or host name"
+                )));
+            }
+            (host.to_owned(), p)
+        };
+        let host_port = parse_port(host_port)?;
+        Ok(ForwardSpec {
+            port,
+            host,
+            host_port,
+        })
+    }
+}
+
+impl fmt::Display for ForwardSpec {
+    /// Formats as accepted by `--forward`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}=[{}]:{}", self.port, self.host, self.host_port)
+        } else {
+            write!(f, "{}={}:{}", self.port, self.host, self.host_port)
+        }
+    }
+}
+
+/// One `--local-forward LADDR:LPORT=RADDR:RPORT`: OS connections accepted on
+/// `listen` are carried by stack connections to `remote`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalForwardSpec {
+    /// Where to listen through the OS (may be an unspecified address such as 0.0.0.0).
+    pub listen: SocketAddr,
+    /// Where the stack connects to.
+    pub remote: SocketAddr,
+}
+
+fn parse_socket_addr(s: &str, what: &str) -> Result<SocketAddr, CliError> {
+    let sa: SocketAddr = s.trim().parse().map_err(|_| {
+        CliError::new(format!(
+            "{what} '{s}' is not IP:PORT (IPv6 in brackets, e.g. [::1]:9000)"
+        ))
+    })?;
+    if sa.port() == 0 {
+        return Err(CliError::new(format!(
+            "{what} '{s}': port 0 is not allowed (use 1 to 65535)"
+        )));
+    }
+    Ok(sa)
+}
+
+impl FromStr for LocalForwardSpec {
+    type Err = CliError;
+
+    fn from_str(s: &str) -> Result<Self, CliError> {
+        let Some((listen, remote)) = s.split_once('=') else {
+            return Err(CliError::new(
+                "expected LADDR:LPORT=RADDR:RPORT, e.g. 127.0.0.1:9000=10.10.1.1:5201",
+            ));
+        };
+        let listen = parse_socket_addr(listen, "listening address")?;
+        let remote = parse_socket_addr(remote, "remote address")?;
+        check_unicast(remote.ip(), "remote address")?;
+        Ok(LocalForwardSpec { listen, remote })
+    }
+}
+
+impl fmt::Display for LocalForwardSpec {
+    /// Formats as accepted by `--local-forward`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.listen, self.remote)
+    }
+}
+
+/// One `--impair ADDR:SPEC`: fault injection on the packets to and from one
+/// local address. `spec` is kept as text (non-empty) for the impairment parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImpairArg {
+    /// The local (`--addr`) address whose packets are impaired.
+    pub addr: IpAddr,
+    /// The impairments, e.g. `delay=10ms,loss=1%`; not parsed here.
+    pub spec: String,
+}
+
+impl FromStr for ImpairArg {
+    type Err = CliError;
+
+    fn from_str(s: &str) -> Result<Self, CliError> {
+        let (addr, spec) = if let Some(v6) = split_bracketed_v6(s) {
+            let (ip, rest) = v6?;
+            let Some(spec) = rest.strip_prefix(':') else {
+                return Err(CliError::new(format!("missing ':SPEC' after [{ip}]")));
+            };
+            (IpAddr::V6(ip), spec)
+        } else {
+            let Some((ip, spec)) = s.split_once(':') else {
+                return Err(CliError::new(
+                    "expected ADDR:SPEC, e.g. 10.10.1.2:loss=1% or [fd00::2]:loss=1%",
+                ));
+            };
+            let ip = ip.parse().map_err(|_| {
+                CliError::new(format!(
+                    "'{ip}' is not an IPv4 address (IPv6 goes in brackets, e.g. [fd00::2]:loss=1%)"
+                ))
+            })?;
+            (IpAddr::V4(ip), spec)
+        };
+        if spec.trim().is_empty() {
+            return Err(CliError::new(format!(
+                "empty impairment after '{addr}:', e.g. delay=10ms,loss=1%"
+            )));
+        }
+        Ok(ImpairArg {
+            addr,
+            spec: spec.to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for ImpairArg {
+    /// Formats as accepted by `--impair`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.spec),
+            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.spec),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddrV6};
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(a, b, c, d))
+    }
+
+    fn err<T: FromStr<Err = CliError> + fmt::Debug>(s: &str) -> String {
+        s.parse::<T>().unwrap_err().to_string()
+    }
+
+    fn run(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["mptun", "run"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Run(r) => r,
+            other => panic!("expected run, got {other:?}"),
+        }
+    }
+
+    fn run_err(args: &[&str]) -> clap::Error {
+        Cli::try_parse_from(["mptun", "run"].iter().chain(args)).unwrap_err()
+    }
+
+    #[test]
+    fn addr_spec_parses() {
+        assert_eq!(
+            "10.0.0.1".parse::<AddrSpec>().unwrap(),
+            AddrSpec::new(v4(10, 0, 0, 1))
+        );
+        let a: AddrSpec = "fd00::2,signal,backup".parse().unwrap();
+        assert_eq!(a.addr, "fd00::2".parse::<IpAddr>().unwrap());
+        assert!(a.signal && !a.subflow && a.backup);
+        let a: AddrSpec = "10.0.0.1,subflow,subflow".parse().unwrap();
+        assert!(!a.signal && a.subflow && !a.backup);
+        let a: AddrSpec = "10.0.0.1,signal,subflow,backup".parse().unwrap();
+        assert_eq!(a.to_string(), "10.0.0.1,signal,subflow,backup");
+        assert_eq!(a.to_string().parse::<AddrSpec>().unwrap(), a);
+    }
+
+    #[test]
+    fn addr_spec_rejects() {
+        let e = err::<AddrSpec>("10.0.0.1,bakup");
+        assert!(e.contains("'bakup'"), "{e}");
+        assert!(e.contains("signal, subflow, backup"), "{e}");
+        assert!(err::<AddrSpec>("10.0.0.1,").contains("empty flag"));
+        assert!(err::<AddrSpec>("10.0.0.256").contains("not an IPv4 or IPv6 address"));
+        assert!(err::<AddrSpec>("[fd00::1]").contains("without brackets"));
+        assert!(err::<AddrSpec>(",signal").contains("missing IP"));
+        assert!(err::<AddrSpec>("0.0.0.0").contains("unspecified"));
+        assert!(err::<AddrSpec>("::").contains("unspecified"));
+        assert!(err::<AddrSpec>("224.0.0.1").contains("multicast"));
+        assert!(err::<AddrSpec>("255.255.255.255").contains("broadcast"));
+        assert!(err::<AddrSpec>("::ffff:10.0.0.1").contains("write it as 10.0.0.1"));
+    }
+
+    #[test]
+    fn forward_spec_parses() {
+        let f: ForwardSpec = "80=127.0.0.1:8080".parse().unwrap();
+        assert_eq!(
+            f,
+            ForwardSpec {
+                port: 80,
+                host: "127.0.0.1".into(),
+                host_port: 8080
+            }
+        );
+        let f: ForwardSpec = "443=[::1]:8443".parse().unwrap();
+        assert_eq!(f.host, "::1");
+        assert_eq!(f.backend(), ("::1", 8443));
+        assert_eq!(f.to_string(), "443=[::1]:8443");
+        let f: ForwardSpec = "22=backend.example-1.lan:2222".parse().unwrap();
+        assert_eq!(f.backend(), ("backend.example-1.lan", 2222));
+        assert_eq!(f.to_string(), "22=backend.example-1.lan:2222");
+    }
+
+    #[test]
+    fn forward_spec_rejects() {
+        assert!(err::<ForwardSpec>("80").contains("expected PORT=HOST:PORT"));
+        assert!(err::<ForwardSpec>("0=host:80").contains("port 0"));
+        assert!(err::<ForwardSpec>("80=host:0").contains("port 0"));
+        assert!(err::<ForwardSpec>("x=host:80").contains("not a port number"));
+        assert!(err::<ForwardSpec>("80=host:65536").contains("not a port number"));
+        assert!(err::<ForwardSpec>("80=host").contains("missing ':PORT'"));
+        assert!(err::<ForwardSpec>("80=::1:80").contains("80=[::1]:80"));
+        assert!(err::<ForwardSpec>("80=[::1]").contains("missing ':PORT'"));
+        assert!(err::<ForwardSpec>("80=[::1:80").contains("missing ']'"));
+        assert!(err::<ForwardSpec>("80=[1.2.3.4]:80").contains("not an IPv6 address"));
+        assert!(err::<ForwardSpec>("80=:80").contains("not an IP address or host name"));
+        assert!(err::<ForwardSpec>("80=a b:80").contains("not an IP address or host name"));
+    }
+
+    #[test]
+    fn local_forward_spec_parses() {
+        let l: LocalForwardSpec = "127.0.0.1:9000=10.10.1.1:5201".parse().unwrap();
+        assert_eq!(l.listen, SocketAddr::new(v4(127, 0, 0, 1), 9000));
+        assert_eq!(l.remote, SocketAddr::new(v4(10, 10, 1, 1), 5201));
+        let l: LocalForwardSpec = "[::1]:9000=[fd00::1]:5201".parse().unwrap();
+        assert_eq!(
+            l.remote,
+            SocketAddr::V6(SocketAddrV6::new("fd00::1".parse().unwrap(), 5201, 0, 0))
+        );
+        assert_eq!(l.to_string(), "[::1]:9000=[fd00::1]:5201");
+        // Listening on all addresses is fine.
+        assert!("0.0.0.0:9000=10.0.0.1:80"
+            .parse::<LocalForwardSpec>()
+            .is_ok());
+    }
+
+    #[test]
+    fn local_forward_spec_rejects() {
+        assert!(err::<LocalForwardSpec>("127.0.0.1:9000").contains("expected LADDR"));
+        assert!(err::<LocalForwardSpec>("::1:9000=[fd00::1]:80").contains("in brackets"));
+        assert!(err::<LocalForwardSpec>("127.0.0.1:0=10.0.0.1:80").contains("port 0"));
+        assert!(err::<LocalForwardSpec>("127.0.0.1:9=10.0.0.1:0").contains("port 0"));
+        assert!(err::<LocalForwardSpec>("127.0.0.1:9=0.0.0.0:80").contains("unspecified"));
+        assert!(err::<LocalForwardSpec>("localhost:9=10.0.0.1:80").contains("not IP:PORT"));
+    }
+
+    #[test]
+    fn impair_arg_parses() {
+        let i: ImpairArg = "10.10.1.2:delay=10ms,jitter=5ms,loss=1%,seed=7"
+            .parse()
+            .unwrap();
+        assert_eq!(i.addr, v4(10, 10, 1, 2));
+        assert_eq!(i.spec, "delay=10ms,jitter=5ms,loss=1%,seed=7");
+        let i: ImpairArg = "[fd00::2]:loss=1%".parse().unwrap();
+        assert_eq!(i.addr, "fd00::2".parse::<IpAddr>().unwrap());
+        assert_eq!(i.spec, "loss=1%");
+        assert_eq!(i.to_string(), "[fd00::2]:loss=1%");
+    }
+
+    #[test]
+    fn impair_arg_rejects() {
+        assert!(err::<ImpairArg>("10.0.0.1").contains("expected ADDR:SPEC"));
+        assert!(err::<ImpairArg>("10.0.0.1:").contains("empty impairment"));
+        assert!(err::<ImpairArg>("[fd00::2]: ").contains("empty impairment"));
+        assert!(err::<ImpairArg>("fd00::2:loss=1%").contains("IPv6 goes in brackets"));
+        assert!(err::<ImpairArg>("[fd00::2]loss=1%").contains("missing ':SPEC'"));
+        assert!(err::<ImpairArg>("host:loss=1%").contains("not an IPv4 address"));
+    }
+
+    #[test]
+    fn full_run_command_line() {
+        let cli = Cli::try_parse_from([
+            "mptun",
+            "run",
+            "--tun",
+            "tun7",
+            "--addr",
+            "10.10.1.2",
+            "--addr",
+            "10.10.2.2,signal,backup",
+            "--addr",
+            "fd00::2,subflow",
+            "--mtu",
+            "1400",
+            "--txqueuelen",
+            "2000",
+            "--echo",
+            "7",
+            "--echo",
+            "1007",
+            "--sink",
+            "9",
+            "--forward",
+            "80=localhost:8080",
+            "--local-forward",
+            "127.0.0.1:9000=10.10.1.1:5201",
+            "--pcap",
+            "/tmp/x.pcap",
+            "--control",
+            "/tmp/ctl.sock",
+            "--no-mptcp",
+            "--impair",
+            "[fd00::2]:loss=1%",
+            "--no-routes",
+            "--seed",
+            "42",
+        ])
+        .unwrap();
+        let expected = Cli {
+            command: Command::Run(RunArgs {
+                tun: "tun7".into(),
+                addrs: vec![
+                    AddrSpec::new(v4(10, 10, 1, 2)),
+                    AddrSpec {
+                        addr: v4(10, 10, 2, 2),
+                        signal: true,
+                        subflow: false,
+                        backup: true,
+                    },
+                    AddrSpec {
+                        addr: "fd00::2".parse().unwrap(),
+                        signal: false,
+                        subflow: true,
+                        backup: false,
+                    },
+                ],
+                mtu: 1400,
+                txqueuelen: 2000,
+                echo: vec![7, 1007],
+                sink: vec![9],
+                forward: vec![ForwardSpec {
+                    port: 80,
+                    host: "localhost".into(),
+                    host_port: 8080,
+                }],
+                local_forward: vec![LocalForwardSpec {
+                    listen: SocketAddr::new(v4(127, 0, 0, 1), 9000),
+                    remote: SocketAddr::new(v4(10, 10, 1, 1), 5201),
+                }],
+                pcap: Some("/tmp/x.pcap".into()),
+                control: Some("/tmp/ctl.sock".into()),
+                no_mptcp: true,
+                impair: vec![ImpairArg {
+                    addr: "fd00::2".parse().unwrap(),
+                    spec: "loss=1%".into(),
+                }],
+                no_routes: true,
+                seed: Some(42),
+            }),
+        };
+        assert_eq!(cli, expected);
+        cli.validate().unwrap();
+        let Command::Run(r) = &cli.command else {
+            unreachable!()
+        };
+        assert_eq!(r.control_path(), PathBuf::from("/tmp/ctl.sock"));
+        assert_eq!(r.primary_addr().addr, v4(10, 10, 1, 2));
+    }
+
+    #[test]
+    fn run_defaults() {
+        let r = run(&["--addr", "10.0.0.1"]);
+        assert_eq!(r.tun, "mptun0");
+        assert_eq!(r.mtu, 1500);
+        assert_eq!(r.txqueuelen, 10_000);
+        assert_eq!(r.control, None);
+        assert_eq!(r.control_path(), PathBuf::from("/run/mptun/mptun0.sock"));
+        assert!(r.echo.is_empty() && r.sink.is_empty() && r.forward.is_empty());
+        assert!(r.local_forward.is_empty() && r.impair.is_empty());
+        assert!(!r.no_mptcp && !r.no_routes);
+        assert_eq!((r.pcap, r.seed), (None, None));
+
+        let r = run(&["--addr", "10.0.0.1", "--tun", "foo"]);
+        assert_eq!(r.control_path(), PathBuf::from("/run/mptun/foo.sock"));
+    }
+
+    #[test]
+    fn status_args() {
+        let cli = Cli::try_parse_from(["mptun", "status", "--json"]).unwrap();
+        let Command::Status(s) = cli.command else {
+            panic!("expected status")
+        };
+        assert!(s.json);
+        assert_eq!(s.tun, "mptun0");
+        assert_eq!(s.control_path(), PathBuf::from("/run/mptun/mptun0.sock"));
+
+        let cli = Cli::try_parse_from(["mptun", "status", "--tun", "foo"]).unwrap();
+        let Command::Status(s) = cli.command else {
+            panic!("expected status")
+        };
+        assert!(!s.json);
+        assert_eq!(s.control_path(), PathBuf::from("/run/mptun/foo.sock"));
+
+        let cli = Cli::try_parse_from(["mptun", "status", "--control", "/x.sock"]).unwrap();
+        let Command::Status(s) = cli.command else {
+            panic!("expected status")
+        };
+        assert_eq!(s.control_path(), PathBuf::from("/x.sock"));
+    }
+
+    #[test]
+    fn bad_arguments_exit_with_2() {
+        let e = run_err(&[]);
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--addr"), "{e}");
+
+        let e = run_err(&["--addr", "10.0.0.1,bogus"]);
+        assert_eq!(e.exit_code(), 2);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("for '--addr <IP[,FLAG...]>': unknown address flag 'bogus'"),
+            "{msg}"
+        );
+        assert_eq!(
+            msg.lines().next().unwrap(),
+            "error: invalid value '10.0.0.1,bogus' for '--addr <IP[,FLAG...]>': \
+             unknown address flag 'bogus'; valid flags: signal, subflow, backup"
+        );
+
+        for args in [
+            &["--addr", "10.0.0.1", "--echo", "0"][..],
+            &["--addr", "10.0.0.1", "--sink", "70000"],
+            &["--addr", "10.0.0.1", "--mtu", "575"],
+            &["--addr", "10.0.0.1", "--mtu", "65536"],
+            &["--addr", "10.0.0.1", "--txqueuelen", "0"],
+            &["--addr", "10.0.0.1", "--tun", "a/b"],
+            &["--addr", "10.0.0.1", "--tun", "sixteen-chars-xx"],
+            &["--addr", "10.0.0.1", "--seed", "-1"],
+            &["--addr", "10.0.0.1", "--impair", "10.0.0.1:"],
+        ] {
+            let e = run_err(args);
+            assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+        }
+        assert_eq!(
+            Cli::try_parse_from(["mptun"]).unwrap_err().exit_code(),
+            2,
+            "a subcommand is required"
+        );
+    }
+
+    #[test]
+    fn validate_mtu_against_address_families() {
+        let r = run(&["--addr", "10.0.0.1", "--mtu", "576"]);
+        r.validate().unwrap();
+        let r = run(&["--addr", "10.0.0.1", "--addr", "fd00::1", "--mtu", "1279"]);
+        let e = r.validate().unwrap_err();
+        assert!(e.message().contains("--mtu 1279"), "{e}");
+        assert!(e.message().contains("at least 1280"), "{e}");
+        run(&["--addr", "fd00::1", "--mtu", "1280"])
+            .validate()
+            .unwrap();
+
+        // Through the validating entry point it is an exit-2 clap error.
+        let e =
+            Cli::try_parse_validated_from(["mptun", "run", "--addr", "fd00::1", "--mtu", "1000"])
+                .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("at least 1280"), "{e}");
+        assert!(Cli::try_parse_validated_from(["mptun", "run", "--addr", "fd00::1"]).is_ok());
+    }
+
+    #[test]
+    fn validate_conflicts() {
+        let e = |args: &[&str]| run(args).validate().unwrap_err().to_string();
+        assert!(e(&["--addr", "10.0.0.1", "--addr", "10.0.0.1,signal"]).contains("twice"));
+        assert_eq!(
+            e(&["--addr", "10.0.0.1", "--echo", "7", "--sink", "7"]),
+            "port 7 is used by both --echo and --sink"
+        );
+        assert!(
+            e(&["--addr", "10.0.0.1", "--echo", "80", "--forward", "80=h:1"]).contains("--forward")
+        );
+        assert!(e(&[
+            "--addr",
+            "10.0.0.1",
+            "--local-forward",
+            "127.0.0.1:9=10.0.0.2:1",
+            "--local-forward",
+            "127.0.0.1:9=10.0.0.2:2",
+        ])
+        .contains("127.0.0.1:9 twice"));
+        assert!(e(&["--addr", "10.0.0.1", "--impair", "10.0.0.2:loss=1%"])
+            .contains("not one of the --addr addresses"));
+        assert!(e(&[
+            "--addr",
+            "10.0.0.1",
+            "--impair",
+            "10.0.0.1:loss=1%",
+            "--impair",
+            "10.0.0.1:delay=1ms",
+        ])
+        .contains("given twice"));
+        // A programmatically built RunArgs without addresses is rejected, not a panic.
+        let mut r = run(&["--addr", "10.0.0.1"]);
+        r.addrs.clear();
+        assert!(r.validate().unwrap_err().message().contains("--addr"));
+    }
+
+    #[test]
+    fn help_renders_and_documents_every_option() {
+        Cli::command().debug_assert();
+        let mut cmd = Cli::command();
+        let top = cmd.render_long_help().to_string();
+        assert!(top.contains("RUST_LOG=mptun=debug"), "{top}");
+        assert!(top.contains("run") && top.contains("status"), "{top}");
+
+        let run_help = cmd
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for opt in [
+            "--tun <NAME>",
+            "--addr <IP[,FLAG...]>",
+            "--mtu <N>",
+            "--txqueuelen <N>",
+            "--echo <PORT>",
+            "--sink <PORT>",
+            "--forward <PORT=HOST:PORT>",
+            "--local-forward <LADDR:LPORT=RADDR:RPORT>",
+            "--pcap <FILE>",
+            "--control <PATH>",
+            "--no-mptcp",
+            "--impair <ADDR:SPEC>",
+            "--no-routes",
+            "--seed <N>",
+        ] {
+            assert!(run_help.contains(opt), "run help lacks {opt}:\n{run_help}");
+        }
+        for text in [
+            "signal",
+            "subflow",
+            "backup",
+            "[default: mptun0]",
+            "10000",
+            "500",
+        ] {
+            assert!(
+                run_help.contains(text),
+                "run help lacks {text}:\n{run_help}"
+            );
+        }
+
+        let status_help = cmd
+            .find_subcommand_mut("status")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for opt in ["--control <PATH>", "--tun <NAME>", "--json"] {
+            assert!(
+                status_help.contains(opt),
+                "status help lacks {opt}:\n{status_help}"
+            );
+        }
+    }
+}
