@@ -106,6 +106,7 @@ impl Assembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::test_util::{ranges_of, Rng};
 
     #[test]
     fn in_order() {
@@ -196,36 +197,6 @@ mod tests {
         let mut a = Assembler::new(2);
         a.add(usize::MAX - 1, 10).unwrap();
         assert_eq!(a.ranges(), &[(usize::MAX - 1, usize::MAX)]);
-    }
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn ranges_of(bits: &[bool]) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bits.len() {
-            if bits[i] {
-                let s = i;
-                while i < bits.len() && bits[i] {
-                    i += 1;
-                }
-                out.push((s, i));
-            } else {
-                i += 1;
-            }
-        }
-        out
     }
 
     #[test]

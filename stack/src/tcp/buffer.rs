@@ -184,6 +184,7 @@ impl RingBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::test_util::Rng;
     use std::collections::VecDeque;
 
     fn peek_vec(rb: &RingBuffer, offset: usize, len: usize) -> Vec<u8> {
@@ -307,20 +308,6 @@ mod tests {
         assert_eq!(&all[3600..3605], b"HELLO");
         assert_eq!(&all[4500..4505], b"AFTER");
         assert_eq!(&all[3500 + 20_000..], b"WORLD");
-    }
-
-    /// Tiny deterministic PRNG (xorshift64*).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod rtt;
 pub mod sack;
 pub mod state;
 pub mod tcb;
+#[cfg(test)]
+mod test_util;
 
 pub use crate::wire::SeqNumber;
 pub use state::State;

@@ -174,6 +174,7 @@ impl Scoreboard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::test_util::{ranges_of, Rng};
 
     /// A base close to the wrap so every test crosses it.
     const BASE: u32 = u32::MAX - 50;
@@ -334,36 +335,6 @@ mod tests {
             from = b;
         }
         assert_eq!(holes, [(0, 100), (200, 300), (400, 500)]);
-    }
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn ranges_of(bits: &[bool]) -> Vec<(usize, usize)> {
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < bits.len() {
-            if bits[i] {
-                let st = i;
-                while i < bits.len() && bits[i] {
-                    i += 1;
-                }
-                out.push((st, i));
-            } else {
-                i += 1;
-            }
-        }
-        out
     }
 
     #[test]
