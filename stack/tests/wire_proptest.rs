@@ -2,8 +2,8 @@
 //! bytes, and valid TCP segments round-trip exactly through emit and parse.
 
 use mptun_stack::wire::{
-    emit_packet, IpRepr, SackBlocks, SeqNumber, TcpFlags, TcpOptionIter, TcpRepr, TcpSegment,
-    WireError,
+    emit_echo_reply, emit_echo_request, emit_packet, icmp, IcmpEcho, IcmpMessage, IpRepr,
+    SackBlocks, SeqNumber, TcpFlags, TcpOptionIter, TcpRepr, TcpSegment, WireError,
 };
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -218,5 +218,65 @@ proptest! {
         let bit = split.index((n - ip_hl) * 8);
         bad[ip_hl + bit / 8] ^= 1 << (bit % 8);
         prop_assert!(TcpRepr::parse(src, dst, &bad[ip_hl..], true).is_err());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn wire_icmp_parse_never_panics(
+        bytes in proptest::collection::vec(any::<u8>(), 0..100),
+        (src, dst) in addr_pair(),
+    ) {
+        if let Ok(IcmpMessage::EchoRequest(e) | IcmpMessage::EchoReply(e)) =
+            IcmpMessage::parse(src, dst, &bytes)
+        {
+            prop_assert_eq!(e.data.len() + 8, bytes.len());
+        }
+        let _ = icmp::parse_icmpv4(&bytes);
+        let _ = icmp::parse_icmpv6(src, dst, &bytes);
+    }
+
+    #[test]
+    fn wire_icmp_in_ip_never_panics(bytes in packet_bytes()) {
+        if let Ok((ip, payload)) = IpRepr::parse(&bytes) {
+            let _ = IcmpMessage::parse(ip.src, ip.dst, payload);
+        }
+    }
+
+    #[test]
+    fn wire_icmp_echo_roundtrip(
+        (src, dst) in addr_pair(),
+        hop in any::<u8>(),
+        ident in any::<u16>(),
+        seq in any::<u16>(),
+        data in proptest::collection::vec(any::<u8>(), 0..300),
+        request in any::<bool>(),
+        flip in any::<proptest::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let mut buf = vec![0u8; 400];
+        let emit = if request { emit_echo_request } else { emit_echo_reply };
+        let n = emit(src, dst, hop, ident, seq, &data, &mut buf).unwrap();
+        prop_assert_eq!(n, icmp::echo_packet_len(src, data.len()));
+        let (ip, payload) = IpRepr::parse(&buf[..n]).unwrap();
+        prop_assert_eq!((ip.src, ip.dst, ip.hop_limit), (src, dst, hop));
+        let echo = IcmpEcho { ident, seq, data: &data };
+        let want = if request {
+            IcmpMessage::EchoRequest(echo)
+        } else {
+            IcmpMessage::EchoReply(echo)
+        };
+        prop_assert_eq!(IcmpMessage::parse(ip.src, ip.dst, payload), Ok(want));
+        // Any single flipped bit in the ICMP message is caught by the checksum.
+        let msg_start = n - payload.len();
+        let at = msg_start + flip.index(payload.len());
+        buf[at] ^= 1 << bit;
+        let (ip, payload) = IpRepr::parse(&buf[..n]).unwrap();
+        prop_assert_eq!(
+            IcmpMessage::parse(ip.src, ip.dst, payload),
+            Err(WireError::BadChecksum)
+        );
     }
 }
