@@ -9,7 +9,7 @@ pub use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, Tcb, TcbStats};
 use crate::tcp::State;
 use crate::time::Instant;
-use crate::wire::{self, IpRepr, SeqNumber, TcpFlags, TcpRepr, WireError};
+use crate::wire::{self, IcmpMessage, IpRepr, SeqNumber, TcpFlags, TcpRepr, WireError};
 use core::cmp::Reverse;
 use core::fmt;
 use core::time::Duration;
@@ -97,6 +97,15 @@ pub struct Counters {
     pub challenge_acks: u64,
     pub drop_unsupported_protocol: u64,
     pub drop_rst_queue_full: u64,
+    /// ICMP / ICMPv6 echo requests to one of our addresses with a valid checksum.
+    pub icmp_echo_requests: u64,
+    pub icmp_echo_replies_sent: u64,
+    /// ICMP / ICMPv6 messages other than echo requests (echo replies included).
+    pub drop_icmp_other: u64,
+    /// Echo requests dropped because too many replies were already waiting.
+    pub drop_icmp_queue_full: u64,
+    /// Echo requests whose reply would not fit the MTU (we do not fragment).
+    pub drop_icmp_too_big: u64,
 }
 
 impl Counters {
@@ -142,6 +151,8 @@ pub struct ConnInfo {
 
 /// Stateless RSTs waiting to go out are bounded; past this they are dropped.
 const MAX_PENDING_RSTS: usize = 1024;
+/// Echo replies waiting to go out are bounded; past this requests are dropped.
+const MAX_PENDING_ECHO_REPLIES: usize = 256;
 /// Ephemeral port range (IANA, RFC 6335).
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
 
@@ -150,6 +161,16 @@ struct RstOut {
     local: SocketAddr,
     remote: SocketAddr,
     reply: RstReply,
+}
+
+/// An echo reply to send: `src` is the address the request was sent to.
+#[derive(Debug, Clone)]
+struct EchoOut {
+    src: IpAddr,
+    dst: IpAddr,
+    ident: u16,
+    seq: u16,
+    data: Vec<u8>,
 }
 
 #[derive(Debug, Default)]
@@ -184,6 +205,7 @@ pub struct Stack {
     ready: VecDeque<ConnId>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     rsts: VecDeque<RstOut>,
+    echoes: VecDeque<EchoOut>,
     counters: Counters,
     /// Statistics of connections already freed.
     retired: Counters,
@@ -213,6 +235,7 @@ impl Stack {
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             rsts: VecDeque::new(),
+            echoes: VecDeque::new(),
             counters: Counters::default(),
             retired: Counters::default(),
             now: Instant::ZERO,
@@ -495,6 +518,8 @@ impl Stack {
         }
         match ip.protocol {
             wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload),
+            wire::IPPROTO_ICMP if ip.dst.is_ipv4() => self.handle_icmp(&ip, payload),
+            wire::IPPROTO_ICMPV6 if ip.dst.is_ipv6() => self.handle_icmp(&ip, payload),
             _ => self.counters.drop_unsupported_protocol += 1,
         }
     }
@@ -507,6 +532,42 @@ impl Stack {
             }
             _ => self.counters.drop_malformed += 1,
         }
+    }
+
+    /// ICMP (IPv4) or ICMPv6 (IPv6) to one of our addresses: echo requests are
+    /// answered, everything else is counted and dropped. Never sends ICMP errors.
+    fn handle_icmp(&mut self, ip: &IpRepr, bytes: &[u8]) {
+        let echo = match IcmpMessage::parse(ip.src, ip.dst, bytes) {
+            Ok(IcmpMessage::EchoRequest(e)) => e,
+            Ok(IcmpMessage::EchoReply(_) | IcmpMessage::Other { .. }) => {
+                self.counters.drop_icmp_other += 1;
+                return;
+            }
+            Err(e) => {
+                self.count_wire_error(e);
+                return;
+            }
+        };
+        self.counters.icmp_echo_requests += 1;
+        if !is_unicast(ip.src) {
+            self.counters.drop_malformed += 1;
+            return;
+        }
+        if wire::icmp::echo_packet_len(ip.dst, echo.data.len()) > self.config.tcp.mtu {
+            self.counters.drop_icmp_too_big += 1;
+            return;
+        }
+        if self.echoes.len() >= MAX_PENDING_ECHO_REPLIES {
+            self.counters.drop_icmp_queue_full += 1;
+            return;
+        }
+        self.echoes.push_back(EchoOut {
+            src: ip.dst,
+            dst: ip.src,
+            ident: echo.ident,
+            seq: echo.seq,
+            data: echo.data.to_vec(),
+        });
     }
 
     fn handle_tcp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8]) {
@@ -693,6 +754,7 @@ impl Stack {
     }
 
     /// Write the next packet to send into `buf` (at least the MTU long); its length.
+    /// Stateless RSTs go first, then echo replies, then connection traffic.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.tick(now);
         let hop = self.config.hop_limit;
@@ -701,6 +763,17 @@ impl Stack {
                 self.counters.resets_sent += 1;
                 self.count_out();
                 return Some(len);
+            }
+        }
+        while let Some(e) = self.echoes.pop_front() {
+            match wire::emit_echo_reply(e.src, e.dst, hop, e.ident, e.seq, &e.data, buf) {
+                Ok(len) => {
+                    self.counters.icmp_echo_replies_sent += 1;
+                    self.counters.packets_out += 1;
+                    return Some(len);
+                }
+                // Only a `buf` shorter than the MTU gets here; the reply is lost.
+                Err(_) => self.counters.drop_icmp_too_big += 1,
             }
         }
         while let Some(id) = self.ready.pop_front() {
