@@ -1,0 +1,260 @@
+# shellcheck shell=bash
+# Library of the network-namespace interop tests; sourced by every t_*.sh.
+#
+# Topology (names unique per test run, so tests can run in parallel):
+#
+#   ns $PEER (Linux host)                      ns $HOST (router, owns mptun's TUN)
+#   p1 10.1.0.1/24  fd01::1/64 ──── veth ──── h1 10.1.0.2/24  fd01::2/64 ┐
+#   p2 10.2.0.1/24  fd02::1/64 ──── veth ──── h2 10.2.0.2/24  fd02::2/64 ┼─ mpt0 ─ mptun
+#                                                                        ┘
+#   PEER routes: 10.10.1.0/24 via 10.1.0.2, 10.10.2.0/24 via 10.2.0.2,
+#                fd10:1::/64 via fd01::2, fd10:2::/64 via fd02::2
+#   HOST: forwarding on (v4, v6), rp_filter 0; mptun adds host routes for its
+#   --addr addresses through its TUN.
+#
+# Usage in a test:
+#   . "$(dirname "$0")/lib.sh"
+#   topology_up
+#   mptun_start --echo 7
+#   tcpclient_peer 10.10.1.2 7 --bytes $((64<<20)) || fail "echo failed"
+#
+# Environment: MPTUN (binary, default target/release/mptun), MPTUN_SEED (passed as
+# --seed if set), KEEP_NETNS=1 (keep namespaces and temp dir for debugging).
+
+set -Eeuo pipefail
+
+NETNS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$NETNS_DIR/../.." && pwd)
+MPTUN=${MPTUN:-$REPO_DIR/target/release/mptun}
+TEST_NAME=$(basename "$0" .sh)
+
+# Unique per run: namespace names carry the test name, the shell's pid and a random number.
+_short=${TEST_NAME#t_}
+PFX="mpt-${_short:0:12}-$$-$RANDOM"
+PEER="$PFX-peer"
+HOST="$PFX-host"
+TUN=mpt0
+DIR=$(mktemp -d "/tmp/mptun-netns-${_short}.XXXXXX")
+CTL="$DIR/ctl.sock"
+MPTUN_LOG="$DIR/mptun.log"
+MPTUN_PID=""
+MPTUN_ADDRS=(10.10.1.2 fd10:1::2)
+BG_PIDS=()
+_TOPOLOGY=0
+
+log() { echo "[$TEST_NAME] $*" >&2; }
+
+mptun_log_tail() {
+    if [ -s "$MPTUN_LOG" ]; then
+        echo "---- last lines of $MPTUN_LOG ----" >&2
+        tail -n "${1:-40}" "$MPTUN_LOG" >&2
+        echo "----" >&2
+    else
+        echo "(no mptun log at $MPTUN_LOG)" >&2
+    fi
+}
+
+# fail MSG: report, show the mptun log tail, exit 1 (the EXIT trap cleans up).
+fail() {
+    echo "[$TEST_NAME] FAIL: $*" >&2
+    mptun_log_tail 40
+    exit 1
+}
+
+peer_exec() { ip netns exec "$PEER" "$@"; }
+host_exec() { ip netns exec "$HOST" "$@"; }
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# wait_until SECS CMD...: poll CMD every 0.1 s until it succeeds; 1 on timeout.
+wait_until() {
+    local secs=$1
+    shift
+    local end=$((SECONDS + secs))
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -ge "$end" ] && return 1
+        sleep 0.1
+    done
+}
+
+# bg_run NS CMD...: runs CMD in namespace NS in the background; killed by cleanup.
+# Sets BG_PID.
+bg_run() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" "$@" &
+    BG_PID=$!
+    BG_PIDS+=("$BG_PID")
+}
+
+topology_up() {
+    local ns
+    ip netns add "$PEER"
+    ip netns add "$HOST"
+    _TOPOLOGY=1
+    for ns in "$PEER" "$HOST"; do
+        ip -n "$ns" link set lo up
+        ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0
+        ip netns exec "$ns" sysctl -qw net.ipv4.conf.default.rp_filter=0
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0
+        ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0
+    done
+    host_exec sysctl -qw net.ipv4.ip_forward=1
+    host_exec sysctl -qw net.ipv6.conf.all.forwarding=1
+
+    ip link add p1 netns "$PEER" type veth peer name h1 netns "$HOST"
+    ip link add p2 netns "$PEER" type veth peer name h2 netns "$HOST"
+    local i
+    for i in 1 2; do
+        ip -n "$PEER" addr add "10.$i.0.1/24" dev "p$i"
+        ip -n "$HOST" addr add "10.$i.0.2/24" dev "h$i"
+        ip -n "$PEER" addr add "fd0$i::1/64" dev "p$i" nodad
+        ip -n "$HOST" addr add "fd0$i::2/64" dev "h$i" nodad
+        ip netns exec "$PEER" sysctl -qw "net.ipv4.conf.p$i.rp_filter=0"
+        ip netns exec "$HOST" sysctl -qw "net.ipv4.conf.h$i.rp_filter=0"
+        ip -n "$PEER" link set "p$i" up
+        ip -n "$HOST" link set "h$i" up
+        ip -n "$PEER" route add "10.10.$i.0/24" via "10.$i.0.2"
+        ip -n "$PEER" -6 route add "fd10:$i::/64" via "fd0$i::2"
+    done
+}
+
+# Runs mptun in HOST with the standard addresses plus ARGS (services, options),
+# logs to $MPTUN_LOG, waits until the TUN is up and the control socket answers.
+mptun_start() {
+    [ -x "$MPTUN" ] || fail "no mptun binary at $MPTUN (cargo build --release, or set MPTUN)"
+    local args=(run --tun "$TUN" --control "$CTL")
+    local a
+    for a in "${MPTUN_ADDRS[@]}"; do args+=(--addr "$a"); done
+    [ -n "${MPTUN_SEED:-}" ] && args+=(--seed "$MPTUN_SEED")
+    args+=("$@")
+    log "mptun ${args[*]}"
+    echo "# ip netns exec $HOST $MPTUN ${args[*]}" >"$MPTUN_LOG"
+    RUST_LOG=${RUST_LOG:-info} ip netns exec "$HOST" "$MPTUN" "${args[@]}" >>"$MPTUN_LOG" 2>&1 &
+    MPTUN_PID=$!
+    local end=$((SECONDS + ${MPTUN_START_TIMEOUT:-10}))
+    while :; do
+        if ! kill -0 "$MPTUN_PID" 2>/dev/null; then
+            local rc=0
+            wait "$MPTUN_PID" || rc=$?
+            MPTUN_PID=""
+            fail "mptun exited during startup (status $rc)"
+        fi
+        if tun_is_up && mptun_status_json >/dev/null 2>&1; then
+            log "mptun up (pid $MPTUN_PID)"
+            return 0
+        fi
+        [ "$SECONDS" -ge "$end" ] && fail "mptun not ready after ${MPTUN_START_TIMEOUT:-10}s (TUN $TUN up: $(tun_is_up && echo yes || echo no); control socket $CTL)"
+        sleep 0.1
+    done
+}
+
+tun_is_up() {
+    local l
+    l=$(ip -n "$HOST" -o link show "$TUN" 2>/dev/null) || return 1
+    [[ $l =~ [\<,]UP[,\>] ]]
+}
+
+# mptun_stop [SECS]: SIGTERM, wait up to SECS (default 5), then SIGKILL.
+# Returns mptun's exit status (137 when it had to be killed).
+mptun_stop() {
+    local secs=${1:-5} rc=0
+    [ -n "$MPTUN_PID" ] || return 0
+    kill -TERM "$MPTUN_PID" 2>/dev/null || true
+    local end=$((SECONDS + secs))
+    while kill -0 "$MPTUN_PID" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do sleep 0.1; done
+    if kill -0 "$MPTUN_PID" 2>/dev/null; then
+        log "mptun did not exit ${secs}s after SIGTERM: SIGKILL"
+        kill -KILL "$MPTUN_PID" 2>/dev/null || true
+    fi
+    wait "$MPTUN_PID" 2>/dev/null || rc=$?
+    MPTUN_PID=""
+    return "$rc"
+}
+
+mptun_status_json() { "$MPTUN" status --control "$CTL" --json; }
+mptun_status_text() { "$MPTUN" status --control "$CTL"; }
+
+# json_eval JSON EXPR: prints the Python expression EXPR evaluated with `d` bound to
+# the parsed JSON (dicts/lists). Lists print as JSON, None prints nothing and fails.
+json_eval() {
+    python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+v = eval(sys.argv[2])
+if v is None:
+    sys.exit(1)
+print(json.dumps(v) if isinstance(v, (list, dict, bool)) else v)
+' "$1" "$2"
+}
+
+# The TCP test client (tcpclient.py) in PEER / in HOST; its JSON line on stdout.
+tcpclient_peer() { peer_exec python3 "$NETNS_DIR/tcpclient.py" "$@"; }
+tcpclient_host() { host_exec python3 "$NETNS_DIR/tcpclient.py" "$@"; }
+
+# A Linux echo server in namespace NS on ADDR PORT (background; waits until listening).
+echo_server() {
+    local ns=$1 addr=$2 port=$3
+    shift 3
+    local ready="$DIR/echo-$port.ready"
+    bg_run "$ns" python3 "$NETNS_DIR/echoserver.py" "$addr" "$port" --ready-file "$ready" "$@"
+    wait_until 5 test -e "$ready" || fail "echo server on $addr:$port did not start"
+}
+
+# nft_random_loss NS PCT: drop PCT % of the packets forwarded by NS (both directions).
+# nft_dropped NS prints how many it dropped so far.
+nft_random_loss() {
+    local ns=$1 pct=$2
+    command -v nft >/dev/null || fail "nft missing: run tests/netns/install-deps.sh"
+    ip netns exec "$ns" nft -f - <<EOF
+table inet mptest {
+    chain fwdloss {
+        type filter hook forward priority 0; policy accept;
+        numgen random mod 100 < $pct counter drop
+    }
+}
+EOF
+    [[ $(ip netns exec "$ns" nft list chain inet mptest fwdloss) == *"numgen random mod 100"* ]] ||
+        fail "nftables loss rule not installed in $ns"
+}
+
+nft_dropped() {
+    ip netns exec "$1" nft list chain inet mptest fwdloss | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -n1
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM ERR
+    if [ -n "$MPTUN_PID" ]; then
+        mptun_stop 3 >/dev/null 2>&1
+    fi
+    local p ns
+    for p in "${BG_PIDS[@]}"; do
+        kill -TERM "$p" 2>/dev/null
+    done
+    if [ "$_TOPOLOGY" = 1 ]; then
+        # Anything still running inside our namespaces was started by this test.
+        for ns in "$PEER" "$HOST"; do
+            for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+        done
+    fi
+    for p in "${BG_PIDS[@]}"; do
+        wait "$p" 2>/dev/null
+    done
+    if [ "${KEEP_NETNS:-0}" = 1 ]; then
+        log "KEEP_NETNS=1: keeping namespaces $PEER $HOST and $DIR"
+        exit "$rc"
+    fi
+    if [ "$_TOPOLOGY" = 1 ]; then
+        ip netns del "$PEER" 2>/dev/null
+        ip netns del "$HOST" 2>/dev/null
+    fi
+    rm -rf "$DIR"
+    exit "$rc"
+}
+trap cleanup EXIT
+# set -e exits silently: say which command failed.
+trap 'echo "[$TEST_NAME] FAIL: command failed (status $?) at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND" >&2' ERR
+trap 'exit 130' INT
+trap 'exit 143' TERM

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""TCP/MPTCP test client for the network-namespace interop tests.
+
+Connects to HOST PORT (AF_INET or AF_INET6 chosen from the address; MPTCP with
+IPPROTO_MPTCP=262 when --mptcp is given), sends --bytes bytes of a seeded
+pseudo-random stream and checks what comes back:
+
+  echo  send the stream while concurrently reading back what the echo server
+        returns; after the last byte, half-close (SHUT_WR) and read until the
+        server closes. The bytes read back must be exactly the bytes sent
+        (length and SHA-256).
+  sink  send the stream, half-close, wait for the server's close; the server
+        must send nothing.
+
+--connections N runs N connections at once (one selector loop, non-blocking
+sockets), each with its own stream (seed SEED:i), all verified.
+
+--expect-refused: the connect must fail with ECONNREFUSED (exit 0 if it does).
+
+Prints one JSON line on stdout: bytes, seconds, mbit_s, sha256 (of the stream of
+connection 0), and per-connection details with --verbose. Exit status 0 when every
+connection verified, 1 otherwise (the reason goes to stderr and into the JSON).
+"""
+
+import argparse
+import errno
+import hashlib
+import ipaddress
+import json
+import os
+import random
+import selectors
+import socket
+import sys
+import time
+
+IPPROTO_MPTCP = 262
+CHUNK = 64 * 1024
+RECV = 256 * 1024
+
+
+def stream_chunks(seed, total):
+    """The seeded stream, in CHUNK-sized pieces (the same for a given seed)."""
+    rng = random.Random(seed)
+    left = total
+    while left > 0:
+        n = min(CHUNK, left)
+        yield rng.randbytes(n)
+        left -= n
+
+
+def stream_sha256(seed, total):
+    h = hashlib.sha256()
+    for c in stream_chunks(seed, total):
+        h.update(c)
+    return h.hexdigest()
+
+
+def family_of(host):
+    return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+
+
+def new_socket(host, mptcp):
+    proto = IPPROTO_MPTCP if mptcp else 0
+    return socket.socket(family_of(host), socket.SOCK_STREAM, proto)
+
+
+class Conn:
+    def __init__(self, idx, args):
+        self.idx = idx
+        self.mode = args.mode
+        self.total = args.bytes
+        self.seed = f"{args.seed}:{idx}"
+        self.chunks = stream_chunks(self.seed, self.total)
+        self.pending = b""
+        self.sent = 0
+        self.recvd = 0
+        self.sent_hash = hashlib.sha256()
+        self.recv_hash = hashlib.sha256()
+        self.connected = False
+        self.wr_closed = False
+        self.eof = False
+        self.error = None
+        self.done = False
+        self.t_start = None
+        self.t_end = None
+        self.sock = new_socket(args.host, args.mptcp)
+        self.sock.setblocking(False)
+        if args.bind:
+            self.sock.bind((args.bind, 0))
+        err = self.sock.connect_ex((args.host, args.port))
+        if err not in (0, errno.EINPROGRESS):
+            raise OSError(err, os.strerror(err))
+
+    def events(self):
+        ev = 0
+        if not self.connected or (not self.wr_closed):
+            ev |= selectors.EVENT_WRITE
+        if self.connected and not self.eof:
+            ev |= selectors.EVENT_READ
+        return ev
+
+    def on_writable(self):
+        if not self.connected:
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise OSError(err, os.strerror(err))
+            self.connected = True
+            self.t_start = time.monotonic()
+        while not self.wr_closed:
+            if not self.pending:
+                self.pending = next(self.chunks, b"")
+                if not self.pending:
+                    self.sock.shutdown(socket.SHUT_WR)
+                    self.wr_closed = True
+                    break
+                self.sent_hash.update(self.pending)
+            try:
+                n = self.sock.send(self.pending)
+            except (BlockingIOError, InterruptedError):
+                return
+            self.sent += n
+            self.pending = self.pending[n:]
+
+    def on_readable(self):
+        while True:
+            try:
+                data = self.sock.recv(RECV)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                self.eof = True
+                self.t_end = time.monotonic()
+                return
+            if self.mode == "sink":
+                raise RuntimeError(f"sink sent {len(data)} bytes back")
+            self.recvd += len(data)
+            if self.recvd > self.total:
+                raise RuntimeError(f"echo returned more than was sent ({self.recvd} > {self.total})")
+            self.recv_hash.update(data)
+
+    def finish(self):
+        """Checks the result once the server closed; sets self.error on mismatch."""
+        self.done = True
+        if self.error:
+            return
+        if self.sent != self.total:
+            self.error = f"sent {self.sent} of {self.total} bytes before the server closed"
+        elif self.mode == "echo":
+            if self.recvd != self.total:
+                self.error = f"echo returned {self.recvd} bytes, sent {self.total}"
+            elif self.recv_hash.hexdigest() != self.sent_hash.hexdigest():
+                self.error = "echoed bytes differ from sent bytes (SHA-256 mismatch)"
+
+
+def run_transfers(args):
+    sel = selectors.DefaultSelector()
+    conns = []
+    t0 = time.monotonic()
+    deadline = t0 + args.timeout
+    for i in range(args.connections):
+        c = Conn(i, args)
+        conns.append(c)
+        sel.register(c.sock, c.events(), c)
+    active = len(conns)
+    last_progress = time.monotonic()
+    while active:
+        now = time.monotonic()
+        if now > deadline:
+            for c in conns:
+                if not c.done:
+                    c.error = c.error or (
+                        f"timeout after {args.timeout}s (sent {c.sent}, received {c.recvd}, "
+                        f"connected={c.connected}, wr_closed={c.wr_closed})")
+                    c.done = True
+            break
+        if now - last_progress > args.idle_timeout:
+            for c in conns:
+                if not c.done:
+                    c.error = c.error or (
+                        f"no progress for {args.idle_timeout}s (sent {c.sent}, received {c.recvd}, "
+                        f"connected={c.connected}, wr_closed={c.wr_closed})")
+                    c.done = True
+            break
+        for key, mask in sel.select(timeout=0.5):
+            c = key.data
+            last_progress = time.monotonic()
+            try:
+                if mask & selectors.EVENT_WRITE:
+                    c.on_writable()
+                if mask & selectors.EVENT_READ:
+                    c.on_readable()
+            except (OSError, RuntimeError) as e:
+                c.error = f"{type(e).__name__}: {e}"
+                c.eof = True
+            if c.eof:
+                sel.unregister(c.sock)
+                c.finish()
+                c.sock.close()
+                active -= 1
+            else:
+                sel.modify(c.sock, c.events(), c)
+    for c in conns:
+        if c.sock.fileno() >= 0:
+            c.sock.close()
+    return conns, time.monotonic() - t0
+
+
+def expect_refused(args):
+    s = new_socket(args.host, args.mptcp)
+    s.settimeout(args.timeout)
+    try:
+        s.connect((args.host, args.port))
+    except ConnectionRefusedError as e:
+        print(json.dumps({"refused": True, "errno": e.errno}))
+        return 0
+    except OSError as e:
+        print(json.dumps({"refused": False, "errno": e.errno, "error": str(e)}))
+        print(f"tcpclient: expected ECONNREFUSED, got {e!r}", file=sys.stderr)
+        return 1
+    print(json.dumps({"refused": False, "error": "connected"}))
+    print("tcpclient: expected ECONNREFUSED, but the connection was accepted", file=sys.stderr)
+    return 1
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--mode", choices=["echo", "sink"], default="echo")
+    p.add_argument("--bytes", type=int, default=1 << 20, help="bytes per connection")
+    p.add_argument("--connections", type=int, default=1)
+    p.add_argument("--seed", default="1", help="stream seed (connection i uses SEED:i)")
+    p.add_argument("--mptcp", action="store_true", help="IPPROTO_MPTCP socket")
+    p.add_argument("--bind", help="local address to bind")
+    p.add_argument("--timeout", type=float, default=300.0, help="overall deadline, seconds")
+    p.add_argument("--idle-timeout", type=float, default=60.0, help="fail after this long without progress")
+    p.add_argument("--expect-refused", action="store_true")
+    p.add_argument("--print-sha256", action="store_true",
+                   help="only print the SHA-256 of the stream of connection 0 and exit")
+    p.add_argument("--verbose", action="store_true", help="per-connection details in the JSON")
+    args = p.parse_args()
+
+    if args.print_sha256:
+        print(stream_sha256(f"{args.seed}:0", args.bytes))
+        return 0
+    if args.expect_refused:
+        return expect_refused(args)
+
+    try:
+        conns, secs = run_transfers(args)
+    except OSError as e:
+        print(json.dumps({"ok": False, "error": f"connect: {e}"}))
+        print(f"tcpclient: connect to {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    failed = [c for c in conns if c.error]
+    moved = sum(c.sent for c in conns)
+    out = {
+        "ok": not failed,
+        "mode": args.mode,
+        "connections": len(conns),
+        "bytes": moved,
+        "seconds": round(secs, 3),
+        "mbit_s": round(moved * 8 / secs / 1e6, 2) if secs > 0 else None,
+        "sha256": conns[0].sent_hash.hexdigest() if conns else None,
+        "failed": len(failed),
+    }
+    if failed:
+        out["errors"] = [f"conn {c.idx}: {c.error}" for c in failed[:10]]
+    if args.verbose:
+        out["per_connection"] = [
+            {"idx": c.idx, "sent": c.sent, "received": c.recvd,
+             "sha256": c.sent_hash.hexdigest(), "error": c.error} for c in conns]
+    print(json.dumps(out), flush=True)
+    for e in out.get("errors", []):
+        print(f"tcpclient: {e}", file=sys.stderr)
+    return 0 if not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
