@@ -322,6 +322,11 @@ impl Tun {
 
     /// Reads one packet if one is ready; `Err(WouldBlock)` otherwise. Use it after
     /// `recv` returns to drain every packet that is ready before awaiting again.
+    ///
+    /// It trusts tokio's readiness flag: once a read has hit `WouldBlock`, it keeps
+    /// answering `WouldBlock` until the reactor has seen the descriptor become readable
+    /// again, which happens only while the task yields. So never spin on `try_recv`
+    /// alone; await `recv` when it says `WouldBlock`.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.dev()?.try_recv(buf)
     }
@@ -498,6 +503,13 @@ mod tests {
         let e = Tun::create(&cfg).unwrap_err();
         assert!(matches!(e, TunError::NoRuntime(_)), "{e}");
         assert!(!exists("mptnort0"));
+    }
+
+    #[test]
+    fn tun_can_be_shared_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Tun>();
+        send_sync::<TunError>();
     }
 
     #[test]
