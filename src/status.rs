@@ -1,1 +1,625 @@
-//! (in progress)
+//! The daemon's status model: what `mptun status` shows and `mptun status --json`
+//! prints.
+//!
+//! The JSON form is a contract with scripts. Key names of [`Status`] and the types it
+//! contains must not change; new keys may be added. Addresses serialise as strings
+//! (`"10.10.1.2"`, `"10.10.1.2:7"`, `"[fd00::2]:7"`), states as the RFC 793 names
+//! (`"ESTABLISHED"`), counters as a map from the engine's counter names to numbers,
+//! so a counter added to [`mptun_stack::Counters`] appears without a schema change
+//! (once it is listed in [`counters_from`]; the compiler enforces that).
+//!
+//! ```json
+//! { "tun": "mptun0", "addresses": ["10.10.1.2"], "uptime_s": 12.3,
+//!   "connections": [ { "id": 3, "local": "10.10.1.2:7", "remote": "10.1.0.1:41234",
+//!       "state": "ESTABLISHED", "bytes_sent": 123, "bytes_received": 456, "mptcp": null,
+//!       "subflows": [ { "local": "10.10.1.2:7", "remote": "10.1.0.1:41234",
+//!           "state": "ESTABLISHED", "rtt_us": 1234, "cwnd": 14480, "backup": false,
+//!           "addr_id": 0, "bytes_sent": 123, "bytes_received": 456,
+//!           "retransmitted_bytes": 0, ... } ] } ],
+//!   "services": [ { "kind": "sink", "port": 9, "connections": 2, "bytes": 268435456 } ],
+//!   "counters": { "packets_in": 0, ... } }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use mptun_stack::endpoint::{ConnInfo, Counters};
+use mptun_stack::ConnId;
+use serde::{Deserialize, Serialize};
+
+/// Everything `mptun status` reports about one running daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    /// Name of the TUN device.
+    pub tun: String,
+    /// The stack's local addresses.
+    pub addresses: Vec<IpAddr>,
+    /// Seconds since the daemon started.
+    pub uptime_s: f64,
+    /// Open connections (for MPTCP: one entry per MPTCP connection).
+    pub connections: Vec<ConnectionStatus>,
+    /// Built-in services (`sink`, `echo`, forwarders, ...).
+    pub services: Vec<ServiceStatus>,
+    /// Stack-wide counters by name; see [`counters_from`].
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// One connection: a plain TCP connection or an MPTCP connection with its subflows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    /// The engine's connection handle ([`ConnId`]).
+    pub id: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// TCP state name, e.g. `"ESTABLISHED"`.
+    pub state: String,
+    /// Application bytes sent (acknowledged or not) and received.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// MPTCP-level details; `null` for a plain TCP connection.
+    pub mptcp: Option<MptcpStatus>,
+    /// The TCP subflows; a plain TCP connection has exactly one, with the
+    /// connection's own addresses.
+    pub subflows: Vec<SubflowStatus>,
+}
+
+/// MPTCP connection-level details. Filled in once the engine speaks MPTCP; more keys
+/// will be added then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MptcpStatus {
+    /// Protocol version: 1 (RFC 8684) or 0 (RFC 6824).
+    pub version: u8,
+    /// Our token and the peer's, as derived from the keys.
+    pub local_token: u32,
+    pub remote_token: u32,
+}
+
+/// One TCP subflow (the connection itself, for plain TCP).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubflowStatus {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// TCP state name, e.g. `"ESTABLISHED"`.
+    pub state: String,
+    /// Smoothed RTT in microseconds; `null` before the first RTT sample.
+    pub rtt_us: Option<u64>,
+    /// Congestion window in bytes.
+    pub cwnd: u64,
+    /// MPTCP backup flag (always `false` for plain TCP).
+    pub backup: bool,
+    /// MPTCP address id of the local address (0 for plain TCP and the initial subflow).
+    pub addr_id: u8,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub retransmitted_bytes: u64,
+    /// Extra keys beyond the contract, useful when debugging.
+    pub retransmitted_segments: u64,
+    /// Retransmission timeout in microseconds.
+    pub rto_us: u64,
+    pub ssthresh: u64,
+    /// Peer's advertised send window in bytes.
+    pub snd_wnd: u64,
+    pub mss: u64,
+    pub sack: bool,
+    pub timestamps: bool,
+    pub congestion_control: String,
+}
+
+/// One built-in service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    /// `"sink"`, `"echo"`, `"source"`, `"forward"`, ...
+    pub kind: String,
+    pub port: u16,
+    /// Connections handled so far.
+    pub connections: u64,
+    /// Payload bytes handled so far.
+    pub bytes: u64,
+    /// Hex SHA-256 of what the service received, for services that compute one;
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Converts the engine's snapshot of a plain TCP connection: one subflow with the
+/// connection's addresses and `mptcp: null`.
+pub fn connection_from_info(id: ConnId, info: &ConnInfo) -> ConnectionStatus {
+    let state = info.state.as_str().to_string();
+    let subflow = SubflowStatus {
+        local: info.local,
+        remote: info.remote,
+        state: state.clone(),
+        rtt_us: info.srtt.map(|d| duration_us(d.as_micros())),
+        cwnd: info.cwnd as u64,
+        backup: false,
+        addr_id: 0,
+        bytes_sent: info.bytes_sent,
+        bytes_received: info.bytes_received,
+        retransmitted_bytes: info.bytes_retransmitted,
+        retransmitted_segments: info.segments_retransmitted,
+        rto_us: duration_us(info.rto.as_micros()),
+        ssthresh: info.ssthresh as u64,
+        snd_wnd: info.snd_wnd as u64,
+        mss: info.mss as u64,
+        sack: info.sack,
+        timestamps: info.timestamps,
+        congestion_control: info.congestion_control.to_string(),
+    };
+    ConnectionStatus {
+        id: id.0,
+        local: info.local,
+        remote: info.remote,
+        state,
+        bytes_sent: info.bytes_sent,
+        bytes_received: info.bytes_received,
+        mptcp: None,
+        subflows: vec![subflow],
+    }
+}
+
+fn duration_us(us: u128) -> u64 {
+    u64::try_from(us).unwrap_or(u64::MAX)
+}
+
+/// Lists the fields once: the destructuring pattern has no `..`, so a field added to
+/// `Counters` and not listed here is a compile error.
+macro_rules! counter_map {
+    ($c:expr; $($field:ident),* $(,)?) => {{
+        let Counters { $($field),* } = $c;
+        let mut map = BTreeMap::new();
+        $( map.insert(stringify!($field).to_string(), *$field); )*
+        map
+    }};
+}
+
+/// Every field of the engine's [`Counters`], by field name.
+pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
+    counter_map!(c;
+        packets_in,
+        packets_out,
+        segments_in,
+        segments_out,
+        retransmitted_segments,
+        retransmitted_bytes,
+        resets_sent,
+        resets_received,
+        connections_accepted,
+        connections_opened,
+        drop_malformed,
+        drop_bad_checksum,
+        drop_not_for_us,
+        drop_no_listener,
+        drop_invalid_option,
+        drop_backlog_full,
+        drop_out_of_window,
+        drop_paws,
+        drop_ooo_overflow,
+        challenge_acks,
+        drop_unsupported_protocol,
+        drop_rst_queue_full,
+    )
+}
+
+/// Left- or right-aligned column of a [`Table`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// A minimal text table: a header row and rows of cells, columns padded to the
+/// widest cell and separated by two spaces.
+struct Table {
+    columns: Vec<(&'static str, Align)>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(columns: &[(&'static str, Align)]) -> Self {
+        Table {
+            columns: columns.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, row: Vec<String>) {
+        debug_assert_eq!(row.len(), self.columns.len());
+        self.rows.push(row);
+    }
+
+    fn widths(&self) -> Vec<usize> {
+        self.columns
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| {
+                self.rows
+                    .iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([name.len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+
+    fn write_line(&self, out: &mut String, indent: &str, widths: &[usize], cells: &[&str]) {
+        let mut line = String::from(indent);
+        let last = cells.len() - 1;
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            let align = self.columns[i].1;
+            if align == Align::Right {
+                line.push_str(&" ".repeat(pad));
+            }
+            line.push_str(cell);
+            if i != last {
+                if align == Align::Left {
+                    line.push_str(&" ".repeat(pad));
+                }
+                line.push_str("  ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+
+    fn write_header(&self, out: &mut String, indent: &str, widths: &[usize]) {
+        let names: Vec<&str> = self.columns.iter().map(|(n, _)| *n).collect();
+        self.write_line(out, indent, widths, &names);
+    }
+
+    fn write_row(&self, out: &mut String, indent: &str, widths: &[usize], row: usize) {
+        let cells: Vec<&str> = self.rows[row].iter().map(String::as_str).collect();
+        self.write_line(out, indent, widths, &cells);
+    }
+}
+
+const SUBFLOW_INDENT: &str = "    ";
+
+fn format_rtt(rtt_us: Option<u64>) -> String {
+    match rtt_us {
+        None => "-".to_string(),
+        Some(us) if us < 10_000 => format!("{:.3}ms", us as f64 / 1000.0),
+        Some(us) => format!("{:.1}ms", us as f64 / 1000.0),
+    }
+}
+
+impl Status {
+    /// The human-readable form printed by `mptun status`: a header line, the
+    /// connections with their subflows indented under each, the services, and the
+    /// counters that are not zero.
+    pub fn render_table(&self) -> String {
+        use Align::{Left, Right};
+        let mut out = String::new();
+
+        let addresses = if self.addresses.is_empty() {
+            "-".to_string()
+        } else {
+            self.addresses
+                .iter()
+                .map(IpAddr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "tun {}  addresses {}  uptime {:.1}s",
+            self.tun, addresses, self.uptime_s
+        );
+
+        out.push('\n');
+        if self.connections.is_empty() {
+            out.push_str("connections: none\n");
+        } else {
+            let _ = writeln!(out, "connections: {}", self.connections.len());
+            let mut conns = Table::new(&[
+                ("ID", Right),
+                ("LOCAL", Left),
+                ("REMOTE", Left),
+                ("STATE", Left),
+                ("SENT", Right),
+                ("RECV", Right),
+            ]);
+            let mut subflows = Table::new(&[
+                ("LOCAL", Left),
+                ("REMOTE", Left),
+                ("STATE", Left),
+                ("RTT", Right),
+                ("CWND", Right),
+            ]);
+            // Subflow rows of connection i are subflow_rows[i]; one set of column
+            // widths for all of them, so the indented tables line up.
+            let mut subflow_rows = Vec::with_capacity(self.connections.len());
+            for c in &self.connections {
+                conns.push(vec![
+                    c.id.to_string(),
+                    c.local.to_string(),
+                    c.remote.to_string(),
+                    c.state.clone(),
+                    c.bytes_sent.to_string(),
+                    c.bytes_received.to_string(),
+                ]);
+                let first = subflows.rows.len();
+                for s in &c.subflows {
+                    subflows.push(vec![
+                        s.local.to_string(),
+                        s.remote.to_string(),
+                        s.state.clone(),
+                        format_rtt(s.rtt_us),
+                        s.cwnd.to_string(),
+                    ]);
+                }
+                subflow_rows.push(first..subflows.rows.len());
+            }
+            let cw = conns.widths();
+            let sw = subflows.widths();
+            conns.write_header(&mut out, "", &cw);
+            for (i, rows) in subflow_rows.into_iter().enumerate() {
+                conns.write_row(&mut out, "", &cw, i);
+                if !rows.is_empty() {
+                    subflows.write_header(&mut out, SUBFLOW_INDENT, &sw);
+                    for r in rows {
+                        subflows.write_row(&mut out, SUBFLOW_INDENT, &sw, r);
+                    }
+                }
+            }
+        }
+
+        out.push('\n');
+        if self.services.is_empty() {
+            out.push_str("services: none\n");
+        } else {
+            out.push_str("services:\n");
+            let mut t = Table::new(&[
+                ("KIND", Left),
+                ("PORT", Right),
+                ("CONNS", Right),
+                ("BYTES", Right),
+                ("SHA256", Left),
+            ]);
+            for s in &self.services {
+                t.push(vec![
+                    s.kind.clone(),
+                    s.port.to_string(),
+                    s.connections.to_string(),
+                    s.bytes.to_string(),
+                    s.sha256.clone().unwrap_or_else(|| "-".to_string()),
+                ]);
+            }
+            let w = t.widths();
+            t.write_header(&mut out, "", &w);
+            for r in 0..t.rows.len() {
+                t.write_row(&mut out, "", &w, r);
+            }
+        }
+
+        out.push('\n');
+        let nonzero: Vec<(&String, &u64)> =
+            self.counters.iter().filter(|(_, v)| **v != 0).collect();
+        if nonzero.is_empty() {
+            out.push_str("counters: all zero\n");
+        } else {
+            out.push_str("counters:\n");
+            let mut t = Table::new(&[("COUNTER", Left), ("VALUE", Right)]);
+            for (k, v) in nonzero {
+                t.push(vec![k.clone(), v.to_string()]);
+            }
+            let w = t.widths();
+            for r in 0..t.rows.len() {
+                t.write_row(&mut out, "  ", &w, r);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mptun_stack::State;
+    use serde_json::Value;
+    use std::time::Duration;
+
+    fn info() -> ConnInfo {
+        ConnInfo {
+            local: "10.10.1.2:7".parse().unwrap(),
+            remote: "10.1.0.1:41234".parse().unwrap(),
+            state: State::Established,
+            bytes_sent: 123,
+            bytes_received: 456,
+            bytes_retransmitted: 7,
+            segments_retransmitted: 1,
+            srtt: Some(Duration::from_micros(1234)),
+            rto: Duration::from_millis(201),
+            cwnd: 14480,
+            ssthresh: 65535,
+            snd_wnd: 64240,
+            mss: 1448,
+            sack: true,
+            timestamps: true,
+            congestion_control: "cubic",
+        }
+    }
+
+    fn sample() -> Status {
+        let counters = counters_from(&Counters {
+            packets_in: 10,
+            drop_bad_checksum: 2,
+            ..Counters::default()
+        });
+        Status {
+            tun: "mptun0".into(),
+            addresses: vec!["10.10.1.2".parse().unwrap(), "fd00::2".parse().unwrap()],
+            uptime_s: 12.3,
+            connections: vec![connection_from_info(ConnId(3), &info())],
+            services: vec![
+                ServiceStatus {
+                    kind: "sink".into(),
+                    port: 9,
+                    connections: 2,
+                    bytes: 268_435_456,
+                    sha256: Some("ab".repeat(32)),
+                },
+                ServiceStatus {
+                    kind: "echo".into(),
+                    port: 7,
+                    connections: 1,
+                    bytes: 5,
+                    sha256: None,
+                },
+            ],
+            counters,
+        }
+    }
+
+    #[test]
+    fn json_keys_are_the_contract() {
+        let s = sample();
+        let v: Value = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["tun"], "mptun0");
+        assert_eq!(v["addresses"][0], "10.10.1.2");
+        assert_eq!(v["addresses"][1], "fd00::2");
+        assert_eq!(v["uptime_s"], 12.3);
+
+        let c = &v["connections"][0];
+        assert_eq!(c["id"], 3);
+        assert_eq!(c["local"], "10.10.1.2:7");
+        assert_eq!(c["remote"], "10.1.0.1:41234");
+        assert_eq!(c["state"], "ESTABLISHED");
+        assert_eq!(c["bytes_sent"], 123);
+        assert_eq!(c["bytes_received"], 456);
+        assert!(c.get("mptcp").is_some(), "mptcp key must be present");
+        assert_eq!(c["mptcp"], Value::Null);
+
+        let sf = &c["subflows"][0];
+        assert_eq!(c["subflows"].as_array().unwrap().len(), 1);
+        assert_eq!(sf["local"], "10.10.1.2:7");
+        assert_eq!(sf["remote"], "10.1.0.1:41234");
+        assert_eq!(sf["state"], "ESTABLISHED");
+        assert_eq!(v["connections"][0]["subflows"][0]["rtt_us"], 1234);
+        assert_eq!(sf["cwnd"], 14480);
+        assert_eq!(sf["backup"], false);
+        assert_eq!(sf["addr_id"], 0);
+        assert_eq!(sf["bytes_sent"], 123);
+        assert_eq!(sf["bytes_received"], 456);
+        assert_eq!(sf["retransmitted_bytes"], 7);
+
+        let svc = &v["services"][0];
+        assert_eq!(svc["kind"], "sink");
+        assert_eq!(svc["port"], 9);
+        assert_eq!(svc["connections"], 2);
+        assert_eq!(svc["bytes"], 268_435_456);
+        assert_eq!(svc["sha256"], "ab".repeat(32));
+        assert!(v["services"][1].get("sha256").is_none());
+
+        for key in [
+            "packets_in",
+            "packets_out",
+            "segments_in",
+            "segments_out",
+            "retransmitted_segments",
+            "retransmitted_bytes",
+            "resets_sent",
+            "resets_received",
+            "drop_bad_checksum",
+            "drop_no_listener",
+            "drop_invalid_option",
+            "drop_malformed",
+        ] {
+            assert!(v["counters"][key].is_u64(), "counter {key} missing");
+        }
+        assert_eq!(v["counters"]["packets_in"], 10);
+        assert_eq!(v["counters"]["drop_bad_checksum"], 2);
+
+        let text = serde_json::to_string(&s).unwrap();
+        let back: Status = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn rtt_is_null_before_the_first_sample_and_ipv6_is_bracketed() {
+        let mut i = info();
+        i.srtt = None;
+        i.local = "[fd00::2]:80".parse().unwrap();
+        let v = serde_json::to_value(connection_from_info(ConnId(1), &i)).unwrap();
+        assert_eq!(v["subflows"][0]["rtt_us"], Value::Null);
+        assert_eq!(v["local"], "[fd00::2]:80");
+    }
+
+    #[test]
+    fn counters_list_every_field() {
+        let m = counters_from(&Counters::default());
+        assert_eq!(m.len(), 22);
+        assert!(m.values().all(|v| *v == 0));
+        assert!(m.contains_key("drop_rst_queue_full"));
+    }
+
+    #[test]
+    fn table_has_columns_values_and_nonzero_counters() {
+        let t = sample().render_table();
+        let first = t.lines().next().unwrap();
+        assert!(first.contains("mptun0"), "{t}");
+        assert!(first.contains("10.10.1.2, fd00::2"), "{t}");
+        assert!(first.contains("12.3s"), "{t}");
+
+        let header = t.lines().find(|l| l.starts_with("ID")).expect(&t);
+        let cols: Vec<&str> = header.split_whitespace().collect();
+        assert_eq!(cols, ["ID", "LOCAL", "REMOTE", "STATE", "SENT", "RECV"]);
+        let row = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("3 "))
+            .expect(&t);
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "3",
+                "10.10.1.2:7",
+                "10.1.0.1:41234",
+                "ESTABLISHED",
+                "123",
+                "456"
+            ]
+        );
+
+        let sub_header = t
+            .lines()
+            .find(|l| l.starts_with(SUBFLOW_INDENT) && l.contains("RTT"))
+            .expect(&t);
+        let cols: Vec<&str> = sub_header.split_whitespace().collect();
+        assert_eq!(cols, ["LOCAL", "REMOTE", "STATE", "RTT", "CWND"]);
+        let sub = t
+            .lines()
+            .find(|l| l.starts_with(SUBFLOW_INDENT) && l.contains("1.234ms"))
+            .expect(&t);
+        assert!(sub.contains("14480"), "{t}");
+
+        assert!(t.contains("sink"), "{t}");
+        assert!(t.contains("268435456"), "{t}");
+        assert!(t.contains(&"ab".repeat(32)), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.split_whitespace().eq(["packets_in", "10"])),
+            "{t}"
+        );
+        assert!(t.contains("drop_bad_checksum"), "{t}");
+        assert!(!t.contains("packets_out"), "zero counters are hidden:\n{t}");
+    }
+
+    #[test]
+    fn table_of_an_idle_daemon() {
+        let s = Status {
+            tun: "mptun0".into(),
+            addresses: vec![],
+            uptime_s: 0.0,
+            connections: vec![],
+            services: vec![],
+            counters: counters_from(&Counters::default()),
+        };
+        let t = s.render_table();
+        assert!(t.contains("connections: none"), "{t}");
+        assert!(t.contains("services: none"), "{t}");
+        assert!(t.contains("counters: all zero"), "{t}");
+    }
+}
