@@ -19,6 +19,7 @@
 // they contain `[::1]:80` and `<TUN>`, which rustdoc would read as links and tags.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+use mptun_stack::impair::ImpairSpec;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
@@ -364,6 +365,9 @@ impl RunArgs {
                     imp.addr
                 )));
             }
+            imp.spec
+                .parse::<ImpairSpec>()
+                .map_err(|e| CliError::new(format!("--impair {}: {e}", imp.addr)))?;
         }
         Ok(())
     }

@@ -2,6 +2,11 @@
 
 pub mod cli;
 pub mod control;
+pub mod control_glue;
+pub mod daemon;
+pub mod driver;
 pub mod pcap;
+pub mod services;
+pub mod socket;
 pub mod status;
 pub mod tun;

@@ -1,26 +1,43 @@
 //! `mptun`: a userspace TCP/MPTCP stack on a Linux TUN interface.
-//!
-//! The daemon (TUN device, event loop, services, control socket) is being built on
-//! top of the `mptun-stack` engine; this binary currently parses its command line.
 
-use clap::Parser;
+use mptun::cli::{Cli, Command};
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
 
-/// mptun — a userspace TCP/MPTCP stack that owns a Linux TUN interface.
-///
-/// mptun reads raw IP packets from a TUN device, runs them through its own TCP
-/// engine (extended with Multipath TCP), and writes its segments back, so real
-/// Linux hosts see a genuine TCP/MPTCP peer.
-///
-/// This build contains the sans-IO TCP engine (crate `mptun-stack`); the daemon
-/// subcommands (`run`, `status`) arrive with the TUN driver.
-#[derive(Debug, Parser)]
-#[command(name = "mptun", version, about, long_about)]
-struct Cli {}
+fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    println!(
-        "mptun {}: the TCP engine is built; the TUN daemon is not yet. See --help.",
-        env!("CARGO_PKG_VERSION")
-    );
+fn main() -> ExitCode {
+    // Bad arguments exit 2 inside clap, with a one-line error.
+    let cli = Cli::parse_validated();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mptun: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => rt
+            .block_on(mptun::daemon::run(args))
+            .map_err(|e| e.to_string()),
+        Command::Status(args) => rt.block_on(mptun::control_glue::status(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mptun: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

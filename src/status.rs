@@ -198,6 +198,11 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         challenge_acks,
         drop_unsupported_protocol,
         drop_rst_queue_full,
+        icmp_echo_requests,
+        icmp_echo_replies_sent,
+        drop_icmp_other,
+        drop_icmp_queue_full,
+        drop_icmp_too_big,
     )
 }
 

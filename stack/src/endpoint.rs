@@ -487,6 +487,15 @@ impl Stack {
         self.conns.len()
     }
 
+    /// TCBs still exchanging data or FINs: everything but TIME_WAIT and CLOSED.
+    /// A graceful shutdown can stop once this reaches zero.
+    pub fn active_connection_count(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !matches!(c.tcb.state(), State::TimeWait | State::Closed))
+            .count()
+    }
+
     /// Stack-wide counters, including those of connections already freed.
     pub fn counters(&self) -> Counters {
         let mut c = self.counters.clone();

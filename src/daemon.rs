@@ -1,0 +1,166 @@
+//! `mptun run`: configure the TUN, start services and the control socket, drive the
+//! engine until SIGINT/SIGTERM, then close connections gracefully and clean up.
+
+use crate::cli::RunArgs;
+use crate::driver::{Driver, Impairment};
+use crate::pcap::PcapWriter;
+use crate::services::{self, ServiceStats};
+use crate::socket::{Handle, Shared};
+use crate::tun::{Tun, TunConfig};
+use mptun_stack::impair::ImpairSpec;
+use mptun_stack::{Config, Stack};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// How long a shutdown waits for connections to finish their close handshakes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the daemon could not run; `main` prints it and exits 1.
+#[derive(Debug)]
+pub struct RunError(pub String);
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+fn err(context: impl fmt::Display, e: impl fmt::Display) -> RunError {
+    RunError(format!("{context}: {e}"))
+}
+
+/// Everything the control socket reports about the running daemon.
+pub struct Runtime {
+    pub tun: String,
+    pub handle: Handle,
+    pub services: Vec<Arc<ServiceStats>>,
+}
+
+fn stack_config(args: &RunArgs, seed: u64) -> Config {
+    let mut config = Config {
+        seed,
+        ..Config::default()
+    };
+    config.tcp.mtu = args.mtu as usize;
+    config
+}
+
+pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    let seed = match args.seed {
+        Some(s) => s,
+        None => getrandom::u64().map_err(|e| err("cannot read OS entropy for the seed", e))?,
+    };
+    let mut stack = Stack::new(stack_config(&args, seed));
+    for a in &args.addrs {
+        stack.add_address(a.addr);
+    }
+
+    let tun = Tun::create(&TunConfig {
+        name: args.tun.clone(),
+        mtu: args.mtu,
+        txqueuelen: args.txqueuelen,
+        routes: args.addrs.iter().map(|a| a.addr).collect(),
+        add_routes: !args.no_routes,
+    })
+    .map_err(|e| RunError(e.to_string()))?;
+    info!(tun = %tun.name(), mtu = tun.mtu(), "TUN device up");
+
+    let pcap = match &args.pcap {
+        Some(path) => Some(
+            PcapWriter::create(path)
+                .map_err(|e| err(format!("cannot create {}", path.display()), e))?,
+        ),
+        None => None,
+    };
+
+    let mut impairments = Vec::new();
+    for (i, imp) in args.impair.iter().enumerate() {
+        let spec: ImpairSpec = imp
+            .spec
+            .parse()
+            .map_err(|e| err(format!("--impair {}", imp.addr), e))?;
+        let link_seed = spec.seed.unwrap_or(seed.wrapping_add(i as u64 + 1));
+        info!(addr = %imp.addr, spec = %imp.spec, "fault injection on");
+        impairments.push(Impairment::new(imp.addr, spec.params, link_seed));
+    }
+
+    let handle = Handle::new(Shared::new(stack));
+    let mut services = Vec::new();
+    for &port in &args.echo {
+        services.push(services::echo(&handle, port).map_err(|e| err(format!("--echo {port}"), e))?);
+    }
+    for &port in &args.sink {
+        services.push(services::sink(&handle, port).map_err(|e| err(format!("--sink {port}"), e))?);
+    }
+    for f in &args.forward {
+        services.push(
+            services::forward(&handle, f.port, f.host.clone(), f.host_port)
+                .map_err(|e| err(format!("--forward {f}"), e))?,
+        );
+    }
+    for f in &args.local_forward {
+        services.push(
+            services::local_forward(&handle, f.listen, f.remote)
+                .await
+                .map_err(|e| err(format!("--local-forward {f}"), e))?,
+        );
+    }
+
+    let runtime = Arc::new(Runtime {
+        tun: args.tun.clone(),
+        handle: handle.clone(),
+        services,
+    });
+    let control = crate::control_glue::start(&args.control_path(), runtime.clone())
+        .await
+        .map_err(|e| {
+            err(
+                format!("control socket {}", args.control_path().display()),
+                e,
+            )
+        })?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| err("signal handler", e))?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| err("signal handler", e))?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = sigint.recv() => info!("SIGINT: shutting down"),
+            _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+        }
+        let _ = stop_tx.send(true);
+    });
+
+    let addrs: Vec<String> = args.addrs.iter().map(|a| a.addr.to_string()).collect();
+    info!(addresses = %addrs.join(","), seed, "mptun running");
+    let mut driver = Driver::new(handle.clone(), tun, pcap, impairments);
+    let result = driver.run(stop_rx).await;
+    if let Err(e) = &result {
+        warn!("TUN I/O failed: {e}");
+    }
+
+    // Graceful shutdown: no new connections, FIN on the rest, bounded wait.
+    {
+        let mut s = handle.lock();
+        s.stop_accepting();
+        for id in s.stack.connections() {
+            let _ = s.stack.shutdown(id);
+        }
+    }
+    handle.kick();
+    if result.is_ok() {
+        if let Err(e) = driver.drain(SHUTDOWN_GRACE).await {
+            warn!("TUN I/O failed during shutdown: {e}");
+        }
+    }
+    drop(control);
+    driver.tun_mut().teardown();
+    info!("stopped");
+    result.map_err(|e| err("TUN I/O", e))
+}

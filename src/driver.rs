@@ -1,0 +1,282 @@
+//! The event loop around the engine: TUN in, engine, TUN out, timers.
+//!
+//! One task owns the TUN device. Each wake-up (a packet, the engine's timer, a
+//! stream that queued work, a delayed packet of the fault injector) it drains every
+//! packet the device has ready into the engine, runs the engine's timers, hands
+//! events to the streams, and then writes out everything the engine wants to send.
+
+use crate::pcap::PcapWriter;
+use crate::socket::Handle;
+use crate::tun::Tun;
+use mptun_stack::impair::{Link, LinkParams};
+use mptun_stack::Instant;
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+/// Packets read per wake-up before the engine's output is flushed, so a flood in
+/// one direction cannot starve the other.
+const MAX_BATCH: usize = 256;
+
+/// Fault injection on the packets to and from one stack address.
+pub struct Impairment {
+    pub addr: IpAddr,
+    inbound: Link,
+    outbound: Link,
+}
+
+impl Impairment {
+    pub fn new(addr: IpAddr, params: LinkParams, seed: u64) -> Self {
+        Impairment {
+            addr,
+            inbound: Link::new(params.clone(), seed),
+            outbound: Link::new(params, seed.wrapping_add(1)),
+        }
+    }
+}
+
+pub struct Driver {
+    handle: Handle,
+    tun: Tun,
+    pcap: Option<PcapWriter>,
+    impairments: Vec<Impairment>,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+}
+
+fn capture(pcap: &mut Option<PcapWriter>, pkt: &[u8]) {
+    if let Some(p) = pcap {
+        if let Err(e) = p.write_packet(SystemTime::now(), pkt) {
+            warn!("pcap write failed, capture stopped: {e}");
+            *pcap = None;
+        }
+    }
+}
+
+/// Destination and source address of a raw IP packet, if it parses that far.
+fn addrs(pkt: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    match pkt.first()? >> 4 {
+        4 if pkt.len() >= 20 => {
+            let s: [u8; 4] = pkt[12..16].try_into().ok()?;
+            let d: [u8; 4] = pkt[16..20].try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        6 if pkt.len() >= 40 => {
+            let s: [u8; 16] = pkt[8..24].try_into().ok()?;
+            let d: [u8; 16] = pkt[24..40].try_into().ok()?;
+            Some((IpAddr::from(s), IpAddr::from(d)))
+        }
+        _ => None,
+    }
+}
+
+impl Driver {
+    pub fn new(
+        handle: Handle,
+        tun: Tun,
+        pcap: Option<PcapWriter>,
+        impairments: Vec<Impairment>,
+    ) -> Self {
+        // Room for the largest packet the device can hand us.
+        let size = (tun.mtu() as usize).max(1500) + 64;
+        Driver {
+            handle,
+            tun,
+            pcap,
+            impairments,
+            rx: vec![0; size],
+            tx: vec![0; size],
+        }
+    }
+
+    pub fn tun_mut(&mut self) -> &mut Tun {
+        &mut self.tun
+    }
+
+    /// Run until `stop` turns true and the engine has nothing left to send.
+    pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> io::Result<()> {
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                r = self.tun.recv(&mut self.rx) => {
+                    let n = r?;
+                    self.inbound(n);
+                    self.drain_tun()?;
+                }
+                _ = sleep_until(deadline) => {}
+                _ = self.handle.notified() => {}
+                _ = stop.changed() => {
+                    if *stop.borrow() {
+                        return Ok(());
+                    }
+                }
+            }
+            self.service().await?;
+        }
+    }
+
+    /// Run the loop for at most `grace`, or until the application holds no more
+    /// connections, whichever comes first (graceful shutdown).
+    pub async fn drain(&mut self, grace: Duration) -> io::Result<()> {
+        let end = tokio::time::Instant::now() + grace;
+        loop {
+            if self.handle.lock().stack.active_connection_count() == 0 {
+                return Ok(());
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                r = self.tun.recv(&mut self.rx) => {
+                    let n = r?;
+                    self.inbound(n);
+                    self.drain_tun()?;
+                }
+                _ = sleep_until(deadline) => {}
+                _ = self.handle.notified() => {}
+                _ = tokio::time::sleep_until(end) => return Ok(()),
+            }
+            self.service().await?;
+        }
+    }
+
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        let s = self.handle.lock();
+        let engine = s.stack.poll_timeout();
+        let links = self
+            .impairments
+            .iter()
+            .flat_map(|i| [i.inbound.next_delivery(), i.outbound.next_delivery()])
+            .flatten()
+            .min();
+        let at = match (engine, links) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        at.map(|t| s.to_std(t))
+    }
+
+    /// Every further packet the device has ready (up to a batch).
+    fn drain_tun(&mut self) -> io::Result<()> {
+        for _ in 1..MAX_BATCH {
+            match self.tun.try_recv(&mut self.rx) {
+                Ok(n) => self.inbound(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// A packet read from the TUN (in `self.rx[..n]`).
+    fn inbound(&mut self, n: usize) {
+        let pkt = &self.rx[..n];
+        capture(&mut self.pcap, pkt);
+        let mut s = self.handle.lock();
+        let now = s.now();
+        if let Some((_, dst)) = addrs(pkt) {
+            if let Some(imp) = self.impairments.iter_mut().find(|i| i.addr == dst) {
+                imp.inbound.send(now, pkt);
+                return;
+            }
+        }
+        s.stack.handle_packet(now, pkt);
+    }
+
+    /// Timers, delayed packets, events, then every packet the engine wants to send.
+    async fn service(&mut self) -> io::Result<()> {
+        let now = self.handle.lock().now();
+        self.deliver_impaired(now).await?;
+        {
+            let mut s = self.handle.lock();
+            s.stack.handle_timeout(now);
+            s.dispatch_events();
+        }
+        loop {
+            // Write under one lock while the device takes packets; only a full
+            // device queue makes us release it and wait.
+            let pending = {
+                let mut s = self.handle.lock();
+                let mut pending = None;
+                loop {
+                    let t = s.now();
+                    let Some(n) = s.stack.poll_transmit(t, &mut self.tx) else {
+                        break;
+                    };
+                    let pkt = &self.tx[..n];
+                    if let Some((src, _)) = addrs(pkt) {
+                        if let Some(imp) = self.impairments.iter_mut().find(|i| i.addr == src) {
+                            imp.outbound.send(now, pkt);
+                            continue;
+                        }
+                    }
+                    capture(&mut self.pcap, pkt);
+                    match self.tun.try_send(pkt) {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            pending = Some(n);
+                            break;
+                        }
+                        // One packet the kernel refuses (e.g. no route back) must
+                        // not stop the daemon; TCP retransmits.
+                        Err(e) => debug!("TUN write failed: {e}"),
+                    }
+                }
+                // Sending may have completed closes that streams wait on.
+                s.dispatch_events();
+                pending
+            };
+            match pending {
+                Some(n) => {
+                    self.tun.send(&self.tx[..n]).await?;
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver_impaired(&mut self, now: Instant) -> io::Result<()> {
+        let mut inbound = Vec::new();
+        let mut outbound = Vec::new();
+        for imp in &mut self.impairments {
+            while let Some(p) = imp.inbound.pop_due(now) {
+                inbound.push(p);
+            }
+            while let Some(p) = imp.outbound.pop_due(now) {
+                outbound.push(p);
+            }
+        }
+        if !inbound.is_empty() {
+            let mut s = self.handle.lock();
+            for p in &inbound {
+                s.stack.handle_packet(now, p);
+            }
+        }
+        for p in outbound {
+            capture(&mut self.pcap, &p);
+            self.write(&p).await?;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, pkt: &[u8]) -> io::Result<()> {
+        match self.tun.try_send(pkt) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.tun.send(pkt).await.map(|_| ()),
+            // The kernel refusing one packet (e.g. no route back) must not stop
+            // the daemon; TCP will retransmit.
+            Err(e) => {
+                debug!("TUN write failed: {e}");
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
+    }
+}

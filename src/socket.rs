@@ -1,0 +1,396 @@
+//! Async streams over the stack's connections, used like tokio's TCP types.
+//!
+//! The engine lives in [`Shared`] behind a mutex that the driver task and every
+//! stream lock briefly (never across an `.await`). Streams park their wakers in
+//! the connection's slot; the driver wakes them when the engine reports events, and
+//! streams poke the driver through a [`Notify`] whenever they gave the engine work
+//! (data to send, window to reopen, a close).
+
+use mptun_stack::endpoint::CloseReason;
+use mptun_stack::{ConnId, Error as StackError, Event, Instant, Stack};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+
+/// Application-side state of one connection.
+#[derive(Debug, Default)]
+struct ConnSlot {
+    read: Option<Waker>,
+    write: Option<Waker>,
+    connect: Option<Waker>,
+    established: bool,
+    closed: Option<CloseReason>,
+}
+
+#[derive(Debug, Default)]
+struct ListenerSlot {
+    queue: VecDeque<(ConnId, SocketAddr)>,
+    waker: Option<Waker>,
+}
+
+/// The engine plus what the async side needs to know about it.
+pub struct Shared {
+    pub stack: Stack,
+    epoch: std::time::Instant,
+    conns: HashMap<ConnId, ConnSlot>,
+    listeners: HashMap<u16, ListenerSlot>,
+    accepting: bool,
+}
+
+impl Shared {
+    pub fn new(stack: Stack) -> Self {
+        Shared {
+            stack,
+            epoch: std::time::Instant::now(),
+            conns: HashMap::new(),
+            listeners: HashMap::new(),
+            accepting: true,
+        }
+    }
+
+    /// The engine's clock: microseconds since the daemon started.
+    pub fn now(&self) -> Instant {
+        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+    }
+
+    /// Convert an engine instant back to the OS clock (for timers).
+    pub fn to_std(&self, at: Instant) -> std::time::Instant {
+        self.epoch + std::time::Duration::from_micros(at.as_micros())
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.epoch.elapsed()
+    }
+
+    /// Hand the engine's events to the streams and listeners waiting on them.
+    pub fn dispatch_events(&mut self) {
+        while let Some(ev) = self.stack.poll_event() {
+            match ev {
+                Event::Accepted { id, local, remote } => {
+                    match self.listeners.get_mut(&local.port()) {
+                        Some(l) if self.accepting => {
+                            self.conns.insert(
+                                id,
+                                ConnSlot {
+                                    established: true,
+                                    ..ConnSlot::default()
+                                },
+                            );
+                            l.queue.push_back((id, remote));
+                            if let Some(w) = l.waker.take() {
+                                w.wake();
+                            }
+                        }
+                        // Nobody accepts any more (shutting down or unlistened).
+                        _ => {
+                            let _ = self.stack.abort(id);
+                        }
+                    }
+                }
+                Event::Connected(id) => {
+                    if let Some(s) = self.conns.get_mut(&id) {
+                        s.established = true;
+                        wake(&mut s.connect);
+                    }
+                }
+                Event::Readable(id) => {
+                    if let Some(s) = self.conns.get_mut(&id) {
+                        wake(&mut s.read);
+                    }
+                }
+                Event::Writable(id) => {
+                    if let Some(s) = self.conns.get_mut(&id) {
+                        wake(&mut s.write);
+                    }
+                }
+                Event::Closed { id, reason } => {
+                    if let Some(s) = self.conns.get_mut(&id) {
+                        s.closed = Some(reason);
+                        wake(&mut s.read);
+                        wake(&mut s.write);
+                        wake(&mut s.connect);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop accepting: listeners are closed and queued connections reset.
+    pub fn stop_accepting(&mut self) {
+        self.accepting = false;
+        for (port, mut l) in self.listeners.drain() {
+            self.stack.unlisten(port);
+            for (id, _) in l.queue.drain(..) {
+                let _ = self.stack.abort(id);
+                self.conns.remove(&id);
+            }
+            if let Some(w) = l.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Connections the application still holds.
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+fn wake(w: &mut Option<Waker>) {
+    if let Some(w) = w.take() {
+        w.wake();
+    }
+}
+
+/// A cloneable reference to the engine for streams, listeners and services.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Mutex<Shared>>,
+    notify: Arc<Notify>,
+}
+
+impl Handle {
+    pub fn new(shared: Shared) -> Self {
+        Handle {
+            shared: Arc::new(Mutex::new(shared)),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock is a bug elsewhere; keep serving.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wake the driver: the engine may have something to send.
+    pub fn kick(&self) {
+        self.notify.notify_one();
+    }
+
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// Accept connections to `port` on every stack address.
+    pub fn listen(&self, port: u16) -> io::Result<StackListener> {
+        let mut s = self.lock();
+        if !s.accepting {
+            return Err(io::Error::other("stack is shutting down"));
+        }
+        s.stack.listen(port).map_err(to_io)?;
+        s.listeners.insert(port, ListenerSlot::default());
+        Ok(StackListener {
+            handle: self.clone(),
+            port,
+        })
+    }
+
+    /// Open a connection from the stack to `remote`.
+    pub async fn connect(&self, remote: SocketAddr) -> io::Result<StackStream> {
+        let id = {
+            let mut s = self.lock();
+            let now = s.now();
+            let id = s.stack.connect(now, None, remote).map_err(to_io)?;
+            s.conns.insert(id, ConnSlot::default());
+            id
+        };
+        self.kick();
+        let stream = StackStream {
+            handle: self.clone(),
+            id,
+        };
+        std::future::poll_fn(|cx| {
+            let mut s = self.lock();
+            let slot = s
+                .conns
+                .get_mut(&id)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            if let Some(reason) = slot.closed {
+                return Poll::Ready(Err(close_error(reason)));
+            }
+            if slot.established {
+                return Poll::Ready(Ok(()));
+            }
+            slot.connect = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await?;
+        Ok(stream)
+    }
+}
+
+fn to_io(e: StackError) -> io::Error {
+    let kind = match e {
+        StackError::AddrInUse => io::ErrorKind::AddrInUse,
+        StackError::NoLocalAddress => io::ErrorKind::AddrNotAvailable,
+        StackError::Reset => io::ErrorKind::ConnectionReset,
+        StackError::NotWritable => io::ErrorKind::BrokenPipe,
+        StackError::InvalidConnection => io::ErrorKind::NotConnected,
+        _ => io::ErrorKind::Other,
+    };
+    io::Error::new(kind, e)
+}
+
+fn close_error(reason: CloseReason) -> io::Error {
+    let kind = match reason {
+        CloseReason::Refused => io::ErrorKind::ConnectionRefused,
+        CloseReason::Reset => io::ErrorKind::ConnectionReset,
+        CloseReason::TimedOut => io::ErrorKind::TimedOut,
+        CloseReason::Aborted => io::ErrorKind::ConnectionAborted,
+        CloseReason::Normal => io::ErrorKind::NotConnected,
+    };
+    io::Error::new(kind, format!("connection closed: {reason:?}"))
+}
+
+/// Accepts connections of one port, like `tokio::net::TcpListener`.
+pub struct StackListener {
+    handle: Handle,
+    port: u16,
+}
+
+impl StackListener {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The next accepted connection; an error once the stack stops accepting.
+    pub async fn accept(&self) -> io::Result<(StackStream, SocketAddr)> {
+        std::future::poll_fn(|cx| {
+            let mut s = self.handle.lock();
+            let Some(l) = s.listeners.get_mut(&self.port) else {
+                return Poll::Ready(Err(io::Error::other("listener closed")));
+            };
+            if let Some((id, remote)) = l.queue.pop_front() {
+                return Poll::Ready(Ok((
+                    StackStream {
+                        handle: self.handle.clone(),
+                        id,
+                    },
+                    remote,
+                )));
+            }
+            l.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl Drop for StackListener {
+    fn drop(&mut self) {
+        let mut s = self.handle.lock();
+        if let Some(mut l) = s.listeners.remove(&self.port) {
+            s.stack.unlisten(self.port);
+            for (id, _) in l.queue.drain(..) {
+                let _ = s.stack.abort(id);
+                s.conns.remove(&id);
+            }
+        }
+    }
+}
+
+/// One connection of the stack, like `tokio::net::TcpStream`.
+pub struct StackStream {
+    handle: Handle,
+    id: ConnId,
+}
+
+impl StackStream {
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+}
+
+impl AsyncRead for StackStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let mut s = this.handle.lock();
+        let r = s.stack.recv(this.id, buf.initialize_unfilled());
+        match r {
+            Ok(0) if buf.remaining() > 0 => {
+                let Some(slot) = s.conns.get_mut(&this.id) else {
+                    return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+                };
+                if let Some(reason) = slot.closed {
+                    // Closed with nothing left to read: a clean close reads as EOF.
+                    return match reason {
+                        CloseReason::Normal => Poll::Ready(Ok(())),
+                        other => Poll::Ready(Err(close_error(other))),
+                    };
+                }
+                slot.read = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Ok(n) => {
+                buf.advance(n);
+                drop(s);
+                // Reading may reopen the window: let the driver send the update.
+                this.handle.kick();
+                Poll::Ready(Ok(()))
+            }
+            Err(StackError::Finished) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+}
+
+impl AsyncWrite for StackStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut s = this.handle.lock();
+        match s.stack.send(this.id, data) {
+            Ok(0) if !data.is_empty() => {
+                if let Some(slot) = s.conns.get_mut(&this.id) {
+                    if let Some(reason) = slot.closed {
+                        return Poll::Ready(Err(close_error(reason)));
+                    }
+                    slot.write = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Ok(n) => {
+                drop(s);
+                this.handle.kick();
+                Poll::Ready(Ok(n))
+            }
+            Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = this.handle.lock().stack.shutdown(this.id);
+        this.handle.kick();
+        match r {
+            Ok(()) | Err(StackError::InvalidConnection) => Poll::Ready(Ok(())),
+            Err(e) => Poll::Ready(Err(to_io(e))),
+        }
+    }
+}
+
+impl Drop for StackStream {
+    fn drop(&mut self) {
+        let mut s = self.handle.lock();
+        s.conns.remove(&self.id);
+        let _ = s.stack.release(self.id);
+        drop(s);
+        self.handle.kick();
+    }
+}
