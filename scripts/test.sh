@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit, property and simulation tests.
 # Installs what it needs itself, so a fresh machine needs no other step.
-# Network-namespace interop tests (root) join this script as the daemon lands.
+# As root it also runs the network-namespace interop tests against Linux peers
+# (tests/netns/, which install their Debian packages themselves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +30,10 @@ fi
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+if [ "$(id -u)" = 0 ]; then
+    echo "== network-namespace interop tests (tests/netns)"
+    tests/netns/run.sh
+else
+    echo "== network-namespace interop tests skipped: they need root"
+fi
