@@ -1,6 +1,7 @@
 //! `mptun`: a userspace TCP/MPTCP stack on a Linux TUN interface.
 
 use mptun::cli::{Cli, Command};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -9,6 +10,7 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
