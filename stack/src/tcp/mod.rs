@@ -5,6 +5,7 @@
 pub mod assembler;
 pub mod buffer;
 pub mod cc;
+pub mod hooks;
 pub mod isn;
 pub mod rtt;
 pub mod sack;

@@ -3,6 +3,7 @@
 //! and sender-side silly window avoidance, probes, and ACKs.
 
 use super::{Tcb, Transmit};
+use crate::tcp::hooks::{NoHooks, OptionBytes, OutSegment, SegmentHooks, SegmentKind};
 use crate::tcp::State;
 use crate::time::Instant;
 use crate::wire::{self, SeqNumber, TcpFlags, TcpRepr};
@@ -24,33 +25,44 @@ impl Tcb {
         hop_limit: u8,
         buf: &mut [u8],
     ) -> Option<Transmit> {
+        self.poll_transmit_with(now, hop_limit, buf, &mut NoHooks)
+    }
+
+    /// `poll_transmit` with a layered protocol's hooks adding options to segments.
+    pub fn poll_transmit_with(
+        &mut self,
+        now: Instant,
+        hop_limit: u8,
+        buf: &mut [u8],
+        hooks: &mut dyn SegmentHooks,
+    ) -> Option<Transmit> {
         match self.state {
             State::Closed | State::Listen => return None,
             State::SynSent | State::SynReceived => {
                 if self.snd_nxt == self.iss {
-                    return self.emit_syn(now, hop_limit, buf);
+                    return self.emit_syn(now, hop_limit, buf, hooks);
                 }
                 if self.state == State::SynReceived && self.ack_now {
-                    return self.emit_ack(now, hop_limit, buf);
+                    return self.emit_ack(now, hop_limit, buf, hooks);
                 }
                 return None;
             }
             State::TimeWait => {
                 if self.ack_now {
-                    return self.emit_ack(now, hop_limit, buf);
+                    return self.emit_ack(now, hop_limit, buf, hooks);
                 }
                 return None;
             }
             _ => {}
         }
         if let Some(plan) = self.next_retransmission() {
-            if let Some(t) = self.emit_plan(now, hop_limit, buf, plan) {
+            if let Some(t) = self.emit_plan(now, hop_limit, buf, hooks, plan) {
                 self.rtx_una = false;
                 return Some(t);
             }
         }
         if let Some(plan) = self.next_segment() {
-            if let Some(t) = self.emit_plan(now, hop_limit, buf, plan) {
+            if let Some(t) = self.emit_plan(now, hop_limit, buf, hooks, plan) {
                 return Some(t);
             }
         }
@@ -62,17 +74,17 @@ impl Tcb {
                     max_len: 1,
                     fin_allowed: false,
                 };
-                return self.emit_plan(now, hop_limit, buf, plan);
+                return self.emit_plan(now, hop_limit, buf, hooks, plan);
             }
         }
         if self.ka_probe_pending {
             self.ka_probe_pending = false;
             // An old sequence number forces the peer to answer (RFC 9293 §3.8.4).
             let seq = self.snd_una - 1;
-            return self.emit_segment(now, hop_limit, buf, seq, TcpFlags::ACK, 0, false);
+            return self.emit_segment(now, hop_limit, buf, hooks, seq, TcpFlags::ACK, 0, false);
         }
         if self.ack_now {
-            return self.emit_ack(now, hop_limit, buf);
+            return self.emit_ack(now, hop_limit, buf, hooks);
         }
         // Data waits on a zero window with nothing in flight: the persist timer
         // must run or nothing would ever reopen the window.
@@ -195,7 +207,14 @@ impl Tcb {
         })
     }
 
-    fn emit_plan(&mut self, now: Instant, hop: u8, buf: &mut [u8], plan: Plan) -> Option<Transmit> {
+    fn emit_plan(
+        &mut self,
+        now: Instant,
+        hop: u8,
+        buf: &mut [u8],
+        hooks: &mut dyn SegmentHooks,
+        plan: Plan,
+    ) -> Option<Transmit> {
         let data_end = self.data_end();
         let data = if plan.seq.diff(data_end) < 0 {
             data_end.since(plan.seq).min(plan.max_len)
@@ -210,23 +229,35 @@ impl Tcb {
         if data > 0 {
             flags |= TcpFlags::PSH;
         }
-        self.emit_segment(now, hop, buf, plan.seq, flags, data, fin)
+        self.emit_segment(now, hop, buf, hooks, plan.seq, flags, data, fin)
     }
 
-    fn emit_syn(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
+    fn emit_syn(
+        &mut self,
+        now: Instant,
+        hop: u8,
+        buf: &mut [u8],
+        hooks: &mut dyn SegmentHooks,
+    ) -> Option<Transmit> {
         let flags = if self.state == State::SynReceived {
             TcpFlags::SYN | TcpFlags::ACK
         } else {
             TcpFlags::SYN
         };
-        self.emit_segment(now, hop, buf, self.iss, flags, 0, false)
+        self.emit_segment(now, hop, buf, hooks, self.iss, flags, 0, false)
     }
 
-    fn emit_ack(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
+    fn emit_ack(
+        &mut self,
+        now: Instant,
+        hop: u8,
+        buf: &mut [u8],
+        hooks: &mut dyn SegmentHooks,
+    ) -> Option<Transmit> {
         // snd_nxt may have been rewound by an RTO below what the peer already
         // holds; an ACK must carry a sequence number the peer finds acceptable.
         let seq = self.snd_max;
-        self.emit_segment(now, hop, buf, seq, TcpFlags::ACK, 0, false)
+        self.emit_segment(now, hop, buf, hooks, seq, TcpFlags::ACK, 0, false)
     }
 
     fn tsval(&self, now: Instant) -> u32 {
@@ -289,15 +320,16 @@ impl Tcb {
             } else {
                 self.sack_ok
             };
-        } else if self.sack_ok && !self.assembler.is_empty() {
-            self.fill_sack_blocks(&mut r);
         }
         r
     }
 
     /// RFC 2018 §4: the block holding the most recent out-of-order segment first.
+    /// As many blocks as the option space left allows (MPTCP's DSS may take most).
     fn fill_sack_blocks(&self, r: &mut TcpRepr<'_>) {
-        let max = if r.timestamp.is_some() { 3 } else { 4 };
+        // NOP NOP kind len, then 8 bytes a block.
+        let room = wire::tcp::MAX_OPTIONS_LEN.saturating_sub(r.options_len());
+        let max = (room.saturating_sub(4) / 8).min(4);
         let first = self
             .last_ooo
             .filter(|s| s.diff(self.rcv_nxt) > 0)
@@ -323,14 +355,38 @@ impl Tcb {
         now: Instant,
         hop: u8,
         buf: &mut [u8],
+        hooks: &mut dyn SegmentHooks,
         seq: SeqNumber,
         mut flags: u8,
         data: usize,
         mut fin: bool,
     ) -> Option<Transmit> {
         let syn = flags & TcpFlags::SYN != 0;
-        let repr0 = self.build_repr(now, seq, flags);
-        let opts = repr0.header_len().saturating_sub(20);
+        let mut extra = OptionBytes::default();
+        let mut repr: TcpRepr<'_> = self.build_repr(now, seq, flags);
+        let kind = match (syn, flags & TcpFlags::ACK != 0) {
+            (true, false) => SegmentKind::Syn,
+            (true, true) => SegmentKind::SynAck,
+            _ => SegmentKind::Established,
+        };
+        let out = OutSegment {
+            kind,
+            seq,
+            ssn: seq.0.wrapping_sub(self.iss.0),
+            payload: data,
+            fin,
+            retransmission: seq.diff(self.snd_max) < 0,
+        };
+        let room = wire::tcp::MAX_OPTIONS_LEN.saturating_sub(repr.options_len());
+        let cap = hooks.segment_options(&out, room, &mut extra);
+        for (k, d) in extra.iter() {
+            repr.unknown.push(k, d);
+        }
+        if !syn && self.sack_ok && !self.assembler.is_empty() {
+            self.fill_sack_blocks(&mut repr);
+        }
+        let data = data.min(cap);
+        let opts = repr.header_len().saturating_sub(20);
         let ip_len = if self.local.is_ipv4() { 20 } else { 40 };
         let room = buf.len().saturating_sub(ip_len + 20 + opts);
         let limit = self.snd_mss.saturating_sub(opts).max(1).min(room);
@@ -342,7 +398,6 @@ impl Tcb {
         if fin {
             flags |= TcpFlags::FIN;
         }
-        let mut repr = repr0;
         repr.flags = TcpFlags(flags);
         let offset = seq.since(self.buf_seq);
         let (a, b) = self.send_buf.peek(offset, data);

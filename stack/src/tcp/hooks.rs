@@ -1,0 +1,131 @@
+//! The seam between a TCP connection and a protocol layered on it (MPTCP): which
+//! extra options go on each outgoing segment, and how much payload it may carry.
+//! The TCB stays ignorant of what the options mean, much as Linux's TCP calls out
+//! to MPTCP for `syn_options`, `synack_options` and `established_options`.
+
+use crate::wire::SeqNumber;
+
+/// What kind of segment is being built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentKind {
+    /// An active open's SYN.
+    Syn,
+    /// A passive (or simultaneous) open's SYN/ACK.
+    SynAck,
+    /// Any segment in a synchronized state (data, FIN, pure ACK, probe).
+    Established,
+}
+
+/// An outgoing segment as the hook sees it, before its length is final.
+#[derive(Debug, Clone, Copy)]
+pub struct OutSegment {
+    pub kind: SegmentKind,
+    pub seq: SeqNumber,
+    /// Subflow-relative sequence number: the first data byte is 1 (RFC 8684 §3.3).
+    pub ssn: u32,
+    /// Payload bytes the TCB means to send (it may send fewer).
+    pub payload: usize,
+    pub fin: bool,
+    /// Whether this sequence space was sent before.
+    pub retransmission: bool,
+}
+
+/// Raw option bytes a hook adds: up to four options of any kind, 40 bytes in all.
+#[derive(Debug, Clone)]
+pub struct OptionBytes {
+    buf: [u8; 40],
+    used: usize,
+    items: [(u8, u8, u8); 4],
+    n: usize,
+}
+
+impl Default for OptionBytes {
+    fn default() -> Self {
+        OptionBytes {
+            buf: [0; 40],
+            used: 0,
+            items: [(0, 0, 0); 4],
+            n: 0,
+        }
+    }
+}
+
+impl OptionBytes {
+    /// Append an option of `kind` whose bytes after kind and length are written by
+    /// `fill` into a slice of `len` bytes. False (and nothing added) if it does not
+    /// fit.
+    pub fn push_with(&mut self, kind: u8, len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
+        if self.n == self.items.len() || self.used + len > self.buf.len() {
+            return false;
+        }
+        fill(&mut self.buf[self.used..self.used + len]);
+        self.items[self.n] = (kind, self.used as u8, len as u8);
+        self.used += len;
+        self.n += 1;
+        true
+    }
+
+    pub fn push(&mut self, kind: u8, data: &[u8]) -> bool {
+        self.push_with(kind, data.len(), |b| b.copy_from_slice(data))
+    }
+
+    /// Bytes these options take on the wire (kind and length bytes included).
+    pub fn wire_len(&self) -> usize {
+        self.items[..self.n]
+            .iter()
+            .map(|&(_, _, l)| l as usize + 2)
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn clear(&mut self) {
+        self.n = 0;
+        self.used = 0;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u8, &[u8])> {
+        self.items[..self.n]
+            .iter()
+            .map(|&(k, s, l)| (k, &self.buf[s as usize..s as usize + l as usize]))
+    }
+}
+
+/// Called by the TCB for every segment it builds.
+pub trait SegmentHooks {
+    /// Add options for `seg` to `out` (at most `room` wire bytes) and return the
+    /// largest payload the segment may carry from `seg.seq` (e.g. up to the end of a
+    /// data-sequence mapping); `usize::MAX` for no limit.
+    fn segment_options(&mut self, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize;
+}
+
+/// Plain TCP: nothing to add.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+
+impl SegmentHooks for NoHooks {
+    fn segment_options(&mut self, _: &OutSegment, _: usize, _: &mut OptionBytes) -> usize {
+        usize::MAX
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_bytes_bounded_and_ordered() {
+        let mut o = OptionBytes::default();
+        assert!(o.push(30, &[1, 2, 3]));
+        assert!(o.push_with(30, 20, |b| b.fill(7)));
+        assert_eq!(o.wire_len(), 5 + 22);
+        assert!(!o.push(30, &[0; 20]), "over 40 bytes of data");
+        let items: Vec<_> = o.iter().collect();
+        assert_eq!(items[0], (30, &[1u8, 2, 3][..]));
+        assert_eq!(items[1].1.len(), 20);
+        o.clear();
+        assert!(o.is_empty());
+    }
+}
