@@ -104,6 +104,9 @@ pub struct Tcb {
     /// The out-of-order block most recently extended (first SACK block, RFC 2018).
     last_ooo: Option<SeqNumber>,
     last_ack_sent: SeqNumber,
+    /// Upper bound on the window we advertise, set by a layered protocol whose
+    /// receive buffer is shared across connections (MPTCP's connection level).
+    window_cap: Option<usize>,
 
     // Negotiated options.
     wscale_ok: bool,
@@ -218,6 +221,7 @@ impl Tcb {
             peer_fin: None,
             last_ooo: None,
             last_ack_sent: SeqNumber(0),
+            window_cap: None,
             wscale_ok: false,
             ts_ok: false,
             sack_ok: false,
@@ -325,6 +329,11 @@ impl Tcb {
         self.cc.set_mss(self.eff_mss());
         self.cc
             .set_cwnd(self.eff_mss() * self.cfg.initial_cwnd_segments);
+    }
+
+    /// Bound the advertised receive window (never below what was promised).
+    pub fn set_window_cap(&mut self, cap: Option<usize>) {
+        self.window_cap = cap;
     }
 
     pub fn state(&self) -> State {

@@ -266,7 +266,10 @@ impl Tcb {
 
     /// The window field to advertise, recording the right edge it promises.
     fn window_field(&mut self, syn: bool) -> u16 {
-        let free = self.recv_buf.free();
+        let free = self
+            .recv_buf
+            .free()
+            .min(self.window_cap.unwrap_or(usize::MAX));
         if syn {
             let w = free.min(0xffff);
             self.rcv_adv = self.rcv_nxt + w;

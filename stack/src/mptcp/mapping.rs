@@ -1,0 +1,210 @@
+//! Data sequence mappings (RFC 8684 §3.3.1): which subflow bytes carry which bytes
+//! of the connection's 64-bit data sequence space, on the send and receive sides,
+//! and the expansion of 32-bit DSNs and DATA_ACKs to 64 bits.
+
+use std::collections::VecDeque;
+
+/// One mapping: `len` bytes from subflow-relative sequence number `ssn` carry the
+/// data sequence numbers from `dsn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    pub ssn: u32,
+    pub dsn: u64,
+    pub len: u16,
+    /// The DSS checksum of this mapping, when checksums are in use.
+    pub checksum: Option<u16>,
+}
+
+impl Mapping {
+    /// Subflow sequence number just past the mapping.
+    pub fn ssn_end(&self) -> u32 {
+        self.ssn.wrapping_add(self.len as u32)
+    }
+
+    /// Whether `ssn` falls inside the mapping (modulo 2^32).
+    pub fn contains(&self, ssn: u32) -> bool {
+        ssn.wrapping_sub(self.ssn) < self.len as u32
+    }
+
+    /// The DSN of subflow byte `ssn`, if the mapping covers it.
+    pub fn dsn_of(&self, ssn: u32) -> Option<u64> {
+        self.contains(ssn)
+            .then(|| self.dsn.wrapping_add(ssn.wrapping_sub(self.ssn) as u64))
+    }
+}
+
+/// Expand a 32-bit sequence number to the 64-bit value closest to `reference`
+/// (RFC 8684 §3.3: the peer may send the low 32 bits of a DSN or DATA_ACK).
+pub fn expand_32(reference: u64, low: u32) -> u64 {
+    let candidate = (reference & !0xffff_ffff) | low as u64;
+    let diff = candidate.wrapping_sub(reference) as i64;
+    if diff > i32::MAX as i64 {
+        candidate.wrapping_sub(1 << 32)
+    } else if diff < i32::MIN as i64 {
+        candidate.wrapping_add(1 << 32)
+    } else {
+        candidate
+    }
+}
+
+/// Why a received mapping was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MappingError {
+    /// It overlaps a known mapping but maps the same bytes differently.
+    Conflict,
+    /// Too many mappings are outstanding.
+    Full,
+}
+
+/// Mappings of one subflow, in subflow sequence order. On the send side they are
+/// created as data is handed to the subflow; on the receive side they arrive in DSS
+/// options, possibly before, with or after their data, and possibly repeated.
+#[derive(Debug, Clone, Default)]
+pub struct Mappings {
+    list: VecDeque<Mapping>,
+    max: usize,
+}
+
+impl Mappings {
+    pub fn new(max: usize) -> Self {
+        Mappings {
+            list: VecDeque::new(),
+            max,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Add a mapping. Repeats of a known one are accepted silently; one that maps
+    /// an already mapped byte differently is a `Conflict`.
+    pub fn insert(&mut self, m: Mapping) -> Result<(), MappingError> {
+        if m.len == 0 {
+            return Ok(());
+        }
+        for known in &self.list {
+            let overlap = known.contains(m.ssn) || m.contains(known.ssn);
+            if !overlap {
+                continue;
+            }
+            if *known == m {
+                return Ok(());
+            }
+            // Overlapping bytes must agree on their DSN.
+            let start = if known.contains(m.ssn) {
+                m.ssn
+            } else {
+                known.ssn
+            };
+            if known.dsn_of(start) != m.dsn_of(start) {
+                return Err(MappingError::Conflict);
+            }
+        }
+        if self.list.len() >= self.max {
+            return Err(MappingError::Full);
+        }
+        // Keep the list ordered by ssn relative to the first entry.
+        let base = self.list.front().map_or(m.ssn, |f| f.ssn);
+        let key = m.ssn.wrapping_sub(base);
+        let at = self
+            .list
+            .iter()
+            .position(|x| x.ssn.wrapping_sub(base) > key)
+            .unwrap_or(self.list.len());
+        self.list.insert(at, m);
+        Ok(())
+    }
+
+    /// The mapping covering subflow byte `ssn`.
+    pub fn find(&self, ssn: u32) -> Option<&Mapping> {
+        self.list.iter().find(|m| m.contains(ssn))
+    }
+
+    /// Forget mappings that end at or before `ssn` (data consumed or acknowledged).
+    pub fn release_before(&mut self, ssn: u32) {
+        while let Some(m) = self.list.front() {
+            // `ssn` at or past the end, within half the space.
+            if (ssn.wrapping_sub(m.ssn_end()) as i32) >= 0 {
+                self.list.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Mapping> {
+        self.list.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(ssn: u32, dsn: u64, len: u16) -> Mapping {
+        Mapping {
+            ssn,
+            dsn,
+            len,
+            checksum: None,
+        }
+    }
+
+    #[test]
+    fn expand_32_picks_the_nearest() {
+        let r = 0x0000_0001_ffff_fff0u64;
+        assert_eq!(expand_32(r, 0xffff_fff8), 0x0000_0001_ffff_fff8);
+        // Wrapped past 2^32 boundary of the low half.
+        assert_eq!(expand_32(r, 0x0000_0010), 0x0000_0002_0000_0010);
+        let r = 0x0000_0002_0000_0010u64;
+        assert_eq!(expand_32(r, 0xffff_fff0), 0x0000_0001_ffff_fff0);
+        assert_eq!(expand_32(0, 5), 5);
+        assert_eq!(expand_32(u64::MAX - 2, 3), 3u64.wrapping_add(0));
+    }
+
+    #[test]
+    fn dsn_of_across_ssn_wrap() {
+        let x = m(u32::MAX - 1, 1000, 10);
+        assert!(x.contains(u32::MAX));
+        assert!(x.contains(3));
+        assert!(!x.contains(8));
+        assert_eq!(x.dsn_of(0), Some(1002));
+        assert_eq!(x.ssn_end(), 8);
+    }
+
+    #[test]
+    fn insert_find_release() {
+        let mut ms = Mappings::new(8);
+        ms.insert(m(1, 100, 10)).unwrap();
+        ms.insert(m(21, 120, 10)).unwrap();
+        ms.insert(m(11, 110, 10)).unwrap();
+        ms.insert(m(11, 110, 10)).unwrap(); // repeat
+        assert_eq!(ms.len(), 3);
+        assert_eq!(ms.find(15).unwrap().dsn_of(15), Some(114));
+        let order: Vec<u32> = ms.iter().map(|x| x.ssn).collect();
+        assert_eq!(order, vec![1, 11, 21]);
+        ms.release_before(11);
+        assert_eq!(ms.len(), 2);
+        ms.release_before(25);
+        assert_eq!(ms.len(), 1);
+        assert!(ms.find(5).is_none());
+    }
+
+    #[test]
+    fn conflicting_and_full() {
+        let mut ms = Mappings::new(2);
+        ms.insert(m(1, 100, 10)).unwrap();
+        // Same bytes, other DSNs.
+        assert_eq!(ms.insert(m(5, 500, 4)), Err(MappingError::Conflict));
+        // Consistent overlap is fine.
+        ms.insert(m(5, 104, 10)).unwrap();
+        assert_eq!(ms.insert(m(40, 140, 1)), Err(MappingError::Full));
+        // Empty mappings are ignored.
+        ms.insert(m(99, 0, 0)).unwrap();
+    }
+}

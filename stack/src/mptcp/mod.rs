@@ -1,0 +1,4 @@
+//! Multipath TCP (RFC 8684, and RFC 6824 "v0"): the connection level above TCP
+//! subflows.
+
+pub mod mapping;
