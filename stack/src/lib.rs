@@ -10,6 +10,7 @@ pub mod config;
 pub mod demux;
 pub mod endpoint;
 pub mod impair;
+pub mod mptcp;
 pub mod tcp;
 pub mod time;
 pub mod wire;
