@@ -1,4 +1,5 @@
-//! Multipath TCP (RFC 8684, and RFC 6824 "v0"): the connection level above TCP
-//! subflows.
+//! Multipath TCP (RFC 8684 "v1", and RFC 6824 "v0"): the connection level above
+//! TCP subflows.
 
+pub mod crypto;
 pub mod mapping;
