@@ -7,12 +7,14 @@ pub mod checksum;
 pub mod error;
 pub mod icmp;
 pub mod ip;
+pub mod mptcp;
 pub mod seq;
 pub mod tcp;
 
 pub use error::WireError;
 pub use icmp::{emit_echo_reply, emit_echo_request, IcmpEcho, IcmpMessage};
 pub use ip::{IpRepr, Ipv4Packet, Ipv6Packet, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+pub use mptcp::{mptcp_options, MptcpError, MptcpOption, MptcpVersion, ParseCtx, TCPOPT_MPTCP};
 pub use seq::SeqNumber;
 pub use tcp::{
     emit_packet, RawOptions, SackBlocks, TcpFlags, TcpOption, TcpOptionIter, TcpRepr, TcpSegment,
