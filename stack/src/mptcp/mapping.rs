@@ -1,6 +1,6 @@
 //! Data sequence mappings (RFC 8684 §3.3.1): which subflow bytes carry which bytes
-//! of the connection's 64-bit data sequence space, on the send and receive sides,
-//! and the expansion of 32-bit DSNs and DATA_ACKs to 64 bits.
+//! of the connection's 64-bit data sequence space, on the send and receive sides.
+//! (32-bit DSNs and DATA_ACKs are expanded by `wire::mptcp::expand_seq32`.)
 
 use std::collections::VecDeque;
 
@@ -30,20 +30,6 @@ impl Mapping {
     pub fn dsn_of(&self, ssn: u32) -> Option<u64> {
         self.contains(ssn)
             .then(|| self.dsn.wrapping_add(ssn.wrapping_sub(self.ssn) as u64))
-    }
-}
-
-/// Expand a 32-bit sequence number to the 64-bit value closest to `reference`
-/// (RFC 8684 §3.3: the peer may send the low 32 bits of a DSN or DATA_ACK).
-pub fn expand_32(reference: u64, low: u32) -> u64 {
-    let candidate = (reference & !0xffff_ffff) | low as u64;
-    let diff = candidate.wrapping_sub(reference) as i64;
-    if diff > i32::MAX as i64 {
-        candidate.wrapping_sub(1 << 32)
-    } else if diff < i32::MIN as i64 {
-        candidate.wrapping_add(1 << 32)
-    } else {
-        candidate
     }
 }
 
@@ -153,18 +139,6 @@ mod tests {
             len,
             checksum: None,
         }
-    }
-
-    #[test]
-    fn expand_32_picks_the_nearest() {
-        let r = 0x0000_0001_ffff_fff0u64;
-        assert_eq!(expand_32(r, 0xffff_fff8), 0x0000_0001_ffff_fff8);
-        // Wrapped past 2^32 boundary of the low half.
-        assert_eq!(expand_32(r, 0x0000_0010), 0x0000_0002_0000_0010);
-        let r = 0x0000_0002_0000_0010u64;
-        assert_eq!(expand_32(r, 0xffff_fff0), 0x0000_0001_ffff_fff0);
-        assert_eq!(expand_32(0, 5), 5);
-        assert_eq!(expand_32(u64::MAX - 2, 3), 3u64.wrapping_add(0));
     }
 
     #[test]
