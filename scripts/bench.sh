@@ -279,7 +279,55 @@ if [ "$WRITE" = 1 ]; then
         echo
         echo "$TABLE"
         echo
-        cat "$REPO/scripts/bench-notes.md"
+        cat <<'NOTES'
+## Setup
+
+```
+ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST (router) ─┬─ TUN mpt0 / smt0 ── mptun | smoltcp (10.10.1.2)
+                                                                └─ veth h9 10.10.9.1 ── s9 10.10.9.2  ns SRV (Linux)
+```
+
+Every transfer is one TCP connection between Linux in PEER and the server, forwarded
+by HOST, MTU 1500 everywhere. Cases are run interleaved (linux, mptun, smoltcp, then
+again) and each server is started fresh for its case.
+
+- **linux**: a Python socket server (`scripts/benchnet.py`) in namespace SRV behind
+  a veth from HOST. The upper bound of the path. Note that veth keeps TSO/GRO, so
+  Linux moves 64 KiB super-packets through HOST; a TUN device without
+  `IFF_VNET_HDR` gets one 1500-byte packet per read/write, so part of the gap is the
+  device, not the TCP stack.
+- **mptun**: `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --echo 7
+  --local-forward 127.0.0.1:6000=10.1.0.1:5001` in HOST (TUN txqueuelen 10000, its
+  default).
+- **smoltcp**: `bench/smoltcp-sink` (smoltcp 0.14, `TunTapInterface`, one TCP socket
+  with 4 MiB rx/tx buffers, `Interface::poll` + `phy::wait(poll_delay)` loop) on TUN
+  smt0 in HOST, brought up with the same MTU and txqueuelen and a host route for
+  10.10.1.2, in sink or source mode.
+
+Directions, measured at the Linux end in PEER (bytes / seconds from connect, or
+accept, to EOF):
+
+- **to-server**: the PEER client writes N bytes to port 9 (sink), half-closes and
+  waits for the server to close.
+- **from-server**: the server sends N bytes to Linux in PEER, which reads until EOF.
+  linux and smoltcp write N bytes on the accepted connection and close. mptun has no
+  source service and the daemon was not changed for the benchmark, so its send side
+  is driven through `--local-forward`: a local client in HOST writes N bytes to
+  127.0.0.1:6000, mptun opens its own connection to a Linux sink in PEER
+  (10.1.0.1:5001) and sends them; the PEER sink times accept to EOF. mptun's CPU
+  here therefore also includes reading the bytes from the loopback socket, and the
+  HOST writer competes for the same CPUs.
+
+CPU columns: user+system CPU seconds per 10^9 bytes. "server" is the server process
+from `/proc/PID/stat` (utime+stime, `getconf CLK_TCK` ticks) before and after the
+transfer; for linux it is the Python server, and the kernel's TCP work that runs in
+softirq context is charged to whatever process was on the CPU, so it is a lower
+bound, not the cost of the Linux stack. "PEER client" is the Linux endpoint's process
+(getrusage), the same program in every case. Ratios are throughput relative to the
+linux row of the same direction.
+
+Reproduce: `sudo scripts/bench.sh [--bytes N] [--reps N] [--write]`.
+NOTES
     } >"$REPO/docs/BENCHMARKS.md"
     log "wrote docs/BENCHMARKS.md"
 fi
