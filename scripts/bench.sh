@@ -220,7 +220,8 @@ DEFAULT_TXQUEUELEN=10000 # what mptun sets on its TUN (src/cli.rs DEFAULT_TXQUEU
 topology_up
 srv_up
 : >"$RESULTS"
-log "$REPS repetitions of $BYTES bytes per case and direction"
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+log "$REPS repetitions of $BYTES bytes per case and direction (load average $LOADAVG)"
 for rep in $(seq 1 "$REPS"); do
     # Interleaved, so slow drifts of the shared machine hit every case alike.
     run_linux "$rep"
@@ -271,7 +272,7 @@ if [ "$WRITE" = 1 ]; then
         echo "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes)')."
         echo
         echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),"
-        echo "Linux $(uname -r), $(rustc --version 2>/dev/null || echo 'rustc ?')."
+        echo "Linux $(uname -r), $(rustc --version 2>/dev/null || echo 'rustc ?'); load average $LOADAVG at the start."
         echo "A shared machine: absolute figures move from run to run; read the ratios,"
         echo "which were measured side by side (cases interleaved in every repetition)."
         echo
@@ -325,6 +326,12 @@ softirq context is charged to whatever process was on the CPU, so it is a lower
 bound, not the cost of the Linux stack. "PEER client" is the Linux endpoint's process
 (getrusage), the same program in every case. Ratios are throughput relative to the
 linux row of the same direction.
+
+A `write()` to a TUN device hands the packet to the kernel's receive path in the
+writer's own context, so in the from-server direction the mptun and smoltcp server
+CPU also covers HOST's forwarding and much of PEER's TCP receive work for that packet;
+in to-server the PEER sender is charged for the forwarding into the TUN instead.
+Compare CPU figures within a direction, not across directions.
 
 Reproduce: `sudo scripts/bench.sh [--bytes N] [--reps N] [--write]`.
 NOTES
