@@ -265,11 +265,13 @@ echo "$TABLE"
 
 if [ "$WRITE" = 1 ]; then
     CMD="scripts/bench.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
+    # Before the redirection below truncates the file, which would count as a change.
+    DIRTY=$(git -C "$REPO" diff --quiet HEAD -- . ':!docs/BENCHMARKS.md' 2>/dev/null || echo ' (with uncommitted changes)')
     {
         echo "# Benchmarks"
         echo
         echo "Produced by \`$CMD\` (as root) on $(date -u '+%Y-%m-%d %H:%M UTC'),"
-        echo "commit $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes)')."
+        echo "commit $(git -C "$REPO" rev-parse --short HEAD)$DIRTY."
         echo
         echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),"
         echo "Linux $(uname -r), $(rustc --version 2>/dev/null || echo 'rustc ?'); load average $LOADAVG at the start."
