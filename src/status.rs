@@ -555,7 +555,7 @@ mod tests {
     #[test]
     fn counters_list_every_field() {
         let m = counters_from(&Counters::default());
-        assert_eq!(m.len(), 22);
+        assert_eq!(m.len(), 27);
         assert!(m.values().all(|v| *v == 0));
         assert!(m.contains_key("drop_rst_queue_full"));
     }

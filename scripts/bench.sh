@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# Throughput benchmark (not a test): one TCP connection at MTU 1500 over the same
+# namespace path, three servers side by side in one run:
+#
+#   linux    a plain Linux socket server in namespace SRV (10.10.9.2), behind a veth
+#            from the HOST router: the upper bound for this forwarding path
+#   mptun    `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --echo 7
+#            --local-forward 127.0.0.1:6000=10.1.0.1:5001` in HOST
+#   smoltcp  bench/smoltcp-sink (smoltcp's TunTapInterface) at 10.10.1.2 in HOST
+#
+#   ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST ─┬─ TUN mpt0/smt0 ── mptun | smoltcp
+#                                                         └─ veth h9 10.10.9.1 ── s9 10.10.9.2  ns SRV
+#
+# Directions, always measured at the Linux endpoint in PEER (bytes / seconds, handshake
+# to EOF):
+#   to-server    PEER client writes N bytes to the server's sink (port 9), half-closes,
+#                waits for the server's close.
+#   from-server  the server sends N bytes to Linux in PEER, which reads until EOF.
+#                linux/smoltcp: the server writes N bytes on an accepted connection and
+#                closes. mptun has no source service, so its send side is driven through
+#                --local-forward: a local client in HOST writes N bytes to
+#                127.0.0.1:6000, mptun opens its own connection to a Linux sink in PEER
+#                (10.1.0.1:5001) and sends them; the PEER sink times accept to EOF.
+#
+# CPU: user+system seconds of the server process per 10^9 bytes, from
+# /proc/PID/stat (utime+stime) before and after each transfer. For linux that is the
+# Python server process; the kernel's TCP work done in softirq context is charged to
+# whoever was running, so it is a lower bound. The PEER client's own CPU (getrusage)
+# is shown too.
+#
+# Usage: scripts/bench.sh [--bytes N] [--reps N] [--write] [--no-build]
+#   --bytes N   bytes per transfer (default 1073741824 = 1 GiB)
+#   --reps N    repetitions of every case (default 3); the table shows the median
+#   --write     also write docs/BENCHMARKS.md
+#   --no-build  use the existing release binaries
+# Needs root (network namespaces, TUN), python3, iproute2.
+set -Eeuo pipefail
+
+ORIG_ARGS=("$@")
+BYTES=$((1 << 30))
+REPS=3
+WRITE=0
+BUILD=1
+while [ $# -gt 0 ]; do
+    case $1 in
+    --bytes) BYTES=$2; shift 2 ;;
+    --reps) REPS=$2; shift 2 ;;
+    --write) WRITE=1; shift ;;
+    --no-build) BUILD=0; shift ;;
+    -h | --help) sed -n '2,/^set -E/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (network namespaces, TUN)" >&2; exit 1; }
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+if [ "$BUILD" = 1 ]; then
+    echo "== cargo build --release (mptun, mptun-bench-smoltcp)" >&2
+    cargo build --release --locked -j 2 -p mptun -p mptun-bench-smoltcp >&2
+fi
+SMOLTCP=$REPO/target/release/smoltcp-sink
+[ -x "$SMOLTCP" ] || { echo "bench.sh: no $SMOLTCP (run without --no-build)" >&2; exit 1; }
+
+# The namespace helpers of the interop tests (topology_up, mptun_start, cleanup, ...).
+# shellcheck source=../tests/netns/lib.sh
+. "$REPO/tests/netns/lib.sh"
+MPTUN_ADDRS=(10.10.1.2)
+export RUST_LOG=${RUST_LOG:-warn}
+BENCHNET=$REPO/scripts/benchnet.py
+SRV="$PFX-srv"
+_SRV=0
+HZ=$(getconf CLK_TCK)
+RESULTS=$DIR/results.tsv
+
+bench_cleanup() {
+    local rc=$?
+    set +e
+    if [ "$_SRV" = 1 ]; then
+        local p
+        for p in $(ip netns pids "$SRV" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+        [ "${KEEP_NETNS:-0}" = 1 ] || ip netns del "$SRV" 2>/dev/null
+    fi
+    (exit "$rc")
+    cleanup
+}
+trap bench_cleanup EXIT
+
+srv_up() {
+    ip netns add "$SRV"
+    _SRV=1
+    ip -n "$SRV" link set lo up
+    ip link add h9 netns "$HOST" type veth peer name s9 netns "$SRV"
+    ip -n "$HOST" addr add 10.10.9.1/24 dev h9
+    ip -n "$SRV" addr add 10.10.9.2/24 dev s9
+    ip -n "$HOST" link set h9 up
+    ip -n "$SRV" link set s9 up
+    ip -n "$SRV" route add default via 10.10.9.1
+    ip -n "$PEER" route add 10.10.9.0/24 via 10.1.0.2
+}
+
+# cpu_ticks PID: utime+stime of PID in clock ticks.
+cpu_ticks() {
+    local s
+    s=$(<"/proc/$1/stat")
+    s=${s##*) }
+    awk '{print $12 + $13}' <<<"$s"
+}
+
+json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+# record CASE DIR REP SERVER_PID TICKS0 JSON: appends one result line.
+record() {
+    local case=$1 dir=$2 rep=$3 pid=$4 t0=$5 json=$6 t1 mbit bytes ccpu
+    t1=$(cpu_ticks "$pid")
+    mbit=$(json_field "$json" mbit_s)
+    bytes=$(json_field "$json" bytes)
+    ccpu=$(json_field "$json" cpu_s)
+    if [ "$bytes" != "$BYTES" ]; then
+        log "$case $dir rep $rep: moved $bytes of $BYTES bytes"
+        printf '%s\t%s\t%s\tFAIL\t\t\t\n' "$case" "$dir" "$rep" >>"$RESULTS"
+        return
+    fi
+    local scpu
+    scpu=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.3f", (b - a) / hz}')
+    log "$case $dir rep $rep: $mbit Mbit/s, server CPU ${scpu}s, client CPU ${ccpu}s"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$case" "$dir" "$rep" "$mbit" "$scpu" "$ccpu" "$bytes" >>"$RESULTS"
+}
+
+fail_case() {
+    log "$1 $2 rep $3: FAILED ($4)"
+    printf '%s\t%s\t%s\tFAIL\t\t\t\n' "$1" "$2" "$3" >>"$RESULTS"
+}
+
+stop_pid() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
+
+# A Python server in namespace NS; sets BG_PID once it listens.
+py_server() {
+    local ns=$1 ready="$DIR/ready.$RANDOM"
+    shift
+    bg_run "$ns" python3 "$BENCHNET" "$@" --ready-file "$ready"
+    wait_until 5 test -e "$ready" || fail "benchnet $* did not start"
+}
+
+client_peer() { peer_exec python3 "$BENCHNET" "$@" --timeout 120; }
+
+run_linux() {
+    local rep=$1 pid t0 out
+    py_server "$SRV" serve-sink 10.10.9.2 9
+    pid=$BG_PID t0=$(cpu_ticks "$BG_PID")
+    if out=$(client_peer send 10.10.9.2 9 --bytes "$BYTES"); then
+        record linux to-server "$rep" "$pid" "$t0" "$out"
+    else fail_case linux to-server "$rep" "client failed"; fi
+    stop_pid "$pid"
+
+    py_server "$SRV" serve-source 10.10.9.2 10 --bytes "$BYTES"
+    pid=$BG_PID t0=$(cpu_ticks "$BG_PID")
+    if out=$(client_peer recv 10.10.9.2 10 --bytes "$BYTES"); then
+        record linux from-server "$rep" "$pid" "$t0" "$out"
+    else fail_case linux from-server "$rep" "client failed"; fi
+    stop_pid "$pid"
+}
+
+run_mptun() {
+    local rep=$1 t0 out rfile="$DIR/lf-sink.$rep" sink_pid
+    mptun_start --sink 9 --echo 7 --local-forward 127.0.0.1:6000=10.1.0.1:5001
+    t0=$(cpu_ticks "$MPTUN_PID")
+    if out=$(client_peer send 10.10.1.2 9 --bytes "$BYTES"); then
+        record mptun to-server "$rep" "$MPTUN_PID" "$t0" "$out"
+    else fail_case mptun to-server "$rep" "client failed"; fi
+
+    # from-server: HOST writer -> 127.0.0.1:6000 -> mptun -> Linux sink in PEER.
+    : >"$rfile"
+    local ready="$DIR/ready.$RANDOM"
+    bg_run "$PEER" python3 "$BENCHNET" serve-sink 10.1.0.1 5001 --report --ready-file "$ready" >"$rfile"
+    sink_pid=$BG_PID
+    wait_until 5 test -e "$ready" || fail "Linux sink in PEER did not start"
+    t0=$(cpu_ticks "$MPTUN_PID")
+    if host_exec python3 "$BENCHNET" send 127.0.0.1 6000 --bytes "$BYTES" --timeout 120 >/dev/null &&
+        wait_until 10 test -s "$rfile"; then
+        record mptun from-server "$rep" "$MPTUN_PID" "$t0" "$(head -n1 "$rfile")"
+    else fail_case mptun from-server "$rep" "local-forward transfer failed"; fi
+    stop_pid "$sink_pid"
+    mptun_stop 5 || log "mptun exited with status $?"
+}
+
+# smoltcp_start MODE: bench/smoltcp-sink on TUN smt0 in HOST, set up like mptun's.
+smoltcp_start() {
+    bg_run "$HOST" "$SMOLTCP" --tun smt0 --addr 10.10.1.2 --port 9 --mode "$1" --bytes "$BYTES" \
+        2>>"$DIR/smoltcp.log"
+    SMOLTCP_PID=$BG_PID
+    wait_until 5 ip -n "$HOST" link show smt0 || fail "smoltcp-sink did not create smt0"
+    ip -n "$HOST" link set smt0 mtu 1500 txqueuelen "$DEFAULT_TXQUEUELEN" up
+    ip -n "$HOST" route add 10.10.1.2/32 dev smt0
+}
+
+run_smoltcp() {
+    local rep=$1 t0 out
+    smoltcp_start sink
+    t0=$(cpu_ticks "$SMOLTCP_PID")
+    if out=$(client_peer send 10.10.1.2 9 --bytes "$BYTES"); then
+        record smoltcp to-server "$rep" "$SMOLTCP_PID" "$t0" "$out"
+    else fail_case smoltcp to-server "$rep" "client failed"; fi
+    stop_pid "$SMOLTCP_PID"
+    wait_until 5 bash -c "! ip -n '$HOST' link show smt0" || fail "smt0 still there"
+
+    smoltcp_start source
+    t0=$(cpu_ticks "$SMOLTCP_PID")
+    if out=$(client_peer recv 10.10.1.2 9 --bytes "$BYTES"); then
+        record smoltcp from-server "$rep" "$SMOLTCP_PID" "$t0" "$out"
+    else fail_case smoltcp from-server "$rep" "client failed"; fi
+    stop_pid "$SMOLTCP_PID"
+    wait_until 5 bash -c "! ip -n '$HOST' link show smt0" || fail "smt0 still there"
+}
+
+DEFAULT_TXQUEUELEN=10000 # what mptun sets on its TUN (src/cli.rs DEFAULT_TXQUEUELEN)
+topology_up
+srv_up
+: >"$RESULTS"
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+log "$REPS repetitions of $BYTES bytes per case and direction (load average $LOADAVG)"
+for rep in $(seq 1 "$REPS"); do
+    # Interleaved, so slow drifts of the shared machine hit every case alike.
+    run_linux "$rep"
+    run_mptun "$rep"
+    run_smoltcp "$rep"
+done
+
+TABLE=$(python3 - "$RESULTS" <<'EOF'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+cases = ["linux", "mptun", "smoltcp"]
+dirs = ["to-server", "from-server"]
+def med(xs):
+    return statistics.median(xs) if xs else None
+res = {}
+for c in cases:
+    for d in dirs:
+        rs = [r for r in rows if r[0] == c and r[1] == d]
+        ok = [r for r in rs if r[3] != "FAIL"]
+        res[c, d] = {
+            "mbit": med([float(r[3]) for r in ok]),
+            "runs": [r[3] if r[3] == "FAIL" else f"{float(r[3]):.0f}" for r in rs],
+            "scpu": med([float(r[4]) / (int(r[6]) / 1e9) for r in ok]),
+            "ccpu": med([float(r[5]) / (int(r[6]) / 1e9) for r in ok]),
+        }
+def f(x, fmt):
+    return "n/a" if x is None else format(x, fmt)
+print("| case | direction | Mbit/s (median) | runs, Mbit/s | server CPU s/GB | PEER client CPU s/GB | Mbit/s vs linux |")
+print("|---|---|---:|---|---:|---:|---:|")
+for d in dirs:
+    base = res["linux", d]["mbit"]
+    for c in cases:
+        r = res[c, d]
+        ratio = "n/a" if (r["mbit"] is None or not base) else f"{r['mbit'] / base:.2f}"
+        print(f"| {c} | {d} | {f(r['mbit'], '.0f')} | {' / '.join(r['runs'])} | "
+              f"{f(r['scpu'], '.2f')} | {f(r['ccpu'], '.2f')} | {ratio} |")
+EOF
+)
+echo
+echo "$TABLE"
+
+if [ "$WRITE" = 1 ]; then
+    CMD="scripts/bench.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
+    # Before the redirection below truncates the file, which would count as a change.
+    DIRTY=$(git -C "$REPO" diff --quiet HEAD -- . ':!docs/BENCHMARKS.md' 2>/dev/null || echo ' (with uncommitted changes)')
+    {
+        echo "# Benchmarks"
+        echo
+        echo "Produced by \`$CMD\` (as root) on $(date -u '+%Y-%m-%d %H:%M UTC'),"
+        echo "commit $(git -C "$REPO" rev-parse --short HEAD)$DIRTY."
+        echo
+        echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),"
+        echo "Linux $(uname -r), $(rustc --version 2>/dev/null || echo 'rustc ?'); load average $LOADAVG at the start."
+        echo "A shared machine: absolute figures move from run to run; read the ratios,"
+        echo "which were measured side by side (cases interleaved in every repetition)."
+        echo
+        echo "One TCP connection, MTU 1500, $BYTES bytes per transfer, $REPS repetitions, median shown."
+        echo
+        echo "$TABLE"
+        echo
+        cat <<'NOTES'
+## Setup
+
+```
+ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST (router) ─┬─ TUN mpt0 / smt0 ── mptun | smoltcp (10.10.1.2)
+                                                                └─ veth h9 10.10.9.1 ── s9 10.10.9.2  ns SRV (Linux)
+```
+
+Every transfer is one TCP connection between Linux in PEER and the server, forwarded
+by HOST, MTU 1500 everywhere. Cases are run interleaved (linux, mptun, smoltcp, then
+again) and each server is started fresh for its case.
+
+- **linux**: a Python socket server (`scripts/benchnet.py`) in namespace SRV behind
+  a veth from HOST. The upper bound of the path. Note that veth keeps TSO/GRO, so
+  Linux moves 64 KiB super-packets through HOST; a TUN device without
+  `IFF_VNET_HDR` gets one 1500-byte packet per read/write, so part of the gap is the
+  device, not the TCP stack.
+- **mptun**: `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --echo 7
+  --local-forward 127.0.0.1:6000=10.1.0.1:5001` in HOST (TUN txqueuelen 10000, its
+  default).
+- **smoltcp**: `bench/smoltcp-sink` (smoltcp 0.14, `TunTapInterface`, one TCP socket
+  with 4 MiB rx/tx buffers, `Interface::poll` + `phy::wait(poll_delay)` loop) on TUN
+  smt0 in HOST, brought up with the same MTU and txqueuelen and a host route for
+  10.10.1.2, in sink or source mode.
+
+Directions, measured at the Linux end in PEER (bytes / seconds from connect, or
+accept, to EOF):
+
+- **to-server**: the PEER client writes N bytes to port 9 (sink), half-closes and
+  waits for the server to close.
+- **from-server**: the server sends N bytes to Linux in PEER, which reads until EOF.
+  linux and smoltcp write N bytes on the accepted connection and close. mptun has no
+  source service and the daemon was not changed for the benchmark, so its send side
+  is driven through `--local-forward`: a local client in HOST writes N bytes to
+  127.0.0.1:6000, mptun opens its own connection to a Linux sink in PEER
+  (10.1.0.1:5001) and sends them; the PEER sink times accept to EOF. mptun's CPU
+  here therefore also includes reading the bytes from the loopback socket, and the
+  HOST writer competes for the same CPUs.
+
+CPU columns: user+system CPU seconds per 10^9 bytes. "server" is the server process
+from `/proc/PID/stat` (utime+stime, `getconf CLK_TCK` ticks) before and after the
+transfer; for linux it is the Python server, and the kernel's TCP work that runs in
+softirq context is charged to whatever process was on the CPU, so it is a lower
+bound, not the cost of the Linux stack. "PEER client" is the Linux endpoint's process
+(getrusage), the same program in every case. Ratios are throughput relative to the
+linux row of the same direction.
+
+A `write()` to a TUN device hands the packet to the kernel's receive path in the
+writer's own context, so in the from-server direction the mptun and smoltcp server
+CPU also covers HOST's forwarding and much of PEER's TCP receive work for that packet;
+in to-server the PEER sender is charged for the forwarding into the TUN instead.
+Compare CPU figures within a direction, not across directions.
+
+Reproduce: `sudo scripts/bench.sh [--bytes N] [--reps N] [--write]`.
+NOTES
+    } >"$REPO/docs/BENCHMARKS.md"
+    log "wrote docs/BENCHMARKS.md"
+fi
