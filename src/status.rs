@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use mptun_stack::endpoint::{ConnInfo, Counters};
+use mptun_stack::endpoint::{ConnInfo, Counters, MptcpInfo};
 use mptun_stack::ConnId;
 use serde::{Deserialize, Serialize};
 
@@ -70,9 +70,34 @@ pub struct ConnectionStatus {
 pub struct MptcpStatus {
     /// Protocol version: 1 (RFC 8684) or 0 (RFC 6824).
     pub version: u8,
-    /// Our token and the peer's, as derived from the keys.
-    pub local_token: u32,
-    pub remote_token: u32,
+    /// Keys and the tokens derived from them, as hex strings (the peer's are
+    /// `null` until received).
+    pub local_key: String,
+    pub remote_key: Option<String>,
+    pub local_token: String,
+    pub remote_token: Option<String>,
+    /// DSS checksums in use.
+    pub checksum: bool,
+    /// The connection fell back to plain TCP.
+    pub fallback: bool,
+    /// Why it fell back, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+}
+
+impl MptcpStatus {
+    pub fn from_info(m: &MptcpInfo) -> Self {
+        MptcpStatus {
+            version: m.version,
+            local_key: format!("{:016x}", m.local_key),
+            remote_key: m.remote_key.map(|k| format!("{k:016x}")),
+            local_token: format!("{:08x}", m.local_token),
+            remote_token: m.remote_token.map(|t| format!("{t:08x}")),
+            checksum: m.checksum,
+            fallback: m.fallback,
+            fallback_reason: m.fallback_reason.clone(),
+        }
+    }
 }
 
 /// One TCP subflow (the connection itself, for plain TCP).
@@ -153,7 +178,7 @@ pub fn connection_from_info(id: ConnId, info: &ConnInfo) -> ConnectionStatus {
         state,
         bytes_sent: info.bytes_sent,
         bytes_received: info.bytes_received,
-        mptcp: None,
+        mptcp: info.mptcp.as_ref().map(MptcpStatus::from_info),
         subflows: vec![subflow],
     }
 }
@@ -203,6 +228,8 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         drop_icmp_other,
         drop_icmp_queue_full,
         drop_icmp_too_big,
+        mptcp_connections,
+        mptcp_fallbacks,
     )
 }
 
@@ -444,6 +471,7 @@ mod tests {
             sack: true,
             timestamps: true,
             congestion_control: "cubic",
+            mptcp: None,
         }
     }
 
@@ -555,7 +583,9 @@ mod tests {
     #[test]
     fn counters_list_every_field() {
         let m = counters_from(&Counters::default());
-        assert_eq!(m.len(), 27);
+        // As many entries as the struct has fields (its Debug output names each).
+        let fields = format!("{:?}", Counters::default()).matches(": ").count();
+        assert_eq!(m.len(), fields);
         assert!(m.values().all(|v| *v == 0));
         assert!(m.contains_key("drop_rst_queue_full"));
     }

@@ -79,6 +79,15 @@ impl Default for TcpConfig {
     }
 }
 
+/// Multipath TCP (RFC 8684).
+#[derive(Debug, Clone, Default)]
+pub struct MptcpConfig {
+    /// Offer MPTCP on active opens and accept it on passive ones.
+    pub enabled: bool,
+    /// Ask for DSS checksums (they are used if either side asks).
+    pub checksum: bool,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Seeds every random choice (ISN secret, later MPTCP keys and nonces).
@@ -90,6 +99,7 @@ pub struct Config {
     pub backlog: usize,
     /// TTL / hop limit of packets we emit.
     pub hop_limit: u8,
+    pub mptcp: MptcpConfig,
 }
 
 impl Default for Config {
@@ -100,6 +110,7 @@ impl Default for Config {
             max_connections: 65536,
             backlog: 128,
             hop_limit: 64,
+            mptcp: MptcpConfig::default(),
         }
     }
 }

@@ -2,8 +2,11 @@
 //! runs their timers, queues their output and reports events to the application.
 
 use crate::config::Config;
+use crate::conn::Connection;
 pub use crate::demux::ConnId;
 use crate::demux::{ConnTable, FourTuple};
+use crate::mptcp::connection::{MptcpConn, MptcpSettings};
+use crate::mptcp::crypto::{self, HashAlg};
 use crate::tcp::isn::IsnGenerator;
 pub use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, Tcb, TcbStats};
@@ -106,6 +109,9 @@ pub struct Counters {
     pub drop_icmp_queue_full: u64,
     /// Echo requests whose reply would not fit the MTU (we do not fragment).
     pub drop_icmp_too_big: u64,
+    /// Closed connections that ran MPTCP to the end, and those that fell back.
+    pub mptcp_connections: u64,
+    pub mptcp_fallbacks: u64,
 }
 
 impl Counters {
@@ -147,6 +153,22 @@ pub struct ConnInfo {
     pub sack: bool,
     pub timestamps: bool,
     pub congestion_control: &'static str,
+    /// `None` for a plain TCP connection.
+    pub mptcp: Option<MptcpInfo>,
+}
+
+/// The MPTCP level of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MptcpInfo {
+    pub version: u8,
+    pub local_key: u64,
+    pub remote_key: Option<u64>,
+    pub local_token: u32,
+    pub remote_token: Option<u32>,
+    pub checksum: bool,
+    pub fallback: bool,
+    /// Why it fell back, if it did.
+    pub fallback_reason: Option<String>,
 }
 
 /// Stateless RSTs waiting to go out are bounded; past this they are dropped.
@@ -181,7 +203,7 @@ struct Listener {
 
 #[derive(Debug)]
 struct Conn {
-    tcb: Tcb,
+    c: Connection,
     /// Whether the connection sits in the transmit queue.
     queued: bool,
     /// Earliest timer entry of this connection still in the heap.
@@ -210,6 +232,8 @@ pub struct Stack {
     /// Statistics of connections already freed.
     retired: Counters,
     now: Instant,
+    /// MPTCP tokens of live connections (unique; joins will look them up).
+    tokens: HashMap<u32, ConnId>,
     /// Scratch list of due timers, kept to avoid an allocation per wake-up.
     due: Vec<(Instant, ConnId)>,
 }
@@ -240,6 +264,7 @@ impl Stack {
             retired: Counters::default(),
             now: Instant::ZERO,
             due: Vec::new(),
+            tokens: HashMap::new(),
         }
     }
 
@@ -335,7 +360,13 @@ impl Stack {
         let iss = self.isn.generate(now, tuple.local, remote);
         let ts_offset = self.rng.next_u32();
         let tcb = Tcb::connect(&self.config.tcp, tuple.local, remote, iss, ts_offset, now);
-        let id = self.insert(tuple, tcb, None, true);
+        let c = if self.config.mptcp.enabled {
+            let key = self.new_key();
+            Connection::mptcp(tcb, MptcpConn::client(key, &self.mptcp_settings()))
+        } else {
+            Connection::tcp(tcb)
+        };
+        let id = self.insert(tuple, c, None, true);
         self.counters.connections_opened += 1;
         self.touch(id, now);
         Ok(id)
@@ -344,14 +375,17 @@ impl Stack {
     fn insert(
         &mut self,
         tuple: FourTuple,
-        tcb: Tcb,
+        c: Connection,
         listener: Option<u16>,
         announced: bool,
     ) -> ConnId {
         let id = ConnId(self.next_id);
         self.next_id += 1;
+        if let Some(mp) = &c.mp {
+            self.tokens.insert(mp.local_token(), id);
+        }
         let conn = Conn {
-            tcb,
+            c,
             queued: false,
             armed: None,
             listener,
@@ -361,21 +395,35 @@ impl Stack {
         id
     }
 
+    /// An MPTCP key whose token no live connection uses (RFC 8684 §3.1).
+    fn new_key(&mut self) -> u64 {
+        let tokens = &self.tokens;
+        crypto::generate_key(HashAlg::Sha256, &mut self.rng, |t| tokens.contains_key(&t))
+    }
+
+    fn mptcp_settings(&self) -> MptcpSettings {
+        MptcpSettings {
+            checksum: self.config.mptcp.checksum,
+            send_buffer: self.config.tcp.send_buffer,
+            recv_buffer: self.config.tcp.recv_buffer,
+        }
+    }
+
     fn conn_mut(&mut self, id: ConnId) -> Result<&mut Conn, Error> {
         match self.conns.get_mut(id) {
-            Some(c) if !c.tcb.is_released() => Ok(c),
+            Some(c) if !c.c.tcb.is_released() => Ok(c),
             _ => Err(Error::InvalidConnection),
         }
     }
 
     fn conn(&self, id: ConnId) -> Option<&Conn> {
-        self.conns.get(id).filter(|c| !c.tcb.is_released())
+        self.conns.get(id).filter(|c| !c.c.tcb.is_released())
     }
 
     /// Queue data; returns bytes accepted (0 when the send buffer is full).
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, Error> {
         let conn = self.conn_mut(id)?;
-        let n = conn.tcb.send(data).ok_or(Error::NotWritable)?;
+        let n = conn.c.send(data).ok_or(Error::NotWritable)?;
         if n > 0 {
             self.schedule(id);
         }
@@ -386,8 +434,8 @@ impl Stack {
     /// been read past. `Err(Reset)`: the connection was reset.
     pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
         let conn = self.conn_mut(id)?;
-        let r = conn.tcb.recv(buf);
-        let wants_ack = conn.tcb.wants_ack();
+        let r = conn.c.recv(buf);
+        let wants_ack = conn.c.wants_ack();
         if wants_ack {
             self.schedule(id);
         }
@@ -401,21 +449,21 @@ impl Stack {
     /// Bytes that `send` would accept now.
     pub fn send_capacity(&self, id: ConnId) -> Result<usize, Error> {
         self.conn(id)
-            .map(|c| c.tcb.send_capacity())
+            .map(|c| c.c.send_capacity())
             .ok_or(Error::InvalidConnection)
     }
 
     /// Bytes ready for `recv`.
     pub fn recv_available(&self, id: ConnId) -> Result<usize, Error> {
         self.conn(id)
-            .map(|c| c.tcb.recv_available())
+            .map(|c| c.c.recv_available())
             .ok_or(Error::InvalidConnection)
     }
 
     /// Close our direction once queued data is sent (half-close).
     pub fn shutdown(&mut self, id: ConnId) -> Result<(), Error> {
         let now = self.now;
-        self.conn_mut(id)?.tcb.shutdown();
+        self.conn_mut(id)?.c.shutdown();
         self.touch(id, now);
         Ok(())
     }
@@ -423,8 +471,8 @@ impl Stack {
     /// Send a RST and drop the connection at once.
     pub fn abort(&mut self, id: ConnId) -> Result<(), Error> {
         let conn = self.conn_mut(id)?;
-        let rst = conn.tcb.abort();
-        let (local, remote) = (conn.tcb.local(), conn.tcb.remote());
+        let rst = conn.c.abort();
+        let (local, remote) = (conn.c.tcb.local(), conn.c.tcb.remote());
         if let Some(reply) = rst {
             self.queue_rst(local, remote, reply);
         }
@@ -437,8 +485,8 @@ impl Stack {
     pub fn release(&mut self, id: ConnId) -> Result<(), Error> {
         let now = self.now;
         let conn = self.conn_mut(id)?;
-        let rst = conn.tcb.release(now);
-        let (local, remote) = (conn.tcb.local(), conn.tcb.remote());
+        let rst = conn.c.release(now);
+        let (local, remote) = (conn.c.tcb.local(), conn.c.tcb.remote());
         if let Some(reply) = rst {
             self.queue_rst(local, remote, reply);
         }
@@ -447,11 +495,22 @@ impl Stack {
     }
 
     pub fn state(&self, id: ConnId) -> Option<State> {
-        self.conn(id).map(|c| c.tcb.state())
+        self.conn(id).map(|c| c.c.tcb.state())
     }
 
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        let t = &self.conn(id)?.tcb;
+        let conn = &self.conn(id)?.c;
+        let t = &conn.tcb;
+        let mptcp = conn.mp.as_deref().map(|m| MptcpInfo {
+            version: 1,
+            local_key: m.local_key(),
+            remote_key: m.remote_key(),
+            local_token: m.local_token(),
+            remote_token: m.remote_token(),
+            checksum: m.checksum(),
+            fallback: m.is_fallback(),
+            fallback_reason: m.fallback_reason().map(|r| format!("{r:?}")),
+        });
         let s = t.stats();
         Some(ConnInfo {
             local: t.local(),
@@ -470,6 +529,7 @@ impl Stack {
             sack: t.sack_enabled(),
             timestamps: t.timestamps_enabled(),
             congestion_control: t.cc_name(),
+            mptcp,
         })
     }
 
@@ -477,7 +537,7 @@ impl Stack {
     pub fn connections(&self) -> Vec<ConnId> {
         self.conns
             .iter()
-            .filter(|(_, c)| c.announced && !c.tcb.is_released())
+            .filter(|(_, c)| c.announced && !c.c.tcb.is_released())
             .map(|(id, _)| id)
             .collect()
     }
@@ -492,7 +552,7 @@ impl Stack {
     pub fn active_connection_count(&self) -> usize {
         self.conns
             .iter()
-            .filter(|(_, c)| !matches!(c.tcb.state(), State::TimeWait | State::Closed))
+            .filter(|(_, c)| !matches!(c.c.tcb.state(), State::TimeWait | State::Closed))
             .count()
     }
 
@@ -501,7 +561,7 @@ impl Stack {
         let mut c = self.counters.clone();
         c.add_tcb_totals(&self.retired);
         for (_, conn) in self.conns.iter() {
-            c.add_tcb(conn.tcb.stats());
+            c.add_tcb(conn.c.tcb.stats());
         }
         c
     }
@@ -604,7 +664,7 @@ impl Stack {
                 .conns
                 .get_mut(id)
                 .expect("tuple map points at a live connection");
-            if let Some(reply) = conn.tcb.on_segment(now, &seg) {
+            if let Some(reply) = conn.c.on_segment(now, &seg) {
                 self.queue_rst(tuple.local, tuple.remote, reply);
             }
             self.touch(id, now);
@@ -653,11 +713,21 @@ impl Stack {
             now,
             syn,
         );
+        let mp = if self.config.mptcp.enabled && MptcpConn::syn_offers_mptcp(syn) {
+            let key = self.new_key();
+            MptcpConn::server(syn, key, &self.mptcp_settings())
+        } else {
+            None
+        };
+        let c = match mp {
+            Some(mp) => Connection::mptcp(tcb, mp),
+            None => Connection::tcp(tcb),
+        };
         let port = tuple.local.port();
         if let Some(l) = self.listeners.get_mut(&port) {
             l.pending += 1;
         }
-        let id = self.insert(tuple, tcb, Some(port), false);
+        let id = self.insert(tuple, c, Some(port), false);
         self.touch(id, now);
     }
 
@@ -689,8 +759,8 @@ impl Stack {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let ev = conn.tcb.take_events();
-        let released = conn.tcb.is_released();
+        let ev = conn.c.take_events();
+        let released = conn.c.tcb.is_released();
         if ev.established {
             if let Some(port) = conn.listener.take() {
                 if let Some(l) = self.listeners.get_mut(&port) {
@@ -701,8 +771,8 @@ impl Stack {
                 if !released {
                     self.events.push_back(Event::Accepted {
                         id,
-                        local: conn.tcb.local(),
-                        remote: conn.tcb.remote(),
+                        local: conn.c.tcb.local(),
+                        remote: conn.c.tcb.remote(),
                     });
                 }
             } else if !released {
@@ -721,7 +791,7 @@ impl Stack {
                 self.events.push_back(Event::Closed { id, reason });
             }
         }
-        let state = conn.tcb.state();
+        let state = conn.c.tcb.state();
         if state == State::Closed {
             if let Some(port) = conn.listener.take() {
                 if let Some(l) = self.listeners.get_mut(&port) {
@@ -743,7 +813,7 @@ impl Stack {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if let Some(at) = conn.tcb.poll_at() {
+        if let Some(at) = conn.c.poll_at() {
             if conn.armed.is_none_or(|a| at < a) {
                 conn.armed = Some(at);
                 self.timers.push(Reverse((at, id)));
@@ -753,12 +823,20 @@ impl Stack {
 
     fn remove(&mut self, id: ConnId) {
         if let Some(conn) = self.conns.remove(id) {
+            if let Some(mp) = &conn.c.mp {
+                self.tokens.remove(&mp.local_token());
+                if mp.is_fallback() {
+                    self.counters.mptcp_fallbacks += 1;
+                } else if mp.remote_key().is_some() {
+                    self.counters.mptcp_connections += 1;
+                }
+            }
             if let Some(port) = conn.listener {
                 if let Some(l) = self.listeners.get_mut(&port) {
                     l.pending = l.pending.saturating_sub(1);
                 }
             }
-            self.retired.add_tcb(conn.tcb.stats());
+            self.retired.add_tcb(conn.c.tcb.stats());
         }
     }
 
@@ -790,7 +868,7 @@ impl Stack {
                 continue;
             };
             conn.queued = false;
-            let sent = conn.tcb.poll_transmit(now, hop, buf);
+            let sent = conn.c.poll_transmit(now, hop, buf);
             if let Some(t) = sent {
                 conn.queued = true;
                 self.ready.push_back(id);
@@ -830,9 +908,9 @@ impl Stack {
             if conn.armed == Some(at) {
                 conn.armed = None;
             }
-            if conn.tcb.poll_at().is_some_and(|t| t <= now) {
-                if let Some(reply) = conn.tcb.on_timeout(now) {
-                    let (l, r) = (conn.tcb.local(), conn.tcb.remote());
+            if conn.c.poll_at().is_some_and(|t| t <= now) {
+                if let Some(reply) = conn.c.on_timeout(now) {
+                    let (l, r) = (conn.c.tcb.local(), conn.c.tcb.remote());
                     self.queue_rst(l, r, reply);
                 }
                 self.touch(id, now);

@@ -7,6 +7,7 @@
 //! against each other in a simulated network and any run replayed from its seed.
 
 pub mod config;
+pub mod conn;
 pub mod demux;
 pub mod endpoint;
 pub mod impair;
@@ -15,7 +16,7 @@ pub mod tcp;
 pub mod time;
 pub mod wire;
 
-pub use config::{CcAlgorithm, Config, TcpConfig};
+pub use config::{CcAlgorithm, Config, MptcpConfig, TcpConfig};
 pub use endpoint::{ConnId, Counters, Error, Event, Stack};
 pub use tcp::State;
 pub use time::Instant;

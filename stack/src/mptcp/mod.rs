@@ -1,5 +1,7 @@
 //! Multipath TCP (RFC 8684 "v1", and RFC 6824 "v0"): the connection level above
 //! TCP subflows.
 
+pub mod connection;
 pub mod crypto;
+pub mod handshake;
 pub mod mapping;

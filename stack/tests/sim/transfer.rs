@@ -561,6 +561,8 @@ pub struct TransferReport {
     pub client_to_server: super::LinkStats,
     pub server_to_client: super::LinkStats,
     pub steps: u64,
+    /// Each stack's counters at the end (client, server).
+    pub counters: [mptun_stack::Counters; 2],
 }
 
 /// Run a scenario: client (host 0) and server (host 1) on one path.
@@ -615,5 +617,6 @@ pub fn run_transfer(sc: &Scenario) -> Result<TransferReport, String> {
         client_to_server: w.path(0).a_to_b.stats().clone(),
         server_to_client: w.path(0).b_to_a.stats().clone(),
         steps: w.steps,
+        counters,
     })
 }

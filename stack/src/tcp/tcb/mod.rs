@@ -331,6 +331,56 @@ impl Tcb {
             .set_cwnd(self.eff_mss() * self.cfg.initial_cwnd_segments);
     }
 
+    pub fn iss(&self) -> SeqNumber {
+        self.iss
+    }
+
+    /// Subflow-relative sequence number (first data byte = 1, RFC 8684 §3.3) of
+    /// the first byte the peer has not acknowledged.
+    pub fn acked_ssn(&self) -> u32 {
+        self.snd_una.0.wrapping_sub(self.iss.0)
+    }
+
+    /// Subflow-relative sequence number the next byte given to `send` will get.
+    pub fn next_ssn(&self) -> u32 {
+        self.data_end().0.wrapping_sub(self.iss.0)
+    }
+
+    /// Subflow-relative sequence number of the next byte `recv` returns.
+    pub fn recv_ssn(&self) -> u32 {
+        let fin = self.peer_fin.is_some_and(|f| self.rcv_nxt.diff(f) > 0) as usize;
+        (self.rcv_nxt - fin - self.recv_buf.len())
+            .0
+            .wrapping_sub(self.irs.0)
+    }
+
+    /// In-order received bytes `[offset, offset + len)` without consuming them.
+    pub fn peek_recv(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        self.recv_buf.peek(offset, len)
+    }
+
+    /// Whether the peer's FIN has been received in order.
+    pub fn peer_fin_received(&self) -> bool {
+        self.peer_fin.is_some_and(|f| self.rcv_nxt.diff(f) > 0)
+    }
+
+    /// The application gave up the handle; a layered protocol closes it.
+    pub fn mark_released(&mut self) {
+        self.released = true;
+    }
+
+    /// Send an ACK at the next opportunity (a layered protocol has news).
+    pub fn force_ack(&mut self) {
+        if self.state != State::Closed {
+            self.ack_now = true;
+        }
+    }
+
+    /// A window field from the peer, scaled.
+    pub fn scaled_window(&self, raw: u16) -> usize {
+        (raw as usize) << self.snd_wscale
+    }
+
     /// Bound the advertised receive window (never below what was promised).
     pub fn set_window_cap(&mut self, cap: Option<usize>) {
         self.window_cap = cap;

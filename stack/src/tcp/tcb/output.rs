@@ -333,6 +333,9 @@ impl Tcb {
         // NOP NOP kind len, then 8 bytes a block.
         let room = wire::tcp::MAX_OPTIONS_LEN.saturating_sub(r.options_len());
         let max = (room.saturating_sub(4) / 8).min(4);
+        if max == 0 {
+            return;
+        }
         let first = self
             .last_ooo
             .filter(|s| s.diff(self.rcv_nxt) > 0)

@@ -1,0 +1,714 @@
+//! The MPTCP connection level (RFC 8684) over one subflow: the MP_CAPABLE key
+//! exchange, the 64-bit data sequence space, DSS mappings on everything sent, data
+//! reassembled by DSN, DATA_ACK and DATA_FIN, DSS checksums, and fallback to TCP.
+//!
+//! The subflow is an ordinary [`Tcb`]; this layer sits beside it. The endpoint
+//! shows it every incoming segment (`on_segment`, before the TCB), lets it move
+//! data between the connection buffers and the subflow (`pull` after input,
+//! `push` before output), and hands it to the TCB as [`SegmentHooks`] so that every
+//! outgoing segment carries the options `handshake.rs` decides.
+
+use super::crypto::{self, DssChecksum, HashAlg};
+use super::mapping::{Mapping, Mappings};
+use crate::tcp::assembler::Assembler;
+use crate::tcp::buffer::RingBuffer;
+use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks};
+use crate::tcp::Tcb;
+use crate::time::Instant;
+use crate::wire::mptcp::{mptcp_options, Dss, MpCapable, MptcpOption, ParseCtx};
+use crate::wire::TcpRepr;
+
+/// Largest mapping handed to a subflow at once (the DSS length field is 16 bits).
+const MAX_MAPPING: usize = 65535;
+/// Mappings remembered per subflow and direction.
+const MAX_MAPPINGS: usize = 1024;
+
+/// Who opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Keys not yet exchanged (client: SYN sent; server: SYN/ACK sent).
+    Handshake,
+    /// Both keys known; the client has not yet seen a DATA_ACK from the server,
+    /// so it repeats MP_CAPABLE on its first data (RFC 8684 §3.1).
+    PreEstablished,
+    /// Fully established: DSS on every segment.
+    Established,
+    /// Plain TCP from here on; no MPTCP option is sent any more.
+    Fallback,
+}
+
+/// Why the connection fell back to TCP (shown in status and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    NoMpCapableSynAck,
+    NoMpCapableAck,
+    NoMapping,
+    InfiniteMapping,
+    ChecksumFailure,
+}
+
+/// Settings taken from the stack's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct MptcpSettings {
+    /// Ask for DSS checksums (either side asking turns them on).
+    pub checksum: bool,
+    /// Connection-level buffers.
+    pub send_buffer: usize,
+    pub recv_buffer: usize,
+}
+
+#[derive(Debug)]
+pub struct MptcpConn {
+    role: Role,
+    phase: Phase,
+    fallback_reason: Option<FallbackReason>,
+    checksum: bool,
+    local_key: u64,
+    remote_key: Option<u64>,
+
+    // Data sequence space, sending: snd_buf[0] has DSN snd_una.
+    snd_buf: RingBuffer,
+    snd_una: u64,
+    /// Next DSN to hand to a subflow.
+    snd_nxt: u64,
+    /// Right edge of the peer's connection-level window (DATA_ACK + window).
+    snd_wnd_end: u64,
+    data_fin_queued: bool,
+    data_fin_acked: bool,
+    send_was_full: bool,
+
+    // Receiving: rcv_buf's next byte to read has DSN rcv_nxt - rcv_buf.len().
+    rcv_buf: RingBuffer,
+    assembler: Assembler,
+    rcv_nxt: u64,
+    peer_data_fin: Option<u64>,
+    peer_data_fin_done: bool,
+
+    // The single subflow's mappings and position.
+    tx_map: Mappings,
+    rx_map: Mappings,
+    /// Set once the server's first DSS arrived (client) or keys were received
+    /// (server): from then on data is expected to be mapped.
+    mapping_seen: bool,
+    /// MP_FAIL to send (DSN of the failed mapping).
+    fail_pending: Option<u64>,
+    scratch: Vec<u8>,
+    /// Window last allowed to the subflow (the connection buffer's free space).
+    window_cap: usize,
+    /// When to repeat an unacknowledged DATA_FIN, and how often it was repeated.
+    fin_timer: Option<Instant>,
+    fin_backoff: u32,
+    released: bool,
+
+    readable: bool,
+    writable: bool,
+}
+
+fn alg() -> HashAlg {
+    HashAlg::Sha256
+}
+
+impl MptcpConn {
+    fn new(role: Role, local_key: u64, s: &MptcpSettings) -> Self {
+        let idsn = crypto::idsn(alg(), local_key);
+        MptcpConn {
+            role,
+            phase: Phase::Handshake,
+            fallback_reason: None,
+            checksum: s.checksum,
+            local_key,
+            remote_key: None,
+            snd_buf: RingBuffer::new(s.send_buffer),
+            snd_una: idsn.wrapping_add(1),
+            snd_nxt: idsn.wrapping_add(1),
+            snd_wnd_end: idsn.wrapping_add(1),
+            data_fin_queued: false,
+            data_fin_acked: false,
+            send_was_full: false,
+            rcv_buf: RingBuffer::new(s.recv_buffer),
+            assembler: Assembler::new(64),
+            rcv_nxt: 0,
+            peer_data_fin: None,
+            peer_data_fin_done: false,
+            tx_map: Mappings::new(MAX_MAPPINGS),
+            rx_map: Mappings::new(MAX_MAPPINGS),
+            mapping_seen: false,
+            fail_pending: None,
+            scratch: Vec::new(),
+            window_cap: s.recv_buffer,
+            fin_timer: None,
+            fin_backoff: 0,
+            released: false,
+            readable: false,
+            writable: false,
+        }
+    }
+
+    /// An active open with `local_key` (drawn so its token is unique).
+    pub fn client(local_key: u64, s: &MptcpSettings) -> Self {
+        MptcpConn::new(Role::Client, local_key, s)
+    }
+
+    /// A passive open, if the SYN offers MPTCP v1 (else `None`: plain TCP).
+    pub fn server(syn: &TcpRepr<'_>, local_key: u64, s: &MptcpSettings) -> Option<Self> {
+        let cap = find_mp_capable(syn)?;
+        if cap.version != crate::wire::mptcp::MptcpVersion::V1 || cap.flags.extensibility() {
+            return None;
+        }
+        let mut c = MptcpConn::new(Role::Server, local_key, s);
+        c.checksum |= cap.flags.checksum_required();
+        Some(c)
+    }
+
+    /// Whether `syn` carries an MP_CAPABLE we would answer.
+    pub fn syn_offers_mptcp(syn: &TcpRepr<'_>) -> bool {
+        find_mp_capable(syn).is_some_and(|c| c.version == crate::wire::mptcp::MptcpVersion::V1)
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn is_fallback(&self) -> bool {
+        self.phase == Phase::Fallback
+    }
+
+    pub fn fallback_reason(&self) -> Option<FallbackReason> {
+        self.fallback_reason
+    }
+
+    pub fn checksum(&self) -> bool {
+        self.checksum
+    }
+
+    pub fn local_key(&self) -> u64 {
+        self.local_key
+    }
+
+    pub fn remote_key(&self) -> Option<u64> {
+        self.remote_key
+    }
+
+    pub fn local_token(&self) -> u32 {
+        crypto::token(alg(), self.local_key)
+    }
+
+    pub fn remote_token(&self) -> Option<u32> {
+        self.remote_key.map(|k| crypto::token(alg(), k))
+    }
+
+    fn fall_back(&mut self, reason: FallbackReason, tcb: &mut Tcb) {
+        if self.phase == Phase::Fallback {
+            return;
+        }
+        self.phase = Phase::Fallback;
+        self.fallback_reason = Some(reason);
+        // Unmapped data now goes to the subflow as plain TCP bytes.
+        self.flush_fallback(tcb);
+        tcb.set_window_cap(None);
+    }
+
+    fn learn_remote_key(&mut self, key: u64) {
+        if self.remote_key.is_none() {
+            self.remote_key = Some(key);
+            let idsn = crypto::idsn(alg(), key);
+            self.rcv_nxt = idsn.wrapping_add(1);
+        }
+    }
+
+    // ----- input -----
+
+    /// Look at an incoming segment's MPTCP options before the TCB processes it.
+    pub fn on_segment(&mut self, tcb: &mut Tcb, seg: &TcpRepr<'_>) {
+        if self.phase == Phase::Fallback {
+            return;
+        }
+        let ctx = ParseCtx::from_repr(seg);
+        let mut saw_capable = None;
+        let mut saw_dss = None;
+        for data in mptcp_options(seg) {
+            match MptcpOption::parse(data, ctx) {
+                Ok(MptcpOption::MpCapable(c)) => saw_capable = Some(c),
+                Ok(MptcpOption::Dss(d)) => saw_dss = Some(d),
+                _ => {}
+            }
+        }
+        let f = seg.flags;
+        match (self.role, self.phase) {
+            (Role::Client, Phase::Handshake) if f.syn() && f.ack() => {
+                match saw_capable.and_then(|c| c.sender_key) {
+                    Some(key) => {
+                        if saw_capable.is_some_and(|c| c.flags.checksum_required()) {
+                            self.checksum = true;
+                        }
+                        self.learn_remote_key(key);
+                        self.phase = Phase::PreEstablished;
+                    }
+                    None => self.fall_back(FallbackReason::NoMpCapableSynAck, tcb),
+                }
+                return;
+            }
+            (Role::Server, Phase::Handshake) if !f.syn() && f.ack() && !f.rst() => {
+                match saw_capable {
+                    Some(c) if c.receiver_key == Some(self.local_key) => {
+                        if let Some(key) = c.sender_key {
+                            self.learn_remote_key(key);
+                        }
+                        self.phase = Phase::Established;
+                        self.mapping_seen = true;
+                        // The first data may carry its mapping in MP_CAPABLE.
+                        if let Some(len) = c.data_len {
+                            let m = Mapping {
+                                ssn: 1,
+                                dsn: self.rcv_nxt,
+                                len,
+                                checksum: c.checksum,
+                            };
+                            let _ = self.rx_map.insert(m);
+                        }
+                    }
+                    _ if saw_dss.is_some() => {
+                        // Keys lost with the third ACK cannot be recovered from a DSS.
+                        self.fall_back(FallbackReason::NoMpCapableAck, tcb);
+                        return;
+                    }
+                    _ => {
+                        self.fall_back(FallbackReason::NoMpCapableAck, tcb);
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(d) = saw_dss {
+            self.on_dss(tcb, seg, &d);
+        } else if self.phase == Phase::PreEstablished
+            && self.role == Role::Client
+            && !f.syn()
+            && !f.rst()
+        {
+            // Linux falls back when the first segment from the server after the
+            // handshake carries no DSS (RFC 8684 §3.1).
+            self.fall_back(FallbackReason::NoMapping, tcb);
+        }
+    }
+
+    fn on_dss(&mut self, tcb: &mut Tcb, seg: &TcpRepr<'_>, d: &Dss) {
+        if self.role == Role::Client && self.phase == Phase::PreEstablished && d.data_ack.is_some()
+        {
+            self.phase = Phase::Established;
+        }
+        if let Some(ack) = d.data_ack {
+            let ack = ack.expand(self.snd_una);
+            let data_end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
+            // The DATA_FIN takes one DSN after the data (RFC 8684 §3.3.3).
+            let fin_dsn = (self.data_fin_queued && self.snd_nxt == data_end).then_some(data_end);
+            let data_ack = if fin_dsn.is_some_and(|f| ack == f.wrapping_add(1)) {
+                self.data_fin_acked = true;
+                data_end
+            } else {
+                ack
+            };
+            let advance = data_ack.wrapping_sub(self.snd_una);
+            if advance as i64 > 0 && self.snd_nxt.wrapping_sub(data_ack) as i64 >= 0 {
+                let data = (advance as usize).min(self.snd_buf.len());
+                self.snd_buf.discard(data);
+                self.snd_una = data_ack;
+                if self.send_was_full && data > 0 {
+                    self.send_was_full = false;
+                    self.writable = true;
+                }
+            }
+            if ack.wrapping_sub(self.snd_una) as i64 >= 0 {
+                // The subflow window is relative to the DATA_ACK (RFC 8684 §3.3.5).
+                let wnd = tcb.scaled_window(seg.window) as u64;
+                self.snd_wnd_end = ack.wrapping_add(wnd);
+            }
+        }
+        if let Some(m) = d.mapping {
+            if m.data_len == 0 {
+                self.fall_back(FallbackReason::InfiniteMapping, tcb);
+                return;
+            }
+            self.mapping_seen = true;
+            let dsn = m.expand_dsn(self.rcv_nxt);
+            if d.data_fin {
+                let fin = dsn.wrapping_add(m.data_len as u64 - 1);
+                self.peer_data_fin = Some(fin);
+            }
+            // A DATA_FIN alone has SSN 0 and occupies no subflow byte.
+            let data_len = m.data_len - d.data_fin as u16;
+            if m.ssn != 0 && data_len > 0 {
+                let _ = self.rx_map.insert(Mapping {
+                    ssn: m.ssn,
+                    dsn,
+                    len: data_len,
+                    checksum: m.checksum,
+                });
+            }
+            self.check_data_fin();
+        }
+    }
+
+    fn check_data_fin(&mut self) {
+        if let Some(fin) = self.peer_data_fin {
+            if !self.peer_data_fin_done && fin == self.rcv_nxt {
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+                self.peer_data_fin_done = true;
+                self.readable = true;
+            }
+        }
+    }
+
+    /// After the TCB took a segment: move in-order subflow bytes to the
+    /// connection level by their mappings.
+    pub fn pull(&mut self, tcb: &mut Tcb) {
+        if self.phase == Phase::Fallback || self.remote_key.is_none() {
+            return;
+        }
+        loop {
+            let avail = tcb.recv_available();
+            if avail == 0 {
+                break;
+            }
+            let ssn = tcb.recv_ssn();
+            let Some(m) = self.rx_map.find(ssn).copied() else {
+                if !self.mapping_seen || self.rx_map.is_empty() {
+                    // Data without any mapping: options were stripped on the path.
+                    self.fall_back(FallbackReason::NoMapping, tcb);
+                }
+                break;
+            };
+            let in_map = m.ssn_end().wrapping_sub(ssn) as usize;
+            let mut n = avail.min(in_map);
+            if self.checksum && m.checksum.is_some() {
+                // A mapping is delivered only whole and verified (RFC 8684 §3.3.1).
+                if ssn != m.ssn || avail < m.len as usize {
+                    break;
+                }
+                let mut sum = DssChecksum::new(m.dsn, m.ssn, m.len);
+                let (a, b) = tcb.peek_recv(0, m.len as usize);
+                sum.update(a);
+                sum.update(b);
+                if !sum.verify(m.checksum.unwrap_or(0)) {
+                    self.fail_pending = Some(m.dsn);
+                    self.fall_back(FallbackReason::ChecksumFailure, tcb);
+                    tcb.force_ack();
+                    break;
+                }
+                n = m.len as usize;
+            }
+            let dsn = m.dsn.wrapping_add(ssn.wrapping_sub(m.ssn) as u64);
+            let room = self.rcv_buf.free();
+            let offset = dsn.wrapping_sub(self.rcv_nxt);
+            if (offset as i64) < 0 {
+                // Already have these bytes (data-level duplicate): drop them.
+                let dup = ((-(offset as i64)) as usize).min(n);
+                self.discard_subflow(tcb, dup);
+                self.rx_map.release_before(tcb.recv_ssn());
+                continue;
+            }
+            let offset = offset as usize;
+            if offset >= room {
+                break;
+            }
+            n = n.min(room - offset);
+            if self.scratch.len() < n {
+                self.scratch.resize(n.min(MAX_MAPPING), 0);
+            }
+            n = n.min(self.scratch.len());
+            let got = tcb.recv(&mut self.scratch[..n]).unwrap_or(0);
+            if got == 0 {
+                break;
+            }
+            self.rcv_buf.write_unallocated(offset, &self.scratch[..got]);
+            let ready = if offset == 0 {
+                self.assembler.advance(got);
+                got + self.assembler.take_front()
+            } else {
+                let _ = self.assembler.add(offset, got);
+                0
+            };
+            if ready > 0 {
+                self.rcv_buf.commit(ready);
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(ready as u64);
+                self.readable = true;
+            }
+            self.rx_map.release_before(tcb.recv_ssn());
+        }
+        self.check_data_fin();
+        self.window_cap = self.rcv_buf.free();
+        tcb.set_window_cap(Some(self.window_cap));
+    }
+
+    fn discard_subflow(&mut self, tcb: &mut Tcb, mut n: usize) {
+        let mut junk = [0u8; 2048];
+        while n > 0 {
+            let k = tcb.recv(&mut junk[..n.min(2048)]).unwrap_or(0);
+            if k == 0 {
+                break;
+            }
+            n -= k;
+        }
+    }
+
+    // ----- output -----
+
+    /// In fallback: move what the data level still holds to the subflow, and
+    /// let the subflow's acknowledgements free it.
+    pub fn flush_fallback(&mut self, tcb: &mut Tcb) {
+        let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
+        let offset = self.snd_nxt.wrapping_sub(self.snd_una) as usize;
+        let (a, b) = self
+            .snd_buf
+            .peek(offset, self.snd_buf.len().saturating_sub(offset));
+        let mut moved = 0;
+        for part in [a, b] {
+            moved += tcb.send(part).unwrap_or(0);
+        }
+        self.snd_nxt = self.snd_nxt.wrapping_add(moved as u64);
+        let acked = tcb_acked_bytes(tcb, self);
+        if acked > 0 {
+            self.snd_buf.discard(acked);
+            self.snd_una = self.snd_una.wrapping_add(acked as u64);
+            if self.send_was_full {
+                self.send_was_full = false;
+                self.writable = true;
+            }
+        }
+        if self.data_fin_queued && self.snd_nxt == end {
+            tcb.shutdown();
+        }
+    }
+
+    /// Bytes the application sent that the subflow has not taken yet.
+    pub fn send_pending(&self) -> usize {
+        let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
+        end.wrapping_sub(self.snd_nxt) as usize
+    }
+
+    /// Hand connection-level data to the subflow, one mapping per chunk.
+    pub fn push(&mut self, now: Instant, tcb: &mut Tcb) {
+        let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
+        if self.phase == Phase::Fallback {
+            self.flush_fallback(tcb);
+            return;
+        }
+        self.tx_map.release_before(tcb.acked_ssn());
+        match self.phase {
+            Phase::Handshake => return,
+            // Until the server acknowledged the keys, only the first mapping goes
+            // out (it rides in MP_CAPABLE).
+            Phase::PreEstablished if self.snd_nxt != self.snd_una || !self.tx_map.is_empty() => {
+                return
+            }
+            _ => {}
+        }
+        let mss = tcb.mss().max(1);
+        let chunk_max = if self.phase == Phase::PreEstablished {
+            // One segment: it carries its mapping in MP_CAPABLE, and a server that
+            // lost the third ACK would fall back on seeing a DSS first.
+            mss.min(MAX_MAPPING)
+        } else {
+            (MAX_MAPPING / mss * mss).max(mss).min(MAX_MAPPING)
+        };
+        loop {
+            let unmapped = end.wrapping_sub(self.snd_nxt) as usize;
+            let window = self.snd_wnd_end.wrapping_sub(self.snd_nxt) as i64;
+            let window = if window > 0 { window as usize } else { 0 };
+            // Before the first DATA_ACK the subflow window is the only bound.
+            let window = if self.snd_wnd_end == self.snd_una && window == 0 {
+                tcb.snd_wnd().max(mss)
+            } else {
+                window
+            };
+            let n = unmapped.min(window).min(tcb.send_capacity()).min(chunk_max);
+            if n == 0 {
+                break;
+            }
+            let offset = self.snd_nxt.wrapping_sub(self.snd_una) as usize;
+            let ssn = tcb.next_ssn();
+            let (a, b) = self.snd_buf.peek(offset, n);
+            let mut sum = self
+                .checksum
+                .then(|| DssChecksum::new(self.snd_nxt, ssn, n as u16));
+            let mut taken = 0;
+            for part in [a, b] {
+                if let Some(s) = &mut sum {
+                    s.update(part);
+                }
+                taken += tcb.send(part).unwrap_or(0);
+            }
+            debug_assert_eq!(
+                taken,
+                n,
+                "state {:?} cap {} phase {:?}",
+                tcb.state(),
+                tcb.send_capacity(),
+                self.phase
+            );
+            let _ = self.tx_map.insert(Mapping {
+                ssn,
+                dsn: self.snd_nxt,
+                len: n as u16,
+                checksum: sum.map(|s| s.finish()),
+            });
+            self.snd_nxt = self.snd_nxt.wrapping_add(n as u64);
+            if self.phase == Phase::PreEstablished {
+                break;
+            }
+        }
+        if self.data_fin_queued && self.snd_nxt == end && !self.data_fin_acked() {
+            if self.fin_timer.is_none() {
+                // The DATA_FIN rides on a segment without data.
+                tcb.force_ack();
+                self.fin_timer = Some(now + tcb.rto());
+            }
+        } else {
+            self.fin_timer = None;
+        }
+        // Both directions done at the data level (or nobody will read any more):
+        // close the subflow.
+        if self.data_fin_acked() && (self.peer_data_fin_done || self.released) {
+            tcb.shutdown();
+        }
+    }
+
+    /// The DATA_FIN repeat timer.
+    pub fn poll_at(&self) -> Option<Instant> {
+        self.fin_timer
+    }
+
+    pub fn on_timeout(&mut self, now: Instant, tcb: &mut Tcb) {
+        if self.fin_timer.is_some_and(|t| t <= now) {
+            if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
+                tcb.force_ack();
+                self.fin_backoff = (self.fin_backoff + 1).min(6);
+                self.fin_timer = Some(now + tcb.rto() * (1 << self.fin_backoff));
+            } else {
+                self.fin_timer = None;
+            }
+        }
+    }
+
+    /// The application read: take more from the subflow and, if the window opened
+    /// materially, tell the peer.
+    pub fn after_read(&mut self, tcb: &mut Tcb) {
+        let before = self.window_cap;
+        self.pull(tcb);
+        let now_free = self.rcv_buf.free();
+        let step = (self.rcv_buf.capacity() / 4).max(1);
+        if now_free >= before + step || (before < 2 * tcb.mss() && now_free >= 2 * tcb.mss()) {
+            tcb.force_ack();
+        }
+    }
+
+    /// The application gave up the connection.
+    pub fn release(&mut self) {
+        self.released = true;
+    }
+
+    fn data_fin_acked(&self) -> bool {
+        self.data_fin_acked
+    }
+
+    // ----- application -----
+
+    pub fn send(&mut self, data: &[u8]) -> usize {
+        let n = self.snd_buf.enqueue(data);
+        if n < data.len() {
+            self.send_was_full = true;
+        }
+        n
+    }
+
+    pub fn send_capacity(&self) -> usize {
+        if self.data_fin_queued {
+            0
+        } else {
+            self.snd_buf.free()
+        }
+    }
+
+    pub fn can_send(&self) -> bool {
+        !self.data_fin_queued
+    }
+
+    pub fn recv_available(&self) -> usize {
+        self.rcv_buf.len()
+    }
+
+    /// Read connection-level data; `None` at the end of the peer's data.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let n = self.rcv_buf.dequeue(buf);
+        if n == 0 && !buf.is_empty() && self.peer_data_fin_done {
+            return None;
+        }
+        Some(n)
+    }
+
+    /// Whether everything the peer will send has been read.
+    pub fn peer_finished(&self) -> bool {
+        self.peer_data_fin_done && self.rcv_buf.is_empty()
+    }
+
+    pub fn shutdown(&mut self) {
+        self.data_fin_queued = true;
+    }
+
+    pub fn take_readable(&mut self) -> bool {
+        core::mem::take(&mut self.readable)
+    }
+
+    pub fn take_writable(&mut self) -> bool {
+        core::mem::take(&mut self.writable)
+    }
+}
+
+fn tcb_acked_bytes(tcb: &Tcb, c: &MptcpConn) -> usize {
+    let unacked_in_subflow = tcb.send_queued();
+    let handed = c.snd_nxt.wrapping_sub(c.snd_una) as usize;
+    handed.saturating_sub(unacked_in_subflow)
+}
+
+fn find_mp_capable(seg: &TcpRepr<'_>) -> Option<MpCapable> {
+    let ctx = ParseCtx::from_repr(seg);
+    mptcp_options(seg).find_map(|d| match MptcpOption::parse(d, ctx) {
+        Ok(MptcpOption::MpCapable(c)) => Some(c),
+        _ => None,
+    })
+}
+
+impl SegmentHooks for MptcpConn {
+    fn segment_options(&mut self, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize {
+        super::handshake::options_for(self, seg, room, out)
+    }
+}
+
+/// What `handshake.rs` needs to read of the connection.
+impl MptcpConn {
+    pub(super) fn role(&self) -> Role {
+        self.role
+    }
+    pub(super) fn data_ack(&self) -> u64 {
+        self.rcv_nxt
+    }
+    pub(super) fn mapping_for(&self, ssn: u32) -> Option<Mapping> {
+        self.tx_map.find(ssn).copied()
+    }
+    /// The DATA_FIN's DSN while it still needs sending.
+    pub(super) fn pending_data_fin(&self) -> Option<u64> {
+        let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
+        (self.data_fin_queued && self.snd_nxt == end && !self.data_fin_acked()).then_some(end)
+    }
+    pub(super) fn take_fail(&mut self) -> Option<u64> {
+        self.fail_pending.take()
+    }
+}

@@ -1,0 +1,181 @@
+//! What each outgoing segment of an MPTCP subflow carries, in functions named as
+//! in the seed document and Linux: `syn_options` (MP_CAPABLE on the first subflow),
+//! `synack_options` (MP_CAPABLE with our key) and `established_options` (the keys
+//! again until the peer has acknowledged them, then DSS with DATA_ACK, mapping and
+//! DATA_FIN).
+
+use super::connection::{MptcpConn, Phase, Role};
+use super::crypto::DssChecksum;
+use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentKind};
+use crate::wire::mptcp::{
+    DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MptcpOption,
+    MptcpVersion, TCPOPT_MPTCP,
+};
+
+/// No limit on the payload.
+const ANY: usize = usize::MAX;
+
+fn push(out: &mut OptionBytes, room: usize, opt: MptcpOption<'_>) -> bool {
+    let Ok(e) = opt.encode() else {
+        return false;
+    };
+    if e.as_slice().len() + 2 + out.wire_len() > room {
+        return false;
+    }
+    out.push(TCPOPT_MPTCP, e.as_slice())
+}
+
+fn flags(c: &MptcpConn) -> MpCapableFlags {
+    let mut f = MpCapableFlags::H;
+    if c.checksum() {
+        f |= MpCapableFlags::A;
+    }
+    MpCapableFlags(f)
+}
+
+/// Options of the segment `seg`, and the largest payload it may carry.
+pub(super) fn options_for(
+    c: &mut MptcpConn,
+    seg: &OutSegment,
+    room: usize,
+    out: &mut OptionBytes,
+) -> usize {
+    if let Some(dsn) = c.take_fail() {
+        push(out, room, MptcpOption::MpFail(MpFail { dsn }));
+    }
+    match seg.kind {
+        SegmentKind::Syn => syn_options(c, room, out),
+        SegmentKind::SynAck => synack_options(c, room, out),
+        SegmentKind::Established => established_options(c, seg, room, out),
+    }
+}
+
+/// The first subflow's SYN: MP_CAPABLE v1 carries no key, only the flags.
+pub fn syn_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usize {
+    if c.phase() != Phase::Fallback {
+        push(
+            out,
+            room,
+            MptcpOption::MpCapable(MpCapable {
+                version: MptcpVersion::V1,
+                flags: flags(c),
+                sender_key: None,
+                receiver_key: None,
+                data_len: None,
+                checksum: None,
+            }),
+        );
+    }
+    ANY
+}
+
+/// The SYN/ACK: MP_CAPABLE with our key.
+pub fn synack_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usize {
+    if c.phase() != Phase::Fallback {
+        push(
+            out,
+            room,
+            MptcpOption::MpCapable(MpCapable {
+                version: MptcpVersion::V1,
+                flags: flags(c),
+                sender_key: Some(c.local_key()),
+                receiver_key: None,
+                data_len: None,
+                checksum: None,
+            }),
+        );
+    }
+    ANY
+}
+
+/// Any segment of a synchronized subflow.
+pub fn established_options(
+    c: &mut MptcpConn,
+    seg: &OutSegment,
+    room: usize,
+    out: &mut OptionBytes,
+) -> usize {
+    match c.phase() {
+        Phase::Fallback | Phase::Handshake => ANY,
+        Phase::PreEstablished if c.role() == Role::Client => client_key_echo(c, seg, room, out),
+        _ => dss_options(c, seg, room, out),
+    }
+}
+
+/// The client repeats both keys until the server has acknowledged them (its
+/// first DSS): on the third ACK and every segment without data (length 20), and
+/// on its first data with the data-level length (and checksum) standing in for
+/// a DSS mapping; only that one segment of data goes out before.
+fn client_key_echo(
+    c: &mut MptcpConn,
+    seg: &OutSegment,
+    room: usize,
+    out: &mut OptionBytes,
+) -> usize {
+    let keys = |data_len, checksum| {
+        MptcpOption::MpCapable(MpCapable {
+            version: MptcpVersion::V1,
+            flags: flags(c),
+            sender_key: Some(c.local_key()),
+            receiver_key: c.remote_key(),
+            data_len,
+            checksum,
+        })
+    };
+    if seg.payload == 0 {
+        // Every segment without data repeats the keys: a server that lost the
+        // third ACK learns them from whichever arrives.
+        push(out, room, keys(None, None));
+        return ANY;
+    }
+    match c.mapping_for(seg.ssn) {
+        Some(m) => {
+            push(out, room, keys(Some(m.len), m.checksum));
+            m.ssn_end().wrapping_sub(seg.ssn) as usize
+        }
+        None => ANY,
+    }
+}
+
+/// DSS: DATA_ACK always, the mapping of the segment's data, or a DATA_FIN on a
+/// segment without data.
+fn dss_options(c: &mut MptcpConn, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize {
+    let data_ack = Some(DataAck {
+        value: c.data_ack(),
+        is_64bit: true,
+    });
+    let mut dss = Dss {
+        data_fin: false,
+        data_ack,
+        mapping: None,
+    };
+    let mut cap = ANY;
+    if seg.payload > 0 {
+        if let Some(m) = c.mapping_for(seg.ssn) {
+            dss.mapping = Some(DssMapping {
+                dsn: m.dsn,
+                dsn_64bit: true,
+                ssn: m.ssn,
+                data_len: m.len,
+                checksum: m.checksum,
+            });
+            cap = m.ssn_end().wrapping_sub(seg.ssn) as usize;
+        }
+    } else if let Some(fin) = c.pending_data_fin() {
+        // A DATA_FIN alone: SSN 0, data-level length 1 (RFC 8684 §3.3.3).
+        let checksum = c.checksum().then(|| DssChecksum::new(fin, 0, 1).finish());
+        dss.data_fin = true;
+        dss.mapping = Some(DssMapping {
+            dsn: fin,
+            dsn_64bit: true,
+            ssn: 0,
+            data_len: 1,
+            checksum,
+        });
+    }
+    if !push(out, room, MptcpOption::Dss(dss)) {
+        // No room for the mapping: the segment must not carry unmapped data.
+        return if seg.payload > 0 { 0 } else { ANY };
+    }
+    cap
+}
