@@ -188,8 +188,18 @@ pub struct RunArgs {
     pub control: Option<PathBuf>,
 
     /// Plain TCP only: MPTCP options from peers are ignored and never sent.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["checksum"])]
     pub no_mptcp: bool,
+
+    /// MPTCP versions allowed, highest preferred (RFC 8684 v1 is what Linux
+    /// speaks). As a server, mptun answers the version a client offers if allowed.
+    #[arg(long, value_name = "VERSIONS", default_value = "1", value_parser = parse_mptcp_versions)]
+    pub mptcp_version: MptcpVersions,
+
+    /// Ask for MPTCP DSS checksums (they are used when either side asks; Linux
+    /// asks with `net.mptcp.checksum_enabled=1`).
+    #[arg(long)]
+    pub checksum: bool,
 
     /// Fault injection on packets to and from one local address (repeatable).
     ///
@@ -750,6 +760,37 @@ impl fmt::Display for ImpairArg {
     }
 }
 
+/// The MPTCP versions `--mptcp-version` allows, highest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MptcpVersions(pub Vec<u8>);
+
+impl MptcpVersions {
+    pub fn allows(&self, v: u8) -> bool {
+        self.0.contains(&v)
+    }
+}
+
+impl fmt::Display for MptcpVersions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v: Vec<String> = self.0.iter().map(|v| v.to_string()).collect();
+        f.write_str(&v.join(","))
+    }
+}
+
+fn parse_mptcp_versions(s: &str) -> Result<MptcpVersions, String> {
+    let mut v = Vec::new();
+    for part in s.split(',') {
+        match part.trim() {
+            "1" => v.push(1),
+            "0" => return Err("MPTCP v0 (RFC 6824) is not supported yet; use 1".into()),
+            other => return Err(format!("unknown MPTCP version `{other}` (expected 1)")),
+        }
+    }
+    v.sort_unstable_by(|a, b| b.cmp(a));
+    v.dedup();
+    Ok(MptcpVersions(v))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -966,6 +1007,8 @@ mod tests {
                 pcap: Some("/tmp/x.pcap".into()),
                 control: Some("/tmp/ctl.sock".into()),
                 no_mptcp: true,
+                mptcp_version: MptcpVersions(vec![1]),
+                checksum: false,
                 impair: vec![ImpairArg {
                     addr: "fd00::2".parse().unwrap(),
                     spec: "loss=1%".into(),

@@ -48,6 +48,8 @@ fn stack_config(args: &RunArgs, seed: u64) -> Config {
         ..Config::default()
     };
     config.tcp.mtu = args.mtu as usize;
+    config.mptcp.enabled = !args.no_mptcp && args.mptcp_version.allows(1);
+    config.mptcp.checksum = args.checksum;
     config
 }
 

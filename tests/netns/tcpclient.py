@@ -31,10 +31,27 @@ import os
 import random
 import selectors
 import socket
+import struct
 import sys
 import time
 
 IPPROTO_MPTCP = 262
+SOL_MPTCP = 284
+MPTCP_INFO = 1
+
+
+def mptcp_info(sock):
+    """struct mptcp_info's head: subflow counts, flags (bit 0 fell back to TCP,
+    bit 1 remote key received) and token; None for a non-MPTCP socket."""
+    try:
+        raw = sock.getsockopt(SOL_MPTCP, MPTCP_INFO, 256)
+    except OSError:
+        return None
+    if len(raw) < 16:
+        return None
+    flags, token = struct.unpack_from("=II", raw, 8)
+    return {"subflows": raw[0], "flags": flags, "fallback": bool(flags & 1),
+            "remote_key_received": bool(flags & 2), "token": f"{token:08x}"}
 CHUNK = 64 * 1024
 RECV = 256 * 1024
 
@@ -84,6 +101,7 @@ class Conn:
         self.done = False
         self.t_start = None
         self.t_end = None
+        self.mptcp = None
         self.sock = new_socket(args.host, args.mptcp)
         self.sock.setblocking(False)
         if args.bind:
@@ -134,6 +152,8 @@ class Conn:
                 return
             if self.mode == "sink":
                 raise RuntimeError(f"sink sent {len(data)} bytes back")
+            if self.mptcp is None and args_mptcp(self):
+                self.mptcp = mptcp_info(self.sock)
             self.recvd += len(data)
             if self.recvd > self.total:
                 raise RuntimeError(f"echo returned more than was sent ({self.recvd} > {self.total})")
@@ -151,6 +171,10 @@ class Conn:
                 self.error = f"echo returned {self.recvd} bytes, sent {self.total}"
             elif self.recv_hash.hexdigest() != self.sent_hash.hexdigest():
                 self.error = "echoed bytes differ from sent bytes (SHA-256 mismatch)"
+
+
+def args_mptcp(conn):
+    return conn.sock.proto == IPPROTO_MPTCP
 
 
 def run_transfers(args):
@@ -265,6 +289,8 @@ def main():
         "sha256": conns[0].sent_hash.hexdigest() if conns else None,
         "failed": len(failed),
     }
+    if args.mptcp and conns:
+        out["mptcp_info"] = conns[0].mptcp
     if failed:
         out["errors"] = [f"conn {c.idx}: {c.error}" for c in failed[:10]]
     if args.verbose:

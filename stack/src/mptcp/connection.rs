@@ -20,8 +20,9 @@ use crate::wire::TcpRepr;
 
 /// Largest mapping handed to a subflow at once (the DSS length field is 16 bits).
 const MAX_MAPPING: usize = 65535;
-/// Mappings remembered per subflow and direction.
-const MAX_MAPPINGS: usize = 1024;
+/// Mappings remembered per subflow and direction: enough for a full 8 MiB window
+/// of one-segment mappings.
+const MAX_MAPPINGS: usize = 8192;
 
 /// Who opened the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,16 +264,6 @@ impl MptcpConn {
                         }
                         self.phase = Phase::Established;
                         self.mapping_seen = true;
-                        // The first data may carry its mapping in MP_CAPABLE.
-                        if let Some(len) = c.data_len {
-                            let m = Mapping {
-                                ssn: 1,
-                                dsn: self.rcv_nxt,
-                                len,
-                                checksum: c.checksum,
-                            };
-                            let _ = self.rx_map.insert(m);
-                        }
                     }
                     _ if saw_dss.is_some() => {
                         // Keys lost with the third ACK cannot be recovered from a DSS.
@@ -286,6 +277,23 @@ impl MptcpConn {
                 }
             }
             _ => {}
+        }
+        // The client's first data carries its mapping in MP_CAPABLE (RFC 8684
+        // §3.1): the data starts the data sequence space at the client's IDSN + 1.
+        if let (Role::Server, Some(c)) = (self.role, saw_capable) {
+            if let (Some(len), Some(key)) = (c.data_len, self.remote_key) {
+                if c.sender_key == Some(key) && !seg.payload.is_empty() {
+                    let ssn = seg.seq.0.wrapping_sub(tcb.irs().0);
+                    let dsn = crypto::idsn(alg(), key).wrapping_add(ssn as u64);
+                    let _ = self.rx_map.insert(Mapping {
+                        ssn,
+                        dsn,
+                        len,
+                        checksum: c.checksum,
+                        data_fin: false,
+                    });
+                }
+            }
         }
         if let Some(d) = saw_dss {
             self.on_dss(tcb, seg, &d);
@@ -351,6 +359,7 @@ impl MptcpConn {
                     dsn,
                     len: data_len,
                     checksum: m.checksum,
+                    data_fin: d.data_fin,
                 });
             }
             self.check_data_fin();
@@ -393,7 +402,7 @@ impl MptcpConn {
                 if ssn != m.ssn || avail < m.len as usize {
                     break;
                 }
-                let mut sum = DssChecksum::new(m.dsn, m.ssn, m.len);
+                let mut sum = DssChecksum::new(m.dsn, m.ssn, m.len + m.data_fin as u16);
                 let (a, b) = tcb.peek_recv(0, m.len as usize);
                 sum.update(a);
                 sum.update(b);
@@ -533,8 +542,33 @@ impl MptcpConn {
             if n == 0 {
                 break;
             }
-            let offset = self.snd_nxt.wrapping_sub(self.snd_una) as usize;
+            // Data never goes to the subflow without its mapping recorded. A
+            // mapping none of whose bytes went out yet simply grows.
             let ssn = tcb.next_ssn();
+            let offset = self.snd_nxt.wrapping_sub(self.snd_una) as usize;
+            if !self.checksum {
+                let unsent = tcb.sent_ssn();
+                let snd_nxt = self.snd_nxt;
+                if let Some(last) = self.tx_map.last_mut() {
+                    let grows = last.ssn_end() == ssn
+                        && last.dsn.wrapping_add(last.len as u64) == snd_nxt
+                        && (last.ssn.wrapping_sub(unsent) as i32) >= 0
+                        && last.len as usize + n <= chunk_max;
+                    if grows {
+                        let (a, b) = self.snd_buf.peek(offset, n);
+                        let taken = tcb.send(a).unwrap_or(0) + tcb.send(b).unwrap_or(0);
+                        last.len += taken as u16;
+                        self.snd_nxt = self.snd_nxt.wrapping_add(taken as u64);
+                        if taken == 0 {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            if self.tx_map.is_full() {
+                break;
+            }
             let (a, b) = self.snd_buf.peek(offset, n);
             let mut sum = self
                 .checksum
@@ -559,6 +593,7 @@ impl MptcpConn {
                 dsn: self.snd_nxt,
                 len: n as u16,
                 checksum: sum.map(|s| s.finish()),
+                data_fin: false,
             });
             self.snd_nxt = self.snd_nxt.wrapping_add(n as u64);
             if self.phase == Phase::PreEstablished {

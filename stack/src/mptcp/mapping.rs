@@ -13,6 +13,9 @@ pub struct Mapping {
     pub len: u16,
     /// The DSS checksum of this mapping, when checksums are in use.
     pub checksum: Option<u16>,
+    /// The mapping also carries the DATA_FIN (its data-level length on the wire
+    /// is one more than `len`, and the checksum covers that length).
+    pub data_fin: bool,
 }
 
 impl Mapping {
@@ -67,13 +70,23 @@ impl Mappings {
         self.list.is_empty()
     }
 
+    /// Position of `ssn` in sequence order relative to the oldest mapping.
+    fn key(&self, ssn: u32) -> u32 {
+        ssn.wrapping_sub(self.list.front().map_or(ssn, |f| f.ssn))
+    }
+
     /// Add a mapping. Repeats of a known one are accepted silently; one that maps
-    /// an already mapped byte differently is a `Conflict`.
+    /// an already mapped byte differently is a `Conflict`. Mappings mostly arrive
+    /// in order, so only the neighbours of its place are compared.
     pub fn insert(&mut self, m: Mapping) -> Result<(), MappingError> {
         if m.len == 0 {
             return Ok(());
         }
-        for known in &self.list {
+        let key = self.key(m.ssn);
+        let at = self.list.partition_point(|x| self.key(x.ssn) <= key);
+        let lo = at.saturating_sub(2);
+        let hi = (at + 2).min(self.list.len());
+        for known in self.list.range(lo..hi) {
             let overlap = known.contains(m.ssn) || m.contains(known.ssn);
             if !overlap {
                 continue;
@@ -94,21 +107,29 @@ impl Mappings {
         if self.list.len() >= self.max {
             return Err(MappingError::Full);
         }
-        // Keep the list ordered by ssn relative to the first entry.
-        let base = self.list.front().map_or(m.ssn, |f| f.ssn);
-        let key = m.ssn.wrapping_sub(base);
-        let at = self
-            .list
-            .iter()
-            .position(|x| x.ssn.wrapping_sub(base) > key)
-            .unwrap_or(self.list.len());
         self.list.insert(at, m);
         Ok(())
     }
 
+    /// Whether another mapping can be added.
+    pub fn is_full(&self) -> bool {
+        self.list.len() >= self.max
+    }
+
+    /// The newest mapping, to extend it while none of its bytes was sent.
+    pub fn last_mut(&mut self) -> Option<&mut Mapping> {
+        self.list.back_mut()
+    }
+
     /// The mapping covering subflow byte `ssn`.
     pub fn find(&self, ssn: u32) -> Option<&Mapping> {
-        self.list.iter().find(|m| m.contains(ssn))
+        let key = self.key(ssn);
+        let at = self.list.partition_point(|x| self.key(x.ssn) <= key);
+        // The candidate starts at or before `ssn`; an overlapping repeat may too.
+        self.list
+            .range(at.saturating_sub(2)..at)
+            .rev()
+            .find(|m| m.contains(ssn))
     }
 
     /// Forget mappings that end at or before `ssn` (data consumed or acknowledged).
@@ -138,6 +159,7 @@ mod tests {
             dsn,
             len,
             checksum: None,
+            data_fin: false,
         }
     }
 

@@ -335,10 +335,20 @@ impl Tcb {
         self.iss
     }
 
+    /// The peer's initial sequence number.
+    pub fn irs(&self) -> SeqNumber {
+        self.irs
+    }
+
     /// Subflow-relative sequence number (first data byte = 1, RFC 8684 §3.3) of
     /// the first byte the peer has not acknowledged.
     pub fn acked_ssn(&self) -> u32 {
         self.snd_una.0.wrapping_sub(self.iss.0)
+    }
+
+    /// Subflow-relative sequence number of the first byte never sent.
+    pub fn sent_ssn(&self) -> u32 {
+        self.snd_max.0.wrapping_sub(self.iss.0)
     }
 
     /// Subflow-relative sequence number the next byte given to `send` will get.
