@@ -91,6 +91,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+// Parsed once at start-up; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Create the TUN device and run the stack and its services until stopped.
     Run(RunArgs),
