@@ -265,11 +265,9 @@ impl MptcpConn {
                         self.phase = Phase::Established;
                         self.mapping_seen = true;
                     }
-                    _ if saw_dss.is_some() => {
-                        // Keys lost with the third ACK cannot be recovered from a DSS.
-                        self.fall_back(FallbackReason::NoMpCapableAck, tcb);
-                        return;
-                    }
+                    // Only the in-order segment decides (as in Linux): with the
+                    // third ACK lost, later data may overtake the MP_CAPABLE one.
+                    _ if seg.seq != tcb.irs() + 1 => {}
                     _ => {
                         self.fall_back(FallbackReason::NoMpCapableAck, tcb);
                         return;
