@@ -154,6 +154,11 @@ pub struct RunArgs {
     #[arg(long = "sink", value_name = "PORT", value_parser = parse_port)]
     pub sink: Vec<u16>,
 
+    /// Sinks also compute the SHA-256 of each connection's bytes (logged and shown
+    /// by `status`), to check transfers end to end. Costs about a CPU second per GB.
+    #[arg(long)]
+    pub sink_sha256: bool,
+
     /// Relay each connection accepted on PORT to a TCP backend reached through the OS (repeatable).
     ///
     /// HOST is an IP address or a host name (resolved when a connection is
@@ -997,6 +1002,7 @@ mod tests {
                 txqueuelen: 2000,
                 echo: vec![7, 1007],
                 sink: vec![9],
+                sink_sha256: false,
                 forward: vec![ForwardSpec {
                     port: 80,
                     host: "localhost".into(),

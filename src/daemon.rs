@@ -98,7 +98,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         services.push(services::echo(&handle, port).map_err(|e| err(format!("--echo {port}"), e))?);
     }
     for &port in &args.sink {
-        services.push(services::sink(&handle, port).map_err(|e| err(format!("--sink {port}"), e))?);
+        services.push(
+            services::sink(&handle, port, args.sink_sha256)
+                .map_err(|e| err(format!("--sink {port}"), e))?,
+        );
     }
     for f in &args.forward {
         services.push(

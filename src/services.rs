@@ -85,27 +85,38 @@ pub fn echo(handle: &Handle, port: u16) -> io::Result<Arc<ServiceStats>> {
     Ok(stats)
 }
 
-pub fn sink(handle: &Handle, port: u16) -> io::Result<Arc<ServiceStats>> {
+pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceStats>> {
     let listener = handle.listen(port)?;
     let stats = ServiceStats::new("sink", port);
-    spawn_accept_loop(listener, stats.clone(), |mut stream, stats| async move {
-        let mut buf = vec![0u8; BUF];
-        let mut hash = Sha256::new();
-        let mut total = 0u64;
-        loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
+    spawn_accept_loop(
+        listener,
+        stats.clone(),
+        move |mut stream, stats| async move {
+            let mut buf = vec![0u8; BUF];
+            let mut hash = sha256.then(Sha256::new);
+            let mut total = 0u64;
+            loop {
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                if let Some(h) = &mut hash {
+                    h.update(&buf[..n]);
+                }
+                total += n as u64;
+                stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
-            hash.update(&buf[..n]);
-            total += n as u64;
-            stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        let digest: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        info!(port = stats.port, bytes = total, sha256 = %digest, "sink connection complete");
-        *stats.last_sha256.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
-        stream.shutdown().await
-    });
+            match hash {
+                Some(h) => {
+                    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                    info!(port = stats.port, bytes = total, sha256 = %digest, "sink connection complete");
+                    *stats.last_sha256.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
+                }
+                None => info!(port = stats.port, bytes = total, "sink connection complete"),
+            }
+            stream.shutdown().await
+        },
+    );
     Ok(stats)
 }
 
