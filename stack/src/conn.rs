@@ -4,6 +4,7 @@
 //! one and it has not fallen back to plain TCP.
 
 use crate::mptcp::connection::MptcpConn;
+use crate::tcp::hooks::OptionBytes;
 use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, TcbEvents, Transmit};
 use crate::tcp::{State, Tcb};
@@ -40,6 +41,16 @@ impl Connection {
     pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
         if let Some(mp) = self.mp.as_deref_mut() {
             mp.on_segment(&mut self.tcb, seg);
+        }
+        if let Some(mp) = self.mp.as_deref_mut() {
+            if mp.take_fastclose() {
+                if seg.flags.rst() {
+                    // The RST itself resets the subflow if it is acceptable.
+                    let _ = self.tcb.on_segment(now, seg);
+                    return None;
+                }
+                return self.tcb.reset_by_peer();
+            }
         }
         let rst = self.tcb.on_segment(now, seg);
         if let Some(mp) = self.mp.as_deref_mut() {
@@ -172,6 +183,14 @@ impl Connection {
 
     pub fn abort(&mut self) -> Option<RstReply> {
         self.tcb.abort()
+    }
+
+    /// Options for the RST of an abort (MP_FASTCLOSE and MP_TCPRST under MPTCP).
+    pub fn rst_options(&self) -> OptionBytes {
+        self.mp
+            .as_deref()
+            .map(|m| m.rst_options())
+            .unwrap_or_default()
     }
 
     pub fn release(&mut self, now: Instant) -> Option<RstReply> {

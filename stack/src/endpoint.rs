@@ -7,6 +7,7 @@ pub use crate::demux::ConnId;
 use crate::demux::{ConnTable, FourTuple};
 use crate::mptcp::connection::{MptcpConn, MptcpSettings};
 use crate::mptcp::crypto::{self, HashAlg};
+use crate::tcp::hooks::OptionBytes;
 use crate::tcp::isn::IsnGenerator;
 pub use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, Tcb, TcbStats};
@@ -183,6 +184,8 @@ struct RstOut {
     local: SocketAddr,
     remote: SocketAddr,
     reply: RstReply,
+    /// Options of a layered protocol (MPTCP's MP_FASTCLOSE and MP_TCPRST).
+    extra: OptionBytes,
 }
 
 /// An echo reply to send: `src` is the address the request was sent to.
@@ -471,10 +474,11 @@ impl Stack {
     /// Send a RST and drop the connection at once.
     pub fn abort(&mut self, id: ConnId) -> Result<(), Error> {
         let conn = self.conn_mut(id)?;
+        let extra = conn.c.rst_options();
         let rst = conn.c.abort();
         let (local, remote) = (conn.c.tcb.local(), conn.c.tcb.remote());
         if let Some(reply) = rst {
-            self.queue_rst(local, remote, reply);
+            self.queue_rst_with(local, remote, reply, extra);
         }
         self.remove(id);
         Ok(())
@@ -732,6 +736,16 @@ impl Stack {
     }
 
     fn queue_rst(&mut self, local: SocketAddr, remote: SocketAddr, reply: RstReply) {
+        self.queue_rst_with(local, remote, reply, OptionBytes::default());
+    }
+
+    fn queue_rst_with(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        reply: RstReply,
+        extra: OptionBytes,
+    ) {
         if self.rsts.len() >= MAX_PENDING_RSTS {
             self.counters.drop_rst_queue_full += 1;
             return;
@@ -740,6 +754,7 @@ impl Stack {
             local,
             remote,
             reply,
+            extra,
         });
     }
 
@@ -937,6 +952,9 @@ fn emit_rst(rst: &RstOut, hop: u8, buf: &mut [u8]) -> Option<usize> {
     if let Some(ack) = rst.reply.ack {
         r.ack = ack;
         r.flags = TcpFlags(TcpFlags::RST | TcpFlags::ACK);
+    }
+    for (kind, data) in rst.extra.iter() {
+        r.unknown.push(kind, data);
     }
     wire::emit_packet(rst.local.ip(), rst.remote.ip(), hop, &r, &[], buf).ok()
 }

@@ -15,7 +15,9 @@ use crate::tcp::buffer::RingBuffer;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks};
 use crate::tcp::Tcb;
 use crate::time::Instant;
-use crate::wire::mptcp::{mptcp_options, Dss, MpCapable, MptcpOption, ParseCtx};
+use crate::wire::mptcp::{
+    mptcp_options, Dss, FastClose, MpCapable, MptcpOption, ParseCtx, TcpRst, TCPOPT_MPTCP,
+};
 use crate::wire::TcpRepr;
 
 /// Largest mapping handed to a subflow at once (the DSS length field is 16 bits).
@@ -107,6 +109,8 @@ pub struct MptcpConn {
     fin_timer: Option<Instant>,
     fin_backoff: u32,
     released: bool,
+    /// The peer sent MP_FASTCLOSE with our key.
+    fastclosed: bool,
 
     readable: bool,
     writable: bool,
@@ -147,6 +151,7 @@ impl MptcpConn {
             fin_timer: None,
             fin_backoff: 0,
             released: false,
+            fastclosed: false,
             readable: false,
             writable: false,
         }
@@ -238,6 +243,10 @@ impl MptcpConn {
             match MptcpOption::parse(data, ctx) {
                 Ok(MptcpOption::MpCapable(c)) => saw_capable = Some(c),
                 Ok(MptcpOption::Dss(d)) => saw_dss = Some(d),
+                // Acted on only when it names our own key (RFC 8684 §3.5).
+                Ok(MptcpOption::FastClose(fc)) if fc.receiver_key == self.local_key => {
+                    self.fastclosed = true;
+                }
                 _ => {}
             }
         }
@@ -694,6 +703,34 @@ impl MptcpConn {
 
     pub fn shutdown(&mut self) {
         self.data_fin_queued = true;
+    }
+
+    /// Whether the peer fast-closed the connection (cleared when read).
+    pub fn take_fastclose(&mut self) -> bool {
+        core::mem::take(&mut self.fastclosed)
+    }
+
+    /// Options for a RST that aborts the connection: MP_FASTCLOSE with the peer's
+    /// key (so it drops the whole connection) and MP_TCPRST (RFC 8684 §3.5, §3.6).
+    pub fn rst_options(&self) -> OptionBytes {
+        let mut out = OptionBytes::default();
+        if self.phase == Phase::Fallback {
+            return out;
+        }
+        if let Some(key) = self.remote_key {
+            let close = MptcpOption::FastClose(FastClose { receiver_key: key });
+            if let Ok(e) = close.encode() {
+                out.push(TCPOPT_MPTCP, e.as_slice());
+            }
+        }
+        let reason = MptcpOption::TcpRst(TcpRst {
+            flags: 0,
+            reason: 0,
+        });
+        if let Ok(e) = reason.encode() {
+            out.push(TCPOPT_MPTCP, e.as_slice());
+        }
+        out
     }
 
     pub fn take_readable(&mut self) -> bool {

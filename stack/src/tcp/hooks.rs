@@ -31,7 +31,7 @@ pub struct OutSegment {
 }
 
 /// Raw option bytes a hook adds: up to four options of any kind, 40 bytes in all.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionBytes {
     buf: [u8; 40],
     used: usize,

@@ -591,6 +591,15 @@ impl Tcb {
         }
     }
 
+    /// The peer closed the connection abruptly by other means than a RST (MPTCP's
+    /// MP_FASTCLOSE): answer with a RST and close as reset.
+    pub fn reset_by_peer(&mut self) -> Option<RstReply> {
+        let rst = self.abort();
+        self.close_reason = Some(CloseReason::Reset);
+        self.events.closed = Some(CloseReason::Reset);
+        rst
+    }
+
     /// Abort: returns the RST to send, if the peer needs to hear of it.
     pub fn abort(&mut self) -> Option<RstReply> {
         let rst = match self.state {
