@@ -6,7 +6,7 @@
 //! events to the streams, and then writes out everything the engine wants to send.
 
 use crate::pcap::PcapWriter;
-use crate::socket::Handle;
+use crate::socket::{Handle, Shared};
 use crate::tun::Tun;
 use mptun_stack::impair::{Link, LinkParams};
 use mptun_stack::Instant;
@@ -156,11 +156,21 @@ impl Driver {
         at.map(|t| s.to_std(t))
     }
 
-    /// Every further packet the device has ready (up to a batch).
+    /// Every further packet the device has ready (up to a batch), under one lock
+    /// and one clock reading.
     fn drain_tun(&mut self) -> io::Result<()> {
+        let handle = self.handle.clone();
+        let mut s = handle.lock();
+        let now = s.now();
         for _ in 1..MAX_BATCH {
             match self.tun.try_recv(&mut self.rx) {
-                Ok(n) => self.inbound(n),
+                Ok(n) => Self::deliver(
+                    &mut s,
+                    &mut self.pcap,
+                    &mut self.impairments,
+                    now,
+                    &self.rx[..n],
+                ),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
@@ -170,14 +180,34 @@ impl Driver {
 
     /// A packet read from the TUN (in `self.rx[..n]`).
     fn inbound(&mut self, n: usize) {
-        let pkt = &self.rx[..n];
-        capture(&mut self.pcap, pkt);
-        let mut s = self.handle.lock();
+        let handle = self.handle.clone();
+        let mut s = handle.lock();
         let now = s.now();
-        if let Some((_, dst)) = addrs(pkt) {
-            if let Some(imp) = self.impairments.iter_mut().find(|i| i.addr == dst) {
-                imp.inbound.send(now, pkt);
-                return;
+        Self::deliver(
+            &mut s,
+            &mut self.pcap,
+            &mut self.impairments,
+            now,
+            &self.rx[..n],
+        );
+    }
+
+    /// Capture a packet from the TUN and hand it to the engine, or to the fault
+    /// injector of its destination address.
+    fn deliver(
+        s: &mut Shared,
+        pcap: &mut Option<PcapWriter>,
+        impairments: &mut [Impairment],
+        now: Instant,
+        pkt: &[u8],
+    ) {
+        capture(pcap, pkt);
+        if !impairments.is_empty() {
+            if let Some((_, dst)) = addrs(pkt) {
+                if let Some(imp) = impairments.iter_mut().find(|i| i.addr == dst) {
+                    imp.inbound.send(now, pkt);
+                    return;
+                }
             }
         }
         s.stack.handle_packet(now, pkt);
@@ -204,10 +234,12 @@ impl Driver {
                         break;
                     };
                     let pkt = &self.tx[..n];
-                    if let Some((src, _)) = addrs(pkt) {
-                        if let Some(imp) = self.impairments.iter_mut().find(|i| i.addr == src) {
-                            imp.outbound.send(now, pkt);
-                            continue;
+                    if !self.impairments.is_empty() {
+                        if let Some((src, _)) = addrs(pkt) {
+                            if let Some(imp) = self.impairments.iter_mut().find(|i| i.addr == src) {
+                                imp.outbound.send(now, pkt);
+                                continue;
+                            }
                         }
                     }
                     capture(&mut self.pcap, pkt);
