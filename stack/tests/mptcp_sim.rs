@@ -4,6 +4,7 @@
 
 mod sim;
 
+use mptun_stack::wire::{emit_packet, IpRepr, RawOptions, TcpRepr, TCPOPT_MPTCP};
 use sim::*;
 
 fn seeds(default: u64) -> Vec<u64> {
@@ -73,4 +74,54 @@ fn mptcp_v1_transfers() {
 #[test]
 fn mptcp_v1_transfers_with_checksums() {
     run("mptcp_v1_transfers_with_checksums", true, 60);
+}
+
+/// A middlebox that lets MPTCP through the handshake's SYNs and then strips every
+/// MPTCP option (re-emitting the packet with a correct checksum).
+fn strip_mptcp_after_syn(pkt: &mut Vec<u8>) {
+    let Ok((ip, tcp)) = IpRepr::parse(pkt) else {
+        return;
+    };
+    let Ok(seg) = TcpRepr::parse(ip.src, ip.dst, tcp, true) else {
+        return;
+    };
+    if seg.flags.syn() || !seg.unknown.iter().any(|(k, _)| k == TCPOPT_MPTCP) {
+        return;
+    }
+    let mut out = seg;
+    let mut kept = RawOptions::new();
+    for (k, d) in seg.unknown.iter().filter(|(k, _)| *k != TCPOPT_MPTCP) {
+        kept.push(k, d);
+    }
+    out.unknown = kept;
+    let mut buf = vec![0u8; pkt.len() + 60];
+    if let Ok(n) = emit_packet(ip.src, ip.dst, ip.hop_limit, &out, &[seg.payload], &mut buf) {
+        buf.truncate(n);
+        *pkt = buf;
+    }
+}
+
+#[test]
+fn options_stripped_after_handshake_fall_back_without_loss() {
+    let mut failures = Vec::new();
+    for seed in seeds(30) {
+        let mut sc = mptcp_scenario(seed, seed % 3 == 0);
+        sc.middlebox = Some(strip_mptcp_after_syn);
+        match run_transfer(&sc) {
+            Ok(r) => {
+                let [c, s] = &r.counters;
+                if c.mptcp_fallbacks == 0 || s.mptcp_fallbacks == 0 {
+                    failures.push(format!(
+                        "seed {seed}: expected a fallback on both sides (client {} / server {})",
+                        c.mptcp_fallbacks, s.mptcp_fallbacks
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("seed {seed} ({}): {e}", sc.describe())),
+        }
+        if failures.len() >= 5 {
+            break;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -181,6 +181,8 @@ pub struct Host {
 
 /// A path between host `a` (address `a_addr`) and host `b` (address `b_addr`).
 pub struct Path {
+    /// A middlebox on the path: rewrites (or empties, to drop) each delivered packet.
+    pub middlebox: Option<fn(&mut Vec<u8>)>,
     pub a: HostId,
     pub b: HostId,
     pub a_addr: IpAddr,
@@ -330,6 +332,7 @@ impl World {
         assert_ne!(a, b, "a path joins two different hosts");
         let i = self.paths.len() as u64;
         self.paths.push(Path {
+            middlebox: None,
             a,
             b,
             a_addr,
@@ -472,7 +475,13 @@ impl World {
         // 1. Deliveries.
         for (i, p) in self.paths.iter_mut().enumerate() {
             for (link, to, dir) in [(&mut p.a_to_b, p.b, "a>b"), (&mut p.b_to_a, p.a, "b>a")] {
-                while let Some(pkt) = link.pop_due(now) {
+                while let Some(mut pkt) = link.pop_due(now) {
+                    if let Some(rewrite) = p.middlebox {
+                        rewrite(&mut pkt);
+                        if pkt.is_empty() {
+                            continue;
+                        }
+                    }
                     if self.trace {
                         eprintln!("{now} path {i} {dir} deliver {}", describe_packet(&pkt));
                     }

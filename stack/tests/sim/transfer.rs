@@ -329,6 +329,8 @@ pub struct Scenario {
     pub max_chunk: usize,
     pub client_config: Config,
     pub server_config: Config,
+    /// A middlebox on the path rewriting every delivered packet (both ways).
+    pub middlebox: Option<fn(&mut Vec<u8>)>,
 }
 
 /// Port the server listens on.
@@ -363,6 +365,7 @@ impl Scenario {
             max_chunk: 65536,
             client_config: sim_config(derive(seed, 1)),
             server_config: sim_config(derive(seed, 2)),
+            middlebox: None,
         }
     }
 
@@ -579,6 +582,7 @@ pub fn run_transfer(sc: &Scenario) -> Result<TransferReport, String> {
         sc.client_to_server.clone(),
         sc.server_to_client.clone(),
     );
+    w.path_mut(0).middlebox = sc.middlebox;
     w.stack_mut(s)
         .listen(SERVER_PORT)
         .map_err(|e| format!("listen: {e}"))?;
