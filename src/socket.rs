@@ -332,9 +332,12 @@ impl AsyncRead for StackStream {
             }
             Ok(n) => {
                 buf.advance(n);
+                // Reading may reopen the window: wake the driver if an update is due.
+                let wake = s.stack.wants_transmit();
                 drop(s);
-                // Reading may reopen the window: let the driver send the update.
-                this.handle.kick();
+                if wake {
+                    this.handle.kick();
+                }
                 Poll::Ready(Ok(()))
             }
             Err(StackError::Finished) => Poll::Ready(Ok(())),

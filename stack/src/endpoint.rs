@@ -546,6 +546,12 @@ impl Stack {
             .collect()
     }
 
+    /// Whether `poll_transmit` may have something to send (a driver need not be
+    /// woken otherwise).
+    pub fn wants_transmit(&self) -> bool {
+        !self.ready.is_empty() || !self.rsts.is_empty() || !self.echoes.is_empty()
+    }
+
     /// Every TCB the stack holds, released ones (closing, TIME_WAIT) included.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
