@@ -55,6 +55,10 @@ impl Connection {
         let rst = self.tcb.on_segment(now, seg);
         if let Some(mp) = self.mp.as_deref_mut() {
             mp.pull(&mut self.tcb);
+            if mp.checksum_failed() && self.tcb.state() != State::Closed {
+                // Corrupted data must never reach the application.
+                return self.tcb.reset_by_peer();
+            }
         }
         rst
     }

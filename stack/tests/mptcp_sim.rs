@@ -125,3 +125,42 @@ fn options_stripped_after_handshake_fall_back_without_loss() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A middlebox that rewrites one payload byte of every 40th data segment and fixes
+/// the TCP checksum, so only MPTCP's DSS checksum can notice.
+fn corrupt_payload(pkt: &mut Vec<u8>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    let Ok((ip, tcp)) = IpRepr::parse(pkt) else {
+        return;
+    };
+    let Ok(seg) = TcpRepr::parse(ip.src, ip.dst, tcp, true) else {
+        return;
+    };
+    if seg.payload.is_empty() || SEEN.fetch_add(1, Ordering::Relaxed) % 40 != 39 {
+        return;
+    }
+    let mut payload = seg.payload.to_vec();
+    payload[0] ^= 0x5a;
+    let mut buf = vec![0u8; pkt.len() + 60];
+    if let Ok(n) = emit_packet(ip.src, ip.dst, ip.hop_limit, &seg, &[&payload], &mut buf) {
+        buf.truncate(n);
+        *pkt = buf;
+    }
+}
+
+#[test]
+fn dss_checksum_failure_never_delivers_corrupt_data() {
+    for seed in seeds(5) {
+        let mut sc = mptcp_scenario(seed, true);
+        sc.client_bytes = 1 << 20;
+        sc.middlebox = Some(corrupt_payload);
+        match run_transfer(&sc) {
+            Ok(_) => panic!("seed {seed}: corrupted payload went unnoticed"),
+            Err(e) => assert!(
+                e.contains("Reset") && !e.contains("differ") && !e.contains("mismatch"),
+                "seed {seed}: expected a reset, got: {e}"
+            ),
+        }
+    }
+}

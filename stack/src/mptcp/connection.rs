@@ -54,7 +54,6 @@ pub enum FallbackReason {
     NoMpCapableAck,
     NoMapping,
     InfiniteMapping,
-    ChecksumFailure,
 }
 
 /// Settings taken from the stack's configuration.
@@ -100,8 +99,6 @@ pub struct MptcpConn {
     /// Set once the server's first DSS arrived (client) or keys were received
     /// (server): from then on data is expected to be mapped.
     mapping_seen: bool,
-    /// MP_FAIL to send (DSN of the failed mapping).
-    fail_pending: Option<u64>,
     scratch: Vec<u8>,
     /// Window last allowed to the subflow (the connection buffer's free space).
     window_cap: usize,
@@ -111,6 +108,8 @@ pub struct MptcpConn {
     released: bool,
     /// The peer sent MP_FASTCLOSE with our key.
     fastclosed: bool,
+    /// A mapping's DSS checksum did not match its data.
+    checksum_failed: bool,
 
     readable: bool,
     writable: bool,
@@ -145,13 +144,13 @@ impl MptcpConn {
             tx_map: Mappings::new(MAX_MAPPINGS),
             rx_map: Mappings::new(MAX_MAPPINGS),
             mapping_seen: false,
-            fail_pending: None,
             scratch: Vec::new(),
             window_cap: s.recv_buffer,
             fin_timer: None,
             fin_backoff: 0,
             released: false,
             fastclosed: false,
+            checksum_failed: false,
             readable: false,
             writable: false,
         }
@@ -414,9 +413,9 @@ impl MptcpConn {
                 sum.update(a);
                 sum.update(b);
                 if !sum.verify(m.checksum.unwrap_or(0)) {
-                    self.fail_pending = Some(m.dsn);
-                    self.fall_back(FallbackReason::ChecksumFailure, tcb);
-                    tcb.force_ack();
+                    // The bytes are already acknowledged at the subflow level, so a
+                    // fallback would hand them to the application: reset instead.
+                    self.checksum_failed = true;
                     break;
                 }
                 n = m.len as usize;
@@ -705,6 +704,11 @@ impl MptcpConn {
         self.data_fin_queued = true;
     }
 
+    /// Whether a DSS checksum failed (the connection must be reset).
+    pub fn checksum_failed(&self) -> bool {
+        self.checksum_failed
+    }
+
     /// Whether the peer fast-closed the connection (cleared when read).
     pub fn take_fastclose(&mut self) -> bool {
         core::mem::take(&mut self.fastclosed)
@@ -777,8 +781,5 @@ impl MptcpConn {
     pub(super) fn pending_data_fin(&self) -> Option<u64> {
         let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
         (self.data_fin_queued && self.snd_nxt == end && !self.data_fin_acked()).then_some(end)
-    }
-    pub(super) fn take_fail(&mut self) -> Option<u64> {
-        self.fail_pending.take()
     }
 }

@@ -8,8 +8,8 @@ use super::connection::{MptcpConn, Phase, Role};
 use super::crypto::DssChecksum;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentKind};
 use crate::wire::mptcp::{
-    DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MptcpOption,
-    MptcpVersion, TCPOPT_MPTCP,
+    DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MptcpOption, MptcpVersion,
+    TCPOPT_MPTCP,
 };
 
 /// No limit on the payload.
@@ -40,9 +40,6 @@ pub(super) fn options_for(
     room: usize,
     out: &mut OptionBytes,
 ) -> usize {
-    if let Some(dsn) = c.take_fail() {
-        push(out, room, MptcpOption::MpFail(MpFail { dsn }));
-    }
     match seg.kind {
         SegmentKind::Syn => syn_options(c, room, out),
         SegmentKind::SynAck => synack_options(c, room, out),
