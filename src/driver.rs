@@ -95,49 +95,51 @@ impl Driver {
         &mut self.tun
     }
 
-    /// Run until `stop` turns true and the engine has nothing left to send.
+    /// Run until `stop` turns true.
     pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> io::Result<()> {
         loop {
-            let deadline = self.next_deadline();
-            tokio::select! {
-                r = self.tun.recv(&mut self.rx) => {
-                    let n = r?;
-                    self.inbound(n);
-                    self.drain_tun()?;
-                }
-                _ = sleep_until(deadline) => {}
-                _ = self.handle.notified() => {}
-                _ = stop.changed() => {
-                    if *stop.borrow() {
-                        return Ok(());
+            let stopped = async {
+                while !*stop.borrow_and_update() {
+                    if stop.changed().await.is_err() {
+                        // The sender is gone: nobody can ask us to stop any more.
+                        std::future::pending::<()>().await;
                     }
                 }
+            };
+            if !self.turn(stopped).await? {
+                return Ok(());
             }
-            self.service().await?;
         }
     }
 
-    /// Run the loop for at most `grace`, or until the application holds no more
-    /// connections, whichever comes first (graceful shutdown).
+    /// Run the loop for at most `grace`, or until no connection is still exchanging
+    /// data or FINs, whichever comes first (graceful shutdown).
     pub async fn drain(&mut self, grace: Duration) -> io::Result<()> {
         let end = tokio::time::Instant::now() + grace;
-        loop {
-            if self.handle.lock().stack.active_connection_count() == 0 {
-                return Ok(());
+        while self.handle.lock().stack.active_connection_count() > 0 {
+            if !self.turn(tokio::time::sleep_until(end)).await? {
+                break;
             }
-            let deadline = self.next_deadline();
-            tokio::select! {
-                r = self.tun.recv(&mut self.rx) => {
-                    let n = r?;
-                    self.inbound(n);
-                    self.drain_tun()?;
-                }
-                _ = sleep_until(deadline) => {}
-                _ = self.handle.notified() => {}
-                _ = tokio::time::sleep_until(end) => return Ok(()),
-            }
-            self.service().await?;
         }
+        Ok(())
+    }
+
+    /// One turn: wait for a packet, a timer, a stream's news or `stop`, then serve
+    /// the engine. False when `stop` completed first.
+    async fn turn(&mut self, stop: impl std::future::Future<Output = ()>) -> io::Result<bool> {
+        let deadline = self.next_deadline();
+        tokio::select! {
+            r = self.tun.recv(&mut self.rx) => {
+                let n = r?;
+                self.inbound(n);
+                self.drain_tun()?;
+            }
+            _ = sleep_until(deadline) => {}
+            _ = self.handle.notified() => {}
+            _ = stop => return Ok(false),
+        }
+        self.service().await?;
+        Ok(true)
     }
 
     fn next_deadline(&self) -> Option<std::time::Instant> {
