@@ -24,22 +24,40 @@ fn fold64_to_32(mut s: u64) -> u32 {
 /// with a zero byte). The result fits easily in a u64.
 #[inline]
 fn sum_block(data: &[u8]) -> u64 {
-    let mut sum: u64 = 0;
-    let mut chunks = data.chunks_exact(8);
+    // The one's-complement sum does not depend on byte order (RFC 1071 §2.B): sum
+    // native-endian words over the aligned part, four independent accumulators for
+    // instruction-level parallelism, and swap the folded result into network order.
+    let mut acc = [0u64; 4];
+    let mut chunks = data.chunks_exact(32);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let w = u64::from_be_bytes(w);
-        // Two 32-bit halves: each addition adds < 2^33, so no carry is ever lost
-        // within a block (BLOCK / 8 * 2^33 < 2^64).
-        sum += (w >> 32) + (w & 0xffff_ffff);
+        for (i, a) in acc.iter_mut().enumerate() {
+            let w = u64::from_ne_bytes([
+                c[i * 8],
+                c[i * 8 + 1],
+                c[i * 8 + 2],
+                c[i * 8 + 3],
+                c[i * 8 + 4],
+                c[i * 8 + 5],
+                c[i * 8 + 6],
+                c[i * 8 + 7],
+            ]);
+            // Two 32-bit halves: each addition adds < 2^33, so no carry is lost
+            // within a block (BLOCK / 32 * 2^33 < 2^64).
+            *a += (w >> 32) + (w & 0xffff_ffff);
+        }
     }
+    let native = acc.iter().fold(0u64, |s, &a| {
+        u64::from(fold64_to_32(s)) + u64::from(fold64_to_32(a))
+    });
+    let folded = fold(native);
+    let mut sum = u64::from(if cfg!(target_endian = "little") {
+        folded.swap_bytes()
+    } else {
+        folded
+    });
+    // The tail (< 32 bytes) in network order, as before.
     let mut rest = chunks.remainder();
-    if rest.len() >= 4 {
-        sum += u64::from(u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]));
-        rest = &rest[4..];
-    }
-    if rest.len() >= 2 {
+    while rest.len() >= 2 {
         sum += u64::from(u16::from_be_bytes([rest[0], rest[1]]));
         rest = &rest[2..];
     }
@@ -98,6 +116,7 @@ pub fn checksum(data: &[u8]) -> u16 {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
