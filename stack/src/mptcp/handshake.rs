@@ -47,21 +47,29 @@ pub(super) fn options_for(
     }
 }
 
+/// MP_CAPABLE v1 with our flags and whichever keys and data length the segment
+/// carries.
+fn mp_capable(
+    c: &MptcpConn,
+    sender_key: Option<u64>,
+    receiver_key: Option<u64>,
+    data_len: Option<u16>,
+    checksum: Option<u16>,
+) -> MptcpOption<'static> {
+    MptcpOption::MpCapable(MpCapable {
+        version: MptcpVersion::V1,
+        flags: flags(c),
+        sender_key,
+        receiver_key,
+        data_len,
+        checksum,
+    })
+}
+
 /// The first subflow's SYN: MP_CAPABLE v1 carries no key, only the flags.
 pub fn syn_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usize {
     if c.phase() != Phase::Fallback {
-        push(
-            out,
-            room,
-            MptcpOption::MpCapable(MpCapable {
-                version: MptcpVersion::V1,
-                flags: flags(c),
-                sender_key: None,
-                receiver_key: None,
-                data_len: None,
-                checksum: None,
-            }),
-        );
+        push(out, room, mp_capable(c, None, None, None, None));
     }
     ANY
 }
@@ -72,14 +80,7 @@ pub fn synack_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usiz
         push(
             out,
             room,
-            MptcpOption::MpCapable(MpCapable {
-                version: MptcpVersion::V1,
-                flags: flags(c),
-                sender_key: Some(c.local_key()),
-                receiver_key: None,
-                data_len: None,
-                checksum: None,
-            }),
+            mp_capable(c, Some(c.local_key()), None, None, None),
         );
     }
     ANY
@@ -109,16 +110,8 @@ fn client_key_echo(
     room: usize,
     out: &mut OptionBytes,
 ) -> usize {
-    let keys = |data_len, checksum| {
-        MptcpOption::MpCapable(MpCapable {
-            version: MptcpVersion::V1,
-            flags: flags(c),
-            sender_key: Some(c.local_key()),
-            receiver_key: c.remote_key(),
-            data_len,
-            checksum,
-        })
-    };
+    let keys =
+        |data_len, checksum| mp_capable(c, Some(c.local_key()), c.remote_key(), data_len, checksum);
     if seg.payload == 0 {
         // Every segment without data repeats the keys: a server that lost the
         // third ACK learns them from whichever arrives.
