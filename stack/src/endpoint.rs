@@ -116,15 +116,6 @@ pub struct Counters {
 }
 
 impl Counters {
-    fn add_tcb_totals(&mut self, o: &Counters) {
-        self.retransmitted_segments += o.retransmitted_segments;
-        self.retransmitted_bytes += o.retransmitted_bytes;
-        self.drop_paws += o.drop_paws;
-        self.drop_out_of_window += o.drop_out_of_window;
-        self.drop_ooo_overflow += o.drop_ooo_overflow;
-        self.challenge_acks += o.challenge_acks;
-    }
-
     fn add_tcb(&mut self, s: &TcbStats) {
         self.retransmitted_segments += s.segments_retransmitted;
         self.retransmitted_bytes += s.bytes_retransmitted;
@@ -232,8 +223,6 @@ pub struct Stack {
     rsts: VecDeque<RstOut>,
     echoes: VecDeque<EchoOut>,
     counters: Counters,
-    /// Statistics of connections already freed.
-    retired: Counters,
     now: Instant,
     /// MPTCP tokens of live connections (unique; joins will look them up).
     tokens: HashMap<u32, ConnId>,
@@ -264,7 +253,6 @@ impl Stack {
             rsts: VecDeque::new(),
             echoes: VecDeque::new(),
             counters: Counters::default(),
-            retired: Counters::default(),
             now: Instant::ZERO,
             due: Vec::new(),
             tokens: HashMap::new(),
@@ -569,7 +557,6 @@ impl Stack {
     /// Stack-wide counters, including those of connections already freed.
     pub fn counters(&self) -> Counters {
         let mut c = self.counters.clone();
-        c.add_tcb_totals(&self.retired);
         for (_, conn) in self.conns.iter() {
             c.add_tcb(conn.c.tcb.stats());
         }
@@ -857,7 +844,8 @@ impl Stack {
                     l.pending = l.pending.saturating_sub(1);
                 }
             }
-            self.retired.add_tcb(conn.c.tcb.stats());
+            // A freed connection's statistics stay in the stack's totals.
+            self.counters.add_tcb(conn.c.tcb.stats());
         }
     }
 

@@ -310,10 +310,8 @@ impl World {
         b_to_a: LinkParams,
     ) -> PathId {
         for (h, ad) in [(a, a_addr), (b, b_addr)] {
-            let stack = &mut self.hosts[h].stack;
-            if !stack.addresses().contains(&ad) {
-                stack.add_address(ad);
-            }
+            // `add_address` ignores an address the stack already has.
+            self.hosts[h].stack.add_address(ad);
         }
         self.add_path_only(a, a_addr, b, b_addr, a_to_b, b_to_a)
     }
