@@ -230,6 +230,11 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         drop_icmp_too_big,
         mptcp_connections,
         mptcp_fallbacks,
+        mptcp_checksum_errors,
+        mptcp_mp_fail_tx,
+        mptcp_mp_fail_rx,
+        mptcp_infinite_map_tx,
+        mptcp_infinite_map_rx,
     )
 }
 

@@ -55,7 +55,7 @@ impl Connection {
         let rst = self.tcb.on_segment(now, seg);
         if let Some(mp) = self.mp.as_deref_mut() {
             mp.pull(&mut self.tcb);
-            if mp.checksum_failed() && self.tcb.state() != State::Closed {
+            if mp.must_reset() && self.tcb.state() != State::Closed {
                 // Corrupted data must never reach the application.
                 return self.tcb.reset_by_peer();
             }
@@ -84,6 +84,9 @@ impl Connection {
     pub fn on_timeout(&mut self, now: Instant) -> Option<RstReply> {
         if let Some(mp) = self.mp.as_deref_mut() {
             mp.on_timeout(now, &mut self.tcb);
+        }
+        if self.mp.as_deref().is_some_and(|m| m.must_reset()) && self.tcb.state() != State::Closed {
+            return self.tcb.reset_by_peer();
         }
         if self.tcb.poll_at().is_some_and(|t| t <= now) {
             self.tcb.on_timeout(now)
@@ -194,6 +197,15 @@ impl Connection {
         self.mp
             .as_deref()
             .map(|m| m.rst_options())
+            .unwrap_or_default()
+    }
+
+    /// Options for a RST that `on_segment` or `on_timeout` decided on (MP_FAIL
+    /// and MP_TCPRST after a checksum failure that could not fall back).
+    pub fn reset_options(&self) -> OptionBytes {
+        self.mp
+            .as_deref()
+            .map(|m| m.reset_options())
             .unwrap_or_default()
     }
 

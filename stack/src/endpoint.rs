@@ -113,6 +113,13 @@ pub struct Counters {
     /// Closed connections that ran MPTCP to the end, and those that fell back.
     pub mptcp_connections: u64,
     pub mptcp_fallbacks: u64,
+    /// DSS checksum failures, and the MP_FAIL / infinite mapping exchange that
+    /// follows them (RFC 8684 §3.7), as Linux counts them.
+    pub mptcp_checksum_errors: u64,
+    pub mptcp_mp_fail_tx: u64,
+    pub mptcp_mp_fail_rx: u64,
+    pub mptcp_infinite_map_tx: u64,
+    pub mptcp_infinite_map_rx: u64,
 }
 
 impl Counters {
@@ -662,7 +669,8 @@ impl Stack {
                 .get_mut(id)
                 .expect("tuple map points at a live connection");
             if let Some(reply) = conn.c.on_segment(now, &seg) {
-                self.queue_rst(tuple.local, tuple.remote, reply);
+                let extra = conn.c.reset_options();
+                self.queue_rst_with(tuple.local, tuple.remote, reply, extra);
             }
             self.touch(id, now);
             return;
@@ -833,6 +841,13 @@ impl Stack {
         if let Some(conn) = self.conns.remove(id) {
             if let Some(mp) = &conn.c.mp {
                 self.tokens.remove(&mp.local_token());
+                let st = mp.stats();
+                let c = &mut self.counters;
+                c.mptcp_checksum_errors += st.checksum_errors;
+                c.mptcp_mp_fail_tx += st.mp_fail_tx;
+                c.mptcp_mp_fail_rx += st.mp_fail_rx;
+                c.mptcp_infinite_map_tx += st.infinite_map_tx;
+                c.mptcp_infinite_map_rx += st.infinite_map_rx;
                 if mp.is_fallback() {
                     self.counters.mptcp_fallbacks += 1;
                 } else if mp.remote_key().is_some() {
@@ -920,7 +935,8 @@ impl Stack {
             if conn.c.poll_at().is_some_and(|t| t <= now) {
                 if let Some(reply) = conn.c.on_timeout(now) {
                     let (l, r) = (conn.c.tcb.local(), conn.c.tcb.remote());
-                    self.queue_rst(l, r, reply);
+                    let extra = conn.c.reset_options();
+                    self.queue_rst_with(l, r, reply, extra);
                 }
                 self.touch(id, now);
             } else {

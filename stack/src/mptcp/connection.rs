@@ -16,7 +16,7 @@ use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks};
 use crate::tcp::Tcb;
 use crate::time::Instant;
 use crate::wire::mptcp::{
-    mptcp_options, Dss, FastClose, MpCapable, MptcpOption, ParseCtx, TcpRst, TCPOPT_MPTCP,
+    mptcp_options, Dss, FastClose, MpCapable, MpFail, MptcpOption, ParseCtx, TcpRst, TCPOPT_MPTCP,
 };
 use crate::wire::TcpRepr;
 
@@ -53,8 +53,51 @@ pub enum FallbackReason {
     NoMpCapableSynAck,
     NoMpCapableAck,
     NoMapping,
+    /// The peer sent an infinite mapping (after our MP_FAIL, or on its own).
     InfiniteMapping,
+    /// We answered the peer's MP_FAIL with an infinite mapping.
+    MpFail,
 }
+
+/// MP_TCPRST reason codes (RFC 8684 §3.6).
+pub mod rst_reason {
+    pub const UNSPECIFIED: u8 = 0;
+    pub const MPTCP_ERROR: u8 = 1;
+    pub const MIDDLEBOX: u8 = 6;
+}
+
+/// What a connection did about DSS checksum failures (RFC 8684 §3.7), folded
+/// into the stack's counters when it ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MptcpStats {
+    pub mp_fail_tx: u64,
+    pub mp_fail_rx: u64,
+    pub infinite_map_tx: u64,
+    pub infinite_map_rx: u64,
+    pub checksum_errors: u64,
+}
+
+/// The MP_FAIL exchange after a DSS checksum failure on the only subflow
+/// (RFC 8684 §3.7). The side that saw the bad checksum keeps delivering the
+/// subflow's bytes in order as the data stream (what the middlebox made of
+/// them, as plain TCP would) and repeats MP_FAIL until the peer answers; the
+/// other side echoes MP_FAIL and puts an infinite mapping on its next data.
+#[derive(Debug, Clone, Copy, Default)]
+struct FailState {
+    /// We saw the bad checksum: DSN of the failed mapping, sent in MP_FAIL.
+    sent_dsn: Option<u64>,
+    /// The peer answered (MP_FAIL echo, infinite mapping, unmapped data).
+    answered: bool,
+    /// Put MP_FAIL with this DSN on the next segment.
+    send: Option<u64>,
+    /// The peer's MP_FAIL asks us for an infinite mapping on our next data.
+    infinite_map_pending: bool,
+    timer: Option<Instant>,
+    tries: u32,
+}
+
+/// MP_FAIL repeats before the connection is reset instead.
+const MAX_MP_FAIL_TRIES: u32 = 5;
 
 /// Settings taken from the stack's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -108,8 +151,17 @@ pub struct MptcpConn {
     released: bool,
     /// The peer sent MP_FASTCLOSE with our key.
     fastclosed: bool,
-    /// A mapping's DSS checksum did not match its data.
-    checksum_failed: bool,
+    /// The connection must be reset (a checksum failure with no way to fall
+    /// back, or an unanswered MP_FAIL), with this MP_TCPRST reason.
+    reset_reason: Option<u8>,
+    /// The receive side no longer reads mappings: subflow bytes are data bytes
+    /// in order (after we sent MP_FAIL).
+    rx_fallback: bool,
+    /// End of the last mapping whose checksum was verified: the rest of it may
+    /// be taken without checking again.
+    verified_end: Option<u32>,
+    fail: FailState,
+    stats: MptcpStats,
 
     readable: bool,
     writable: bool,
@@ -150,7 +202,11 @@ impl MptcpConn {
             fin_backoff: 0,
             released: false,
             fastclosed: false,
-            checksum_failed: false,
+            reset_reason: None,
+            rx_fallback: false,
+            verified_end: None,
+            fail: FailState::default(),
+            stats: MptcpStats::default(),
             readable: false,
             writable: false,
         }
@@ -246,6 +302,7 @@ impl MptcpConn {
                 Ok(MptcpOption::FastClose(fc)) if fc.receiver_key == self.local_key => {
                     self.fastclosed = true;
                 }
+                Ok(MptcpOption::MpFail(m)) => self.on_mp_fail(tcb, m),
                 _ => {}
             }
         }
@@ -303,6 +360,11 @@ impl MptcpConn {
         }
         if let Some(d) = saw_dss {
             self.on_dss(tcb, seg, &d);
+        } else if self.rx_fallback && !seg.payload.is_empty() {
+            // The peer fell back after our MP_FAIL but its infinite mapping was
+            // lost: its data now comes without DSS.
+            self.fail.answered = true;
+            self.fall_back(FallbackReason::InfiniteMapping, tcb);
         } else if self.phase == Phase::PreEstablished
             && self.role == Role::Client
             && !f.syn()
@@ -348,6 +410,8 @@ impl MptcpConn {
         }
         if let Some(m) = d.mapping {
             if m.data_len == 0 {
+                self.stats.infinite_map_rx += 1;
+                self.fail.answered = true;
                 self.fall_back(FallbackReason::InfiniteMapping, tcb);
                 return;
             }
@@ -359,7 +423,7 @@ impl MptcpConn {
             }
             // A DATA_FIN alone has SSN 0 and occupies no subflow byte.
             let data_len = m.data_len - d.data_fin as u16;
-            if m.ssn != 0 && data_len > 0 {
+            if m.ssn != 0 && data_len > 0 && !self.rx_fallback {
                 let _ = self.rx_map.insert(Mapping {
                     ssn: m.ssn,
                     dsn,
@@ -382,11 +446,71 @@ impl MptcpConn {
         }
     }
 
+    /// MP_FAIL from the peer: either the answer to ours, or the peer saw a bad
+    /// checksum in our data and wants an infinite mapping (RFC 8684 §3.7).
+    fn on_mp_fail(&mut self, tcb: &mut Tcb, m: MpFail) {
+        self.stats.mp_fail_rx += 1;
+        if self.fail.sent_dsn.is_some() {
+            self.fail.answered = true;
+            self.fail.timer = None;
+            return;
+        }
+        if !self.fail.infinite_map_pending {
+            self.fail.infinite_map_pending = true;
+            self.fail.send = Some(m.dsn);
+            tcb.force_ack();
+        }
+    }
+
+    /// A mapping failed its DSS checksum. With one subflow and the data level in
+    /// order up to the mapping, fall back by MP_FAIL; otherwise reset.
+    fn on_checksum_error(&mut self, tcb: &mut Tcb, m: &Mapping) {
+        self.stats.checksum_errors += 1;
+        let in_order = m.dsn == self.rcv_nxt && self.assembler.is_empty();
+        if !in_order || self.fail.infinite_map_pending {
+            self.reset_reason = Some(rst_reason::MIDDLEBOX);
+            self.fail.send = Some(m.dsn);
+            return;
+        }
+        self.rx_fallback = true;
+        self.rx_map = Mappings::new(MAX_MAPPINGS);
+        self.fail.sent_dsn = Some(m.dsn);
+        self.fail.send = Some(m.dsn);
+        tcb.force_ack();
+    }
+
+    /// In receive fallback: the subflow's bytes are the data stream, in order.
+    fn pull_unmapped(&mut self, tcb: &mut Tcb) {
+        loop {
+            let n = tcb.recv_available().min(self.rcv_buf.free());
+            if n == 0 {
+                break;
+            }
+            if self.scratch.len() < n.min(MAX_MAPPING) {
+                self.scratch.resize(n.min(MAX_MAPPING), 0);
+            }
+            let n = n.min(self.scratch.len());
+            let got = tcb.recv(&mut self.scratch[..n]).unwrap_or(0);
+            if got == 0 {
+                break;
+            }
+            self.rcv_buf.enqueue(&self.scratch[..got]);
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(got as u64);
+            self.readable = true;
+        }
+        self.check_data_fin();
+        self.window_cap = self.rcv_buf.free();
+        tcb.set_window_cap(Some(self.window_cap));
+    }
+
     /// After the TCB took a segment: move in-order subflow bytes to the
     /// connection level by their mappings.
     pub fn pull(&mut self, tcb: &mut Tcb) {
         if self.phase == Phase::Fallback || self.remote_key.is_none() {
             return;
+        }
+        if self.rx_fallback {
+            return self.pull_unmapped(tcb);
         }
         loop {
             let avail = tcb.recv_available();
@@ -403,7 +527,8 @@ impl MptcpConn {
             };
             let in_map = m.ssn_end().wrapping_sub(ssn) as usize;
             let mut n = avail.min(in_map);
-            if self.checksum && m.checksum.is_some() {
+            let verified = self.verified_end == Some(m.ssn_end());
+            if self.checksum && m.checksum.is_some() && !verified {
                 // A mapping is delivered only whole and verified (RFC 8684 §3.3.1).
                 if ssn != m.ssn || avail < m.len as usize {
                     break;
@@ -413,11 +538,14 @@ impl MptcpConn {
                 sum.update(a);
                 sum.update(b);
                 if !sum.verify(m.checksum.unwrap_or(0)) {
-                    // The bytes are already acknowledged at the subflow level, so a
-                    // fallback would hand them to the application: reset instead.
-                    self.checksum_failed = true;
+                    self.on_checksum_error(tcb, &m);
+                    if self.rx_fallback {
+                        return self.pull_unmapped(tcb);
+                    }
                     break;
                 }
+                // The data level may take it in parts (as its buffer frees up).
+                self.verified_end = Some(m.ssn_end());
                 n = m.len as usize;
             }
             let dsn = m.dsn.wrapping_add(ssn.wrapping_sub(m.ssn) as u64);
@@ -513,8 +641,12 @@ impl MptcpConn {
     pub fn push(&mut self, now: Instant, tcb: &mut Tcb) {
         let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
         if self.phase == Phase::Fallback {
+            tcb.set_window_cap(None);
             self.flush_fallback(tcb);
             return;
+        }
+        if self.fail.sent_dsn.is_some() && !self.fail.answered && self.fail.timer.is_none() {
+            self.fail.timer = Some(now + tcb.rto());
         }
         self.tx_map.release_before(tcb.acked_ssn());
         match self.phase {
@@ -622,12 +754,29 @@ impl MptcpConn {
         }
     }
 
-    /// The DATA_FIN repeat timer.
+    /// The DATA_FIN and MP_FAIL repeat timers.
     pub fn poll_at(&self) -> Option<Instant> {
-        self.fin_timer
+        match (self.fin_timer, self.fail.timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn on_timeout(&mut self, now: Instant, tcb: &mut Tcb) {
+        if self.fail.timer.is_some_and(|t| t <= now) {
+            self.fail.tries += 1;
+            if self.fail.answered || self.phase == Phase::Fallback {
+                self.fail.timer = None;
+            } else if self.fail.tries > MAX_MP_FAIL_TRIES {
+                // Linux resets too when MP_FAIL stays unanswered.
+                self.fail.timer = None;
+                self.reset_reason = Some(rst_reason::MIDDLEBOX);
+            } else {
+                self.fail.send = self.fail.sent_dsn;
+                tcb.force_ack();
+                self.fail.timer = Some(now + tcb.rto() * (1 << self.fail.tries));
+            }
+        }
         if self.fin_timer.is_some_and(|t| t <= now) {
             if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
                 tcb.force_ack();
@@ -704,9 +853,32 @@ impl MptcpConn {
         self.data_fin_queued = true;
     }
 
-    /// Whether a DSS checksum failed (the connection must be reset).
-    pub fn checksum_failed(&self) -> bool {
-        self.checksum_failed
+    /// Whether the connection must be reset (a checksum failure that could not
+    /// be recovered by falling back).
+    pub fn must_reset(&self) -> bool {
+        self.reset_reason.is_some()
+    }
+
+    pub fn stats(&self) -> MptcpStats {
+        self.stats
+    }
+
+    /// Options for the RST of a reset we decided on while processing input:
+    /// MP_FAIL with the failed mapping's DSN and MP_TCPRST with the reason.
+    pub fn reset_options(&self) -> OptionBytes {
+        let mut out = OptionBytes::default();
+        let Some(reason) = self.reset_reason else {
+            return out;
+        };
+        if let Some(dsn) = self.fail.send.or(self.fail.sent_dsn) {
+            if let Ok(e) = MptcpOption::MpFail(MpFail { dsn }).encode() {
+                out.push(TCPOPT_MPTCP, e.as_slice());
+            }
+        }
+        if let Ok(e) = (MptcpOption::TcpRst(TcpRst { flags: 0, reason })).encode() {
+            out.push(TCPOPT_MPTCP, e.as_slice());
+        }
+        out
     }
 
     /// Whether the peer fast-closed the connection (cleared when read).
@@ -729,7 +901,7 @@ impl MptcpConn {
         }
         let reason = MptcpOption::TcpRst(TcpRst {
             flags: 0,
-            reason: 0,
+            reason: rst_reason::UNSPECIFIED,
         });
         if let Ok(e) = reason.encode() {
             out.push(TCPOPT_MPTCP, e.as_slice());
@@ -776,6 +948,30 @@ impl MptcpConn {
     }
     pub(super) fn mapping_for(&self, ssn: u32) -> Option<Mapping> {
         self.tx_map.find(ssn).copied()
+    }
+    /// MP_FAIL to put on the next segment (taken: sent once per request).
+    pub(super) fn take_mp_fail(&mut self) -> Option<u64> {
+        let dsn = self.fail.send.take()?;
+        self.stats.mp_fail_tx += 1;
+        Some(dsn)
+    }
+    /// Whether the next data segment must carry an infinite mapping.
+    pub(super) fn infinite_map_pending(&self) -> bool {
+        self.fail.infinite_map_pending && self.phase != Phase::Fallback
+    }
+    /// The infinite mapping went out on a segment whose first byte has DSN
+    /// `dsn`: from now on this is plain TCP. The data level moves its unmapped
+    /// bytes to the subflow on the next `push`.
+    pub(super) fn infinite_map_sent(&mut self) {
+        self.stats.infinite_map_tx += 1;
+        self.phase = Phase::Fallback;
+        self.fallback_reason = Some(FallbackReason::MpFail);
+    }
+    pub(super) fn snd_una(&self) -> u64 {
+        self.snd_una
+    }
+    pub(super) fn dsn_of_sent(&self, ssn: u32) -> Option<u64> {
+        self.tx_map.find(ssn).and_then(|m| m.dsn_of(ssn))
     }
     /// The DATA_FIN's DSN while it still needs sending.
     pub(super) fn pending_data_fin(&self) -> Option<u64> {

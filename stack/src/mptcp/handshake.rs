@@ -8,8 +8,8 @@ use super::connection::{MptcpConn, Phase, Role};
 use super::crypto::DssChecksum;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentKind};
 use crate::wire::mptcp::{
-    DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MptcpOption, MptcpVersion,
-    TCPOPT_MPTCP,
+    DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MptcpOption,
+    MptcpVersion, TCPOPT_MPTCP,
 };
 
 /// No limit on the payload.
@@ -140,7 +140,20 @@ fn dss_options(c: &mut MptcpConn, seg: &OutSegment, room: usize, out: &mut Optio
         mapping: None,
     };
     let mut cap = ANY;
-    if seg.payload > 0 {
+    let mut infinite = false;
+    if seg.payload > 0 && c.infinite_map_pending() {
+        // The answer to the peer's MP_FAIL (RFC 8684 §3.7): data-level length 0
+        // from this segment's DSN on; everything after is plain TCP.
+        let dsn = c.dsn_of_sent(seg.ssn).unwrap_or_else(|| c.snd_una());
+        dss.mapping = Some(DssMapping {
+            dsn,
+            dsn_64bit: true,
+            ssn: 0,
+            data_len: 0,
+            checksum: c.checksum().then_some(0),
+        });
+        infinite = true;
+    } else if seg.payload > 0 {
         if let Some(m) = c.mapping_for(seg.ssn) {
             dss.mapping = Some(DssMapping {
                 dsn: m.dsn,
@@ -163,9 +176,15 @@ fn dss_options(c: &mut MptcpConn, seg: &OutSegment, room: usize, out: &mut Optio
             checksum,
         });
     }
+    if let Some(dsn) = c.take_mp_fail() {
+        push(out, room, MptcpOption::MpFail(MpFail { dsn }));
+    }
     if !push(out, room, MptcpOption::Dss(dss)) {
         // No room for the mapping: the segment must not carry unmapped data.
         return if seg.payload > 0 { 0 } else { ANY };
+    }
+    if infinite {
+        c.infinite_map_sent();
     }
     cap
 }

@@ -78,6 +78,9 @@ pub struct Transfer {
     /// release as soon as everything is sent and read, letting the stack finish alone.
     pub wait_closed_before_release: bool,
     pub slow_reader: Option<SlowReader>,
+    /// What a middlebox on the path makes of the byte at a stream offset: the
+    /// received data is checked against the payload passed through it.
+    pub rx_alter: Option<fn(u64, u8) -> u8>,
     next_read_at: Instant,
     pub shut: bool,
     pub eof: bool,
@@ -107,6 +110,7 @@ impl Transfer {
             shutdown_after_peer_fin: false,
             wait_closed_before_release: true,
             slow_reader: None,
+            rx_alter: None,
             next_read_at: Instant::ZERO,
             shut: false,
             eof: false,
@@ -185,6 +189,11 @@ impl Transfer {
                     }
                     self.expect.resize(n, 0);
                     self.rx.fill(self.received, &mut self.expect);
+                    if let Some(alter) = self.rx_alter {
+                        for (i, b) in self.expect.iter_mut().enumerate() {
+                            *b = alter(self.received + i as u64, *b);
+                        }
+                    }
                     if let Some(i) = (0..n).find(|&i| self.scratch[i] != self.expect[i]) {
                         return Err(format!(
                             "data mismatch at offset {}: got {:#04x}, expected {:#04x}",
@@ -331,6 +340,8 @@ pub struct Scenario {
     pub server_config: Config,
     /// A middlebox on the path rewriting every delivered packet (both ways).
     pub middlebox: Option<fn(&mut Vec<u8>)>,
+    /// What that middlebox does to the client's bytes, by stream offset.
+    pub client_data_alter: Option<fn(u64, u8) -> u8>,
 }
 
 /// Port the server listens on.
@@ -366,6 +377,7 @@ impl Scenario {
             client_config: sim_config(derive(seed, 1)),
             server_config: sim_config(derive(seed, 2)),
             middlebox: None,
+            client_data_alter: None,
         }
     }
 
@@ -606,6 +618,7 @@ pub fn run_transfer(sc: &Scenario) -> Result<TransferReport, String> {
         t.slow_reader = slow;
     }
     client.shutdown_after_peer_fin = sc.server_fin_first;
+    server.rx_alter = sc.client_data_alter;
 
     w.run_until_done(&mut [&mut client, &mut server])
         .map_err(|e| e.to_string())?;
