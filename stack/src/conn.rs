@@ -3,7 +3,7 @@
 //! talks only to this type; it routes each call to the MPTCP level when there is
 //! one and it has not fallen back to plain TCP.
 
-use crate::mptcp::connection::MptcpConn;
+use crate::mptcp::connection::{MptcpConn, SubflowHooks};
 use crate::tcp::hooks::OptionBytes;
 use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, TcbEvents, Transmit};
@@ -40,7 +40,7 @@ impl Connection {
 
     pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
         if let Some(mp) = self.mp.as_deref_mut() {
-            mp.on_segment(&mut self.tcb, seg);
+            mp.on_segment(0, &mut self.tcb, seg);
         }
         if let Some(mp) = self.mp.as_deref_mut() {
             if mp.take_fastclose() {
@@ -54,7 +54,7 @@ impl Connection {
         }
         let rst = self.tcb.on_segment(now, seg);
         if let Some(mp) = self.mp.as_deref_mut() {
-            mp.pull(&mut self.tcb);
+            mp.pull(0, &mut self.tcb);
             if mp.must_reset() && self.tcb.state() != State::Closed {
                 // Corrupted data must never reach the application.
                 return self.tcb.reset_by_peer();
@@ -66,8 +66,9 @@ impl Connection {
     pub fn poll_transmit(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
         match self.mp.as_deref_mut() {
             Some(mp) => {
-                mp.push(now, &mut self.tcb);
-                self.tcb.poll_transmit_with(now, hop, buf, mp)
+                mp.push(now, 0, &mut self.tcb);
+                let mut hooks = SubflowHooks { conn: mp, i: 0 };
+                self.tcb.poll_transmit_with(now, hop, buf, &mut hooks)
             }
             None => self.tcb.poll_transmit(now, hop, buf),
         }
@@ -149,7 +150,7 @@ impl Connection {
             if !mp.is_fallback() {
                 return match mp.recv(buf) {
                     Some(n) if n > 0 => {
-                        mp.after_read(&mut self.tcb);
+                        mp.after_read(0, &mut self.tcb);
                         Ok(n)
                     }
                     None => Err(true),

@@ -10,6 +10,7 @@
 
 use super::crypto::{self, DssChecksum, HashAlg};
 use super::mapping::{Mapping, Mappings};
+use super::subflow::{SubflowState, MAX_MAPPINGS};
 use crate::tcp::assembler::Assembler;
 use crate::tcp::buffer::RingBuffer;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks};
@@ -22,9 +23,6 @@ use crate::wire::TcpRepr;
 
 /// Largest mapping handed to a subflow at once (the DSS length field is 16 bits).
 const MAX_MAPPING: usize = 65535;
-/// Mappings remembered per subflow and direction: enough for a full 8 MiB window
-/// of one-segment mappings.
-const MAX_MAPPINGS: usize = 8192;
 
 /// Who opened the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,12 +134,8 @@ pub struct MptcpConn {
     peer_data_fin: Option<u64>,
     peer_data_fin_done: bool,
 
-    // The single subflow's mappings and position.
-    tx_map: Mappings,
-    rx_map: Mappings,
-    /// Set once the server's first DSS arrived (client) or keys were received
-    /// (server): from then on data is expected to be mapped.
-    mapping_seen: bool,
+    /// Per-subflow state; index 0 is the first subflow.
+    sf: Vec<SubflowState>,
     scratch: Vec<u8>,
     /// Window last allowed to the subflow (the connection buffer's free space).
     window_cap: usize,
@@ -157,9 +151,6 @@ pub struct MptcpConn {
     /// The receive side no longer reads mappings: subflow bytes are data bytes
     /// in order (after we sent MP_FAIL).
     rx_fallback: bool,
-    /// End of the last mapping whose checksum was verified: the rest of it may
-    /// be taken without checking again.
-    verified_end: Option<u32>,
     fail: FailState,
     stats: MptcpStats,
 
@@ -193,9 +184,7 @@ impl MptcpConn {
             rcv_nxt: 0,
             peer_data_fin: None,
             peer_data_fin_done: false,
-            tx_map: Mappings::new(MAX_MAPPINGS),
-            rx_map: Mappings::new(MAX_MAPPINGS),
-            mapping_seen: false,
+            sf: vec![SubflowState::new()],
             scratch: Vec::new(),
             window_cap: s.recv_buffer,
             fin_timer: None,
@@ -204,7 +193,6 @@ impl MptcpConn {
             fastclosed: false,
             reset_reason: None,
             rx_fallback: false,
-            verified_end: None,
             fail: FailState::default(),
             stats: MptcpStats::default(),
             readable: false,
@@ -287,7 +275,7 @@ impl MptcpConn {
     // ----- input -----
 
     /// Look at an incoming segment's MPTCP options before the TCB processes it.
-    pub fn on_segment(&mut self, tcb: &mut Tcb, seg: &TcpRepr<'_>) {
+    pub fn on_segment(&mut self, i: usize, tcb: &mut Tcb, seg: &TcpRepr<'_>) {
         if self.phase == Phase::Fallback {
             return;
         }
@@ -328,7 +316,7 @@ impl MptcpConn {
                             self.learn_remote_key(key);
                         }
                         self.phase = Phase::Established;
-                        self.mapping_seen = true;
+                        self.sf[0].mapping_seen = true;
                     }
                     // Only the in-order segment decides (as in Linux): with the
                     // third ACK lost, later data may overtake the MP_CAPABLE one.
@@ -348,7 +336,7 @@ impl MptcpConn {
                 if c.sender_key == Some(key) && !seg.payload.is_empty() {
                     let ssn = seg.seq.0.wrapping_sub(tcb.irs().0);
                     let dsn = crypto::idsn(alg(), key).wrapping_add(ssn as u64);
-                    let _ = self.rx_map.insert(Mapping {
+                    let _ = self.sf[0].rx_map.insert(Mapping {
                         ssn,
                         dsn,
                         len,
@@ -359,7 +347,7 @@ impl MptcpConn {
             }
         }
         if let Some(d) = saw_dss {
-            self.on_dss(tcb, seg, &d);
+            self.on_dss(i, tcb, seg, &d);
         } else if self.rx_fallback && !seg.payload.is_empty() {
             // The peer fell back after our MP_FAIL but its infinite mapping was
             // lost: its data now comes without DSS.
@@ -376,7 +364,7 @@ impl MptcpConn {
         }
     }
 
-    fn on_dss(&mut self, tcb: &mut Tcb, seg: &TcpRepr<'_>, d: &Dss) {
+    fn on_dss(&mut self, i: usize, tcb: &mut Tcb, seg: &TcpRepr<'_>, d: &Dss) {
         if self.role == Role::Client && self.phase == Phase::PreEstablished && d.data_ack.is_some()
         {
             self.phase = Phase::Established;
@@ -415,7 +403,7 @@ impl MptcpConn {
                 self.fall_back(FallbackReason::InfiniteMapping, tcb);
                 return;
             }
-            self.mapping_seen = true;
+            self.sf[i].mapping_seen = true;
             let dsn = m.expand_dsn(self.rcv_nxt);
             if d.data_fin {
                 let fin = dsn.wrapping_add(m.data_len as u64 - 1);
@@ -424,7 +412,7 @@ impl MptcpConn {
             // A DATA_FIN alone has SSN 0 and occupies no subflow byte.
             let data_len = m.data_len - d.data_fin as u16;
             if m.ssn != 0 && data_len > 0 && !self.rx_fallback {
-                let _ = self.rx_map.insert(Mapping {
+                let _ = self.sf[i].rx_map.insert(Mapping {
                     ssn: m.ssn,
                     dsn,
                     len: data_len,
@@ -464,16 +452,16 @@ impl MptcpConn {
 
     /// A mapping failed its DSS checksum. With one subflow and the data level in
     /// order up to the mapping, fall back by MP_FAIL; otherwise reset.
-    fn on_checksum_error(&mut self, tcb: &mut Tcb, m: &Mapping) {
+    fn on_checksum_error(&mut self, i: usize, tcb: &mut Tcb, m: &Mapping) {
         self.stats.checksum_errors += 1;
-        let in_order = m.dsn == self.rcv_nxt && self.assembler.is_empty();
+        let in_order = m.dsn == self.rcv_nxt && self.assembler.is_empty() && self.sf.len() == 1;
         if !in_order || self.fail.infinite_map_pending {
             self.reset_reason = Some(rst_reason::MIDDLEBOX);
             self.fail.send = Some(m.dsn);
             return;
         }
         self.rx_fallback = true;
-        self.rx_map = Mappings::new(MAX_MAPPINGS);
+        self.sf[i].rx_map = Mappings::new(MAX_MAPPINGS);
         self.fail.sent_dsn = Some(m.dsn);
         self.fail.send = Some(m.dsn);
         tcb.force_ack();
@@ -505,7 +493,7 @@ impl MptcpConn {
 
     /// After the TCB took a segment: move in-order subflow bytes to the
     /// connection level by their mappings.
-    pub fn pull(&mut self, tcb: &mut Tcb) {
+    pub fn pull(&mut self, i: usize, tcb: &mut Tcb) {
         if self.phase == Phase::Fallback || self.remote_key.is_none() {
             return;
         }
@@ -518,8 +506,9 @@ impl MptcpConn {
                 break;
             }
             let ssn = tcb.recv_ssn();
-            let Some(m) = self.rx_map.find(ssn).copied() else {
-                if !self.mapping_seen || self.rx_map.is_empty() {
+            let sf = &mut self.sf[i];
+            let Some(m) = sf.rx_map.find(ssn).copied() else {
+                if i == 0 && (!sf.mapping_seen || sf.rx_map.is_empty()) {
                     // Data without any mapping: options were stripped on the path.
                     self.fall_back(FallbackReason::NoMapping, tcb);
                 }
@@ -527,7 +516,7 @@ impl MptcpConn {
             };
             let in_map = m.ssn_end().wrapping_sub(ssn) as usize;
             let mut n = avail.min(in_map);
-            let verified = self.verified_end == Some(m.ssn_end());
+            let verified = sf.verified_end == Some(m.ssn_end());
             if self.checksum && m.checksum.is_some() && !verified {
                 // A mapping is delivered only whole and verified (RFC 8684 §3.3.1).
                 if ssn != m.ssn || avail < m.len as usize {
@@ -538,14 +527,14 @@ impl MptcpConn {
                 sum.update(a);
                 sum.update(b);
                 if !sum.verify(m.checksum.unwrap_or(0)) {
-                    self.on_checksum_error(tcb, &m);
+                    self.on_checksum_error(i, tcb, &m);
                     if self.rx_fallback {
                         return self.pull_unmapped(tcb);
                     }
                     break;
                 }
                 // The data level may take it in parts (as its buffer frees up).
-                self.verified_end = Some(m.ssn_end());
+                self.sf[i].verified_end = Some(m.ssn_end());
                 n = m.len as usize;
             }
             let dsn = m.dsn.wrapping_add(ssn.wrapping_sub(m.ssn) as u64);
@@ -555,7 +544,7 @@ impl MptcpConn {
                 // Already have these bytes (data-level duplicate): drop them.
                 let dup = ((-(offset as i64)) as usize).min(n);
                 self.discard_subflow(tcb, dup);
-                self.rx_map.release_before(tcb.recv_ssn());
+                self.sf[i].rx_map.release_before(tcb.recv_ssn());
                 continue;
             }
             let offset = offset as usize;
@@ -584,7 +573,7 @@ impl MptcpConn {
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(ready as u64);
                 self.readable = true;
             }
-            self.rx_map.release_before(tcb.recv_ssn());
+            self.sf[i].rx_map.release_before(tcb.recv_ssn());
         }
         self.check_data_fin();
         self.window_cap = self.rcv_buf.free();
@@ -638,7 +627,7 @@ impl MptcpConn {
     }
 
     /// Hand connection-level data to the subflow, one mapping per chunk.
-    pub fn push(&mut self, now: Instant, tcb: &mut Tcb) {
+    pub fn push(&mut self, now: Instant, i: usize, tcb: &mut Tcb) {
         let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
         if self.phase == Phase::Fallback {
             tcb.set_window_cap(None);
@@ -648,12 +637,14 @@ impl MptcpConn {
         if self.fail.sent_dsn.is_some() && !self.fail.answered && self.fail.timer.is_none() {
             self.fail.timer = Some(now + tcb.rto());
         }
-        self.tx_map.release_before(tcb.acked_ssn());
+        self.sf[i].tx_map.release_before(tcb.acked_ssn());
         match self.phase {
             Phase::Handshake => return,
             // Until the server acknowledged the keys, only the first mapping goes
             // out (it rides in MP_CAPABLE).
-            Phase::PreEstablished if self.snd_nxt != self.snd_una || !self.tx_map.is_empty() => {
+            Phase::PreEstablished
+                if self.snd_nxt != self.snd_una || !self.sf[i].tx_map.is_empty() =>
+            {
                 return
             }
             _ => {}
@@ -687,7 +678,7 @@ impl MptcpConn {
             if !self.checksum {
                 let unsent = tcb.sent_ssn();
                 let snd_nxt = self.snd_nxt;
-                if let Some(last) = self.tx_map.last_mut() {
+                if let Some(last) = self.sf[i].tx_map.last_mut() {
                     let grows = last.ssn_end() == ssn
                         && last.dsn.wrapping_add(last.len as u64) == snd_nxt
                         && (last.ssn.wrapping_sub(unsent) as i32) >= 0
@@ -704,7 +695,7 @@ impl MptcpConn {
                     }
                 }
             }
-            if self.tx_map.is_full() {
+            if self.sf[i].tx_map.is_full() {
                 break;
             }
             let (a, b) = self.snd_buf.peek(offset, n);
@@ -726,7 +717,7 @@ impl MptcpConn {
                 tcb.send_capacity(),
                 self.phase
             );
-            let _ = self.tx_map.insert(Mapping {
+            let _ = self.sf[i].tx_map.insert(Mapping {
                 ssn,
                 dsn: self.snd_nxt,
                 len: n as u16,
@@ -790,9 +781,9 @@ impl MptcpConn {
 
     /// The application read: take more from the subflow and, if the window opened
     /// materially, tell the peer.
-    pub fn after_read(&mut self, tcb: &mut Tcb) {
+    pub fn after_read(&mut self, i: usize, tcb: &mut Tcb) {
         let before = self.window_cap;
-        self.pull(tcb);
+        self.pull(i, tcb);
         let now_free = self.rcv_buf.free();
         let step = (self.rcv_buf.capacity() / 4).max(1);
         if now_free >= before + step || (before < 2 * tcb.mss() && now_free >= 2 * tcb.mss()) {
@@ -932,9 +923,15 @@ fn find_mp_capable(seg: &TcpRepr<'_>) -> Option<MpCapable> {
     })
 }
 
-impl SegmentHooks for MptcpConn {
+/// The options hook of subflow `i`: what its outgoing segments carry.
+pub struct SubflowHooks<'a> {
+    pub conn: &'a mut MptcpConn,
+    pub i: usize,
+}
+
+impl SegmentHooks for SubflowHooks<'_> {
     fn segment_options(&mut self, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize {
-        super::handshake::options_for(self, seg, room, out)
+        super::handshake::options_for(self.conn, self.i, seg, room, out)
     }
 }
 
@@ -946,8 +943,8 @@ impl MptcpConn {
     pub(super) fn data_ack(&self) -> u64 {
         self.rcv_nxt
     }
-    pub(super) fn mapping_for(&self, ssn: u32) -> Option<Mapping> {
-        self.tx_map.find(ssn).copied()
+    pub(super) fn mapping_for(&self, i: usize, ssn: u32) -> Option<Mapping> {
+        self.sf[i].tx_map.find(ssn).copied()
     }
     /// MP_FAIL to put on the next segment (taken: sent once per request).
     pub(super) fn take_mp_fail(&mut self) -> Option<u64> {
@@ -970,8 +967,8 @@ impl MptcpConn {
     pub(super) fn snd_una(&self) -> u64 {
         self.snd_una
     }
-    pub(super) fn dsn_of_sent(&self, ssn: u32) -> Option<u64> {
-        self.tx_map.find(ssn).and_then(|m| m.dsn_of(ssn))
+    pub(super) fn dsn_of_sent(&self, i: usize, ssn: u32) -> Option<u64> {
+        self.sf[i].tx_map.find(ssn).and_then(|m| m.dsn_of(ssn))
     }
     /// The DATA_FIN's DSN while it still needs sending.
     pub(super) fn pending_data_fin(&self) -> Option<u64> {

@@ -36,6 +36,7 @@ fn flags(c: &MptcpConn) -> MpCapableFlags {
 /// Options of the segment `seg`, and the largest payload it may carry.
 pub(super) fn options_for(
     c: &mut MptcpConn,
+    i: usize,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
@@ -43,7 +44,7 @@ pub(super) fn options_for(
     match seg.kind {
         SegmentKind::Syn => syn_options(c, room, out),
         SegmentKind::SynAck => synack_options(c, room, out),
-        SegmentKind::Established => established_options(c, seg, room, out),
+        SegmentKind::Established => established_options(c, i, seg, room, out),
     }
 }
 
@@ -89,6 +90,7 @@ pub fn synack_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usiz
 /// Any segment of a synchronized subflow.
 pub fn established_options(
     c: &mut MptcpConn,
+    i: usize,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
@@ -96,7 +98,7 @@ pub fn established_options(
     match c.phase() {
         Phase::Fallback | Phase::Handshake => ANY,
         Phase::PreEstablished if c.role() == Role::Client => client_key_echo(c, seg, room, out),
-        _ => dss_options(c, seg, room, out),
+        _ => dss_options(c, i, seg, room, out),
     }
 }
 
@@ -118,7 +120,7 @@ fn client_key_echo(
         push(out, room, keys(None, None));
         return ANY;
     }
-    match c.mapping_for(seg.ssn) {
+    match c.mapping_for(0, seg.ssn) {
         Some(m) => {
             push(out, room, keys(Some(m.len), m.checksum));
             m.ssn_end().wrapping_sub(seg.ssn) as usize
@@ -129,7 +131,13 @@ fn client_key_echo(
 
 /// DSS: DATA_ACK always, the mapping of the segment's data, or a DATA_FIN on a
 /// segment without data.
-fn dss_options(c: &mut MptcpConn, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize {
+fn dss_options(
+    c: &mut MptcpConn,
+    i: usize,
+    seg: &OutSegment,
+    room: usize,
+    out: &mut OptionBytes,
+) -> usize {
     let data_ack = Some(DataAck {
         value: c.data_ack(),
         is_64bit: true,
@@ -144,7 +152,7 @@ fn dss_options(c: &mut MptcpConn, seg: &OutSegment, room: usize, out: &mut Optio
     if seg.payload > 0 && c.infinite_map_pending() {
         // The answer to the peer's MP_FAIL (RFC 8684 §3.7): data-level length 0
         // from this segment's DSN on; everything after is plain TCP.
-        let dsn = c.dsn_of_sent(seg.ssn).unwrap_or_else(|| c.snd_una());
+        let dsn = c.dsn_of_sent(i, seg.ssn).unwrap_or_else(|| c.snd_una());
         dss.mapping = Some(DssMapping {
             dsn,
             dsn_64bit: true,
@@ -154,7 +162,7 @@ fn dss_options(c: &mut MptcpConn, seg: &OutSegment, room: usize, out: &mut Optio
         });
         infinite = true;
     } else if seg.payload > 0 {
-        if let Some(m) = c.mapping_for(seg.ssn) {
+        if let Some(m) = c.mapping_for(i, seg.ssn) {
             dss.mapping = Some(DssMapping {
                 dsn: m.dsn,
                 dsn_64bit: true,

@@ -5,3 +5,4 @@ pub mod connection;
 pub mod crypto;
 pub mod handshake;
 pub mod mapping;
+pub mod subflow;
