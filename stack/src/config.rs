@@ -79,13 +79,44 @@ impl Default for TcpConfig {
     }
 }
 
+/// How the data of an MPTCP connection is spread over its subflows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchedulerKind {
+    /// The lowest-RTT active subflow whose congestion window is open; backups
+    /// only when no active subflow can send (Linux's default).
+    #[default]
+    MinRtt,
+    /// Active subflows in turn.
+    RoundRobin,
+    /// Every byte on every subflow.
+    Redundant,
+}
+
 /// Multipath TCP (RFC 8684).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MptcpConfig {
     /// Offer MPTCP on active opens and accept it on passive ones.
     pub enabled: bool,
     /// Ask for DSS checksums (they are used if either side asks).
     pub checksum: bool,
+    /// Subflows a connection may have besides the first (Linux: `subflows`).
+    pub max_subflows: usize,
+    /// ADD_ADDRs a connection acts on (Linux: `add_addr_accepted`).
+    pub max_add_addr_accepted: usize,
+    pub scheduler: SchedulerKind,
+}
+
+impl Default for MptcpConfig {
+    fn default() -> Self {
+        // The limits are Linux's defaults (`ip mptcp limits show` on 6.x).
+        MptcpConfig {
+            enabled: false,
+            checksum: false,
+            max_subflows: 2,
+            max_add_addr_accepted: 0,
+            scheduler: SchedulerKind::MinRtt,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,31 +1,61 @@
 //! One connection as the application sees it: a TCP connection, or an MPTCP
-//! connection whose (for now single) subflow is that TCP connection. The endpoint
-//! talks only to this type; it routes each call to the MPTCP level when there is
-//! one and it has not fallen back to plain TCP.
+//! connection over one or more subflows (each a [`Tcb`]). The endpoint talks only
+//! to this type; it routes each call to the MPTCP level when there is one and it
+//! has not fallen back to plain TCP, spreads data over the subflows with the
+//! scheduler, and keeps the connection alive while any subflow is.
 
 use crate::mptcp::connection::{MptcpConn, SubflowHooks};
+use crate::mptcp::scheduler::SubflowView;
 use crate::tcp::hooks::OptionBytes;
 use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, TcbEvents, Transmit};
 use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::TcpRepr;
+use std::net::SocketAddr;
+
+/// A RST the connection decided on, for the endpoint to send.
+#[derive(Debug, Clone, Copy)]
+pub struct SubflowRst {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub reply: RstReply,
+    pub extra: OptionBytes,
+}
 
 #[derive(Debug)]
 pub struct Connection {
+    /// The first subflow (for plain TCP, the connection).
     pub tcb: Tcb,
+    /// Joined subflows: `joins[k]` is MPTCP subflow `k + 1`.
+    pub joins: Vec<Tcb>,
     pub mp: Option<Box<MptcpConn>>,
+    /// RSTs decided while handling input, timers or an abort.
+    pub rsts: Vec<SubflowRst>,
+    /// The path manager has opened this connection's subflows.
+    pub pm_done: bool,
+    /// Subflow the next transmission round starts at.
+    next_tx: usize,
+    close_reported: bool,
 }
 
 impl Connection {
     pub fn tcp(tcb: Tcb) -> Self {
-        Connection { tcb, mp: None }
+        Connection {
+            tcb,
+            joins: Vec::new(),
+            mp: None,
+            rsts: Vec::new(),
+            pm_done: false,
+            next_tx: 0,
+            close_reported: false,
+        }
     }
 
     pub fn mptcp(tcb: Tcb, mp: MptcpConn) -> Self {
         Connection {
-            tcb,
             mp: Some(Box::new(mp)),
+            ..Connection::tcp(tcb)
         }
     }
 
@@ -34,71 +64,345 @@ impl Connection {
         self.mp.as_deref_mut().filter(|m| !m.is_fallback())
     }
 
-    pub fn state(&self) -> State {
-        self.tcb.state()
+    fn is_multipath(&self) -> bool {
+        !self.joins.is_empty()
     }
 
-    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
-        if let Some(mp) = self.mp.as_deref_mut() {
-            mp.on_segment(0, &mut self.tcb, seg);
+    pub fn subflow_count(&self) -> usize {
+        1 + self.joins.len()
+    }
+
+    pub fn subflow_tcb(&self, i: usize) -> &Tcb {
+        if i == 0 {
+            &self.tcb
+        } else {
+            &self.joins[i - 1]
         }
-        if let Some(mp) = self.mp.as_deref_mut() {
-            if mp.take_fastclose() {
-                if seg.flags.rst() {
-                    // The RST itself resets the subflow if it is acceptable.
-                    let _ = self.tcb.on_segment(now, seg);
-                    return None;
+    }
+
+    /// Subflow `i`'s TCB and the MPTCP level, borrowed together.
+    fn parts(&mut self, i: usize) -> (&mut Tcb, Option<&mut MptcpConn>) {
+        let tcb = if i == 0 {
+            &mut self.tcb
+        } else {
+            &mut self.joins[i - 1]
+        };
+        (tcb, self.mp.as_deref_mut())
+    }
+
+    /// Which subflow a segment between `local` and `remote` belongs to.
+    pub fn subflow_index(&self, local: SocketAddr, remote: SocketAddr) -> Option<usize> {
+        (0..self.subflow_count()).find(|&i| {
+            let t = self.subflow_tcb(i);
+            t.local() == local && t.remote() == remote
+        })
+    }
+
+    /// Add a joined subflow; it must be MPTCP subflow `subflow_count()`.
+    pub fn add_join(&mut self, tcb: Tcb) {
+        self.joins.push(tcb);
+    }
+
+    /// The connection's state: the first subflow's while it lives, then that of
+    /// a live joined one; closed when every subflow is.
+    pub fn state(&self) -> State {
+        if !self.is_multipath() || self.tcb.state() != State::Closed {
+            return self.tcb.state();
+        }
+        self.joins
+            .iter()
+            .map(|t| t.state())
+            .find(|s| *s != State::Closed)
+            .unwrap_or(State::Closed)
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        if !self.is_multipath() {
+            return self.tcb.close_reason();
+        }
+        if self.state() != State::Closed {
+            return None;
+        }
+        let data_done = self.mp.as_deref().is_some_and(|m| m.data_level_done());
+        if data_done {
+            return Some(CloseReason::Normal);
+        }
+        (0..self.subflow_count())
+            .filter_map(|i| self.subflow_tcb(i).close_reason())
+            .find(|r| *r != CloseReason::Normal)
+            .or(Some(CloseReason::Normal))
+    }
+
+    fn push_rst(&mut self, i: usize, reply: Option<RstReply>, extra: OptionBytes) {
+        if let Some(reply) = reply {
+            let t = self.subflow_tcb(i);
+            self.rsts.push(SubflowRst {
+                local: t.local(),
+                remote: t.remote(),
+                reply,
+                extra,
+            });
+        }
+    }
+
+    /// A segment for subflow `i` (see [`Connection::subflow_index`]).
+    pub fn on_segment(&mut self, now: Instant, i: usize, seg: &TcpRepr<'_>) {
+        let (tcb, mp) = self.parts(i);
+        let Some(mp) = mp else {
+            let reply = tcb.on_segment(now, seg);
+            self.push_rst(i, reply, OptionBytes::default());
+            return;
+        };
+        mp.on_segment(i, tcb, seg);
+        if mp.take_fastclose() {
+            if seg.flags.rst() {
+                // The RST itself resets the subflow if it is acceptable.
+                let _ = tcb.on_segment(now, seg);
+            } else {
+                let reply = tcb.reset_by_peer();
+                self.push_rst(i, reply, OptionBytes::default());
+            }
+            // The whole connection goes (RFC 8684 §3.5).
+            for k in 0..self.subflow_count() {
+                let (t, _) = self.parts(k);
+                if t.state() != State::Closed {
+                    let _ = t.reset_by_peer();
                 }
-                return self.tcb.reset_by_peer();
+            }
+            self.after_subflow_changes();
+            return;
+        }
+        let reply = tcb.on_segment(now, seg);
+        mp.pull(i, tcb);
+        let conn_reset = mp.must_reset() && tcb.state() != State::Closed;
+        let sub_reset = mp.subflow_must_reset(i) && tcb.state() != State::Closed;
+        self.push_rst(i, reply, OptionBytes::default());
+        if conn_reset {
+            // Corrupted data must never reach the application.
+            self.reset_all(OptionBytes::default(), true);
+        } else if sub_reset {
+            self.reset_subflow(i);
+        }
+        self.after_subflow_changes();
+    }
+
+    /// Reset subflow `i` alone, with MP_TCPRST.
+    fn reset_subflow(&mut self, i: usize) {
+        let (tcb, mp) = self.parts(i);
+        let extra = mp.map(|m| m.subflow_reset_options(i)).unwrap_or_default();
+        let reply = tcb.reset_by_peer();
+        self.push_rst(i, reply, extra);
+    }
+
+    /// Reset every subflow; `options_from_mp`: with the MPTCP level's reset
+    /// options (MP_FAIL and MP_TCPRST) instead of `extra`.
+    fn reset_all(&mut self, extra: OptionBytes, options_from_mp: bool) {
+        let extra = if options_from_mp {
+            self.mp
+                .as_deref()
+                .map(|m| m.reset_options())
+                .unwrap_or(extra)
+        } else {
+            extra
+        };
+        for i in 0..self.subflow_count() {
+            let (tcb, _) = self.parts(i);
+            if tcb.state() != State::Closed {
+                let reply = tcb.reset_by_peer();
+                self.push_rst(i, reply, extra);
             }
         }
-        let rst = self.tcb.on_segment(now, seg);
-        if let Some(mp) = self.mp.as_deref_mut() {
-            mp.pull(0, &mut self.tcb);
-            if mp.must_reset() && self.tcb.state() != State::Closed {
-                // Corrupted data must never reach the application.
-                return self.tcb.reset_by_peer();
+    }
+
+    /// Subflows that closed hand what they carried to the others; a connection
+    /// whose subflows are all gone is closed.
+    fn after_subflow_changes(&mut self) {
+        if !self.is_multipath() {
+            return;
+        }
+        for i in 0..self.subflow_count() {
+            let closed = self.subflow_tcb(i).state() == State::Closed;
+            let (tcb, mp) = self.parts(i);
+            if let Some(mp) = mp {
+                if closed {
+                    mp.subflow_closed(i);
+                } else if tcb.state() == State::CloseWait && !mp.peer_data_finished() {
+                    // The peer closed this subflow alone (RFC 8684 §3.3.3): close
+                    // ours too; the data level goes on over the others.
+                    tcb.shutdown();
+                }
             }
         }
-        rst
+    }
+
+    /// Map pending data onto the subflows: all of it onto a single one, else by
+    /// the scheduler, each subflow taking what its congestion window allows.
+    fn schedule(&mut self, now: Instant) {
+        let n = self.subflow_count();
+        if n == 1 {
+            if let Some(mp) = self.mp.as_deref_mut() {
+                mp.push(now, 0, &mut self.tcb, usize::MAX);
+            }
+            return;
+        }
+        for i in 0..n {
+            let (tcb, mp) = self.parts(i);
+            if let Some(mp) = mp {
+                mp.push(now, i, tcb, 0);
+            }
+        }
+        let Some(mp) = self.mp.as_deref() else {
+            return;
+        };
+        if !mp.has_pending() || mp.is_fallback() {
+            return;
+        }
+        let mut full = vec![false; n];
+        loop {
+            let views: Vec<SubflowView> = (0..n)
+                .filter(|&i| !full[i])
+                .filter_map(|i| self.view(i))
+                .collect();
+            let Some(mp) = self.mp.as_deref_mut() else {
+                return;
+            };
+            let Some(i) = mp.pick_subflow(&views) else {
+                break;
+            };
+            let room = views.iter().find(|v| v.index == i).map_or(0, |v| v.room);
+            let (tcb, mp) = self.parts(i);
+            let Some(mp) = mp else {
+                return;
+            };
+            if mp.push(now, i, tcb, room) == 0 {
+                full[i] = true;
+            }
+            if !mp.has_pending() {
+                break;
+            }
+        }
+        if self.mp.as_deref().is_some_and(|m| m.is_redundant()) {
+            self.copy_redundant();
+        }
+    }
+
+    /// What the scheduler sees of subflow `i`, if it may carry data now.
+    fn view(&self, i: usize) -> Option<SubflowView> {
+        let mp = self.mp.as_deref()?;
+        let sf = mp.subflow(i);
+        let t = self.subflow_tcb(i);
+        let usable = !sf.is_dead()
+            && sf.join_established()
+            && matches!(t.state(), State::Established | State::CloseWait);
+        usable.then(|| SubflowView {
+            index: i,
+            srtt: t.srtt(),
+            backup: sf.is_backup(),
+            room: t.cwnd().saturating_sub(t.send_queued()),
+        })
+    }
+
+    /// The redundant scheduler: every other usable subflow also carries what
+    /// it has not carried yet.
+    fn copy_redundant(&mut self) {
+        for i in 0..self.subflow_count() {
+            let Some(v) = self.view(i) else {
+                continue;
+            };
+            let (tcb, mp) = self.parts(i);
+            if let Some(mp) = mp {
+                mp.copy_to(i, tcb, v.room);
+            }
+        }
     }
 
     pub fn poll_transmit(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
-        match self.mp.as_deref_mut() {
-            Some(mp) => {
-                mp.push(now, 0, &mut self.tcb);
-                let mut hooks = SubflowHooks { conn: mp, i: 0 };
-                self.tcb.poll_transmit_with(now, hop, buf, &mut hooks)
-            }
-            None => self.tcb.poll_transmit(now, hop, buf),
+        if self.mp.is_none() {
+            return self.tcb.poll_transmit(now, hop, buf);
         }
+        self.schedule(now);
+        let n = self.subflow_count();
+        for k in 0..n {
+            let i = (self.next_tx + k) % n;
+            let (tcb, mp) = self.parts(i);
+            let mp = mp?;
+            let mut hooks = SubflowHooks { conn: mp, i };
+            if let Some(t) = tcb.poll_transmit_with(now, hop, buf, &mut hooks) {
+                self.next_tx = (i + 1) % n;
+                return Some(t);
+            }
+        }
+        None
     }
 
     pub fn poll_at(&self) -> Option<Instant> {
         let mp = self.mp.as_deref().and_then(|m| m.poll_at());
-        match (self.tcb.poll_at(), mp) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        (0..self.subflow_count())
+            .filter_map(|i| self.subflow_tcb(i).poll_at())
+            .chain(mp)
+            .min()
     }
 
-    pub fn on_timeout(&mut self, now: Instant) -> Option<RstReply> {
+    pub fn on_timeout(&mut self, now: Instant) {
+        let primary = self.primary();
         if let Some(mp) = self.mp.as_deref_mut() {
-            mp.on_timeout(now, &mut self.tcb);
+            let tcb = if primary == 0 {
+                &mut self.tcb
+            } else {
+                &mut self.joins[primary - 1]
+            };
+            mp.on_timeout(now, tcb);
         }
-        if self.mp.as_deref().is_some_and(|m| m.must_reset()) && self.tcb.state() != State::Closed {
-            return self.tcb.reset_by_peer();
+        if self.mp.as_deref().is_some_and(|m| m.must_reset()) {
+            self.reset_all(OptionBytes::default(), true);
+            return;
         }
-        if self.tcb.poll_at().is_some_and(|t| t <= now) {
-            self.tcb.on_timeout(now)
-        } else {
-            None
+        for i in 0..self.subflow_count() {
+            let (tcb, mp) = self.parts(i);
+            if let Some(mp) = mp {
+                if i > 0 {
+                    mp.join_timeout(now, i, tcb);
+                }
+            }
+            let due = tcb.poll_at().is_some_and(|t| t <= now);
+            let reply = if due { tcb.on_timeout(now) } else { None };
+            self.push_rst(i, reply, OptionBytes::default());
+            if self.mp.as_deref().is_some_and(|m| m.subflow_must_reset(i))
+                && self.subflow_tcb(i).state() != State::Closed
+            {
+                self.reset_subflow(i);
+            }
         }
+        self.after_subflow_changes();
+    }
+
+    /// The subflow that speaks for the connection: the first one while it
+    /// lives, else the first live joined one.
+    fn primary(&self) -> usize {
+        if self.tcb.state() != State::Closed {
+            return 0;
+        }
+        (1..self.subflow_count())
+            .find(|&i| self.subflow_tcb(i).state() != State::Closed)
+            .unwrap_or(0)
     }
 
     /// Events for the application: the data-level ones come from the MPTCP level.
     pub fn take_events(&mut self) -> TcbEvents {
         let mut ev = self.tcb.take_events();
+        for t in &mut self.joins {
+            // Only the connection's events matter; a joined subflow closing is not
+            // the connection closing.
+            let _ = t.take_events();
+        }
+        if self.is_multipath() {
+            ev.closed = None;
+            if !self.close_reported && self.state() == State::Closed {
+                self.close_reported = true;
+                ev.closed = self.close_reason();
+            }
+        }
         if let Some(mp) = self.mp.as_deref_mut() {
             let readable = mp.take_readable();
             let writable = mp.take_writable();
@@ -114,7 +418,7 @@ impl Connection {
     }
 
     pub fn send(&mut self, data: &[u8]) -> Option<usize> {
-        if !self.tcb.state().can_send() {
+        if !self.state().can_send() {
             return None;
         }
         match self.active_mp() {
@@ -146,15 +450,16 @@ impl Connection {
 
     /// `Ok(0)`: nothing yet; `Err(true)`: the peer finished; `Err(false)`: reset.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, bool> {
+        let reason = self.close_reason();
         if let Some(mp) = self.mp.as_deref_mut() {
             if !mp.is_fallback() {
                 return match mp.recv(buf) {
                     Some(n) if n > 0 => {
-                        mp.after_read(0, &mut self.tcb);
+                        self.after_read();
                         Ok(n)
                     }
                     None => Err(true),
-                    Some(_) => match self.tcb.close_reason() {
+                    Some(_) => match reason {
                         Some(CloseReason::Normal) | None => Ok(0),
                         Some(_) => Err(false),
                     },
@@ -168,8 +473,20 @@ impl Connection {
         self.tcb.recv(buf)
     }
 
+    /// The application read: every subflow may hand up more.
+    fn after_read(&mut self) {
+        for i in 0..self.subflow_count() {
+            let (tcb, mp) = self.parts(i);
+            if let Some(mp) = mp {
+                if tcb.state() != State::Closed {
+                    mp.after_read(i, tcb);
+                }
+            }
+        }
+    }
+
     pub fn wants_ack(&self) -> bool {
-        self.tcb.wants_ack()
+        (0..self.subflow_count()).any(|i| self.subflow_tcb(i).wants_ack())
     }
 
     pub fn shutdown(&mut self) {
@@ -189,8 +506,15 @@ impl Connection {
         }
     }
 
-    pub fn abort(&mut self) -> Option<RstReply> {
-        self.tcb.abort()
+    /// Abort: RSTs on every subflow (with MP_FASTCLOSE and MP_TCPRST under
+    /// MPTCP), queued in `rsts`.
+    pub fn abort(&mut self) {
+        let extra = self.rst_options();
+        for i in 0..self.subflow_count() {
+            let (tcb, _) = self.parts(i);
+            let reply = tcb.abort();
+            self.push_rst(i, reply, extra);
+        }
     }
 
     /// Options for the RST of an abort (MP_FASTCLOSE and MP_TCPRST under MPTCP).
@@ -201,28 +525,23 @@ impl Connection {
             .unwrap_or_default()
     }
 
-    /// Options for a RST that `on_segment` or `on_timeout` decided on (MP_FAIL
-    /// and MP_TCPRST after a checksum failure that could not fall back).
-    pub fn reset_options(&self) -> OptionBytes {
-        self.mp
-            .as_deref()
-            .map(|m| m.reset_options())
-            .unwrap_or_default()
-    }
-
-    pub fn release(&mut self, now: Instant) -> Option<RstReply> {
+    /// Release the handle; may abort (queued in `rsts`).
+    pub fn release(&mut self, now: Instant) {
         match self.active_mp() {
             Some(mp) => {
                 if mp.recv_available() > 0 {
                     self.tcb.mark_released();
-                    return self.tcb.abort();
+                    self.abort();
+                    return;
                 }
                 mp.shutdown();
                 mp.release();
                 self.tcb.mark_released();
-                None
             }
-            None => self.tcb.release(now),
+            None => {
+                let reply = self.tcb.release(now);
+                self.push_rst(0, reply, OptionBytes::default());
+            }
         }
     }
 }

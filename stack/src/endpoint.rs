@@ -401,6 +401,8 @@ impl Stack {
 
     fn mptcp_settings(&self) -> MptcpSettings {
         MptcpSettings {
+            scheduler: self.config.mptcp.scheduler,
+            max_subflows: self.config.mptcp.max_subflows,
             checksum: self.config.mptcp.checksum,
             send_buffer: self.config.tcp.send_buffer,
             recv_buffer: self.config.tcp.recv_buffer,
@@ -468,13 +470,8 @@ impl Stack {
 
     /// Send a RST and drop the connection at once.
     pub fn abort(&mut self, id: ConnId) -> Result<(), Error> {
-        let conn = self.conn_mut(id)?;
-        let extra = conn.c.rst_options();
-        let rst = conn.c.abort();
-        let (local, remote) = (conn.c.tcb.local(), conn.c.tcb.remote());
-        if let Some(reply) = rst {
-            self.queue_rst_with(local, remote, reply, extra);
-        }
+        self.conn_mut(id)?.c.abort();
+        self.flush_rsts(id);
         self.remove(id);
         Ok(())
     }
@@ -483,18 +480,14 @@ impl Stack {
     /// close on its own (data still arriving is answered with RST) and frees it.
     pub fn release(&mut self, id: ConnId) -> Result<(), Error> {
         let now = self.now;
-        let conn = self.conn_mut(id)?;
-        let rst = conn.c.release(now);
-        let (local, remote) = (conn.c.tcb.local(), conn.c.tcb.remote());
-        if let Some(reply) = rst {
-            self.queue_rst(local, remote, reply);
-        }
+        self.conn_mut(id)?.c.release(now);
+        self.flush_rsts(id);
         self.touch(id, now);
         Ok(())
     }
 
     pub fn state(&self, id: ConnId) -> Option<State> {
-        self.conn(id).map(|c| c.c.tcb.state())
+        self.conn(id).map(|c| c.c.state())
     }
 
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
@@ -668,9 +661,9 @@ impl Stack {
                 .conns
                 .get_mut(id)
                 .expect("tuple map points at a live connection");
-            if let Some(reply) = conn.c.on_segment(now, &seg) {
-                let extra = conn.c.reset_options();
-                self.queue_rst_with(tuple.local, tuple.remote, reply, extra);
+            if let Some(i) = conn.c.subflow_index(tuple.local, tuple.remote) {
+                conn.c.on_segment(now, i, &seg);
+                self.flush_rsts(id);
             }
             self.touch(id, now);
             return;
@@ -734,6 +727,20 @@ impl Stack {
         }
         let id = self.insert(tuple, c, Some(port), false);
         self.touch(id, now);
+    }
+
+    /// Send the RSTs a connection decided on.
+    fn flush_rsts(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.c.rsts.is_empty() {
+            return;
+        }
+        let rsts = core::mem::take(&mut conn.c.rsts);
+        for r in rsts {
+            self.queue_rst_with(r.local, r.remote, r.reply, r.extra);
+        }
     }
 
     fn queue_rst(&mut self, local: SocketAddr, remote: SocketAddr, reply: RstReply) {
@@ -807,7 +814,7 @@ impl Stack {
                 self.events.push_back(Event::Closed { id, reason });
             }
         }
-        let state = conn.c.tcb.state();
+        let state = conn.c.state();
         if state == State::Closed {
             if let Some(port) = conn.listener.take() {
                 if let Some(l) = self.listeners.get_mut(&port) {
@@ -933,11 +940,8 @@ impl Stack {
                 conn.armed = None;
             }
             if conn.c.poll_at().is_some_and(|t| t <= now) {
-                if let Some(reply) = conn.c.on_timeout(now) {
-                    let (l, r) = (conn.c.tcb.local(), conn.c.tcb.remote());
-                    let extra = conn.c.reset_options();
-                    self.queue_rst_with(l, r, reply, extra);
-                }
+                conn.c.on_timeout(now);
+                self.flush_rsts(id);
                 self.touch(id, now);
             } else {
                 self.arm(id, now);

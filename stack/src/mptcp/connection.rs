@@ -10,7 +10,9 @@
 
 use super::crypto::{self, DssChecksum, HashAlg};
 use super::mapping::{Mapping, Mappings};
+use super::scheduler::{new_scheduler, Scheduler};
 use super::subflow::{SubflowState, MAX_MAPPINGS};
+use crate::config::SchedulerKind;
 use crate::tcp::assembler::Assembler;
 use crate::tcp::buffer::RingBuffer;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks};
@@ -20,6 +22,7 @@ use crate::wire::mptcp::{
     mptcp_options, Dss, FastClose, MpCapable, MpFail, MptcpOption, ParseCtx, TcpRst, TCPOPT_MPTCP,
 };
 use crate::wire::TcpRepr;
+use std::collections::VecDeque;
 
 /// Largest mapping handed to a subflow at once (the DSS length field is 16 bits).
 const MAX_MAPPING: usize = 65535;
@@ -68,6 +71,14 @@ pub mod rst_reason {
 /// into the stack's counters when it ends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MptcpStats {
+    /// MP_JOIN SYNs accepted, joins completed (both roles), and refused ones.
+    pub join_syn_rx: u64,
+    pub joins_established: u64,
+    pub join_hmac_failures: u64,
+    /// Bytes sent again on another subflow after theirs died or stalled.
+    pub reinjected_bytes: u64,
+    pub mp_prio_rx: u64,
+    pub mp_prio_tx: u64,
     pub mp_fail_tx: u64,
     pub mp_fail_rx: u64,
     pub infinite_map_tx: u64,
@@ -81,7 +92,7 @@ pub struct MptcpStats {
 /// them, as plain TCP would) and repeats MP_FAIL until the peer answers; the
 /// other side echoes MP_FAIL and puts an infinite mapping on its next data.
 #[derive(Debug, Clone, Copy, Default)]
-struct FailState {
+pub(super) struct FailState {
     /// We saw the bad checksum: DSN of the failed mapping, sent in MP_FAIL.
     sent_dsn: Option<u64>,
     /// The peer answered (MP_FAIL echo, infinite mapping, unmapped data).
@@ -100,6 +111,9 @@ const MAX_MP_FAIL_TRIES: u32 = 5;
 /// Settings taken from the stack's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct MptcpSettings {
+    pub scheduler: SchedulerKind,
+    /// Joined subflows allowed besides the first.
+    pub max_subflows: usize,
     /// Ask for DSS checksums (either side asking turns them on).
     pub checksum: bool,
     /// Connection-level buffers.
@@ -107,58 +121,78 @@ pub struct MptcpSettings {
     pub recv_buffer: usize,
 }
 
-#[derive(Debug)]
 pub struct MptcpConn {
-    role: Role,
-    phase: Phase,
-    fallback_reason: Option<FallbackReason>,
-    checksum: bool,
-    local_key: u64,
-    remote_key: Option<u64>,
+    pub(super) role: Role,
+    pub(super) phase: Phase,
+    pub(super) fallback_reason: Option<FallbackReason>,
+    pub(super) checksum: bool,
+    pub(super) local_key: u64,
+    pub(super) remote_key: Option<u64>,
 
     // Data sequence space, sending: snd_buf[0] has DSN snd_una.
-    snd_buf: RingBuffer,
-    snd_una: u64,
+    pub(super) snd_buf: RingBuffer,
+    pub(super) snd_una: u64,
     /// Next DSN to hand to a subflow.
-    snd_nxt: u64,
+    pub(super) snd_nxt: u64,
     /// Right edge of the peer's connection-level window (DATA_ACK + window).
-    snd_wnd_end: u64,
-    data_fin_queued: bool,
-    data_fin_acked: bool,
-    send_was_full: bool,
+    pub(super) snd_wnd_end: u64,
+    pub(super) data_fin_queued: bool,
+    pub(super) data_fin_acked: bool,
+    pub(super) send_was_full: bool,
 
     // Receiving: rcv_buf's next byte to read has DSN rcv_nxt - rcv_buf.len().
-    rcv_buf: RingBuffer,
-    assembler: Assembler,
-    rcv_nxt: u64,
-    peer_data_fin: Option<u64>,
-    peer_data_fin_done: bool,
+    pub(super) rcv_buf: RingBuffer,
+    pub(super) assembler: Assembler,
+    pub(super) rcv_nxt: u64,
+    pub(super) peer_data_fin: Option<u64>,
+    pub(super) peer_data_fin_done: bool,
 
     /// Per-subflow state; index 0 is the first subflow.
-    sf: Vec<SubflowState>,
-    scratch: Vec<u8>,
+    pub(super) sf: Vec<SubflowState>,
+    pub(super) scratch: Vec<u8>,
     /// Window last allowed to the subflow (the connection buffer's free space).
-    window_cap: usize,
+    pub(super) window_cap: usize,
     /// When to repeat an unacknowledged DATA_FIN, and how often it was repeated.
-    fin_timer: Option<Instant>,
-    fin_backoff: u32,
-    released: bool,
+    pub(super) fin_timer: Option<Instant>,
+    pub(super) fin_backoff: u32,
+    pub(super) released: bool,
     /// The peer sent MP_FASTCLOSE with our key.
-    fastclosed: bool,
+    pub(super) fastclosed: bool,
     /// The connection must be reset (a checksum failure with no way to fall
     /// back, or an unanswered MP_FAIL), with this MP_TCPRST reason.
-    reset_reason: Option<u8>,
+    pub(super) reset_reason: Option<u8>,
     /// The receive side no longer reads mappings: subflow bytes are data bytes
     /// in order (after we sent MP_FAIL).
-    rx_fallback: bool,
-    fail: FailState,
-    stats: MptcpStats,
+    pub(super) rx_fallback: bool,
+    pub(super) fail: FailState,
+    pub(super) stats: MptcpStats,
 
-    readable: bool,
-    writable: bool,
+    pub(super) readable: bool,
+    pub(super) writable: bool,
+
+    /// Data-level ranges (DSN, length) of a subflow that died or stalled, to be
+    /// sent again on the others (RFC 8684 §3.3.6).
+    pub(super) reinject: VecDeque<(u64, u32)>,
+    pub(super) scheduler: Box<dyn Scheduler + Send>,
+    /// Every byte goes on every subflow.
+    pub(super) redundant: bool,
+    pub(super) max_subflows: usize,
 }
 
-fn alg() -> HashAlg {
+impl core::fmt::Debug for MptcpConn {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MptcpConn")
+            .field("role", &self.role)
+            .field("phase", &self.phase)
+            .field("subflows", &self.sf.len())
+            .field("snd_una", &self.snd_una)
+            .field("snd_nxt", &self.snd_nxt)
+            .field("rcv_nxt", &self.rcv_nxt)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn alg() -> HashAlg {
     HashAlg::Sha256
 }
 
@@ -197,6 +231,10 @@ impl MptcpConn {
             stats: MptcpStats::default(),
             readable: false,
             writable: false,
+            reinject: VecDeque::new(),
+            scheduler: new_scheduler(s.scheduler),
+            redundant: s.scheduler == SchedulerKind::Redundant,
+            max_subflows: s.max_subflows,
         }
     }
 
@@ -276,12 +314,13 @@ impl MptcpConn {
 
     /// Look at an incoming segment's MPTCP options before the TCB processes it.
     pub fn on_segment(&mut self, i: usize, tcb: &mut Tcb, seg: &TcpRepr<'_>) {
-        if self.phase == Phase::Fallback {
+        if self.phase == Phase::Fallback || self.sf[i].dead {
             return;
         }
         let ctx = ParseCtx::from_repr(seg);
         let mut saw_capable = None;
         let mut saw_dss = None;
+        let mut saw_join = None;
         for data in mptcp_options(seg) {
             match MptcpOption::parse(data, ctx) {
                 Ok(MptcpOption::MpCapable(c)) => saw_capable = Some(c),
@@ -291,8 +330,23 @@ impl MptcpConn {
                     self.fastclosed = true;
                 }
                 Ok(MptcpOption::MpFail(m)) => self.on_mp_fail(tcb, m),
+                Ok(MptcpOption::MpJoin(j)) => saw_join = Some(j),
+                // v1 MP_PRIO applies to the subflow it arrives on (RFC 8684 §3.3.8).
+                Ok(MptcpOption::MpPrio(p)) => {
+                    self.sf[i].remote_backup = p.backup;
+                    self.stats.mp_prio_rx += 1;
+                }
                 _ => {}
             }
+        }
+        if i > 0 {
+            self.on_join_segment(i, tcb, seg, saw_join);
+            if self.sf[i].join_established() {
+                if let Some(d) = saw_dss {
+                    self.on_dss(i, tcb, seg, &d);
+                }
+            }
+            return;
         }
         let f = seg.flags;
         match (self.role, self.phase) {
@@ -627,28 +681,113 @@ impl MptcpConn {
     }
 
     /// Hand connection-level data to the subflow, one mapping per chunk.
-    pub fn push(&mut self, now: Instant, i: usize, tcb: &mut Tcb) {
+    /// Before subflow `i` sends: its housekeeping (acknowledged mappings, join
+    /// and stall timers, DATA_FIN, closing) and up to `budget` bytes of data
+    /// mapped onto it; returns the bytes mapped.
+    pub fn push(&mut self, now: Instant, i: usize, tcb: &mut Tcb, budget: usize) -> usize {
         let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
         if self.phase == Phase::Fallback {
             tcb.set_window_cap(None);
             self.flush_fallback(tcb);
-            return;
+            return 0;
         }
         if self.fail.sent_dsn.is_some() && !self.fail.answered && self.fail.timer.is_none() {
             self.fail.timer = Some(now + tcb.rto());
         }
+        if self.sf[i].dead {
+            return 0;
+        }
         self.sf[i].tx_map.release_before(tcb.acked_ssn());
+        if self.sf.len() > 1 {
+            self.subflow_upkeep(now, i, tcb);
+        }
+        let mapped = if self.sf[i].join_established() {
+            self.map_data(i, tcb, budget)
+        } else {
+            0
+        };
+        if self.data_fin_queued && self.snd_nxt == end && !self.data_fin_acked() {
+            if self.fin_timer.is_none() {
+                // The DATA_FIN rides on a segment without data.
+                tcb.force_ack();
+                self.fin_timer = Some(now + tcb.rto());
+            }
+        } else {
+            self.fin_timer = None;
+        }
+        // Both directions done at the data level (or nobody will read any more):
+        // close the subflow.
+        if self.data_fin_acked() && (self.peer_data_fin_done || self.released) {
+            tcb.shutdown();
+        }
+        mapped
+    }
+
+    /// Join timers, and reinjection when the subflow stalls (two RTOs in a row
+    /// without progress): data-level retransmission never waits for it.
+    fn subflow_upkeep(&mut self, now: Instant, i: usize, tcb: &mut Tcb) {
+        self.join_timers(now, i, tcb);
+        let backoff = tcb.rto_backoff();
+        if backoff >= 2 && !self.sf[i].stalled {
+            self.reinject_from(i);
+            self.sf[i].stalled = true;
+        } else if backoff == 0 {
+            self.sf[i].stalled = false;
+        }
+    }
+
+    /// Queue what subflow `i` holds beyond the DATA_ACK for the other subflows.
+    fn reinject_from(&mut self, i: usize) {
+        let una = self.snd_una;
+        for m in self.sf[i].tx_map.iter() {
+            let end = m.dsn.wrapping_add(m.len as u64);
+            if (end.wrapping_sub(una) as i64) <= 0 {
+                continue;
+            }
+            let start = if (m.dsn.wrapping_sub(una) as i64) >= 0 {
+                m.dsn
+            } else {
+                una
+            };
+            self.reinject
+                .push_back((start, end.wrapping_sub(start) as u32));
+        }
+    }
+
+    /// Subflow `i` closed or was reset: what it carried goes to the others.
+    pub fn subflow_closed(&mut self, i: usize) {
+        if self.sf[i].dead {
+            return;
+        }
+        if !self.sf[i].stalled {
+            self.reinject_from(i);
+        }
+        let sf = &mut self.sf[i];
+        sf.dead = true;
+        sf.tx_map = Mappings::new(0);
+        sf.rx_map = Mappings::new(0);
+    }
+
+    /// Whether data waits to be mapped onto a subflow.
+    pub fn has_pending(&self) -> bool {
+        self.send_pending() > 0 || !self.reinject.is_empty()
+    }
+
+    /// Map up to `budget` bytes onto subflow `i`: reinjections first, then new data.
+    fn map_data(&mut self, i: usize, tcb: &mut Tcb, budget: usize) -> usize {
+        let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
         match self.phase {
-            Phase::Handshake => return,
+            Phase::Handshake => return 0,
             // Until the server acknowledged the keys, only the first mapping goes
             // out (it rides in MP_CAPABLE).
             Phase::PreEstablished
                 if self.snd_nxt != self.snd_una || !self.sf[i].tx_map.is_empty() =>
             {
-                return
+                return 0
             }
             _ => {}
         }
+        let mut left = budget;
         let mss = tcb.mss().max(1);
         let chunk_max = if self.phase == Phase::PreEstablished {
             // One segment: it carries its mapping in MP_CAPABLE, and a server that
@@ -667,7 +806,23 @@ impl MptcpConn {
             } else {
                 window
             };
-            let n = unmapped.min(window).min(tcb.send_capacity()).min(chunk_max);
+            if left == 0 {
+                break;
+            }
+            if !self.reinject.is_empty() {
+                match self.map_reinjection(i, tcb, left.min(chunk_max)) {
+                    0 => break,
+                    n => {
+                        left -= n;
+                        continue;
+                    }
+                }
+            }
+            let n = unmapped
+                .min(window)
+                .min(tcb.send_capacity())
+                .min(chunk_max)
+                .min(left);
             if n == 0 {
                 break;
             }
@@ -688,9 +843,12 @@ impl MptcpConn {
                         let taken = tcb.send(a).unwrap_or(0) + tcb.send(b).unwrap_or(0);
                         last.len += taken as u16;
                         self.snd_nxt = self.snd_nxt.wrapping_add(taken as u64);
+                        let nxt = self.snd_nxt;
+                        self.carried(i, nxt);
                         if taken == 0 {
                             break;
                         }
+                        left -= taken.min(left);
                         continue;
                     }
                 }
@@ -725,31 +883,144 @@ impl MptcpConn {
                 data_fin: false,
             });
             self.snd_nxt = self.snd_nxt.wrapping_add(n as u64);
+            let nxt = self.snd_nxt;
+            self.carried(i, nxt);
+            left -= n;
             if self.phase == Phase::PreEstablished {
                 break;
             }
         }
-        if self.data_fin_queued && self.snd_nxt == end && !self.data_fin_acked() {
-            if self.fin_timer.is_none() {
-                // The DATA_FIN rides on a segment without data.
-                tcb.force_ack();
-                self.fin_timer = Some(now + tcb.rto());
+        budget - left
+    }
+
+    /// Send the front of the reinjection queue on subflow `i` under a new
+    /// mapping (same DSNs); the bytes mapped.
+    fn map_reinjection(&mut self, i: usize, tcb: &mut Tcb, max: usize) -> usize {
+        while let Some(&(dsn, len)) = self.reinject.front() {
+            let end = dsn.wrapping_add(len as u64);
+            let una = self.snd_una;
+            if (end.wrapping_sub(una) as i64) <= 0 {
+                self.reinject.pop_front();
+                continue;
             }
-        } else {
-            self.fin_timer = None;
+            let start = if (dsn.wrapping_sub(una) as i64) >= 0 {
+                dsn
+            } else {
+                una
+            };
+            let n = (end.wrapping_sub(start) as usize).min(max);
+            let taken = self.map_range(i, tcb, start, n);
+            let rest = end.wrapping_sub(start) as usize - taken;
+            if rest == 0 {
+                self.reinject.pop_front();
+            } else if let Some(front) = self.reinject.front_mut() {
+                *front = (start.wrapping_add(taken as u64), rest as u32);
+            }
+            self.stats.reinjected_bytes += taken as u64;
+            return taken;
         }
-        // Both directions done at the data level (or nobody will read any more):
-        // close the subflow.
-        if self.data_fin_acked() && (self.peer_data_fin_done || self.released) {
-            tcb.shutdown();
+        0
+    }
+
+    /// Put up to `n` bytes from DSN `start` (not below the DATA_ACK, already
+    /// handed out once) on subflow `i` under a new mapping; the bytes taken.
+    fn map_range(&mut self, i: usize, tcb: &mut Tcb, start: u64, n: usize) -> usize {
+        let n = n.min(tcb.send_capacity()).min(MAX_MAPPING);
+        if n == 0 || self.sf[i].tx_map.is_full() {
+            return 0;
+        }
+        let ssn = tcb.next_ssn();
+        let offset = start.wrapping_sub(self.snd_una) as usize;
+        let (a, b) = self.snd_buf.peek(offset, n);
+        let mut sum = self
+            .checksum
+            .then(|| DssChecksum::new(start, ssn, n as u16));
+        let mut taken = 0;
+        for part in [a, b] {
+            if let Some(s) = &mut sum {
+                s.update(part);
+            }
+            taken += tcb.send(part).unwrap_or(0);
+        }
+        let _ = self.sf[i].tx_map.insert(Mapping {
+            ssn,
+            dsn: start,
+            len: taken as u16,
+            checksum: sum.map(|s| s.finish()),
+            data_fin: false,
+        });
+        self.carried(i, start.wrapping_add(taken as u64));
+        taken
+    }
+
+    /// Subflow `i` has carried data up to DSN `end`.
+    fn carried(&mut self, i: usize, end: u64) {
+        let c = &mut self.sf[i].carried_end;
+        if c.is_none_or(|c| (end.wrapping_sub(c) as i64) > 0) {
+            *c = Some(end);
         }
     }
 
-    /// The DATA_FIN and MP_FAIL repeat timers.
+    /// The redundant scheduler: subflow `i` also carries, within `room`, what
+    /// was handed out on others but not on it.
+    pub fn copy_to(&mut self, i: usize, tcb: &mut Tcb, room: usize) {
+        let mut left = room;
+        while left > 0 {
+            let una = self.snd_una;
+            let from = match self.sf[i].carried_end {
+                Some(c) if (c.wrapping_sub(una) as i64) > 0 => c,
+                _ => una,
+            };
+            let n = (self.snd_nxt.wrapping_sub(from) as i64).max(0) as usize;
+            if n == 0 {
+                break;
+            }
+            let taken = self.map_range(i, tcb, from, n.min(left));
+            if taken == 0 {
+                break;
+            }
+            left -= taken;
+        }
+    }
+
+    pub fn pick_subflow(&mut self, views: &[super::scheduler::SubflowView]) -> Option<usize> {
+        self.scheduler.pick(views)
+    }
+
+    pub fn is_redundant(&self) -> bool {
+        self.redundant
+    }
+
+    /// Both directions finished at the data level.
+    pub fn data_level_done(&self) -> bool {
+        self.data_fin_acked && self.peer_data_fin_done
+    }
+
+    /// The peer's DATA_FIN arrived (and all data before it).
+    pub fn peer_data_finished(&self) -> bool {
+        self.peer_data_fin_done
+    }
+
+    pub fn join_timeout(&mut self, now: Instant, i: usize, tcb: &mut Tcb) {
+        self.join_timers(now, i, tcb);
+    }
+
+    /// The DATA_FIN, MP_FAIL and join repeat timers.
     pub fn poll_at(&self) -> Option<Instant> {
-        match (self.fin_timer, self.fail.timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let joins = (1..self.sf.len()).filter_map(|i| self.join_timer(i));
+        [self.fin_timer, self.fail.timer]
+            .into_iter()
+            .flatten()
+            .chain(joins)
+            .min()
+    }
+
+    /// Ask for subflow `i` to be a backup or not (MP_PRIO on its next segment).
+    pub fn set_local_backup(&mut self, i: usize, backup: bool) {
+        let sf = &mut self.sf[i];
+        if sf.local_backup != backup && !sf.dead {
+            sf.local_backup = backup;
+            sf.prio_pending = Some(backup);
         }
     }
 
@@ -963,6 +1234,12 @@ impl MptcpConn {
         self.stats.infinite_map_tx += 1;
         self.phase = Phase::Fallback;
         self.fallback_reason = Some(FallbackReason::MpFail);
+    }
+    /// An MP_PRIO to put on subflow `i`'s next segment (taken).
+    pub(super) fn take_prio(&mut self, i: usize) -> Option<bool> {
+        let b = self.sf[i].prio_pending.take()?;
+        self.stats.mp_prio_tx += 1;
+        Some(b)
     }
     pub(super) fn snd_una(&self) -> u64 {
         self.snd_una

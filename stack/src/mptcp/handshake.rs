@@ -8,7 +8,7 @@ use super::connection::{MptcpConn, Phase, Role};
 use super::crypto::DssChecksum;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentKind};
 use crate::wire::mptcp::{
-    DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MptcpOption,
+    DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MpPrio, MptcpOption,
     MptcpVersion, TCPOPT_MPTCP,
 };
 
@@ -41,11 +41,35 @@ pub(super) fn options_for(
     room: usize,
     out: &mut OptionBytes,
 ) -> usize {
+    if i > 0 {
+        return join_subflow_options(c, i, seg, room, out);
+    }
     match seg.kind {
         SegmentKind::Syn => syn_options(c, room, out),
         SegmentKind::SynAck => synack_options(c, room, out),
         SegmentKind::Established => established_options(c, i, seg, room, out),
     }
+}
+
+/// A joined subflow: MP_JOIN during its handshake (no data until it is done),
+/// then DSS like any subflow.
+fn join_subflow_options(
+    c: &mut MptcpConn,
+    i: usize,
+    seg: &OutSegment,
+    room: usize,
+    out: &mut OptionBytes,
+) -> usize {
+    let syn = seg.kind != SegmentKind::Established;
+    let ack = seg.kind != SegmentKind::Syn;
+    if let Some(join) = c.join_option(i, syn, ack) {
+        push(out, room, join);
+        return if seg.payload > 0 { 0 } else { ANY };
+    }
+    if !c.subflow(i).join_established() || c.phase() == Phase::Fallback {
+        return if seg.payload > 0 { 0 } else { ANY };
+    }
+    dss_options(c, i, seg, room, out)
 }
 
 /// MP_CAPABLE v1 with our flags and whichever keys and data length the segment
@@ -186,6 +210,16 @@ fn dss_options(
     }
     if let Some(dsn) = c.take_mp_fail() {
         push(out, room, MptcpOption::MpFail(MpFail { dsn }));
+    }
+    if let Some(backup) = c.take_prio(i) {
+        push(
+            out,
+            room,
+            MptcpOption::MpPrio(MpPrio {
+                backup,
+                addr_id: None,
+            }),
+        );
     }
     if !push(out, room, MptcpOption::Dss(dss)) {
         // No room for the mapping: the segment must not carry unmapped data.

@@ -4,5 +4,7 @@
 pub mod connection;
 pub mod crypto;
 pub mod handshake;
+pub mod join;
 pub mod mapping;
+pub mod scheduler;
 pub mod subflow;

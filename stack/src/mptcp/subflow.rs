@@ -1,12 +1,39 @@
 //! What the MPTCP level keeps per subflow: the mappings of the bytes sent and
-//! received on it, and how far its received mappings were verified. Subflow 0 is
-//! the one MP_CAPABLE opened; the others were joined (MP_JOIN).
+//! received on it, its address ids and priority, and for a joined subflow where
+//! its MP_JOIN handshake stands. Subflow 0 is the one MP_CAPABLE opened; the
+//! others were joined (RFC 8684 §3.2).
 
 use super::mapping::Mappings;
+use crate::time::Instant;
 
 /// Mappings remembered per subflow and direction: enough for a full 8 MiB window
 /// of one-segment mappings.
 pub(super) const MAX_MAPPINGS: usize = 8192;
+
+/// Where a joined subflow's MP_JOIN handshake stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinPhase {
+    /// Active: our SYN with MP_JOIN is out.
+    SynSent,
+    /// Passive: our SYN/ACK with the truncated HMAC is out; the third ACK must
+    /// bring the full HMAC.
+    SynReceived,
+    /// Active: the peer's HMAC checked; our third ACK (full HMAC) repeats until
+    /// the peer acknowledges it (RFC 8684 §3.2).
+    AckSent,
+    /// Both HMACs checked: the subflow may carry data.
+    Established,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Join {
+    pub(super) phase: JoinPhase,
+    pub(super) local_nonce: u32,
+    pub(super) remote_nonce: u32,
+    /// When to repeat the third ACK (active side).
+    pub(super) timer: Option<Instant>,
+    pub(super) tries: u32,
+}
 
 #[derive(Debug, Clone)]
 pub struct SubflowState {
@@ -18,6 +45,29 @@ pub struct SubflowState {
     /// End of the last mapping whose checksum was verified: the rest of it may
     /// be taken without checking again.
     pub(super) verified_end: Option<u32>,
+    /// Address ids (RFC 8684 §3.4): ours for the local address, the peer's for
+    /// the remote one. The first subflow's are 0.
+    pub local_id: u8,
+    pub remote_id: u8,
+    /// We asked for this subflow to be a backup (our endpoint's flag, sent as
+    /// MP_JOIN's or MP_PRIO's B bit).
+    pub local_backup: bool,
+    /// The peer asked for it (B bit in its MP_JOIN or MP_PRIO).
+    pub remote_backup: bool,
+    /// An MP_PRIO to send with this B bit.
+    pub(super) prio_pending: Option<bool>,
+    pub(super) join: Option<Join>,
+    /// The subflow is gone (closed or reset); its unacknowledged data was handed
+    /// to the others.
+    pub(super) dead: bool,
+    /// Its unacknowledged data was reinjected because it stalled (repeated RTO);
+    /// cleared when it makes progress again.
+    pub(super) stalled: bool,
+    /// A reset of this subflow was decided (MP_TCPRST reason).
+    pub(super) reset_reason: Option<u8>,
+    /// End of the data (DSN) this subflow has carried (the redundant
+    /// scheduler's cursor).
+    pub(super) carried_end: Option<u64>,
 }
 
 impl SubflowState {
@@ -27,7 +77,44 @@ impl SubflowState {
             rx_map: Mappings::new(MAX_MAPPINGS),
             mapping_seen: false,
             verified_end: None,
+            local_id: 0,
+            remote_id: 0,
+            local_backup: false,
+            remote_backup: false,
+            prio_pending: None,
+            join: None,
+            dead: false,
+            stalled: false,
+            reset_reason: None,
+            carried_end: None,
         }
+    }
+
+    /// A joined subflow in its first handshake phase.
+    pub(super) fn joined(phase: JoinPhase, local_nonce: u32, remote_nonce: u32) -> Self {
+        SubflowState {
+            join: Some(Join {
+                phase,
+                local_nonce,
+                remote_nonce,
+                timer: None,
+                tries: 0,
+            }),
+            ..SubflowState::new()
+        }
+    }
+
+    /// Whether the MP_JOIN handshake (if any) is complete.
+    pub fn join_established(&self) -> bool {
+        self.join.is_none_or(|j| j.phase == JoinPhase::Established)
+    }
+
+    pub fn is_backup(&self) -> bool {
+        self.local_backup || self.remote_backup
+    }
+
+    pub fn is_dead(&self) -> bool {
+        self.dead
     }
 }
 

@@ -432,6 +432,11 @@ impl Tcb {
         self.rtt.srtt()
     }
 
+    /// Consecutive retransmission timeouts without progress.
+    pub fn rto_backoff(&self) -> u32 {
+        self.backoff
+    }
+
     pub fn rto(&self) -> core::time::Duration {
         self.rtt.backed_off(self.backoff)
     }
