@@ -115,6 +115,9 @@ pub struct SubflowStatus {
     pub backup: bool,
     /// MPTCP address id of the local address (0 for plain TCP and the initial subflow).
     pub addr_id: u8,
+    /// The peer's address id of the remote address.
+    #[serde(default)]
+    pub remote_addr_id: u8,
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub retransmitted_bytes: u64,
@@ -151,26 +154,37 @@ pub struct ServiceStatus {
 /// connection's addresses and `mptcp: null`.
 pub fn connection_from_info(id: ConnId, info: &ConnInfo) -> ConnectionStatus {
     let state = info.state.as_str().to_string();
-    let subflow = SubflowStatus {
-        local: info.local,
-        remote: info.remote,
-        state: state.clone(),
-        rtt_us: info.srtt.map(|d| duration_us(d.as_micros())),
-        cwnd: info.cwnd as u64,
-        backup: false,
-        addr_id: 0,
-        bytes_sent: info.bytes_sent,
-        bytes_received: info.bytes_received,
-        retransmitted_bytes: info.bytes_retransmitted,
-        retransmitted_segments: info.segments_retransmitted,
-        rto_us: duration_us(info.rto.as_micros()),
-        ssthresh: info.ssthresh as u64,
-        snd_wnd: info.snd_wnd as u64,
-        mss: info.mss as u64,
-        sack: info.sack,
-        timestamps: info.timestamps,
-        congestion_control: info.congestion_control.to_string(),
-    };
+    let subflows = info
+        .subflows
+        .iter()
+        .enumerate()
+        .map(|(i, sf)| {
+            // The connection-wide TCP details describe its first subflow.
+            let first = i == 0;
+            let detail = |v: u64| if first { v } else { 0 };
+            SubflowStatus {
+                local: sf.local,
+                remote: sf.remote,
+                state: sf.state.as_str().to_string(),
+                rtt_us: sf.srtt.map(|d| duration_us(d.as_micros())),
+                cwnd: sf.cwnd as u64,
+                backup: sf.backup,
+                addr_id: sf.local_id,
+                remote_addr_id: sf.remote_id,
+                bytes_sent: sf.bytes_sent,
+                bytes_received: sf.bytes_received,
+                retransmitted_bytes: sf.bytes_retransmitted,
+                retransmitted_segments: detail(info.segments_retransmitted),
+                rto_us: detail(duration_us(info.rto.as_micros())),
+                ssthresh: detail(info.ssthresh as u64),
+                snd_wnd: detail(info.snd_wnd as u64),
+                mss: detail(info.mss as u64),
+                sack: info.sack,
+                timestamps: info.timestamps,
+                congestion_control: info.congestion_control.to_string(),
+            }
+        })
+        .collect();
     ConnectionStatus {
         id: id.0,
         local: info.local,
@@ -179,7 +193,7 @@ pub fn connection_from_info(id: ConnId, info: &ConnInfo) -> ConnectionStatus {
         bytes_sent: info.bytes_sent,
         bytes_received: info.bytes_received,
         mptcp: info.mptcp.as_ref().map(MptcpStatus::from_info),
-        subflows: vec![subflow],
+        subflows,
     }
 }
 
@@ -235,6 +249,13 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         mptcp_mp_fail_rx,
         mptcp_infinite_map_tx,
         mptcp_infinite_map_rx,
+        mptcp_join_syn_rx,
+        mptcp_join_rejected,
+        mptcp_joins_established,
+        mptcp_join_hmac_failures,
+        mptcp_reinjected_bytes,
+        mptcp_mp_prio_tx,
+        mptcp_mp_prio_rx,
     )
 }
 
@@ -477,6 +498,20 @@ mod tests {
             timestamps: true,
             congestion_control: "cubic",
             mptcp: None,
+            subflows: vec![mptun_stack::SubflowInfo {
+                local: "10.10.1.2:7".parse().unwrap(),
+                remote: "10.1.0.1:41234".parse().unwrap(),
+                state: State::Established,
+                srtt: Some(Duration::from_micros(1234)),
+                cwnd: 14480,
+                bytes_sent: 123,
+                bytes_received: 456,
+                bytes_retransmitted: 7,
+                local_id: 0,
+                remote_id: 0,
+                backup: false,
+                established: true,
+            }],
         }
     }
 
@@ -579,6 +614,7 @@ mod tests {
     fn rtt_is_null_before_the_first_sample_and_ipv6_is_bracketed() {
         let mut i = info();
         i.srtt = None;
+        i.subflows[0].srtt = None;
         i.local = "[fd00::2]:80".parse().unwrap();
         let v = serde_json::to_value(connection_from_info(ConnId(1), &i)).unwrap();
         assert_eq!(v["subflows"][0]["rtt_us"], Value::Null);

@@ -255,11 +255,15 @@ impl Connection {
         let Some(mp) = self.mp.as_deref() else {
             return;
         };
-        if !mp.has_pending() || mp.is_fallback() {
+        if mp.is_fallback() {
+            return;
+        }
+        if mp.is_redundant() {
+            self.push_redundant();
             return;
         }
         let mut full = vec![false; n];
-        loop {
+        while self.mp.as_deref().is_some_and(|m| m.has_pending()) {
             let views: Vec<SubflowView> = (0..n)
                 .filter(|&i| !full[i])
                 .filter_map(|i| self.view(i))
@@ -278,12 +282,6 @@ impl Connection {
             if mp.push(now, i, tcb, room) == 0 {
                 full[i] = true;
             }
-            if !mp.has_pending() {
-                break;
-            }
-        }
-        if self.mp.as_deref().is_some_and(|m| m.is_redundant()) {
-            self.copy_redundant();
         }
     }
 
@@ -299,20 +297,22 @@ impl Connection {
             index: i,
             srtt: t.srtt(),
             backup: sf.is_backup(),
-            room: t.cwnd().saturating_sub(t.send_queued()),
+            // Up to two windows queued, like a subflow's send buffer in Linux:
+            // enough for loss recovery to send new data (RFC 6675) while the
+            // window is reduced, little enough to keep the subflows' queues short.
+            room: (2 * t.cwnd()).saturating_sub(t.send_queued()),
         })
     }
 
-    /// The redundant scheduler: every other usable subflow also carries what
-    /// it has not carried yet.
-    fn copy_redundant(&mut self) {
+    /// The redundant scheduler: every usable subflow carries every byte.
+    fn push_redundant(&mut self) {
         for i in 0..self.subflow_count() {
             let Some(v) = self.view(i) else {
                 continue;
             };
             let (tcb, mp) = self.parts(i);
             if let Some(mp) = mp {
-                mp.copy_to(i, tcb, v.room);
+                mp.redundant_push(i, tcb, v.room);
             }
         }
     }
@@ -368,6 +368,13 @@ impl Connection {
             let due = tcb.poll_at().is_some_and(|t| t <= now);
             let reply = if due { tcb.on_timeout(now) } else { None };
             self.push_rst(i, reply, OptionBytes::default());
+            // With the data level finished, a subflow that cannot deliver its
+            // FIN is not waited for (its path may be gone): reset it.
+            let done = self.mp.as_deref().is_some_and(|m| m.data_level_done());
+            let t = self.subflow_tcb(i);
+            if done && self.is_multipath() && t.state() != State::Closed && t.rto_backoff() >= 2 {
+                self.reset_subflow(i);
+            }
             if self.mp.as_deref().is_some_and(|m| m.subflow_must_reset(i))
                 && self.subflow_tcb(i).state() != State::Closed
             {

@@ -28,6 +28,9 @@ pub struct FourTuple {
 #[derive(Debug)]
 struct Entry<T> {
     tuple: FourTuple,
+    /// More 4-tuples leading to the same value (an MPTCP connection's joined
+    /// subflows).
+    aliases: Vec<FourTuple>,
     bound: bool,
     value: T,
 }
@@ -67,10 +70,26 @@ impl<T> ConnTable<T> {
             id,
             Entry {
                 tuple,
+                aliases: Vec::new(),
                 bound: true,
                 value,
             },
         );
+    }
+
+    /// Let `tuple` lead to `id` too (false if it is taken or `id` is unknown).
+    pub fn alias(&mut self, id: ConnId, tuple: FourTuple) -> bool {
+        if self.by_tuple.contains_key(&tuple) {
+            return false;
+        }
+        let Some(e) = self.by_id.get_mut(&id) else {
+            return false;
+        };
+        e.aliases.push(tuple);
+        if e.bound {
+            self.by_tuple.insert(tuple, id);
+        }
+        true
     }
 
     pub fn lookup(&self, tuple: &FourTuple) -> Option<ConnId> {
@@ -96,6 +115,9 @@ impl<T> ConnTable<T> {
             if e.bound {
                 e.bound = false;
                 self.by_tuple.remove(&e.tuple);
+                for a in &e.aliases {
+                    self.by_tuple.remove(a);
+                }
             }
         }
     }
@@ -104,6 +126,9 @@ impl<T> ConnTable<T> {
         let e = self.by_id.remove(&id)?;
         if e.bound {
             self.by_tuple.remove(&e.tuple);
+            for a in &e.aliases {
+                self.by_tuple.remove(a);
+            }
         }
         Some(e.value)
     }
@@ -122,6 +147,26 @@ mod tests {
             local: l.parse().unwrap(),
             remote: r.parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn aliases_lead_to_the_entry_and_go_with_it() {
+        let mut tab = ConnTable::new();
+        let a = t("10.0.0.1:80", "10.0.0.2:4000");
+        let b = t("10.0.1.1:80", "10.0.1.2:4001");
+        tab.insert(ConnId(1), a, "x");
+        assert!(tab.alias(ConnId(1), b));
+        assert!(!tab.alias(ConnId(1), a), "a taken tuple is refused");
+        assert!(!tab.alias(ConnId(9), t("1.1.1.1:1", "2.2.2.2:2")));
+        assert_eq!(tab.lookup(&b), Some(ConnId(1)));
+        tab.unbind_tuple(ConnId(1));
+        assert_eq!(tab.lookup(&b), None);
+        assert_eq!(tab.lookup(&a), None);
+        let c = t("10.0.2.1:80", "10.0.2.2:4002");
+        tab.insert(ConnId(2), c, "y");
+        assert!(tab.alias(ConnId(2), b));
+        assert_eq!(tab.remove(ConnId(2)), Some("y"));
+        assert_eq!(tab.lookup(&b), None);
     }
 
     #[test]

@@ -5,8 +5,9 @@ use crate::config::Config;
 use crate::conn::Connection;
 pub use crate::demux::ConnId;
 use crate::demux::{ConnTable, FourTuple};
-use crate::mptcp::connection::{MptcpConn, MptcpSettings};
+use crate::mptcp::connection::{rst_reason, tcprst_option, MptcpConn, MptcpSettings};
 use crate::mptcp::crypto::{self, HashAlg};
+use crate::mptcp::join::{self, JoinRequest, SynJoin};
 use crate::tcp::hooks::OptionBytes;
 use crate::tcp::isn::IsnGenerator;
 pub use crate::tcp::state::CloseReason;
@@ -120,6 +121,16 @@ pub struct Counters {
     pub mptcp_mp_fail_rx: u64,
     pub mptcp_infinite_map_tx: u64,
     pub mptcp_infinite_map_rx: u64,
+    /// MP_JOIN SYNs accepted, joins refused (unknown token, limits: RST with
+    /// MP_TCPRST), joins completed in either role, HMAC failures.
+    pub mptcp_join_syn_rx: u64,
+    pub mptcp_join_rejected: u64,
+    pub mptcp_joins_established: u64,
+    pub mptcp_join_hmac_failures: u64,
+    /// Bytes sent again on another subflow after theirs died or stalled.
+    pub mptcp_reinjected_bytes: u64,
+    pub mptcp_mp_prio_tx: u64,
+    pub mptcp_mp_prio_rx: u64,
 }
 
 impl Counters {
@@ -131,6 +142,37 @@ impl Counters {
         self.drop_ooo_overflow += s.drop_ooo_overflow;
         self.challenge_acks += s.challenge_acks;
     }
+}
+
+/// What MPTCP's path manager does with one of our addresses (Linux's endpoint
+/// flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointFlags {
+    /// Announce it (ADD_ADDR) on connections accepted on another address.
+    pub signal: bool,
+    /// Open a subflow from it on connections we initiate.
+    pub subflow: bool,
+    /// Subflows on it are backups (MP_JOIN / MP_PRIO B bit).
+    pub backup: bool,
+}
+
+/// One subflow of a connection, for status displays and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubflowInfo {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: State,
+    pub srtt: Option<Duration>,
+    pub cwnd: usize,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_retransmitted: u64,
+    /// MPTCP address ids of the local and remote address (0 for plain TCP).
+    pub local_id: u8,
+    pub remote_id: u8,
+    pub backup: bool,
+    /// The MP_JOIN handshake is done (always true for the first subflow).
+    pub established: bool,
 }
 
 /// A snapshot of one connection for status displays and tests.
@@ -154,6 +196,8 @@ pub struct ConnInfo {
     pub congestion_control: &'static str,
     /// `None` for a plain TCP connection.
     pub mptcp: Option<MptcpInfo>,
+    /// Every subflow, the first one first (a plain TCP connection has one).
+    pub subflows: Vec<SubflowInfo>,
 }
 
 /// The MPTCP level of a connection.
@@ -221,6 +265,9 @@ pub struct Stack {
     rng: ChaCha8Rng,
     isn: IsnGenerator,
     addrs: Vec<IpAddr>,
+    /// Per address (parallel to `addrs`): its MPTCP address id and flags.
+    addr_meta: Vec<(u8, EndpointFlags)>,
+    next_addr_id: u8,
     listeners: HashMap<u16, Listener>,
     conns: ConnTable<Conn>,
     next_id: u64,
@@ -251,6 +298,8 @@ impl Stack {
             rng,
             isn: IsnGenerator::new(secret),
             addrs: Vec::new(),
+            addr_meta: Vec::new(),
+            next_addr_id: 1,
             listeners: HashMap::new(),
             conns: ConnTable::new(),
             next_id: 1,
@@ -272,13 +321,35 @@ impl Stack {
 
     /// Answer for `addr` (packets to other addresses are dropped).
     pub fn add_address(&mut self, addr: IpAddr) {
-        if !self.addrs.contains(&addr) {
-            self.addrs.push(addr);
+        self.add_endpoint(addr, EndpointFlags::default());
+    }
+
+    /// Answer for `addr`, with what MPTCP's path manager may do with it (like a
+    /// Linux `ip mptcp endpoint`). Adding a known address updates its flags.
+    pub fn add_endpoint(&mut self, addr: IpAddr, flags: EndpointFlags) {
+        match self.addrs.iter().position(|a| *a == addr) {
+            Some(i) => self.addr_meta[i].1 = flags,
+            None => {
+                self.addrs.push(addr);
+                self.addr_meta.push((self.next_addr_id, flags));
+                // Ids are never reused while the stack lives (0 is the initial
+                // subflow's address).
+                self.next_addr_id = self.next_addr_id.saturating_add(1);
+            }
         }
     }
 
     pub fn remove_address(&mut self, addr: IpAddr) {
-        self.addrs.retain(|a| *a != addr);
+        if let Some(i) = self.addrs.iter().position(|a| *a == addr) {
+            self.addrs.remove(i);
+            self.addr_meta.remove(i);
+        }
+    }
+
+    /// The MPTCP address id and flags of one of our addresses.
+    pub fn endpoint(&self, addr: IpAddr) -> Option<(u8, EndpointFlags)> {
+        let i = self.addrs.iter().position(|a| *a == addr)?;
+        Some(self.addr_meta[i])
     }
 
     pub fn addresses(&self) -> &[IpAddr] {
@@ -504,12 +575,18 @@ impl Stack {
             fallback_reason: m.fallback_reason().map(|r| format!("{r:?}")),
         });
         let s = t.stats();
+        // An MPTCP connection's bytes are the data level's (its subflows may carry
+        // some twice); after a fallback the subflow's.
+        let (bytes_sent, bytes_received) = match conn.mp.as_deref() {
+            Some(m) if !m.is_fallback() => (m.data_bytes_acked(), m.data_bytes_received()),
+            _ => (s.bytes_acked, s.bytes_received),
+        };
         Some(ConnInfo {
             local: t.local(),
             remote: t.remote(),
-            state: t.state(),
-            bytes_sent: s.bytes_acked,
-            bytes_received: s.bytes_received,
+            state: conn.state(),
+            bytes_sent,
+            bytes_received,
             bytes_retransmitted: s.bytes_retransmitted,
             segments_retransmitted: s.segments_retransmitted,
             srtt: t.srtt(),
@@ -522,6 +599,27 @@ impl Stack {
             timestamps: t.timestamps_enabled(),
             congestion_control: t.cc_name(),
             mptcp,
+            subflows: (0..conn.subflow_count())
+                .map(|i| {
+                    let t = conn.subflow_tcb(i);
+                    let s = t.stats();
+                    let sf = conn.mp.as_deref().map(|m| m.subflow(i));
+                    SubflowInfo {
+                        local: t.local(),
+                        remote: t.remote(),
+                        state: t.state(),
+                        srtt: t.srtt(),
+                        cwnd: t.cwnd(),
+                        bytes_sent: s.bytes_acked,
+                        bytes_received: s.bytes_received,
+                        bytes_retransmitted: s.bytes_retransmitted,
+                        local_id: sf.map_or(0, |f| f.local_id),
+                        remote_id: sf.map_or(0, |f| f.remote_id),
+                        backup: sf.is_some_and(|f| f.is_backup()),
+                        established: sf.is_none_or(|f| f.join_established()),
+                    }
+                })
+                .collect(),
         })
     }
 
@@ -669,6 +767,12 @@ impl Stack {
             return;
         }
         let f = seg.flags;
+        if f.syn() && !f.ack() && !f.rst() && !f.fin() && self.config.mptcp.enabled {
+            if let Some(join) = join::syn_join(&seg) {
+                self.accept_join(now, tuple, &seg, join);
+                return;
+            }
+        }
         if f.syn() && !f.ack() && !f.rst() && !f.fin() {
             if let Some(listener) = self.listeners.get(&seg.dst_port) {
                 if listener.pending >= self.config.backlog
@@ -741,6 +845,147 @@ impl Stack {
         for r in rsts {
             self.queue_rst_with(r.local, r.remote, r.reply, r.extra);
         }
+    }
+
+    /// A SYN with MP_JOIN (RFC 8684 §3.2): a new subflow of the connection whose
+    /// token it names, if that connection takes one more; else RST with MP_TCPRST.
+    fn accept_join(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>, join: SynJoin) {
+        let (token, remote_nonce, remote_id, remote_backup) = join;
+        let target = self.tokens.get(&token).copied().filter(|&id| {
+            self.conns.get(id).is_some_and(|c| {
+                c.c.state() != State::Closed && c.c.mp.as_deref().is_some_and(|m| m.join_allowed())
+            })
+        });
+        let Some(id) = target.filter(|_| self.conns.len() < self.config.max_connections) else {
+            self.counters.mptcp_join_rejected += 1;
+            let reason = if self.tokens.contains_key(&token) {
+                rst_reason::ADMIN_PROHIBITED
+            } else {
+                rst_reason::MPTCP_ERROR
+            };
+            let reply = RstReply {
+                seq: SeqNumber(0),
+                ack: Some(syn.seq + seg_len(syn)),
+            };
+            self.queue_rst_with(tuple.local, tuple.remote, reply, tcprst_option(reason));
+            return;
+        };
+        let iss = self.isn.generate(now, tuple.local, tuple.remote);
+        let ts_offset = self.rng.next_u32();
+        let tcb = Tcb::accept(
+            &self.config.tcp,
+            tuple.local,
+            tuple.remote,
+            iss,
+            ts_offset,
+            now,
+            syn,
+        );
+        let local_nonce = self.rng.next_u32();
+        let (local_id, flags) = self.local_endpoint(id, tuple.local.ip());
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Some(mp) = conn.c.mp.as_deref_mut() else {
+            return;
+        };
+        mp.accept_join(&JoinRequest {
+            remote_nonce,
+            remote_id,
+            remote_backup,
+            local_nonce,
+            local_id,
+            local_backup: flags.backup,
+        });
+        conn.c.add_join(tcb);
+        self.conns.alias(id, tuple);
+        self.touch(id, now);
+    }
+
+    /// Address id and flags of our address `ip` as connection `id` sees it: 0
+    /// for the address of its first subflow.
+    fn local_endpoint(&self, id: ConnId, ip: IpAddr) -> (u8, EndpointFlags) {
+        let (addr_id, flags) = self.endpoint(ip).unwrap_or_default();
+        let first = self.conns.get(id).map(|c| c.c.tcb.local().ip());
+        if first == Some(ip) {
+            (0, flags)
+        } else {
+            (addr_id, flags)
+        }
+    }
+
+    /// The path manager, client side (like Linux's in-kernel one): once a
+    /// connection we opened is established, open a subflow from every local
+    /// `subflow` endpoint to the peer's address, within the subflow limit.
+    fn run_path_manager(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let ready = conn
+            .c
+            .mp
+            .as_deref()
+            .is_some_and(|m| m.is_client() && m.join_allowed());
+        if conn.c.pm_done || !ready {
+            return;
+        }
+        conn.c.pm_done = true;
+        let (local0, remote0) = (conn.c.tcb.local(), conn.c.tcb.remote());
+        let wanted: Vec<IpAddr> = self
+            .addrs
+            .iter()
+            .zip(&self.addr_meta)
+            .filter(|(a, (_, f))| {
+                f.subflow && **a != local0.ip() && a.is_ipv4() == remote0.is_ipv4()
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        for ip in wanted {
+            self.open_join(now, id, ip, remote0, 0);
+        }
+    }
+
+    /// Open a subflow of connection `id` from our address `local_ip` to `remote`
+    /// (the peer's address id `remote_id`).
+    fn open_join(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        local_ip: IpAddr,
+        remote: SocketAddr,
+        remote_id: u8,
+    ) {
+        let allowed = self
+            .conns
+            .get(id)
+            .and_then(|c| c.c.mp.as_deref())
+            .is_some_and(|m| m.join_allowed());
+        if !allowed || self.conns.len() >= self.config.max_connections {
+            return;
+        }
+        let Some(port) = self.ephemeral_port(local_ip, remote) else {
+            return;
+        };
+        let tuple = FourTuple {
+            local: SocketAddr::new(local_ip, port),
+            remote,
+        };
+        let iss = self.isn.generate(now, tuple.local, remote);
+        let ts_offset = self.rng.next_u32();
+        let tcb = Tcb::connect(&self.config.tcp, tuple.local, remote, iss, ts_offset, now);
+        let nonce = self.rng.next_u32();
+        let (local_id, flags) = self.local_endpoint(id, local_ip);
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let Some(mp) = conn.c.mp.as_deref_mut() else {
+            return;
+        };
+        mp.open_join(nonce, local_id, remote_id, flags.backup);
+        conn.c.add_join(tcb);
+        self.conns.alias(id, tuple);
+        self.schedule(id);
+        self.arm(id, now);
     }
 
     fn queue_rst(&mut self, local: SocketAddr, remote: SocketAddr, reply: RstReply) {
@@ -828,6 +1073,7 @@ impl Stack {
                 return;
             }
         }
+        self.run_path_manager(id, now);
         self.schedule(id);
         self.arm(id, now);
     }
@@ -855,6 +1101,12 @@ impl Stack {
                 c.mptcp_mp_fail_rx += st.mp_fail_rx;
                 c.mptcp_infinite_map_tx += st.infinite_map_tx;
                 c.mptcp_infinite_map_rx += st.infinite_map_rx;
+                c.mptcp_join_syn_rx += st.join_syn_rx;
+                c.mptcp_joins_established += st.joins_established;
+                c.mptcp_join_hmac_failures += st.join_hmac_failures;
+                c.mptcp_reinjected_bytes += st.reinjected_bytes;
+                c.mptcp_mp_prio_tx += st.mp_prio_tx;
+                c.mptcp_mp_prio_rx += st.mp_prio_rx;
                 if mp.is_fallback() {
                     self.counters.mptcp_fallbacks += 1;
                 } else if mp.remote_key().is_some() {
@@ -868,6 +1120,9 @@ impl Stack {
             }
             // A freed connection's statistics stay in the stack's totals.
             self.counters.add_tcb(conn.c.tcb.stats());
+            for t in &conn.c.joins {
+                self.counters.add_tcb(t.stats());
+            }
         }
     }
 

@@ -16,7 +16,7 @@ pub mod tcp;
 pub mod time;
 pub mod wire;
 
-pub use config::{CcAlgorithm, Config, MptcpConfig, TcpConfig};
-pub use endpoint::{ConnId, Counters, Error, Event, Stack};
+pub use config::{CcAlgorithm, Config, MptcpConfig, SchedulerKind, TcpConfig};
+pub use endpoint::{ConnId, Counters, EndpointFlags, Error, Event, Stack, SubflowInfo};
 pub use tcp::State;
 pub use time::Instant;

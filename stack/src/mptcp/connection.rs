@@ -24,6 +24,8 @@ use crate::wire::mptcp::{
 use crate::wire::TcpRepr;
 use std::collections::VecDeque;
 
+/// Out-of-order ranges the data level tracks (beyond, data waits in the subflows).
+const MAX_DATA_HOLES: usize = 1024;
 /// Largest mapping handed to a subflow at once (the DSS length field is 16 bits).
 const MAX_MAPPING: usize = 65535;
 
@@ -64,7 +66,17 @@ pub enum FallbackReason {
 pub mod rst_reason {
     pub const UNSPECIFIED: u8 = 0;
     pub const MPTCP_ERROR: u8 = 1;
+    pub const ADMIN_PROHIBITED: u8 = 3;
     pub const MIDDLEBOX: u8 = 6;
+}
+
+/// An MP_TCPRST option with `reason`, for a RST.
+pub fn tcprst_option(reason: u8) -> OptionBytes {
+    let mut out = OptionBytes::default();
+    if let Ok(e) = (MptcpOption::TcpRst(TcpRst { flags: 0, reason })).encode() {
+        out.push(TCPOPT_MPTCP, e.as_slice());
+    }
+    out
 }
 
 /// What a connection did about DSS checksum failures (RFC 8684 §3.7), folded
@@ -214,7 +226,9 @@ impl MptcpConn {
             data_fin_acked: false,
             send_was_full: false,
             rcv_buf: RingBuffer::new(s.recv_buffer),
-            assembler: Assembler::new(64),
+            // Subflows interleave small mappings: one lagging subflow leaves a
+            // hole per mapping of the others.
+            assembler: Assembler::new(MAX_DATA_HOLES),
             rcv_nxt: 0,
             peer_data_fin: None,
             peer_data_fin_done: false,
@@ -257,6 +271,29 @@ impl MptcpConn {
     /// Whether `syn` carries an MP_CAPABLE we would answer.
     pub fn syn_offers_mptcp(syn: &TcpRepr<'_>) -> bool {
         find_mp_capable(syn).is_some_and(|c| c.version == crate::wire::mptcp::MptcpVersion::V1)
+    }
+
+    /// Connection-level bytes the peer acknowledged (DATA_ACK).
+    pub fn data_bytes_acked(&self) -> u64 {
+        let first = crypto::idsn(alg(), self.local_key).wrapping_add(1);
+        // `snd_una` stops at the DATA_FIN: its acknowledgement is a flag.
+        self.snd_una.wrapping_sub(first)
+    }
+
+    /// Connection-level bytes received in order.
+    pub fn data_bytes_received(&self) -> u64 {
+        let Some(key) = self.remote_key else {
+            return 0;
+        };
+        let first = crypto::idsn(alg(), key).wrapping_add(1);
+        self.rcv_nxt
+            .wrapping_sub(first)
+            .saturating_sub(self.peer_data_fin_done as u64)
+    }
+
+    /// Whether we opened the connection.
+    pub fn is_client(&self) -> bool {
+        self.role == Role::Client
     }
 
     pub fn phase(&self) -> Phase {
@@ -610,7 +647,14 @@ impl MptcpConn {
                 self.scratch.resize(n.min(MAX_MAPPING), 0);
             }
             n = n.min(self.scratch.len());
+            // Out-of-order data is taken from the subflow only if the data level
+            // can track it: the subflow has acknowledged it, so it must not be
+            // dropped. Left in the subflow, it waits for the hole to fill.
+            if offset > 0 && self.assembler.add(offset, n).is_err() {
+                break;
+            }
             let got = tcb.recv(&mut self.scratch[..n]).unwrap_or(0);
+            debug_assert_eq!(got, n, "the subflow holds {avail} bytes");
             if got == 0 {
                 break;
             }
@@ -619,7 +663,6 @@ impl MptcpConn {
                 self.assembler.advance(got);
                 got + self.assembler.take_front()
             } else {
-                let _ = self.assembler.add(offset, got);
                 0
             };
             if ready > 0 {
@@ -961,9 +1004,16 @@ impl MptcpConn {
         }
     }
 
-    /// The redundant scheduler: subflow `i` also carries, within `room`, what
-    /// was handed out on others but not on it.
-    pub fn copy_to(&mut self, i: usize, tcb: &mut Tcb, room: usize) {
+    /// The redundant scheduler: subflow `i` carries the whole data stream in
+    /// order from where it stands, within `room` and the peer's window; whoever
+    /// runs ahead hands out new data.
+    pub fn redundant_push(&mut self, i: usize, tcb: &mut Tcb, room: usize) {
+        let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
+        let limit = if (self.snd_wnd_end.wrapping_sub(end) as i64) < 0 {
+            self.snd_wnd_end
+        } else {
+            end
+        };
         let mut left = room;
         while left > 0 {
             let una = self.snd_una;
@@ -971,13 +1021,17 @@ impl MptcpConn {
                 Some(c) if (c.wrapping_sub(una) as i64) > 0 => c,
                 _ => una,
             };
-            let n = (self.snd_nxt.wrapping_sub(from) as i64).max(0) as usize;
+            let n = (limit.wrapping_sub(from) as i64).max(0) as usize;
             if n == 0 {
                 break;
             }
             let taken = self.map_range(i, tcb, from, n.min(left));
             if taken == 0 {
                 break;
+            }
+            let reached = from.wrapping_add(taken as u64);
+            if (reached.wrapping_sub(self.snd_nxt) as i64) > 0 {
+                self.snd_nxt = reached;
             }
             left -= taken;
         }

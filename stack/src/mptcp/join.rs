@@ -29,8 +29,11 @@ pub struct JoinRequest {
     pub local_backup: bool,
 }
 
+/// What a SYN's MP_JOIN says: the token, the sender's nonce, address id and B bit.
+pub type SynJoin = (u32, u32, u8, bool);
+
 /// The MP_JOIN of a SYN, if it carries one.
-pub fn syn_join(seg: &TcpRepr<'_>) -> Option<(u32, u32, u8, bool)> {
+pub fn syn_join(seg: &TcpRepr<'_>) -> Option<SynJoin> {
     let ctx = crate::wire::mptcp::ParseCtx::from_repr(seg);
     crate::wire::mptcp::mptcp_options(seg).find_map(|d| match MptcpOption::parse(d, ctx) {
         Ok(MptcpOption::MpJoin(MpJoin::Syn {
