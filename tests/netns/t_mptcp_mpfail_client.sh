@@ -43,7 +43,7 @@ for k in MPTcpExtMPCapableSYNACKRX MPTcpExtMPFailRx MPTcpExtInfiniteMapTx; do
     v=$(counter "$k")
     [ "${v:-0}" -ge 1 ] || fail "$k is ${v:-0} in PEER, expected >= 1; PEER counters: $(peer_counters)"
 done
-for k in MPTcpExtDataCsumErr MPTcpExtInfiniteMapRx MPTcpExtMPRstTx MPTcpExtMPRstRx MPTcpExtMPFastcloseTx MPTcpExtMPFastcloseRx; do
+for k in MPTcpExtDataCsumErr MPTcpExtInfiniteMapRx MPTcpExtFallbackFailed MPTcpExtMPRstTx MPTcpExtMPRstRx MPTcpExtMPFastcloseTx MPTcpExtMPFastcloseRx; do
     v=$(counter "$k")
     [ "${v:-0}" = 0 ] || fail "$k is $v in PEER, expected 0; PEER counters: $(peer_counters)"
 done

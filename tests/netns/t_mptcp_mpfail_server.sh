@@ -41,7 +41,7 @@ for k in MPTcpExtMPCapableSYNRX MPTcpExtMPCapableACKRX MPTcpExtDataCsumErr MPTcp
     v=$(counter "$k")
     [ "${v:-0}" -ge 1 ] || fail "$k is ${v:-0} in PEER, expected >= 1; PEER counters: $(peer_counters)"
 done
-for k in MPTcpExtInfiniteMapTx MPTcpExtMPRstTx MPTcpExtMPRstRx MPTcpExtMPFastcloseTx MPTcpExtMPFastcloseRx; do
+for k in MPTcpExtInfiniteMapTx MPTcpExtFallbackFailed MPTcpExtMPRstTx MPTcpExtMPRstRx MPTcpExtMPFastcloseTx MPTcpExtMPFastcloseRx; do
     v=$(counter "$k")
     [ "${v:-0}" = 0 ] || fail "$k is $v in PEER, expected 0; PEER counters: $(peer_counters)"
 done
