@@ -222,6 +222,39 @@ nft_dropped() {
     ip netns exec "$1" nft list chain inet mptest fwdloss | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -n1
 }
 
+# nft_ftp_alg NS OIF SADDR NATADDR: makes router NS a NAT with the kernel's FTP ALG,
+# a real middlebox that rewrites payload: connections to TCP port 21 get conntrack's
+# FTP helper, and those from SADDR leaving through OIF are source-NATed to NATADDR,
+# so nf_nat_ftp rewrites the address in PORT commands to NATADDR and fixes the TCP
+# checksum. Keep both addresses the same length as text: the rewrite then changes
+# bytes, not the segment's length. nft_ftp_alg_natted NS prints how many packets the
+# NAT rule took (the first of each connection).
+nft_ftp_alg() {
+    local ns=$1 oif=$2 saddr=$3 nat=$4
+    command -v nft >/dev/null || fail "nft missing: run tests/netns/install-deps.sh"
+    ip netns exec "$ns" nft -f - <<EOF
+table ip mptalg {
+    ct helper ftp-std {
+        type "ftp" protocol tcp
+    }
+    chain pre {
+        type filter hook prerouting priority filter; policy accept;
+        tcp dport 21 ct helper set "ftp-std"
+    }
+    chain post {
+        type nat hook postrouting priority srcnat; policy accept;
+        ip saddr $saddr oifname "$oif" tcp dport 21 counter snat to $nat
+    }
+}
+EOF
+    [[ $(ip netns exec "$ns" nft list table ip mptalg) == *'ct helper set "ftp-std"'* ]] ||
+        fail "FTP ALG not installed in $ns"
+}
+
+nft_ftp_alg_natted() {
+    ip netns exec "$1" nft list chain ip mptalg post | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -n1
+}
+
 cleanup() {
     local rc=$?
     set +e
