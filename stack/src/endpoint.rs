@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::conn::Connection;
 pub use crate::demux::ConnId;
 use crate::demux::{ConnTable, FourTuple};
-use crate::mptcp::connection::{rst_reason, tcprst_option, MptcpConn, MptcpSettings};
+use crate::mptcp::connection::{rst_reason, tcprst_option, MptcpConn, MptcpSettings, MptcpStats};
 use crate::mptcp::crypto::{self, HashAlg};
 use crate::mptcp::join::{self, JoinRequest, SynJoin};
 use crate::tcp::hooks::OptionBytes;
@@ -134,6 +134,20 @@ pub struct Counters {
 }
 
 impl Counters {
+    fn add_mptcp(&mut self, st: &MptcpStats) {
+        self.mptcp_checksum_errors += st.checksum_errors;
+        self.mptcp_mp_fail_tx += st.mp_fail_tx;
+        self.mptcp_mp_fail_rx += st.mp_fail_rx;
+        self.mptcp_infinite_map_tx += st.infinite_map_tx;
+        self.mptcp_infinite_map_rx += st.infinite_map_rx;
+        self.mptcp_join_syn_rx += st.join_syn_rx;
+        self.mptcp_joins_established += st.joins_established;
+        self.mptcp_join_hmac_failures += st.join_hmac_failures;
+        self.mptcp_reinjected_bytes += st.reinjected_bytes;
+        self.mptcp_mp_prio_tx += st.mp_prio_tx;
+        self.mptcp_mp_prio_rx += st.mp_prio_rx;
+    }
+
     fn add_tcb(&mut self, s: &TcbStats) {
         self.retransmitted_segments += s.segments_retransmitted;
         self.retransmitted_bytes += s.bytes_retransmitted;
@@ -657,6 +671,12 @@ impl Stack {
         let mut c = self.counters.clone();
         for (_, conn) in self.conns.iter() {
             c.add_tcb(conn.c.tcb.stats());
+            for t in &conn.c.joins {
+                c.add_tcb(t.stats());
+            }
+            if let Some(mp) = &conn.c.mp {
+                c.add_mptcp(&mp.stats());
+            }
         }
         c
     }
@@ -1094,19 +1114,7 @@ impl Stack {
         if let Some(conn) = self.conns.remove(id) {
             if let Some(mp) = &conn.c.mp {
                 self.tokens.remove(&mp.local_token());
-                let st = mp.stats();
-                let c = &mut self.counters;
-                c.mptcp_checksum_errors += st.checksum_errors;
-                c.mptcp_mp_fail_tx += st.mp_fail_tx;
-                c.mptcp_mp_fail_rx += st.mp_fail_rx;
-                c.mptcp_infinite_map_tx += st.infinite_map_tx;
-                c.mptcp_infinite_map_rx += st.infinite_map_rx;
-                c.mptcp_join_syn_rx += st.join_syn_rx;
-                c.mptcp_joins_established += st.joins_established;
-                c.mptcp_join_hmac_failures += st.join_hmac_failures;
-                c.mptcp_reinjected_bytes += st.reinjected_bytes;
-                c.mptcp_mp_prio_tx += st.mp_prio_tx;
-                c.mptcp_mp_prio_rx += st.mp_prio_rx;
+                self.counters.add_mptcp(&mp.stats());
                 if mp.is_fallback() {
                     self.counters.mptcp_fallbacks += 1;
                 } else if mp.remote_key().is_some() {

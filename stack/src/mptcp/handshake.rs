@@ -180,7 +180,8 @@ fn dss_options(
         dss.mapping = Some(DssMapping {
             dsn,
             dsn_64bit: true,
-            ssn: 0,
+            // As Linux: the segment's own relative sequence number.
+            ssn: seg.ssn,
             data_len: 0,
             checksum: c.checksum().then_some(0),
         });
