@@ -20,6 +20,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use mptun_stack::impair::ImpairSpec;
+use mptun_stack::SchedulerKind;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
@@ -207,6 +208,22 @@ pub struct RunArgs {
     /// asks with `net.mptcp.checksum_enabled=1`).
     #[arg(long)]
     pub checksum: bool,
+
+    /// How an MPTCP connection spreads data over its subflows: minrtt (the
+    /// lowest-RTT subflow with room; backups only when no active subflow is
+    /// left), roundrobin, or redundant (every byte on every subflow).
+    #[arg(long, value_name = "NAME", default_value = "minrtt", value_parser = parse_scheduler)]
+    pub scheduler: SchedulerKind,
+
+    /// Subflows an MPTCP connection may add to its first (like Linux's
+    /// `ip mptcp limits set subflows N`).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=8))]
+    pub max_subflows: u8,
+
+    /// ADD_ADDR announcements an MPTCP connection acts on by opening subflows
+    /// (like Linux's `add_addr_accepted`; Linux's default is 0).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
+    pub max_add_addr_accepted: u8,
 
     /// Fault injection on packets to and from one local address (repeatable).
     ///
@@ -784,6 +801,17 @@ impl fmt::Display for MptcpVersions {
     }
 }
 
+fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
+    match s {
+        "minrtt" => Ok(SchedulerKind::MinRtt),
+        "roundrobin" => Ok(SchedulerKind::RoundRobin),
+        "redundant" => Ok(SchedulerKind::Redundant),
+        other => Err(format!(
+            "unknown scheduler '{other}'; valid: minrtt, roundrobin, redundant"
+        )),
+    }
+}
+
 fn parse_mptcp_versions(s: &str) -> Result<MptcpVersions, String> {
     let mut v = Vec::new();
     for part in s.split(',') {
@@ -973,6 +1001,12 @@ mod tests {
             "--control",
             "/tmp/ctl.sock",
             "--no-mptcp",
+            "--scheduler",
+            "roundrobin",
+            "--max-subflows",
+            "4",
+            "--max-add-addr-accepted",
+            "2",
             "--impair",
             "[fd00::2]:loss=1%",
             "--no-routes",
@@ -1017,6 +1051,9 @@ mod tests {
                 no_mptcp: true,
                 mptcp_version: MptcpVersions(vec![1]),
                 checksum: false,
+                scheduler: SchedulerKind::RoundRobin,
+                max_subflows: 4,
+                max_add_addr_accepted: 2,
                 impair: vec![ImpairArg {
                     addr: "fd00::2".parse().unwrap(),
                     spec: "loss=1%".into(),
@@ -1105,6 +1142,9 @@ mod tests {
             &["--addr", "10.0.0.1", "--tun", "sixteen-chars-xx"],
             &["--addr", "10.0.0.1", "--seed", "-1"],
             &["--addr", "10.0.0.1", "--impair", "10.0.0.1:"],
+            &["--addr", "10.0.0.1", "--scheduler", "fastest"],
+            &["--addr", "10.0.0.1", "--max-subflows", "9"],
+            &["--addr", "10.0.0.1", "--max-add-addr-accepted", "-1"],
         ] {
             let e = run_err(args);
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");

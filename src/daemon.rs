@@ -8,7 +8,7 @@ use crate::services::{self, ServiceStats};
 use crate::socket::{Handle, Shared};
 use crate::tun::{Tun, TunConfig};
 use mptun_stack::impair::ImpairSpec;
-use mptun_stack::{Config, Stack};
+use mptun_stack::{Config, EndpointFlags, Stack};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,9 @@ fn stack_config(args: &RunArgs, seed: u64) -> Config {
     config.tcp.mtu = args.mtu as usize;
     config.mptcp.enabled = !args.no_mptcp && args.mptcp_version.allows(1);
     config.mptcp.checksum = args.checksum;
+    config.mptcp.scheduler = args.scheduler;
+    config.mptcp.max_subflows = args.max_subflows as usize;
+    config.mptcp.max_add_addr_accepted = args.max_add_addr_accepted as usize;
     config
 }
 
@@ -60,7 +63,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     let mut stack = Stack::new(stack_config(&args, seed));
     for a in &args.addrs {
-        stack.add_address(a.addr);
+        stack.add_endpoint(
+            a.addr,
+            EndpointFlags {
+                signal: a.signal,
+                subflow: a.subflow,
+                backup: a.backup,
+            },
+        );
     }
 
     let tun = Tun::create(&TunConfig {
