@@ -83,6 +83,24 @@ pub struct MptcpStatus {
     /// Why it fell back, if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_reason: Option<String>,
+    /// Our addresses announced (ADD_ADDR) on this connection.
+    #[serde(default)]
+    pub announced: Vec<AddrStatus>,
+    /// The addresses the peer announced.
+    #[serde(default)]
+    pub remote_addrs: Vec<AddrStatus>,
+}
+
+/// An announced address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrStatus {
+    pub addr_id: u8,
+    pub addr: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// For our announcements: the peer echoed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echoed: Option<bool>,
 }
 
 impl MptcpStatus {
@@ -96,6 +114,26 @@ impl MptcpStatus {
             checksum: m.checksum,
             fallback: m.fallback,
             fallback_reason: m.fallback_reason.clone(),
+            announced: m
+                .announced
+                .iter()
+                .map(|&(addr_id, addr, echoed)| AddrStatus {
+                    addr_id,
+                    addr,
+                    port: None,
+                    echoed: Some(echoed),
+                })
+                .collect(),
+            remote_addrs: m
+                .remote_addrs
+                .iter()
+                .map(|&(addr_id, addr, port)| AddrStatus {
+                    addr_id,
+                    addr,
+                    port,
+                    echoed: None,
+                })
+                .collect(),
         }
     }
 }
@@ -256,6 +294,12 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         mptcp_reinjected_bytes,
         mptcp_mp_prio_tx,
         mptcp_mp_prio_rx,
+        mptcp_add_addr_tx,
+        mptcp_add_addr_rx,
+        mptcp_add_addr_echo_rx,
+        mptcp_add_addr_hmac_failures,
+        mptcp_rm_addr_tx,
+        mptcp_rm_addr_rx,
     )
 }
 

@@ -184,7 +184,42 @@ impl Connection {
         } else if sub_reset {
             self.reset_subflow(i);
         }
+        // A REMOVE_ADDR on this subflow may close others.
+        self.apply_subflow_resets();
         self.after_subflow_changes();
+    }
+
+    /// After a path-manager change: reset the subflows it gave up, ask for
+    /// the pure ACK that carries its options.
+    pub fn apply_pm(&mut self) {
+        self.apply_subflow_resets();
+        self.after_subflow_changes();
+    }
+
+    /// Mark the subflows on our address `addr` backup or not (MP_PRIO on each).
+    pub fn set_local_backup(&mut self, addr: std::net::IpAddr, backup: bool) {
+        for i in 0..self.subflow_count() {
+            let (tcb, mp) = self.parts(i);
+            if tcb.local().ip() != addr || tcb.state() == State::Closed {
+                continue;
+            }
+            if let Some(mp) = mp {
+                if !mp.is_fallback() && mp.subflow(i).local_backup != backup {
+                    mp.set_local_backup(i, backup);
+                    tcb.force_ack();
+                }
+            }
+        }
+    }
+
+    /// Reset the subflows the MPTCP level gave up (REMOVE_ADDR, a failed join).
+    fn apply_subflow_resets(&mut self) {
+        for j in 0..self.subflow_count() {
+            let must = self.mp.as_deref().is_some_and(|m| m.subflow_must_reset(j));
+            if must && self.subflow_tcb(j).state() != State::Closed {
+                self.reset_subflow(j);
+            }
+        }
     }
 
     /// Reset subflow `i` alone, with MP_TCPRST.
@@ -239,10 +274,25 @@ impl Connection {
     /// Map pending data onto the subflows: all of it onto a single one, else by
     /// the scheduler, each subflow taking what its congestion window allows.
     fn schedule(&mut self, now: Instant) {
+        self.apply_subflow_resets();
+        self.after_subflow_changes();
+        let primary = self.primary();
+        let (tcb, mp) = self.parts(primary);
+        if let Some(mp) = mp {
+            if mp.take_want_ack() && tcb.state() != State::Closed {
+                // ADD_ADDR, its echo or REMOVE_ADDR waits for a pure ACK.
+                tcb.force_ack();
+            }
+        }
         let n = self.subflow_count();
         if n == 1 {
+            // Data handed to the only subflow stays there: keep it to what the
+            // subflow can soon send, so that a subflow joining later gets its
+            // share (and a dead one leaves little to reinject).
+            let room = self.view(0).map_or(0, |v| v.room);
             if let Some(mp) = self.mp.as_deref_mut() {
-                mp.push(now, 0, &mut self.tcb, usize::MAX);
+                let budget = if mp.may_join() { room } else { usize::MAX };
+                mp.push(now, 0, &mut self.tcb, budget);
             }
             return;
         }
@@ -264,10 +314,20 @@ impl Connection {
         }
         let mut full = vec![false; n];
         while self.mp.as_deref().is_some_and(|m| m.has_pending()) {
-            let views: Vec<SubflowView> = (0..n)
+            let mut views: Vec<SubflowView> = (0..n)
                 .filter(|&i| !full[i])
                 .filter_map(|i| self.view(i))
                 .collect();
+            // A stalled subflow (its data already reinjected) gets no more while
+            // another can take it.
+            let stalled = |v: &SubflowView| {
+                self.mp
+                    .as_deref()
+                    .is_some_and(|m| m.subflow(v.index).is_stalled())
+            };
+            if views.iter().any(|v| !stalled(v)) {
+                views.retain(|v| !stalled(v));
+            }
             let Some(mp) = self.mp.as_deref_mut() else {
                 return;
             };

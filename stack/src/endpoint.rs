@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::conn::Connection;
 pub use crate::demux::ConnId;
 use crate::demux::{ConnTable, FourTuple};
+use crate::mptcp::connection::Phase;
 use crate::mptcp::connection::{rst_reason, tcprst_option, MptcpConn, MptcpSettings, MptcpStats};
 use crate::mptcp::crypto::{self, HashAlg};
 use crate::mptcp::join::{self, JoinRequest, SynJoin};
@@ -131,6 +132,14 @@ pub struct Counters {
     pub mptcp_reinjected_bytes: u64,
     pub mptcp_mp_prio_tx: u64,
     pub mptcp_mp_prio_rx: u64,
+    /// ADD_ADDR sent (repeats included) and valid ones received; echoes of ours
+    /// received; received ones dropped for a wrong HMAC; REMOVE_ADDR both ways.
+    pub mptcp_add_addr_tx: u64,
+    pub mptcp_add_addr_rx: u64,
+    pub mptcp_add_addr_echo_rx: u64,
+    pub mptcp_add_addr_hmac_failures: u64,
+    pub mptcp_rm_addr_tx: u64,
+    pub mptcp_rm_addr_rx: u64,
 }
 
 impl Counters {
@@ -146,6 +155,12 @@ impl Counters {
         self.mptcp_reinjected_bytes += st.reinjected_bytes;
         self.mptcp_mp_prio_tx += st.mp_prio_tx;
         self.mptcp_mp_prio_rx += st.mp_prio_rx;
+        self.mptcp_add_addr_tx += st.add_addr_tx;
+        self.mptcp_add_addr_rx += st.add_addr_rx;
+        self.mptcp_add_addr_echo_rx += st.add_addr_echo_rx;
+        self.mptcp_add_addr_hmac_failures += st.add_addr_hmac_failures;
+        self.mptcp_rm_addr_tx += st.rm_addr_tx;
+        self.mptcp_rm_addr_rx += st.rm_addr_rx;
     }
 
     fn add_tcb(&mut self, s: &TcbStats) {
@@ -226,6 +241,10 @@ pub struct MptcpInfo {
     pub fallback: bool,
     /// Why it fell back, if it did.
     pub fallback_reason: Option<String>,
+    /// Our addresses announced on it: (address id, address, echoed by the peer).
+    pub announced: Vec<(u8, IpAddr, bool)>,
+    /// The peer's announced addresses: (address id, address, port).
+    pub remote_addrs: Vec<(u8, IpAddr, Option<u16>)>,
 }
 
 /// Stateless RSTs waiting to go out are bounded; past this they are dropped.
@@ -342,18 +361,27 @@ impl Stack {
     /// Linux `ip mptcp endpoint`). Adding a known address updates its flags.
     pub fn add_endpoint(&mut self, addr: IpAddr, flags: EndpointFlags) {
         match self.addrs.iter().position(|a| *a == addr) {
-            Some(i) => self.addr_meta[i].1 = flags,
+            Some(i) => {
+                let backup = flags.backup;
+                self.addr_meta[i].1 = flags;
+                let _ = self.set_backup(addr, backup);
+            }
             None => {
+                let aid = self.next_addr_id;
                 self.addrs.push(addr);
-                self.addr_meta.push((self.next_addr_id, flags));
+                self.addr_meta.push((aid, flags));
                 // Ids are never reused while the stack lives (0 is the initial
                 // subflow's address).
                 self.next_addr_id = self.next_addr_id.saturating_add(1);
+                self.use_new_endpoint(addr, aid, flags);
             }
         }
     }
 
+    /// Stop answering for `addr`. MPTCP connections are told (REMOVE_ADDR) and
+    /// lose the subflows on it; plain TCP connections on it are left to time out.
     pub fn remove_address(&mut self, addr: IpAddr) {
+        self.withdraw_address(addr);
         if let Some(i) = self.addrs.iter().position(|a| *a == addr) {
             self.addrs.remove(i);
             self.addr_meta.remove(i);
@@ -587,6 +615,16 @@ impl Stack {
             checksum: m.checksum(),
             fallback: m.is_fallback(),
             fallback_reason: m.fallback_reason().map(|r| format!("{r:?}")),
+            announced: m
+                .announced()
+                .iter()
+                .map(|a| (a.id, a.addr, a.echoed))
+                .collect(),
+            remote_addrs: m
+                .remote_addrs()
+                .iter()
+                .map(|a| (a.id, a.addr, a.port))
+                .collect(),
         });
         let s = t.stats();
         // An MPTCP connection's bytes are the data level's (its subflows may carry
@@ -934,34 +972,145 @@ impl Stack {
         }
     }
 
-    /// The path manager, client side (like Linux's in-kernel one): once a
-    /// connection we opened is established, open a subflow from every local
-    /// `subflow` endpoint to the peer's address, within the subflow limit.
+    /// The path manager (like Linux's in-kernel one). Once a connection is
+    /// established: on one we opened, open a subflow from every local `subflow`
+    /// endpoint to the peer's address; on one we accepted, announce every
+    /// `signal` endpoint. Whenever the peer announces an address: open a subflow
+    /// to it, within `max_add_addr_accepted`. Always within `max_subflows`.
     fn run_path_manager(&mut self, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let ready = conn
-            .c
-            .mp
-            .as_deref()
-            .is_some_and(|m| m.is_client() && m.join_allowed());
-        if conn.c.pm_done || !ready {
+        let Some(mp) = conn.c.mp.as_deref_mut() else {
+            return;
+        };
+        if mp.is_fallback() || mp.phase() != Phase::Established {
             return;
         }
-        conn.c.pm_done = true;
         let (local0, remote0) = (conn.c.tcb.local(), conn.c.tcb.remote());
-        let wanted: Vec<IpAddr> = self
+        let fresh = if mp.has_fresh_addrs() {
+            mp.take_fresh_addrs()
+        } else {
+            Vec::new()
+        };
+        let first_time = !conn.c.pm_done;
+        conn.c.pm_done = true;
+        let client = mp.is_client();
+        if first_time {
+            let family = |a: &IpAddr| a.is_ipv4() == remote0.is_ipv4();
+            let endpoints: Vec<(IpAddr, u8, EndpointFlags)> = self
+                .addrs
+                .iter()
+                .zip(&self.addr_meta)
+                .filter(|(a, _)| **a != local0.ip() && family(a))
+                .map(|(a, (aid, f))| (*a, *aid, *f))
+                .collect();
+            for (ip, aid, flags) in endpoints {
+                if client && flags.subflow {
+                    self.open_join(now, id, ip, remote0, 0);
+                } else if !client && flags.signal {
+                    if let Some(mp) = self.conns.get_mut(id).and_then(|c| c.c.mp.as_deref_mut()) {
+                        mp.announce(aid, ip);
+                    }
+                }
+            }
+        }
+        let limit = self.config.mptcp.max_add_addr_accepted;
+        for r in fresh {
+            let accepted = self
+                .conns
+                .get_mut(id)
+                .and_then(|c| c.c.mp.as_deref_mut())
+                .is_some_and(|m| m.accept_addr(limit));
+            if !accepted {
+                break;
+            }
+            // Our address toward it: the first subflow's, or the first of its family.
+            let local = if r.addr.is_ipv4() == local0.is_ipv4() {
+                Some(local0.ip())
+            } else {
+                self.addrs
+                    .iter()
+                    .copied()
+                    .find(|a| a.is_ipv4() == r.addr.is_ipv4())
+            };
+            if let Some(local) = local {
+                let remote = SocketAddr::new(r.addr, r.port.unwrap_or(remote0.port()));
+                self.open_join(now, id, local, remote, r.id);
+            }
+        }
+    }
+
+    /// Withdraw our address `addr` from every MPTCP connection (REMOVE_ADDR) and
+    /// reset the subflows that use it; then stop answering for it.
+    fn withdraw_address(&mut self, addr: IpAddr) {
+        let Some((aid, _)) = self.endpoint(addr) else {
+            return;
+        };
+        let ids: Vec<ConnId> = self.conns.iter().map(|(id, _)| id).collect();
+        let now = self.now;
+        for id in ids {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            let first = conn.c.tcb.local().ip() == addr;
+            if let Some(mp) = conn.c.mp.as_deref_mut() {
+                mp.withdraw(if first { 0 } else { aid });
+            }
+            conn.c.apply_pm();
+            self.flush_rsts(id);
+            self.touch(id, now);
+        }
+    }
+
+    /// Mark our address `addr` backup or not: future subflows carry the B bit,
+    /// existing ones send MP_PRIO (Linux: `ip mptcp endpoint change ... backup`).
+    pub fn set_backup(&mut self, addr: IpAddr, backup: bool) -> Result<(), Error> {
+        let i = self
             .addrs
             .iter()
-            .zip(&self.addr_meta)
-            .filter(|(a, (_, f))| {
-                f.subflow && **a != local0.ip() && a.is_ipv4() == remote0.is_ipv4()
-            })
-            .map(|(a, _)| *a)
-            .collect();
-        for ip in wanted {
-            self.open_join(now, id, ip, remote0, 0);
+            .position(|a| *a == addr)
+            .ok_or(Error::NoLocalAddress)?;
+        self.addr_meta[i].1.backup = backup;
+        let ids: Vec<ConnId> = self.conns.iter().map(|(id, _)| id).collect();
+        let now = self.now;
+        for id in ids {
+            if let Some(conn) = self.conns.get_mut(id) {
+                conn.c.set_local_backup(addr, backup);
+            }
+            self.touch(id, now);
+        }
+        Ok(())
+    }
+
+    /// A new endpoint at run time: announce it (`signal`) on connections we
+    /// accepted, open subflows from it (`subflow`) on connections we opened.
+    fn use_new_endpoint(&mut self, addr: IpAddr, aid: u8, flags: EndpointFlags) {
+        if !self.config.mptcp.enabled || !(flags.signal || flags.subflow) {
+            return;
+        }
+        let now = self.now;
+        let ids: Vec<ConnId> = self.conns.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            let remote0 = conn.c.tcb.remote();
+            let Some(mp) = conn.c.mp.as_deref_mut() else {
+                continue;
+            };
+            if mp.is_fallback()
+                || mp.phase() != Phase::Established
+                || addr.is_ipv4() != remote0.is_ipv4()
+            {
+                continue;
+            }
+            if mp.is_client() && flags.subflow {
+                self.open_join(now, id, addr, remote0, 0);
+            } else if !mp.is_client() && flags.signal {
+                mp.announce(aid, addr);
+                self.touch(id, now);
+            }
         }
     }
 
@@ -1163,8 +1312,11 @@ impl Stack {
             };
             conn.queued = false;
             let sent = conn.c.poll_transmit(now, hop, buf);
+            conn.queued = sent.is_some();
+            if !conn.c.rsts.is_empty() {
+                self.flush_rsts(id);
+            }
             if let Some(t) = sent {
-                conn.queued = true;
                 self.ready.push_back(id);
                 self.arm(id, now);
                 self.count_out();

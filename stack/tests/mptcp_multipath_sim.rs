@@ -330,3 +330,193 @@ fn redundant_sends_everything_on_every_path() {
         );
     }
 }
+
+/// Two hosts where the server has a second address on a second path to the
+/// client's single address; returns (world, client, server, apps).
+fn announce_world(
+    seed: u64,
+    ipv6: bool,
+    accepted: usize,
+) -> (World, HostId, HostId, Transfer, Transfer) {
+    let mut w = World::new(seed);
+    let mut cc = sim_config(derive(seed, 1));
+    let mut sc = sim_config(derive(seed, 2));
+    for c in [&mut cc, &mut sc] {
+        c.mptcp.enabled = true;
+        c.mptcp.max_subflows = 2;
+    }
+    cc.mptcp.max_add_addr_accepted = accepted;
+    let c = w.add_host("client", cc);
+    let s = w.add_host("server", sc);
+    let (c0, s0, s1) = (addr(ipv6, 0, 1), addr(ipv6, 0, 2), addr(ipv6, 1, 2));
+    w.add_path(c, c0, s, s0, rated(20, 10, 0.01), rated(20, 10, 0.01));
+    w.add_path(c, c0, s, s1, rated(20, 20, 0.01), rated(20, 20, 0.01));
+    let signal = EndpointFlags {
+        signal: true,
+        ..EndpointFlags::default()
+    };
+    w.stack_mut(s).add_endpoint(s1, signal);
+    w.stack_mut(s).listen(SERVER_PORT).expect("listen");
+    let cp = Payload::new(derive(seed, 10), 6 << 20);
+    let sp = Payload::new(derive(seed, 11), 3 << 20);
+    let client = Transfer::client(
+        None,
+        SocketAddr::new(s0, SERVER_PORT),
+        cp,
+        sp,
+        derive(seed, 20),
+    );
+    let server = Transfer::server(sp, cp, derive(seed, 21));
+    (w, c, s, client, server)
+}
+
+/// The server announces its second address (ADD_ADDR with HMAC); the client
+/// echoes it and joins it; later the server withdraws it (REMOVE_ADDR) in the
+/// middle of the transfer, and the client drops that subflow. Byte-exact.
+#[test]
+fn add_addr_join_and_remove_addr() {
+    for seed in seeds(8) {
+        let ipv6 = seed % 2 == 1;
+        let remove = seed % 4 < 2;
+        let (mut w, c, s, mut client, mut server) = announce_world(seed, ipv6, 1);
+        let s1 = addr(ipv6, 1, 2);
+        // Until the join is up (a lost SYN or ADD_ADDR costs a retry).
+        w.run_until(&mut [&mut client, &mut server], |w, _| {
+            w.stack(s).counters().mptcp_joins_established >= 1
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        w.run_for(&mut [&mut client, &mut server], Duration::from_millis(300))
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        if remove {
+            w.stack_mut(s).remove_address(s1);
+        }
+        w.run_until_done(&mut [&mut client, &mut server])
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let (cs, ss) = (w.stack(c).counters(), w.stack(s).counters());
+        assert!(
+            ss.mptcp_add_addr_tx >= 1,
+            "seed {seed}: server sent no ADD_ADDR"
+        );
+        assert!(
+            cs.mptcp_add_addr_rx >= 1,
+            "seed {seed}: client took no ADD_ADDR"
+        );
+        assert_eq!(cs.mptcp_add_addr_hmac_failures, 0, "seed {seed}");
+        assert!(
+            ss.mptcp_add_addr_echo_rx >= 1,
+            "seed {seed}: no echo reached the server"
+        );
+        assert!(
+            cs.mptcp_joins_established >= 1 && ss.mptcp_joins_established >= 1,
+            "seed {seed}: the client did not join the announced address"
+        );
+        assert!(
+            w.path(1).a_to_b.stats().bytes_delivered > 64 * 1024,
+            "seed {seed}: the announced path carried no data"
+        );
+        if remove {
+            assert!(ss.mptcp_rm_addr_tx >= 1, "seed {seed}: no REMOVE_ADDR sent");
+            assert!(
+                cs.mptcp_rm_addr_rx >= 1,
+                "seed {seed}: no REMOVE_ADDR received"
+            );
+        }
+    }
+}
+
+/// Without `max_add_addr_accepted` the announcement is echoed but not joined.
+#[test]
+fn add_addr_is_echoed_but_not_joined_without_the_limit() {
+    let (mut w, c, s, mut client, mut server) = announce_world(5, false, 0);
+    w.run_until_done(&mut [&mut client, &mut server])
+        .expect("transfer");
+    let (cs, ss) = (w.stack(c).counters(), w.stack(s).counters());
+    assert!(cs.mptcp_add_addr_rx >= 1 && ss.mptcp_add_addr_echo_rx >= 1);
+    assert_eq!(cs.mptcp_joins_established, 0);
+    assert_eq!(w.path(1).a_to_b.stats().bytes_delivered, 0);
+}
+
+/// MP_PRIO: the client marks its second address backup in the middle of the
+/// transfer; from then on neither side sends data on that subflow.
+#[test]
+fn mp_prio_makes_a_subflow_backup_both_ways() {
+    let st = Setup {
+        ipv6: false,
+        paths: vec![rated(20, 10, 0.0), rated(20, 10, 0.0)],
+        client_bytes: 0,
+        server_bytes: 0,
+        checksum: false,
+        scheduler: SchedulerKind::MinRtt,
+        kill_path0_at: None,
+        revive_after: None,
+        backup: false,
+    };
+    let seed = 11;
+    let mut w = World::new(seed);
+    let mut cc = sim_config(derive(seed, 1));
+    let mut sc = sim_config(derive(seed, 2));
+    for c in [&mut cc, &mut sc] {
+        c.mptcp.enabled = true;
+    }
+    let c = w.add_host("client", cc);
+    let s = w.add_host("server", sc);
+    let (c0, c1, s0) = (addr(false, 0, 1), addr(false, 1, 1), addr(false, 0, 2));
+    w.add_path(c, c0, s, s0, st.paths[0].clone(), st.paths[0].clone());
+    w.add_path(c, c1, s, s0, st.paths[1].clone(), st.paths[1].clone());
+    let subflow = EndpointFlags {
+        subflow: true,
+        ..EndpointFlags::default()
+    };
+    w.stack_mut(c).add_endpoint(c1, subflow);
+    w.stack_mut(s).listen(SERVER_PORT).expect("listen");
+    let cp = Payload::new(derive(seed, 10), 12 << 20);
+    let sp = Payload::new(derive(seed, 11), 12 << 20);
+    let mut client = Transfer::client(
+        Some(SocketAddr::new(c0, 0)),
+        SocketAddr::new(s0, SERVER_PORT),
+        cp,
+        sp,
+        derive(seed, 20),
+    );
+    let mut server = Transfer::server(sp, cp, derive(seed, 21));
+    w.run_for(&mut [&mut client, &mut server], Duration::from_secs(1))
+        .expect("first second");
+    let before =
+        w.path(1).a_to_b.stats().bytes_delivered + w.path(1).b_to_a.stats().bytes_delivered;
+    assert!(
+        before > 512 * 1024,
+        "the second subflow carried only {before} bytes before MP_PRIO"
+    );
+    w.stack_mut(c).set_backup(c1, true).expect("set_backup");
+    // Let what was queued on the subflow drain.
+    w.run_for(&mut [&mut client, &mut server], Duration::from_millis(500))
+        .expect("drain");
+    let mid = w.path(1).a_to_b.stats().bytes_delivered + w.path(1).b_to_a.stats().bytes_delivered;
+    w.run_for(&mut [&mut client, &mut server], Duration::from_secs(2))
+        .expect("backup period");
+    let after = w.path(1).a_to_b.stats().bytes_delivered + w.path(1).b_to_a.stats().bytes_delivered;
+    let path0 = w.path(0).a_to_b.stats().bytes_delivered;
+    assert!(
+        after - mid < 64 * 1024,
+        "the backup subflow carried {} bytes in 2 s (path 0 total {path0})",
+        after - mid
+    );
+    let (cs, ss) = (w.stack(c).counters(), w.stack(s).counters());
+    assert!(
+        cs.mptcp_mp_prio_tx >= 1 && ss.mptcp_mp_prio_rx >= 1,
+        "no MP_PRIO exchange"
+    );
+    let info = w
+        .stack(s)
+        .connections()
+        .iter()
+        .find_map(|id| w.stack(s).info(*id))
+        .expect("server connection");
+    assert!(
+        info.subflows.iter().any(|f| f.backup),
+        "server does not show the backup subflow: {:?}",
+        info.subflows
+    );
+    w.run_until_done(&mut [&mut client, &mut server])
+        .expect("transfer completes");
+}

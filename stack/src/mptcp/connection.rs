@@ -91,6 +91,12 @@ pub struct MptcpStats {
     pub reinjected_bytes: u64,
     pub mp_prio_rx: u64,
     pub mp_prio_tx: u64,
+    pub add_addr_tx: u64,
+    pub add_addr_rx: u64,
+    pub add_addr_echo_rx: u64,
+    pub add_addr_hmac_failures: u64,
+    pub rm_addr_tx: u64,
+    pub rm_addr_rx: u64,
     pub mp_fail_tx: u64,
     pub mp_fail_rx: u64,
     pub infinite_map_tx: u64,
@@ -189,6 +195,7 @@ pub struct MptcpConn {
     /// Every byte goes on every subflow.
     pub(super) redundant: bool,
     pub(super) max_subflows: usize,
+    pub(super) pm: super::pm::PmState,
 }
 
 impl core::fmt::Debug for MptcpConn {
@@ -249,6 +256,7 @@ impl MptcpConn {
             scheduler: new_scheduler(s.scheduler),
             redundant: s.scheduler == SchedulerKind::Redundant,
             max_subflows: s.max_subflows,
+            pm: Default::default(),
         }
     }
 
@@ -358,6 +366,7 @@ impl MptcpConn {
         let mut saw_capable = None;
         let mut saw_dss = None;
         let mut saw_join = None;
+        let mut saw_add_addr = false;
         for data in mptcp_options(seg) {
             match MptcpOption::parse(data, ctx) {
                 Ok(MptcpOption::MpCapable(c)) => saw_capable = Some(c),
@@ -368,6 +377,11 @@ impl MptcpConn {
                 }
                 Ok(MptcpOption::MpFail(m)) => self.on_mp_fail(tcb, m),
                 Ok(MptcpOption::MpJoin(j)) => saw_join = Some(j),
+                Ok(MptcpOption::AddAddr(a)) => {
+                    saw_add_addr = true;
+                    self.on_add_addr(&a);
+                }
+                Ok(MptcpOption::RemoveAddr(r)) => self.on_remove_addr(&r),
                 // v1 MP_PRIO applies to the subflow it arrives on (RFC 8684 §3.3.8).
                 Ok(MptcpOption::MpPrio(p)) => {
                     self.sf[i].remote_backup = p.backup;
@@ -448,6 +462,7 @@ impl MptcpConn {
             && self.role == Role::Client
             && !f.syn()
             && !f.rst()
+            && !saw_add_addr
         {
             // Linux falls back when the first segment from the server after the
             // handshake carries no DSS (RFC 8684 §3.1).
@@ -744,6 +759,7 @@ impl MptcpConn {
         if self.sf.len() > 1 {
             self.subflow_upkeep(now, i, tcb);
         }
+        self.pm_timers(now);
         let mapped = if self.sf[i].join_established() {
             self.map_data(i, tcb, budget)
         } else {
@@ -1062,7 +1078,7 @@ impl MptcpConn {
     /// The DATA_FIN, MP_FAIL and join repeat timers.
     pub fn poll_at(&self) -> Option<Instant> {
         let joins = (1..self.sf.len()).filter_map(|i| self.join_timer(i));
-        [self.fin_timer, self.fail.timer]
+        [self.fin_timer, self.fail.timer, self.pm_poll_at()]
             .into_iter()
             .flatten()
             .chain(joins)
@@ -1079,6 +1095,7 @@ impl MptcpConn {
     }
 
     pub fn on_timeout(&mut self, now: Instant, tcb: &mut Tcb) {
+        self.pm_timers(now);
         if self.fail.timer.is_some_and(|t| t <= now) {
             self.fail.tries += 1;
             if self.fail.answered || self.phase == Phase::Fallback {

@@ -6,6 +6,7 @@
 
 use super::connection::{MptcpConn, Phase, Role};
 use super::crypto::DssChecksum;
+use super::pm::AddrOption;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentKind};
 use crate::wire::mptcp::{
     DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MpPrio, MptcpOption,
@@ -171,9 +172,27 @@ fn dss_options(
         data_ack,
         mapping: None,
     };
-    let mut cap = ANY;
+    // ADD_ADDR and REMOVE_ADDR go on pure ACKs, as Linux sends them (with data
+    // and its mapping there is no room): a data segment gives way to one. The
+    // DSS follows if there is room left.
+    let mut pure = seg.payload == 0;
+    if let Some(o) = c.take_addr_option() {
+        let opt = match o {
+            AddrOption::Add(a) => MptcpOption::AddAddr(a),
+            AddrOption::Remove(r) => MptcpOption::RemoveAddr(r),
+        };
+        if push(out, room, opt) {
+            pure = true;
+        } else {
+            c.untake_addr_option(o);
+        }
+    }
+    let gave_way = pure && seg.payload > 0;
+    let mut cap = if gave_way { 0 } else { ANY };
     let mut infinite = false;
-    if seg.payload > 0 && c.infinite_map_pending() {
+    if gave_way {
+        // Sent without its data, so without a mapping.
+    } else if seg.payload > 0 && c.infinite_map_pending() {
         // The answer to the peer's MP_FAIL (RFC 8684 §3.7): data-level length 0
         // from this segment's DSN on; everything after is plain TCP.
         let dsn = c.dsn_of_sent(i, seg.ssn).unwrap_or_else(|| c.snd_una());

@@ -59,6 +59,11 @@ impl MptcpConn {
             && self.live_joins() < self.max_subflows
     }
 
+    /// Whether subflows may ever join (or be added) to this connection.
+    pub fn may_join(&self) -> bool {
+        self.max_subflows > 0 && self.phase == Phase::Established
+    }
+
     /// A passive join whose SYN named our token: the new subflow's index.
     pub fn accept_join(&mut self, r: &JoinRequest) -> usize {
         let mut s = SubflowState::joined(JoinPhase::SynReceived, r.local_nonce, r.remote_nonce);

@@ -6,5 +6,6 @@ pub mod crypto;
 pub mod handshake;
 pub mod join;
 pub mod mapping;
+pub mod pm;
 pub mod scheduler;
 pub mod subflow;

@@ -116,6 +116,11 @@ impl SubflowState {
     pub fn is_dead(&self) -> bool {
         self.dead
     }
+
+    /// Repeated RTOs without progress: its data went to the others.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled
+    }
 }
 
 impl Default for SubflowState {

@@ -1,0 +1,325 @@
+//! The connection's side of address management (RFC 8684 §3.4): the addresses
+//! we announce (ADD_ADDR with HMAC, repeated until echoed, a bounded number of
+//! times), the ones the peer announced (HMAC checked, echoed, handed to the
+//! stack's path manager to open joins), REMOVE_ADDR both ways and MP_PRIO. The
+//! stack decides *which* addresses; this keeps the per-connection state and puts
+//! the options on pure ACKs.
+
+use super::connection::{alg, rst_reason, MptcpConn};
+use super::crypto;
+use crate::time::Instant;
+use crate::wire::mptcp::{AddAddr, RemoveAddr};
+use core::time::Duration;
+use std::net::IpAddr;
+
+/// ADD_ADDR transmissions before an unechoed announcement is given up (Linux
+/// retransmits a few times too).
+const MAX_ADD_ADDR_TRIES: u32 = 4;
+/// First ADD_ADDR repeat interval; doubled on every repeat.
+const ADD_ADDR_RETRY: Duration = Duration::from_secs(1);
+/// Peer addresses remembered per connection.
+const MAX_REMOTE_ADDRS: usize = 8;
+
+/// One address we announced on this connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Announce {
+    pub id: u8,
+    pub addr: IpAddr,
+    pub echoed: bool,
+    pub(super) send: bool,
+    pub(super) tries: u32,
+    pub(super) timer: Option<Instant>,
+}
+
+/// One address id we withdrew.
+#[derive(Debug, Clone, Copy)]
+pub struct Withdrawal {
+    pub id: u8,
+    pub(super) send: bool,
+    pub(super) tries: u32,
+    pub(super) timer: Option<Instant>,
+}
+
+/// REMOVE_ADDR transmissions per withdrawn id.
+const REMOVE_ADDR_TRIES: u32 = 3;
+
+/// One address the peer announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteAddr {
+    pub id: u8,
+    pub addr: IpAddr,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Default)]
+pub struct PmState {
+    pub(super) announced: Vec<Announce>,
+    pub(super) remote: Vec<RemoteAddr>,
+    /// Peer addresses not yet handed to the stack's path manager.
+    pub(super) fresh: Vec<RemoteAddr>,
+    /// ADD_ADDR echoes to send.
+    pub(super) echoes: Vec<RemoteAddr>,
+    /// Address ids withdrawn (REMOVE_ADDR), sent a few times: nothing
+    /// acknowledges them.
+    pub(super) removes: Vec<Withdrawal>,
+    /// Announcements acted on by opening joins (`add_addr_accepted`).
+    pub(super) accepted: usize,
+    /// Something waits for a pure ACK.
+    pub(super) want_ack: bool,
+}
+
+impl MptcpConn {
+    /// Announce our address `addr` (address id `id`) to the peer.
+    pub fn announce(&mut self, id: u8, addr: IpAddr) {
+        if self.is_fallback() || self.pm.announced.iter().any(|a| a.id == id) {
+            return;
+        }
+        self.pm.announced.push(Announce {
+            id,
+            addr,
+            echoed: false,
+            send: true,
+            tries: 0,
+            timer: None,
+        });
+        self.pm.want_ack = true;
+    }
+
+    /// Withdraw our address id `id`: REMOVE_ADDR, and its subflows are reset.
+    pub fn withdraw(&mut self, id: u8) {
+        self.pm.announced.retain(|a| a.id != id);
+        if !self.pm.removes.iter().any(|r| r.id == id) && !self.is_fallback() {
+            self.pm.removes.push(Withdrawal {
+                id,
+                send: true,
+                tries: 0,
+                timer: None,
+            });
+            self.pm.want_ack = true;
+        }
+        for sf in self.sf.iter_mut().filter(|s| s.local_id == id && !s.dead) {
+            sf.reset_reason = Some(rst_reason::ADMIN_PROHIBITED);
+        }
+    }
+
+    pub fn announced(&self) -> &[Announce] {
+        &self.pm.announced
+    }
+
+    pub fn remote_addrs(&self) -> &[RemoteAddr] {
+        &self.pm.remote
+    }
+
+    /// Peer addresses the path manager has not seen yet (taken).
+    pub fn take_fresh_addrs(&mut self) -> Vec<RemoteAddr> {
+        core::mem::take(&mut self.pm.fresh)
+    }
+
+    pub fn has_fresh_addrs(&self) -> bool {
+        !self.pm.fresh.is_empty()
+    }
+
+    /// Count an announcement acted on; false when the limit is reached.
+    pub fn accept_addr(&mut self, limit: usize) -> bool {
+        if self.pm.accepted >= limit {
+            return false;
+        }
+        self.pm.accepted += 1;
+        true
+    }
+
+    /// Whether a pure ACK should go out for ADD_ADDR, its echo or REMOVE_ADDR.
+    pub fn take_want_ack(&mut self) -> bool {
+        core::mem::take(&mut self.pm.want_ack)
+    }
+
+    /// An ADD_ADDR from the peer.
+    pub(super) fn on_add_addr(&mut self, a: &AddAddr) {
+        let AddAddr::V1 {
+            echo,
+            addr_id,
+            addr,
+            port,
+            hmac,
+        } = *a
+        else {
+            return;
+        };
+        if echo {
+            if let Some(x) = self
+                .pm
+                .announced
+                .iter_mut()
+                .find(|x| x.id == addr_id && x.addr == addr)
+            {
+                x.echoed = true;
+                x.timer = None;
+                self.stats.add_addr_echo_rx += 1;
+            }
+            return;
+        }
+        let Some(remote_key) = self.remote_key else {
+            return;
+        };
+        let expect = crypto::add_addr_hmac(alg(), remote_key, self.local_key, addr_id, addr, port);
+        if hmac != Some(expect) {
+            // Linux ignores an ADD_ADDR whose HMAC is wrong.
+            self.stats.add_addr_hmac_failures += 1;
+            return;
+        }
+        self.stats.add_addr_rx += 1;
+        let r = RemoteAddr {
+            id: addr_id,
+            addr,
+            port,
+        };
+        if self.pm.echoes.len() < MAX_REMOTE_ADDRS && !self.pm.echoes.contains(&r) {
+            self.pm.echoes.push(r);
+            self.pm.want_ack = true;
+        }
+        if !self.pm.remote.contains(&r) && self.pm.remote.len() < MAX_REMOTE_ADDRS {
+            self.pm.remote.push(r);
+            self.pm.fresh.push(r);
+        }
+    }
+
+    /// A REMOVE_ADDR from the peer: its subflows on those addresses go.
+    pub(super) fn on_remove_addr(&mut self, r: &RemoveAddr) {
+        self.stats.rm_addr_rx += 1;
+        for &id in r.as_slice() {
+            self.pm.remote.retain(|a| a.id != id);
+            for sf in self.sf.iter_mut().filter(|s| s.remote_id == id && !s.dead) {
+                sf.reset_reason = Some(rst_reason::UNSPECIFIED);
+            }
+        }
+    }
+
+    /// Repeat unechoed announcements, with backoff, a bounded number of times.
+    pub(super) fn pm_timers(&mut self, now: Instant) {
+        for r in self
+            .pm
+            .removes
+            .iter_mut()
+            .filter(|r| r.tries < REMOVE_ADDR_TRIES)
+        {
+            match r.timer {
+                Some(t) if t <= now => {
+                    r.send = true;
+                    r.timer = None;
+                    self.pm.want_ack = true;
+                }
+                None if !r.send => r.timer = Some(now + ADD_ADDR_RETRY),
+                _ => {}
+            }
+        }
+        for a in self.pm.announced.iter_mut().filter(|a| !a.echoed) {
+            match a.timer {
+                Some(t) if t <= now && a.tries < MAX_ADD_ADDR_TRIES => {
+                    a.send = true;
+                    a.timer = None;
+                    self.pm.want_ack = true;
+                }
+                Some(t) if t <= now => a.timer = None,
+                None if !a.send && a.tries < MAX_ADD_ADDR_TRIES => {
+                    a.timer = Some(now + ADD_ADDR_RETRY * (1 << a.tries.saturating_sub(1).min(6)));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn pm_poll_at(&self) -> Option<Instant> {
+        let removes = self.pm.removes.iter().filter_map(|r| r.timer);
+        self.pm
+            .announced
+            .iter()
+            .filter_map(|a| a.timer)
+            .chain(removes)
+            .min()
+    }
+
+    /// The address option for the next pure ACK, if one waits (taken): an echo,
+    /// an announcement, or a REMOVE_ADDR.
+    pub(super) fn take_addr_option(&mut self) -> Option<AddrOption> {
+        if let Some(r) = self.pm.echoes.pop() {
+            return Some(AddrOption::Add(AddAddr::V1 {
+                echo: true,
+                addr_id: r.id,
+                addr: r.addr,
+                port: r.port,
+                hmac: None,
+            }));
+        }
+        if let Some(remote_key) = self.remote_key {
+            let local_key = self.local_key;
+            if let Some(a) = self.pm.announced.iter_mut().find(|a| a.send) {
+                a.send = false;
+                a.tries += 1;
+                self.stats.add_addr_tx += 1;
+                let hmac = crypto::add_addr_hmac(alg(), local_key, remote_key, a.id, a.addr, None);
+                return Some(AddrOption::Add(AddAddr::V1 {
+                    echo: false,
+                    addr_id: a.id,
+                    addr: a.addr,
+                    port: None,
+                    hmac: Some(hmac),
+                }));
+            }
+        }
+        let mut ids = Vec::new();
+        for r in self.pm.removes.iter_mut().filter(|r| r.send).take(8) {
+            ids.push(r.id);
+            r.send = false;
+            r.tries += 1;
+        }
+        let rm = RemoveAddr::new(&ids)?;
+        self.stats.rm_addr_tx += 1;
+        Some(AddrOption::Remove(rm))
+    }
+
+    /// Put an option taken by `take_addr_option` back (it did not fit).
+    pub(super) fn untake_addr_option(&mut self, o: AddrOption) {
+        match o {
+            AddrOption::Add(AddAddr::V1 {
+                echo: true,
+                addr_id,
+                addr,
+                port,
+                ..
+            }) => self.pm.echoes.push(RemoteAddr {
+                id: addr_id,
+                addr,
+                port,
+            }),
+            AddrOption::Add(AddAddr::V1 { addr_id, .. }) => {
+                if let Some(a) = self.pm.announced.iter_mut().find(|a| a.id == addr_id) {
+                    a.send = true;
+                    a.tries -= 1;
+                    self.stats.add_addr_tx -= 1;
+                }
+            }
+            AddrOption::Add(AddAddr::V0 { .. }) => {}
+            AddrOption::Remove(r) => {
+                self.stats.rm_addr_tx -= 1;
+                for w in self
+                    .pm
+                    .removes
+                    .iter_mut()
+                    .filter(|w| r.as_slice().contains(&w.id))
+                {
+                    w.send = true;
+                    w.tries -= 1;
+                }
+            }
+        }
+        // Not `want_ack`: a segment with no room for it would be asked for again
+        // and again. It goes on the next pure ACK (or the ADD_ADDR repeat).
+    }
+}
+
+/// An address option waiting for a pure ACK.
+#[derive(Debug, Clone, Copy)]
+pub enum AddrOption {
+    Add(AddAddr),
+    Remove(RemoveAddr),
+}
