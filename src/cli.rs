@@ -99,6 +99,68 @@ pub enum Command {
     Run(RunArgs),
     /// Show the state of a running mptun (addresses, connections, subflows).
     Status(StatusArgs),
+    /// Change the addresses of a running mptun (like `ip mptcp endpoint`).
+    Addr(AddrArgs),
+}
+
+/// Options of `mptun addr`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct AddrArgs {
+    #[command(subcommand)]
+    pub op: AddrOp,
+
+    /// Control socket of the instance [default: /run/mptun/<TUN>.sock].
+    #[arg(long, global = true, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub control: Option<PathBuf>,
+
+    /// TUN device of the instance; used to find its control socket.
+    #[arg(long, global = true, value_name = "NAME", default_value = DEFAULT_TUN, value_parser = parse_tun_name)]
+    pub tun: String,
+}
+
+impl AddrArgs {
+    pub fn control_path(&self) -> PathBuf {
+        self.control
+            .clone()
+            .unwrap_or_else(|| default_control_path(&self.tun))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AddrOp {
+    /// Answer for another address: IP[,signal][,subflow][,backup] as --addr.
+    /// `signal` announces it on MPTCP connections accepted elsewhere;
+    /// `subflow` opens subflows from it on connections mptun initiated.
+    Add {
+        #[arg(value_name = "IP[,FLAG...]", value_parser = parse_addr_spec_str)]
+        spec: String,
+    },
+    /// Stop answering for an address; MPTCP peers get REMOVE_ADDR and its
+    /// subflows are closed.
+    Del {
+        #[arg(value_name = "IP")]
+        addr: IpAddr,
+    },
+    /// Mark an address backup or not; its subflows send MP_PRIO.
+    Set {
+        #[arg(value_name = "IP")]
+        addr: IpAddr,
+        #[arg(value_enum)]
+        prio: Prio,
+    },
+}
+
+/// The priority `mptun addr set` gives an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Prio {
+    Backup,
+    Nobackup,
+}
+
+/// Checks an `IP[,FLAG...]` argument early (exit 2 on a typo) but keeps the text
+/// for the control request.
+fn parse_addr_spec_str(s: &str) -> Result<String, CliError> {
+    s.parse::<AddrSpec>().map(|_| s.to_string())
 }
 
 /// Options of `mptun run`.
@@ -275,7 +337,7 @@ impl Cli {
     pub fn validate(&self) -> Result<(), CliError> {
         match &self.command {
             Command::Run(run) => run.validate(),
-            Command::Status(_) => Ok(()),
+            Command::Status(_) | Command::Addr(_) => Ok(()),
         }
     }
 
@@ -1110,6 +1172,51 @@ mod tests {
             panic!("expected status")
         };
         assert_eq!(s.control_path(), PathBuf::from("/x.sock"));
+    }
+
+    #[test]
+    fn addr_subcommands_parse() {
+        let cli = Cli::try_parse_from(["mptun", "addr", "add", "10.10.2.2,signal,backup"]).unwrap();
+        let Command::Addr(a) = &cli.command else {
+            panic!("expected addr")
+        };
+        assert_eq!(
+            a.op,
+            AddrOp::Add {
+                spec: "10.10.2.2,signal,backup".into()
+            }
+        );
+        assert_eq!(a.control_path(), PathBuf::from("/run/mptun/mptun0.sock"));
+        let cli = Cli::try_parse_from([
+            "mptun",
+            "addr",
+            "set",
+            "fd00::2",
+            "nobackup",
+            "--control",
+            "/x.sock",
+        ])
+        .unwrap();
+        let Command::Addr(a) = &cli.command else {
+            panic!("expected addr")
+        };
+        assert_eq!(
+            a.op,
+            AddrOp::Set {
+                addr: "fd00::2".parse().unwrap(),
+                prio: Prio::Nobackup
+            }
+        );
+        assert_eq!(a.control_path(), PathBuf::from("/x.sock"));
+        for bad in [
+            &["mptun", "addr", "add", "10.0.0.1,fast"][..],
+            &["mptun", "addr", "del", "nowhere"],
+            &["mptun", "addr", "set", "10.0.0.1", "sometimes"],
+            &["mptun", "addr"],
+        ] {
+            let e = Cli::try_parse_from(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");
+        }
     }
 
     #[test]

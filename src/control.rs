@@ -44,11 +44,19 @@ const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 pub enum Request {
     /// The daemon's [`Status`].
     Status,
+    /// Answer for one more address, with path-manager flags: `IP[,FLAG...]` as
+    /// `--addr` takes it.
+    AddrAdd { addr: String },
+    /// Stop answering for an address: MPTCP peers get REMOVE_ADDR and lose the
+    /// subflows on it.
+    AddrDel { addr: String },
+    /// Mark an address backup or not (MP_PRIO on its subflows).
+    AddrSet { addr: String, backup: bool },
 }
 
 impl Request {
     /// The `cmd` values the server understands, for error messages.
-    pub const COMMANDS: &'static [&'static str] = &["status"];
+    pub const COMMANDS: &'static [&'static str] = &["status", "addr_add", "addr_del", "addr_set"];
 }
 
 /// A response: `{"ok":true, ...payload}` or `{"ok":false,"error":"..."}`.
@@ -468,6 +476,8 @@ mod tests {
         let server = ControlServer::bind(path).await.unwrap();
         tokio::spawn(server.serve(|req| match req {
             Request::Status => Response::status(sample_status()),
+            Request::AddrDel { addr } if addr == "10.0.0.9" => Response::ok(),
+            _ => Response::error("not here"),
         }))
     }
 
@@ -520,6 +530,36 @@ mod tests {
         task.abort();
         let _ = task.await;
         assert!(!path.exists(), "socket file removed when the server stops");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn addr_commands_carry_their_arguments() {
+        let dir = temp_dir("addr");
+        let path = dir.join("a.sock");
+        let task = start(&path).await;
+        let del = Request::AddrDel {
+            addr: "10.0.0.9".into(),
+        };
+        assert!(request(&path, &del).await.unwrap().ok);
+        let set = Request::AddrSet {
+            addr: "10.0.0.9".into(),
+            backup: true,
+        };
+        let resp = request(&path, &set).await.unwrap();
+        assert!(!resp.ok);
+        assert_eq!(resp.error.as_deref(), Some("not here"));
+        let lines = raw_exchange(
+            &path,
+            b"{\"cmd\":\"addr_set\",\"addr\":\"10.0.0.9\"}\n".to_vec(),
+        )
+        .await;
+        assert!(
+            lines[0].contains("bad arguments to `addr_set`"),
+            "{lines:?}"
+        );
+        task.abort();
+        let _ = task.await;
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -1,11 +1,14 @@
 //! Connects the running daemon to the control socket (`status` answered from the
 //! engine's state) and implements the `mptun status` client command.
 
-use crate::cli::StatusArgs;
+use crate::cli::{AddrArgs, AddrOp, AddrSpec, CliError, Prio, StatusArgs};
 use crate::control::{self, ControlServer, Request, Response};
 use crate::daemon::Runtime;
 use crate::status::{connection_from_info, counters_from, ServiceStatus, Status};
+use crate::tun;
+use mptun_stack::EndpointFlags;
 use std::io;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,8 +27,99 @@ pub async fn start(path: &Path, rt: Arc<Runtime>) -> io::Result<ControlTask> {
     let server = ControlServer::bind(path).await?;
     let task = tokio::spawn(server.serve(move |req| match req {
         Request::Status => Response::status(snapshot(&rt)),
+        Request::AddrAdd { addr } => respond(addr_add(&rt, &addr)),
+        Request::AddrDel { addr } => respond(addr_del(&rt, &addr)),
+        Request::AddrSet { addr, backup } => respond(addr_set(&rt, &addr, backup)),
     }));
     Ok(ControlTask(task))
+}
+
+fn respond(r: Result<(), String>) -> Response {
+    match r {
+        Ok(()) => Response::ok(),
+        Err(e) => Response::error(e),
+    }
+}
+
+fn parse_ip(addr: &str) -> Result<IpAddr, String> {
+    addr.trim()
+        .parse()
+        .map_err(|_| format!("'{addr}' is not an IPv4 or IPv6 address"))
+}
+
+/// `addr add IP[,FLAG...]`: route it through the TUN, answer for it, and let the
+/// path manager use it on existing connections (announce, open subflows).
+fn addr_add(rt: &Runtime, spec: &str) -> Result<(), String> {
+    let spec: AddrSpec = spec.parse().map_err(|e: CliError| e.to_string())?;
+    let known = rt.handle.lock().stack.endpoint(spec.addr).is_some();
+    if rt.routes && !known {
+        tun::host_route(&rt.tun, spec.addr, true).map_err(|e| e.to_string())?;
+    }
+    let flags = EndpointFlags {
+        signal: spec.signal,
+        subflow: spec.subflow,
+        backup: spec.backup,
+    };
+    rt.handle.lock().stack.add_endpoint(spec.addr, flags);
+    tracing::info!(addr = %spec.addr, ?flags, "address added");
+    rt.handle.kick();
+    Ok(())
+}
+
+/// `addr del IP`: withdraw it (REMOVE_ADDR, its subflows reset) and its route.
+fn addr_del(rt: &Runtime, addr: &str) -> Result<(), String> {
+    let ip = parse_ip(addr)?;
+    {
+        let mut s = rt.handle.lock();
+        if s.stack.endpoint(ip).is_none() {
+            return Err(format!("{ip} is not one of the stack's addresses"));
+        }
+        if s.stack.addresses().len() == 1 {
+            return Err(format!("{ip} is the stack's only address"));
+        }
+        s.stack.remove_address(ip);
+    }
+    rt.handle.kick();
+    if rt.routes {
+        tun::host_route(&rt.tun, ip, false).map_err(|e| e.to_string())?;
+    }
+    tracing::info!(addr = %ip, "address removed");
+    Ok(())
+}
+
+/// `addr set IP backup|nobackup`: MP_PRIO on the subflows using it.
+fn addr_set(rt: &Runtime, addr: &str, backup: bool) -> Result<(), String> {
+    let ip = parse_ip(addr)?;
+    rt.handle
+        .lock()
+        .stack
+        .set_backup(ip, backup)
+        .map_err(|_| format!("{ip} is not one of the stack's addresses"))?;
+    rt.handle.kick();
+    tracing::info!(addr = %ip, backup, "address priority changed");
+    Ok(())
+}
+
+/// `mptun addr ...`: ask a running daemon to change its addresses.
+pub async fn addr(args: AddrArgs) -> Result<(), String> {
+    let req = match &args.op {
+        AddrOp::Add { spec } => Request::AddrAdd { addr: spec.clone() },
+        AddrOp::Del { addr } => Request::AddrDel {
+            addr: addr.to_string(),
+        },
+        AddrOp::Set { addr, prio } => Request::AddrSet {
+            addr: addr.to_string(),
+            backup: *prio == Prio::Backup,
+        },
+    };
+    let resp = control::request(&args.control_path(), &req)
+        .await
+        .map_err(|e| e.to_string())?;
+    if resp.ok {
+        Ok(())
+    } else {
+        Err(resp.error.unwrap_or_else(|| "request failed".into()))
+    }
 }
 
 /// The daemon's state as `mptun status` shows it.

@@ -38,6 +38,8 @@ fn err(context: impl fmt::Display, e: impl fmt::Display) -> RunError {
 /// Everything the control socket reports about the running daemon.
 pub struct Runtime {
     pub tun: String,
+    /// Whether addresses get host routes through the TUN (not `--no-routes`).
+    pub routes: bool,
     pub handle: Handle,
     pub services: Vec<Arc<ServiceStats>>,
 }
@@ -129,6 +131,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let runtime = Arc::new(Runtime {
         tun: args.tun.clone(),
+        routes: !args.no_routes,
         handle: handle.clone(),
         services,
     });

@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             .block_on(mptun::daemon::run(args))
             .map_err(|e| e.to_string()),
         Command::Status(args) => rt.block_on(mptun::control_glue::status(args)),
+        Command::Addr(args) => rt.block_on(mptun::control_glue::addr(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

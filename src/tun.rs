@@ -206,6 +206,20 @@ fn run_ip(dev: &str, args: &[&str]) -> Result<(), TunError> {
     }
 }
 
+/// Add (`add` true, with `ip route replace`) or remove a host route for `addr`
+/// through the device `dev`: for addresses added or removed at run time.
+pub fn host_route(dev: &str, addr: IpAddr, add: bool) -> Result<(), TunError> {
+    let prefix = host_prefix(&addr);
+    let verb = if add { "replace" } else { "del" };
+    if add && addr.is_ipv6() {
+        let knob = format!("/proc/sys/net/ipv6/conf/{dev}/disable_ipv6");
+        if Path::new(&knob).exists() {
+            let _ = std::fs::write(&knob, "0");
+        }
+    }
+    run_ip(dev, &route_args(verb, &prefix, &addr, dev))
+}
+
 fn route_args<'a>(verb: &'a str, prefix: &'a str, addr: &IpAddr, dev: &'a str) -> Vec<&'a str> {
     let family = if addr.is_ipv4() { "-4" } else { "-6" };
     vec![family, "route", verb, prefix, "dev", dev]
