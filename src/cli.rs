@@ -20,7 +20,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use mptun_stack::impair::ImpairSpec;
-use mptun_stack::SchedulerKind;
+use mptun_stack::{CcAlgorithm, SchedulerKind};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
@@ -276,6 +276,12 @@ pub struct RunArgs {
     /// left), roundrobin, or redundant (every byte on every subflow).
     #[arg(long, value_name = "NAME", default_value = "minrtt", value_parser = parse_scheduler)]
     pub scheduler: SchedulerKind,
+
+    /// Congestion control: cubic or newreno per subflow, or lia (RFC 6356) or
+    /// olia, coupled across an MPTCP connection's subflows so that it is fair to
+    /// single-path TCP at a shared bottleneck (NewReno on a single path).
+    #[arg(long, value_name = "NAME", default_value = "cubic", value_parser = parse_cc)]
+    pub cc: CcAlgorithm,
 
     /// Subflows an MPTCP connection may add to its first (like Linux's
     /// `ip mptcp limits set subflows N`).
@@ -863,6 +869,18 @@ impl fmt::Display for MptcpVersions {
     }
 }
 
+fn parse_cc(s: &str) -> Result<CcAlgorithm, String> {
+    match s {
+        "cubic" => Ok(CcAlgorithm::Cubic),
+        "newreno" | "reno" => Ok(CcAlgorithm::NewReno),
+        "lia" => Ok(CcAlgorithm::Lia),
+        "olia" => Ok(CcAlgorithm::Olia),
+        other => Err(format!(
+            "unknown congestion control '{other}'; valid: cubic, newreno, lia, olia"
+        )),
+    }
+}
+
 fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
     match s {
         "minrtt" => Ok(SchedulerKind::MinRtt),
@@ -1065,6 +1083,8 @@ mod tests {
             "--no-mptcp",
             "--scheduler",
             "roundrobin",
+            "--cc",
+            "olia",
             "--max-subflows",
             "4",
             "--max-add-addr-accepted",
@@ -1114,6 +1134,7 @@ mod tests {
                 mptcp_version: MptcpVersions(vec![1]),
                 checksum: false,
                 scheduler: SchedulerKind::RoundRobin,
+                cc: CcAlgorithm::Olia,
                 max_subflows: 4,
                 max_add_addr_accepted: 2,
                 impair: vec![ImpairArg {
@@ -1250,6 +1271,7 @@ mod tests {
             &["--addr", "10.0.0.1", "--seed", "-1"],
             &["--addr", "10.0.0.1", "--impair", "10.0.0.1:"],
             &["--addr", "10.0.0.1", "--scheduler", "fastest"],
+            &["--addr", "10.0.0.1", "--cc", "bbr"],
             &["--addr", "10.0.0.1", "--max-subflows", "9"],
             &["--addr", "10.0.0.1", "--max-add-addr-accepted", "-1"],
         ] {

@@ -53,6 +53,7 @@ fn stack_config(args: &RunArgs, seed: u64) -> Config {
     config.mptcp.enabled = !args.no_mptcp && args.mptcp_version.allows(1);
     config.mptcp.checksum = args.checksum;
     config.mptcp.scheduler = args.scheduler;
+    config.tcp.cc = args.cc;
     config.mptcp.max_subflows = args.max_subflows as usize;
     config.mptcp.max_add_addr_accepted = args.max_add_addr_accepted as usize;
     config

@@ -8,6 +8,11 @@ pub enum CcAlgorithm {
     NewReno,
     #[default]
     Cubic,
+    /// MPTCP's Linked Increases (RFC 6356): coupled across a connection's
+    /// subflows, NewReno on a single path.
+    Lia,
+    /// Opportunistic LIA (Khalili et al. 2012): coupled, Pareto-optimal.
+    Olia,
 }
 
 /// Keepalive probing (RFC 9293 §3.8.4); off unless configured.

@@ -6,6 +6,7 @@
 
 use crate::mptcp::connection::{MptcpConn, SubflowHooks};
 use crate::mptcp::scheduler::SubflowView;
+use crate::tcp::cc::coupled::{couple, SubflowCc};
 use crate::tcp::hooks::OptionBytes;
 use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, TcbEvents, Transmit};
@@ -302,6 +303,7 @@ impl Connection {
                 mp.push(now, i, tcb, 0);
             }
         }
+        self.couple_cc();
         let Some(mp) = self.mp.as_deref() else {
             return;
         };
@@ -342,6 +344,36 @@ impl Connection {
             if mp.push(now, i, tcb, room) == 0 {
                 full[i] = true;
             }
+        }
+    }
+
+    /// Coupled congestion control (LIA, OLIA): every usable subflow learns the
+    /// others' windows and RTTs (algorithms that are not coupled ignore it).
+    fn couple_cc(&mut self) {
+        let live: Vec<usize> = (0..self.subflow_count())
+            .filter(|&i| self.view(i).is_some() && self.subflow_tcb(i).srtt().is_some())
+            .collect();
+        let subs: Vec<SubflowCc> = live
+            .iter()
+            .map(|&i| {
+                let t = self.subflow_tcb(i);
+                SubflowCc {
+                    cwnd: t.cwnd(),
+                    mss: t.mss(),
+                    srtt: t.srtt().unwrap_or_default(),
+                    loss_interval: t.cc_loss_interval(),
+                }
+            })
+            .collect();
+        let couplings = if subs.len() > 1 {
+            couple(&subs)
+        } else {
+            Vec::new()
+        };
+        for (k, &i) in live.iter().enumerate() {
+            let c = couplings.get(k).copied();
+            let (tcb, _) = self.parts(i);
+            tcb.set_coupling(c);
         }
     }
 

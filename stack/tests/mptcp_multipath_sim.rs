@@ -520,3 +520,129 @@ fn mp_prio_makes_a_subflow_backup_both_ways() {
     w.run_until_done(&mut [&mut client, &mut server])
         .expect("transfer completes");
 }
+
+/// Accepts every connection and reads everything, counting bytes per peer
+/// address.
+#[derive(Default)]
+struct Sink {
+    conns: Vec<mptun_stack::ConnId>,
+    bytes: std::collections::HashMap<std::net::IpAddr, u64>,
+    remote: std::collections::HashMap<mptun_stack::ConnId, std::net::IpAddr>,
+}
+
+impl App for Sink {
+    fn on_event(&mut self, _: Instant, stack: &mut Stack, ev: Event) -> Result<(), String> {
+        if let Event::Accepted { id, remote, .. } = ev {
+            self.conns.push(id);
+            self.remote.insert(id, remote.ip());
+        }
+        let _ = stack;
+        Ok(())
+    }
+
+    fn poll(&mut self, _: Instant, stack: &mut Stack) -> Result<(), String> {
+        let mut buf = vec![0u8; 65536];
+        for &id in &self.conns {
+            while let Ok(n) = stack.recv(id, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                *self.bytes.entry(self.remote[&id]).or_default() += n as u64;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An MPTCP connection with two subflows and one TCP connection through the same
+/// 10 Mbit/s bottleneck, for `cc` on the MPTCP side (the TCP one is NewReno):
+/// the MPTCP connection's share over the TCP one's after 20 s.
+fn shared_bottleneck_ratio(cc: mptun_stack::CcAlgorithm) -> f64 {
+    let seed = 21;
+    let mut w = World::new(seed);
+    let mut mc = sim_config(derive(seed, 1));
+    mc.mptcp.enabled = true;
+    mc.tcp.cc = cc;
+    let mut tc = sim_config(derive(seed, 2));
+    tc.tcp.cc = mptun_stack::CcAlgorithm::NewReno;
+    let mut sc = sim_config(derive(seed, 3));
+    sc.mptcp.enabled = true;
+    let m = w.add_host("mptcp-client", mc);
+    let t = w.add_host("tcp-client", tc);
+    let s = w.add_host("server", sc);
+    let (c0, c1, t0, s0) = (
+        addr(false, 0, 1),
+        addr(false, 1, 1),
+        addr(false, 2, 1),
+        addr(false, 0, 2),
+    );
+    let bottleneck = rated(10, 20, 0.0);
+    let p0 = w.add_path(m, c0, s, s0, bottleneck.clone(), bottleneck);
+    w.add_path_alias(m, c1, s, s0, p0);
+    w.add_path_alias(t, t0, s, s0, p0);
+    let subflow = EndpointFlags {
+        subflow: true,
+        ..EndpointFlags::default()
+    };
+    w.stack_mut(m).add_endpoint(c1, subflow);
+    w.stack_mut(s).listen(SERVER_PORT).expect("listen");
+    let big = 1 << 30;
+    let mut mptcp = Transfer::client(
+        Some(SocketAddr::new(c0, 0)),
+        SocketAddr::new(s0, SERVER_PORT),
+        Payload::new(1, big),
+        Payload::new(2, 0),
+        derive(seed, 20),
+    );
+    let mut tcp = Transfer::client(
+        Some(SocketAddr::new(t0, 0)),
+        SocketAddr::new(s0, SERVER_PORT),
+        Payload::new(3, big),
+        Payload::new(4, 0),
+        derive(seed, 21),
+    );
+    let mut sink = Sink::default();
+    w.run_for(
+        &mut [&mut mptcp, &mut tcp, &mut sink],
+        Duration::from_secs(30),
+    )
+    .expect("shared bottleneck run");
+    let got = |a| sink.bytes.get(&a).copied().unwrap_or(0) as f64;
+    let joins = w.stack(s).counters().mptcp_joins_established;
+    assert!(
+        joins >= 1,
+        "{cc:?}: the MPTCP connection has no second subflow"
+    );
+    eprintln!(
+        "{cc:?}: MPTCP {:.1} MB, TCP {:.1} MB in 20 s at a shared 10 Mbit/s bottleneck",
+        got(c0) / 1e6,
+        got(t0) / 1e6
+    );
+    got(c0) / got(t0).max(1.0)
+}
+
+/// RFC 6356's goal: at a shared bottleneck a multipath connection takes no more
+/// than a single-path TCP would. Uncoupled subflows take about twice as much.
+#[test]
+fn coupled_congestion_control_is_fair_at_a_shared_bottleneck() {
+    use mptun_stack::CcAlgorithm;
+    let uncoupled = shared_bottleneck_ratio(CcAlgorithm::NewReno);
+    let lia = shared_bottleneck_ratio(CcAlgorithm::Lia);
+    let olia = shared_bottleneck_ratio(CcAlgorithm::Olia);
+    eprintln!("MPTCP/TCP share: uncoupled {uncoupled:.2}, LIA {lia:.2}, OLIA {olia:.2}");
+    assert!(
+        uncoupled > 1.6,
+        "two uncoupled subflows took only {uncoupled:.2}x a TCP flow"
+    );
+    // LIA couples the increase only; each subflow still halves on its own losses,
+    // and at a drop-tail queue those hit one subflow at a time, so LIA keeps a
+    // little more than its share (as the OLIA paper shows). OLIA corrects it.
+    assert!(
+        lia < 1.5 && lia < uncoupled,
+        "LIA took {lia:.2}x a TCP flow at a shared bottleneck (uncoupled {uncoupled:.2})"
+    );
+    assert!(
+        olia < 1.25,
+        "OLIA took {olia:.2}x a TCP flow at a shared bottleneck"
+    );
+}

@@ -183,6 +183,10 @@ pub struct Host {
 pub struct Path {
     /// A middlebox on the path: rewrites (or empties, to drop) each delivered packet.
     pub middlebox: Option<fn(&mut Vec<u8>)>,
+    /// Packets routed to this path travel on that path's links instead (a
+    /// shared bottleneck: several address pairs, one link). Its `a` side must be
+    /// on the other path's `a` side.
+    pub alias_of: Option<PathId>,
     pub a: HostId,
     pub b: HostId,
     pub a_addr: IpAddr,
@@ -331,6 +335,7 @@ impl World {
         let i = self.paths.len() as u64;
         self.paths.push(Path {
             middlebox: None,
+            alias_of: None,
             a,
             b,
             a_addr,
@@ -396,8 +401,35 @@ impl World {
             .all(|h| h.stack.connections().is_empty() && h.stack.poll_timeout().is_none())
     }
 
+    /// A path between `a_addr` on `a` and `b_addr` on `b` whose packets share
+    /// the links of path `of` (whose `a` side must be on this one's `a` side).
+    pub fn add_path_alias(
+        &mut self,
+        a: HostId,
+        a_addr: IpAddr,
+        b: HostId,
+        b_addr: IpAddr,
+        of: PathId,
+    ) -> PathId {
+        let p = self.add_path(
+            a,
+            a_addr,
+            b,
+            b_addr,
+            LinkParams::default(),
+            LinkParams::default(),
+        );
+        self.paths[p].alias_of = Some(of);
+        p
+    }
+
     /// Which path and direction (`true`: a to b) carries a packet from `from`.
     pub fn route(&self, from: HostId, src: IpAddr, dst: IpAddr) -> Option<(PathId, bool)> {
+        self.route_named(from, src, dst)
+            .map(|(p, dir)| (self.paths[p].alias_of.unwrap_or(p), dir))
+    }
+
+    fn route_named(&self, from: HostId, src: IpAddr, dst: IpAddr) -> Option<(PathId, bool)> {
         let exact = self.paths.iter().enumerate().find_map(|(i, p)| {
             if p.a == from && p.a_addr == src && p.b_addr == dst {
                 Some((i, true))
@@ -483,7 +515,15 @@ impl World {
                     if self.trace {
                         eprintln!("{now} path {i} {dir} deliver {}", describe_packet(&pkt));
                     }
-                    self.hosts[to].stack.handle_packet(now, &pkt);
+                    // A shared link carries packets for several hosts.
+                    let owner = parse_addrs(&pkt).and_then(|(_, dst)| {
+                        self.hosts
+                            .iter()
+                            .position(|h| h.stack.addresses().contains(&dst))
+                    });
+                    self.hosts[owner.unwrap_or(to)]
+                        .stack
+                        .handle_packet(now, &pkt);
                 }
             }
         }

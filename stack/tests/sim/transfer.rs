@@ -502,6 +502,8 @@ impl Scenario {
                 match c.tcp.cc {
                     CcAlgorithm::Cubic => "cubic",
                     CcAlgorithm::NewReno => "newreno",
+                    CcAlgorithm::Lia => "lia",
+                    CcAlgorithm::Olia => "olia",
                 },
                 if c.tcp.sack { "+sack" } else { "" },
                 if c.tcp.timestamps { "+ts" } else { "" },

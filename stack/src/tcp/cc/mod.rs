@@ -7,6 +7,7 @@ use crate::config::CcAlgorithm;
 use crate::time::Instant;
 use core::time::Duration;
 
+pub mod coupled;
 pub mod cubic;
 pub mod newreno;
 
@@ -34,6 +35,27 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     fn set_mss(&mut self, mss: usize);
     /// Overwrite cwnd (used for NewReno's window inflation during recovery).
     fn set_cwnd(&mut self, cwnd: usize);
+    /// The coupling with the other subflows of an MPTCP connection (coupled
+    /// algorithms only; `None`: alone).
+    fn set_coupling(&mut self, _c: Option<Coupling>) {}
+    /// Bytes acknowledged between losses (OLIA's path quality; 0 if untracked).
+    fn loss_interval(&self) -> u64 {
+        0
+    }
+}
+
+/// What a coupled algorithm needs to know of the connection's other subflows,
+/// computed by [`coupled::couple`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coupling {
+    /// LIA's alpha (RFC 6356 §3).
+    pub lia_alpha: f64,
+    /// Sum of the subflows' windows, bytes.
+    pub total_cwnd: usize,
+    /// OLIA's (w_r / rtt_r^2) / (sum_p w_p / rtt_p)^2, windows in segments.
+    pub olia_share: f64,
+    /// OLIA's alpha_r.
+    pub olia_alpha: f64,
 }
 
 /// Upper bound on any congestion window or slow-start threshold this module computes
@@ -76,6 +98,16 @@ pub fn new(alg: CcAlgorithm, mss: usize, initial_cwnd: usize) -> Box<dyn Congest
     match alg {
         CcAlgorithm::NewReno => Box::new(NewReno::new(mss, initial_cwnd)),
         CcAlgorithm::Cubic => Box::new(Cubic::new(mss, initial_cwnd)),
+        CcAlgorithm::Lia => Box::new(coupled::Coupled::new(
+            coupled::CoupledKind::Lia,
+            mss,
+            initial_cwnd,
+        )),
+        CcAlgorithm::Olia => Box::new(coupled::Coupled::new(
+            coupled::CoupledKind::Olia,
+            mss,
+            initial_cwnd,
+        )),
     }
 }
 

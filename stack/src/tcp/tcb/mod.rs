@@ -432,6 +432,16 @@ impl Tcb {
         self.rtt.srtt()
     }
 
+    /// Couple this subflow's congestion control with its connection's others.
+    pub fn set_coupling(&mut self, c: Option<cc::Coupling>) {
+        self.cc.set_coupling(c);
+    }
+
+    /// Bytes acknowledged between losses (for OLIA's coupling).
+    pub fn cc_loss_interval(&self) -> u64 {
+        self.cc.loss_interval()
+    }
+
     /// Consecutive retransmission timeouts without progress.
     pub fn rto_backoff(&self) -> u32 {
         self.backoff
