@@ -646,3 +646,79 @@ fn coupled_congestion_control_is_fair_at_a_shared_bottleneck() {
         "OLIA took {olia:.2}x a TCP flow at a shared bottleneck"
     );
 }
+
+/// Rewrites the first payload byte of every data segment and fixes the TCP
+/// checksum: only the DSS checksum can tell.
+fn rewrite_payload(pkt: &mut Vec<u8>) {
+    use mptun_stack::wire::{emit_packet, IpRepr, TcpRepr};
+    let Ok((ip, tcp)) = IpRepr::parse(pkt) else {
+        return;
+    };
+    let Ok(seg) = TcpRepr::parse(ip.src, ip.dst, tcp, true) else {
+        return;
+    };
+    if seg.payload.is_empty() {
+        return;
+    }
+    let mut payload = seg.payload.to_vec();
+    payload[0] ^= 0xff;
+    let mut buf = vec![0u8; pkt.len() + 60];
+    if let Ok(n) = emit_packet(ip.src, ip.dst, ip.hop_limit, &seg, &[&payload], &mut buf) {
+        buf.truncate(n);
+        *pkt = buf;
+    }
+}
+
+/// With two subflows a DSS checksum failure cannot fall back: the subflow whose
+/// path rewrites payload is reset (MP_FAIL + MP_TCPRST) and its data is sent
+/// again on the other; the transfer is byte-exact.
+#[test]
+fn checksum_failure_on_a_joined_subflow_resets_only_that_subflow() {
+    for seed in seeds(4) {
+        let mut w = World::new(seed);
+        let mut cc = sim_config(derive(seed, 1));
+        let mut sc = sim_config(derive(seed, 2));
+        for c in [&mut cc, &mut sc] {
+            c.mptcp.enabled = true;
+            c.mptcp.checksum = true;
+        }
+        let c = w.add_host("client", cc);
+        let s = w.add_host("server", sc);
+        let (c0, c1, s0) = (addr(false, 0, 1), addr(false, 1, 1), addr(false, 0, 2));
+        w.add_path(c, c0, s, s0, rated(20, 10, 0.0), rated(20, 10, 0.0));
+        let p1 = w.add_path(c, c1, s, s0, rated(20, 10, 0.0), rated(20, 10, 0.0));
+        w.path_mut(p1).middlebox = Some(rewrite_payload);
+        let subflow = EndpointFlags {
+            subflow: true,
+            ..EndpointFlags::default()
+        };
+        w.stack_mut(c).add_endpoint(c1, subflow);
+        w.stack_mut(s).listen(SERVER_PORT).expect("listen");
+        let cp = Payload::new(derive(seed, 10), 4 << 20);
+        let sp = Payload::new(derive(seed, 11), 2 << 20);
+        let mut client = Transfer::client(
+            Some(SocketAddr::new(c0, 0)),
+            SocketAddr::new(s0, SERVER_PORT),
+            cp,
+            sp,
+            derive(seed, 20),
+        );
+        let mut server = Transfer::server(sp, cp, derive(seed, 21));
+        w.run_until_done(&mut [&mut client, &mut server])
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let (cs, ss) = (w.stack(c).counters(), w.stack(s).counters());
+        assert!(
+            cs.mptcp_checksum_errors + ss.mptcp_checksum_errors >= 1,
+            "seed {seed}: no checksum error seen"
+        );
+        assert_eq!(
+            cs.mptcp_fallbacks + ss.mptcp_fallbacks,
+            0,
+            "seed {seed}: fell back"
+        );
+        assert!(
+            cs.resets_received + ss.resets_received >= 1,
+            "seed {seed}: the bad subflow was not reset"
+        );
+    }
+}

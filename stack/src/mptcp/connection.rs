@@ -560,7 +560,15 @@ impl MptcpConn {
     /// order up to the mapping, fall back by MP_FAIL; otherwise reset.
     fn on_checksum_error(&mut self, i: usize, tcb: &mut Tcb, m: &Mapping) {
         self.stats.checksum_errors += 1;
-        let in_order = m.dsn == self.rcv_nxt && self.assembler.is_empty() && self.sf.len() == 1;
+        if self.sf.len() > 1 {
+            // With other subflows (or after any join) there is no falling back:
+            // this subflow goes (RST with MP_FAIL and MP_TCPRST), the peer sends
+            // the data again on another, as Linux does.
+            self.sf[i].reset_reason = Some(rst_reason::MIDDLEBOX);
+            self.sf[i].fail_dsn = Some(m.dsn);
+            return;
+        }
+        let in_order = m.dsn == self.rcv_nxt && self.assembler.is_empty();
         if !in_order || self.fail.infinite_map_pending {
             self.reset_reason = Some(rst_reason::MIDDLEBOX);
             self.fail.send = Some(m.dsn);

@@ -65,6 +65,8 @@ pub struct SubflowState {
     pub(super) stalled: bool,
     /// A reset of this subflow was decided (MP_TCPRST reason).
     pub(super) reset_reason: Option<u8>,
+    /// A DSS checksum failed on it: the DSN for the MP_FAIL on its RST.
+    pub(super) fail_dsn: Option<u64>,
     /// End of the data (DSN) this subflow has carried (the redundant
     /// scheduler's cursor).
     pub(super) carried_end: Option<u64>,
@@ -86,6 +88,7 @@ impl SubflowState {
             dead: false,
             stalled: false,
             reset_reason: None,
+            fail_dsn: None,
             carried_end: None,
         }
     }
