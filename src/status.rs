@@ -300,6 +300,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         mptcp_add_addr_hmac_failures,
         mptcp_rm_addr_tx,
         mptcp_rm_addr_rx,
+        mptcp_v0_retries,
     )
 }
 

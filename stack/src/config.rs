@@ -102,8 +102,15 @@ pub enum SchedulerKind {
 pub struct MptcpConfig {
     /// Offer MPTCP on active opens and accept it on passive ones.
     pub enabled: bool,
-    /// Ask for DSS checksums (they are used if either side asks).
+    /// Ask for DSS checksums (they are used if either side asks; always with v0).
     pub checksum: bool,
+    /// Protocol versions: RFC 8684 v1 (what Linux speaks) and RFC 6824 v0. A
+    /// client offers the highest allowed; a server answers the one offered.
+    pub v1: bool,
+    pub v0: bool,
+    /// A client whose v1 SYN got plain TCP back tries once more with v0 (when v0
+    /// is allowed).
+    pub retry_v0: bool,
     /// Subflows a connection may have besides the first (Linux: `subflows`).
     pub max_subflows: usize,
     /// ADD_ADDRs a connection acts on (Linux: `add_addr_accepted`).
@@ -117,6 +124,9 @@ impl Default for MptcpConfig {
         MptcpConfig {
             enabled: false,
             checksum: false,
+            v1: true,
+            v0: false,
+            retry_v0: true,
             max_subflows: 2,
             max_add_addr_accepted: 0,
             scheduler: SchedulerKind::MinRtt,

@@ -35,6 +35,8 @@ pub struct Connection {
     pub rsts: Vec<SubflowRst>,
     /// The path manager has opened this connection's subflows.
     pub pm_done: bool,
+    /// Open again with MPTCP v0 (the v1 SYN got plain TCP back).
+    pub retry_v0: bool,
     /// Subflow the next transmission round starts at.
     next_tx: usize,
     close_reported: bool,
@@ -48,6 +50,7 @@ impl Connection {
             mp: None,
             rsts: Vec::new(),
             pm_done: false,
+            retry_v0: false,
             next_tx: 0,
             close_reported: false,
         }
@@ -156,6 +159,16 @@ impl Connection {
             return;
         };
         mp.on_segment(i, tcb, seg);
+        if mp.take_retry_v0() {
+            // Refuse this plain-TCP SYN/ACK; the endpoint opens again with v0.
+            let reply = RstReply {
+                seq: seg.ack,
+                ack: None,
+            };
+            self.push_rst(i, Some(reply), OptionBytes::default());
+            self.retry_v0 = true;
+            return;
+        }
         if mp.take_fastclose() {
             if seg.flags.rst() {
                 // The RST itself resets the subflow if it is acceptable.

@@ -5,9 +5,9 @@ use crate::config::Config;
 use crate::conn::Connection;
 pub use crate::demux::ConnId;
 use crate::demux::{ConnTable, FourTuple};
-use crate::mptcp::connection::Phase;
 use crate::mptcp::connection::{rst_reason, tcprst_option, MptcpConn, MptcpSettings, MptcpStats};
-use crate::mptcp::crypto::{self, HashAlg};
+use crate::mptcp::connection::{version_alg, Phase};
+use crate::mptcp::crypto;
 use crate::mptcp::join::{self, JoinRequest, SynJoin};
 use crate::tcp::hooks::OptionBytes;
 use crate::tcp::isn::IsnGenerator;
@@ -15,6 +15,7 @@ pub use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{RstReply, Tcb, TcbStats};
 use crate::tcp::State;
 use crate::time::Instant;
+use crate::wire::mptcp::MptcpVersion;
 use crate::wire::{self, IcmpMessage, IpRepr, SeqNumber, TcpFlags, TcpRepr, WireError};
 use core::cmp::Reverse;
 use core::fmt;
@@ -140,6 +141,8 @@ pub struct Counters {
     pub mptcp_add_addr_hmac_failures: u64,
     pub mptcp_rm_addr_tx: u64,
     pub mptcp_rm_addr_rx: u64,
+    /// Connections opened again with v0 after their v1 SYN got plain TCP back.
+    pub mptcp_v0_retries: u64,
 }
 
 impl Counters {
@@ -472,8 +475,13 @@ impl Stack {
         let ts_offset = self.rng.next_u32();
         let tcb = Tcb::connect(&self.config.tcp, tuple.local, remote, iss, ts_offset, now);
         let c = if self.config.mptcp.enabled {
-            let key = self.new_key();
-            Connection::mptcp(tcb, MptcpConn::client(key, &self.mptcp_settings()))
+            let version = if self.config.mptcp.v1 {
+                MptcpVersion::V1
+            } else {
+                MptcpVersion::V0
+            };
+            let key = self.new_key(version);
+            Connection::mptcp(tcb, MptcpConn::client(version, key, &self.mptcp_settings()))
         } else {
             Connection::tcp(tcb)
         };
@@ -507,13 +515,18 @@ impl Stack {
     }
 
     /// An MPTCP key whose token no live connection uses (RFC 8684 §3.1).
-    fn new_key(&mut self) -> u64 {
+    fn new_key(&mut self, version: MptcpVersion) -> u64 {
         let tokens = &self.tokens;
-        crypto::generate_key(HashAlg::Sha256, &mut self.rng, |t| tokens.contains_key(&t))
+        crypto::generate_key(version_alg(version), &mut self.rng, |t| {
+            tokens.contains_key(&t)
+        })
     }
 
     fn mptcp_settings(&self) -> MptcpSettings {
         MptcpSettings {
+            allow_v1: self.config.mptcp.v1,
+            allow_v0: self.config.mptcp.v0,
+            retry_v0: self.config.mptcp.retry_v0,
             scheduler: self.config.mptcp.scheduler,
             max_subflows: self.config.mptcp.max_subflows,
             checksum: self.config.mptcp.checksum,
@@ -607,7 +620,7 @@ impl Stack {
         let conn = &self.conn(id)?.c;
         let t = &conn.tcb;
         let mptcp = conn.mp.as_deref().map(|m| MptcpInfo {
-            version: 1,
+            version: m.version().number(),
             local_key: m.local_key(),
             remote_key: m.remote_key(),
             local_token: m.local_token(),
@@ -819,7 +832,11 @@ impl Stack {
                 .expect("tuple map points at a live connection");
             if let Some(i) = conn.c.subflow_index(tuple.local, tuple.remote) {
                 conn.c.on_segment(now, i, &seg);
+                let retry = core::mem::take(&mut conn.c.retry_v0);
                 self.flush_rsts(id);
+                if retry {
+                    self.reopen_v0(now, id);
+                }
             }
             self.touch(id, now);
             return;
@@ -873,12 +890,17 @@ impl Stack {
             now,
             syn,
         );
-        let mp = if self.config.mptcp.enabled && MptcpConn::syn_offers_mptcp(syn) {
-            let key = self.new_key();
-            MptcpConn::server(syn, key, &self.mptcp_settings())
-        } else {
-            None
-        };
+        let settings = self.mptcp_settings();
+        let version = self
+            .config
+            .mptcp
+            .enabled
+            .then(|| MptcpConn::syn_version(syn, &settings))
+            .flatten();
+        let mp = version.and_then(|v| {
+            let key = self.new_key(v);
+            MptcpConn::server(syn, key, &settings)
+        });
         let c = match mp {
             Some(mp) => Connection::mptcp(tcb, mp),
             None => Connection::tcp(tcb),
@@ -888,6 +910,37 @@ impl Stack {
             l.pending += 1;
         }
         let id = self.insert(tuple, c, Some(port), false);
+        self.touch(id, now);
+    }
+
+    /// The v1 SYN of connection `id` got plain TCP back and v0 is allowed: open
+    /// it again, same 4-tuple, new ISN, offering v0 (RFC 8684 §3.1). Once.
+    fn reopen_v0(&mut self, now: Instant, id: ConnId) {
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        let (local, remote) = (conn.c.tcb.local(), conn.c.tcb.remote());
+        if let Some(mp) = &conn.c.mp {
+            self.tokens.remove(&mp.local_token());
+        }
+        // A new ISN well away from the refused one.
+        let iss = self.isn.generate(now, local, remote) + (self.rng.next_u32() | 1) as usize;
+        let ts_offset = self.rng.next_u32();
+        let tcb = Tcb::connect(&self.config.tcp, local, remote, iss, ts_offset, now);
+        let key = self.new_key(MptcpVersion::V0);
+        let mut mp = MptcpConn::client(MptcpVersion::V0, key, &self.mptcp_settings());
+        self.tokens.insert(mp.local_token(), id);
+        self.counters.mptcp_v0_retries += 1;
+        if let Some(conn) = self.conns.get_mut(id) {
+            let mut tcb = tcb;
+            if let Some(old) = conn.c.mp.as_deref_mut() {
+                old.carry_over(&mut mp);
+            }
+            if conn.c.tcb.is_released() {
+                tcb.mark_released();
+            }
+            conn.c = Connection::mptcp(tcb, mp);
+        }
         self.touch(id, now);
     }
 

@@ -19,7 +19,8 @@ use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks};
 use crate::tcp::Tcb;
 use crate::time::Instant;
 use crate::wire::mptcp::{
-    mptcp_options, Dss, FastClose, MpCapable, MpFail, MptcpOption, ParseCtx, TcpRst, TCPOPT_MPTCP,
+    mptcp_options, Dss, FastClose, MpCapable, MpFail, MptcpOption, MptcpVersion, ParseCtx, TcpRst,
+    TCPOPT_MPTCP,
 };
 use crate::wire::TcpRepr;
 use std::collections::VecDeque;
@@ -129,6 +130,11 @@ const MAX_MP_FAIL_TRIES: u32 = 5;
 /// Settings taken from the stack's configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct MptcpSettings {
+    /// Versions a server answers, and whether a client whose v1 SYN got plain
+    /// TCP back tries v0.
+    pub allow_v1: bool,
+    pub allow_v0: bool,
+    pub retry_v0: bool,
     pub scheduler: SchedulerKind,
     /// Joined subflows allowed besides the first.
     pub max_subflows: usize,
@@ -141,6 +147,12 @@ pub struct MptcpSettings {
 
 pub struct MptcpConn {
     pub(super) role: Role,
+    pub(super) version: MptcpVersion,
+    /// v0 client: the third ACK must carry both keys (RFC 6824 §3.1).
+    pub(super) v0_keys_pending: bool,
+    /// A v1 SYN got plain TCP back and v0 is allowed: the endpoint opens the
+    /// connection again with v0 (RFC 8684 §3.1).
+    pub(super) retry_v0: bool,
     pub(super) phase: Phase,
     pub(super) fallback_reason: Option<FallbackReason>,
     pub(super) checksum: bool,
@@ -196,6 +208,8 @@ pub struct MptcpConn {
     pub(super) redundant: bool,
     pub(super) max_subflows: usize,
     pub(super) pm: super::pm::PmState,
+    /// A client offering v1 may start over with v0 (settings).
+    pub(super) may_retry_v0: bool,
 }
 
 impl core::fmt::Debug for MptcpConn {
@@ -211,15 +225,22 @@ impl core::fmt::Debug for MptcpConn {
     }
 }
 
-pub(super) fn alg() -> HashAlg {
-    HashAlg::Sha256
+/// The hash of a protocol version: SHA-1 for v0 (RFC 6824), SHA-256 for v1.
+pub fn version_alg(v: MptcpVersion) -> HashAlg {
+    match v {
+        MptcpVersion::V0 => HashAlg::Sha1,
+        MptcpVersion::V1 => HashAlg::Sha256,
+    }
 }
 
 impl MptcpConn {
-    fn new(role: Role, local_key: u64, s: &MptcpSettings) -> Self {
-        let idsn = crypto::idsn(alg(), local_key);
+    fn new(role: Role, version: MptcpVersion, local_key: u64, s: &MptcpSettings) -> Self {
+        let idsn = crypto::idsn(version_alg(version), local_key);
         MptcpConn {
             role,
+            version,
+            v0_keys_pending: false,
+            retry_v0: false,
             phase: Phase::Handshake,
             fallback_reason: None,
             checksum: s.checksum,
@@ -257,33 +278,79 @@ impl MptcpConn {
             redundant: s.scheduler == SchedulerKind::Redundant,
             max_subflows: s.max_subflows,
             pm: Default::default(),
+            may_retry_v0: s.retry_v0 && s.allow_v0,
         }
     }
 
-    /// An active open with `local_key` (drawn so its token is unique).
-    pub fn client(local_key: u64, s: &MptcpSettings) -> Self {
-        MptcpConn::new(Role::Client, local_key, s)
+    /// An active open offering `version` with `local_key` (drawn so its token,
+    /// under that version's hash, is unique).
+    pub fn client(version: MptcpVersion, local_key: u64, s: &MptcpSettings) -> Self {
+        let mut c = MptcpConn::new(Role::Client, version, local_key, s);
+        // v0 peers expect DSS checksums (the multipath-tcp.org kernel's default).
+        c.checksum |= version == MptcpVersion::V0;
+        c
     }
 
-    /// A passive open, if the SYN offers MPTCP v1 (else `None`: plain TCP).
+    /// A passive open answering the SYN's version (see [`Self::syn_version`]).
     pub fn server(syn: &TcpRepr<'_>, local_key: u64, s: &MptcpSettings) -> Option<Self> {
         let cap = find_mp_capable(syn)?;
-        if cap.version != crate::wire::mptcp::MptcpVersion::V1 || cap.flags.extensibility() {
-            return None;
+        let version = Self::syn_version(syn, s)?;
+        let mut c = MptcpConn::new(Role::Server, version, local_key, s);
+        c.checksum |= cap.flags.checksum_required() || version == MptcpVersion::V0;
+        if version == MptcpVersion::V0 {
+            // The v0 SYN carries the client's key (RFC 6824 §3.1).
+            if let Some(key) = cap.sender_key {
+                c.learn_remote_key(key);
+            }
         }
-        let mut c = MptcpConn::new(Role::Server, local_key, s);
-        c.checksum |= cap.flags.checksum_required();
         Some(c)
     }
 
-    /// Whether `syn` carries an MP_CAPABLE we would answer.
-    pub fn syn_offers_mptcp(syn: &TcpRepr<'_>) -> bool {
-        find_mp_capable(syn).is_some_and(|c| c.version == crate::wire::mptcp::MptcpVersion::V1)
+    /// The version we answer `syn` with: the one it offers, if allowed (RFC
+    /// 8684 §3.1); `None` for plain TCP (Linux, too, answers v0 with TCP).
+    pub fn syn_version(syn: &TcpRepr<'_>, s: &MptcpSettings) -> Option<MptcpVersion> {
+        let cap = find_mp_capable(syn)?;
+        if cap.flags.extensibility() {
+            return None;
+        }
+        match cap.version {
+            MptcpVersion::V1 if s.allow_v1 => Some(MptcpVersion::V1),
+            MptcpVersion::V0 if s.allow_v0 && cap.sender_key.is_some() => Some(MptcpVersion::V0),
+            _ => None,
+        }
+    }
+
+    pub fn version(&self) -> MptcpVersion {
+        self.version
+    }
+
+    pub(super) fn alg(&self) -> HashAlg {
+        version_alg(self.version)
+    }
+
+    /// Hand what the application did before the handshake (data queued, a
+    /// shutdown, a release) over to `next`, the connection opened again.
+    pub fn carry_over(&mut self, next: &mut MptcpConn) {
+        let mut buf = vec![0u8; self.snd_buf.len()];
+        let n = self.snd_buf.dequeue(&mut buf);
+        next.send(&buf[..n]);
+        next.data_fin_queued = self.data_fin_queued;
+        next.released = self.released;
+    }
+
+    /// Whether this segment is the v0 third ACK that carries both keys (taken).
+    pub(super) fn take_v0_keys(&mut self, payload: usize) -> bool {
+        payload == 0 && core::mem::take(&mut self.v0_keys_pending)
+    }
+
+    /// The v1 SYN got plain TCP back and v0 may be tried (taken).
+    pub fn take_retry_v0(&mut self) -> bool {
+        core::mem::take(&mut self.retry_v0)
     }
 
     /// Connection-level bytes the peer acknowledged (DATA_ACK).
     pub fn data_bytes_acked(&self) -> u64 {
-        let first = crypto::idsn(alg(), self.local_key).wrapping_add(1);
+        let first = crypto::idsn(self.alg(), self.local_key).wrapping_add(1);
         // `snd_una` stops at the DATA_FIN: its acknowledgement is a flag.
         self.snd_una.wrapping_sub(first)
     }
@@ -293,7 +360,7 @@ impl MptcpConn {
         let Some(key) = self.remote_key else {
             return 0;
         };
-        let first = crypto::idsn(alg(), key).wrapping_add(1);
+        let first = crypto::idsn(self.alg(), key).wrapping_add(1);
         self.rcv_nxt
             .wrapping_sub(first)
             .saturating_sub(self.peer_data_fin_done as u64)
@@ -329,11 +396,11 @@ impl MptcpConn {
     }
 
     pub fn local_token(&self) -> u32 {
-        crypto::token(alg(), self.local_key)
+        crypto::token(self.alg(), self.local_key)
     }
 
     pub fn remote_token(&self) -> Option<u32> {
-        self.remote_key.map(|k| crypto::token(alg(), k))
+        self.remote_key.map(|k| crypto::token(self.alg(), k))
     }
 
     fn fall_back(&mut self, reason: FallbackReason, tcb: &mut Tcb) {
@@ -350,7 +417,7 @@ impl MptcpConn {
     fn learn_remote_key(&mut self, key: u64) {
         if self.remote_key.is_none() {
             self.remote_key = Some(key);
-            let idsn = crypto::idsn(alg(), key);
+            let idsn = crypto::idsn(self.alg(), key);
             self.rcv_nxt = idsn.wrapping_add(1);
         }
     }
@@ -402,13 +469,24 @@ impl MptcpConn {
         let f = seg.flags;
         match (self.role, self.phase) {
             (Role::Client, Phase::Handshake) if f.syn() && f.ack() => {
-                match saw_capable.and_then(|c| c.sender_key) {
+                let capable = saw_capable.filter(|c| c.version == self.version);
+                match capable.and_then(|c| c.sender_key) {
                     Some(key) => {
-                        if saw_capable.is_some_and(|c| c.flags.checksum_required()) {
+                        if capable.is_some_and(|c| c.flags.checksum_required()) {
                             self.checksum = true;
                         }
                         self.learn_remote_key(key);
+                        // Fully established at the server's first DATA_ACK. v0:
+                        // the third ACK echoes both keys once (the server has had
+                        // ours since the SYN), then data goes with DSS at once.
                         self.phase = Phase::PreEstablished;
+                        if self.version == MptcpVersion::V0 {
+                            self.v0_keys_pending = true;
+                            self.sf[0].mapping_seen = true;
+                        }
+                    }
+                    None if self.version == MptcpVersion::V1 && self.may_retry_v0 => {
+                        self.retry_v0 = true;
                     }
                     None => self.fall_back(FallbackReason::NoMpCapableSynAck, tcb),
                 }
@@ -420,6 +498,12 @@ impl MptcpConn {
                         if let Some(key) = c.sender_key {
                             self.learn_remote_key(key);
                         }
+                        self.phase = Phase::Established;
+                        self.sf[0].mapping_seen = true;
+                    }
+                    // v0: the keys came with the SYN; a DSS means the third ACK
+                    // was lost and the client went on.
+                    _ if self.version == MptcpVersion::V0 && saw_dss.is_some() => {
                         self.phase = Phase::Established;
                         self.sf[0].mapping_seen = true;
                     }
@@ -440,7 +524,7 @@ impl MptcpConn {
             if let (Some(len), Some(key)) = (c.data_len, self.remote_key) {
                 if c.sender_key == Some(key) && !seg.payload.is_empty() {
                     let ssn = seg.seq.0.wrapping_sub(tcb.irs().0);
-                    let dsn = crypto::idsn(alg(), key).wrapping_add(ssn as u64);
+                    let dsn = crypto::idsn(self.alg(), key).wrapping_add(ssn as u64);
                     let _ = self.sf[0].rx_map.insert(Mapping {
                         ssn,
                         dsn,
@@ -843,12 +927,14 @@ impl MptcpConn {
     /// Map up to `budget` bytes onto subflow `i`: reinjections first, then new data.
     fn map_data(&mut self, i: usize, tcb: &mut Tcb, budget: usize) -> usize {
         let end = self.snd_una.wrapping_add(self.snd_buf.len() as u64);
+        // v1's first data rides in MP_CAPABLE, alone; v0 has no such form.
+        let v1_first = self.phase == Phase::PreEstablished && self.version == MptcpVersion::V1;
         match self.phase {
             Phase::Handshake => return 0,
             // Until the server acknowledged the keys, only the first mapping goes
             // out (it rides in MP_CAPABLE).
             Phase::PreEstablished
-                if self.snd_nxt != self.snd_una || !self.sf[i].tx_map.is_empty() =>
+                if v1_first && (self.snd_nxt != self.snd_una || !self.sf[i].tx_map.is_empty()) =>
             {
                 return 0
             }
@@ -856,7 +942,7 @@ impl MptcpConn {
         }
         let mut left = budget;
         let mss = tcb.mss().max(1);
-        let chunk_max = if self.phase == Phase::PreEstablished {
+        let chunk_max = if v1_first {
             // One segment: it carries its mapping in MP_CAPABLE, and a server that
             // lost the third ACK would fall back on seeing a DSS first.
             mss.min(MAX_MAPPING)
@@ -953,7 +1039,7 @@ impl MptcpConn {
             let nxt = self.snd_nxt;
             self.carried(i, nxt);
             left -= n;
-            if self.phase == Phase::PreEstablished {
+            if v1_first {
                 break;
             }
         }

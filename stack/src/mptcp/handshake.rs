@@ -83,7 +83,7 @@ fn mp_capable(
     checksum: Option<u16>,
 ) -> MptcpOption<'static> {
     MptcpOption::MpCapable(MpCapable {
-        version: MptcpVersion::V1,
+        version: c.version(),
         flags: flags(c),
         sender_key,
         receiver_key,
@@ -92,10 +92,12 @@ fn mp_capable(
     })
 }
 
-/// The first subflow's SYN: MP_CAPABLE v1 carries no key, only the flags.
+/// The first subflow's SYN: MP_CAPABLE v1 carries no key, only the flags; v0
+/// carries the sender's key (as the seed's `mptcp_syn_options` puts it in).
 pub fn syn_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usize {
     if c.phase() != Phase::Fallback {
-        push(out, room, mp_capable(c, None, None, None, None));
+        let key = (c.version() == MptcpVersion::V0).then(|| c.local_key());
+        push(out, room, mp_capable(c, key, None, None, None));
     }
     ANY
 }
@@ -120,9 +122,20 @@ pub fn established_options(
     room: usize,
     out: &mut OptionBytes,
 ) -> usize {
+    if c.take_v0_keys(seg.payload) {
+        // The v0 third ACK: both keys (RFC 6824 §3.1).
+        push(
+            out,
+            room,
+            mp_capable(c, Some(c.local_key()), c.remote_key(), None, None),
+        );
+        return ANY;
+    }
     match c.phase() {
         Phase::Fallback | Phase::Handshake => ANY,
-        Phase::PreEstablished if c.role() == Role::Client => client_key_echo(c, seg, room, out),
+        Phase::PreEstablished if c.role() == Role::Client && c.version() == MptcpVersion::V1 => {
+            client_key_echo(c, seg, room, out)
+        }
         _ => dss_options(c, i, seg, room, out),
     }
 }

@@ -6,7 +6,7 @@
 //! acknowledges it. Only then may a subflow carry data. Anything wrong resets the
 //! subflow alone (MP_TCPRST), never the connection.
 
-use super::connection::{alg, rst_reason, MptcpConn, Phase};
+use super::connection::{rst_reason, MptcpConn, Phase};
 use super::crypto;
 use super::subflow::{JoinPhase, SubflowState};
 use crate::tcp::hooks::OptionBytes;
@@ -61,7 +61,7 @@ impl MptcpConn {
 
     /// Whether subflows may ever join (or be added) to this connection.
     pub fn may_join(&self) -> bool {
-        self.max_subflows > 0 && self.phase == Phase::Established
+        self.max_subflows > 0 && matches!(self.phase, Phase::Established | Phase::PreEstablished)
     }
 
     /// A passive join whose SYN named our token: the new subflow's index.
@@ -118,7 +118,7 @@ impl MptcpConn {
                     backup,
                 }) if hmac
                     == crypto::join_synack_hmac(
-                        alg(),
+                        self.alg(),
                         remote_key,
                         self.local_key,
                         nonce,
@@ -141,7 +141,7 @@ impl MptcpConn {
                 Some(MpJoin::Ack { hmac })
                     if hmac
                         == crypto::join_ack_hmac(
-                            alg(),
+                            self.alg(),
                             remote_key,
                             self.local_key,
                             j.remote_nonce,
@@ -219,7 +219,7 @@ impl MptcpConn {
                 backup: s.local_backup,
                 addr_id: s.local_id,
                 hmac: crypto::join_synack_hmac(
-                    alg(),
+                    self.alg(),
                     self.local_key,
                     self.remote_key?,
                     j.local_nonce,
@@ -229,7 +229,7 @@ impl MptcpConn {
             })),
             (JoinPhase::AckSent, false, true) => Some(MptcpOption::MpJoin(MpJoin::Ack {
                 hmac: crypto::join_ack_hmac(
-                    alg(),
+                    self.alg(),
                     self.local_key,
                     self.remote_key?,
                     j.local_nonce,

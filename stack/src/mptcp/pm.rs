@@ -5,10 +5,10 @@
 //! stack decides *which* addresses; this keeps the per-connection state and puts
 //! the options on pure ACKs.
 
-use super::connection::{alg, rst_reason, MptcpConn};
+use super::connection::{rst_reason, MptcpConn};
 use super::crypto;
 use crate::time::Instant;
-use crate::wire::mptcp::{AddAddr, RemoveAddr};
+use crate::wire::mptcp::{AddAddr, MptcpVersion, RemoveAddr};
 use core::time::Duration;
 use std::net::IpAddr;
 
@@ -135,16 +135,37 @@ impl MptcpConn {
 
     /// An ADD_ADDR from the peer.
     pub(super) fn on_add_addr(&mut self, a: &AddAddr) {
-        let AddAddr::V1 {
-            echo,
-            addr_id,
-            addr,
-            port,
-            hmac,
-        } = *a
-        else {
-            return;
+        let (echo, addr_id, addr, port, hmac) = match *a {
+            AddAddr::V1 {
+                echo,
+                addr_id,
+                addr,
+                port,
+                hmac,
+            } => (echo, addr_id, addr, port, hmac),
+            // v0 has neither echo nor HMAC.
+            AddAddr::V0 {
+                addr_id,
+                addr,
+                port,
+            } if self.version == MptcpVersion::V0 => {
+                self.stats.add_addr_rx += 1;
+                let r = RemoteAddr {
+                    id: addr_id,
+                    addr,
+                    port,
+                };
+                if !self.pm.remote.contains(&r) && self.pm.remote.len() < MAX_REMOTE_ADDRS {
+                    self.pm.remote.push(r);
+                    self.pm.fresh.push(r);
+                }
+                return;
+            }
+            AddAddr::V0 { .. } => return,
         };
+        if self.version == MptcpVersion::V0 {
+            return;
+        }
         if echo {
             if let Some(x) = self
                 .pm
@@ -161,7 +182,8 @@ impl MptcpConn {
         let Some(remote_key) = self.remote_key else {
             return;
         };
-        let expect = crypto::add_addr_hmac(alg(), remote_key, self.local_key, addr_id, addr, port);
+        let expect =
+            crypto::add_addr_hmac(self.alg(), remote_key, self.local_key, addr_id, addr, port);
         if hmac != Some(expect) {
             // Linux ignores an ADD_ADDR whose HMAC is wrong.
             self.stats.add_addr_hmac_failures += 1;
@@ -252,11 +274,22 @@ impl MptcpConn {
         }
         if let Some(remote_key) = self.remote_key {
             let local_key = self.local_key;
+            let alg = self.alg();
+            let v0 = self.version == MptcpVersion::V0;
             if let Some(a) = self.pm.announced.iter_mut().find(|a| a.send) {
                 a.send = false;
                 a.tries += 1;
                 self.stats.add_addr_tx += 1;
-                let hmac = crypto::add_addr_hmac(alg(), local_key, remote_key, a.id, a.addr, None);
+                if v0 {
+                    // v0: no HMAC and no echo (RFC 6824 §3.4.1); sent once.
+                    a.tries = MAX_ADD_ADDR_TRIES;
+                    return Some(AddrOption::Add(AddAddr::V0 {
+                        addr_id: a.id,
+                        addr: a.addr,
+                        port: None,
+                    }));
+                }
+                let hmac = crypto::add_addr_hmac(alg, local_key, remote_key, a.id, a.addr, None);
                 return Some(AddrOption::Add(AddAddr::V1 {
                     echo: false,
                     addr_id: a.id,
