@@ -27,6 +27,9 @@ use tracing::{debug, warn};
 /// other.
 const MAX_BATCH: usize = 256;
 
+/// Packets written between two readings of the clock.
+const CLOCK_EVERY: usize = 64;
+
 /// Fault injection on the packets to and from one stack address.
 pub struct Impairment {
     pub addr: IpAddr,
@@ -278,11 +281,16 @@ impl Driver {
     /// frame by frame to the device. True when the device could not take a frame
     /// (it is still in `self.out`, to be written once the device is writable).
     fn transmit(&mut self, s: &mut Shared, now: Instant) -> io::Result<bool> {
-        loop {
+        let mut t = now;
+        for sent in 1usize.. {
             if self.out.is_full() && !self.flush()? {
                 return Ok(true);
             }
-            let t = s.now();
+            // A fresh clock reading now and then (for timestamps and timers) on a
+            // long run of packets; one per packet cost ~3 % of the CPU.
+            if sent % CLOCK_EVERY == 0 {
+                t = s.now();
+            }
             let Some(n) = s.stack.poll_transmit(t, self.out.slot()) else {
                 break;
             };
