@@ -215,7 +215,8 @@ pub struct RunArgs {
     /// and TCP offloads, so the kernel hands over TCP super-packets of up to
     /// 64 KiB and takes them from mptun, instead of one read or write per
     /// 1500-byte packet. mptun falls back to plain packets by itself when the
-    /// kernel refuses; this option forces them.
+    /// kernel refuses, and uses them on a persistent device it only attaches to;
+    /// this option forces them.
     #[arg(long)]
     pub no_offload: bool,
 

@@ -5,12 +5,13 @@
 //! and transmit queue length, brings it up and adds one host route per configured
 //! address. Routes are added with iproute2's `ip` command (see docs/DEPENDENCIES.md).
 //!
-//! With offloads (the default, [`TunConfig::offload`]) the device is opened with
-//! `IFF_VNET_HDR` and `TUNSETOFFLOAD` (TCP segmentation for IPv4 and IPv6, checksum):
-//! every frame read or written starts with a virtio-net header, and TCP frames may
-//! be super-packets of up to 64 KiB (see `crate::gso`). When the kernel refuses,
-//! the device is opened again without them, and every read and write is exactly
-//! one IP packet.
+//! With offloads (the default, [`TunConfig::offload`]) a device we create is opened
+//! with `IFF_VNET_HDR` and `TUNSETOFFLOAD` (TCP segmentation for IPv4 and IPv6,
+//! checksum): every frame read or written starts with a virtio-net header, and TCP
+//! frames may be super-packets of up to 64 KiB (see `crate::gso`). When the kernel
+//! refuses, and on a persistent device we only attach to (the offload mask is
+//! device-wide and would outlive us), the device is opened without them, and every
+//! read and write is exactly one IP packet.
 //!
 //! This module contains no `unsafe`: the ioctls live inside `tun-rs`. It is the one
 //! place in the project where `unsafe` would be allowed, with a `// SAFETY:` comment on
@@ -267,7 +268,13 @@ impl Tun {
                 .offload(offload)
                 .build_sync()
         };
-        let mut offload = cfg.offload;
+        // The offload mask is device-wide state that outlives our descriptor: on a
+        // persistent device we only attach to, a later user would inherit it. So
+        // offloads only on a device we create (and that goes away with us).
+        let mut offload = cfg.offload && created;
+        if cfg.offload && !created {
+            tracing::info!("attaching to the persistent TUN device {name}: no offloads");
+        }
         let mut opened = open(offload);
         if offload {
             if let Err(e) = &opened {
@@ -828,9 +835,13 @@ mod tests {
             txqueuelen: 4000,
             routes: vec![v4.into()],
             add_routes: true,
-            offload: false,
+            offload: true,
         };
         let mut tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !tun.offload(),
+            "no device-wide offload state left on a device we keep"
+        );
         assert_eq!(sysfs(&name, "mtu"), "1280");
         assert_eq!(sysfs(&name, "tx_queue_len"), "4000");
         assert!(ip_out(&["-4", "route", "show", "dev", &name]).contains(&v4.to_string()));
