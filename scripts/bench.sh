@@ -312,8 +312,10 @@ mptun-plain, then again) and each server is started fresh for its case.
   default), with its default TUN offloads: `IFF_VNET_HDR` + TSO, so a read or write
   carries a TCP super-packet of up to 64 KiB, which mptun splits into, or builds
   from, its 1500-byte segments (docs/ARCHITECTURE.md, "TUN offloads"). The engine
-  and the packets on the veths are the same as without; what changes is how many
-  system calls and kernel passes it takes to move them.
+  still receives and sends MSS-sized segments and Linux in PEER sees the same TCP;
+  what changes is how many system calls and kernel passes it takes to move them:
+  as for Linux's own TCP over the veths, the kernel carries them as GSO/GRO
+  super-packets and would segment them only where a device needs it.
 - **mptun-plain**: the same with `--no-offload`: one 1500-byte packet per read or
   write, the framing smoltcp's `TunTapInterface` uses (it has no offload support).
   For reference: the engines on identical device framing.
