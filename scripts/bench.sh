@@ -5,7 +5,10 @@
 #   linux    a plain Linux socket server in namespace SRV (10.10.9.2), behind a veth
 #            from the HOST router: the upper bound for this forwarding path
 #   mptun    `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --echo 7
-#            --local-forward 127.0.0.1:6000=10.1.0.1:5001` in HOST
+#            --local-forward 127.0.0.1:6000=10.1.0.1:5001` in HOST (TUN offloads on,
+#            the default)
+#   mptun-plain  the same with --no-offload: one packet per TUN read/write, like
+#            smoltcp's TunTapInterface (shown for reference)
 #   smoltcp  bench/smoltcp-sink (smoltcp's TunTapInterface) at 10.10.1.2 in HOST
 #
 #   ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST ─┬─ TUN mpt0/smt0 ── mptun | smoltcp
@@ -164,13 +167,15 @@ run_linux() {
     stop_pid "$pid"
 }
 
+# run_mptun REP [CASE [MPTUN_ARGS...]]: CASE defaults to mptun.
 run_mptun() {
-    local rep=$1 t0 out rfile="$DIR/lf-sink.$rep" sink_pid
-    mptun_start --sink 9 --echo 7 --local-forward 127.0.0.1:6000=10.1.0.1:5001
+    local rep=$1 case=${2:-mptun} t0 out rfile="$DIR/lf-sink.$rep" sink_pid
+    shift $(($# < 2 ? $# : 2))
+    mptun_start --sink 9 --echo 7 --local-forward 127.0.0.1:6000=10.1.0.1:5001 "$@"
     t0=$(cpu_ticks "$MPTUN_PID")
     if out=$(client_peer send 10.10.1.2 9 --bytes "$BYTES"); then
-        record mptun to-server "$rep" "$MPTUN_PID" "$t0" "$out"
-    else fail_case mptun to-server "$rep" "client failed"; fi
+        record "$case" to-server "$rep" "$MPTUN_PID" "$t0" "$out"
+    else fail_case "$case" to-server "$rep" "client failed"; fi
 
     # from-server: HOST writer -> 127.0.0.1:6000 -> mptun -> Linux sink in PEER.
     : >"$rfile"
@@ -181,8 +186,8 @@ run_mptun() {
     t0=$(cpu_ticks "$MPTUN_PID")
     if host_exec python3 "$BENCHNET" send 127.0.0.1 6000 --bytes "$BYTES" --timeout 120 >/dev/null &&
         wait_until 10 test -s "$rfile"; then
-        record mptun from-server "$rep" "$MPTUN_PID" "$t0" "$(head -n1 "$rfile")"
-    else fail_case mptun from-server "$rep" "local-forward transfer failed"; fi
+        record "$case" from-server "$rep" "$MPTUN_PID" "$t0" "$(head -n1 "$rfile")"
+    else fail_case "$case" from-server "$rep" "local-forward transfer failed"; fi
     stop_pid "$sink_pid"
     mptun_stop 5 || log "mptun exited with status $?"
 }
@@ -227,12 +232,13 @@ for rep in $(seq 1 "$REPS"); do
     run_linux "$rep"
     run_mptun "$rep"
     run_smoltcp "$rep"
+    run_mptun "$rep" mptun-plain --no-offload
 done
 
 TABLE=$(python3 - "$RESULTS" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-cases = ["linux", "mptun", "smoltcp"]
+cases = ["linux", "mptun", "smoltcp", "mptun-plain"]
 dirs = ["to-server", "from-server"]
 def med(xs):
     return statistics.median(xs) if xs else None
@@ -249,15 +255,17 @@ for c in cases:
         }
 def f(x, fmt):
     return "n/a" if x is None else format(x, fmt)
-print("| case | direction | Mbit/s (median) | runs, Mbit/s | server CPU s/GB | PEER client CPU s/GB | Mbit/s vs linux |")
-print("|---|---|---:|---|---:|---:|---:|")
+def ratio(x, base):
+    return "n/a" if (x is None or not base) else f"{x / base:.2f}"
+print("| case | direction | Mbit/s (median) | runs, Mbit/s | server CPU s/GB | PEER client CPU s/GB | Mbit/s vs linux | Mbit/s vs smoltcp |")
+print("|---|---|---:|---|---:|---:|---:|---:|")
 for d in dirs:
-    base = res["linux", d]["mbit"]
     for c in cases:
         r = res[c, d]
-        ratio = "n/a" if (r["mbit"] is None or not base) else f"{r['mbit'] / base:.2f}"
         print(f"| {c} | {d} | {f(r['mbit'], '.0f')} | {' / '.join(r['runs'])} | "
-              f"{f(r['scpu'], '.2f')} | {f(r['ccpu'], '.2f')} | {ratio} |")
+              f"{f(r['scpu'], '.2f')} | {f(r['ccpu'], '.2f')} | "
+              f"{ratio(r['mbit'], res['linux', d]['mbit'])} | "
+              f"{ratio(r['mbit'], res['smoltcp', d]['mbit'])} |")
 EOF
 )
 echo
@@ -291,8 +299,8 @@ ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST (router) ─┬─ 
 ```
 
 Every transfer is one TCP connection between Linux in PEER and the server, forwarded
-by HOST, MTU 1500 everywhere. Cases are run interleaved (linux, mptun, smoltcp, then
-again) and each server is started fresh for its case.
+by HOST, MTU 1500 everywhere. Cases are run interleaved (linux, mptun, smoltcp,
+mptun-plain, then again) and each server is started fresh for its case.
 
 - **linux**: a Python socket server (`scripts/benchnet.py`) in namespace SRV behind
   a veth from HOST. The upper bound of the path. Note that veth keeps TSO/GRO, so
@@ -301,11 +309,20 @@ again) and each server is started fresh for its case.
   device, not the TCP stack.
 - **mptun**: `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --echo 7
   --local-forward 127.0.0.1:6000=10.1.0.1:5001` in HOST (TUN txqueuelen 10000, its
-  default).
+  default), with its default TUN offloads: `IFF_VNET_HDR` + TSO, so a read or write
+  carries a TCP super-packet of up to 64 KiB, which mptun splits into, or builds
+  from, its 1500-byte segments (docs/ARCHITECTURE.md, "TUN offloads"). The engine
+  still receives and sends MSS-sized segments and Linux in PEER sees the same TCP;
+  what changes is how many system calls and kernel passes it takes to move them:
+  as for Linux's own TCP over the veths, the kernel carries them as GSO/GRO
+  super-packets and would segment them only where a device needs it.
+- **mptun-plain**: the same with `--no-offload`: one 1500-byte packet per read or
+  write, the framing smoltcp's `TunTapInterface` uses (it has no offload support).
+  For reference: the engines on identical device framing.
 - **smoltcp**: `bench/smoltcp-sink` (smoltcp 0.14, `TunTapInterface`, one TCP socket
   with 4 MiB rx/tx buffers, `Interface::poll` + `phy::wait(poll_delay)` loop) on TUN
   smt0 in HOST, brought up with the same MTU and txqueuelen and a host route for
-  10.10.1.2, in sink or source mode.
+  10.10.1.2, in sink or source mode. Unchanged by the offload work.
 
 Directions, measured at the Linux end in PEER (bytes / seconds from connect, or
 accept, to EOF):
@@ -319,15 +336,15 @@ accept, to EOF):
   127.0.0.1:6000, mptun opens its own connection to a Linux sink in PEER
   (10.1.0.1:5001) and sends them; the PEER sink times accept to EOF. mptun's CPU
   here therefore also includes reading the bytes from the loopback socket, and the
-  HOST writer competes for the same CPUs.
+  HOST writer competes for the same CPUs. (The same for mptun-plain.)
 
 CPU columns: user+system CPU seconds per 10^9 bytes. "server" is the server process
 from `/proc/PID/stat` (utime+stime, `getconf CLK_TCK` ticks) before and after the
 transfer; for linux it is the Python server, and the kernel's TCP work that runs in
 softirq context is charged to whatever process was on the CPU, so it is a lower
 bound, not the cost of the Linux stack. "PEER client" is the Linux endpoint's process
-(getrusage), the same program in every case. Ratios are throughput relative to the
-linux row of the same direction.
+(getrusage), the same program in every case. Ratios are median throughput relative
+to the linux (or smoltcp) row of the same direction.
 
 A `write()` to a TUN device hands the packet to the kernel's receive path in the
 writer's own context, so in the from-server direction the mptun and smoltcp server

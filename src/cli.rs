@@ -209,6 +209,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_TXQUEUELEN, value_parser = parse_txqueuelen)]
     pub txqueuelen: u32,
 
+    /// Don't use the TUN device's TCP segmentation and checksum offloads.
+    ///
+    /// By default the device is opened with a virtio-net header (IFF_VNET_HDR)
+    /// and TCP offloads, so the kernel hands over TCP super-packets of up to
+    /// 64 KiB and takes them from mptun, instead of one read or write per
+    /// 1500-byte packet. mptun falls back to plain packets by itself when the
+    /// kernel refuses, and uses them on a persistent device it only attaches to;
+    /// this option forces them.
+    #[arg(long)]
+    pub no_offload: bool,
+
     /// Echo service: listen on PORT and send every byte received back (repeatable).
     #[arg(long = "echo", value_name = "PORT", value_parser = parse_port)]
     pub echo: Vec<u16>,
@@ -1066,6 +1077,7 @@ mod tests {
             "1400",
             "--txqueuelen",
             "2000",
+            "--no-offload",
             "--echo",
             "7",
             "--echo",
@@ -1116,6 +1128,7 @@ mod tests {
                 ],
                 mtu: 1400,
                 txqueuelen: 2000,
+                no_offload: true,
                 echo: vec![7, 1007],
                 sink: vec![9],
                 sink_sha256: false,
@@ -1164,7 +1177,7 @@ mod tests {
         assert_eq!(r.control_path(), PathBuf::from("/run/mptun/mptun0.sock"));
         assert!(r.echo.is_empty() && r.sink.is_empty() && r.forward.is_empty());
         assert!(r.local_forward.is_empty() && r.impair.is_empty());
-        assert!(!r.no_mptcp && !r.no_routes);
+        assert!(!r.no_mptcp && !r.no_routes && !r.no_offload);
         assert_eq!((r.pcap, r.seed), (None, None));
 
         let r = run(&["--addr", "10.0.0.1", "--tun", "foo"]);
@@ -1361,6 +1374,7 @@ mod tests {
             "--addr <IP[,FLAG...]>",
             "--mtu <N>",
             "--txqueuelen <N>",
+            "--no-offload",
             "--echo <PORT>",
             "--sink <PORT>",
             "--forward <PORT=HOST:PORT>",

@@ -82,9 +82,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         txqueuelen: args.txqueuelen,
         routes: args.addrs.iter().map(|a| a.addr).collect(),
         add_routes: !args.no_routes,
+        offload: !args.no_offload,
     })
     .map_err(|e| RunError(e.to_string()))?;
-    info!(tun = %tun.name(), mtu = tun.mtu(), "TUN device up");
+    info!(tun = %tun.name(), mtu = tun.mtu(), offload = tun.offload(), "TUN device up");
 
     let pcap = match &args.pcap {
         Some(path) => Some(

@@ -5,6 +5,7 @@ pub mod control;
 pub mod control_glue;
 pub mod daemon;
 pub mod driver;
+pub mod gso;
 pub mod pcap;
 pub mod services;
 pub mod socket;

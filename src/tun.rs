@@ -1,10 +1,17 @@
 //! The TUN device layer: one Linux TUN interface carrying raw IPv4/IPv6 packets.
 //!
 //! [`Tun::create`] opens (or attaches to) a TUN device through the `tun-rs` crate in
-//! plain layer-3 mode (`IFF_TUN | IFF_NO_PI`: every read and write is exactly one IP
-//! packet, no packet-information header, no virtio-net header), sets its MTU and
-//! transmit queue length, brings it up and adds one host route per configured
+//! layer-3 mode (`IFF_TUN | IFF_NO_PI`, no packet-information header), sets its MTU
+//! and transmit queue length, brings it up and adds one host route per configured
 //! address. Routes are added with iproute2's `ip` command (see docs/DEPENDENCIES.md).
+//!
+//! With offloads (the default, [`TunConfig::offload`]) a device we create is opened
+//! with `IFF_VNET_HDR` and `TUNSETOFFLOAD` (TCP segmentation for IPv4 and IPv6,
+//! checksum): every frame read or written starts with a virtio-net header, and TCP
+//! frames may be super-packets of up to 64 KiB (see `crate::gso`). When the kernel
+//! refuses, and on a persistent device we only attach to (the offload mask is
+//! device-wide and would outlive us), the device is opened without them, and every
+//! read and write is exactly one IP packet.
 //!
 //! This module contains no `unsafe`: the ioctls live inside `tun-rs`. It is the one
 //! place in the project where `unsafe` would be allowed, with a `// SAFETY:` comment on
@@ -37,6 +44,9 @@ pub struct TunConfig {
     pub routes: Vec<IpAddr>,
     /// When false, `routes` is ignored and no route is added or removed.
     pub add_routes: bool,
+    /// Ask for TCP segmentation and checksum offloads (`IFF_VNET_HDR`); falls back
+    /// to plain packets if the kernel refuses. See [`Tun::offload`].
+    pub offload: bool,
 }
 
 /// Why [`Tun::create`] failed.
@@ -113,6 +123,8 @@ pub struct Tun {
     dev: Option<tun_rs::AsyncDevice>,
     name: String,
     mtu: u16,
+    /// Frames carry a virtio-net header and may be TCP super-packets.
+    offload: bool,
     /// True when `create` made the device; false when it attached to an existing
     /// (persistent) one, which teardown then leaves in place.
     created: bool,
@@ -125,6 +137,7 @@ impl fmt::Debug for Tun {
         f.debug_struct("Tun")
             .field("name", &self.name)
             .field("mtu", &self.mtu)
+            .field("offload", &self.offload)
             .field("created", &self.created)
             .field("routes", &self.routes)
             .field("open", &self.dev.is_some())
@@ -248,22 +261,49 @@ impl Tun {
             Existing::Other => return Err(TunError::NameInUse(name.to_string())),
         };
 
-        let sync = tun_rs::DeviceBuilder::new()
-            .name(name)
-            .inherit_enable_state()
-            .build_sync()
-            .map_err(|e| match e.kind() {
-                // EPERM / EACCES
-                io::ErrorKind::PermissionDenied => TunError::PermissionDenied(name.to_string()),
-                // EBUSY
-                io::ErrorKind::ResourceBusy => TunError::Busy(name.to_string()),
-                // TUNSETIFF answers EINVAL when the name belongs to another kind of
-                // interface (one that appeared after our check, or a TAP device).
-                io::ErrorKind::InvalidInput if !matches!(existing_kind(name), Existing::None) => {
-                    TunError::NameInUse(name.to_string())
+        let open = |offload: bool| {
+            tun_rs::DeviceBuilder::new()
+                .name(name)
+                .inherit_enable_state()
+                .offload(offload)
+                .build_sync()
+        };
+        // The offload mask is device-wide state that outlives our descriptor: on a
+        // persistent device we only attach to, a later user would inherit it. So
+        // offloads only on a device we create (and that goes away with us).
+        let mut offload = cfg.offload && created;
+        if cfg.offload && !created {
+            tracing::info!("attaching to the persistent TUN device {name}: no offloads");
+        }
+        let mut opened = open(offload);
+        if offload {
+            if let Err(e) = &opened {
+                // Only a refusal of the offloads themselves falls back; errors that
+                // would recur without them are reported as they are.
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ResourceBusy
+                ) {
+                    tracing::warn!(
+                        "TUN offloads not available on {name} ({e}); using plain packets"
+                    );
+                    offload = false;
+                    opened = open(false);
                 }
-                _ => TunError::Setup(name.to_string(), "open /dev/net/tun", e),
-            })?;
+            }
+        }
+        let sync = opened.map_err(|e| match e.kind() {
+            // EPERM / EACCES
+            io::ErrorKind::PermissionDenied => TunError::PermissionDenied(name.to_string()),
+            // EBUSY
+            io::ErrorKind::ResourceBusy => TunError::Busy(name.to_string()),
+            // TUNSETIFF answers EINVAL when the name belongs to another kind of
+            // interface (one that appeared after our check, or a TAP device).
+            io::ErrorKind::InvalidInput if !matches!(existing_kind(name), Existing::None) => {
+                TunError::NameInUse(name.to_string())
+            }
+            _ => TunError::Setup(name.to_string(), "open /dev/net/tun", e),
+        })?;
         let dev = tun_rs::AsyncDevice::new(sync)
             .map_err(|e| TunError::Setup(name.to_string(), "register the device with tokio", e))?;
 
@@ -273,6 +313,7 @@ impl Tun {
             dev: Some(dev),
             name: name.to_string(),
             mtu: cfg.mtu,
+            offload,
             created,
             routes: Vec::new(),
         };
@@ -321,15 +362,23 @@ impl Tun {
         self.mtu
     }
 
+    /// True when offloads are on: every frame `recv`/`send` carry starts with a
+    /// virtio-net header (`crate::gso::VNET_HDR_LEN` bytes), and a TCP frame may be a
+    /// super-packet of up to 64 KiB. False: a frame is exactly one IP packet.
+    pub fn offload(&self) -> bool {
+        self.offload
+    }
+
     fn dev(&self) -> io::Result<&tun_rs::AsyncDevice> {
         self.dev
             .as_ref()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "TUN device was torn down"))
     }
 
-    /// Awaits one packet (raw IPv4/IPv6, no packet-information header) and copies it
-    /// into `buf`. A packet longer than `buf` is truncated, so pass at least `mtu()`
-    /// bytes. Cancel safe.
+    /// Awaits one frame (one raw IPv4/IPv6 packet, no packet-information header;
+    /// with [`offload`](Self::offload), a virtio-net header and a packet or TCP
+    /// super-packet) and copies it into `buf`. A longer frame is truncated, so pass
+    /// at least `mtu()` bytes, or `crate::gso::MAX_FRAME` with offloads. Cancel safe.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.dev()?.recv(buf).await
     }
@@ -345,15 +394,37 @@ impl Tun {
         self.dev()?.try_recv(buf)
     }
 
-    /// Writes one IP packet (at most `mtu()` bytes), waiting while the device cannot
+    /// Writes one frame (see [`recv`](Self::recv)), waiting while the device cannot
     /// take it.
-    pub async fn send(&self, pkt: &[u8]) -> io::Result<usize> {
-        self.dev()?.send(pkt).await
+    pub async fn send(&self, frame: &[u8]) -> io::Result<usize> {
+        self.dev()?.send(frame).await
     }
 
-    /// Writes one IP packet if the device can take it now; `Err(WouldBlock)` otherwise.
-    pub fn try_send(&self, pkt: &[u8]) -> io::Result<usize> {
-        self.dev()?.try_send(pkt)
+    /// Writes one frame if the device can take it now; `Err(WouldBlock)` otherwise.
+    pub fn try_send(&self, frame: &[u8]) -> io::Result<usize> {
+        self.dev()?.try_send(frame)
+    }
+
+    /// Writes one plain IP packet (at most `mtu()` bytes), with an empty virtio-net
+    /// header in front when offloads are on; waits while the device cannot take it.
+    pub async fn send_packet(&self, pkt: &[u8]) -> io::Result<usize> {
+        if !self.offload {
+            return self.send(pkt).await;
+        }
+        let hdr = [0u8; crate::gso::VNET_HDR_LEN];
+        let bufs = [io::IoSlice::new(&hdr), io::IoSlice::new(pkt)];
+        self.dev()?.send_vectored(&bufs).await
+    }
+
+    /// [`send_packet`](Self::send_packet) if the device can take it now;
+    /// `Err(WouldBlock)` otherwise.
+    pub fn try_send_packet(&self, pkt: &[u8]) -> io::Result<usize> {
+        if !self.offload {
+            return self.try_send(pkt);
+        }
+        let hdr = [0u8; crate::gso::VNET_HDR_LEN];
+        let bufs = [io::IoSlice::new(&hdr), io::IoSlice::new(pkt)];
+        self.dev()?.try_send_vectored(&bufs)
     }
 
     /// Removes what `create` configured: the routes it added, and the device itself if
@@ -507,6 +578,7 @@ mod tests {
             txqueuelen: DEFAULT_TXQUEUELEN,
             routes: vec![],
             add_routes: false,
+            offload: false,
         };
         for bad in ["", "0123456789abcdef", "a/b", "a b", ".."] {
             cfg.name = bad.to_string();
@@ -564,6 +636,7 @@ mod tests {
             txqueuelen: DEFAULT_TXQUEUELEN,
             routes: vec![v4.into(), v6.into()],
             add_routes: true,
+            offload: false,
         };
         let mut tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(tun.name(), name);
@@ -632,6 +705,59 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::NotConnected);
     }
 
+    #[tokio::test]
+    async fn offload_frames_carry_a_virtio_net_header() {
+        use crate::gso::{VnetHdr, MAX_FRAME, VNET_HDR_LEN};
+        if !can_run() {
+            return;
+        }
+        let name = format!("mpto{}", std::process::id());
+        let _guard = LinkGuard(name.clone());
+        let v4 = Ipv4Addr::new(198, 19, test_addrs().0.octets()[2], 11);
+        let cfg = TunConfig {
+            name: name.clone(),
+            mtu: 1500,
+            txqueuelen: DEFAULT_TXQUEUELEN,
+            routes: vec![v4.into()],
+            add_routes: true,
+            offload: true,
+        };
+        let tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        assert!(tun.offload(), "this kernel takes TUN offloads");
+        // The device now claims TCP segmentation offload.
+        let flags = std::fs::read_to_string(format!("/sys/class/net/{name}/tun_flags")).unwrap();
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+        assert_ne!(flags & 0x4000, 0, "IFF_VNET_HDR");
+
+        let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
+        sock.send_to(b"hello offload", (v4, 9)).unwrap();
+        let mut buf = vec![0u8; MAX_FRAME];
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let n = tun.recv(&mut buf).await.unwrap();
+                assert!(VnetHdr::parse(&buf[..n]).is_some());
+                if udp_payload_to(&buf[VNET_HDR_LEN..n], v4) == Some(b"hello offload") {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("UDP datagram read from the TUN device after a virtio-net header");
+
+        // Plain packets are written with an empty header in front.
+        let echo = icmp_echo(v4, Ipv4Addr::new(198, 18, 0, 1));
+        assert_eq!(
+            tun.send_packet(&echo).await.unwrap(),
+            VNET_HDR_LEN + echo.len()
+        );
+        assert_eq!(
+            tun.try_send_packet(&echo).unwrap(),
+            VNET_HDR_LEN + echo.len()
+        );
+        drop(tun);
+        assert!(!exists(&name));
+    }
+
     /// The other side of `can_run`: without root, creating fails with a clear reason.
     #[tokio::test]
     async fn permission_denied_without_root() {
@@ -645,6 +771,7 @@ mod tests {
             txqueuelen: DEFAULT_TXQUEUELEN,
             routes: vec![],
             add_routes: false,
+            offload: false,
         };
         let e = Tun::create(&cfg).unwrap_err();
         assert!(matches!(e, TunError::PermissionDenied(_)), "{e}");
@@ -674,6 +801,7 @@ mod tests {
             txqueuelen: DEFAULT_TXQUEUELEN,
             routes: vec![],
             add_routes: true,
+            offload: false,
         };
         let e = Tun::create(&cfg).unwrap_err();
         assert!(matches!(e, TunError::NameInUse(ref n) if *n == name), "{e}");
@@ -707,8 +835,13 @@ mod tests {
             txqueuelen: 4000,
             routes: vec![v4.into()],
             add_routes: true,
+            offload: true,
         };
         let mut tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !tun.offload(),
+            "no device-wide offload state left on a device we keep"
+        );
         assert_eq!(sysfs(&name, "mtu"), "1280");
         assert_eq!(sysfs(&name, "tx_queue_len"), "4000");
         assert!(ip_out(&["-4", "route", "show", "dev", &name]).contains(&v4.to_string()));
@@ -737,6 +870,7 @@ mod tests {
             txqueuelen: DEFAULT_TXQUEUELEN,
             routes: vec![v4.into()],
             add_routes: false,
+            offload: false,
         };
         let tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
         assert!(exists(&name));

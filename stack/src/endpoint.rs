@@ -738,6 +738,19 @@ impl Stack {
 
     /// A packet read from the network (an IPv4 or IPv6 datagram).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_with(now, packet, true);
+    }
+
+    /// Like [`handle_packet`](Self::handle_packet), but the TCP checksum is not
+    /// verified: for a packet the local kernel hands over with checksum offload,
+    /// whose checksum it computed or checked itself, or never computed because the
+    /// packet did not leave the machine (the field then holds only a partial sum).
+    /// Everything else, the IPv4 header checksum included, is checked as usual.
+    pub fn handle_packet_checksum_offloaded(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_with(now, packet, false);
+    }
+
+    fn handle_packet_with(&mut self, now: Instant, packet: &[u8], verify: bool) {
         self.tick(now);
         self.counters.packets_in += 1;
         let (ip, payload) = match IpRepr::parse(packet) {
@@ -752,7 +765,7 @@ impl Stack {
             return;
         }
         match ip.protocol {
-            wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload),
+            wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload, verify),
             wire::IPPROTO_ICMP if ip.dst.is_ipv4() => self.handle_icmp(&ip, payload),
             wire::IPPROTO_ICMPV6 if ip.dst.is_ipv6() => self.handle_icmp(&ip, payload),
             _ => self.counters.drop_unsupported_protocol += 1,
@@ -805,8 +818,8 @@ impl Stack {
         });
     }
 
-    fn handle_tcp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8]) {
-        let seg = match TcpRepr::parse(ip.src, ip.dst, bytes, true) {
+    fn handle_tcp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8], verify: bool) {
+        let seg = match TcpRepr::parse(ip.src, ip.dst, bytes, verify) {
             Ok(s) => s,
             Err(e) => {
                 self.count_wire_error(e);

@@ -212,6 +212,27 @@ fn bad_checksum_dropped_and_counted() {
 }
 
 #[test]
+fn checksum_offloaded_packets_skip_only_the_tcp_checksum() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let server = SocketAddr::new(us4(), 80);
+    // The kernel's partial checksum: the field holds something else than the sum.
+    let mut p = packet(peer4(1234), server, SYN, 5000, 0, &[]);
+    p[20 + 16] ^= 0x55;
+    s.handle_packet_checksum_offloaded(T, &p);
+    let synack = poll_one(&mut s);
+    assert_eq!(synack.flags, TcpFlags(SYN | ACK));
+    assert_eq!(synack.ack, 5001);
+    assert_eq!(s.counters().drop_bad_checksum, 0);
+    // The IPv4 header checksum is still checked.
+    let mut q = packet(peer4(1235), server, SYN, 7000, 0, &[]);
+    q[10] ^= 0x55;
+    s.handle_packet_checksum_offloaded(T, &q);
+    assert_silent(&mut s);
+    assert_eq!(s.counters().drop_bad_checksum, 1);
+}
+
+#[test]
 fn backlog_bounds_pending_connections() {
     let mut s = stack(Config {
         backlog: 2,

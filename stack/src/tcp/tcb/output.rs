@@ -401,6 +401,12 @@ impl Tcb {
         if fin && seq + data != data_end {
             fin = false;
         }
+        if seq + data != data_end {
+            // PSH marks the segment that empties the send queue (RFC 9293
+            // §3.9.1.2), as Linux does; on every segment it would stop the peer's
+            // GRO, and ours (TUN offloads), from merging segments.
+            flags &= !TcpFlags::PSH;
+        }
         if fin {
             flags |= TcpFlags::FIN;
         }

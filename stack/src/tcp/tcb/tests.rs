@@ -703,6 +703,20 @@ fn send_data_goes_out_and_is_acked() {
 }
 
 #[test]
+fn psh_only_on_the_segment_that_empties_the_send_queue() {
+    // Peer MSS 1000: 3000 bytes go out as three full segments.
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.send(&bytes(3000)).unwrap();
+    let segs: Vec<Seg> = (0..3).map(|_| h.recv_seg()).collect();
+    let lens: Vec<usize> = segs.iter().map(|s| s.payload.len()).collect();
+    assert_eq!(lens, [1000, 1000, 1000]);
+    assert_eq!(segs[0].flags, fl(ACK));
+    assert_eq!(segs[1].flags, fl(ACK));
+    assert_eq!(segs[2].flags, fl(ACK | PSH));
+    h.assert_no_segment();
+}
+
+#[test]
 fn in_order_data_acked_at_once_without_delayed_ack() {
     let mut h = Harness::client(cfg(), Peer::plain());
     let d = h.data(IRS + 1, ISS + 1, b"abcdef");
