@@ -272,10 +272,18 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["checksum"])]
     pub no_mptcp: bool,
 
-    /// MPTCP versions allowed, highest preferred (RFC 8684 v1 is what Linux
-    /// speaks). As a server, mptun answers the version a client offers if allowed.
+    /// MPTCP versions allowed: 1 (RFC 8684, what Linux speaks), 0 (RFC 6824,
+    /// the multipath-tcp.org kernel), or both as `1,0`. As a server, mptun
+    /// answers the version a client offers if allowed; as a client it offers the
+    /// highest, and when a v1 SYN gets plain TCP back and 0 is allowed, it opens
+    /// the connection again with v0 (once; see --no-v0-retry). v0 runs with DSS
+    /// checksums.
     #[arg(long, value_name = "VERSIONS", default_value = "1", value_parser = parse_mptcp_versions)]
     pub mptcp_version: MptcpVersions,
+
+    /// With `--mptcp-version 1,0`: never open a connection again with v0.
+    #[arg(long)]
+    pub no_v0_retry: bool,
 
     /// Ask for MPTCP DSS checksums (they are used when either side asks; Linux
     /// asks with `net.mptcp.checksum_enabled=1`).
@@ -908,8 +916,12 @@ fn parse_mptcp_versions(s: &str) -> Result<MptcpVersions, String> {
     for part in s.split(',') {
         match part.trim() {
             "1" => v.push(1),
-            "0" => return Err("MPTCP v0 (RFC 6824) is not supported yet; use 1".into()),
-            other => return Err(format!("unknown MPTCP version `{other}` (expected 1)")),
+            "0" => v.push(0),
+            other => {
+                return Err(format!(
+                    "unknown MPTCP version `{other}` (expected 1, 0 or 1,0)"
+                ))
+            }
         }
     }
     v.sort_unstable_by(|a, b| b.cmp(a));
@@ -1145,6 +1157,7 @@ mod tests {
                 control: Some("/tmp/ctl.sock".into()),
                 no_mptcp: true,
                 mptcp_version: MptcpVersions(vec![1]),
+                no_v0_retry: false,
                 checksum: false,
                 scheduler: SchedulerKind::RoundRobin,
                 cc: CcAlgorithm::Olia,
@@ -1206,6 +1219,19 @@ mod tests {
             panic!("expected status")
         };
         assert_eq!(s.control_path(), PathBuf::from("/x.sock"));
+    }
+
+    #[test]
+    fn mptcp_versions_parse_highest_first() {
+        let r = run(&["--addr", "10.0.0.1", "--mptcp-version", "0,1"]);
+        assert_eq!(r.mptcp_version, MptcpVersions(vec![1, 0]));
+        assert!(r.mptcp_version.allows(0) && r.mptcp_version.allows(1));
+        let r = run(&["--addr", "10.0.0.1", "--mptcp-version", "0"]);
+        assert!(!r.mptcp_version.allows(1));
+        assert_eq!(
+            run_err(&["--addr", "10.0.0.1", "--mptcp-version", "2"]).exit_code(),
+            2
+        );
     }
 
     #[test]

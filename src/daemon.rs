@@ -50,7 +50,10 @@ fn stack_config(args: &RunArgs, seed: u64) -> Config {
         ..Config::default()
     };
     config.tcp.mtu = args.mtu as usize;
-    config.mptcp.enabled = !args.no_mptcp && args.mptcp_version.allows(1);
+    config.mptcp.v1 = args.mptcp_version.allows(1);
+    config.mptcp.v0 = args.mptcp_version.allows(0);
+    config.mptcp.retry_v0 = !args.no_v0_retry;
+    config.mptcp.enabled = !args.no_mptcp && (config.mptcp.v1 || config.mptcp.v0);
     config.mptcp.checksum = args.checksum;
     config.mptcp.scheduler = args.scheduler;
     config.tcp.cc = args.cc;
