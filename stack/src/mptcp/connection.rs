@@ -407,6 +407,12 @@ impl MptcpConn {
         if self.phase == Phase::Fallback {
             return;
         }
+        if self.sf.len() > 1 {
+            // With joined subflows there is no plain TCP to fall back to: reset,
+            // as Linux does (RFC 8684 §3.7).
+            self.reset_reason = Some(rst_reason::MPTCP_ERROR);
+            return;
+        }
         self.phase = Phase::Fallback;
         self.fallback_reason = Some(reason);
         // Unmapped data now goes to the subflow as plain TCP bytes.
@@ -631,6 +637,10 @@ impl MptcpConn {
         if self.fail.sent_dsn.is_some() {
             self.fail.answered = true;
             self.fail.timer = None;
+            return;
+        }
+        if self.sf.len() > 1 {
+            // The peer resets the subflow; no infinite mapping with joins.
             return;
         }
         if !self.fail.infinite_map_pending {
@@ -1278,6 +1288,12 @@ impl MptcpConn {
 
     pub fn shutdown(&mut self) {
         self.data_fin_queued = true;
+    }
+
+    /// An MP_FAIL exchange is under way (or done): the connection is heading
+    /// for a fallback.
+    pub(super) fn checksum_failure_pending(&self) -> bool {
+        self.fail.sent_dsn.is_some() || self.fail.infinite_map_pending || self.rx_fallback
     }
 
     /// Whether the connection must be reset (a checksum failure that could not

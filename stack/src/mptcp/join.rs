@@ -57,6 +57,9 @@ impl MptcpConn {
         self.phase == Phase::Established
             && self.remote_key.is_some()
             && self.live_joins() < self.max_subflows
+            // After a checksum failure the connection may still fall back to
+            // TCP: no more subflows (as Linux).
+            && !self.checksum_failure_pending()
     }
 
     /// Whether subflows may ever join (or be added) to this connection.

@@ -380,6 +380,11 @@ impl Tcb {
     }
 
     /// Send an ACK at the next opportunity (a layered protocol has news).
+    /// Whether the peer is owed an acknowledgement now.
+    pub(super) fn ack_owed(&self) -> bool {
+        self.ack_now || self.extra_acks > 0 || self.last_ack_sent != self.rcv_nxt
+    }
+
     pub fn force_ack(&mut self) {
         if self.state != State::Closed {
             self.ack_now = true;
