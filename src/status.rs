@@ -430,6 +430,10 @@ impl Status {
                 ("STATE", Left),
                 ("RTT", Right),
                 ("CWND", Right),
+                ("IDS", Left),
+                ("BACKUP", Left),
+                ("SENT", Right),
+                ("RECV", Right),
             ]);
             // Subflow rows of connection i are subflow_rows[i]; one set of column
             // widths for all of them, so the indented tables line up.
@@ -451,6 +455,10 @@ impl Status {
                         s.state.clone(),
                         format_rtt(s.rtt_us),
                         s.cwnd.to_string(),
+                        format!("{}/{}", s.addr_id, s.remote_addr_id),
+                        if s.backup { "yes" } else { "no" }.to_string(),
+                        s.bytes_sent.to_string(),
+                        s.bytes_received.to_string(),
                     ]);
                 }
                 subflow_rows.push(first..subflows.rows.len());
@@ -460,6 +468,29 @@ impl Status {
             conns.write_header(&mut out, "", &cw);
             for (i, rows) in subflow_rows.into_iter().enumerate() {
                 conns.write_row(&mut out, "", &cw, i);
+                if let Some(m) = &self.connections[i].mptcp {
+                    let addrs = |v: &[AddrStatus]| {
+                        v.iter()
+                            .map(|a| {
+                                let echo = if a.echoed == Some(false) {
+                                    " (no echo yet)"
+                                } else {
+                                    ""
+                                };
+                                format!("{}={}{echo}", a.addr_id, a.addr)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let fb = if m.fallback { "  fallback" } else { "" };
+                    let _ = writeln!(
+                        out,
+                        "{SUBFLOW_INDENT}mptcp v{}{fb}  announced [{}]  peer announced [{}]",
+                        m.version,
+                        addrs(&m.announced),
+                        addrs(&m.remote_addrs)
+                    );
+                }
                 if !rows.is_empty() {
                     subflows.write_header(&mut out, SUBFLOW_INDENT, &sw);
                     for r in rows {
@@ -709,7 +740,10 @@ mod tests {
             .find(|l| l.starts_with(SUBFLOW_INDENT) && l.contains("RTT"))
             .expect(&t);
         let cols: Vec<&str> = sub_header.split_whitespace().collect();
-        assert_eq!(cols, ["LOCAL", "REMOTE", "STATE", "RTT", "CWND"]);
+        assert_eq!(
+            cols,
+            ["LOCAL", "REMOTE", "STATE", "RTT", "CWND", "IDS", "BACKUP", "SENT", "RECV"]
+        );
         let sub = t
             .lines()
             .find(|l| l.starts_with(SUBFLOW_INDENT) && l.contains("1.234ms"))
