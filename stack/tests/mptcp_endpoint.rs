@@ -125,3 +125,115 @@ fn abort_sends_fastclose_and_resets_the_peer() {
         "{evs:?}"
     );
 }
+
+/// The receiver's connection-level window bounds what the sender maps, also when
+/// it is zero: once a DATA_ACK arrived, `DATA_ACK + window` is the limit, however
+/// large the subflow's own window (stale when the updates went out on other
+/// subflows). Linux drops data beyond that edge at the data level although its
+/// subflow acknowledges it, so such data is lost for good: against Linux two
+/// subflows stalled for ever once the reader fell behind (tests/netns
+/// t_mptcp_join with TUN offloads). Here the client reads nothing while the
+/// server sends 12 MiB into its 8 MiB connection buffer; every mapping the server
+/// sends must end within the edge the client last advertised, and once the client
+/// reads, every byte arrives.
+#[test]
+fn zero_connection_window_bounds_the_mappings() {
+    use core::time::Duration;
+    use mptun_stack::wire::{mptcp_options, IpRepr, MptcpOption, ParseCtx, TcpRepr};
+
+    let mut c = stack(1, "10.0.0.1", true);
+    let mut s = stack(2, "10.0.0.2", true);
+    s.listen(80).unwrap();
+    let mut now = Instant::from_millis(1);
+    let cid = c
+        .connect(now, None, "10.0.0.2:80".parse().unwrap())
+        .unwrap();
+    let mut log = shuttle(&mut c, &mut s, now);
+    c.send(cid, b"hello").unwrap();
+    log.extend(shuttle(&mut c, &mut s, now));
+    let sid = accepted(&events(&mut s));
+
+    let total = 12usize << 20;
+    let chunk = vec![0x5au8; 64 * 1024];
+    let mut sent = 0;
+    for _ in 0..200 {
+        while sent < total {
+            let n = s
+                .send(sid, &chunk[..chunk.len().min(total - sent)])
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            sent += n;
+        }
+        log.extend(shuttle(&mut c, &mut s, now));
+        now += Duration::from_millis(100);
+        c.handle_timeout(now);
+        s.handle_timeout(now);
+    }
+    assert!(sent > 8 << 20, "the server could only queue {sent} bytes");
+
+    // The client's advertised edge (the largest DATA_ACK + scaled window so far)
+    // against the end of every mapping the server sent after it.
+    let mut wscale = 0u8;
+    let mut edge: Option<u64> = None;
+    let mut mappings = 0;
+    for p in &log {
+        let (ip, tcp) = IpRepr::parse(p).unwrap();
+        let seg = TcpRepr::parse(ip.src, ip.dst, tcp, true).unwrap();
+        let ctx = ParseCtx {
+            syn: seg.flags.syn(),
+            ack: seg.flags.ack(),
+            has_payload: !seg.payload.is_empty(),
+        };
+        for o in mptcp_options(&seg) {
+            let Ok(MptcpOption::Dss(d)) = MptcpOption::parse(o, ctx) else {
+                continue;
+            };
+            if seg.src_port == 80 {
+                if let (Some(m), Some(e)) = (d.mapping, edge) {
+                    let end = m.expand_dsn(e).wrapping_add(u64::from(m.data_len));
+                    assert!(
+                        (e.wrapping_sub(end) as i64) >= 0,
+                        "mapping {m:?} ends {} bytes beyond the client's window edge",
+                        end.wrapping_sub(e)
+                    );
+                    mappings += 1;
+                }
+            } else if let Some(a) = d.data_ack {
+                // The right edge never moves left for the sender (a receiver
+                // whose scaled window rounds down may seem to shrink it).
+                let a = a.expand(edge.unwrap_or(a.value));
+                let e = a.wrapping_add(u64::from(seg.window) << wscale);
+                if edge.is_none_or(|x| (e.wrapping_sub(x) as i64) > 0) {
+                    edge = Some(e);
+                }
+            }
+        }
+        if seg.flags.syn() && seg.src_port != 80 {
+            wscale = seg.window_scale.unwrap_or(0);
+        }
+    }
+    assert!(mappings > 100, "only {mappings} mappings checked");
+
+    // The client reads: the window opens and every byte arrives.
+    let mut got = 0;
+    let mut buf = vec![0u8; 256 * 1024];
+    for _ in 0..2000 {
+        while let Ok(n) = c.recv(cid, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            assert!(buf[..n].iter().all(|&b| b == 0x5a));
+            got += n;
+        }
+        if got == sent {
+            break;
+        }
+        shuttle(&mut c, &mut s, now);
+        now += Duration::from_millis(10);
+        c.handle_timeout(now);
+        s.handle_timeout(now);
+    }
+    assert_eq!(got, sent);
+}

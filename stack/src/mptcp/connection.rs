@@ -166,6 +166,9 @@ pub struct MptcpConn {
     pub(super) snd_nxt: u64,
     /// Right edge of the peer's connection-level window (DATA_ACK + window).
     pub(super) snd_wnd_end: u64,
+    /// A DATA_ACK set `snd_wnd_end`: from then on it bounds what is mapped, even
+    /// when it is `snd_una` (a zero window).
+    pub(super) snd_wnd_known: bool,
     pub(super) data_fin_queued: bool,
     pub(super) data_fin_acked: bool,
     pub(super) send_was_full: bool,
@@ -250,6 +253,7 @@ impl MptcpConn {
             snd_una: idsn.wrapping_add(1),
             snd_nxt: idsn.wrapping_add(1),
             snd_wnd_end: idsn.wrapping_add(1),
+            snd_wnd_known: false,
             data_fin_queued: false,
             data_fin_acked: false,
             send_was_full: false,
@@ -590,6 +594,7 @@ impl MptcpConn {
                 // The subflow window is relative to the DATA_ACK (RFC 8684 §3.3.5).
                 let wnd = tcb.scaled_window(seg.window) as u64;
                 self.snd_wnd_end = ack.wrapping_add(wnd);
+                self.snd_wnd_known = true;
             }
         }
         if let Some(m) = d.mapping {
@@ -964,7 +969,12 @@ impl MptcpConn {
             let window = self.snd_wnd_end.wrapping_sub(self.snd_nxt) as i64;
             let window = if window > 0 { window as usize } else { 0 };
             // Before the first DATA_ACK the subflow window is the only bound.
-            let window = if self.snd_wnd_end == self.snd_una && window == 0 {
+            // After it, a zero window means zero: a subflow's own window may be
+            // stale (the peer's updates went out on the others), and a receiver
+            // such as Linux drops data beyond its connection-level window even
+            // though the subflow acknowledges it — lost for good, as nothing
+            // retransmits subflow-acknowledged data at the data level.
+            let window = if !self.snd_wnd_known && window == 0 {
                 tcb.snd_wnd().max(mss)
             } else {
                 window
