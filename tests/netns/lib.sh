@@ -26,7 +26,9 @@ set -Eeuo pipefail
 NETNS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$NETNS_DIR/../.." && pwd)
 MPTUN=${MPTUN:-$REPO_DIR/target/release/mptun}
-TEST_NAME=$(basename "$0" .sh)
+# A variant script (`FAMILY=6 exec bash t_x.sh`) names itself with NETNS_TEST_NAME.
+TEST_NAME=${NETNS_TEST_NAME:-$(basename "$0" .sh)}
+unset NETNS_TEST_NAME
 
 # Unique per run: namespace names carry the test name, the shell's pid and a random number.
 _short=${TEST_NAME#t_}
@@ -253,6 +255,105 @@ EOF
 
 nft_ftp_alg_natted() {
     ip netns exec "$1" nft list chain ip mptalg post | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | head -n1
+}
+
+# ---- Two paths (multipath tests) ----
+
+# mp_topology_up: topology_up for MPTCP over both paths. PEER: MPTCP on, up to two
+# extra subflows (`ip mptcp limits set subflows 2`; add_addr_accepted 0: mptun
+# announces nothing yet), and source routing so that a subflow from 10.N.0.1 /
+# fd0N::1 leaves by path N whatever its destination: Linux opens a join from an
+# endpoint's address to mptun's *initial* address, which the main table routes by
+# path 1 (and a join bound to p2 would find no route at all). mptun answers on both
+# paths' addresses, 10.10.1.2 (primary) 10.10.2.2 fd10:1::2 fd10:2::2.
+mp_topology_up() {
+    topology_up
+    peer_exec sysctl -qw net.mptcp.enabled=1
+    local i
+    for i in 1 2; do
+        ip -n "$PEER" rule add from "10.$i.0.1" table "10$i"
+        ip -n "$PEER" route add 10.10.0.0/16 via "10.$i.0.2" dev "p$i" table "10$i"
+        ip -n "$PEER" -6 rule add from "fd0$i::1" table "10$i"
+        ip -n "$PEER" -6 route add fd10::/16 via "fd0$i::2" dev "p$i" table "10$i"
+    done
+    ip -n "$PEER" mptcp limits set subflows 2 add_addr_accepted 0
+    MPTUN_ADDRS=(10.10.1.2 10.10.2.2 fd10:1::2 fd10:2::2)
+}
+
+# mp_endpoint ADDR IF FLAGS...: a Linux path-manager endpoint in PEER, e.g.
+# `mp_endpoint 10.2.0.1 p2 subflow backup`: Linux then opens a join from ADDR
+# (bound to IF) to mptun's initial address on every new MPTCP connection.
+mp_endpoint() {
+    local addr=$1 dev=$2
+    shift 2
+    ip -n "$PEER" mptcp endpoint add "$addr" dev "$dev" "$@"
+    log "PEER endpoint: $(ip -n "$PEER" mptcp endpoint show | tr '\n' ';')"
+}
+
+# shape NS IF RATE: egress of IF in NS limited to RATE by a token bucket (this
+# kernel has no netem): PEER's p1/p2 shape Linux -> mptun, HOST's h1/h2 mptun -> Linux.
+shape() {
+    ip netns exec "$1" tc qdisc replace dev "$2" root tbf rate "$3" burst 32kbit latency 50ms
+}
+
+# link_bytes NS IF: "RX TX" byte counters of IF in NS.
+link_bytes() {
+    echo "$(ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_bytes")" \
+        "$(ip netns exec "$1" cat "/sys/class/net/$2/statistics/tx_bytes")"
+}
+
+# PEER's kernel MPTCP counters (the namespace is fresh: absolute values are this
+# test's): peer_counter NAME prints one (0 if absent); peer_counters_nonzero the
+# non-zero MPTcpExt ones as "Name=value ..."; peer_counters_expect OP N NAME...
+# fails unless every NAME's value satisfies `value OP N` (OP: -eq -ge -le ...).
+peer_counter() {
+    local v
+    v=$(peer_exec nstat -az "$1" | awk -v k="$1" '$1 == k {print $2}')
+    echo "${v:-0}"
+}
+peer_counters_nonzero() {
+    peer_exec nstat -az | awk '$1 ~ /^MPTcpExt/ && $2 != 0 {printf "%s=%s ", $1, $2}'
+}
+peer_counters_expect() {
+    local op=$1 n=$2 k v
+    shift 2
+    for k in "$@"; do
+        v=$(peer_counter "$k")
+        [ "$v" "$op" "$n" ] || fail "PEER counter $k is $v, expected $op $n (non-zero: $(peer_counters_nonzero))"
+    done
+}
+
+# The counters that must stay 0 whenever Linux ran MPTCP with joins: no fallback of
+# any kind, no join refused or failing its HMAC, no DSS mismatch or checksum error.
+MP_PEER_ZERO=(MPTcpExtMPCapableFallbackSYNACK MPTcpExtMPCapableFallbackACK
+    MPTcpExtMPCapableDataFallback MPTcpExtDssFallback MPTcpExtFallbackFailed
+    MPTcpExtDSSCorruptionFallback MPTcpExtDSSCorruptionReset MPTcpExtDSSNotMatching
+    MPTcpExtDataCsumErr MPTcpExtInfiniteMapRx MPTcpExtInfiniteMapTx
+    MPTcpExtMPJoinSynAckHMacFailure MPTcpExtMPJoinAckHMacFailure
+    MPTcpExtMPJoinSynTxCreatSkErr MPTcpExtMPJoinSynTxBindErr MPTcpExtMPJoinSynTxConnectErr
+    MPTcpExtMPJoinNoTokenFound MPTcpExtMPJoinRejected MPTcpExtMPFailTx MPTcpExtMPFailRx
+    MPTcpExtMPFastcloseRx MPTcpExtMPRstRx)
+
+# mptun_counter NAME [JSON]: one of `mptun status --json`'s counters.
+mptun_counter() {
+    json_eval "${2:-$(mptun_status_json)}" "d['counters']['$1']"
+}
+
+# mptun_subflows_json PORT: the subflows[] of mptun's connections whose local port
+# is PORT, as JSON ([] when there is none).
+mptun_subflows_json() {
+    json_eval "$(mptun_status_json)" "[s for c in d['connections'] if c['local'].rsplit(':', 1)[1] == '$1' for s in c['subflows']]"
+}
+
+# wait_file SECS FILE [PID]: wait until FILE exists; 1 on timeout or when process
+# PID (e.g. the client writing FILE) ended first.
+wait_file() {
+    local end=$((SECONDS + $1))
+    while [ ! -e "$2" ]; do
+        [ "$SECONDS" -ge "$end" ] && return 1
+        [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null && { [ -e "$2" ]; return; }
+        sleep 0.02
+    done
 }
 
 cleanup() {

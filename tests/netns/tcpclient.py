@@ -17,6 +17,16 @@ sockets), each with its own stream (seed SEED:i), all verified.
 
 --expect-refused: the connect must fail with ECONNREFUSED (exit 0 if it does).
 
+--mark BYTES:FILE (repeatable) creates FILE once connection 0 has BYTES bytes
+echoed back (sink mode: sent), so that a test can act in the middle of a transfer
+(take a path down, read counters).
+
+With --mptcp the JSON has Linux's MPTCP_INFO of connection 0: `mptcp_info` when the
+first bytes came back, `mptcp_info_end` the last sample before the peer closed
+(samples are taken every 0.1 s and when the last byte has been written), and
+`mptcp_max_subflows` / `mptcp_max_subflows_total`, the largest subflow counts
+seen while the transfer ran.
+
 Prints one JSON line on stdout: bytes, seconds, mbit_s, sha256 (of the stream of
 connection 0), and per-connection details with --verbose. Exit status 0 when every
 connection verified, 1 otherwise (the reason goes to stderr and into the JSON).
@@ -41,8 +51,10 @@ MPTCP_INFO = 1
 
 
 def mptcp_info(sock):
-    """struct mptcp_info's head: subflow counts, flags (bit 0 fell back to TCP,
-    bit 1 remote key received) and token; None for a non-MPTCP socket."""
+    """struct mptcp_info (include/uapi/linux/mptcp.h): `subflows` counts the
+    additional subflows (joins), `subflows_total` (kernel >= 6.7; null before) all
+    of them, the initial one included; flags bit 0 = fell back to TCP, bit 1 =
+    remote key received; None for a non-MPTCP socket."""
     try:
         raw = sock.getsockopt(SOL_MPTCP, MPTCP_INFO, 256)
     except OSError:
@@ -50,8 +62,19 @@ def mptcp_info(sock):
     if len(raw) < 16:
         return None
     flags, token = struct.unpack_from("=II", raw, 8)
-    return {"subflows": raw[0], "flags": flags, "fallback": bool(flags & 1),
-            "remote_key_received": bool(flags & 2), "token": f"{token:08x}"}
+    info = {"subflows": raw[0], "flags": flags, "fallback": bool(flags & 1),
+            "remote_key_received": bool(flags & 2), "token": f"{token:08x}",
+            "subflows_total": None}
+    if len(raw) >= 80:
+        info["csum_enabled"] = bool(raw[42])
+        (info["retransmits"],) = struct.unpack_from("=I", raw, 44)
+        (info["bytes_retrans"], info["bytes_sent"], info["bytes_received"],
+         info["bytes_acked"]) = struct.unpack_from("=QQQQ", raw, 48)
+    if len(raw) >= 81:
+        info["subflows_total"] = raw[80]
+    return info
+
+
 CHUNK = 64 * 1024
 RECV = 256 * 1024
 
@@ -102,6 +125,10 @@ class Conn:
         self.t_start = None
         self.t_end = None
         self.mptcp = None
+        self.mptcp_end = None
+        self.max_subflows = None
+        self.max_subflows_total = None
+        self.marks = sorted(args.mark) if idx == 0 else []
         self.sock = new_socket(args.host, args.mptcp)
         self.sock.setblocking(False)
         if args.bind:
@@ -129,6 +156,7 @@ class Conn:
             if not self.pending:
                 self.pending = next(self.chunks, b"")
                 if not self.pending:
+                    self.sample()
                     self.sock.shutdown(socket.SHUT_WR)
                     self.wr_closed = True
                     break
@@ -139,6 +167,27 @@ class Conn:
                 return
             self.sent += n
             self.pending = self.pending[n:]
+            if self.mode == "sink":
+                self.check_marks(self.sent)
+
+    def check_marks(self, done):
+        while self.marks and done >= self.marks[0][0]:
+            _, path = self.marks.pop(0)
+            with open(path, "w") as f:
+                f.write(f"{done}\n")
+
+    def sample(self):
+        """Linux's MPTCP_INFO now: the latest copy and the largest subflow counts."""
+        if not args_mptcp(self) or self.sock.fileno() < 0:
+            return
+        info = mptcp_info(self.sock)
+        if info is None:
+            return
+        if not self.eof:
+            self.mptcp_end = info
+        for key, attr in (("subflows", "max_subflows"), ("subflows_total", "max_subflows_total")):
+            if info.get(key) is not None:
+                setattr(self, attr, max(getattr(self, attr) or 0, info[key]))
 
     def on_readable(self):
         while True:
@@ -149,12 +198,14 @@ class Conn:
             if not data:
                 self.eof = True
                 self.t_end = time.monotonic()
+                self.sample()
                 return
             if self.mode == "sink":
                 raise RuntimeError(f"sink sent {len(data)} bytes back")
             if self.mptcp is None and args_mptcp(self):
                 self.mptcp = mptcp_info(self.sock)
             self.recvd += len(data)
+            self.check_marks(self.recvd)
             if self.recvd > self.total:
                 raise RuntimeError(f"echo returned more than was sent ({self.recvd} > {self.total})")
             self.recv_hash.update(data)
@@ -188,8 +239,14 @@ def run_transfers(args):
         sel.register(c.sock, c.events(), c)
     active = len(conns)
     last_progress = time.monotonic()
+    next_sample = 0.0
     while active:
         now = time.monotonic()
+        if now >= next_sample:
+            next_sample = now + 0.1
+            for c in conns:
+                if c.connected and not c.done:
+                    c.sample()
         if now > deadline:
             for c in conns:
                 if not c.done:
@@ -247,6 +304,13 @@ def expect_refused(args):
     return 1
 
 
+def parse_mark(text):
+    n, sep, path = text.partition(":")
+    if not sep or not path:
+        raise argparse.ArgumentTypeError(f"--mark wants BYTES:FILE, not {text!r}")
+    return int(n), path
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("host")
@@ -260,6 +324,8 @@ def main():
     p.add_argument("--timeout", type=float, default=300.0, help="overall deadline, seconds")
     p.add_argument("--idle-timeout", type=float, default=60.0, help="fail after this long without progress")
     p.add_argument("--expect-refused", action="store_true")
+    p.add_argument("--mark", action="append", default=[], type=parse_mark, metavar="BYTES:FILE",
+                   help="create FILE once connection 0 has BYTES echoed back (sink: sent)")
     p.add_argument("--print-sha256", action="store_true",
                    help="only print the SHA-256 of the stream of connection 0 and exit")
     p.add_argument("--verbose", action="store_true", help="per-connection details in the JSON")
@@ -291,6 +357,9 @@ def main():
     }
     if args.mptcp and conns:
         out["mptcp_info"] = conns[0].mptcp
+        out["mptcp_info_end"] = conns[0].mptcp_end
+        out["mptcp_max_subflows"] = conns[0].max_subflows
+        out["mptcp_max_subflows_total"] = conns[0].max_subflows_total
     if failed:
         out["errors"] = [f"conn {c.idx}: {c.error}" for c in failed[:10]]
     if args.verbose:
