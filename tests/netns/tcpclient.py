@@ -25,7 +25,8 @@ With --mptcp the JSON has Linux's MPTCP_INFO of connection 0: `mptcp_info` when 
 first bytes came back, `mptcp_info_end` the last sample before the peer closed
 (samples are taken every 0.1 s and when the last byte has been written), and
 `mptcp_max_subflows` / `mptcp_max_subflows_total`, the largest subflow counts
-seen while the transfer ran.
+seen while the transfer ran. In echo mode, `max_rx_gap_s` is connection 0's
+longest wait between two reads that returned data (a stall, e.g. a failover).
 
 Prints one JSON line on stdout: bytes, seconds, mbit_s, sha256 (of the stream of
 connection 0), and per-connection details with --verbose. Exit status 0 when every
@@ -124,6 +125,8 @@ class Conn:
         self.done = False
         self.t_start = None
         self.t_end = None
+        self.last_rx = None
+        self.max_rx_gap = 0.0
         self.mptcp = None
         self.mptcp_end = None
         self.max_subflows = None
@@ -204,6 +207,10 @@ class Conn:
                 raise RuntimeError(f"sink sent {len(data)} bytes back")
             if self.mptcp is None and args_mptcp(self):
                 self.mptcp = mptcp_info(self.sock)
+            now = time.monotonic()
+            if self.last_rx is not None:
+                self.max_rx_gap = max(self.max_rx_gap, now - self.last_rx)
+            self.last_rx = now
             self.recvd += len(data)
             self.check_marks(self.recvd)
             if self.recvd > self.total:
@@ -355,6 +362,8 @@ def main():
         "sha256": conns[0].sent_hash.hexdigest() if conns else None,
         "failed": len(failed),
     }
+    if args.mode == "echo" and conns:
+        out["max_rx_gap_s"] = round(conns[0].max_rx_gap, 3)
     if args.mptcp and conns:
         out["mptcp_info"] = conns[0].mptcp
         out["mptcp_info_end"] = conns[0].mptcp_end
