@@ -37,17 +37,17 @@ log "path 1 down (HOST h1)"
 rc=0
 wait "$client" || rc=$?
 out=$(cat "$DIR/client.json")
+read -r rx1 tx1 <<<"$(link_bytes "$HOST" h2)"
+log "path 2 after the failure: $((rx1 - rx0)) bytes from Linux, $((tx1 - tx0)) bytes to Linux"
 [ "$rc" = 0 ] || mp_fail "the echo did not complete after path 1 failed: $out $(cat "$DIR/client.err")"
 log "client: $out"
 [ "$(json_eval "$out" 'not d["mptcp_info_end"]["fallback"] and d["mptcp_max_subflows_total"] == 2')" = true ] ||
     fail "Linux's MPTCP_INFO: fallback, or not 2 subflows: $out"
-
-read -r rx1 tx1 <<<"$(link_bytes "$HOST" h2)"
-log "path 2 after the failure: $((rx1 - rx0)) bytes from Linux, $((tx1 - tx0)) bytes to Linux"
 status=$(mptun_status_json)
 reinjected=$(mptun_counter mptcp_reinjected_bytes "$status")
 log "mptun: mptcp_reinjected_bytes=$reinjected; counters: $(json_eval "$status" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if k.startswith("mptcp_") and v)')"
 log "PEER counters: $(peer_counters_nonzero)"
+log "longest wait for data at the client: $(json_eval "$out" 'd["max_rx_gap_s"]') s"
 [ "$reinjected" -gt 0 ] || fail "mptun reinjected nothing although its subflow on path 1 died with data in flight"
 [ "$(mptun_counter mptcp_joins_established "$status")" -ge 1 ] || fail "mptun: no join established"
 peer_counters_expect -ge 1 MPTcpExtMPJoinSynTx MPTcpExtMPJoinSynAckRx
