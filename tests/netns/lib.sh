@@ -351,7 +351,7 @@ mptun_subflows_json() {
 mptun_wait_subflows() {
     local port=$1 n=$2 pid=$3 end=$((SECONDS + ${4:-30})) subs
     while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do
-        if subs=$(mptun_subflows_json "$port") &&
+        if subs=$(mptun_subflows_json "$port" 2>/dev/null) &&
             json_eval "$subs" "len(d) == $n and all(s['state'] == 'ESTABLISHED' for s in d) and len({s['remote'].rsplit(':', 1)[0] for s in d}) == $n or None" >/dev/null; then
             echo "$subs"
             return 0
