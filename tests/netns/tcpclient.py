@@ -53,7 +53,7 @@ MPTCP_INFO = 1
 
 def mptcp_info(sock):
     """struct mptcp_info (include/uapi/linux/mptcp.h): `subflows` counts the
-    additional subflows (joins), `subflows_total` (kernel >= 6.7; null before) all
+    additional subflows (joins), `subflows_total` (kernel >= 6.8; null before) all
     of them, the initial one included; flags bit 0 = fell back to TCP, bit 1 =
     remote key received; None for a non-MPTCP socket."""
     try:
