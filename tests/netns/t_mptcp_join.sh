@@ -31,12 +31,15 @@ mp_endpoint "$ep" p2 subflow
 
 total=$((32 << 20))
 p2_before=$(link_bytes "$HOST" h2)
+# The client pauses after 8 MiB until the test has seen the subflows (a fast run
+# would otherwise be over before `mptun status` looks).
 bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" "$dst" 7 --mptcp --bytes "$total" --idle-timeout 15 \
-    >"$DIR/client.json" 2>"$DIR/client.err"
+    --pause "$((8 << 20)):$DIR/go" >"$DIR/client.json" 2>"$DIR/client.err"
 client=$BG_PID
 
 # While the transfer runs: two established subflows, distinct remote addresses.
 subs=$(mptun_wait_subflows 7 2 "$client") || subs=""
+touch "$DIR/go"
 rc=0
 wait "$client" || rc=$?
 out=$(cat "$DIR/client.json")

@@ -19,7 +19,9 @@ sockets), each with its own stream (seed SEED:i), all verified.
 
 --mark BYTES:FILE (repeatable) creates FILE once connection 0 has BYTES bytes
 echoed back (sink mode: sent), so that a test can act in the middle of a transfer
-(take a path down, read counters).
+(take a path down, read counters). --pause BYTES:FILE makes connection 0 stop
+sending once it has sent BYTES, until FILE exists (it keeps reading), so that a
+test can look at a connection that is surely still open.
 
 With --mptcp the JSON has Linux's MPTCP_INFO of connection 0: `mptcp_info` when the
 first bytes came back, `mptcp_info_end` the last sample before the peer closed
@@ -132,6 +134,7 @@ class Conn:
         self.max_subflows = None
         self.max_subflows_total = None
         self.marks = sorted(args.mark) if idx == 0 else []
+        self.pause = args.pause if idx == 0 else None
         self.sock = new_socket(args.host, args.mptcp)
         self.sock.setblocking(False)
         if args.bind:
@@ -140,9 +143,18 @@ class Conn:
         if err not in (0, errno.EINPROGRESS):
             raise OSError(err, os.strerror(err))
 
+    def paused(self):
+        """--pause: BYTES sent and the go file not there yet."""
+        if self.pause is None or self.sent < self.pause[0]:
+            return False
+        if os.path.exists(self.pause[1]):
+            self.pause = None
+            return False
+        return True
+
     def events(self):
         ev = 0
-        if not self.connected or (not self.wr_closed):
+        if not self.connected or (not self.wr_closed and not self.paused()):
             ev |= selectors.EVENT_WRITE
         if self.connected and not self.eof:
             ev |= selectors.EVENT_READ
@@ -155,7 +167,7 @@ class Conn:
                 raise OSError(err, os.strerror(err))
             self.connected = True
             self.t_start = time.monotonic()
-        while not self.wr_closed:
+        while not self.wr_closed and not self.paused():
             if not self.pending:
                 self.pending = next(self.chunks, b"")
                 if not self.pending:
@@ -270,7 +282,16 @@ def run_transfers(args):
                         f"connected={c.connected}, wr_closed={c.wr_closed})")
                     c.done = True
             break
-        for key, mask in sel.select(timeout=0.5):
+        waiting = False
+        for c in conns:
+            if not c.done and c.pause is not None and c.sent >= c.pause[0]:
+                # events() asks paused(), which lifts the pause once the go file exists.
+                sel.modify(c.sock, c.events(), c)
+                waiting |= c.pause is not None
+        if waiting:
+            # Waiting for the test, not stalled: look for the go file often.
+            last_progress = time.monotonic()
+        for key, mask in sel.select(timeout=0.05 if waiting else 0.5):
             c = key.data
             last_progress = time.monotonic()
             try:
@@ -331,6 +352,8 @@ def main():
     p.add_argument("--timeout", type=float, default=300.0, help="overall deadline, seconds")
     p.add_argument("--idle-timeout", type=float, default=60.0, help="fail after this long without progress")
     p.add_argument("--expect-refused", action="store_true")
+    p.add_argument("--pause", type=parse_mark, metavar="BYTES:FILE",
+                   help="connection 0 stops sending after BYTES until FILE exists (reading goes on)")
     p.add_argument("--mark", action="append", default=[], type=parse_mark, metavar="BYTES:FILE",
                    help="create FILE once connection 0 has BYTES echoed back (sink: sent)")
     p.add_argument("--print-sha256", action="store_true",
