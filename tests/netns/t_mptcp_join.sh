@@ -8,20 +8,21 @@
 # the join established and no HMAC failure; path 2 carried data (>= 1 MiB).
 # FAMILY=6: the same over IPv6 (fd10:1::2, endpoint fd02::1). CHECKSUM=1: with
 # net.mptcp.checksum_enabled=1 in PEER (DSS checksums on every subflow).
-# KNOWN_FAILING: intermittent mptun bugs (about half the runs): data sent beyond Linux's connection-level window is never retransmitted at the data level (stall, PEER MPTcpExtNoDSSInWindow > 0); repeated MP_CAPABLE data-level lengths mapped from the wrong SSN (stall, or fallback with two subflows and a busy loop)
+# KNOWN_FAILING: intermittent mptun bug (about half the runs): data sent beyond Linux's connection-level window, acked by the subflow but dropped by Linux's MPTCP level (PEER MPTcpExtNoDSSInWindow > 0), is never retransmitted at the data level, so the echo stalls for good
 # Details:
-# 1. A subflow's 1-byte zero-window probe (and sometimes whole segments) carries
-#    DSNs past Linux's right edge (DATA_ACK + window); Linux's subflow acks the
-#    byte, its MPTCP level drops it (NoDSSInWindow) and mptun, which retransmits
-#    only what a subflow did not acknowledge, leaves a hole for good: Linux's
-#    DATA_ACK stops at that byte.
-# 2. Linux repeats MP_CAPABLE (with its data-level length) on every segment of its
-#    first GSO burst; mptun records each as a mapping starting at that segment's
-#    SSN instead of SSN 1, so they overrun the real first mapping, and Linux's next
-#    mapping on the initial subflow (DSN not contiguous once the join carried data)
-#    is refused as a conflict: bytes go to wrong DSNs, then no mapping is left ->
-#    NoMapping fallback with two subflows -> the join subflow emits empty segments
-#    in a loop (status stops answering).
+# 1. While Linux's connection-level window is closed, a subflow's 1-byte
+#    zero-window probe (and at times whole segments) carries DSNs past Linux's
+#    right edge (DATA_ACK + window). Linux's subflow acknowledges the bytes, its
+#    MPTCP level drops them (NoDSSInWindow), and mptun, which resends only what a
+#    subflow did not acknowledge or what a stalled/dead subflow held, leaves the
+#    hole for good: Linux's DATA_ACK stops at the first such byte.
+# 2. Seen at ae65d98, latent since (the code is unchanged): Linux repeats
+#    MP_CAPABLE with its data-level length on every segment of its first GSO burst;
+#    mptun records each as a mapping from that segment's own SSN (Linux's receiver
+#    always uses SSN 1 and IDSN + 1), so they overrun the real first mapping and the
+#    next one on the initial subflow is refused as a conflict once the join carried
+#    data in between: bytes at wrong DSNs, then no mapping (at ae65d98 a fallback to
+#    TCP with two subflows and a busy loop of empty segments; main now resets).
 . "$(dirname "$0")/lib.sh"
 mp_topology_up
 [ "${CHECKSUM:-0}" = 1 ] && peer_exec sysctl -qw net.mptcp.checksum_enabled=1
