@@ -7,7 +7,7 @@
 # reset). Reports mptun's mptcp_reinjected_bytes (must be > 0: mptun had data in
 # flight on the dead subflow), Linux's MPTCPRetrans, what path 2 carried after the
 # failure, and the client's longest wait for data (max_rx_gap_s).
-# KNOWN_FAILING: mptun sends its DATA_FIN only on the initial subflow, dead after the failure, so Linux never sees the end of the echo (every byte does come back)
+# KNOWN_FAILING: mptun sends its DATA_FIN only on the initial subflow, dead after the failure, so Linux never sees the end of the echo (every byte does come back); sometimes, before that, the MP_CAPABLE mapping bug of t_mptcp_join resets both subflows (PEER MPTcpExtMPRstRx = 2)
 # The DATA_FIN goes out (and is retransmitted, on fin_timer) on the subflow that
 # push() handles first, subflow 0, never on the live join: the data is all echoed
 # and DATA_ACKed over path 2, but the client waits for EOF until --idle-timeout.
