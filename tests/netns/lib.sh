@@ -345,6 +345,48 @@ mptun_subflows_json() {
     json_eval "$(mptun_status_json)" "[s for c in d['connections'] if c['local'].rsplit(':', 1)[1] == '$1' for s in c['subflows']]"
 }
 
+# mptun_wait_subflows PORT N PID [SECS]: wait (while process PID runs, at most
+# SECS, default 30) until mptun's connection on local port PORT has N ESTABLISHED
+# subflows with N distinct remote addresses; prints that subflows[] JSON. 1 if not.
+mptun_wait_subflows() {
+    local port=$1 n=$2 pid=$3 end=$((SECONDS + ${4:-30})) subs
+    while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$end" ]; do
+        if subs=$(mptun_subflows_json "$port" 2>/dev/null) &&
+            json_eval "$subs" "len(d) == $n and all(s['state'] == 'ESTABLISHED' for s in d) and len({s['remote'].rsplit(':', 1)[0] for s in d}) == $n or None" >/dev/null; then
+            echo "$subs"
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# mp_diag: one-line evidence for a failure report: PEER's non-zero MPTcpExt
+# counters, mptun's connections (data level and per subflow) and its non-zero
+# mptcp_* counters (or why status did not answer, e.g. a busy-looping daemon).
+mp_diag() {
+    local st
+    echo "PEER: $(peer_counters_nonzero)"
+    if st=$(mptun_status_json 2>&1); then
+        python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+for c in d["connections"]:
+    subs = [(s["remote"], s["state"], "backup" if s["backup"] else "active", s["bytes_sent"], s["bytes_received"], s["rto_us"]) for s in c["subflows"]]
+    print("mptun connection %(remote)s %(state)s sent=%(bytes_sent)s received=%(bytes_received)s mptcp=%(mptcp)s" % c,
+          f"subflows (remote, state, role, sent, received, rto_us)={subs}")
+print("mptun counters: " + " ".join(f"{k}={v}" for k, v in d["counters"].items() if k.startswith("mptcp_") and v))
+' "$st"
+    else
+        echo "mptun status failed: $st (mptun: $(ps -o %cpu=,stat= -p "$MPTUN_PID" 2>/dev/null || echo gone) % CPU, state)"
+    fi
+}
+
+# mp_fail MSG: fail with MSG and mp_diag's evidence.
+mp_fail() {
+    fail "$*"$'\n'"$(mp_diag)"
+}
+
 # wait_file SECS FILE [PID]: wait until FILE exists; 1 on timeout or when process
 # PID (e.g. the client writing FILE) ended first.
 wait_file() {

@@ -18,8 +18,8 @@ sink_bytes() {
 # run N: one transfer; checks the subflow count N and the sink's count; sets $mbit.
 run() {
     local n=$1 out expect got="" sha
-    out=$(tcpclient_peer 10.10.1.2 9 --mode sink --mptcp --bytes "$size" --seed "agg$n") ||
-        fail "sink transfer of $size bytes with $n subflow(s): $out"
+    out=$(tcpclient_peer 10.10.1.2 9 --mode sink --mptcp --bytes "$size" --seed "agg$n" --idle-timeout 15) ||
+        mp_fail "sink transfer of $size bytes with $n subflow(s): $out"
     log "$n subflow(s): $out"
     [ "$(json_eval "$out" 'd["mptcp_info_end"] is not None and not d["mptcp_info_end"]["fallback"]')" = true ] ||
         fail "$n subflow(s): Linux's MPTCP_INFO says fallback: $out"

@@ -8,6 +8,22 @@
 # the join established and no HMAC failure; path 2 carried data (>= 1 MiB).
 # FAMILY=6: the same over IPv6 (fd10:1::2, endpoint fd02::1). CHECKSUM=1: with
 # net.mptcp.checksum_enabled=1 in PEER (DSS checksums on every subflow).
+# KNOWN_FAILING: intermittent mptun bugs (about half the runs): data sent beyond Linux's connection-level window, acked by the subflow but dropped by Linux's MPTCP level (PEER MPTcpExtNoDSSInWindow > 0), is never retransmitted at the data level, so the echo stalls for good; rarer, MP_CAPABLE data-level lengths mapped from the wrong SSN end in a reset (PEER MPTcpExtMPRstRx > 0)
+# Details:
+# 1. While Linux's connection-level window is closed, a subflow's 1-byte
+#    zero-window probe (and at times whole segments) carries DSNs past Linux's
+#    right edge (DATA_ACK + window). Linux's subflow acknowledges the bytes, its
+#    MPTCP level drops them (NoDSSInWindow), and mptun, which resends only what a
+#    subflow did not acknowledge or what a stalled/dead subflow held, leaves the
+#    hole for good: Linux's DATA_ACK stops at the first such byte.
+# 2. Linux repeats MP_CAPABLE with its data-level length on every segment of its
+#    first GSO burst; mptun records each as a mapping from that segment's own SSN
+#    (Linux's receiver always uses SSN 1 and IDSN + 1), so they overrun the real
+#    first mapping, and the next one on the initial subflow is refused as a
+#    conflict once the join carried data in between: bytes at wrong DSNs, then no
+#    mapping. At ae65d98 that was a fallback to TCP with two subflows and a busy
+#    loop of empty segments; on main (cd52a87) mptun resets every subflow instead
+#    (PEER MPTcpExtMPRstRx = 2, the transfer stops within the first 32 KiB).
 . "$(dirname "$0")/lib.sh"
 mp_topology_up
 [ "${CHECKSUM:-0}" = 1 ] && peer_exec sysctl -qw net.mptcp.checksum_enabled=1
@@ -17,29 +33,22 @@ mp_endpoint "$ep" p2 subflow
 
 total=$((32 << 20))
 p2_before=$(link_bytes "$HOST" h2)
-bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" "$dst" 7 --mptcp --bytes "$total" \
-    >"$DIR/client.json" 2>"$DIR/client.err"
+# The client pauses after 8 MiB until the test has seen the subflows (a fast run
+# would otherwise be over before `mptun status` looks).
+bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" "$dst" 7 --mptcp --bytes "$total" --idle-timeout 15 \
+    --pause "$((8 << 20)):$DIR/go" >"$DIR/client.json" 2>"$DIR/client.err"
 client=$BG_PID
 
 # While the transfer runs: two established subflows, distinct remote addresses.
-two_subflows() {
-    local subs
-    subs=$(mptun_subflows_json 7) || return 1
-    json_eval "$subs" 'len(d) == 2 and all(s["state"] == "ESTABLISHED" for s in d) and len({s["remote"].rsplit(":", 1)[0] for s in d}) == 2 or None' >/dev/null || return 1
-    echo "$subs" >"$DIR/subflows.json"
-}
-seen=0
-while kill -0 "$client" 2>/dev/null; do
-    if two_subflows; then seen=1; break; fi
-    sleep 0.05
-done
+subs=$(mptun_wait_subflows 7 2 "$client") || subs=""
+touch "$DIR/go"
 rc=0
 wait "$client" || rc=$?
 out=$(cat "$DIR/client.json")
-[ "$rc" = 0 ] || fail "MPTCP echo of 32 MiB to $dst over two subflows: $out $(cat "$DIR/client.err")"
+[ "$rc" = 0 ] || mp_fail "MPTCP echo of 32 MiB to $dst over two subflows: $out $(cat "$DIR/client.err")"
 log "client: $out"
-[ "$seen" = 1 ] || fail "mptun status never listed two established subflows with distinct remote addresses during the transfer (last: $(mptun_subflows_json 7))"
-log "mptun subflows during the transfer: $(json_eval "$(cat "$DIR/subflows.json")" '[(s["local"], s["remote"], s["backup"], s["addr_id"], s["remote_addr_id"]) for s in d]')"
+[ -n "$subs" ] || mp_fail "mptun status never listed two established subflows with distinct remote addresses during the transfer"
+log "mptun subflows during the transfer (local, remote, backup, addr_id, remote_addr_id): $(json_eval "$subs" '[(s["local"], s["remote"], s["backup"], s["addr_id"], s["remote_addr_id"]) for s in d]')"
 
 # Linux's view of the socket.
 ok=$(json_eval "$out" 'd["mptcp_info"] is not None and not d["mptcp_info"]["fallback"] and not d["mptcp_info_end"]["fallback"] and d["mptcp_info_end"]["remote_key_received"]')

@@ -19,13 +19,16 @@ sockets), each with its own stream (seed SEED:i), all verified.
 
 --mark BYTES:FILE (repeatable) creates FILE once connection 0 has BYTES bytes
 echoed back (sink mode: sent), so that a test can act in the middle of a transfer
-(take a path down, read counters).
+(take a path down, read counters). --pause BYTES:FILE makes connection 0 stop
+sending once it has sent BYTES, until FILE exists (it keeps reading), so that a
+test can look at a connection that is surely still open.
 
 With --mptcp the JSON has Linux's MPTCP_INFO of connection 0: `mptcp_info` when the
 first bytes came back, `mptcp_info_end` the last sample before the peer closed
 (samples are taken every 0.1 s and when the last byte has been written), and
 `mptcp_max_subflows` / `mptcp_max_subflows_total`, the largest subflow counts
-seen while the transfer ran.
+seen while the transfer ran. In echo mode, `max_rx_gap_s` is connection 0's
+longest wait between two reads that returned data (a stall, e.g. a failover).
 
 Prints one JSON line on stdout: bytes, seconds, mbit_s, sha256 (of the stream of
 connection 0), and per-connection details with --verbose. Exit status 0 when every
@@ -52,7 +55,7 @@ MPTCP_INFO = 1
 
 def mptcp_info(sock):
     """struct mptcp_info (include/uapi/linux/mptcp.h): `subflows` counts the
-    additional subflows (joins), `subflows_total` (kernel >= 6.7; null before) all
+    additional subflows (joins), `subflows_total` (kernel >= 6.8; null before) all
     of them, the initial one included; flags bit 0 = fell back to TCP, bit 1 =
     remote key received; None for a non-MPTCP socket."""
     try:
@@ -124,11 +127,14 @@ class Conn:
         self.done = False
         self.t_start = None
         self.t_end = None
+        self.last_rx = None
+        self.max_rx_gap = 0.0
         self.mptcp = None
         self.mptcp_end = None
         self.max_subflows = None
         self.max_subflows_total = None
         self.marks = sorted(args.mark) if idx == 0 else []
+        self.pause = args.pause if idx == 0 else None
         self.sock = new_socket(args.host, args.mptcp)
         self.sock.setblocking(False)
         if args.bind:
@@ -137,9 +143,18 @@ class Conn:
         if err not in (0, errno.EINPROGRESS):
             raise OSError(err, os.strerror(err))
 
+    def paused(self):
+        """--pause: BYTES sent and the go file not there yet."""
+        if self.pause is None or self.sent < self.pause[0]:
+            return False
+        if os.path.exists(self.pause[1]):
+            self.pause = None
+            return False
+        return True
+
     def events(self):
         ev = 0
-        if not self.connected or (not self.wr_closed):
+        if not self.connected or (not self.wr_closed and not self.paused()):
             ev |= selectors.EVENT_WRITE
         if self.connected and not self.eof:
             ev |= selectors.EVENT_READ
@@ -152,7 +167,7 @@ class Conn:
                 raise OSError(err, os.strerror(err))
             self.connected = True
             self.t_start = time.monotonic()
-        while not self.wr_closed:
+        while not self.wr_closed and not self.paused():
             if not self.pending:
                 self.pending = next(self.chunks, b"")
                 if not self.pending:
@@ -204,6 +219,10 @@ class Conn:
                 raise RuntimeError(f"sink sent {len(data)} bytes back")
             if self.mptcp is None and args_mptcp(self):
                 self.mptcp = mptcp_info(self.sock)
+            now = time.monotonic()
+            if self.last_rx is not None:
+                self.max_rx_gap = max(self.max_rx_gap, now - self.last_rx)
+            self.last_rx = now
             self.recvd += len(data)
             self.check_marks(self.recvd)
             if self.recvd > self.total:
@@ -263,7 +282,16 @@ def run_transfers(args):
                         f"connected={c.connected}, wr_closed={c.wr_closed})")
                     c.done = True
             break
-        for key, mask in sel.select(timeout=0.5):
+        waiting = False
+        for c in conns:
+            if not c.done and c.pause is not None and c.sent >= c.pause[0]:
+                # events() asks paused(), which lifts the pause once the go file exists.
+                sel.modify(c.sock, c.events(), c)
+                waiting |= c.pause is not None
+        if waiting:
+            # Waiting for the test, not stalled: look for the go file often.
+            last_progress = time.monotonic()
+        for key, mask in sel.select(timeout=0.05 if waiting else 0.5):
             c = key.data
             last_progress = time.monotonic()
             try:
@@ -324,6 +352,8 @@ def main():
     p.add_argument("--timeout", type=float, default=300.0, help="overall deadline, seconds")
     p.add_argument("--idle-timeout", type=float, default=60.0, help="fail after this long without progress")
     p.add_argument("--expect-refused", action="store_true")
+    p.add_argument("--pause", type=parse_mark, metavar="BYTES:FILE",
+                   help="connection 0 stops sending after BYTES until FILE exists (reading goes on)")
     p.add_argument("--mark", action="append", default=[], type=parse_mark, metavar="BYTES:FILE",
                    help="create FILE once connection 0 has BYTES echoed back (sink: sent)")
     p.add_argument("--print-sha256", action="store_true",
@@ -355,6 +385,8 @@ def main():
         "sha256": conns[0].sent_hash.hexdigest() if conns else None,
         "failed": len(failed),
     }
+    if args.mode == "echo" and conns:
+        out["max_rx_gap_s"] = round(conns[0].max_rx_gap, 3)
     if args.mptcp and conns:
         out["mptcp_info"] = conns[0].mptcp
         out["mptcp_info_end"] = conns[0].mptcp_end

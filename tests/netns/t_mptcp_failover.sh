@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Failover: both paths shaped to 20 Mbit/s each way; a Linux MPTCP client with a
+# second subflow (endpoint `10.2.0.1 dev p2 subflow`) echoes 32 MiB through mptun's
+# `--echo 7`. Once 16 MiB have come back, path 1 — the initial subflow's — goes down
+# (`ip link set h1 down` in HOST: no carrier on either end). The transfer must
+# complete exactly (length and SHA-256) over path 2, with MPTCP (no fallback, no
+# reset). Reports mptun's mptcp_reinjected_bytes (must be > 0: mptun had data in
+# flight on the dead subflow), Linux's MPTCPRetrans, what path 2 carried after the
+# failure, and the client's longest wait for data (max_rx_gap_s).
+# KNOWN_FAILING: mptun sends its DATA_FIN only on the initial subflow, dead after the failure, so Linux never sees the end of the echo (every byte does come back); sometimes, before that, the MP_CAPABLE mapping bug of t_mptcp_join resets both subflows (PEER MPTcpExtMPRstRx = 2)
+# The DATA_FIN goes out (and is retransmitted, on fin_timer) on the subflow that
+# push() handles first, subflow 0, never on the live join: the data is all echoed
+# and DATA_ACKed over path 2, but the client waits for EOF until --idle-timeout.
+. "$(dirname "$0")/lib.sh"
+mp_topology_up
+for i in 1 2; do
+    shape "$PEER" "p$i" 20mbit
+    shape "$HOST" "h$i" 20mbit
+done
+mptun_start --echo 7
+mp_endpoint 10.2.0.1 p2 subflow
+
+total=$((32 << 20))
+bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" 10.10.1.2 7 --mptcp --bytes "$total" \
+    --mark "$((16 << 20)):$DIR/half" --idle-timeout 15 >"$DIR/client.json" 2>"$DIR/client.err"
+client=$BG_PID
+subs=$(mptun_wait_subflows 7 2 "$client") || mp_fail "mptun never listed two established subflows: $(cat "$DIR/client.json" "$DIR/client.err")"
+first=$(json_eval "$subs" '[s["remote"] for s in d if s["addr_id"] == 0 and s["remote_addr_id"] == 0][0]')
+[[ $first == 10.1.0.1:* ]] || fail "the initial subflow is not on path 1: $subs"
+wait_file 60 "$DIR/half" "$client" || mp_fail "16 MiB did not come back: $(cat "$DIR/client.json" "$DIR/client.err")"
+read -r rx0 tx0 <<<"$(link_bytes "$HOST" h2)"
+before=$(mptun_status_json)
+log "at $(cat "$DIR/half") bytes echoed, mptun subflows (remote, bytes_sent, bytes_received): $(json_eval "$before" '[(s["remote"], s["bytes_sent"], s["bytes_received"]) for c in d["connections"] for s in c["subflows"]]')"
+ip -n "$HOST" link set h1 down
+log "path 1 down (HOST h1)"
+
+rc=0
+wait "$client" || rc=$?
+out=$(cat "$DIR/client.json")
+read -r rx1 tx1 <<<"$(link_bytes "$HOST" h2)"
+log "path 2 after the failure: $((rx1 - rx0)) bytes from Linux, $((tx1 - tx0)) bytes to Linux"
+[ "$rc" = 0 ] || mp_fail "the echo did not complete after path 1 failed: $out $(cat "$DIR/client.err")"
+log "client: $out"
+[ "$(json_eval "$out" 'not d["mptcp_info_end"]["fallback"] and d["mptcp_max_subflows_total"] == 2')" = true ] ||
+    fail "Linux's MPTCP_INFO: fallback, or not 2 subflows: $out"
+status=$(mptun_status_json)
+reinjected=$(mptun_counter mptcp_reinjected_bytes "$status")
+log "mptun: mptcp_reinjected_bytes=$reinjected; counters: $(json_eval "$status" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if k.startswith("mptcp_") and v)')"
+log "PEER counters: $(peer_counters_nonzero)"
+log "longest wait for data at the client: $(json_eval "$out" 'd["max_rx_gap_s"]') s"
+[ "$reinjected" -gt 0 ] || fail "mptun reinjected nothing although its subflow on path 1 died with data in flight"
+[ "$(mptun_counter mptcp_joins_established "$status")" -ge 1 ] || fail "mptun: no join established"
+peer_counters_expect -ge 1 MPTcpExtMPJoinSynTx MPTcpExtMPJoinSynAckRx
+peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]}"
