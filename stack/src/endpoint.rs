@@ -891,10 +891,11 @@ impl Stack {
         }
     }
 
-    fn accept_syn(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) {
+    /// The TCB of a passive open (a new connection or a joined subflow).
+    fn passive_tcb(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) -> Tcb {
         let iss = self.isn.generate(now, tuple.local, tuple.remote);
         let ts_offset = self.rng.next_u32();
-        let tcb = Tcb::accept(
+        Tcb::accept(
             &self.config.tcp,
             tuple.local,
             tuple.remote,
@@ -902,7 +903,11 @@ impl Stack {
             ts_offset,
             now,
             syn,
-        );
+        )
+    }
+
+    fn accept_syn(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) {
+        let tcb = self.passive_tcb(now, tuple, syn);
         let settings = self.mptcp_settings();
         let version = self
             .config
@@ -994,17 +999,7 @@ impl Stack {
             self.queue_rst_with(tuple.local, tuple.remote, reply, tcprst_option(reason));
             return;
         };
-        let iss = self.isn.generate(now, tuple.local, tuple.remote);
-        let ts_offset = self.rng.next_u32();
-        let tcb = Tcb::accept(
-            &self.config.tcp,
-            tuple.local,
-            tuple.remote,
-            iss,
-            ts_offset,
-            now,
-            syn,
-        );
+        let tcb = self.passive_tcb(now, tuple, syn);
         let local_nonce = self.rng.next_u32();
         let (local_id, flags) = self.local_endpoint(id, tuple.local.ip());
         let Some(conn) = self.conns.get_mut(id) else {
