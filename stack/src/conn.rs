@@ -288,6 +288,42 @@ impl Connection {
     /// Map pending data onto the subflows: all of it onto a single one, else by
     /// the scheduler, each subflow taking what its congestion window allows.
     fn schedule(&mut self, now: Instant) {
+        self.map_data(now);
+        self.ack_all_if_asked();
+        let rto = self.data_rto();
+        if let Some(mp) = self.active_mp() {
+            mp.arm_rtx(now, rto);
+        }
+    }
+
+    /// The retransmission timeout of the data level: the shortest of the
+    /// subflows that can carry data (the primary's when none can).
+    fn data_rto(&self) -> core::time::Duration {
+        (0..self.subflow_count())
+            .filter(|&i| self.view(i).is_some())
+            .map(|i| self.subflow_tcb(i).rto())
+            .min()
+            .unwrap_or_else(|| self.subflow_tcb(self.primary()).rto())
+    }
+
+    /// The MPTCP level asked for a pure ACK on every live subflow (a DATA_FIN).
+    fn ack_all_if_asked(&mut self) {
+        if !self.mp.as_deref_mut().is_some_and(|m| m.take_ack_all()) {
+            return;
+        }
+        for i in 0..self.subflow_count() {
+            let (tcb, mp) = self.parts(i);
+            let live = mp.is_some_and(|m| {
+                let sf = m.subflow(i);
+                !sf.is_dead() && sf.join_established()
+            });
+            if live && tcb.state().is_synchronized() {
+                tcb.force_ack();
+            }
+        }
+    }
+
+    fn map_data(&mut self, now: Instant) {
         self.apply_subflow_resets();
         self.after_subflow_changes();
         let primary = self.primary();
@@ -459,6 +495,11 @@ impl Connection {
             };
             mp.on_timeout(now, tcb);
         }
+        let (rto, mss) = (self.data_rto(), self.subflow_tcb(primary).mss());
+        if let Some(mp) = self.active_mp() {
+            mp.on_rtx_timeout(now, rto, mss);
+        }
+        self.ack_all_if_asked();
         if self.mp.as_deref().is_some_and(|m| m.must_reset()) {
             self.reset_all(OptionBytes::default(), true);
             return;

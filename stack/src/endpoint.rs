@@ -131,6 +131,9 @@ pub struct Counters {
     pub mptcp_join_hmac_failures: u64,
     /// Bytes sent again on another subflow after theirs died or stalled.
     pub mptcp_reinjected_bytes: u64,
+    /// Data-level retransmission timeouts that sent data again (the DATA_ACK
+    /// stalled although the subflows had delivered it).
+    pub mptcp_data_retransmits: u64,
     pub mptcp_mp_prio_tx: u64,
     pub mptcp_mp_prio_rx: u64,
     /// ADD_ADDR sent (repeats included) and valid ones received; echoes of ours
@@ -156,6 +159,7 @@ impl Counters {
         self.mptcp_joins_established += st.joins_established;
         self.mptcp_join_hmac_failures += st.join_hmac_failures;
         self.mptcp_reinjected_bytes += st.reinjected_bytes;
+        self.mptcp_data_retransmits += st.data_rtx;
         self.mptcp_mp_prio_tx += st.mp_prio_tx;
         self.mptcp_mp_prio_rx += st.mp_prio_rx;
         self.mptcp_add_addr_tx += st.add_addr_tx;

@@ -237,3 +237,128 @@ fn zero_connection_window_bounds_the_mappings() {
     }
     assert_eq!(got, sent);
 }
+
+/// `pkt` with the DSN of its DSS mapping replaced when it is the mapping at
+/// subflow sequence `ssn` with DSN `dsn`; `None` when it is not.
+fn remap_dsn(pkt: &[u8], ssn: u32, dsn: u64, new_dsn: u64) -> Option<Vec<u8>> {
+    use mptun_stack::wire::tcp::RawOptions;
+    use mptun_stack::wire::{emit_packet, IpRepr, MptcpOption, ParseCtx, TcpRepr};
+
+    let (ip, tcp) = IpRepr::parse(pkt).ok()?;
+    let seg = TcpRepr::parse(ip.src, ip.dst, tcp, false).ok()?;
+    let ctx = ParseCtx::from_repr(&seg);
+    let mut hit = false;
+    let mut opts = Vec::new();
+    for (kind, data) in seg.unknown.iter() {
+        let mut bytes = data.to_vec();
+        if let Ok(MptcpOption::Dss(mut d)) = MptcpOption::parse(data, ctx) {
+            if let Some(m) = d.mapping.as_mut().filter(|m| m.ssn == ssn && m.dsn == dsn) {
+                m.dsn = new_dsn;
+                hit = true;
+                bytes = MptcpOption::Dss(d).encode().ok()?.as_slice().to_vec();
+            }
+        }
+        opts.push((kind, bytes));
+    }
+    if !hit {
+        return None;
+    }
+    let mut raw = RawOptions::new();
+    for (kind, bytes) in &opts {
+        raw.push(*kind, bytes);
+    }
+    let mut out = seg;
+    out.unknown = raw;
+    let mut buf = vec![0u8; pkt.len() + 40];
+    let n = emit_packet(ip.src, ip.dst, ip.hop_limit, &out, &[seg.payload], &mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+/// Data the peer's subflow acknowledged but its MPTCP level dropped (as Linux
+/// drops data beyond its connection-level window) is sent again once the
+/// DATA_ACK stops moving: the client's MPTCP level sees one whole mapping as a
+/// data-level duplicate (its DSN rewritten to one already delivered), so only a
+/// data-level retransmission can fill the hole.
+#[test]
+fn data_dropped_at_the_data_level_is_retransmitted() {
+    use core::time::Duration;
+    use mptun_stack::wire::{mptcp_options, IpRepr, MptcpOption, ParseCtx, TcpRepr};
+
+    let mut c = stack(1, "10.0.0.1", true);
+    let mut s = stack(2, "10.0.0.2", true);
+    s.listen(80).unwrap();
+    let mut now = Instant::from_millis(1);
+    let cid = c
+        .connect(now, None, "10.0.0.2:80".parse().unwrap())
+        .unwrap();
+    shuttle(&mut c, &mut s, now);
+    c.send(cid, b"hello").unwrap();
+    shuttle(&mut c, &mut s, now);
+    let sid = accepted(&events(&mut s));
+
+    let total = 4usize << 20;
+    let data: Vec<u8> = (0..total).map(|i| (i * 7 + (i >> 11)) as u8).collect();
+    let mut sent = 0;
+    let mut got = Vec::with_capacity(total);
+    let mut victim: Option<(u32, u64)> = None;
+    let mut rewritten = 0;
+    let mut buf = vec![0u8; 2048];
+    let mut rbuf = vec![0u8; 256 * 1024];
+    for _ in 0..20_000 {
+        if sent < total {
+            sent += s.send(sid, &data[sent..]).unwrap();
+        }
+        loop {
+            let mut moved = false;
+            while let Some(n) = c.poll_transmit(now, &mut buf) {
+                s.handle_packet(now, &buf[..n]);
+                moved = true;
+            }
+            while let Some(n) = s.poll_transmit(now, &mut buf) {
+                moved = true;
+                let pkt = &buf[..n];
+                if victim.is_none() {
+                    let (ip, tcp) = IpRepr::parse(pkt).unwrap();
+                    let seg = TcpRepr::parse(ip.src, ip.dst, tcp, false).unwrap();
+                    let ctx = ParseCtx::from_repr(&seg);
+                    for o in mptcp_options(&seg) {
+                        if let Ok(MptcpOption::Dss(d)) = MptcpOption::parse(o, ctx) {
+                            if let Some(m) = d.mapping.filter(|m| m.ssn > 1 << 20) {
+                                victim = Some((m.ssn, m.dsn));
+                            }
+                        }
+                    }
+                }
+                let (ssn, dsn) = victim.unwrap_or_default();
+                match remap_dsn(pkt, ssn, dsn, dsn.wrapping_sub(1 << 19)) {
+                    Some(p) if victim.is_some() => {
+                        rewritten += 1;
+                        c.handle_packet(now, &p);
+                    }
+                    _ => c.handle_packet(now, pkt),
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        while let Ok(n) = c.recv(cid, &mut rbuf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&rbuf[..n]);
+        }
+        if got.len() == total {
+            break;
+        }
+        now += Duration::from_millis(10);
+        c.handle_timeout(now);
+        s.handle_timeout(now);
+    }
+    assert!(rewritten > 0, "no mapping was made a duplicate");
+    assert_eq!(got.len(), total, "the data level never filled the hole");
+    assert!(got == data, "the stream arrived corrupted");
+    let rtx = s.counters().mptcp_data_retransmits;
+    assert!(rtx >= 1, "no data-level retransmission counted");
+}

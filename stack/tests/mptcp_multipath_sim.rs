@@ -210,6 +210,15 @@ fn initial_path_dies_and_the_transfer_completes_on_the_other() {
         match run(seed, &st) {
             Ok(o) => {
                 check_joined(seed, &o, &mut failures);
+                // Virtual time: the DATA_FIN (and anything lost with the path)
+                // must go over the live subflow, not wait for the dead one to
+                // time out (minutes).
+                if o.completion > Duration::from_secs(60) {
+                    failures.push(format!(
+                        "seed {seed}: the transfer ended only after {:?} of virtual time",
+                        o.completion
+                    ));
+                }
                 let [c, s] = &o.counters;
                 if c.mptcp_reinjected_bytes + s.mptcp_reinjected_bytes == 0 {
                     failures.push(format!("seed {seed}: nothing was reinjected"));
@@ -255,6 +264,11 @@ fn backup_path_carries_data_only_after_the_active_one_dies() {
             ..base
         };
         let o = run(seed, &killed).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(
+            o.completion < Duration::from_secs(60),
+            "seed {seed}: the transfer ended only after {:?} of virtual time",
+            o.completion
+        );
         assert!(
             o.path_bytes[1] > 2 << 20,
             "seed {seed}: backup path carried only {} bytes after the active one died",

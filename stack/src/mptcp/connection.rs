@@ -90,6 +90,8 @@ pub struct MptcpStats {
     pub join_hmac_failures: u64,
     /// Bytes sent again on another subflow after theirs died or stalled.
     pub reinjected_bytes: u64,
+    /// Data-level retransmission timeouts that mapped data again.
+    pub data_rtx: u64,
     pub mp_prio_rx: u64,
     pub mp_prio_tx: u64,
     pub add_addr_tx: u64,
@@ -188,6 +190,12 @@ pub struct MptcpConn {
     /// When to repeat an unacknowledged DATA_FIN, and how often it was repeated.
     pub(super) fin_timer: Option<Instant>,
     pub(super) fin_backoff: u32,
+    /// Every live subflow sends a pure ACK (the DATA_FIN goes on all of them,
+    /// as Linux sends it: the subflow that carried the data may be gone).
+    pub(super) ack_all: bool,
+    /// Data-level retransmission timer (see `retransmit.rs`).
+    pub(super) rtx_timer: Option<Instant>,
+    pub(super) rtx_backoff: u32,
     pub(super) released: bool,
     /// The peer sent MP_FASTCLOSE with our key.
     pub(super) fastclosed: bool,
@@ -269,6 +277,9 @@ impl MptcpConn {
             window_cap: s.recv_buffer,
             fin_timer: None,
             fin_backoff: 0,
+            ack_all: false,
+            rtx_timer: None,
+            rtx_backoff: 0,
             released: false,
             fastclosed: false,
             reset_reason: None,
@@ -529,14 +540,16 @@ impl MptcpConn {
             _ => {}
         }
         // The client's first data carries its mapping in MP_CAPABLE (RFC 8684
-        // §3.1): the data starts the data sequence space at the client's IDSN + 1.
+        // §3.1): the first mapping, from SSN 1 at the client's IDSN + 1. Linux
+        // repeats it, with the same length, on every segment of that mapping
+        // until it sees a DATA_ACK; each names the mapping, not itself.
         if let (Role::Server, Some(c)) = (self.role, saw_capable) {
             if let (Some(len), Some(key)) = (c.data_len, self.remote_key) {
-                if c.sender_key == Some(key) && !seg.payload.is_empty() {
-                    let ssn = seg.seq.0.wrapping_sub(tcb.irs().0);
-                    let dsn = crypto::idsn(self.alg(), key).wrapping_add(ssn as u64);
+                let unread = 1u32.wrapping_add(len as u32).wrapping_sub(tcb.recv_ssn()) as i32 > 0;
+                if c.sender_key == Some(key) && !seg.payload.is_empty() && unread {
+                    let dsn = crypto::idsn(self.alg(), key).wrapping_add(1);
                     let _ = self.sf[0].rx_map.insert(Mapping {
-                        ssn,
+                        ssn: 1,
                         dsn,
                         len,
                         checksum: c.checksum,
@@ -585,6 +598,7 @@ impl MptcpConn {
                 let data = (advance as usize).min(self.snd_buf.len());
                 self.snd_buf.discard(data);
                 self.snd_una = data_ack;
+                self.rtx_progress();
                 if self.send_was_full && data > 0 {
                     self.send_was_full = false;
                     self.writable = true;
@@ -874,8 +888,8 @@ impl MptcpConn {
         };
         if self.data_fin_queued && self.snd_nxt == end && !self.data_fin_acked() {
             if self.fin_timer.is_none() {
-                // The DATA_FIN rides on a segment without data.
-                tcb.force_ack();
+                // The DATA_FIN rides on segments without data.
+                self.ack_all = true;
                 self.fin_timer = Some(now + tcb.rto());
             }
         } else {
@@ -1189,14 +1203,24 @@ impl MptcpConn {
         self.join_timers(now, i, tcb);
     }
 
-    /// The DATA_FIN, MP_FAIL and join repeat timers.
+    /// Every live subflow should send a pure ACK now (taken).
+    pub fn take_ack_all(&mut self) -> bool {
+        core::mem::take(&mut self.ack_all)
+    }
+
+    /// The DATA_FIN, MP_FAIL, data retransmission and join repeat timers.
     pub fn poll_at(&self) -> Option<Instant> {
         let joins = (1..self.sf.len()).filter_map(|i| self.join_timer(i));
-        [self.fin_timer, self.fail.timer, self.pm_poll_at()]
-            .into_iter()
-            .flatten()
-            .chain(joins)
-            .min()
+        [
+            self.fin_timer,
+            self.fail.timer,
+            self.pm_poll_at(),
+            self.rtx_poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(joins)
+        .min()
     }
 
     /// Ask for subflow `i` to be a backup or not (MP_PRIO on its next segment).
@@ -1226,7 +1250,7 @@ impl MptcpConn {
         }
         if self.fin_timer.is_some_and(|t| t <= now) {
             if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
-                tcb.force_ack();
+                self.ack_all = true;
                 self.fin_backoff = (self.fin_backoff + 1).min(6);
                 self.fin_timer = Some(now + tcb.rto() * (1 << self.fin_backoff));
             } else {

@@ -7,5 +7,6 @@ pub mod handshake;
 pub mod join;
 pub mod mapping;
 pub mod pm;
+mod retransmit;
 pub mod scheduler;
 pub mod subflow;

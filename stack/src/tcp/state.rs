@@ -34,6 +34,14 @@ impl State {
         )
     }
 
+    /// States past the handshake in which segments still go out.
+    pub fn is_synchronized(self) -> bool {
+        !matches!(
+            self,
+            State::Closed | State::Listen | State::SynSent | State::SynReceived
+        )
+    }
+
     /// States in which data may still be sent.
     pub fn can_send(self) -> bool {
         matches!(

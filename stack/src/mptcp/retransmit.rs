@@ -1,0 +1,102 @@
+//! Data-level retransmission (RFC 8684 §3.3.6). A subflow that acknowledged
+//! bytes has handed them to the peer's MPTCP level, but the peer may still drop
+//! them there — Linux drops data beyond the connection-level window it
+//! announced (its `NoDSSInWindow` counter) — and only the DATA_ACK tells. So when
+//! the DATA_ACK stops moving for a retransmission timeout while no live subflow
+//! still holds the data at `snd_una`, that data is mapped again onto whichever
+//! subflow the scheduler picks, as Linux's MPTCP retransmit timer does.
+
+use super::connection::{MptcpConn, Phase};
+use crate::time::Instant;
+use core::time::Duration;
+
+/// Doublings of the data-level timeout at most (as for the DATA_FIN).
+const MAX_RTX_BACKOFF: u32 = 6;
+
+impl MptcpConn {
+    /// Data handed to subflows that the peer has not DATA_ACKed.
+    fn data_outstanding(&self) -> bool {
+        self.snd_nxt != self.snd_una
+    }
+
+    /// Start the timer if data is outstanding and it is not running; stop it
+    /// when nothing is.
+    pub fn arm_rtx(&mut self, now: Instant, rto: Duration) {
+        if self.phase != Phase::Established || !self.data_outstanding() {
+            self.rtx_timer = None;
+            self.rtx_backoff = 0;
+        } else if self.rtx_timer.is_none() {
+            self.rtx_timer = Some(now + rto * (1 << self.rtx_backoff));
+        }
+    }
+
+    /// The DATA_ACK moved: the peer is taking data, start over.
+    pub(super) fn rtx_progress(&mut self) {
+        self.rtx_timer = None;
+        self.rtx_backoff = 0;
+    }
+
+    pub(super) fn rtx_poll_at(&self) -> Option<Instant> {
+        self.rtx_timer.filter(|_| self.phase == Phase::Established)
+    }
+
+    /// Offset from `snd_una` of the first byte that a subflow able to deliver
+    /// it still holds unacknowledged, or that waits in the reinjection queue.
+    fn first_in_flight(&self) -> Option<u64> {
+        let una = self.snd_una;
+        let live = self
+            .sf
+            .iter()
+            .filter(|s| !s.dead && !s.stalled)
+            .flat_map(|s| s.tx_map.iter().map(|m| (m.dsn, m.len as u32)));
+        self.reinject
+            .iter()
+            .copied()
+            .chain(live)
+            .filter_map(|(dsn, len)| {
+                let end = dsn.wrapping_add(len as u64).wrapping_sub(una) as i64;
+                (end > 0).then(|| (dsn.wrapping_sub(una) as i64).max(0) as u64)
+            })
+            .min()
+    }
+
+    /// The timer expired: map again what no subflow holds from `snd_una` on
+    /// (up to the first byte one does), within the peer's window but at least
+    /// one segment, which then also probes a closed window.
+    pub fn on_rtx_timeout(&mut self, now: Instant, rto: Duration, mss: usize) {
+        if self.rtx_timer.is_none_or(|t| t > now) {
+            return;
+        }
+        self.rtx_timer = None;
+        if self.phase != Phase::Established || !self.data_outstanding() {
+            return;
+        }
+        let held = self.first_in_flight();
+        if held == Some(0) {
+            // A subflow is still at it; its own recovery (or stall) decides.
+            self.arm_rtx(now, rto);
+            return;
+        }
+        let window = self.snd_wnd_end.wrapping_sub(self.snd_una) as i64;
+        let outstanding = self.snd_nxt.wrapping_sub(self.snd_una);
+        let end_off = (window.max(0) as u64)
+            .max(mss as u64)
+            .min(outstanding)
+            .min(held.unwrap_or(u64::MAX))
+            .min(u32::MAX as u64);
+        if end_off > 0 {
+            if self.redundant {
+                // The redundant scheduler sends the stream in order on every
+                // subflow from its cursor: move the cursors back.
+                for s in &mut self.sf {
+                    s.carried_end = None;
+                }
+            } else {
+                self.reinject.push_front((self.snd_una, end_off as u32));
+            }
+            self.stats.data_rtx += 1;
+        }
+        self.rtx_backoff = (self.rtx_backoff + 1).min(MAX_RTX_BACKOFF);
+        self.arm_rtx(now, rto);
+    }
+}
