@@ -189,6 +189,11 @@ impl Connection {
         }
         let reply = tcb.on_segment(now, seg);
         mp.pull(i, tcb);
+        if mp.released_with_data() {
+            // Nobody will read it: abort, as TCP does (RFC 9293 §3.10.7.4).
+            self.abort();
+            return;
+        }
         let conn_reset = mp.must_reset() && tcb.state() != State::Closed;
         let sub_reset = mp.subflow_must_reset(i) && tcb.state() != State::Closed;
         self.push_rst(i, reply, OptionBytes::default());

@@ -6,10 +6,6 @@
 # h2 byte counters (the join's handshake and a few ACKs). Then path 1 goes down
 # (`ip link set h1 down` in HOST) and the transfer must complete exactly over the
 # backup path, which now carries the rest of the data both ways (>= 12 MiB each).
-# KNOWN_FAILING: mptun sends its DATA_FIN only on the initial subflow, dead after the failure (see t_mptcp_failover): every byte comes back over the backup, but Linux usually never sees the end of the echo
-# At ae65d98 the backup got no data at all after the failure (a stalled active
-# subflow kept the scheduler off backups); main schedules on it since "stalled
-# subflows get no new data".
 . "$(dirname "$0")/lib.sh"
 mp_topology_up
 for i in 1 2; do

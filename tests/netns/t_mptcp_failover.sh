@@ -7,26 +7,30 @@
 # reset). Reports mptun's mptcp_reinjected_bytes (must be > 0: mptun had data in
 # flight on the dead subflow), Linux's MPTCPRetrans, what path 2 carried after the
 # failure, and the client's longest wait for data (max_rx_gap_s).
-# KNOWN_FAILING: mptun sends its DATA_FIN only on the initial subflow, dead after the failure, so Linux never sees the end of the echo (every byte does come back); sometimes, before that, the MP_CAPABLE mapping bug of t_mptcp_join resets both subflows (PEER MPTcpExtMPRstRx = 2)
-# The DATA_FIN goes out (and is retransmitted, on fin_timer) on the subflow that
-# push() handles first, subflow 0, never on the live join: the data is all echoed
-# and DATA_ACKed over path 2, but the client waits for EOF until --idle-timeout.
+# FAMILY=6: the same over IPv6 (fd10:1::2, endpoint fd02::1). CHECKSUM=1: with
+# net.mptcp.checksum_enabled=1 in PEER (DSS checksums on both subflows).
 . "$(dirname "$0")/lib.sh"
 mp_topology_up
 for i in 1 2; do
     shape "$PEER" "p$i" 20mbit
     shape "$HOST" "h$i" 20mbit
 done
+[ "${CHECKSUM:-0}" = 1 ] && peer_exec sysctl -qw net.mptcp.checksum_enabled=1
+if [ "${FAMILY:-4}" = 6 ]; then
+    dst=fd10:1::2 ep=fd02::1 first_re='^\[fd01::1\]:'
+else
+    dst=10.10.1.2 ep=10.2.0.1 first_re='^10\.1\.0\.1:'
+fi
 mptun_start --echo 7
-mp_endpoint 10.2.0.1 p2 subflow
+mp_endpoint "$ep" p2 subflow
 
 total=$((32 << 20))
-bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" 10.10.1.2 7 --mptcp --bytes "$total" \
+bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" "$dst" 7 --mptcp --bytes "$total" \
     --mark "$((16 << 20)):$DIR/half" --idle-timeout 15 >"$DIR/client.json" 2>"$DIR/client.err"
 client=$BG_PID
 subs=$(mptun_wait_subflows 7 2 "$client") || mp_fail "mptun never listed two established subflows: $(cat "$DIR/client.json" "$DIR/client.err")"
 first=$(json_eval "$subs" '[s["remote"] for s in d if s["addr_id"] == 0 and s["remote_addr_id"] == 0][0]')
-[[ $first == 10.1.0.1:* ]] || fail "the initial subflow is not on path 1: $subs"
+[[ $first =~ $first_re ]] || fail "the initial subflow is not on path 1: $subs"
 wait_file 60 "$DIR/half" "$client" || mp_fail "16 MiB did not come back: $(cat "$DIR/client.json" "$DIR/client.err")"
 read -r rx0 tx0 <<<"$(link_bytes "$HOST" h2)"
 before=$(mptun_status_json)
@@ -43,6 +47,9 @@ log "path 2 after the failure: $((rx1 - rx0)) bytes from Linux, $((tx1 - tx0)) b
 log "client: $out"
 [ "$(json_eval "$out" 'not d["mptcp_info_end"]["fallback"] and d["mptcp_max_subflows_total"] == 2')" = true ] ||
     fail "Linux's MPTCP_INFO: fallback, or not 2 subflows: $out"
+if [ "${CHECKSUM:-0}" = 1 ]; then
+    [ "$(json_eval "$out" 'd["mptcp_info_end"]["csum_enabled"]')" = true ] || fail "Linux's MPTCP_INFO: checksums not enabled: $out"
+fi
 status=$(mptun_status_json)
 reinjected=$(mptun_counter mptcp_reinjected_bytes "$status")
 log "mptun: mptcp_reinjected_bytes=$reinjected; counters: $(json_eval "$status" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if k.startswith("mptcp_") and v)')"

@@ -8,22 +8,6 @@
 # the join established and no HMAC failure; path 2 carried data (>= 1 MiB).
 # FAMILY=6: the same over IPv6 (fd10:1::2, endpoint fd02::1). CHECKSUM=1: with
 # net.mptcp.checksum_enabled=1 in PEER (DSS checksums on every subflow).
-# KNOWN_FAILING: intermittent mptun bugs (about half the runs): data sent beyond Linux's connection-level window, acked by the subflow but dropped by Linux's MPTCP level (PEER MPTcpExtNoDSSInWindow > 0), is never retransmitted at the data level, so the echo stalls for good; rarer, MP_CAPABLE data-level lengths mapped from the wrong SSN end in a reset (PEER MPTcpExtMPRstRx > 0)
-# Details:
-# 1. While Linux's connection-level window is closed, a subflow's 1-byte
-#    zero-window probe (and at times whole segments) carries DSNs past Linux's
-#    right edge (DATA_ACK + window). Linux's subflow acknowledges the bytes, its
-#    MPTCP level drops them (NoDSSInWindow), and mptun, which resends only what a
-#    subflow did not acknowledge or what a stalled/dead subflow held, leaves the
-#    hole for good: Linux's DATA_ACK stops at the first such byte.
-# 2. Linux repeats MP_CAPABLE with its data-level length on every segment of its
-#    first GSO burst; mptun records each as a mapping from that segment's own SSN
-#    (Linux's receiver always uses SSN 1 and IDSN + 1), so they overrun the real
-#    first mapping, and the next one on the initial subflow is refused as a
-#    conflict once the join carried data in between: bytes at wrong DSNs, then no
-#    mapping. At ae65d98 that was a fallback to TCP with two subflows and a busy
-#    loop of empty segments; on main (cd52a87) mptun resets every subflow instead
-#    (PEER MPTcpExtMPRstRx = 2, the transfer stops within the first 32 KiB).
 . "$(dirname "$0")/lib.sh"
 mp_topology_up
 [ "${CHECKSUM:-0}" = 1 ] && peer_exec sysctl -qw net.mptcp.checksum_enabled=1

@@ -1276,6 +1276,11 @@ impl MptcpConn {
         self.released = true;
     }
 
+    /// New data arrived after the application gave up the connection.
+    pub fn released_with_data(&self) -> bool {
+        self.released && !self.rcv_buf.is_empty()
+    }
+
     fn data_fin_acked(&self) -> bool {
         self.data_fin_acked
     }

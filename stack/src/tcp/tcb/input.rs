@@ -284,7 +284,7 @@ impl Tcb {
             self.state,
             State::Established | State::FinWait1 | State::FinWait2
         ) {
-            if !seg.payload.is_empty() && self.released {
+            if !seg.payload.is_empty() && self.reset_on_orphan_data {
                 // Nobody will read this: tell the peer (RFC 9293 §3.10.7.4).
                 let rst = self.abort();
                 return rst.map(|r| RstReply {

@@ -154,6 +154,11 @@ pub struct Tcb {
     scoreboard: Scoreboard,
 
     released: bool,
+    /// Released through `release` (plain TCP): data arriving now will never be
+    /// read, so it resets the connection. A layered protocol (`mark_released`)
+    /// decides that itself: MPTCP subflows keep taking data-level duplicates
+    /// (the peer reinjecting what a removed subflow carried) after the close.
+    reset_on_orphan_data: bool,
     events: TcbEvents,
     stats: TcbStats,
     close_reason: Option<CloseReason>,
@@ -256,6 +261,7 @@ impl Tcb {
             rtx_end: iss,
             scoreboard: Scoreboard::new(cfg.max_ooo_ranges),
             released: false,
+            reset_on_orphan_data: false,
             events: TcbEvents::default(),
             stats: TcbStats::default(),
             close_reason: None,
@@ -642,6 +648,7 @@ impl Tcb {
     /// otherwise it is closed gracefully.
     pub fn release(&mut self, now: Instant) -> Option<RstReply> {
         self.released = true;
+        self.reset_on_orphan_data = true;
         if !self.recv_buf.is_empty() && self.state != State::Closed {
             return self.abort();
         }
