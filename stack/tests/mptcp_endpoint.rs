@@ -362,3 +362,171 @@ fn data_dropped_at_the_data_level_is_retransmitted() {
     let rtx = s.counters().mptcp_data_retransmits;
     assert!(rtx >= 1, "no data-level retransmission counted");
 }
+
+/// Linux's MPTCP client, until it sees the server's first DATA_ACK, repeats
+/// MP_CAPABLE (both keys, the data-level length of its first mapping) on every
+/// data segment of that first mapping. Each repeat names the same mapping, from
+/// subflow sequence 1 at the client's IDSN + 1 (RFC 8684 §3.1; Linux's
+/// `mptcp_incoming_options` sets `mpc_map`: `data_seq` IDSN + 1, `subflow_seq`
+/// 1), not one at the segment's own sequence number. Read as the latter (as
+/// mptun did), the repeat on the segment at SSN 1001 mapped SSN 1001..3001 to
+/// contiguous DSNs, so the subflow's next bytes took DSNs that belong to data
+/// sent over another subflow in between. Here a hand-crafted Linux-like client
+/// sends 2 x 1000 bytes with MP_CAPABLE (data_len 2000), then 500 bytes mapped
+/// 5000 bytes further on (as if those 5000 went over another subflow): the
+/// server must deliver exactly the first 2000 bytes and hold the 500 behind the
+/// hole.
+#[test]
+fn repeated_mp_capable_maps_the_first_mapping_from_ssn_1() {
+    use mptun_stack::mptcp::crypto::{idsn, HashAlg};
+    use mptun_stack::wire::mptcp::{DataAck, Dss, Mapping, MpCapable, MpCapableFlags};
+    use mptun_stack::wire::{
+        emit_packet, mptcp_options, IpRepr, MptcpOption, MptcpVersion, ParseCtx, SeqNumber,
+        TcpFlags, TcpRepr, TCPOPT_MPTCP,
+    };
+    use std::net::IpAddr;
+
+    let client: IpAddr = "10.0.0.1".parse().unwrap();
+    let server: IpAddr = "10.0.0.2".parse().unwrap();
+    let client_key: u64 = 0x0123_4567_89ab_cdef;
+    let isn = SeqNumber(0x1000_0000);
+    // One segment from the client (port 40000) to the server's port 80.
+    let pkt = |flags: u8, seq: SeqNumber, ack: SeqNumber, opt: MptcpOption<'_>, data: &[u8]| {
+        let enc = opt.encode().unwrap();
+        let mut t = TcpRepr::new(40000, 80);
+        t.seq = seq;
+        t.ack = ack;
+        t.flags = TcpFlags(flags);
+        t.window = 65535;
+        if flags & TcpFlags::SYN != 0 {
+            t.mss = Some(1460);
+            t.window_scale = Some(7);
+            t.sack_permitted = true;
+        }
+        t.unknown.push(TCPOPT_MPTCP, enc.as_slice());
+        let mut buf = vec![0u8; 1600];
+        let n = emit_packet(client, server, 64, &t, &[data], &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    let capable = |server_key: Option<u64>, data_len: Option<u16>| {
+        MptcpOption::MpCapable(MpCapable {
+            version: MptcpVersion::V1,
+            flags: MpCapableFlags(MpCapableFlags::H),
+            sender_key: server_key.map(|_| client_key),
+            receiver_key: server_key,
+            data_len,
+            checksum: None,
+        })
+    };
+
+    let mut s = stack(2, "10.0.0.2", true);
+    s.listen(80).unwrap();
+    let now = Instant::from_millis(1);
+    let mut buf = vec![0u8; 2048];
+
+    // SYN with MP_CAPABLE v1 (no key); the SYN/ACK brings the server's key.
+    s.handle_packet(
+        now,
+        &pkt(TcpFlags::SYN, isn, SeqNumber(0), capable(None, None), &[]),
+    );
+    let n = s.poll_transmit(now, &mut buf).expect("SYN/ACK");
+    let (ip, tcp) = IpRepr::parse(&buf[..n]).unwrap();
+    let synack = TcpRepr::parse(ip.src, ip.dst, tcp, true).unwrap();
+    assert!(synack.flags.syn() && synack.flags.ack());
+    let server_key = mptcp_options(&synack)
+        .find_map(
+            |o| match MptcpOption::parse(o, ParseCtx::from_repr(&synack)) {
+                Ok(MptcpOption::MpCapable(c)) => c.sender_key,
+                _ => None,
+            },
+        )
+        .expect("MP_CAPABLE with the server's key in the SYN/ACK");
+    let ack = synack.seq + 1;
+    while s.poll_transmit(now, &mut buf).is_some() {}
+
+    // Third ACK with both keys, then the first mapping (2000 bytes) in two
+    // segments, both repeating MP_CAPABLE with data_len 2000.
+    let data: Vec<u8> = (0..7500usize).map(|i| (i * 7 + (i >> 8)) as u8).collect();
+    let data_flags = TcpFlags::ACK | TcpFlags::PSH;
+    let third_ack = capable(Some(server_key), None);
+    s.handle_packet(now, &pkt(TcpFlags::ACK, isn + 1, ack, third_ack, &[]));
+    for (ssn, range) in [(1, 0..1000), (1001, 1000..2000)] {
+        let opt = capable(Some(server_key), Some(2000));
+        s.handle_packet(now, &pkt(data_flags, isn + ssn, ack, opt, &data[range]));
+    }
+    while s.poll_transmit(now, &mut buf).is_some() {}
+
+    // 500 bytes at SSN 2001 that belong 5000 bytes after the first mapping.
+    let client_idsn = idsn(HashAlg::Sha256, client_key);
+    let dss = MptcpOption::Dss(Dss {
+        data_fin: false,
+        data_ack: Some(DataAck {
+            value: idsn(HashAlg::Sha256, server_key).wrapping_add(1),
+            is_64bit: true,
+        }),
+        mapping: Some(Mapping {
+            dsn: client_idsn.wrapping_add(1 + 2000 + 5000),
+            dsn_64bit: true,
+            ssn: 2001,
+            data_len: 500,
+            checksum: None,
+        }),
+    });
+    s.handle_packet(now, &pkt(data_flags, isn + 2001, ack, dss, &data[7000..]));
+    // The subflow takes all 2500 bytes (its delayed ACK comes once the timer
+    // fires); the data level acknowledges only the first mapping (the 500
+    // bytes wait behind the hole).
+    let later = Instant::from_millis(200);
+    s.handle_timeout(later);
+    let mut last = None;
+    while let Some(n) = s.poll_transmit(later, &mut buf) {
+        let (ip, tcp) = IpRepr::parse(&buf[..n]).unwrap();
+        let seg = TcpRepr::parse(ip.src, ip.dst, tcp, true).unwrap();
+        let data_ack = mptcp_options(&seg).find_map(|o| {
+            match MptcpOption::parse(o, ParseCtx::from_repr(&seg)) {
+                Ok(MptcpOption::Dss(d)) => d.data_ack.map(|a| a.expand(client_idsn)),
+                _ => None,
+            }
+        });
+        last = Some((seg.ack, data_ack));
+    }
+    assert_eq!(
+        last,
+        Some((isn + 2501, Some(client_idsn.wrapping_add(2001)))),
+        "(subflow ACK, DATA_ACK) of the server's last segment"
+    );
+
+    let evs = events(&mut s);
+    let sid = accepted(&evs);
+    let mut got = Vec::new();
+    let mut rbuf = vec![0u8; 16 * 1024];
+    while let Ok(n) = s.recv(sid, &mut rbuf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&rbuf[..n]);
+    }
+    assert_eq!(
+        got.len(),
+        2000,
+        "the server must deliver the first mapping and nothing past the hole"
+    );
+    assert!(got == data[..2000], "the first mapping arrived corrupted");
+
+    // Still a live MPTCP connection: no reset, no fallback (the fallback
+    // counter only counts closed connections; `info` tells the live one's).
+    assert_eq!(s.state(sid), Some(mptun_stack::State::Established));
+    let info = s.info(sid).unwrap();
+    let m = info.mptcp.expect("MPTCP connection");
+    assert!(!m.fallback, "fell back: {:?}", m.fallback_reason);
+    assert_eq!(m.remote_key, Some(client_key));
+    assert_eq!(info.bytes_received, 2000);
+    let evs = [evs, events(&mut s)].concat();
+    assert!(
+        !evs.iter().any(|e| matches!(e, Event::Closed { .. })),
+        "{evs:?}"
+    );
+    let c = s.counters();
+    assert_eq!((c.resets_sent, c.mptcp_fallbacks), (0, 0));
+}
