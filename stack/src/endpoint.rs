@@ -475,9 +475,7 @@ impl Stack {
         if self.conns.contains_tuple(&tuple) {
             return Err(Error::AddrInUse);
         }
-        let iss = self.isn.generate(now, tuple.local, remote);
-        let ts_offset = self.rng.next_u32();
-        let tcb = Tcb::connect(&self.config.tcp, tuple.local, remote, iss, ts_offset, now);
+        let tcb = self.active_tcb(now, tuple.local, remote, 0);
         let c = if self.config.mptcp.enabled {
             let version = if self.config.mptcp.v1 {
                 MptcpVersion::V1
@@ -895,6 +893,20 @@ impl Stack {
         }
     }
 
+    /// The TCB of an active open (a connection, a join, a v0 retry whose ISN
+    /// must be `iss_offset` away from the refused one's).
+    fn active_tcb(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss_offset: usize,
+    ) -> Tcb {
+        let iss = self.isn.generate(now, local, remote) + iss_offset;
+        let ts_offset = self.rng.next_u32();
+        Tcb::connect(&self.config.tcp, local, remote, iss, ts_offset, now)
+    }
+
     /// The TCB of a passive open (a new connection or a joined subflow).
     fn passive_tcb(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) -> Tcb {
         let iss = self.isn.generate(now, tuple.local, tuple.remote);
@@ -946,9 +958,8 @@ impl Stack {
             self.tokens.remove(&mp.local_token());
         }
         // A new ISN well away from the refused one.
-        let iss = self.isn.generate(now, local, remote) + (self.rng.next_u32() | 1) as usize;
-        let ts_offset = self.rng.next_u32();
-        let tcb = Tcb::connect(&self.config.tcp, local, remote, iss, ts_offset, now);
+        let away = (self.rng.next_u32() | 1) as usize;
+        let tcb = self.active_tcb(now, local, remote, away);
         let key = self.new_key(MptcpVersion::V0);
         let mut mp = MptcpConn::client(MptcpVersion::V0, key, &self.mptcp_settings());
         self.tokens.insert(mp.local_token(), id);
@@ -1204,9 +1215,7 @@ impl Stack {
             local: SocketAddr::new(local_ip, port),
             remote,
         };
-        let iss = self.isn.generate(now, tuple.local, remote);
-        let ts_offset = self.rng.next_u32();
-        let tcb = Tcb::connect(&self.config.tcp, tuple.local, remote, iss, ts_offset, now);
+        let tcb = self.active_tcb(now, tuple.local, remote, 0);
         let nonce = self.rng.next_u32();
         let (local_id, flags) = self.local_endpoint(id, local_ip);
         let Some(conn) = self.conns.get_mut(id) else {

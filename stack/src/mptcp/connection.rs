@@ -74,10 +74,25 @@ pub mod rst_reason {
 /// An MP_TCPRST option with `reason`, for a RST.
 pub fn tcprst_option(reason: u8) -> OptionBytes {
     let mut out = OptionBytes::default();
-    if let Ok(e) = (MptcpOption::TcpRst(TcpRst { flags: 0, reason })).encode() {
+    push_option(&mut out, MptcpOption::TcpRst(TcpRst { flags: 0, reason }));
+    out
+}
+
+/// Options for a RST: MP_FAIL with `fail_dsn` if a checksum failed, and
+/// MP_TCPRST with `reason`.
+pub(super) fn reset_options_with(fail_dsn: Option<u64>, reason: u8) -> OptionBytes {
+    let mut out = OptionBytes::default();
+    if let Some(dsn) = fail_dsn {
+        push_option(&mut out, MptcpOption::MpFail(MpFail { dsn }));
+    }
+    push_option(&mut out, MptcpOption::TcpRst(TcpRst { flags: 0, reason }));
+    out
+}
+
+fn push_option(out: &mut OptionBytes, opt: MptcpOption<'_>) {
+    if let Ok(e) = opt.encode() {
         out.push(TCPOPT_MPTCP, e.as_slice());
     }
-    out
 }
 
 /// What a connection did about DSS checksum failures (RFC 8684 §3.7), folded
@@ -1348,19 +1363,10 @@ impl MptcpConn {
     /// Options for the RST of a reset we decided on while processing input:
     /// MP_FAIL with the failed mapping's DSN and MP_TCPRST with the reason.
     pub fn reset_options(&self) -> OptionBytes {
-        let mut out = OptionBytes::default();
-        let Some(reason) = self.reset_reason else {
-            return out;
-        };
-        if let Some(dsn) = self.fail.send.or(self.fail.sent_dsn) {
-            if let Ok(e) = MptcpOption::MpFail(MpFail { dsn }).encode() {
-                out.push(TCPOPT_MPTCP, e.as_slice());
-            }
+        match self.reset_reason {
+            Some(reason) => reset_options_with(self.fail.send.or(self.fail.sent_dsn), reason),
+            None => OptionBytes::default(),
         }
-        if let Ok(e) = (MptcpOption::TcpRst(TcpRst { flags: 0, reason })).encode() {
-            out.push(TCPOPT_MPTCP, e.as_slice());
-        }
-        out
     }
 
     /// Whether the peer fast-closed the connection (cleared when read).
@@ -1376,18 +1382,13 @@ impl MptcpConn {
             return out;
         }
         if let Some(key) = self.remote_key {
-            let close = MptcpOption::FastClose(FastClose { receiver_key: key });
-            if let Ok(e) = close.encode() {
-                out.push(TCPOPT_MPTCP, e.as_slice());
-            }
+            push_option(
+                &mut out,
+                MptcpOption::FastClose(FastClose { receiver_key: key }),
+            );
         }
-        let reason = MptcpOption::TcpRst(TcpRst {
-            flags: 0,
-            reason: rst_reason::UNSPECIFIED,
-        });
-        if let Ok(e) = reason.encode() {
-            out.push(TCPOPT_MPTCP, e.as_slice());
-        }
+        let reason = rst_reason::UNSPECIFIED;
+        push_option(&mut out, MptcpOption::TcpRst(TcpRst { flags: 0, reason }));
         out
     }
 

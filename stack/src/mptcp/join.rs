@@ -12,7 +12,7 @@ use super::subflow::{JoinPhase, SubflowState};
 use crate::tcp::hooks::OptionBytes;
 use crate::tcp::Tcb;
 use crate::time::Instant;
-use crate::wire::mptcp::{MpJoin, MptcpOption, TCPOPT_MPTCP};
+use crate::wire::mptcp::{MpJoin, MptcpOption};
 use crate::wire::TcpRepr;
 
 /// Third-ACK repeats before an unacknowledged join is given up.
@@ -245,18 +245,8 @@ impl MptcpConn {
 
     /// Options for the RST of subflow `i` when we reset it.
     pub fn subflow_reset_options(&self, i: usize) -> OptionBytes {
-        let mut out = OptionBytes::default();
-        if let Some(dsn) = self.sf[i].fail_dsn {
-            if let Ok(e) = MptcpOption::MpFail(crate::wire::mptcp::MpFail { dsn }).encode() {
-                out.push(TCPOPT_MPTCP, e.as_slice());
-            }
-        }
         let reason = self.sf[i].reset_reason.unwrap_or(rst_reason::UNSPECIFIED);
-        let rst = MptcpOption::TcpRst(crate::wire::mptcp::TcpRst { flags: 0, reason });
-        if let Ok(e) = rst.encode() {
-            out.push(TCPOPT_MPTCP, e.as_slice());
-        }
-        out
+        super::connection::reset_options_with(self.sf[i].fail_dsn, reason)
     }
 
     /// Whether subflow `i` must be reset.
