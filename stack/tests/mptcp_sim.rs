@@ -7,17 +7,6 @@ mod sim;
 use mptun_stack::wire::{emit_packet, IpRepr, RawOptions, TcpRepr, TCPOPT_MPTCP};
 use sim::*;
 
-fn seeds(default: u64) -> Vec<u64> {
-    if let Some(s) = std::env::var("SIM_SEED").ok().and_then(|v| v.parse().ok()) {
-        return vec![s];
-    }
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    (0..n).collect()
-}
-
 fn mptcp_scenario(seed: u64, checksum: bool) -> Scenario {
     let mut sc = Scenario::random(seed, 2 << 20);
     for c in [&mut sc.client_config, &mut sc.server_config] {

@@ -12,17 +12,6 @@ use sim::transfer::{sim_config, Payload, Transfer, SERVER_PORT};
 use sim::*;
 use std::net::SocketAddr;
 
-fn seeds(default: u64) -> Vec<u64> {
-    if let Some(s) = std::env::var("SIM_SEED").ok().and_then(|v| v.parse().ok()) {
-        return vec![s];
-    }
-    let n = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
-    (0..n).collect()
-}
-
 /// Versions a stack allows: (v1, v0).
 fn versions(c: &mut Config, v1: bool, v0: bool) {
     c.mptcp.enabled = true;

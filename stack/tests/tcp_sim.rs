@@ -22,23 +22,6 @@ const MAX_FAILURES: usize = 5;
 const SACK_CMP_BYTES: u64 = 4 << 20;
 const SACK_CMP_SEEDS: u64 = 20;
 
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    Some(
-        v.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
-    )
-}
-
-/// `SIM_SEED=n` replays one seed; else `0..SIM_SEEDS` (default `default`).
-fn seeds(default: u64) -> Vec<u64> {
-    match env_u64("SIM_SEED") {
-        Some(s) => vec![s],
-        None => (0..env_u64("SIM_SEEDS").unwrap_or(default)).collect(),
-    }
-}
-
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = p.downcast_ref::<&str>() {
         s.to_string()

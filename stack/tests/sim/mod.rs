@@ -666,3 +666,23 @@ impl World {
         }
     }
 }
+
+/// A number from the environment (`SIM_SEED`, `SIM_SEEDS`, ...); a value that
+/// is not a number is a mistake worth stopping for.
+pub fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    Some(
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a number")),
+    )
+}
+
+/// The seeds a test runs: `SIM_SEED=n` replays one, `SIM_SEEDS=n` runs `0..n`,
+/// else `0..default`.
+pub fn seeds(default: u64) -> Vec<u64> {
+    match env_u64("SIM_SEED") {
+        Some(s) => vec![s],
+        None => (0..env_u64("SIM_SEEDS").unwrap_or(default)).collect(),
+    }
+}
