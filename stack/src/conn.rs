@@ -368,35 +368,42 @@ impl Connection {
             self.push_redundant();
             return;
         }
-        let mut full = vec![false; n];
+        // The views are taken once per round and only the chosen subflow's is
+        // refreshed after it took data.
+        let mut views: Vec<SubflowView> = (0..n).filter_map(|i| self.view(i)).collect();
+        // A stalled subflow (its data already reinjected) gets no more while
+        // another can take it.
+        let stalled = |c: &Self, v: &SubflowView| {
+            c.mp.as_deref()
+                .is_some_and(|m| m.subflow(v.index).is_stalled())
+        };
+        if views.iter().any(|v| !stalled(self, v)) {
+            views.retain(|v| !stalled(self, v));
+        }
         while self.mp.as_deref().is_some_and(|m| m.has_pending()) {
-            let mut views: Vec<SubflowView> = (0..n)
-                .filter(|&i| !full[i])
-                .filter_map(|i| self.view(i))
-                .collect();
-            // A stalled subflow (its data already reinjected) gets no more while
-            // another can take it.
-            let stalled = |v: &SubflowView| {
-                self.mp
-                    .as_deref()
-                    .is_some_and(|m| m.subflow(v.index).is_stalled())
-            };
-            if views.iter().any(|v| !stalled(v)) {
-                views.retain(|v| !stalled(v));
-            }
             let Some(mp) = self.mp.as_deref_mut() else {
                 return;
             };
             let Some(i) = mp.pick_subflow(&views) else {
                 break;
             };
-            let room = views.iter().find(|v| v.index == i).map_or(0, |v| v.room);
+            let Some(k) = views.iter().position(|v| v.index == i) else {
+                break;
+            };
+            let room = views[k].room;
             let (tcb, mp) = self.parts(i);
             let Some(mp) = mp else {
                 return;
             };
             if mp.push(now, i, tcb, room) == 0 {
-                full[i] = true;
+                views.swap_remove(k);
+            } else {
+                match self.view(i) {
+                    Some(v) => views[k] = v,
+                    None => {
+                        views.swap_remove(k);
+                    }
+                }
             }
         }
     }
