@@ -285,17 +285,8 @@ fn data_dropped_at_the_data_level_is_retransmitted() {
     use core::time::Duration;
     use mptun_stack::wire::{mptcp_options, IpRepr, MptcpOption, ParseCtx, TcpRepr};
 
-    let mut c = stack(1, "10.0.0.1", true);
-    let mut s = stack(2, "10.0.0.2", true);
-    s.listen(80).unwrap();
+    let (mut c, mut s, cid, sid) = setup(true);
     let mut now = Instant::from_millis(1);
-    let cid = c
-        .connect(now, None, "10.0.0.2:80".parse().unwrap())
-        .unwrap();
-    shuttle(&mut c, &mut s, now);
-    c.send(cid, b"hello").unwrap();
-    shuttle(&mut c, &mut s, now);
-    let sid = accepted(&events(&mut s));
 
     let total = 4usize << 20;
     let data: Vec<u8> = (0..total).map(|i| (i * 7 + (i >> 11)) as u8).collect();

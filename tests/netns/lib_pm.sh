@@ -11,6 +11,21 @@ mptun_addr() {
     "$MPTUN" addr --control "$CTL" "$@"
 }
 
+# mp_signal_up RATE [MPTUN ARGS...]: the two-path topology with mptun announcing
+# its second address (`--addr 10.10.1.2 --addr 10.10.2.2,signal`), Linux accepting
+# announced addresses (`limits subflows 2 add_addr_accepted 2`), both paths shaped
+# to RATE from Linux, and the daemon started with the given arguments.
+mp_signal_up() {
+    local rate=$1
+    shift
+    mp_topology_up
+    ip -n "$PEER" mptcp limits set subflows 2 add_addr_accepted 2
+    shape "$PEER" p1 "$rate"
+    shape "$PEER" p2 "$rate"
+    MPTUN_ADDRS=(10.10.1.2 10.10.2.2,signal)
+    mptun_start "$@"
+}
+
 # mptun_counters_nonzero [JSON]: mptun's non-zero mptcp_* counters, "name=value ...".
 mptun_counters_nonzero() {
     json_eval "${1:-$(mptun_status_json)}" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if k.startswith("mptcp_") and v)'

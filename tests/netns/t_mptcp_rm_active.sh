@@ -11,12 +11,7 @@
 # subflow and ENOTCONN at the client.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_pm.sh"
-mp_topology_up
-ip -n "$PEER" mptcp limits set subflows 2 add_addr_accepted 2
-shape "$PEER" p1 20mbit
-shape "$PEER" p2 20mbit
-MPTUN_ADDRS=(10.10.1.2 10.10.2.2,signal)
-mptun_start --echo 7
+mp_signal_up 20mbit --echo 7
 
 total=$((12 << 20))
 bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" 10.10.1.2 7 --mptcp --bytes "$total" \

@@ -10,14 +10,9 @@
 # a join established, no HMAC failure; path 2 carried >= 1 MiB.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_pm.sh"
-mp_topology_up
-ip -n "$PEER" mptcp limits set subflows 2 add_addr_accepted 2
 # 100 Mbit/s per path from Linux: the transfer lasts long enough (>= 1.3 s) for
 # status to be sampled while both subflows are up.
-shape "$PEER" p1 100mbit
-shape "$PEER" p2 100mbit
-MPTUN_ADDRS=(10.10.1.2 10.10.2.2,signal)
-mptun_start --echo 7
+mp_signal_up 100mbit --echo 7
 
 total=$((32 << 20))
 p2_before=$(link_bytes "$HOST" h2)
