@@ -15,12 +15,14 @@ use mptun_stack::wire::{
     TcpRepr, TCPOPT_MPTCP,
 };
 use mptun_stack::{Config, ConnId, Counters, EndpointFlags, Error, Event, Instant, Stack, State};
+use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 
 /// The client's and the server's first and second addresses.
 const C0: &str = "10.0.0.1";
 const C1: &str = "10.0.1.1";
 const S0: &str = "10.0.0.2";
+const S1: &str = "10.0.1.2";
 /// An address neither engine owns: hand-made subflows come from it, and the
 /// client engine ignores what the server answers to it.
 const HAND: &str = "10.0.9.9";
@@ -102,6 +104,13 @@ impl Seg {
     fn tcprst(&self) -> Option<TcpRst> {
         self.opts.iter().find_map(|o| match o {
             Opt::TcpRst(r) => Some(*r),
+            _ => None,
+        })
+    }
+
+    fn add_addr(&self) -> Option<AddAddr> {
+        self.opts.iter().find_map(|o| match o {
+            Opt::AddAddr(a) => Some(*a),
             _ => None,
         })
     }
@@ -859,6 +868,118 @@ fn replayed_join_third_ack_adds_nothing() {
     assert_eq!(p.s.connection_count(), conns);
     assert_eq!(p.s.info(p.sid).unwrap().subflows.len(), 2);
     assert_eq!(live_subflows(&p.s, p.sid), 2);
+    assert_eq!(live_subflows(&p.c, p.cid), 2);
+    p.finish();
+}
+
+/// RFC 8684 §3.4.1: an ADD_ADDR carries a truncated HMAC (keyed with both
+/// connection keys) so that only the peer can announce an address; a receiver
+/// that finds it wrong "MUST silently ignore" the option. Here the server
+/// announces its second address (a `signal` endpoint) and the first ADD_ADDR
+/// reaches the client with its HMAC altered: no echo, no join, nothing
+/// remembered. The server's repeat, unaltered, is then echoed and acted on (a
+/// join to the announced address): one bad option poisons nothing.
+#[test]
+fn add_addr_with_wrong_hmac_is_ignored() {
+    let mut p = Pair::new();
+    let before = p.c.counters();
+    let from = p.log.len();
+    p.s.add_endpoint(
+        ip(S1),
+        EndpointFlags {
+            signal: true,
+            ..EndpointFlags::default()
+        },
+    );
+    let id = p.s.endpoint(ip(S1)).expect("endpoint").0;
+    let corrupted = Cell::new(0);
+    let mut tap = |d: Dir, pkt: &[u8]| {
+        if d != Dir::ToClient || corrupted.get() > 0 {
+            return None;
+        }
+        rewrite(pkt, |o| match o {
+            MptcpOption::AddAddr(AddAddr::V1 {
+                echo: false,
+                addr_id,
+                addr,
+                port,
+                hmac: Some(h),
+            }) => {
+                corrupted.set(corrupted.get() + 1);
+                Some(MptcpOption::AddAddr(AddAddr::V1 {
+                    echo: false,
+                    addr_id,
+                    addr,
+                    port,
+                    hmac: Some(h ^ 1 << 40),
+                }))
+            }
+            _ => None,
+        })
+    };
+    // Less than the server's first ADD_ADDR repeat (1 s).
+    p.run_for(Duration::from_millis(500), &mut tap);
+    assert_eq!(corrupted.get(), 1, "the server announced its address");
+    let segs = p.since(from);
+    let announcements = segs
+        .iter()
+        .filter(|(d, s)| {
+            *d == Dir::ToClient && matches!(s.add_addr(), Some(AddAddr::V1 { echo: false, .. }))
+        })
+        .count();
+    assert_eq!(announcements, 1);
+    assert!(
+        !segs
+            .iter()
+            .any(|(d, s)| *d == Dir::ToServer && s.add_addr().is_some()),
+        "the client echoed a bad ADD_ADDR"
+    );
+    assert!(
+        !segs
+            .iter()
+            .any(|(d, s)| *d == Dir::ToServer && s.flags.syn()),
+        "the client joined to a bad ADD_ADDR"
+    );
+    let after = p.c.counters();
+    assert_eq!(
+        after.mptcp_add_addr_hmac_failures,
+        before.mptcp_add_addr_hmac_failures + 1
+    );
+    assert_eq!(after.mptcp_add_addr_rx, before.mptcp_add_addr_rx);
+    assert!(p.client_info().remote_addrs.is_empty());
+    assert_eq!(p.server_info().announced, vec![(id, ip(S1), false)]);
+    assert_eq!(live_subflows(&p.c, p.cid), 1);
+    p.transfer(20_000, &mut tap);
+    p.assert_live();
+
+    // The server repeats it (unaltered now): echoed, remembered, joined.
+    let from = p.log.len();
+    p.run_for(Duration::from_millis(2_000), &mut tap);
+    assert_eq!(corrupted.get(), 1);
+    let echo = p
+        .since(from)
+        .into_iter()
+        .find_map(|(d, s)| match s.add_addr() {
+            Some(a @ AddAddr::V1 { echo: true, .. }) if d == Dir::ToServer => Some(a),
+            _ => None,
+        });
+    assert!(
+        matches!(echo, Some(AddAddr::V1 { addr, .. }) if addr == ip(S1)),
+        "the client echoes the good ADD_ADDR: {echo:?}"
+    );
+    let after2 = p.c.counters();
+    assert_eq!(after2.mptcp_add_addr_rx, after.mptcp_add_addr_rx + 1);
+    assert_eq!(
+        after2.mptcp_add_addr_hmac_failures,
+        after.mptcp_add_addr_hmac_failures
+    );
+    assert_eq!(p.server_info().announced, vec![(id, ip(S1), true)]);
+    assert_eq!(p.client_info().remote_addrs, vec![(id, ip(S1), None)]);
+    assert_eq!(
+        after2.mptcp_joins_established,
+        after.mptcp_joins_established + 1,
+        "the client joined to the announced address"
+    );
     assert_eq!(live_subflows(&p.c, p.cid), 2);
     p.finish();
 }
