@@ -7,6 +7,8 @@
                               with --report, print one JSON line per connection
   serve-source ADDR PORT --bytes N
                               accept one connection at a time, write N bytes, close
+  --mptcp (servers)           listen on an MPTCP socket (IPPROTO_MPTCP=262), for
+                              scripts/bench_multipath.sh's Linux-to-Linux case
 
 The client modes print one JSON line: bytes, seconds, mbit_s, cpu_s (this process's
 user+system CPU during the transfer). Timing runs from just
@@ -23,6 +25,7 @@ import sys
 import time
 
 BUF = 1 << 20
+IPPROTO_MPTCP = 262
 
 
 def cpu_now():
@@ -83,7 +86,7 @@ def client(args):
 
 
 def server(args):
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP if args.mptcp else 0)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind((args.addr, args.port))
     lsock.listen(8)
@@ -121,6 +124,7 @@ def main():
         s.add_argument("port", type=int)
         s.add_argument("--bytes", type=int, required=(name == "serve-source"))
         s.add_argument("--report", action="store_true")
+        s.add_argument("--mptcp", action="store_true")
         s.add_argument("--ready-file")
     args = p.parse_args()
     if args.cmd in ("send", "recv"):
