@@ -319,7 +319,7 @@ peer_counters_expect() {
     shift 2
     for k in "$@"; do
         v=$(peer_counter "$k")
-        [ "$v" "$op" "$n" ] || fail "PEER counter $k is $v, expected $op $n (non-zero: $(peer_counters_nonzero))"
+        test "$v" "$op" "$n" || fail "PEER counter $k is $v, expected $op $n (non-zero: $(peer_counters_nonzero))"
     done
 }
 

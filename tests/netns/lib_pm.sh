@@ -38,7 +38,7 @@ mptun_counters_expect() {
     shift 3
     for k in "$@"; do
         v=$(mptun_counter "$k" "$st") || fail "mptun status has no counter $k"
-        [ "$v" "$op" "$n" ] || fail "mptun counter $k is $v, expected $op $n (non-zero: $(mptun_counters_nonzero "$st"))"
+        test "$v" "$op" "$n" || fail "mptun counter $k is $v, expected $op $n (non-zero: $(mptun_counters_nonzero "$st"))"
     done
 }
 
