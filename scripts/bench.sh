@@ -275,6 +275,8 @@ if [ "$WRITE" = 1 ]; then
     CMD="scripts/bench.sh${ORIG_ARGS[*]:+ ${ORIG_ARGS[*]}}"
     # Before the redirection below truncates the file, which would count as a change.
     DIRTY=$(git -C "$REPO" diff --quiet HEAD -- . ':!docs/BENCHMARKS.md' 2>/dev/null || echo ' (with uncommitted changes)')
+    # scripts/bench_multipath.sh's section is its own: kept as it is, at the end.
+    MULTIPATH=$(awk '/^## /{keep = ($0 == "## Multipath (two shaped paths)")} keep' "$REPO/docs/BENCHMARKS.md" 2>/dev/null || true)
     {
         echo "# Benchmarks"
         echo
@@ -354,6 +356,10 @@ Compare CPU figures within a direction, not across directions.
 
 Reproduce: `sudo scripts/bench.sh [--bytes N] [--reps N] [--write]`.
 NOTES
+        if [ -n "$MULTIPATH" ]; then
+            echo
+            echo "$MULTIPATH"
+        fi
     } >"$REPO/docs/BENCHMARKS.md"
     log "wrote docs/BENCHMARKS.md"
 fi
