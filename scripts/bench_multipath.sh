@@ -28,7 +28,10 @@
 #   failover  with that endpoint, an echo of --echo-bytes; once half has come back,
 #             `ip link set h1 down` in HOST takes path 1, the initial subflow's, away
 #             (as tests/netns/t_mptcp_failover.sh does); the client's longest wait
-#             between two reads with data (max_rx_gap_s) and its total time
+#             between two reads with data (max_rx_gap_s) and its total time. Then h1
+#             comes up again and the run's server stays until PEER's stale path-1
+#             subflow, still holding what it had in flight, has been dealt with; the
+#             counters of that aftermath are kept apart
 # Goodput is tcpclient.py's: bytes / seconds from connect to the server's close. A run
 # counts only if the transfer completed, MPTCP_INFO shows no fallback and the expected
 # number of subflows; otherwise it is reported as failed, with the reason.
@@ -85,6 +88,15 @@ SRV_ADDR=10.10.1.3
 _SRV=0
 SRV_PIDS=()
 RESULTS=$DIR/results.jsonl
+# Counters every run moves (handshakes, joins, reordering and window sharing between
+# two subflows, the daemon's packet counts, and drop_not_for_us: the MLD reports the
+# kernel sends into a new TUN): left out of the log and the tables, which show what
+# went wrong or was repaired. MPTcpExt names without that prefix.
+export ROUTINE_COUNTERS="MPCapableSYNTX MPCapableSYNACKRX MPCapableSYNRX MPCapableACKRX
+    MPJoinSynTx MPJoinSynAckRx MPJoinSynRx MPJoinAckRx
+    OFOQueue OFOQueueTail OFOMerge RcvWndShared SndWndShared
+    packets_in packets_out segments_in segments_out drop_not_for_us
+    connections_accepted mptcp_connections mptcp_join_syn_rx mptcp_joins_established"
 
 bench_cleanup() {
     local rc=$?
@@ -144,7 +156,8 @@ mptun_idle() {
 }
 
 # server_up STACK MPTUN_ARGS...: starts mptun with MPTUN_ARGS (its service); linux's
-# servers run for the whole benchmark. Sets ADDR, and S0 to the server's counters.
+# servers run for the whole benchmark. Sets ADDR, and S0 to the server's counters
+# (none for mptun, fresh for every run).
 server_up() {
     if [ "$1" = mptun ]; then
         mptun_start "${@:2}"
@@ -154,26 +167,34 @@ server_up() {
     fi
 }
 
-# server_down STACK: sets S1 to the server's counters after the run, and stops
-# mptun (not in a $(...) subshell: mptun_stop must wait for its own child).
-server_down() {
+# server_counters STACK: the server's counters now, "name=value ...".
+server_counters() {
     if [ "$1" = mptun ]; then
         wait_until 3 mptun_idle || log "mptun still lists a connection; its counters may be incomplete"
-        S1=$(mptun_counters)
-        mptun_stop 5 || log "mptun exited with status $?"
+        mptun_counters
     else
-        S1=$(ns_counters "$SRV")
+        ns_counters "$SRV"
     fi
 }
 
-# record CASE STACK REP RC CLIENT_JSON PEER0 PEER1 SERVER0 SERVER1 [REASON]: appends
-# one JSON line to RESULTS: the client's figures, MPTCP_INFO's verdict (a run is
-# valid only without fallback and with the expected subflows), the counter deltas.
+# server_down STACK: stops mptun (linux's servers stay). Not in a $(...) subshell:
+# mptun_stop must wait for its own child.
+server_down() {
+    if [ "$1" = mptun ]; then
+        mptun_stop 5 || log "mptun exited with status $?"
+    fi
+}
+
+# record CASE STACK REP RC REASON CLIENT_JSON PEER0 PEER1 SERVER0 SERVER1 [PEER2
+# SERVER2]: appends one JSON line to RESULTS: the client's figures, MPTCP_INFO's
+# verdict (a run is valid only if it completed, without fallback, with the expected
+# subflows; REASON, if not empty, fails it anyway), the counter deltas over the
+# transfer (0 to 1) and, for the failover, after it, while path 1 came back (1 to 2).
 record() {
-    python3 - "$RESULTS" "$@" <<'EOF'
-import json, sys
-path, case, stack, rep, rc, out, p0, p1, s0, s1 = sys.argv[1:11]
-reason = sys.argv[11] if len(sys.argv) > 11 else ""
+    python3 - "$RESULTS" "$@" <<'PY'
+import json, os, sys
+path, case, stack, rep, rc, reason, out, p0, p1, s0, s1 = sys.argv[1:12]
+p2, s2 = (sys.argv[12:14] + [None, None])[:2]
 def kv(text):
     return {k: int(v) for k, v in (x.split("=") for x in text.split())}
 def delta(a, b):
@@ -185,38 +206,51 @@ except (ValueError, IndexError):
     c = {}
 want = 1 if case == "sink1" else 2
 info = c.get("mptcp_info_end") or {}
-if not reason:
+client_err = "; ".join(c.get("errors") or [c.get("error") or f"client exit status {rc}"])
+if reason:
     if rc != "0" or not c.get("ok"):
-        reason = "; ".join(c.get("errors") or [c.get("error") or f"client exit status {rc}"])
-    elif not info:
-        reason = "no MPTCP_INFO (not MPTCP)"
-    elif info.get("fallback"):
-        reason = "fell back to TCP"
-    elif c.get("mptcp_max_subflows_total") != want:
-        reason = f"{c.get('mptcp_max_subflows_total')} subflows, expected {want}"
+        reason += f" (client: {client_err})"
+elif rc != "0" or not c.get("ok"):
+    reason = client_err
+elif not info:
+    reason = "no MPTCP_INFO (not MPTCP)"
+elif info.get("fallback"):
+    reason = "fell back to TCP"
+elif c.get("mptcp_max_subflows_total") != want:
+    reason = f"{c.get('mptcp_max_subflows_total')} subflows, expected {want}"
 rec = {"case": case, "stack": stack, "rep": int(rep), "ok": not reason, "reason": reason,
        "mbit_s": c.get("mbit_s"), "seconds": c.get("seconds"), "max_rx_gap_s": c.get("max_rx_gap_s"),
        "subflows_total": c.get("mptcp_max_subflows_total"),
-       "peer": delta(p0, p1), "server": delta(s0, s1)}
+       "peer": delta(p0, p1), "server": delta(s0, s1),
+       "peer_after": delta(p1, p2) if p2 is not None else {},
+       "server_after": delta(s1, s2) if s2 is not None else {}}
 with open(path, "a") as f:
     f.write(json.dumps(rec) + "\n")
 summary = f"{rec['mbit_s']} Mbit/s, {rec['seconds']} s"
 if case == "failover":
     summary += f", longest stall {rec['max_rx_gap_s']} s"
-print(f"{case} {stack} rep {rep}: " + (summary if rec["ok"] else f"FAILED ({reason})"), file=sys.stderr)
-EOF
+routine = set(os.environ["ROUTINE_COUNTERS"].split())
+def moved(d):
+    return " ".join(f"{k}={v}" for k, v in sorted(d.items()) if k.removeprefix("MPTcpExt") not in routine) or "-"
+line = (f"{case} {stack} rep {rep}: " + (summary if rec["ok"] else f"FAILED ({reason})") +
+        f"; PEER {moved(rec['peer'])}; server {moved(rec['server'])}")
+if p2 is not None:
+    line += f"; after path 1 came back: PEER {moved(rec['peer_after'])}; server {moved(rec['server_after'])}"
+print(line, file=sys.stderr)
+PY
 }
 
 # sink_run STACK REP N: one sink transfer of SINK_BYTES with N subflows (the PEER
 # endpoint is there or not).
 sink_run() {
-    local stack=$1 rep=$2 n=$3 out rc=0 p0
+    local stack=$1 rep=$2 n=$3 out rc=0 p0 s1
     p0=$(ns_counters "$PEER")
     server_up "$stack" --sink 9
     out=$(tcpclient_peer "$ADDR" 9 --mode sink --mptcp --bytes "$SINK_BYTES" --seed "$stack.$rep.$n" \
         --idle-timeout 15 --timeout 120 2>>"$DIR/client.err") || rc=$?
+    s1=$(server_counters "$stack")
     server_down "$stack"
-    record "sink$n" "$stack" "$rep" "$rc" "$out" "$p0" "$(ns_counters "$PEER")" "$S0" "$S1"
+    record "sink$n" "$stack" "$rep" "$rc" "" "$out" "$p0" "$(ns_counters "$PEER")" "$S0" "$s1"
 }
 
 p1_up() { [ "$(peer_exec cat /sys/class/net/p1/operstate)" = up ]; }
@@ -229,12 +263,25 @@ path1_restore() {
     wait_until 5 p1_up || fail "PEER's p1 has no carrier 5 s after h1 came back up"
 }
 
+# peer_quiet ADDR PORT: PEER has no TCP socket (subflow) to ADDR:PORT left that
+# would still send: none but in TIME-WAIT or FIN-WAIT-2 (everything it sent was
+# acknowledged; it only waits for the server's FIN).
+peer_quiet() {
+    [ -z "$(peer_exec ss -tnH exclude time-wait exclude fin-wait-2 dst "$1" and dport = ":$2")" ]
+}
+
+# peer_fin_wait2 ADDR: PEER's subflows to ADDR:7 in FIN-WAIT-2, "local remote" a line.
+peer_fin_wait2() {
+    peer_exec ss -tnH state fin-wait-2 dst "$1" and dport = :7 | awk '{print $3, $4}'
+}
+
 # failover_run STACK REP: the echo of ECHO_BYTES over two subflows; path 1 goes down
 # when half has come back.
 failover_run() {
-    local stack=$1 rep=$2 out rc=0 p0 client reason=""
+    local stack=$1 rep=$2 out rc=0 p0 p1 s1 client reason="" fw2 fw2_before
     p0=$(ns_counters "$PEER")
     server_up "$stack" --echo 7
+    fw2_before=$(peer_fin_wait2 "$ADDR")
     rm -f "$DIR/half"
     bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" "$ADDR" 7 --mptcp --bytes "$ECHO_BYTES" \
         --seed "fo.$stack.$rep" --mark "$((ECHO_BYTES / 2)):$DIR/half" --idle-timeout 15 --timeout 120 \
@@ -247,9 +294,21 @@ failover_run() {
     fi
     wait "$client" || rc=$?
     out=$(cat "$DIR/client.json")
-    server_down "$stack"
+    p1=$(ns_counters "$PEER")
+    s1=$(server_counters "$stack")
+    # PEER's subflow on path 1 outlives the connection (FIN-WAIT-1 with the data it
+    # had in flight) and retransmits until path 1 is back. This run's server must
+    # answer it, so that it neither runs into the next run's server nor counts there;
+    # what that takes is counted apart ("after path 1 came back").
     path1_restore
-    record failover "$stack" "$rep" "$rc" "$out" "$p0" "$(ns_counters "$PEER")" "$S0" "$S1" "$reason"
+    wait_until 30 peer_quiet "$ADDR" 7 ||
+        log "PEER still has a subflow to $ADDR:7 30 s after path 1 came back: $(peer_exec ss -tnH dst "$ADDR")"
+    # A subflow the server never closed stays in FIN-WAIT-2 (tcp_fin_timeout, 60 s):
+    # counted, unless an earlier run left it.
+    fw2=$(peer_fin_wait2 "$ADDR" | grep -cvxF -e "$fw2_before" || true)
+    record failover "$stack" "$rep" "$rc" "$reason" "$out" "$p0" "$p1" "$S0" "$s1" \
+        "$(ns_counters "$PEER") FinWait2Left=$fw2" "$(server_counters "$stack")"
+    server_down "$stack"
 }
 
 mp_topology_up
@@ -285,7 +344,7 @@ log "all runs took ${ELAPSED}s"
 # summary PART: the tables ("tables") or the generated reading ("reading"), markdown.
 summary() {
     python3 - "$1" "$RESULTS" "$SINK_BYTES" "$ECHO_BYTES" "$RATE" "${MP_PEER_ZERO[*]}" <<'PY'
-import json, statistics, sys
+import json, os, statistics, sys
 part, path, sink_bytes, echo_bytes, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 # lib.sh's MP_PEER_ZERO: the Linux counters of a fallback, a refused or failed join,
 # a DSS mismatch, a checksum error, MP_FAIL, MP_FASTCLOSE or MP_RST received.
@@ -315,15 +374,7 @@ def f(x, fmt):
 def mib(n):
     return f"{n / 2**20:g} MiB"
 
-# Counters every run moves (handshakes, joins, reordering and window sharing between
-# two subflows, the daemon's packet counts, and drop_not_for_us: the MLD reports the
-# kernel sends into a new TUN): left out so that the table shows what went wrong or
-# was repaired.
-ROUTINE = {"MPCapableSYNTX", "MPCapableSYNACKRX", "MPCapableSYNRX", "MPCapableACKRX",
-           "MPJoinSynTx", "MPJoinSynAckRx", "MPJoinSynRx", "MPJoinAckRx",
-           "OFOQueue", "OFOQueueTail", "OFOMerge", "RcvWndShared", "SndWndShared",
-           "packets_in", "packets_out", "segments_in", "segments_out", "drop_not_for_us",
-           "connections_accepted", "mptcp_connections", "mptcp_join_syn_rx", "mptcp_joins_established"}
+ROUTINE = set(os.environ["ROUTINE_COUNTERS"].split())
 def counters(case, stack, side):
     tot = {}
     for r in runs(case, stack):
@@ -354,13 +405,20 @@ if part == "tables":
               f"{cell('failover', s, 'max_rx_gap_s', '.2f')} | {cell('failover', s, 'seconds', '.1f')} |")
     print()
     print("Counters that moved, summed over the runs of a row (nstat's MPTcpExt without "
-          "the prefix, TcpRetransSegs; mptun's status counters; routine ones left out):")
+          "the prefix, TcpRetransSegs; mptun's status counters; routine ones left out). "
+          "The failover rows end when the client has its last byte; the last rows cover "
+          "what followed once path 1 was back up, until PEER's stale path-1 subflow was "
+          "gone. FinWait2Left: PEER's subflows left in FIN-WAIT-2 then (the server never "
+          "sent its FIN on them).")
     print()
     print("| case | stack | Linux client (PEER) | server (SRV's kernel / mptun) |")
     print("|---|---|---|---|")
     for case in ("sink1", "sink2", "failover"):
         for s in stacks:
             print(f"| {case} | {s} | {counters(case, s, 'peer')} | {counters(case, s, 'server')} |")
+    for s in stacks:
+        print(f"| failover, after path 1 came back | {s} | {counters('failover', s, 'peer_after')} | "
+              f"{counters('failover', s, 'server_after')} |")
     failed = [r for r in rows if not r["ok"]]
     if failed:
         print()
@@ -393,9 +451,10 @@ else:
                             tot[k] = tot.get(k, 0) + v
                 if tot:
                     seen.append(f"{who} of the {s} {case} runs: " + " ".join(f"{k}={v}" for k, v in sorted(tot.items())))
-    print("- Linux counted no fallback, refused join, DSS mismatch, checksum error, MP_FAIL, "
-          "MP_FASTCLOSE or MP_RST." if not seen else
-          "- Linux counted fallbacks, join failures or resets (lib.sh's MP_PEER_ZERO): " + "; ".join(seen) + ".")
+    print("- During the transfers Linux counted no fallback, refused join, DSS mismatch, "
+          "checksum error, MP_FAIL, MP_FASTCLOSE or MP_RST received." if not seen else
+          "- During the transfers Linux counted fallbacks, join failures or resets "
+          "(lib.sh's MP_PEER_ZERO): " + "; ".join(seen) + ".")
     failed = [r for r in rows if not r["ok"]]
     print(f"- {len(failed)} of {len(rows)} runs failed" +
           (": " + "; ".join(f"{r['case']} {r['stack']} #{r['rep']}: {r['reason']}" for r in failed) if failed else "."))
@@ -453,9 +512,11 @@ p2 10.2.0.1 ── veth, tbf each way ── h2 10.2.0.2 ─┴─ veth h9 ─�
 - Goodput is the client's: bytes / seconds from connect to the server's close. The
   ceiling is the tbf rate minus headers, a little under the rate per path.
 - Failover: once half the echo is back, `ip link set h1 down` in HOST (no carrier on
-  PEER's p1 either); h1 comes back up before the next run. "Longest stall" is the
-  client's longest wait between two reads that returned data (`max_rx_gap_s`), the
-  whole echo included.
+  PEER's p1 either). "Longest stall" is the client's longest wait between two reads
+  that returned data (`max_rx_gap_s`), the whole echo included. Then h1 comes back
+  up and the run's server stays until PEER's stale path-1 subflow (it outlives the
+  connection, with the data it had in flight) has been answered, so that it cannot
+  reach the next run's server; the counters of that aftermath have rows of their own.
 - A run counts only if it completed with MPTCP (MPTCP_INFO: no fallback) and the
   expected number of subflows; failed runs are listed and left out of the medians.
 - The counters are deltas of `nstat -as` in PEER and SRV around each run, and
