@@ -435,6 +435,14 @@ else:
           f"goodput and Linux {f(ratio_med('linux'), '.2f')} ×. mptun / Linux goodput: "
           f"{vs(m1, l1)} on one path ({f(m1, '.1f')} vs {f(l1, '.1f')} Mbit/s), "
           f"{vs(m2, l2)} on two ({f(m2, '.1f')} vs {f(l2, '.1f')} Mbit/s).")
+    # What the tbf lets through: tbf counts whole frames, 1514 bytes for a full
+    # segment, which carries 1420 bytes of payload next to the timestamp and DSS options.
+    units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "bit": 1}
+    unit = next((u for u in units if rate.lower().endswith(u)), None)
+    if unit and rate[:-len(unit)].replace(".", "", 1).isdigit():
+        cap = float(rate[:-len(unit)]) * units[unit] / 1e6 * 1420 / 1514
+        print(f"- The most {rate} lets through is about {cap:.1f} Mbit/s of payload per path "
+              f"(1420 bytes in a 1514-byte frame), {2 * cap:.1f} over two.")
     gm, gl = med("failover", "mptun", "max_rx_gap_s"), med("failover", "linux", "max_rx_gap_s")
     tm, tl = med("failover", "mptun", "seconds"), med("failover", "linux", "seconds")
     print(f"- Failover: the client's longest wait for data was {f(gm, '.2f')} s with mptun and "
@@ -517,6 +525,10 @@ p2 10.2.0.1 ── veth, tbf each way ── h2 10.2.0.2 ─┴─ veth h9 ─�
   up and the run's server stays until PEER's stale path-1 subflow (it outlives the
   connection, with the data it had in flight) has been answered, so that it cannot
   reach the next run's server; the counters of that aftermath have rows of their own.
+  mptun moves a subflow's unacknowledged data to the other subflows once that subflow
+  has timed out twice in a row (`subflow_upkeep` in stack/src/mptcp/connection.rs):
+  with its 200 ms minimum RTO, 200 + 400 ms after the last acknowledgment on path 1
+  at the earliest.
 - A run counts only if it completed with MPTCP (MPTCP_INFO: no fallback) and the
   expected number of subflows; failed runs are listed and left out of the medians.
 - The counters are deltas of `nstat -as` in PEER and SRV around each run, and
