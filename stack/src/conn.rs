@@ -275,6 +275,17 @@ impl Connection {
         if !self.is_multipath() {
             return;
         }
+        if self.mp.as_deref().is_some_and(|m| m.data_level_done()) {
+            // Whatever a subflow still holds was DATA_ACKed (it went over
+            // another after this one stalled): delivering it before a FIN only
+            // keeps a stale subflow alive (its path may come back much later).
+            for i in 0..self.subflow_count() {
+                let t = self.subflow_tcb(i);
+                if t.state() != State::Closed && t.send_queued() > 0 {
+                    self.reset_subflow(i);
+                }
+            }
+        }
         for i in 0..self.subflow_count() {
             let closed = self.subflow_tcb(i).state() == State::Closed;
             let (tcb, mp) = self.parts(i);

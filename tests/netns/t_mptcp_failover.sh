@@ -7,6 +7,8 @@
 # reset). Reports mptun's mptcp_reinjected_bytes (must be > 0: mptun had data in
 # flight on the dead subflow), Linux's MPTCPRetrans, what path 2 carried after the
 # failure, and the client's longest wait for data (max_rx_gap_s).
+# Then path 1 comes back: PEER's stale subflow on it must be answered and go (no
+# FIN-WAIT-2 left over), as mptun reset its end once the data level was done.
 # FAMILY=6: the same over IPv6 (fd10:1::2, endpoint fd02::1). CHECKSUM=1: with
 # net.mptcp.checksum_enabled=1 in PEER (DSS checksums on both subflows).
 . "$(dirname "$0")/lib.sh"
@@ -59,3 +61,18 @@ log "longest wait for data at the client: $(json_eval "$out" 'd["max_rx_gap_s"]'
 [ "$(mptun_counter mptcp_joins_established "$status")" -ge 1 ] || fail "mptun: no join established"
 peer_counters_expect -ge 1 MPTcpExtMPJoinSynTx MPTcpExtMPJoinSynAckRx
 peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]}"
+
+# Path 1 comes back after the echo. PEER's subflow on it still holds what it had
+# in flight and retransmits; mptun reset its own end once the data level was done
+# (all it held had gone over path 2), so PEER's subflow must be answered with a
+# RST and go, not linger in FIN-WAIT-2 with mptun's end half alive.
+ip -n "$HOST" link set h1 up
+shape "$HOST" h1 20mbit
+peer_quiet() { [ -z "$(peer_exec ss -tnH exclude time-wait dst "$dst" and dport = :7)" ]; }
+wait_until 30 peer_quiet ||
+    fail "PEER still has subflows to $dst:7 30 s after path 1 came back: $(peer_exec ss -tn dst "$dst")"
+# Had mptun's end lived on, it would have answered with old data and PEER would
+# have reset it.
+[ "$(mptun_counter resets_received)" = 0 ] ||
+    fail "PEER reset mptun's stale subflow: mptun's end lived on after the connection was done"
+log "path 1 back: PEER's stale subflow gone; mptun counters: $(json_eval "$(mptun_status_json)" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if v and ("rst" in k or "reset" in k))')"
