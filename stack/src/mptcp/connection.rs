@@ -141,6 +141,14 @@ pub(super) struct FailState {
     tries: u32,
 }
 
+/// Retransmission timeouts in a row after which what a subflow holds is sent
+/// again on the others: one, as a timeout means the path lost a whole window
+/// or died, and waiting for a second (twice as long) is that much more stall on
+/// failover. It counts as stalled (no new data; backups take over) only after
+/// two, so that one timeout on a live path does not wake a backup.
+const REINJECT_BACKOFF: u32 = 1;
+const STALL_BACKOFF: u32 = 2;
+
 /// MP_FAIL repeats before the connection is reset instead.
 const MAX_MP_FAIL_TRIES: u32 = 5;
 
@@ -918,16 +926,21 @@ impl MptcpConn {
         mapped
     }
 
-    /// Join timers, and reinjection when the subflow stalls (two RTOs in a row
-    /// without progress): data-level retransmission never waits for it.
+    /// Join timers, and reinjection when the subflow times out: data-level
+    /// retransmission never waits for it. A stalled subflow gets no new data
+    /// until it makes progress again.
     fn subflow_upkeep(&mut self, now: Instant, i: usize, tcb: &mut Tcb) {
         self.join_timers(now, i, tcb);
         let backoff = tcb.rto_backoff();
-        if backoff >= 2 && !self.sf[i].stalled {
+        if backoff >= REINJECT_BACKOFF && !self.sf[i].reinjected {
             self.reinject_from(i);
+            self.sf[i].reinjected = true;
+        }
+        if backoff >= STALL_BACKOFF {
             self.sf[i].stalled = true;
         } else if backoff == 0 {
             self.sf[i].stalled = false;
+            self.sf[i].reinjected = false;
         }
     }
 
@@ -954,7 +967,7 @@ impl MptcpConn {
         if self.sf[i].dead {
             return;
         }
-        if !self.sf[i].stalled {
+        if !self.sf[i].reinjected {
             self.reinject_from(i);
         }
         let sf = &mut self.sf[i];

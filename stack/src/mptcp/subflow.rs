@@ -60,8 +60,11 @@ pub struct SubflowState {
     /// The subflow is gone (closed or reset); its unacknowledged data was handed
     /// to the others.
     pub(super) dead: bool,
-    /// Its unacknowledged data was reinjected because it stalled (repeated RTO);
-    /// cleared when it makes progress again.
+    /// Its unacknowledged data was sent again on the others after a
+    /// retransmission timeout; cleared when it makes progress again.
+    pub(super) reinjected: bool,
+    /// Repeated timeouts: it gets no new data while another subflow can take
+    /// it; cleared when it makes progress again.
     pub(super) stalled: bool,
     /// A reset of this subflow was decided (MP_TCPRST reason).
     pub(super) reset_reason: Option<u8>,
@@ -86,6 +89,7 @@ impl SubflowState {
             prio_pending: None,
             join: None,
             dead: false,
+            reinjected: false,
             stalled: false,
             reset_reason: None,
             fail_dsn: None,
