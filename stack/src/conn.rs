@@ -276,12 +276,13 @@ impl Connection {
             return;
         }
         if self.mp.as_deref().is_some_and(|m| m.data_level_done()) {
-            // Whatever a subflow still holds was DATA_ACKed (it went over
-            // another after this one stalled): delivering it before a FIN only
-            // keeps a stale subflow alive (its path may come back much later).
+            // What a timed-out subflow still holds was DATA_ACKed (it went over
+            // another): delivering it before a FIN only keeps a stale subflow
+            // alive (its path may come back much later). A live subflow whose
+            // last acknowledgment is merely on its way is left to close.
             for i in 0..self.subflow_count() {
                 let t = self.subflow_tcb(i);
-                if t.state() != State::Closed && t.send_queued() > 0 {
+                if t.state() != State::Closed && t.send_queued() > 0 && t.rto_backoff() > 0 {
                     self.reset_subflow(i);
                 }
             }
