@@ -443,6 +443,41 @@ fn add_addr_is_echoed_but_not_joined_without_the_limit() {
 /// transfer; from then on neither side sends data on that subflow.
 #[test]
 fn mp_prio_makes_a_subflow_backup_both_ways() {
+    mp_prio_backup(false);
+}
+
+/// The same in v0, whose MP_PRIO names the address (address id) instead of
+/// applying to the subflow it arrives on.
+#[test]
+fn v0_mp_prio_with_address_id_makes_a_subflow_backup() {
+    mp_prio_backup(true);
+}
+
+/// MP_PRIO options seen on path 1: (with an address id, without).
+static PRIO_SEEN: [std::sync::atomic::AtomicUsize; 2] = [
+    std::sync::atomic::AtomicUsize::new(0),
+    std::sync::atomic::AtomicUsize::new(0),
+];
+
+/// A middlebox that only looks: counts the MP_PRIO options going by.
+fn count_mp_prio(pkt: &mut Vec<u8>) {
+    use mptun_stack::wire::{mptcp_options, IpRepr, MptcpOption, ParseCtx, TcpRepr};
+    let Ok((ip, tcp)) = IpRepr::parse(pkt) else {
+        return;
+    };
+    let Ok(seg) = TcpRepr::parse(ip.src, ip.dst, tcp, true) else {
+        return;
+    };
+    let ctx = ParseCtx::from_repr(&seg);
+    for o in mptcp_options(&seg) {
+        if let Ok(MptcpOption::MpPrio(p)) = MptcpOption::parse(o, ctx) {
+            let k = usize::from(p.addr_id.is_none());
+            PRIO_SEEN[k].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+fn mp_prio_backup(v0: bool) {
     let st = Setup {
         ipv6: false,
         paths: vec![rated(20, 10, 0.0), rated(20, 10, 0.0)],
@@ -460,12 +495,17 @@ fn mp_prio_makes_a_subflow_backup_both_ways() {
     let mut sc = sim_config(derive(seed, 2));
     for c in [&mut cc, &mut sc] {
         c.mptcp.enabled = true;
+        c.mptcp.v1 = !v0;
+        c.mptcp.v0 = v0;
     }
     let c = w.add_host("client", cc);
     let s = w.add_host("server", sc);
     let (c0, c1, s0) = (addr(false, 0, 1), addr(false, 1, 1), addr(false, 0, 2));
     w.add_path(c, c0, s, s0, st.paths[0].clone(), st.paths[0].clone());
-    w.add_path(c, c1, s, s0, st.paths[1].clone(), st.paths[1].clone());
+    let p1 = w.add_path(c, c1, s, s0, st.paths[1].clone(), st.paths[1].clone());
+    if v0 {
+        w.path_mut(p1).middlebox = Some(count_mp_prio);
+    }
     let subflow = EndpointFlags {
         subflow: true,
         ..EndpointFlags::default()
@@ -519,6 +559,21 @@ fn mp_prio_makes_a_subflow_backup_both_ways() {
         info.subflows.iter().any(|f| f.backup),
         "server does not show the backup subflow: {:?}",
         info.subflows
+    );
+    if v0 {
+        let seen = PRIO_SEEN
+            .each_ref()
+            .map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        assert!(
+            seen[0] >= 1 && seen[1] == 0,
+            "v0 MP_PRIO must name the address: (with id, without) = {seen:?}"
+        );
+    }
+    let mp = info.mptcp.as_ref().expect("an MPTCP connection");
+    assert_eq!(
+        (mp.version, mp.fallback),
+        (if v0 { 0 } else { 1 }, false),
+        "version and fallback"
     );
     w.run_until_done(&mut [&mut client, &mut server])
         .expect("transfer completes");

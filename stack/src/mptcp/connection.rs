@@ -493,9 +493,18 @@ impl MptcpConn {
                     self.on_add_addr(&a);
                 }
                 Ok(MptcpOption::RemoveAddr(r)) => self.on_remove_addr(&r),
-                // v1 MP_PRIO applies to the subflow it arrives on (RFC 8684 §3.3.8).
+                // v1 MP_PRIO applies to the subflow it arrives on (RFC 8684
+                // §3.3.8); a v0 one with an address id to every subflow to that
+                // address of the peer (RFC 6824 §3.3.8).
                 Ok(MptcpOption::MpPrio(p)) => {
-                    self.sf[i].remote_backup = p.backup;
+                    match p.addr_id.filter(|_| self.version == MptcpVersion::V0) {
+                        Some(id) => self
+                            .sf
+                            .iter_mut()
+                            .filter(|s| s.remote_id == id && !s.dead)
+                            .for_each(|s| s.remote_backup = p.backup),
+                        None => self.sf[i].remote_backup = p.backup,
+                    }
                     self.stats.mp_prio_rx += 1;
                 }
                 _ => {}

@@ -250,7 +250,9 @@ fn dss_options(
             room,
             MptcpOption::MpPrio(MpPrio {
                 backup,
-                addr_id: None,
+                // v0 names the address (RFC 6824 §3.3.8): every subflow of
+                // ours on it is meant, as our endpoints' flags are per address.
+                addr_id: (c.version() == MptcpVersion::V0).then(|| c.subflow(i).local_id),
             }),
         );
     }
