@@ -460,6 +460,7 @@ static PRIO_SEEN: [std::sync::atomic::AtomicUsize; 2] = [
 ];
 
 /// A middlebox that only looks: counts the MP_PRIO options going by.
+#[allow(clippy::ptr_arg)] // the middlebox hook's type: others rewrite the Vec
 fn count_mp_prio(pkt: &mut Vec<u8>) {
     use mptun_stack::wire::{mptcp_options, IpRepr, MptcpOption, ParseCtx, TcpRepr};
     let Ok((ip, tcp)) = IpRepr::parse(pkt) else {
