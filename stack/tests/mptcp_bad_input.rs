@@ -6,15 +6,18 @@
 //! byte-exact in both directions (FIN included), nothing reset the connection, it
 //! did not fall back to TCP, and the counter of that rejection moved.
 
+mod packet;
+
 use core::time::Duration;
 use mptun_stack::endpoint::CloseReason;
 use mptun_stack::mptcp::crypto::{self, HashAlg};
 use mptun_stack::wire::mptcp::{AddAddr, MpJoin, TcpRst};
 use mptun_stack::wire::{
-    emit_packet, mptcp_options, IpRepr, MptcpOption, ParseCtx, RawOptions, SeqNumber, TcpFlags,
-    TcpRepr, TCPOPT_MPTCP,
+    emit_packet, mptcp_options, IpRepr, MptcpOption, ParseCtx, SeqNumber, TcpFlags, TcpRepr,
+    TCPOPT_MPTCP,
 };
 use mptun_stack::{Config, ConnId, Counters, EndpointFlags, Error, Event, Instant, Stack, State};
+use packet::rewrite_mptcp;
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 
@@ -118,50 +121,6 @@ impl Seg {
     fn is_syn_ack(&self) -> bool {
         self.flags.syn() && self.flags.ack()
     }
-}
-
-/// `pkt` with every MPTCP option that `f` changes re-encoded (TCP checksum
-/// recomputed); `None` when `f` changed nothing.
-fn rewrite(
-    pkt: &[u8],
-    mut f: impl FnMut(MptcpOption<'_>) -> Option<MptcpOption<'_>>,
-) -> Option<Vec<u8>> {
-    let (ipr, tcp) = IpRepr::parse(pkt).ok()?;
-    let seg = TcpRepr::parse(ipr.src, ipr.dst, tcp, true).ok()?;
-    let ctx = ParseCtx::from_repr(&seg);
-    let mut hit = false;
-    let mut opts = Vec::new();
-    for (kind, data) in seg.unknown.iter() {
-        let mut bytes = data.to_vec();
-        if kind == TCPOPT_MPTCP {
-            if let Some(new) = MptcpOption::parse(data, ctx).ok().and_then(&mut f) {
-                bytes = new.encode().unwrap().as_slice().to_vec();
-                hit = true;
-            }
-        }
-        opts.push((kind, bytes));
-    }
-    if !hit {
-        return None;
-    }
-    let mut raw = RawOptions::new();
-    for (kind, bytes) in &opts {
-        raw.push(*kind, bytes);
-    }
-    let mut out = seg;
-    out.unknown = raw;
-    let mut buf = vec![0u8; pkt.len() + 40];
-    let n = emit_packet(
-        ipr.src,
-        ipr.dst,
-        ipr.hop_limit,
-        &out,
-        &[seg.payload],
-        &mut buf,
-    )
-    .ok()?;
-    buf.truncate(n);
-    Some(buf)
 }
 
 /// `pkt` sent from another source port (TCP checksum recomputed).
@@ -728,7 +687,7 @@ fn join_synack_with_wrong_hmac_is_reset_by_the_client() {
         if d != Dir::ToClient {
             return None;
         }
-        rewrite(pkt, |o| match o {
+        rewrite_mptcp(pkt, |o| match o {
             MptcpOption::MpJoin(MpJoin::SynAck {
                 backup,
                 addr_id,
@@ -897,7 +856,7 @@ fn add_addr_with_wrong_hmac_is_ignored() {
         if d != Dir::ToClient || corrupted.get() > 0 {
             return None;
         }
-        rewrite(pkt, |o| match o {
+        rewrite_mptcp(pkt, |o| match o {
             MptcpOption::AddAddr(AddAddr::V1 {
                 echo: false,
                 addr_id,

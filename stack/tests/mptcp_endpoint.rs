@@ -2,6 +2,8 @@
 //! exchange shows in `info`, plain-TCP peers get a clean fallback, and an abort
 //! reaches the peer as MP_FASTCLOSE (the peer's connection is reset).
 
+mod packet;
+
 use mptun_stack::endpoint::CloseReason;
 use mptun_stack::{Config, ConnId, Event, Instant, Stack};
 use std::net::SocketAddr;
@@ -241,38 +243,16 @@ fn zero_connection_window_bounds_the_mappings() {
 /// `pkt` with the DSN of its DSS mapping replaced when it is the mapping at
 /// subflow sequence `ssn` with DSN `dsn`; `None` when it is not.
 fn remap_dsn(pkt: &[u8], ssn: u32, dsn: u64, new_dsn: u64) -> Option<Vec<u8>> {
-    use mptun_stack::wire::tcp::RawOptions;
-    use mptun_stack::wire::{emit_packet, IpRepr, MptcpOption, ParseCtx, TcpRepr};
-
-    let (ip, tcp) = IpRepr::parse(pkt).ok()?;
-    let seg = TcpRepr::parse(ip.src, ip.dst, tcp, false).ok()?;
-    let ctx = ParseCtx::from_repr(&seg);
-    let mut hit = false;
-    let mut opts = Vec::new();
-    for (kind, data) in seg.unknown.iter() {
-        let mut bytes = data.to_vec();
-        if let Ok(MptcpOption::Dss(mut d)) = MptcpOption::parse(data, ctx) {
-            if let Some(m) = d.mapping.as_mut().filter(|m| m.ssn == ssn && m.dsn == dsn) {
+    use mptun_stack::wire::MptcpOption;
+    packet::rewrite_mptcp(pkt, |o| match o {
+        MptcpOption::Dss(mut d) if d.mapping.is_some_and(|m| m.ssn == ssn && m.dsn == dsn) => {
+            if let Some(m) = d.mapping.as_mut() {
                 m.dsn = new_dsn;
-                hit = true;
-                bytes = MptcpOption::Dss(d).encode().ok()?.as_slice().to_vec();
             }
+            Some(MptcpOption::Dss(d))
         }
-        opts.push((kind, bytes));
-    }
-    if !hit {
-        return None;
-    }
-    let mut raw = RawOptions::new();
-    for (kind, bytes) in &opts {
-        raw.push(*kind, bytes);
-    }
-    let mut out = seg;
-    out.unknown = raw;
-    let mut buf = vec![0u8; pkt.len() + 40];
-    let n = emit_packet(ip.src, ip.dst, ip.hop_limit, &out, &[seg.payload], &mut buf).ok()?;
-    buf.truncate(n);
-    Some(buf)
+        _ => None,
+    })
 }
 
 /// Data the peer's subflow acknowledged but its MPTCP level dropped (as Linux

@@ -7,6 +7,8 @@
 //! byte-exact (a mutated copy may legitimately reset or degrade the connection, so
 //! exactness is only required of the data actually delivered).
 
+mod packet;
+
 use mptun_stack::wire::{emit_packet, IpRepr, RawOptions, TcpRepr, TCPOPT_MPTCP};
 use mptun_stack::{Config, EndpointFlags, Event, Instant, Stack};
 use proptest::prelude::*;
@@ -54,9 +56,11 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 /// `pkt` with its MPTCP options mutated and a correct TCP checksum, if it parses.
 fn mutate(pkt: &[u8], m: &Mutation) -> Option<Vec<u8>> {
-    let (ipr, tcp) = IpRepr::parse(pkt).ok()?;
-    let seg = TcpRepr::parse(ipr.src, ipr.dst, tcp, false).ok()?;
-    let mut opts: Vec<(u8, Vec<u8>)> = seg.unknown.iter().map(|(k, d)| (k, d.to_vec())).collect();
+    packet::rewrite_options(pkt, |opts, _| apply(opts, m).is_some())
+}
+
+/// Apply `m` to the MPTCP options among `opts`; `None` if there is none to pick.
+fn apply(opts: &mut packet::Options, m: &Mutation) -> Option<()> {
     let mptcp: Vec<usize> = (0..opts.len())
         .filter(|&i| opts[i].0 == TCPOPT_MPTCP)
         .collect();
@@ -87,24 +91,7 @@ fn mutate(pkt: &[u8], m: &Mutation) -> Option<Vec<u8>> {
         }
         Mutation::Replace { data } => opts.push((TCPOPT_MPTCP, data.clone())),
     }
-    let mut out = seg;
-    let mut raw = RawOptions::new();
-    for (k, d) in &opts {
-        raw.push(*k, d);
-    }
-    out.unknown = raw;
-    let mut buf = vec![0u8; pkt.len() + 80];
-    let n = emit_packet(
-        ipr.src,
-        ipr.dst,
-        ipr.hop_limit,
-        &out,
-        &[seg.payload],
-        &mut buf,
-    )
-    .ok()?;
-    buf.truncate(n);
-    Some(buf)
+    Some(())
 }
 
 /// A SYN with MP_JOIN for `token` to `dst`.
