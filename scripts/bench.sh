@@ -72,33 +72,22 @@ MPTUN_ADDRS=(10.10.1.2)
 export RUST_LOG=${RUST_LOG:-warn}
 BENCHNET=$REPO/scripts/benchnet.py
 SRV="$PFX-srv"
-_SRV=0
+# shellcheck source=lib_srv.sh
+. "$REPO/scripts/lib_srv.sh"
 HZ=$(getconf CLK_TCK)
 RESULTS=$DIR/results.tsv
 
 bench_cleanup() {
     local rc=$?
     set +e
-    if [ "$_SRV" = 1 ]; then
-        local p
-        for p in $(ip netns pids "$SRV" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-        [ "${KEEP_NETNS:-0}" = 1 ] || ip netns del "$SRV" 2>/dev/null
-    fi
+    srv_ns_down
     (exit "$rc")
     cleanup
 }
 trap bench_cleanup EXIT
 
 srv_up() {
-    ip netns add "$SRV"
-    _SRV=1
-    ip -n "$SRV" link set lo up
-    ip link add h9 netns "$HOST" type veth peer name s9 netns "$SRV"
-    ip -n "$HOST" addr add 10.10.9.1/24 dev h9
-    ip -n "$SRV" addr add 10.10.9.2/24 dev s9
-    ip -n "$HOST" link set h9 up
-    ip -n "$SRV" link set s9 up
-    ip -n "$SRV" route add default via 10.10.9.1
+    srv_ns_up
     ip -n "$PEER" route add 10.10.9.0/24 via 10.1.0.2
 }
 

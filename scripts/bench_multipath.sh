@@ -85,7 +85,8 @@ fi
 export RUST_LOG=${RUST_LOG:-warn}
 SRV="$PFX-srv"
 SRV_ADDR=10.10.1.3
-_SRV=0
+# shellcheck source=lib_srv.sh
+. "$REPO/scripts/lib_srv.sh"
 SRV_PIDS=()
 RESULTS=$DIR/results.jsonl
 # Counters every run moves (handshakes, joins, reordering and window sharing between
@@ -108,8 +109,7 @@ bench_cleanup() {
         # and the shell report each as "Killed"); SIGKILL what is left.
         for p in "${SRV_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
         for p in "${SRV_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-        for p in $(ip netns pids "$SRV" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-        [ "${KEEP_NETNS:-0}" = 1 ] || ip netns del "$SRV" 2>/dev/null
+        srv_ns_down
     fi
     (exit "$rc")
     cleanup
@@ -119,16 +119,8 @@ trap bench_cleanup EXIT
 # srv_up: namespace SRV behind veth h9 (HOST) / s9, owning SRV_ADDR, MPTCP on with the
 # same limits as PEER.
 srv_up() {
-    ip netns add "$SRV"
-    _SRV=1
-    ip -n "$SRV" link set lo up
-    ip link add h9 netns "$HOST" type veth peer name s9 netns "$SRV"
-    ip -n "$HOST" addr add 10.10.9.1/24 dev h9
-    ip -n "$SRV" addr add 10.10.9.2/24 dev s9
+    srv_ns_up
     ip -n "$SRV" addr add "$SRV_ADDR/32" dev s9
-    ip -n "$HOST" link set h9 up
-    ip -n "$SRV" link set s9 up
-    ip -n "$SRV" route add default via 10.10.9.1
     # PEER already routes 10.10.1.0/24 by path 1 and 10.10.0.0/16 by a subflow's own
     # path; HOST needs the way on to SRV (mptun's own /32 routes point into its TUN).
     ip -n "$HOST" route add "$SRV_ADDR/32" via 10.10.9.2 dev h9
