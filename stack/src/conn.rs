@@ -276,13 +276,20 @@ impl Connection {
             return;
         }
         if self.mp.as_deref().is_some_and(|m| m.data_level_done()) {
-            // What a timed-out subflow still holds was DATA_ACKed (it went over
-            // another): delivering it before a FIN only keeps a stale subflow
-            // alive (its path may come back much later). A live subflow whose
-            // last acknowledgment is merely on its way is left to close.
+            // With the data level finished, a subflow is not waited for once it
+            // timed out holding data (all DATA_ACKed: it went over another, and
+            // delivering it before a FIN only keeps a stale subflow alive, its
+            // path may come back much later), or timed out twice on its FIN (its
+            // path may be gone). A live subflow whose last acknowledgment is
+            // merely on its way is left to close.
             for i in 0..self.subflow_count() {
                 let t = self.subflow_tcb(i);
-                if t.state() != State::Closed && t.send_queued() > 0 && t.rto_backoff() > 0 {
+                let stale = match t.rto_backoff() {
+                    0 => false,
+                    1 => t.send_queued() > 0,
+                    _ => true,
+                };
+                if t.state() != State::Closed && stale {
                     self.reset_subflow(i);
                 }
             }
@@ -538,13 +545,6 @@ impl Connection {
             let due = tcb.poll_at().is_some_and(|t| t <= now);
             let reply = if due { tcb.on_timeout(now) } else { None };
             self.push_rst(i, reply, OptionBytes::default());
-            // With the data level finished, a subflow that cannot deliver its
-            // FIN is not waited for (its path may be gone): reset it.
-            let done = self.mp.as_deref().is_some_and(|m| m.data_level_done());
-            let t = self.subflow_tcb(i);
-            if done && self.is_multipath() && t.state() != State::Closed && t.rto_backoff() >= 2 {
-                self.reset_subflow(i);
-            }
             if self.mp.as_deref().is_some_and(|m| m.subflow_must_reset(i))
                 && self.subflow_tcb(i).state() != State::Closed
             {

@@ -9,6 +9,7 @@
 //! outgoing segment carries the options `handshake.rs` decides.
 
 use super::crypto::{self, DssChecksum, HashAlg};
+use super::handshake::push;
 use super::mapping::{Mapping, Mappings};
 use super::scheduler::{new_scheduler, Scheduler};
 use super::subflow::{SubflowState, MAX_MAPPINGS};
@@ -20,7 +21,6 @@ use crate::tcp::Tcb;
 use crate::time::Instant;
 use crate::wire::mptcp::{
     mptcp_options, Dss, FastClose, MpCapable, MpFail, MptcpOption, MptcpVersion, ParseCtx, TcpRst,
-    TCPOPT_MPTCP,
 };
 use crate::wire::TcpRepr;
 use std::collections::VecDeque;
@@ -73,9 +73,7 @@ pub mod rst_reason {
 
 /// An MP_TCPRST option with `reason`, for a RST.
 pub fn tcprst_option(reason: u8) -> OptionBytes {
-    let mut out = OptionBytes::default();
-    push_option(&mut out, MptcpOption::TcpRst(TcpRst { flags: 0, reason }));
-    out
+    reset_options_with(None, reason)
 }
 
 /// Options for a RST: MP_FAIL with `fail_dsn` if a checksum failed, and
@@ -83,16 +81,11 @@ pub fn tcprst_option(reason: u8) -> OptionBytes {
 pub(super) fn reset_options_with(fail_dsn: Option<u64>, reason: u8) -> OptionBytes {
     let mut out = OptionBytes::default();
     if let Some(dsn) = fail_dsn {
-        push_option(&mut out, MptcpOption::MpFail(MpFail { dsn }));
+        push(&mut out, usize::MAX, MptcpOption::MpFail(MpFail { dsn }));
     }
-    push_option(&mut out, MptcpOption::TcpRst(TcpRst { flags: 0, reason }));
+    let rst = MptcpOption::TcpRst(TcpRst { flags: 0, reason });
+    push(&mut out, usize::MAX, rst);
     out
-}
-
-fn push_option(out: &mut OptionBytes, opt: MptcpOption<'_>) {
-    if let Ok(e) = opt.encode() {
-        out.push(TCPOPT_MPTCP, e.as_slice());
-    }
 }
 
 /// What a connection did about DSS checksum failures (RFC 8684 §3.7), folded
@@ -1404,13 +1397,15 @@ impl MptcpConn {
             return out;
         }
         if let Some(key) = self.remote_key {
-            push_option(
-                &mut out,
-                MptcpOption::FastClose(FastClose { receiver_key: key }),
-            );
+            let close = MptcpOption::FastClose(FastClose { receiver_key: key });
+            push(&mut out, usize::MAX, close);
         }
         let reason = rst_reason::UNSPECIFIED;
-        push_option(&mut out, MptcpOption::TcpRst(TcpRst { flags: 0, reason }));
+        push(
+            &mut out,
+            usize::MAX,
+            MptcpOption::TcpRst(TcpRst { flags: 0, reason }),
+        );
         out
     }
 

@@ -16,7 +16,8 @@ use crate::wire::mptcp::{
 /// No limit on the payload.
 const ANY: usize = usize::MAX;
 
-fn push(out: &mut OptionBytes, room: usize, opt: MptcpOption<'_>) -> bool {
+/// Put `opt` into `out` if it fits within `room` option bytes; whether it did.
+pub(super) fn push(out: &mut OptionBytes, room: usize, opt: MptcpOption<'_>) -> bool {
     let Ok(e) = opt.encode() else {
         return false;
     };
