@@ -212,6 +212,10 @@ pub struct MptcpConn {
     /// Data-level retransmission timer (see `retransmit.rs`).
     pub(super) rtx_timer: Option<Instant>,
     pub(super) rtx_backoff: u32,
+    /// The peer's latest segment carried a DSS (or some other MPTCP option):
+    /// it still speaks MPTCP. A peer that fell back sends plain ACKs, and data
+    /// sent again at the data level would reach it as new bytes.
+    pub(super) peer_speaks_mptcp: bool,
     pub(super) released: bool,
     /// The peer sent MP_FASTCLOSE with our key.
     pub(super) fastclosed: bool,
@@ -296,6 +300,7 @@ impl MptcpConn {
             ack_all: false,
             rtx_timer: None,
             rtx_backoff: 0,
+            peer_speaks_mptcp: true,
             released: false,
             fastclosed: false,
             reset_reason: None,
@@ -471,8 +476,11 @@ impl MptcpConn {
         let mut saw_dss = None;
         let mut saw_join = None;
         let mut saw_add_addr = false;
+        let mut saw_any = false;
         for data in mptcp_options(seg) {
-            match MptcpOption::parse(data, ctx) {
+            let opt = MptcpOption::parse(data, ctx);
+            saw_any |= opt.is_ok();
+            match opt {
                 Ok(MptcpOption::MpCapable(c)) => saw_capable = Some(c),
                 Ok(MptcpOption::Dss(d)) => saw_dss = Some(d),
                 // Acted on only when it names our own key (RFC 8684 §3.5).
@@ -502,6 +510,9 @@ impl MptcpConn {
                 }
                 _ => {}
             }
+        }
+        if !seg.flags.syn() && !seg.flags.rst() {
+            self.peer_speaks_mptcp = saw_any;
         }
         if i > 0 {
             self.on_join_segment(i, tcb, seg, saw_join);

@@ -72,8 +72,10 @@ impl MptcpConn {
             return;
         }
         let held = self.first_in_flight();
-        if held == Some(0) {
-            // A subflow is still at it; its own recovery (or stall) decides.
+        if held == Some(0) || !self.peer_speaks_mptcp {
+            // A subflow is still at it, its own recovery (or stall) decides; or
+            // the peer sends plain ACKs (it fell back, or a middlebox strips
+            // options): bytes sent again would reach it as new data.
             self.arm_rtx(now, rto);
             return;
         }
