@@ -154,7 +154,7 @@ impl Connection {
     pub fn on_segment(&mut self, now: Instant, i: usize, seg: &TcpRepr<'_>) {
         let (tcb, mp) = self.parts(i);
         let Some(mp) = mp else {
-            let reply = tcb.on_segment(now, seg);
+            let reply = tcb.on_segment(now, seg).rst;
             self.push_rst(i, reply, OptionBytes::default());
             return;
         };
@@ -187,7 +187,7 @@ impl Connection {
             self.after_subflow_changes();
             return;
         }
-        let reply = tcb.on_segment(now, seg);
+        let reply = tcb.on_segment(now, seg).rst;
         mp.pull(i, tcb);
         if mp.released_with_data() {
             // Nobody will read it: abort, as TCP does (RFC 9293 §3.10.7.4).

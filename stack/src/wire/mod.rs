@@ -4,6 +4,7 @@
 //! malformed input; nothing here panics on any input bytes.
 
 pub mod checksum;
+pub mod dsn;
 pub mod error;
 pub mod icmp;
 pub mod ip;
@@ -11,10 +12,13 @@ pub mod mptcp;
 pub mod seq;
 pub mod tcp;
 
+pub use dsn::Dsn;
 pub use error::WireError;
 pub use icmp::{emit_echo_reply, emit_echo_request, IcmpEcho, IcmpMessage};
 pub use ip::{IpRepr, Ipv4Packet, Ipv6Packet, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
-pub use mptcp::{mptcp_options, MptcpError, MptcpOption, MptcpVersion, ParseCtx, TCPOPT_MPTCP};
+pub use mptcp::{
+    mptcp_options, MptcpError, MptcpOption, MptcpOptions, MptcpVersion, ParseCtx, TCPOPT_MPTCP,
+};
 pub use seq::SeqNumber;
 pub use tcp::{
     emit_packet, RawOptions, SackBlocks, TcpFlags, TcpOption, TcpOptionIter, TcpRepr, TcpSegment,

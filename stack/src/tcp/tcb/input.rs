@@ -16,6 +16,37 @@ pub struct RstReply {
     pub ack: Option<SeqNumber>,
 }
 
+/// What the TCB made of one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Verdict {
+    /// The segment passed every check a blind attacker cannot pass — in the
+    /// receive window, an acceptable ACK (RFC 9293 §3.10.7.4, RFC 5961), PAWS
+    /// (RFC 7323); in SYN_SENT, a SYN/ACK or RST acknowledging our SYN; a RST
+    /// exactly at `rcv_nxt` — and was processed. Only then may a protocol
+    /// layered on TCP act on the segment's options.
+    pub acceptable: bool,
+    /// A RST to send in reply.
+    pub rst: Option<RstReply>,
+}
+
+impl Verdict {
+    const DROPPED: Verdict = Verdict {
+        acceptable: false,
+        rst: None,
+    };
+    const ACCEPTED: Verdict = Verdict {
+        acceptable: true,
+        rst: None,
+    };
+
+    fn refused(rst: RstReply) -> Verdict {
+        Verdict {
+            acceptable: false,
+            rst: Some(rst),
+        }
+    }
+}
+
 /// Bound on duplicate ACKs queued within one batch of arrivals.
 const MAX_EXTRA_ACKS: u8 = 8;
 /// Challenge ACKs allowed per second (RFC 5961 §7).
@@ -29,22 +60,22 @@ fn seg_len(seg: &TcpRepr<'_>) -> usize {
 
 impl Tcb {
     /// Process one segment addressed to this connection.
-    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Verdict {
         self.stats.segments_in += 1;
         match self.state {
-            State::Closed | State::Listen => None,
+            State::Closed | State::Listen => Verdict::DROPPED,
             State::SynSent => self.on_segment_syn_sent(now, seg),
             _ => self.on_segment_synchronized(now, seg),
         }
     }
 
-    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
+    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Verdict {
         let f = seg.flags;
         if f.ack() && (seg.ack.diff(self.iss) <= 0 || seg.ack.diff(self.snd_max) > 0) {
             if f.rst() {
-                return None;
+                return Verdict::DROPPED;
             }
-            return Some(RstReply {
+            return Verdict::refused(RstReply {
                 seq: seg.ack,
                 ack: None,
             });
@@ -52,11 +83,12 @@ impl Tcb {
         if f.rst() {
             if f.ack() {
                 self.close(CloseReason::Refused);
+                return Verdict::ACCEPTED;
             }
-            return None;
+            return Verdict::DROPPED;
         }
         if !f.syn() {
-            return None;
+            return Verdict::DROPPED;
         }
         self.take_syn(now, seg);
         if f.ack() {
@@ -70,12 +102,14 @@ impl Tcb {
             self.snd_wl2 = seg.ack;
             self.establish(now);
             self.ack_now = true;
+            Verdict::ACCEPTED
         } else {
             // Simultaneous open: answer with a SYN/ACK carrying our original ISS.
+            // Nothing vouches for a bare SYN: its options are not for others.
             self.state = State::SynReceived;
             self.snd_nxt = self.iss;
+            Verdict::DROPPED
         }
-        None
     }
 
     fn establish(&mut self, now: Instant) {
@@ -129,7 +163,7 @@ impl Tcb {
         }
     }
 
-    fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
+    fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Verdict {
         let f = seg.flags;
 
         if self.state == State::TimeWait {
@@ -145,7 +179,7 @@ impl Tcb {
             && seg.seq == self.irs
         {
             self.snd_nxt = self.iss;
-            return None;
+            return Verdict::DROPPED;
         }
 
         // Simultaneous open completed by the peer's SYN/ACK (RFC 9293 Figure 7):
@@ -166,7 +200,7 @@ impl Tcb {
             self.snd_wl2 = seg.ack;
             self.establish(now);
             self.ack_now = true;
-            return None;
+            return Verdict::ACCEPTED;
         }
 
         // PAWS (RFC 7323 §5.3).
@@ -176,7 +210,7 @@ impl Tcb {
                 if !idle && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
                     self.stats.drop_paws += 1;
                     self.ack_now = true;
-                    return None;
+                    return Verdict::DROPPED;
                 }
             }
         }
@@ -189,7 +223,7 @@ impl Tcb {
                     self.stats.drop_out_of_window += 1;
                     self.ack_now = true;
                 }
-                return None;
+                return Verdict::DROPPED;
             }
         }
 
@@ -202,20 +236,20 @@ impl Tcb {
                     CloseReason::Reset
                 };
                 self.close(reason);
-            } else {
-                self.challenge_ack(now);
+                return Verdict::ACCEPTED;
             }
-            return None;
+            self.challenge_ack(now);
+            return Verdict::DROPPED;
         }
 
         if f.syn() {
             // RFC 5961 §4: a SYN in a synchronized state gets a challenge ACK.
             self.challenge_ack(now);
-            return None;
+            return Verdict::DROPPED;
         }
 
         if !f.ack() {
-            return None;
+            return Verdict::DROPPED;
         }
 
         if self.state == State::SynReceived {
@@ -226,7 +260,7 @@ impl Tcb {
                 self.snd_wl2 = seg.ack;
                 self.establish(now);
             } else {
-                return Some(RstReply {
+                return Verdict::refused(RstReply {
                     seq: seg.ack,
                     ack: None,
                 });
@@ -236,12 +270,12 @@ impl Tcb {
         // RFC 5961 §5.2 ACK validation.
         if seg.ack.diff(self.snd_max) > 0 {
             self.ack_now = true;
-            return None;
+            return Verdict::DROPPED;
         }
         let lower = self.snd_una - self.max_snd_wnd.clamp(1, 1 << 30);
         if seg.ack.diff(lower) < 0 {
             self.challenge_ack(now);
-            return None;
+            return Verdict::DROPPED;
         }
 
         // RFC 7323 §4.3: remember the timestamp to echo.
@@ -258,7 +292,7 @@ impl Tcb {
 
         self.on_ack(now, seg);
         if self.state == State::Closed {
-            return None;
+            return Verdict::ACCEPTED;
         }
 
         let fin_acked = self.fin_acked();
@@ -272,7 +306,7 @@ impl Tcb {
             State::Closing if fin_acked => self.enter_time_wait(now),
             State::LastAck if fin_acked => {
                 self.close(CloseReason::Normal);
-                return None;
+                return Verdict::ACCEPTED;
             }
             _ => {}
         }
@@ -286,15 +320,18 @@ impl Tcb {
         ) {
             if !seg.payload.is_empty() && self.reset_on_orphan_data {
                 // Nobody will read this: tell the peer (RFC 9293 §3.10.7.4).
-                let rst = self.abort();
-                return rst.map(|r| RstReply {
+                let rst = self.abort().map(|r| RstReply {
                     seq: self.snd_nxt.max(r.seq),
                     ack: None,
                 });
+                return Verdict {
+                    acceptable: true,
+                    rst,
+                };
             }
             self.on_text(now, seg);
         }
-        None
+        Verdict::ACCEPTED
     }
 
     /// Place payload (and note a FIN) in the receive buffer.
@@ -393,15 +430,16 @@ impl Tcb {
         }
     }
 
-    fn on_segment_time_wait(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<RstReply> {
+    /// TIME_WAIT: nothing here is news to a layered protocol (dropped).
+    fn on_segment_time_wait(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Verdict {
         let f = seg.flags;
         if f.rst() {
             // RFC 1337: ignore RSTs in TIME_WAIT.
-            return None;
+            return Verdict::DROPPED;
         }
         if f.syn() {
             self.challenge_ack(now);
-            return None;
+            return Verdict::DROPPED;
         }
         // Anything else is a retransmission from a peer that missed our last ACK
         // (usually of its FIN): acknowledge it again. A FIN restarts the 2MSL wait.
@@ -409,6 +447,6 @@ impl Tcb {
         if f.fin() {
             self.timewait_at = Some(now + self.cfg.msl * 2);
         }
-        None
+        Verdict::DROPPED
     }
 }

@@ -24,7 +24,7 @@ use crate::time::Instant;
 use crate::wire::{SeqNumber, TcpRepr};
 use std::net::{IpAddr, SocketAddr};
 
-pub use input::RstReply;
+pub use input::{RstReply, Verdict};
 
 /// Largest window scale shift (RFC 7323 §2.3).
 const MAX_WSCALE: u8 = 14;

@@ -4,7 +4,7 @@
 //! `poll_transmit` writes back into a parsed, owned [`Seg`] so each test can assert
 //! the exact segment the TCB emits and the state it is left in.
 
-use super::{RstReply, Tcb, Transmit};
+use super::{RstReply, Tcb, Transmit, Verdict};
 use crate::config::{Keepalive, TcpConfig};
 use crate::endpoint::CloseReason;
 use crate::tcp::State;
@@ -221,6 +221,11 @@ impl Harness {
     }
 
     fn send(&mut self, r: &TcpRepr<'_>) -> Option<RstReply> {
+        self.verdict(r).rst
+    }
+
+    /// Feed a segment; whether the TCB found it acceptable, and its RST.
+    fn verdict(&mut self, r: &TcpRepr<'_>) -> Verdict {
         self.tcb.on_segment(self.now, r)
     }
 
@@ -1661,4 +1666,69 @@ fn passive_opener_sends_and_closes() {
     h.send(&fin);
     assert_eq!(h.tcb.state(), State::TimeWait);
     assert_eq!(h.recv_seg().ack, IRS + 2);
+}
+
+// ----- acceptability verdicts (what a layered protocol may act on) -----
+
+fn accepted(v: Verdict) -> bool {
+    v.acceptable
+}
+
+#[test]
+fn verdict_syn_ack_acceptable_only_when_it_acknowledges_our_syn() {
+    let mut h = Harness::connecting(cfg(), Peer::full());
+    h.recv_seg();
+    let forged = h.peer_syn(SYN | ACK, IRS, ISS + 5000);
+    let v = h.verdict(&forged);
+    assert!(!v.acceptable && v.rst.is_some(), "{v:?}");
+    assert_eq!(h.tcb.state(), State::SynSent);
+    let bare_syn = h.peer_syn(SYN, IRS, 0);
+    let mut h2 = Harness::connecting(cfg(), Peer::full());
+    h2.recv_seg();
+    assert!(
+        !accepted(h2.verdict(&bare_syn)),
+        "a bare SYN vouches for nothing"
+    );
+    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+    assert!(accepted(h.verdict(&synack)));
+    assert_eq!(h.tcb.state(), State::Established);
+}
+
+#[test]
+fn verdict_drops_what_a_blind_sender_can_send() {
+    let mut h = Harness::client(cfg(), Peer::full());
+    // Out of the receive window.
+    let v = h.verdict(&h.data(IRS + 1 + 1_000_000, ISS + 1, b"x"));
+    assert!(!v.acceptable);
+    // An ACK for data never sent, and one far below snd_una.
+    assert!(!accepted(h.verdict(&h.seg(ACK, IRS + 1, ISS + 100))));
+    assert!(!accepted(h.verdict(&h.seg(
+        ACK,
+        IRS + 1,
+        ISS.wrapping_sub(200_000)
+    ))));
+    // No ACK flag at all.
+    assert!(!accepted(h.verdict(&h.seg(PSH, IRS + 1, 0))));
+    // A RST in the window but not at rcv_nxt (RFC 5961 §3.2) and a SYN.
+    assert!(!accepted(h.verdict(&h.seg(RST | ACK, IRS + 10, ISS + 1))));
+    assert!(!accepted(h.verdict(&h.seg(SYN, IRS + 1, 0))));
+    // An old timestamp (PAWS).
+    let mut old = h.seg(ACK, IRS + 1, ISS + 1);
+    old.timestamp = Some((PEER_TS.wrapping_sub(100_000), h.last_tsval));
+    assert!(!accepted(h.verdict(&old)));
+    assert_eq!(h.tcb.state(), State::Established);
+    // The genuine article.
+    assert!(accepted(h.verdict(&h.data(IRS + 1, ISS + 1, b"hello"))));
+    assert!(accepted(h.verdict(&h.seg(RST, IRS + 6, ISS + 1))));
+    assert_eq!(h.tcb.state(), State::Closed);
+}
+
+#[test]
+fn verdict_time_wait_and_retransmitted_syn_are_not_news() {
+    let mut h = Harness::accepting(cfg(), Peer::full());
+    h.recv_seg();
+    let syn = h.peer_syn(SYN, IRS, 0);
+    assert!(!accepted(h.verdict(&syn)), "a retransmitted SYN");
+    let ack = h.seg(ACK, IRS + 1, ISS + 1);
+    assert!(accepted(h.verdict(&ack)), "the third ACK");
 }
