@@ -302,6 +302,9 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         mptcp_rm_addr_tx,
         mptcp_rm_addr_rx,
         mptcp_v0_retries,
+        mptcp_bad_data_acks,
+        mptcp_bad_mappings,
+        mptcp_malformed_options,
     )
 }
 

@@ -1,10 +1,12 @@
-//! `mptun-stack`: a sans-IO TCP (and, later, MPTCP) engine.
+//! `mptun-stack`: a sans-IO TCP and Multipath TCP engine.
 //!
 //! The engine never reads a clock, touches a socket or draws unseeded randomness.
 //! Packets come in through [`Stack::handle_packet`], leave through
 //! [`Stack::poll_transmit`], time advances only through the `now` arguments, and all
 //! randomness derives from the seed in [`Config`]. Two engines can therefore be run
 //! against each other in a simulated network and any run replayed from its seed.
+
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod conn;
@@ -17,6 +19,8 @@ pub mod time;
 pub mod wire;
 
 pub use config::{CcAlgorithm, Config, MptcpConfig, SchedulerKind, TcpConfig};
-pub use endpoint::{ConnId, Counters, EndpointFlags, Error, Event, Stack, SubflowInfo};
+pub use endpoint::{
+    ConnId, ConnInfo, Counters, EndpointFlags, Error, Event, MptcpInfo, Stack, SubflowInfo,
+};
 pub use tcp::State;
 pub use time::Instant;

@@ -6,10 +6,10 @@
 //! acknowledges it. Only then may a subflow carry data. Anything wrong resets the
 //! subflow alone (MP_TCPRST), never the connection.
 
-use super::connection::{rst_reason, MptcpConn, Phase};
+use super::action::{rst_reason, Action, Actions};
 use super::crypto;
-use super::subflow::{JoinPhase, SubflowState};
-use crate::tcp::hooks::OptionBytes;
+use super::level::{DataLevel, Phase};
+use super::subflow::{JoinPhase, SubflowMp};
 use crate::tcp::Tcb;
 use crate::time::Instant;
 use crate::wire::mptcp::{MpJoin, MptcpOption};
@@ -29,34 +29,17 @@ pub struct JoinRequest {
     pub local_backup: bool,
 }
 
-/// What a SYN's MP_JOIN says: the token, the sender's nonce, address id and B bit.
-pub type SynJoin = (u32, u32, u8, bool);
-
-/// The MP_JOIN of a SYN, if it carries one.
-pub fn syn_join(seg: &TcpRepr<'_>) -> Option<SynJoin> {
-    let ctx = crate::wire::mptcp::ParseCtx::from_repr(seg);
-    crate::wire::mptcp::mptcp_options(seg).find_map(|d| match MptcpOption::parse(d, ctx) {
-        Ok(MptcpOption::MpJoin(MpJoin::Syn {
-            token,
-            nonce,
-            addr_id,
-            backup,
-        })) => Some((token, nonce, addr_id, backup)),
-        _ => None,
-    })
+fn reset(reason: u8) -> Actions {
+    vec![Action::ResetSubflow { reason, fail: None }]
 }
 
-impl MptcpConn {
-    /// Joined subflows still alive.
-    pub fn live_joins(&self) -> usize {
-        self.sf[1..].iter().filter(|s| !s.dead).count()
-    }
-
-    /// Whether another subflow may join now.
-    pub fn join_allowed(&self) -> bool {
+impl DataLevel {
+    /// Whether another subflow may join now, with `live_joins` joined
+    /// subflows still open.
+    pub fn join_allowed(&self, live_joins: usize) -> bool {
         self.phase == Phase::Established
             && self.remote_key.is_some()
-            && self.live_joins() < self.max_subflows
+            && live_joins < self.max_subflows
             // After a checksum failure the connection may still fall back to
             // TCP: no more subflows (as Linux).
             && !self.checksum_failure_pending()
@@ -67,16 +50,16 @@ impl MptcpConn {
         self.max_subflows > 0 && matches!(self.phase, Phase::Established | Phase::PreEstablished)
     }
 
-    /// A passive join whose SYN named our token: the new subflow's index.
-    pub fn accept_join(&mut self, r: &JoinRequest) -> usize {
-        let mut s = SubflowState::joined(JoinPhase::SynReceived, r.local_nonce, r.remote_nonce);
+    /// A passive join whose SYN named our token: the new subflow's state.
+    pub fn accept_join(&mut self, r: &JoinRequest) -> SubflowMp {
+        let mut s = SubflowMp::joined(JoinPhase::SynReceived, r.local_nonce, r.remote_nonce);
         s.local_id = r.local_id;
         s.remote_id = r.remote_id;
         s.local_backup = r.local_backup;
         s.remote_backup = r.remote_backup;
         self.stats.join_syn_rx += 1;
-        self.sf.push(s);
-        self.sf.len() - 1
+        self.may_fall_back = false;
+        s
     }
 
     /// An active join from our address `local_id` to the peer's `remote_id`.
@@ -86,32 +69,29 @@ impl MptcpConn {
         local_id: u8,
         remote_id: u8,
         backup: bool,
-    ) -> usize {
-        let mut s = SubflowState::joined(JoinPhase::SynSent, local_nonce, 0);
+    ) -> SubflowMp {
+        let mut s = SubflowMp::joined(JoinPhase::SynSent, local_nonce, 0);
         s.local_id = local_id;
         s.remote_id = remote_id;
         s.local_backup = backup;
-        self.sf.push(s);
-        self.sf.len() - 1
+        self.may_fall_back = false;
+        s
     }
 
-    /// The join handshake's part of an incoming segment on joined subflow `i`.
+    /// The join handshake's part of an acceptable segment on a joined subflow.
     pub(super) fn on_join_segment(
         &mut self,
-        i: usize,
+        now: Instant,
         tcb: &mut Tcb,
+        sf: &mut SubflowMp,
         seg: &TcpRepr<'_>,
         join: Option<MpJoin>,
-    ) {
-        let Some(mut j) = self.sf[i].join else {
-            return;
+    ) -> Actions {
+        let (Some(mut j), Some(remote_key)) = (sf.join, self.remote_key) else {
+            return Actions::new();
         };
-        let (Some(remote_key), f) = (self.remote_key, seg.flags) else {
-            return;
-        };
-        if f.rst() {
-            return;
-        }
+        let f = seg.flags;
+        let mut acts = Actions::new();
         match j.phase {
             JoinPhase::SynSent if f.syn() && f.ack() => match join {
                 Some(MpJoin::SynAck {
@@ -130,17 +110,18 @@ impl MptcpConn {
                 {
                     j.phase = JoinPhase::AckSent;
                     j.remote_nonce = nonce;
-                    self.sf[i].remote_id = addr_id;
-                    self.sf[i].remote_backup = backup;
+                    j.timer = Some(now + tcb.rto());
+                    sf.remote_id = addr_id;
+                    sf.remote_backup = backup;
                 }
                 Some(MpJoin::SynAck { .. }) => {
                     self.stats.join_hmac_failures += 1;
-                    self.sf[i].reset_reason = Some(rst_reason::MPTCP_ERROR);
+                    acts = reset(rst_reason::MPTCP_ERROR);
                 }
                 // A join cannot fall back to TCP (RFC 8684 §3.2).
-                _ => self.sf[i].reset_reason = Some(rst_reason::MPTCP_ERROR),
+                _ => acts = reset(rst_reason::MPTCP_ERROR),
             },
-            JoinPhase::SynReceived if !f.syn() && f.ack() => match join {
+            JoinPhase::SynReceived if !f.syn() => match join {
                 Some(MpJoin::Ack { hmac })
                     if hmac
                         == crypto::join_ack_hmac(
@@ -158,69 +139,61 @@ impl MptcpConn {
                 }
                 Some(MpJoin::Ack { .. }) => {
                     self.stats.join_hmac_failures += 1;
-                    self.sf[i].reset_reason = Some(rst_reason::MPTCP_ERROR);
+                    acts = reset(rst_reason::MPTCP_ERROR);
                 }
-                _ => self.sf[i].reset_reason = Some(rst_reason::MPTCP_ERROR),
+                _ => acts = reset(rst_reason::MPTCP_ERROR),
             },
-            JoinPhase::AckSent if !f.syn() && f.ack() => {
+            JoinPhase::AckSent if !f.syn() => {
                 j.phase = JoinPhase::Established;
                 j.timer = None;
                 self.stats.joins_established += 1;
             }
             _ => {}
         }
-        self.sf[i].join = Some(j);
+        sf.join = Some(j);
+        acts
     }
 
-    /// Arm or fire the third-ACK repeat of an active join.
-    pub(super) fn join_timers(&mut self, now: Instant, i: usize, tcb: &mut Tcb) {
-        let Some(mut j) = self.sf[i].join else {
-            return;
+    /// The third-ACK repeat of an active join.
+    pub fn join_timeout(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
+        let Some(mut j) = sf.join else {
+            return Actions::new();
         };
-        if j.phase != JoinPhase::AckSent {
-            return;
+        if j.phase != JoinPhase::AckSent || j.timer.is_none_or(|t| t > now) {
+            return Actions::new();
         }
-        match j.timer {
-            None => j.timer = Some(now + tcb.rto()),
-            Some(t) if t <= now => {
-                j.tries += 1;
-                if j.tries > MAX_JOIN_ACK_TRIES {
-                    j.timer = None;
-                    self.sf[i].reset_reason = Some(rst_reason::MPTCP_ERROR);
-                } else {
-                    tcb.force_ack();
-                    j.timer = Some(now + tcb.rto() * (1 << j.tries));
-                }
-            }
-            Some(_) => {}
-        }
-        self.sf[i].join = Some(j);
+        j.tries += 1;
+        let acts = if j.tries > MAX_JOIN_ACK_TRIES {
+            j.timer = None;
+            reset(rst_reason::MPTCP_ERROR)
+        } else {
+            tcb.force_ack();
+            j.timer = Some(now + tcb.rto() * (1 << j.tries));
+            Actions::new()
+        };
+        sf.join = Some(j);
+        acts
     }
 
-    pub(super) fn join_timer(&self, i: usize) -> Option<Instant> {
-        self.sf[i].join.and_then(|j| j.timer)
-    }
-
-    /// The MP_JOIN option the next segment of joined subflow `i` carries, by
+    /// The MP_JOIN option the next segment of a joined subflow carries, by
     /// the segment's kind; `None` once the handshake is done.
     pub(super) fn join_option(
         &self,
-        i: usize,
+        sf: &SubflowMp,
         syn: bool,
         ack: bool,
     ) -> Option<MptcpOption<'static>> {
-        let j = self.sf[i].join?;
-        let s = &self.sf[i];
+        let j = sf.join?;
         match (j.phase, syn, ack) {
             (JoinPhase::SynSent, true, false) => Some(MptcpOption::MpJoin(MpJoin::Syn {
-                backup: s.local_backup,
-                addr_id: s.local_id,
+                backup: sf.local_backup,
+                addr_id: sf.local_id,
                 token: self.remote_token()?,
                 nonce: j.local_nonce,
             })),
             (JoinPhase::SynReceived, true, true) => Some(MptcpOption::MpJoin(MpJoin::SynAck {
-                backup: s.local_backup,
-                addr_id: s.local_id,
+                backup: sf.local_backup,
+                addr_id: sf.local_id,
                 hmac: crypto::join_synack_hmac(
                     self.alg(),
                     self.local_key,
@@ -242,23 +215,18 @@ impl MptcpConn {
             _ => None,
         }
     }
+}
 
-    /// Options for the RST of subflow `i` when we reset it.
-    pub fn subflow_reset_options(&self, i: usize) -> OptionBytes {
-        let reason = self.sf[i].reset_reason.unwrap_or(rst_reason::UNSPECIFIED);
-        super::connection::reset_options_with(self.sf[i].fail_dsn, reason)
-    }
-
-    /// Whether subflow `i` must be reset.
-    pub fn subflow_must_reset(&self, i: usize) -> bool {
-        self.sf[i].reset_reason.is_some()
-    }
-
-    pub fn subflow(&self, i: usize) -> &SubflowState {
-        &self.sf[i]
-    }
-
-    pub fn subflow_count(&self) -> usize {
-        self.sf.len()
+/// The MP_JOIN of a SYN, if it carries one: the token, the sender's nonce,
+/// address id and B bit.
+pub fn syn_join(join: Option<MpJoin>) -> Option<(u32, u32, u8, bool)> {
+    match join? {
+        MpJoin::Syn {
+            token,
+            nonce,
+            addr_id,
+            backup,
+        } => Some((token, nonce, addr_id, backup)),
+        _ => None,
     }
 }

@@ -2,6 +2,7 @@
 //! of the connection's 64-bit data sequence space, on the send and receive sides.
 //! (32-bit DSNs and DATA_ACKs are expanded by `wire::mptcp::expand_seq32`.)
 
+use crate::wire::Dsn;
 use std::collections::VecDeque;
 
 /// One mapping: `len` bytes from subflow-relative sequence number `ssn` carry the
@@ -9,7 +10,7 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mapping {
     pub ssn: u32,
-    pub dsn: u64,
+    pub dsn: Dsn,
     pub len: u16,
     /// The DSS checksum of this mapping, when checksums are in use.
     pub checksum: Option<u16>,
@@ -30,9 +31,14 @@ impl Mapping {
     }
 
     /// The DSN of subflow byte `ssn`, if the mapping covers it.
-    pub fn dsn_of(&self, ssn: u32) -> Option<u64> {
+    pub fn dsn_of(&self, ssn: u32) -> Option<Dsn> {
         self.contains(ssn)
-            .then(|| self.dsn.wrapping_add(ssn.wrapping_sub(self.ssn) as u64))
+            .then(|| self.dsn + ssn.wrapping_sub(self.ssn) as u64)
+    }
+
+    /// The DSN just past the mapping.
+    pub fn dsn_end(&self) -> Dsn {
+        self.dsn + self.len as u64
     }
 }
 
@@ -156,7 +162,7 @@ mod tests {
     fn m(ssn: u32, dsn: u64, len: u16) -> Mapping {
         Mapping {
             ssn,
-            dsn,
+            dsn: Dsn(dsn),
             len,
             checksum: None,
             data_fin: false,
@@ -169,7 +175,7 @@ mod tests {
         assert!(x.contains(u32::MAX));
         assert!(x.contains(3));
         assert!(!x.contains(8));
-        assert_eq!(x.dsn_of(0), Some(1002));
+        assert_eq!(x.dsn_of(0), Some(Dsn(1002)));
         assert_eq!(x.ssn_end(), 8);
     }
 
@@ -181,7 +187,7 @@ mod tests {
         ms.insert(m(11, 110, 10)).unwrap();
         ms.insert(m(11, 110, 10)).unwrap(); // repeat
         assert_eq!(ms.len(), 3);
-        assert_eq!(ms.find(15).unwrap().dsn_of(15), Some(114));
+        assert_eq!(ms.find(15).unwrap().dsn_of(15), Some(Dsn(114)));
         let order: Vec<u32> = ms.iter().map(|x| x.ssn).collect();
         assert_eq!(order, vec![1, 11, 21]);
         ms.release_before(11);

@@ -1,12 +1,12 @@
 //! The connection's side of address management (RFC 8684 §3.4): the addresses
 //! we announce (ADD_ADDR with HMAC, repeated until echoed, a bounded number of
-//! times), the ones the peer announced (HMAC checked, echoed, handed to the
-//! stack's path manager to open joins), REMOVE_ADDR both ways and MP_PRIO. The
-//! stack decides *which* addresses; this keeps the per-connection state and puts
-//! the options on pure ACKs.
+//! times), the ones the peer announced (HMAC checked, echoed, returned for the
+//! stack's path manager to open joins to), and REMOVE_ADDR both ways. The stack
+//! decides *which* addresses; this keeps the per-connection state, and
+//! `options.rs` puts the options on pure ACKs.
 
-use super::connection::{rst_reason, MptcpConn};
 use super::crypto;
+use super::level::DataLevel;
 use crate::time::Instant;
 use crate::wire::mptcp::{AddAddr, MptcpVersion, RemoveAddr};
 use core::time::Duration;
@@ -55,8 +55,6 @@ pub struct RemoteAddr {
 pub struct PmState {
     pub(super) announced: Vec<Announce>,
     pub(super) remote: Vec<RemoteAddr>,
-    /// Peer addresses not yet handed to the stack's path manager.
-    pub(super) fresh: Vec<RemoteAddr>,
     /// ADD_ADDR echoes to send.
     pub(super) echoes: Vec<RemoteAddr>,
     /// Address ids withdrawn (REMOVE_ADDR), sent a few times: nothing
@@ -64,15 +62,14 @@ pub struct PmState {
     pub(super) removes: Vec<Withdrawal>,
     /// Announcements acted on by opening joins (`add_addr_accepted`).
     pub(super) accepted: usize,
-    /// Something waits for a pure ACK.
-    pub(super) want_ack: bool,
 }
 
-impl MptcpConn {
-    /// Announce our address `addr` (address id `id`) to the peer.
-    pub fn announce(&mut self, id: u8, addr: IpAddr) {
+impl DataLevel {
+    /// Announce our address `addr` (address id `id`) to the peer; whether an
+    /// ADD_ADDR now waits for a pure ACK.
+    pub fn announce(&mut self, id: u8, addr: IpAddr) -> bool {
         if self.is_fallback() || self.pm.announced.iter().any(|a| a.id == id) {
-            return;
+            return false;
         }
         self.pm.announced.push(Announce {
             id,
@@ -82,24 +79,23 @@ impl MptcpConn {
             tries: 0,
             timer: None,
         });
-        self.pm.want_ack = true;
+        true
     }
 
-    /// Withdraw our address id `id`: REMOVE_ADDR, and its subflows are reset.
-    pub fn withdraw(&mut self, id: u8) {
+    /// Withdraw our address id `id` (the connection resets its subflows on
+    /// it); whether a REMOVE_ADDR now waits for a pure ACK.
+    pub fn withdraw(&mut self, id: u8) -> bool {
         self.pm.announced.retain(|a| a.id != id);
-        if !self.pm.removes.iter().any(|r| r.id == id) && !self.is_fallback() {
-            self.pm.removes.push(Withdrawal {
-                id,
-                send: true,
-                tries: 0,
-                timer: None,
-            });
-            self.pm.want_ack = true;
+        if self.pm.removes.iter().any(|r| r.id == id) || self.is_fallback() {
+            return false;
         }
-        for sf in self.sf.iter_mut().filter(|s| s.local_id == id && !s.dead) {
-            sf.reset_reason = Some(rst_reason::ADMIN_PROHIBITED);
-        }
+        self.pm.removes.push(Withdrawal {
+            id,
+            send: true,
+            tries: 0,
+            timer: None,
+        });
+        true
     }
 
     pub fn announced(&self) -> &[Announce] {
@@ -108,15 +104,6 @@ impl MptcpConn {
 
     pub fn remote_addrs(&self) -> &[RemoteAddr] {
         &self.pm.remote
-    }
-
-    /// Peer addresses the path manager has not seen yet (taken).
-    pub fn take_fresh_addrs(&mut self) -> Vec<RemoteAddr> {
-        core::mem::take(&mut self.pm.fresh)
-    }
-
-    pub fn has_fresh_addrs(&self) -> bool {
-        !self.pm.fresh.is_empty()
     }
 
     /// Count an announcement acted on; false when the limit is reached.
@@ -128,13 +115,10 @@ impl MptcpConn {
         true
     }
 
-    /// Whether a pure ACK should go out for ADD_ADDR, its echo or REMOVE_ADDR.
-    pub fn take_want_ack(&mut self) -> bool {
-        core::mem::take(&mut self.pm.want_ack)
-    }
-
-    /// An ADD_ADDR from the peer.
-    pub(super) fn on_add_addr(&mut self, a: &AddAddr) {
+    /// An ADD_ADDR from the peer (on an acceptable segment): a new address
+    /// for the path manager, if it checks out. An echo waits for a pure ACK
+    /// (`echo_pending`).
+    pub(super) fn on_add_addr(&mut self, a: &AddAddr) -> Option<RemoteAddr> {
         let (echo, addr_id, addr, port, hmac) = match *a {
             AddAddr::V1 {
                 echo,
@@ -155,16 +139,12 @@ impl MptcpConn {
                     addr,
                     port,
                 };
-                if !self.pm.remote.contains(&r) && self.pm.remote.len() < MAX_REMOTE_ADDRS {
-                    self.pm.remote.push(r);
-                    self.pm.fresh.push(r);
-                }
-                return;
+                return self.remember_remote(r);
             }
-            AddAddr::V0 { .. } => return,
+            AddAddr::V0 { .. } => return None,
         };
         if self.version == MptcpVersion::V0 {
-            return;
+            return None;
         }
         if echo {
             if let Some(x) = self
@@ -177,17 +157,15 @@ impl MptcpConn {
                 x.timer = None;
                 self.stats.add_addr_echo_rx += 1;
             }
-            return;
+            return None;
         }
-        let Some(remote_key) = self.remote_key else {
-            return;
-        };
+        let remote_key = self.remote_key?;
         let expect =
             crypto::add_addr_hmac(self.alg(), remote_key, self.local_key, addr_id, addr, port);
         if hmac != Some(expect) {
             // Linux ignores an ADD_ADDR whose HMAC is wrong.
             self.stats.add_addr_hmac_failures += 1;
-            return;
+            return None;
         }
         self.stats.add_addr_rx += 1;
         let r = RemoteAddr {
@@ -197,27 +175,28 @@ impl MptcpConn {
         };
         if self.pm.echoes.len() < MAX_REMOTE_ADDRS && !self.pm.echoes.contains(&r) {
             self.pm.echoes.push(r);
-            self.pm.want_ack = true;
         }
-        if !self.pm.remote.contains(&r) && self.pm.remote.len() < MAX_REMOTE_ADDRS {
-            self.pm.remote.push(r);
-            self.pm.fresh.push(r);
-        }
+        self.remember_remote(r)
     }
 
-    /// A REMOVE_ADDR from the peer: its subflows on those addresses go.
-    pub(super) fn on_remove_addr(&mut self, r: &RemoveAddr) {
-        self.stats.rm_addr_rx += 1;
-        for &id in r.as_slice() {
-            self.pm.remote.retain(|a| a.id != id);
-            for sf in self.sf.iter_mut().filter(|s| s.remote_id == id && !s.dead) {
-                sf.reset_reason = Some(rst_reason::UNSPECIFIED);
-            }
+    /// A peer address, new to this connection, within the bound.
+    fn remember_remote(&mut self, r: RemoteAddr) -> Option<RemoteAddr> {
+        if self.pm.remote.contains(&r) || self.pm.remote.len() >= MAX_REMOTE_ADDRS {
+            return None;
         }
+        self.pm.remote.push(r);
+        Some(r)
     }
 
-    /// Repeat unechoed announcements, with backoff, a bounded number of times.
-    pub(super) fn pm_timers(&mut self, now: Instant) {
+    /// An ADD_ADDR echo waits to go out.
+    pub(super) fn echo_pending(&self) -> bool {
+        !self.pm.echoes.is_empty()
+    }
+
+    /// Repeat unechoed announcements, with backoff, a bounded number of times;
+    /// whether an address option now waits for a pure ACK.
+    pub(super) fn pm_timers(&mut self, now: Instant) -> bool {
+        let mut due = false;
         for r in self
             .pm
             .removes
@@ -228,7 +207,7 @@ impl MptcpConn {
                 Some(t) if t <= now => {
                     r.send = true;
                     r.timer = None;
-                    self.pm.want_ack = true;
+                    due = true;
                 }
                 None if !r.send => r.timer = Some(now + ADD_ADDR_RETRY),
                 _ => {}
@@ -239,7 +218,7 @@ impl MptcpConn {
                 Some(t) if t <= now && a.tries < MAX_ADD_ADDR_TRIES => {
                     a.send = true;
                     a.timer = None;
-                    self.pm.want_ack = true;
+                    due = true;
                 }
                 Some(t) if t <= now => a.timer = None,
                 None if !a.send && a.tries < MAX_ADD_ADDR_TRIES => {
@@ -248,6 +227,7 @@ impl MptcpConn {
                 _ => {}
             }
         }
+        due
     }
 
     pub(super) fn pm_poll_at(&self) -> Option<Instant> {
@@ -345,8 +325,8 @@ impl MptcpConn {
                 }
             }
         }
-        // Not `want_ack`: a segment with no room for it would be asked for again
-        // and again. It goes on the next pure ACK (or the ADD_ADDR repeat).
+        // No ACK is asked for: a segment with no room for it would be asked
+        // for again and again. It goes on the next pure ACK (or the repeat).
     }
 }
 

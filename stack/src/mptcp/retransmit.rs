@@ -6,14 +6,16 @@
 //! still holds the data at `snd_una`, that data is mapped again onto whichever
 //! subflow the scheduler picks, as Linux's MPTCP retransmit timer does.
 
-use super::connection::{MptcpConn, Phase};
+use super::action::{Action, Actions};
+use super::level::{DataLevel, Phase};
+use super::subflow::SubflowMp;
 use crate::time::Instant;
 use core::time::Duration;
 
 /// Doublings of the data-level timeout at most (as for the DATA_FIN).
 const MAX_RTX_BACKOFF: u32 = 6;
 
-impl MptcpConn {
+impl DataLevel {
     /// Data handed to subflows that the peer has not DATA_ACKed.
     fn data_outstanding(&self) -> bool {
         self.snd_nxt != self.snd_una
@@ -42,20 +44,18 @@ impl MptcpConn {
 
     /// Offset from `snd_una` of the first byte that a subflow able to deliver
     /// it still holds unacknowledged, or that waits in the reinjection queue.
-    fn first_in_flight(&self) -> Option<u64> {
+    fn first_in_flight<'a>(&self, subflows: impl Iterator<Item = &'a SubflowMp>) -> Option<u64> {
         let una = self.snd_una;
-        let live = self
-            .sf
-            .iter()
-            .filter(|s| !s.dead && !s.stalled)
+        let live = subflows
+            .filter(|s| !s.closed && !s.stalled)
             .flat_map(|s| s.tx_map.iter().map(|m| (m.dsn, m.len as u32)));
         self.reinject
             .iter()
             .copied()
             .chain(live)
             .filter_map(|(dsn, len)| {
-                let end = dsn.wrapping_add(len as u64).wrapping_sub(una) as i64;
-                (end > 0).then(|| (dsn.wrapping_sub(una) as i64).max(0) as u64)
+                let end = dsn + len as u64;
+                (end.diff(una) > 0).then(|| dsn.since(una))
             })
             .min()
     }
@@ -63,25 +63,32 @@ impl MptcpConn {
     /// The timer expired: map again what no subflow holds from `snd_una` on
     /// (up to the first byte one does), within the peer's window but at least
     /// one segment, which then also probes a closed window.
-    pub fn on_rtx_timeout(&mut self, now: Instant, rto: Duration, mss: usize) {
+    pub fn on_rtx_timeout<'a>(
+        &mut self,
+        now: Instant,
+        rto: Duration,
+        mss: usize,
+        subflows: impl Iterator<Item = &'a SubflowMp>,
+    ) -> Actions {
+        let mut acts = Actions::new();
         if self.rtx_timer.is_none_or(|t| t > now) {
-            return;
+            return acts;
         }
         self.rtx_timer = None;
         if self.phase != Phase::Established || !self.data_outstanding() {
-            return;
+            return acts;
         }
-        let held = self.first_in_flight();
+        let held = self.first_in_flight(subflows);
         if held == Some(0) || !self.peer_speaks_mptcp {
             // A subflow is still at it, its own recovery (or stall) decides; or
             // the peer sends plain ACKs (it fell back, or a middlebox strips
             // options): bytes sent again would reach it as new data.
             self.arm_rtx(now, rto);
-            return;
+            return acts;
         }
-        let window = self.snd_wnd_end.wrapping_sub(self.snd_una) as i64;
-        let outstanding = self.snd_nxt.wrapping_sub(self.snd_una);
-        let end_off = (window.max(0) as u64)
+        let window = self.snd_wnd_end.diff(self.snd_una).max(0) as u64;
+        let outstanding = self.snd_nxt.since(self.snd_una);
+        let end_off = window
             .max(mss as u64)
             .min(outstanding)
             .min(held.unwrap_or(u64::MAX))
@@ -90,9 +97,7 @@ impl MptcpConn {
             if self.redundant {
                 // The redundant scheduler sends the stream in order on every
                 // subflow from its cursor: move the cursors back.
-                for s in &mut self.sf {
-                    s.carried_end = None;
-                }
+                acts.push(Action::RewindRedundant);
             } else {
                 self.reinject.push_front((self.snd_una, end_off as u32));
             }
@@ -100,5 +105,6 @@ impl MptcpConn {
         }
         self.rtx_backoff = (self.rtx_backoff + 1).min(MAX_RTX_BACKOFF);
         self.arm_rtx(now, rto);
+        acts
     }
 }

@@ -1,10 +1,12 @@
 //! What the MPTCP level keeps per subflow: the mappings of the bytes sent and
-//! received on it, its address ids and priority, and for a joined subflow where
-//! its MP_JOIN handshake stands. Subflow 0 is the one MP_CAPABLE opened; the
-//! others were joined (RFC 8684 §3.2).
+//! received on it, its address ids and priority, where its MP_JOIN handshake
+//! stands, and its part in reinjection. It lives beside the subflow's TCB in one
+//! `conn::Subflow` value; the connection level (`DataLevel`) is handed both
+//! whenever it works on that subflow.
 
 use super::mapping::Mappings;
 use crate::time::Instant;
+use crate::wire::Dsn;
 
 /// Mappings remembered per subflow and direction: enough for a full 8 MiB window
 /// of one-segment mappings.
@@ -36,7 +38,7 @@ pub struct Join {
 }
 
 #[derive(Debug, Clone)]
-pub struct SubflowState {
+pub struct SubflowMp {
     pub(super) tx_map: Mappings,
     pub(super) rx_map: Mappings,
     /// Set once the peer's first DSS arrived on this subflow (or, on the first
@@ -56,28 +58,26 @@ pub struct SubflowState {
     pub remote_backup: bool,
     /// An MP_PRIO to send with this B bit.
     pub(super) prio_pending: Option<bool>,
+    /// `None` on the first subflow (MP_CAPABLE opened it, RFC 8684 §3.1).
     pub(super) join: Option<Join>,
-    /// The subflow is gone (closed or reset); its unacknowledged data was handed
-    /// to the others.
-    pub(super) dead: bool,
+    /// The subflow closed; what it held unacknowledged went to the others.
+    pub(super) closed: bool,
     /// Its unacknowledged data was sent again on the others after a
     /// retransmission timeout; cleared when it makes progress again.
     pub(super) reinjected: bool,
     /// Repeated timeouts: it gets no new data while another subflow can take
     /// it; cleared when it makes progress again.
     pub(super) stalled: bool,
-    /// A reset of this subflow was decided (MP_TCPRST reason).
-    pub(super) reset_reason: Option<u8>,
-    /// A DSS checksum failed on it: the DSN for the MP_FAIL on its RST.
-    pub(super) fail_dsn: Option<u64>,
-    /// End of the data (DSN) this subflow has carried (the redundant
-    /// scheduler's cursor).
-    pub(super) carried_end: Option<u64>,
+    /// End of the data this subflow has carried (the redundant scheduler's
+    /// cursor).
+    pub(super) carried_end: Option<Dsn>,
 }
 
-impl SubflowState {
-    pub fn new() -> Self {
-        SubflowState {
+impl SubflowMp {
+    /// The first subflow, opened by MP_CAPABLE (also the state a plain TCP
+    /// connection's only subflow carries, unused).
+    pub fn initial() -> Self {
+        SubflowMp {
             tx_map: Mappings::new(MAX_MAPPINGS),
             rx_map: Mappings::new(MAX_MAPPINGS),
             mapping_seen: false,
@@ -88,18 +88,16 @@ impl SubflowState {
             remote_backup: false,
             prio_pending: None,
             join: None,
-            dead: false,
+            closed: false,
             reinjected: false,
             stalled: false,
-            reset_reason: None,
-            fail_dsn: None,
             carried_end: None,
         }
     }
 
     /// A joined subflow in its first handshake phase.
     pub(super) fn joined(phase: JoinPhase, local_nonce: u32, remote_nonce: u32) -> Self {
-        SubflowState {
+        SubflowMp {
             join: Some(Join {
                 phase,
                 local_nonce,
@@ -107,8 +105,13 @@ impl SubflowState {
                 timer: None,
                 tries: 0,
             }),
-            ..SubflowState::new()
+            ..SubflowMp::initial()
         }
+    }
+
+    /// Whether MP_CAPABLE opened this subflow (it may fall back to TCP).
+    pub fn is_initial(&self) -> bool {
+        self.join.is_none()
     }
 
     /// Whether the MP_JOIN handshake (if any) is complete.
@@ -120,18 +123,34 @@ impl SubflowState {
         self.local_backup || self.remote_backup
     }
 
-    pub fn is_dead(&self) -> bool {
-        self.dead
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Repeated RTOs without progress: its data went to the others.
     pub fn is_stalled(&self) -> bool {
         self.stalled
     }
-}
 
-impl Default for SubflowState {
-    fn default() -> Self {
-        Self::new()
+    /// Ask for the subflow to be a backup or not (MP_PRIO on its next
+    /// segment); whether anything changed.
+    pub fn set_local_backup(&mut self, backup: bool) -> bool {
+        if self.local_backup == backup || self.closed {
+            return false;
+        }
+        self.local_backup = backup;
+        self.prio_pending = Some(backup);
+        true
+    }
+
+    /// The redundant scheduler's cursor starts over from the DATA_ACK (a
+    /// data-level retransmission).
+    pub fn rewind_redundant(&mut self) {
+        self.carried_end = None;
+    }
+
+    /// When the third ACK of an active join is due again.
+    pub fn join_timer(&self) -> Option<Instant> {
+        self.join.and_then(|j| j.timer)
     }
 }

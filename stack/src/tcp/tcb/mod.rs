@@ -55,6 +55,22 @@ pub struct TcbStats {
     pub challenge_acks: u64,
 }
 
+impl TcbStats {
+    /// Add `o` (a subflow's) to these (a connection's).
+    pub fn add(&mut self, o: &TcbStats) {
+        self.bytes_acked += o.bytes_acked;
+        self.bytes_received += o.bytes_received;
+        self.bytes_retransmitted += o.bytes_retransmitted;
+        self.segments_retransmitted += o.segments_retransmitted;
+        self.segments_in += o.segments_in;
+        self.segments_out += o.segments_out;
+        self.drop_paws += o.drop_paws;
+        self.drop_out_of_window += o.drop_out_of_window;
+        self.drop_ooo_overflow += o.drop_ooo_overflow;
+        self.challenge_acks += o.challenge_acks;
+    }
+}
+
 /// What `poll_transmit` produced.
 #[derive(Debug, Clone, Copy)]
 pub struct Transmit {
@@ -554,6 +570,11 @@ impl Tcb {
     /// Bytes queued but not yet acknowledged.
     pub fn send_queued(&self) -> usize {
         self.send_buf.len()
+    }
+
+    /// The receive buffer's size: the most the window ever offers.
+    pub fn recv_capacity(&self) -> usize {
+        self.recv_buf.capacity()
     }
 
     /// In-order bytes ready to read.

@@ -1,17 +1,25 @@
-//! What each outgoing segment of an MPTCP subflow carries, in functions named as
-//! in the seed document and Linux: `syn_options` (MP_CAPABLE on the first subflow),
-//! `synack_options` (MP_CAPABLE with our key) and `established_options` (the keys
-//! again until the peer has acknowledged them, then DSS with DATA_ACK, mapping and
-//! DATA_FIN).
+//! Every MPTCP option we send. On segments, in functions named as in Linux:
+//! `syn_options` (MP_CAPABLE on the first subflow), `synack_options` (MP_CAPABLE
+//! with our key), `established_options` (the keys again until the peer has
+//! acknowledged them, then DSS with DATA_ACK, mapping and DATA_FIN, and the
+//! address, priority and MP_FAIL options that ride along), MP_JOIN on joined
+//! subflows; and on RSTs (`reset_options`, `fastclose_options`).
+//!
+//! The TCB calls in through [`SubflowHooks`] for every segment it builds, with
+//! the room its own options left; a segment never carries data beyond its
+//! mapping.
 
-use super::connection::{MptcpConn, Phase, Role};
+use super::action::rst_reason;
 use super::crypto::DssChecksum;
+use super::level::{DataLevel, Phase, Role};
 use super::pm::AddrOption;
-use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentKind};
+use super::subflow::SubflowMp;
+use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks, SegmentKind};
 use crate::wire::mptcp::{
-    DataAck, Dss, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MpPrio, MptcpOption,
-    MptcpVersion, TCPOPT_MPTCP,
+    DataAck, Dss, FastClose, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MpPrio,
+    MptcpOption, MptcpVersion, TcpRst, TCPOPT_MPTCP,
 };
+use crate::wire::Dsn;
 
 /// No limit on the payload.
 const ANY: usize = usize::MAX;
@@ -27,7 +35,54 @@ pub(super) fn push(out: &mut OptionBytes, room: usize, opt: MptcpOption<'_>) -> 
     out.push(TCPOPT_MPTCP, e.as_slice())
 }
 
-fn flags(c: &MptcpConn) -> MpCapableFlags {
+/// The options hook of one subflow: what its outgoing segments carry.
+pub struct SubflowHooks<'a> {
+    pub level: &'a mut DataLevel,
+    pub sf: &'a mut SubflowMp,
+}
+
+impl SegmentHooks for SubflowHooks<'_> {
+    fn segment_options(&mut self, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize {
+        options_for(self.level, self.sf, seg, room, out)
+    }
+}
+
+/// Options for a RST we send to reset a subflow or connection: MP_FAIL at
+/// `fail` after a DSS checksum failure, and MP_TCPRST with `reason`.
+pub fn reset_options(reason: u8, fail: Option<Dsn>) -> OptionBytes {
+    let mut out = OptionBytes::default();
+    if let Some(dsn) = fail {
+        push(&mut out, ANY, MptcpOption::MpFail(MpFail { dsn: dsn.0 }));
+    }
+    push(
+        &mut out,
+        ANY,
+        MptcpOption::TcpRst(TcpRst { flags: 0, reason }),
+    );
+    out
+}
+
+/// Options for a RST that aborts the connection: MP_FASTCLOSE with the peer's
+/// key (so it drops the whole connection) and MP_TCPRST (RFC 8684 §3.5, §3.6).
+/// Nothing after a fallback.
+pub fn fastclose_options(c: &DataLevel) -> OptionBytes {
+    let mut out = OptionBytes::default();
+    if c.phase() == Phase::Fallback {
+        return out;
+    }
+    if let Some(key) = c.remote_key() {
+        let close = MptcpOption::FastClose(FastClose { receiver_key: key });
+        push(&mut out, ANY, close);
+    }
+    let rst = TcpRst {
+        flags: 0,
+        reason: rst_reason::UNSPECIFIED,
+    };
+    push(&mut out, ANY, MptcpOption::TcpRst(rst));
+    out
+}
+
+fn flags(c: &DataLevel) -> MpCapableFlags {
     let mut f = MpCapableFlags::H;
     if c.checksum() {
         f |= MpCapableFlags::A;
@@ -36,48 +91,48 @@ fn flags(c: &MptcpConn) -> MpCapableFlags {
 }
 
 /// Options of the segment `seg`, and the largest payload it may carry.
-pub(super) fn options_for(
-    c: &mut MptcpConn,
-    i: usize,
+fn options_for(
+    c: &mut DataLevel,
+    sf: &mut SubflowMp,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
 ) -> usize {
-    if i > 0 {
-        return join_subflow_options(c, i, seg, room, out);
+    if !sf.is_initial() {
+        return join_subflow_options(c, sf, seg, room, out);
     }
     match seg.kind {
         SegmentKind::Syn => syn_options(c, room, out),
         SegmentKind::SynAck => synack_options(c, room, out),
-        SegmentKind::Established => established_options(c, i, seg, room, out),
+        SegmentKind::Established => established_options(c, sf, seg, room, out),
     }
 }
 
 /// A joined subflow: MP_JOIN during its handshake (no data until it is done),
 /// then DSS like any subflow.
 fn join_subflow_options(
-    c: &mut MptcpConn,
-    i: usize,
+    c: &mut DataLevel,
+    sf: &mut SubflowMp,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
 ) -> usize {
     let syn = seg.kind != SegmentKind::Established;
     let ack = seg.kind != SegmentKind::Syn;
-    if let Some(join) = c.join_option(i, syn, ack) {
+    if let Some(join) = c.join_option(sf, syn, ack) {
         push(out, room, join);
         return if seg.payload > 0 { 0 } else { ANY };
     }
-    if !c.subflow(i).join_established() || c.phase() == Phase::Fallback {
+    if !sf.join_established() || c.phase() == Phase::Fallback {
         return if seg.payload > 0 { 0 } else { ANY };
     }
-    dss_options(c, i, seg, room, out)
+    dss_options(c, sf, seg, room, out)
 }
 
 /// MP_CAPABLE v1 with our flags and whichever keys and data length the segment
 /// carries.
 fn mp_capable(
-    c: &MptcpConn,
+    c: &DataLevel,
     sender_key: Option<u64>,
     receiver_key: Option<u64>,
     data_len: Option<u16>,
@@ -95,7 +150,7 @@ fn mp_capable(
 
 /// The first subflow's SYN: MP_CAPABLE v1 carries no key, only the flags; v0
 /// carries the sender's key (as the seed's `mptcp_syn_options` puts it in).
-pub fn syn_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usize {
+pub fn syn_options(c: &DataLevel, room: usize, out: &mut OptionBytes) -> usize {
     if c.phase() != Phase::Fallback {
         let key = (c.version() == MptcpVersion::V0).then(|| c.local_key());
         push(out, room, mp_capable(c, key, None, None, None));
@@ -104,7 +159,7 @@ pub fn syn_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usize {
 }
 
 /// The SYN/ACK: MP_CAPABLE with our key.
-pub fn synack_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usize {
+pub fn synack_options(c: &DataLevel, room: usize, out: &mut OptionBytes) -> usize {
     if c.phase() != Phase::Fallback {
         push(
             out,
@@ -117,8 +172,8 @@ pub fn synack_options(c: &MptcpConn, room: usize, out: &mut OptionBytes) -> usiz
 
 /// Any segment of a synchronized subflow.
 pub fn established_options(
-    c: &mut MptcpConn,
-    i: usize,
+    c: &mut DataLevel,
+    sf: &mut SubflowMp,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
@@ -135,9 +190,9 @@ pub fn established_options(
     match c.phase() {
         Phase::Fallback | Phase::Handshake => ANY,
         Phase::PreEstablished if c.role() == Role::Client && c.version() == MptcpVersion::V1 => {
-            client_key_echo(c, seg, room, out)
+            client_key_echo(c, sf, seg, room, out)
         }
-        _ => dss_options(c, i, seg, room, out),
+        _ => dss_options(c, sf, seg, room, out),
     }
 }
 
@@ -146,7 +201,8 @@ pub fn established_options(
 /// on its first data with the data-level length (and checksum) standing in for
 /// a DSS mapping; only that one segment of data goes out before.
 fn client_key_echo(
-    c: &mut MptcpConn,
+    c: &mut DataLevel,
+    sf: &SubflowMp,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
@@ -159,7 +215,7 @@ fn client_key_echo(
         push(out, room, keys(None, None));
         return ANY;
     }
-    match c.mapping_for(0, seg.ssn) {
+    match sf.tx_map.find(seg.ssn) {
         Some(m) => {
             push(out, room, keys(Some(m.len), m.checksum));
             m.ssn_end().wrapping_sub(seg.ssn) as usize
@@ -171,14 +227,14 @@ fn client_key_echo(
 /// DSS: DATA_ACK always, the mapping of the segment's data, or a DATA_FIN on a
 /// segment without data.
 fn dss_options(
-    c: &mut MptcpConn,
-    i: usize,
+    c: &mut DataLevel,
+    sf: &mut SubflowMp,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
 ) -> usize {
     let data_ack = Some(DataAck {
-        value: c.data_ack(),
+        value: c.data_ack().0,
         is_64bit: true,
     });
     let mut dss = Dss {
@@ -209,9 +265,13 @@ fn dss_options(
     } else if seg.payload > 0 && c.infinite_map_pending() {
         // The answer to the peer's MP_FAIL (RFC 8684 §3.7): data-level length 0
         // from this segment's DSN on; everything after is plain TCP.
-        let dsn = c.dsn_of_sent(i, seg.ssn).unwrap_or_else(|| c.snd_una());
+        let dsn = sf
+            .tx_map
+            .find(seg.ssn)
+            .and_then(|m| m.dsn_of(seg.ssn))
+            .unwrap_or(c.snd_una);
         dss.mapping = Some(DssMapping {
-            dsn,
+            dsn: dsn.0,
             dsn_64bit: true,
             // As Linux: the segment's own relative sequence number.
             ssn: seg.ssn,
@@ -220,9 +280,9 @@ fn dss_options(
         });
         infinite = true;
     } else if seg.payload > 0 {
-        if let Some(m) = c.mapping_for(i, seg.ssn) {
+        if let Some(m) = sf.tx_map.find(seg.ssn) {
             dss.mapping = Some(DssMapping {
-                dsn: m.dsn,
+                dsn: m.dsn.0,
                 dsn_64bit: true,
                 ssn: m.ssn,
                 data_len: m.len,
@@ -232,10 +292,10 @@ fn dss_options(
         }
     } else if let Some(fin) = c.pending_data_fin() {
         // A DATA_FIN alone: SSN 0, data-level length 1 (RFC 8684 §3.3.3).
-        let checksum = c.checksum().then(|| DssChecksum::new(fin, 0, 1).finish());
+        let checksum = c.checksum().then(|| DssChecksum::new(fin.0, 0, 1).finish());
         dss.data_fin = true;
         dss.mapping = Some(DssMapping {
-            dsn: fin,
+            dsn: fin.0,
             dsn_64bit: true,
             ssn: 0,
             data_len: 1,
@@ -243,9 +303,10 @@ fn dss_options(
         });
     }
     if let Some(dsn) = c.take_mp_fail() {
-        push(out, room, MptcpOption::MpFail(MpFail { dsn }));
+        push(out, room, MptcpOption::MpFail(MpFail { dsn: dsn.0 }));
     }
-    if let Some(backup) = c.take_prio(i) {
+    if let Some(backup) = sf.prio_pending.take() {
+        c.stats.mp_prio_tx += 1;
         push(
             out,
             room,
@@ -253,7 +314,7 @@ fn dss_options(
                 backup,
                 // v0 names the address (RFC 6824 §3.3.8): every subflow of
                 // ours on it is meant, as our endpoints' flags are per address.
-                addr_id: (c.version() == MptcpVersion::V0).then(|| c.subflow(i).local_id),
+                addr_id: (c.version() == MptcpVersion::V0).then_some(sf.local_id),
             }),
         );
     }

@@ -1,0 +1,78 @@
+//! Subflows coming and going: what a closed subflow carried goes to the
+//! others, a subflow the peer closed alone is closed by us too, stale subflows
+//! are reset once the data level is done, and a closed subflow is freed — its
+//! buffers and its 4-tuple — while another record remains.
+
+use super::{Connection, Effects, Request};
+use crate::mptcp::action::rst_reason;
+use crate::mptcp::options;
+use crate::tcp::state::CloseReason;
+use crate::tcp::State;
+
+impl Connection {
+    /// After anything that may have closed subflows or finished the data level.
+    pub(super) fn after_changes(&mut self, fx: &mut Effects) {
+        if !self.multipath {
+            return;
+        }
+        let Some(mp) = self.mp.as_deref_mut() else {
+            return;
+        };
+        if mp.data_level_done() {
+            // With the data level finished, a subflow is not waited for once it
+            // timed out holding data (all DATA_ACKed: it went over another, and
+            // delivering it before a FIN only keeps a stale subflow alive, its
+            // path may come back much later), or timed out twice on its FIN (its
+            // path may be gone). A live subflow whose last acknowledgment is
+            // merely on its way is left to close.
+            let extra = options::reset_options(rst_reason::UNSPECIFIED, None);
+            for k in 0..self.subflows.len() {
+                let t = &self.subflows[k].tcb;
+                let stale = match t.rto_backoff() {
+                    0 => false,
+                    1 => t.send_queued() > 0,
+                    _ => true,
+                };
+                if stale {
+                    self.reset_subflow(k, extra, fx);
+                }
+            }
+        }
+        let Some(mp) = self.mp.as_deref_mut() else {
+            return;
+        };
+        for s in &mut self.subflows {
+            if s.tcb.state() == State::Closed {
+                mp.subflow_closed(&mut s.mp);
+            } else if s.tcb.state() == State::CloseWait && !mp.peer_data_finished() {
+                // The peer closed this subflow alone (RFC 8684 §3.3.3): close
+                // ours too; the data level goes on over the others.
+                s.tcb.shutdown();
+            }
+        }
+        self.free_closed(fx);
+    }
+
+    /// Free closed subflows while another record remains (the last one stays
+    /// for the connection's close reason).
+    fn free_closed(&mut self, fx: &mut Effects) {
+        while self.subflows.len() > 1 {
+            let Some(k) = self
+                .subflows
+                .iter()
+                .position(|s| s.tcb.state() == State::Closed)
+            else {
+                return;
+            };
+            let s = self.subflows.remove(k);
+            self.freed_stats.add(s.tcb.stats());
+            if let Some(r) = s.tcb.close_reason().filter(|r| *r != CloseReason::Normal) {
+                self.freed_reason.get_or_insert(r);
+            }
+            fx.request(Request::Unbind(s.tuple()));
+            if self.next_tx > k {
+                self.next_tx -= 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! One pipeline for every incoming segment: the subflow's TCB first decides
+//! whether the segment is acceptable and does its part (RFC 9293 §3.10.7, RFC
+//! 5961, PAWS); only an acceptable segment's MPTCP options reach the MPTCP
+//! level, which then moves the subflow's in-order bytes to the data stream;
+//! what it decided is carried out, and subflows that closed are let go.
+
+use super::{Connection, Effects, SubflowId};
+use crate::mptcp::{Action, Actions};
+use crate::time::Instant;
+use crate::wire::{MptcpOptions, TcpRepr};
+
+impl Connection {
+    /// A segment for subflow `sub` (the demux's answer for its 4-tuple), with
+    /// its MPTCP options decoded once by the stack.
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        sub: SubflowId,
+        seg: &TcpRepr<'_>,
+        opts: &MptcpOptions,
+    ) -> Effects {
+        let mut fx = Effects::default();
+        let Some(k) = self.index(sub) else {
+            return fx;
+        };
+        let s = &mut self.subflows[k];
+        let verdict = s.tcb.on_segment(now, seg);
+        fx.rst(s.tuple(), verdict.rst, Default::default());
+        let Some(mp) = self.mp.as_deref_mut().filter(|m| !m.is_fallback()) else {
+            return fx;
+        };
+        let mut acts = if verdict.acceptable {
+            mp.on_segment(now, &mut s.tcb, &mut s.mp, seg, opts)
+        } else {
+            Actions::new()
+        };
+        let refused = acts
+            .iter()
+            .any(|a| matches!(a, Action::RetryV0 | Action::FastClosed));
+        if !refused {
+            acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp));
+        }
+        self.apply(k, acts, &mut fx);
+        self.after_changes(&mut fx);
+        self.path_manager_requests(&mut fx);
+        fx
+    }
+}

@@ -1,0 +1,207 @@
+//! Output: before each transmission round the connection's data is mapped
+//! onto its subflows — all of it onto a single one, else by the MPTCP
+//! scheduler, each subflow taking what its congestion window allows — and the
+//! subflows then take turns, one segment each, every segment carrying the
+//! options the MPTCP level decides.
+
+use super::{Connection, Effects};
+use crate::mptcp::options::SubflowHooks;
+use crate::mptcp::scheduler::SubflowView;
+use crate::tcp::cc::coupled::{couple, SubflowCc};
+use crate::tcp::tcb::Transmit;
+use crate::tcp::State;
+use crate::time::Instant;
+use core::time::Duration;
+
+impl Connection {
+    pub fn poll_transmit(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
+        if self.mp.is_none() {
+            return self.subflows[0].tcb.poll_transmit(now, hop, buf);
+        }
+        self.map_pending(now);
+        let mp = self.mp.as_deref_mut()?;
+        let n = self.subflows.len();
+        for j in 0..n {
+            let k = (self.next_tx + j) % n;
+            let s = &mut self.subflows[k];
+            let mut hooks = SubflowHooks {
+                level: mp,
+                sf: &mut s.mp,
+            };
+            if let Some(t) = s.tcb.poll_transmit_with(now, hop, buf, &mut hooks) {
+                self.next_tx = (k + 1) % n;
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    /// Map pending data onto the subflows, then the connection-level upkeep:
+    /// the DATA_FIN once everything is mapped, the subflows' FINs once the data
+    /// level is done, the data-level retransmission timer.
+    fn map_pending(&mut self, now: Instant) {
+        self.map_data();
+        let rto = self.data_rto();
+        let acts = match self.mp.as_deref_mut() {
+            Some(mp) if !mp.is_fallback() => mp.upkeep(now, rto),
+            _ => return,
+        };
+        let mut fx = Effects::default();
+        self.apply(self.primary(), acts, &mut fx);
+        debug_assert!(fx.is_empty(), "upkeep decides only ACKs");
+        let Some(mp) = self.mp.as_deref_mut() else {
+            return;
+        };
+        if mp.subflows_may_close() {
+            // Both directions done at the data level (or nobody will read any
+            // more): close the subflows.
+            for s in &mut self.subflows {
+                s.tcb.shutdown();
+            }
+        }
+        mp.arm_rtx(now, rto);
+    }
+
+    /// The retransmission timeout of the data level: the shortest of the
+    /// subflows that can carry data (the primary's when none can).
+    pub(super) fn data_rto(&self) -> Duration {
+        (0..self.subflows.len())
+            .filter_map(|k| self.view(k).map(|_| self.subflows[k].tcb.rto()))
+            .min()
+            .unwrap_or_else(|| self.subflows[self.primary()].tcb.rto())
+    }
+
+    fn map_data(&mut self) {
+        let Some(mp) = self.mp.as_deref_mut() else {
+            return;
+        };
+        if mp.is_fallback() {
+            let s = &mut self.subflows[0];
+            mp.push(&mut s.tcb, &mut s.mp, 0);
+            return;
+        }
+        for s in &mut self.subflows {
+            if !s.mp.is_closed() {
+                mp.subflow_upkeep(&s.tcb, &mut s.mp);
+            }
+        }
+        if self.subflows.len() == 1 {
+            // Data handed to the only subflow stays there: keep it to what the
+            // subflow can soon send, so that a subflow joining later gets its
+            // share (and a dead one leaves little to reinject).
+            let room = self.view(0).map_or(0, |v| v.room);
+            let mp = self.mp.as_deref_mut().expect("checked above");
+            let budget = if mp.may_join() { room } else { usize::MAX };
+            let s = &mut self.subflows[0];
+            mp.push(&mut s.tcb, &mut s.mp, budget);
+            return;
+        }
+        self.couple_cc();
+        if mp_is_redundant(self) {
+            self.push_redundant();
+            return;
+        }
+        // The views are taken once per round and only the chosen subflow's is
+        // refreshed after it took data.
+        let mut views: Vec<SubflowView> = (0..self.subflows.len())
+            .filter_map(|k| self.view(k))
+            .collect();
+        // A stalled subflow (its data already reinjected) gets no more while
+        // another can take it.
+        let stalled = |c: &Self, v: &SubflowView| c.subflows[v.index].mp.is_stalled();
+        if views.iter().any(|v| !stalled(self, v)) {
+            views.retain(|v| !stalled(self, v));
+        }
+        let Some(mp) = self.mp.as_deref_mut() else {
+            return;
+        };
+        while mp.has_pending() {
+            let Some(k) = mp.pick_subflow(&views) else {
+                break;
+            };
+            let Some(at) = views.iter().position(|v| v.index == k) else {
+                break;
+            };
+            let s = &mut self.subflows[k];
+            if mp.push(&mut s.tcb, &mut s.mp, views[at].room) == 0 {
+                views.swap_remove(at);
+                continue;
+            }
+            match view_of(&self.subflows[k], k) {
+                Some(v) => views[at] = v,
+                None => {
+                    views.swap_remove(at);
+                }
+            }
+        }
+    }
+
+    /// Coupled congestion control (LIA, OLIA): every usable subflow learns the
+    /// others' windows and RTTs (algorithms that are not coupled ignore it).
+    fn couple_cc(&mut self) {
+        let live: Vec<usize> = (0..self.subflows.len())
+            .filter(|&k| self.view(k).is_some() && self.subflows[k].tcb.srtt().is_some())
+            .collect();
+        let subs: Vec<SubflowCc> = live
+            .iter()
+            .map(|&k| {
+                let t = &self.subflows[k].tcb;
+                SubflowCc {
+                    cwnd: t.cwnd(),
+                    mss: t.mss(),
+                    srtt: t.srtt().unwrap_or_default(),
+                    loss_interval: t.cc_loss_interval(),
+                }
+            })
+            .collect();
+        let couplings = if subs.len() > 1 {
+            couple(&subs)
+        } else {
+            Vec::new()
+        };
+        for (j, &k) in live.iter().enumerate() {
+            self.subflows[k].tcb.set_coupling(couplings.get(j).copied());
+        }
+    }
+
+    /// What the scheduler sees of subflow index `k`, if it may carry data now.
+    fn view(&self, k: usize) -> Option<SubflowView> {
+        self.mp.as_ref()?;
+        view_of(&self.subflows[k], k)
+    }
+
+    /// The redundant scheduler: every usable subflow carries every byte.
+    fn push_redundant(&mut self) {
+        for k in 0..self.subflows.len() {
+            let Some(v) = self.view(k) else {
+                continue;
+            };
+            let Some(mp) = self.mp.as_deref_mut() else {
+                return;
+            };
+            let s = &mut self.subflows[k];
+            mp.redundant_push(&mut s.tcb, &mut s.mp, v.room);
+        }
+    }
+}
+
+fn mp_is_redundant(c: &Connection) -> bool {
+    c.mp.as_deref().is_some_and(|m| m.is_redundant())
+}
+
+/// A subflow may carry data once its join is done, while it is established.
+fn view_of(s: &super::Subflow, index: usize) -> Option<SubflowView> {
+    let t = &s.tcb;
+    let usable = !s.mp.is_closed()
+        && s.mp.join_established()
+        && matches!(t.state(), State::Established | State::CloseWait);
+    usable.then(|| SubflowView {
+        index,
+        srtt: t.srtt(),
+        backup: s.mp.is_backup(),
+        // Up to two windows queued, like a subflow's send buffer in Linux:
+        // enough for loss recovery to send new data (RFC 6675) while the
+        // window is reduced, little enough to keep the subflows' queues short.
+        room: (2 * t.cwnd()).saturating_sub(t.send_queued()),
+    })
+}

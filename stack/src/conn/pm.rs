@@ -1,0 +1,131 @@
+//! The connection's side of the path manager: subflows joined or opened,
+//! addresses announced and withdrawn, priorities changed. The stack's path
+//! manager (`endpoint/pm.rs`) decides which; this adds the subflow records and
+//! tells the MPTCP level.
+
+use super::{Connection, Effects, Subflow, SubflowId};
+use crate::mptcp::action::rst_reason;
+use crate::mptcp::join::JoinRequest;
+use crate::mptcp::{options, Phase};
+use crate::tcp::{State, Tcb};
+use std::net::IpAddr;
+
+impl Connection {
+    /// Joined subflows still open.
+    fn live_joins(&self) -> usize {
+        self.subflows
+            .iter()
+            .filter(|s| !s.mp.is_initial() && !s.mp.is_closed())
+            .count()
+    }
+
+    /// Whether another subflow may join now.
+    pub fn join_allowed(&self) -> bool {
+        self.state() != State::Closed
+            && self
+                .mp
+                .as_deref()
+                .is_some_and(|m| m.join_allowed(self.live_joins()))
+    }
+
+    /// A fully established MPTCP connection (the path manager's business).
+    pub fn mptcp_established(&self) -> bool {
+        self.mp
+            .as_deref()
+            .is_some_and(|m| m.phase() == Phase::Established)
+    }
+
+    /// Whether we opened the connection (MPTCP: we open subflows; else we
+    /// announce addresses).
+    pub fn is_client(&self) -> bool {
+        self.mp.as_deref().is_some_and(|m| m.is_client())
+    }
+
+    fn add_subflow(&mut self, mut tcb: Tcb, mp: crate::mptcp::SubflowMp) -> SubflowId {
+        let id = SubflowId(self.next_subflow);
+        self.next_subflow += 1;
+        if self.released {
+            tcb.mark_released();
+        }
+        self.subflows.push(Subflow::new(id, tcb, mp));
+        self.multipath = true;
+        id
+    }
+
+    /// A subflow the peer joined (its SYN named our token); call only when
+    /// [`Self::join_allowed`].
+    pub fn add_passive_join(&mut self, tcb: Tcb, req: &JoinRequest) -> Option<SubflowId> {
+        let sf = self.mp.as_deref_mut()?.accept_join(req);
+        Some(self.add_subflow(tcb, sf))
+    }
+
+    /// A subflow we open from our address id `local_id` to the peer's
+    /// `remote_id`; call only when [`Self::join_allowed`].
+    pub fn add_active_join(
+        &mut self,
+        tcb: Tcb,
+        nonce: u32,
+        local_id: u8,
+        remote_id: u8,
+        backup: bool,
+    ) -> Option<SubflowId> {
+        let sf = self
+            .mp
+            .as_deref_mut()?
+            .open_join(nonce, local_id, remote_id, backup);
+        Some(self.add_subflow(tcb, sf))
+    }
+
+    /// Count an announcement of the peer's acted on; false past `limit`.
+    pub fn accept_peer_address(&mut self, limit: usize) -> bool {
+        self.mp.as_deref_mut().is_some_and(|m| m.accept_addr(limit))
+    }
+
+    /// Announce our address `addr` (id `id`) to the peer (ADD_ADDR).
+    pub fn announce(&mut self, id: u8, addr: IpAddr) {
+        if self.mp.as_deref_mut().is_some_and(|m| m.announce(id, addr)) {
+            let p = self.primary();
+            self.subflows[p].tcb.force_ack();
+        }
+    }
+
+    /// Our address `addr` (id `id`; 0 if it is the initial subflow's) is
+    /// gone: REMOVE_ADDR, and the subflows on it are reset.
+    pub fn withdraw(&mut self, addr: IpAddr, id: u8) -> Effects {
+        let mut fx = Effects::default();
+        let Some(mp) = self.mp.as_deref_mut() else {
+            return fx;
+        };
+        let ack = mp.withdraw(id);
+        if mp.is_fallback() {
+            return fx;
+        }
+        let extra = options::reset_options(rst_reason::ADMIN_PROHIBITED, None);
+        for k in 0..self.subflows.len() {
+            if self.subflows[k].tcb.local().ip() == addr {
+                self.reset_subflow(k, extra, &mut fx);
+            }
+        }
+        if ack {
+            let p = self.primary();
+            self.subflows[p].tcb.force_ack();
+        }
+        self.after_changes(&mut fx);
+        fx
+    }
+
+    /// Mark our subflows from `addr` backup or not (MP_PRIO on each).
+    pub fn set_local_backup(&mut self, addr: IpAddr, backup: bool) {
+        if self.mp.as_deref().is_none_or(|m| m.is_fallback()) {
+            return;
+        }
+        for s in &mut self.subflows {
+            if s.tcb.local().ip() == addr
+                && s.tcb.state() != State::Closed
+                && s.mp.set_local_backup(backup)
+            {
+                s.tcb.force_ack();
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Timers: every subflow's TCB timers and join repeat, and the MPTCP level's
+//! (DATA_FIN, MP_FAIL, address options, data-level retransmission).
+
+use super::{Connection, Effects};
+use crate::mptcp::Actions;
+use crate::time::Instant;
+
+impl Connection {
+    /// The earliest instant at which `on_timeout` has work to do.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let mp = self.mp.as_deref().and_then(|m| m.poll_at());
+        self.subflows
+            .iter()
+            .flat_map(|s| [s.tcb.poll_at(), s.mp.join_timer()])
+            .flatten()
+            .chain(mp)
+            .min()
+    }
+
+    pub fn on_timeout(&mut self, now: Instant) -> Effects {
+        let mut fx = Effects::default();
+        let primary = self.primary();
+        let (rto, mss) = (self.data_rto(), self.subflows[primary].tcb.mss());
+        if let Some(mp) = self.mp.as_deref_mut() {
+            let mut acts = mp.on_timeout(now, &mut self.subflows[primary].tcb);
+            if !mp.is_fallback() {
+                let sfs = self.subflows.iter().map(|s| &s.mp);
+                acts.extend(mp.on_rtx_timeout(now, rto, mss, sfs));
+            }
+            self.apply(primary, acts, &mut fx);
+        }
+        for k in 0..self.subflows.len() {
+            let acts = match self.mp.as_deref_mut() {
+                Some(mp) => {
+                    let s = &mut self.subflows[k];
+                    mp.join_timeout(now, &mut s.tcb, &mut s.mp)
+                }
+                None => Actions::new(),
+            };
+            self.apply(k, acts, &mut fx);
+            let s = &mut self.subflows[k];
+            if s.tcb.poll_at().is_some_and(|t| t <= now) {
+                let reply = s.tcb.on_timeout(now);
+                fx.rst(s.tuple(), reply, Default::default());
+            }
+        }
+        self.after_changes(&mut fx);
+        self.path_manager_requests(&mut fx);
+        fx
+    }
+}

@@ -1,0 +1,115 @@
+//! Stack-wide counters: what the stack saw, sent and refused, and what its
+//! connections (live and gone) counted.
+
+use crate::mptcp::stats::MptcpStats;
+use crate::tcp::tcb::TcbStats;
+
+/// Stack-wide counters, exported by the daemon's `status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub segments_in: u64,
+    pub segments_out: u64,
+    pub retransmitted_segments: u64,
+    pub retransmitted_bytes: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+    pub connections_accepted: u64,
+    pub connections_opened: u64,
+    pub drop_malformed: u64,
+    pub drop_bad_checksum: u64,
+    pub drop_not_for_us: u64,
+    pub drop_no_listener: u64,
+    pub drop_invalid_option: u64,
+    pub drop_backlog_full: u64,
+    pub drop_out_of_window: u64,
+    pub drop_paws: u64,
+    pub drop_ooo_overflow: u64,
+    pub challenge_acks: u64,
+    pub drop_unsupported_protocol: u64,
+    pub drop_rst_queue_full: u64,
+    /// ICMP / ICMPv6 echo requests to one of our addresses with a valid checksum.
+    pub icmp_echo_requests: u64,
+    pub icmp_echo_replies_sent: u64,
+    /// ICMP / ICMPv6 messages other than echo requests (echo replies included).
+    pub drop_icmp_other: u64,
+    /// Echo requests dropped because too many replies were already waiting.
+    pub drop_icmp_queue_full: u64,
+    /// Echo requests whose reply would not fit the MTU (we do not fragment).
+    pub drop_icmp_too_big: u64,
+    /// Closed connections that ran MPTCP to the end, and those that fell back.
+    pub mptcp_connections: u64,
+    pub mptcp_fallbacks: u64,
+    /// DSS checksum failures, and the MP_FAIL / infinite mapping exchange that
+    /// follows them (RFC 8684 §3.7), as Linux counts them.
+    pub mptcp_checksum_errors: u64,
+    pub mptcp_mp_fail_tx: u64,
+    pub mptcp_mp_fail_rx: u64,
+    pub mptcp_infinite_map_tx: u64,
+    pub mptcp_infinite_map_rx: u64,
+    /// MP_JOIN SYNs accepted, joins refused (unknown token, limits: RST with
+    /// MP_TCPRST), joins completed in either role, HMAC failures.
+    pub mptcp_join_syn_rx: u64,
+    pub mptcp_join_rejected: u64,
+    pub mptcp_joins_established: u64,
+    pub mptcp_join_hmac_failures: u64,
+    /// Bytes sent again on another subflow after theirs died or stalled.
+    pub mptcp_reinjected_bytes: u64,
+    /// Data-level retransmission timeouts that sent data again (the DATA_ACK
+    /// stalled although the subflows had delivered it).
+    pub mptcp_data_retransmits: u64,
+    pub mptcp_mp_prio_tx: u64,
+    pub mptcp_mp_prio_rx: u64,
+    /// ADD_ADDR sent (repeats included) and valid ones received; echoes of ours
+    /// received; received ones dropped for a wrong HMAC; REMOVE_ADDR both ways.
+    pub mptcp_add_addr_tx: u64,
+    pub mptcp_add_addr_rx: u64,
+    pub mptcp_add_addr_echo_rx: u64,
+    pub mptcp_add_addr_hmac_failures: u64,
+    pub mptcp_rm_addr_tx: u64,
+    pub mptcp_rm_addr_rx: u64,
+    /// Connections opened again with v0 after their v1 SYN got plain TCP back.
+    pub mptcp_v0_retries: u64,
+    /// DATA_ACKs beyond what was sent, and mappings beyond the receive window
+    /// or conflicting with known ones, on otherwise acceptable segments:
+    /// ignored.
+    pub mptcp_bad_data_acks: u64,
+    pub mptcp_bad_mappings: u64,
+    /// MPTCP options that did not decode (ignored).
+    pub mptcp_malformed_options: u64,
+}
+
+impl Counters {
+    pub(super) fn add_mptcp(&mut self, st: &MptcpStats) {
+        self.mptcp_checksum_errors += st.checksum_errors;
+        self.mptcp_mp_fail_tx += st.mp_fail_tx;
+        self.mptcp_mp_fail_rx += st.mp_fail_rx;
+        self.mptcp_infinite_map_tx += st.infinite_map_tx;
+        self.mptcp_infinite_map_rx += st.infinite_map_rx;
+        self.mptcp_join_syn_rx += st.join_syn_rx;
+        self.mptcp_joins_established += st.joins_established;
+        self.mptcp_join_hmac_failures += st.join_hmac_failures;
+        self.mptcp_reinjected_bytes += st.reinjected_bytes;
+        self.mptcp_data_retransmits += st.data_rtx;
+        self.mptcp_mp_prio_tx += st.mp_prio_tx;
+        self.mptcp_mp_prio_rx += st.mp_prio_rx;
+        self.mptcp_add_addr_tx += st.add_addr_tx;
+        self.mptcp_add_addr_rx += st.add_addr_rx;
+        self.mptcp_add_addr_echo_rx += st.add_addr_echo_rx;
+        self.mptcp_add_addr_hmac_failures += st.add_addr_hmac_failures;
+        self.mptcp_rm_addr_tx += st.rm_addr_tx;
+        self.mptcp_rm_addr_rx += st.rm_addr_rx;
+        self.mptcp_bad_data_acks += st.bad_data_acks;
+        self.mptcp_bad_mappings += st.bad_mappings;
+    }
+
+    pub(super) fn add_tcb(&mut self, s: &TcbStats) {
+        self.retransmitted_segments += s.segments_retransmitted;
+        self.retransmitted_bytes += s.bytes_retransmitted;
+        self.drop_paws += s.drop_paws;
+        self.drop_out_of_window += s.drop_out_of_window;
+        self.drop_ooo_overflow += s.drop_ooo_overflow;
+        self.challenge_acks += s.challenge_acks;
+    }
+}

@@ -1,0 +1,268 @@
+//! Input: one IPv4/IPv6 datagram at a time. ICMP echo requests are answered;
+//! a TCP segment is parsed once — its MPTCP options too — and goes to the
+//! subflow its 4-tuple names, or opens a connection or a joined subflow, or is
+//! answered with a RST (RFC 9293 §3.10.7.1).
+
+use super::output::{EchoOut, MAX_PENDING_ECHO_REPLIES};
+use super::Stack;
+use crate::conn::{Connection, RstOut};
+use crate::demux::FourTuple;
+use crate::mptcp::action::rst_reason;
+use crate::mptcp::join::{self, JoinRequest};
+use crate::mptcp::{options, DataLevel};
+use crate::tcp::hooks::OptionBytes;
+use crate::tcp::tcb::RstReply;
+use crate::time::Instant;
+use crate::wire::mptcp::MpCapable;
+use crate::wire::{self, IcmpMessage, IpRepr, MptcpOptions, SeqNumber, TcpRepr, WireError};
+use rand_core::Rng;
+use std::net::{IpAddr, SocketAddr};
+
+fn seg_len(seg: &TcpRepr<'_>) -> usize {
+    seg.payload.len() + seg.flags.syn() as usize + seg.flags.fin() as usize
+}
+
+fn is_unicast(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(a) => !(a.is_broadcast() || a.is_multicast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+impl Stack {
+    /// A packet read from the network (an IPv4 or IPv6 datagram).
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_with(now, packet, true);
+    }
+
+    /// Like [`handle_packet`](Self::handle_packet), but the TCP checksum is not
+    /// verified: for a packet the local kernel hands over with checksum offload,
+    /// whose checksum it computed or checked itself, or never computed because the
+    /// packet did not leave the machine (the field then holds only a partial sum).
+    /// Everything else, the IPv4 header checksum included, is checked as usual.
+    pub fn handle_packet_checksum_offloaded(&mut self, now: Instant, packet: &[u8]) {
+        self.handle_packet_with(now, packet, false);
+    }
+
+    fn handle_packet_with(&mut self, now: Instant, packet: &[u8], verify: bool) {
+        self.tick(now);
+        self.counters.packets_in += 1;
+        let (ip, payload) = match IpRepr::parse(packet) {
+            Ok(p) => p,
+            Err(e) => {
+                self.count_wire_error(e);
+                return;
+            }
+        };
+        if !self.endpoints.iter().any(|e| e.addr == ip.dst) {
+            self.counters.drop_not_for_us += 1;
+            return;
+        }
+        match ip.protocol {
+            wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload, verify),
+            wire::IPPROTO_ICMP if ip.dst.is_ipv4() => self.handle_icmp(&ip, payload),
+            wire::IPPROTO_ICMPV6 if ip.dst.is_ipv6() => self.handle_icmp(&ip, payload),
+            _ => self.counters.drop_unsupported_protocol += 1,
+        }
+    }
+
+    fn count_wire_error(&mut self, e: WireError) {
+        match e {
+            WireError::BadChecksum => self.counters.drop_bad_checksum += 1,
+            WireError::BadOptionLength | WireError::OptionOverrun => {
+                self.counters.drop_invalid_option += 1
+            }
+            _ => self.counters.drop_malformed += 1,
+        }
+    }
+
+    /// ICMP (IPv4) or ICMPv6 (IPv6) to one of our addresses: echo requests are
+    /// answered, everything else is counted and dropped. Never sends ICMP errors.
+    fn handle_icmp(&mut self, ip: &IpRepr, bytes: &[u8]) {
+        let echo = match IcmpMessage::parse(ip.src, ip.dst, bytes) {
+            Ok(IcmpMessage::EchoRequest(e)) => e,
+            Ok(IcmpMessage::EchoReply(_) | IcmpMessage::Other { .. }) => {
+                self.counters.drop_icmp_other += 1;
+                return;
+            }
+            Err(e) => {
+                self.count_wire_error(e);
+                return;
+            }
+        };
+        self.counters.icmp_echo_requests += 1;
+        if !is_unicast(ip.src) {
+            self.counters.drop_malformed += 1;
+            return;
+        }
+        if wire::icmp::echo_packet_len(ip.dst, echo.data.len()) > self.config.tcp.mtu {
+            self.counters.drop_icmp_too_big += 1;
+            return;
+        }
+        if self.echoes.len() >= MAX_PENDING_ECHO_REPLIES {
+            self.counters.drop_icmp_queue_full += 1;
+            return;
+        }
+        self.echoes.push_back(EchoOut {
+            src: ip.dst,
+            dst: ip.src,
+            ident: echo.ident,
+            seq: echo.seq,
+            data: echo.data.to_vec(),
+        });
+    }
+
+    fn handle_tcp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8], verify: bool) {
+        let seg = match TcpRepr::parse(ip.src, ip.dst, bytes, verify) {
+            Ok(s) => s,
+            Err(e) => {
+                self.count_wire_error(e);
+                return;
+            }
+        };
+        self.counters.segments_in += 1;
+        if seg.src_port == 0 || seg.dst_port == 0 || !is_unicast(ip.src) {
+            self.counters.drop_malformed += 1;
+            return;
+        }
+        let tuple = FourTuple {
+            local: SocketAddr::new(ip.dst, seg.dst_port),
+            remote: SocketAddr::new(ip.src, seg.src_port),
+        };
+        if seg.flags.rst() {
+            self.counters.resets_received += 1;
+        }
+        let opts = if self.config.mptcp.enabled {
+            MptcpOptions::parse(&seg)
+        } else {
+            MptcpOptions::default()
+        };
+        self.counters.mptcp_malformed_options += opts.malformed as u64;
+        if let Some((id, sub)) = self.conns.lookup(&tuple) {
+            let slot = self
+                .conns
+                .get_mut(id)
+                .expect("tuple map points at a live connection");
+            let fx = slot.conn.on_segment(now, sub, &seg, &opts);
+            self.apply_effects(id, now, fx);
+            self.touch(id);
+            return;
+        }
+        let f = seg.flags;
+        let bare_syn = f.syn() && !f.ack() && !f.rst() && !f.fin();
+        if bare_syn {
+            if let Some(j) = join::syn_join(opts.join) {
+                self.accept_join(now, tuple, &seg, j);
+                return;
+            }
+            if let Some(listener) = self.listeners.get(&seg.dst_port) {
+                if listener.pending >= self.config.backlog
+                    || self.conns.len() >= self.config.max_connections
+                {
+                    self.counters.drop_backlog_full += 1;
+                    return;
+                }
+                self.accept_syn(now, tuple, &seg, opts.capable);
+                return;
+            }
+        }
+        self.counters.drop_no_listener += 1;
+        if !f.rst() {
+            // RFC 9293 §3.10.7.1: a segment to a closed port gets a RST.
+            let reply = if f.ack() {
+                RstReply {
+                    seq: seg.ack,
+                    ack: None,
+                }
+            } else {
+                RstReply {
+                    seq: SeqNumber(0),
+                    ack: Some(seg.seq + seg_len(&seg)),
+                }
+            };
+            self.queue_rsts(vec![RstOut {
+                tuple,
+                reply,
+                extra: OptionBytes::default(),
+            }]);
+        }
+    }
+
+    fn accept_syn(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        syn: &TcpRepr<'_>,
+        cap: Option<MpCapable>,
+    ) {
+        let tcb = self.passive_tcb(now, tuple, syn);
+        let settings = self.mptcp_settings();
+        let version = cap.and_then(|c| DataLevel::syn_version(&c, &settings));
+        let conn = match (cap, version) {
+            (Some(c), Some(v)) => {
+                let key = self.new_key(v);
+                Connection::mptcp(tcb, DataLevel::server(&c, v, key, &settings))
+            }
+            _ => Connection::tcp(tcb),
+        };
+        let port = tuple.local.port();
+        if let Some(l) = self.listeners.get_mut(&port) {
+            l.pending += 1;
+        }
+        let id = self.insert(tuple, conn, Some(port), false);
+        self.touch(id);
+    }
+
+    /// A SYN with MP_JOIN (RFC 8684 §3.2): a new subflow of the connection whose
+    /// token it names, if that connection takes one more; else RST with MP_TCPRST.
+    fn accept_join(
+        &mut self,
+        now: Instant,
+        tuple: FourTuple,
+        syn: &TcpRepr<'_>,
+        (token, remote_nonce, remote_id, remote_backup): (u32, u32, u8, bool),
+    ) {
+        let target = self
+            .tokens
+            .get(&token)
+            .copied()
+            .filter(|&id| self.conns.get(id).is_some_and(|s| s.conn.join_allowed()));
+        let Some(id) = target.filter(|_| self.conns.len() < self.config.max_connections) else {
+            self.counters.mptcp_join_rejected += 1;
+            let reason = if self.tokens.contains_key(&token) {
+                rst_reason::ADMIN_PROHIBITED
+            } else {
+                rst_reason::MPTCP_ERROR
+            };
+            let reply = RstReply {
+                seq: SeqNumber(0),
+                ack: Some(syn.seq + seg_len(syn)),
+            };
+            let extra = options::reset_options(reason, None);
+            self.queue_rsts(vec![RstOut {
+                tuple,
+                reply,
+                extra,
+            }]);
+            return;
+        };
+        let tcb = self.passive_tcb(now, tuple, syn);
+        let local_nonce = self.rng.next_u32();
+        let (local_id, flags) = self.local_endpoint(id, tuple.local.ip());
+        let req = JoinRequest {
+            remote_nonce,
+            remote_id,
+            remote_backup,
+            local_nonce,
+            local_id,
+            local_backup: flags.backup,
+        };
+        let Some(slot) = self.conns.get_mut(id) else {
+            return;
+        };
+        if let Some(sub) = slot.conn.add_passive_join(tcb, &req) {
+            self.conns.alias(id, tuple, sub);
+        }
+        self.touch(id);
+    }
+}

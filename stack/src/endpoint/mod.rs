@@ -1,0 +1,415 @@
+//! The `Stack`: the engine's whole surface. It owns the connections (each a
+//! [`Connection`] in a slot of the demux table), takes packets in
+//! (`input.rs`), sends what they and it decide (`output.rs`), runs their timers
+//! (`timers.rs`), carries out what each connection returns and reports events
+//! (`effects.rs`), runs MPTCP's path manager (`pm.rs`) and counts
+//! (`counters.rs`). This file holds the state and the application calls.
+
+mod counters;
+mod effects;
+mod input;
+mod output;
+mod pm;
+mod timers;
+mod types;
+
+pub use crate::conn::{ConnInfo, MptcpInfo, SubflowInfo};
+pub use counters::Counters;
+pub use types::{CloseReason, ConnId, EndpointFlags, Error, Event};
+
+use crate::config::Config;
+use crate::conn::Connection;
+use crate::demux::{ConnTable, FourTuple};
+use crate::mptcp::level::version_alg;
+use crate::mptcp::{crypto, DataLevel, MptcpSettings};
+use crate::tcp::isn::IsnGenerator;
+use crate::tcp::{State, Tcb};
+use crate::time::Instant;
+use crate::wire::mptcp::MptcpVersion;
+use crate::wire::TcpRepr;
+use core::cmp::Reverse;
+use output::{EchoOut, RstQueue};
+use rand_chacha::ChaCha8Rng;
+use rand_core::{Rng, SeedableRng};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+/// Ephemeral port range (IANA, RFC 6335).
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+#[derive(Debug, Default)]
+struct Listener {
+    /// Connections in SYN_RECEIVED for this port.
+    pending: usize,
+}
+
+/// One of our addresses, with what MPTCP's path manager may do with it.
+#[derive(Debug, Clone, Copy)]
+struct Endpoint {
+    addr: IpAddr,
+    /// MPTCP address id (RFC 8684 §3.4.1); never reused while the stack lives.
+    id: u8,
+    flags: EndpointFlags,
+}
+
+/// A connection and the stack's bookkeeping of it.
+#[derive(Debug)]
+struct Slot {
+    conn: Connection,
+    /// Whether the connection sits in the transmit queue.
+    queued: bool,
+    /// Earliest timer entry of this connection still in the heap.
+    armed: Option<Instant>,
+    /// Listener port while the passive open is still pending.
+    listener: Option<u16>,
+    /// Whether the application ever heard of this connection.
+    announced: bool,
+}
+
+/// The engine. See the crate documentation.
+pub struct Stack {
+    config: Config,
+    rng: ChaCha8Rng,
+    isn: IsnGenerator,
+    endpoints: Vec<Endpoint>,
+    next_addr_id: u8,
+    listeners: HashMap<u16, Listener>,
+    conns: ConnTable<Slot>,
+    next_id: u64,
+    events: VecDeque<Event>,
+    /// Connections with something to send, each once, in turn.
+    ready: VecDeque<ConnId>,
+    timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    rsts: RstQueue,
+    echoes: VecDeque<EchoOut>,
+    counters: Counters,
+    now: Instant,
+    /// MPTCP tokens of live connections (unique; joins look them up).
+    tokens: HashMap<u32, ConnId>,
+    /// Scratch list of due timers, kept to avoid an allocation per wake-up.
+    due: Vec<(Instant, ConnId)>,
+}
+
+impl Stack {
+    pub fn new(config: Config) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        Stack {
+            config,
+            rng,
+            isn: IsnGenerator::new(secret),
+            endpoints: Vec::new(),
+            next_addr_id: 1,
+            listeners: HashMap::new(),
+            conns: ConnTable::new(),
+            next_id: 1,
+            events: VecDeque::new(),
+            ready: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            rsts: RstQueue::default(),
+            echoes: VecDeque::new(),
+            counters: Counters::default(),
+            now: Instant::ZERO,
+            due: Vec::new(),
+            tokens: HashMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Accept connections to `port` on every local address.
+    pub fn listen(&mut self, port: u16) -> Result<(), Error> {
+        if port == 0 || self.listeners.contains_key(&port) {
+            return Err(Error::AddrInUse);
+        }
+        self.listeners.insert(port, Listener::default());
+        Ok(())
+    }
+
+    /// Stop accepting on `port`; established connections are unaffected.
+    pub fn unlisten(&mut self, port: u16) {
+        self.listeners.remove(&port);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<u16> {
+        let span = (*EPHEMERAL.end() - *EPHEMERAL.start()) as u32 + 1;
+        let start = self.rng.next_u32() % span;
+        (0..span)
+            .map(|i| *EPHEMERAL.start() + ((start + i) % span) as u16)
+            .find(|&p| {
+                let t = FourTuple {
+                    local: SocketAddr::new(local, p),
+                    remote,
+                };
+                !self.conns.contains_tuple(&t)
+            })
+    }
+
+    /// Open a connection to `remote` from `local` (or the first local address of the
+    /// remote's family) and an ephemeral port.
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+    ) -> Result<ConnId, Error> {
+        self.tick(now);
+        if self.conns.len() >= self.config.max_connections {
+            return Err(Error::Exhausted);
+        }
+        let local_ip = match local {
+            Some(l) => l.ip(),
+            None => self
+                .endpoints
+                .iter()
+                .map(|e| e.addr)
+                .find(|a| a.is_ipv4() == remote.is_ipv4())
+                .ok_or(Error::NoLocalAddress)?,
+        };
+        if local_ip.is_ipv4() != remote.is_ipv4() {
+            return Err(Error::NoLocalAddress);
+        }
+        let port = match local.map(|l| l.port()) {
+            Some(p) if p != 0 => p,
+            _ => self
+                .ephemeral_port(local_ip, remote)
+                .ok_or(Error::Exhausted)?,
+        };
+        let tuple = FourTuple {
+            local: SocketAddr::new(local_ip, port),
+            remote,
+        };
+        if self.conns.contains_tuple(&tuple) {
+            return Err(Error::AddrInUse);
+        }
+        let tcb = self.active_tcb(now, tuple.local, remote, 0);
+        let c = if self.config.mptcp.enabled {
+            let version = if self.config.mptcp.v1 {
+                MptcpVersion::V1
+            } else {
+                MptcpVersion::V0
+            };
+            let key = self.new_key(version);
+            Connection::mptcp(tcb, DataLevel::client(version, key, &self.mptcp_settings()))
+        } else {
+            Connection::tcp(tcb)
+        };
+        let id = self.insert(tuple, c, None, true);
+        self.counters.connections_opened += 1;
+        self.touch(id);
+        Ok(id)
+    }
+
+    fn insert(
+        &mut self,
+        tuple: FourTuple,
+        conn: Connection,
+        listener: Option<u16>,
+        announced: bool,
+    ) -> ConnId {
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        if let Some(token) = conn.token() {
+            self.tokens.insert(token, id);
+        }
+        let slot = Slot {
+            conn,
+            queued: false,
+            armed: None,
+            listener,
+            announced,
+        };
+        self.conns.insert(id, tuple, slot);
+        id
+    }
+
+    /// An MPTCP key whose token no live connection uses (RFC 8684 §3.1).
+    fn new_key(&mut self, version: MptcpVersion) -> u64 {
+        let tokens = &self.tokens;
+        crypto::generate_key(version_alg(version), &mut self.rng, |t| {
+            tokens.contains_key(&t)
+        })
+    }
+
+    fn mptcp_settings(&self) -> MptcpSettings {
+        MptcpSettings {
+            allow_v1: self.config.mptcp.v1,
+            allow_v0: self.config.mptcp.v0,
+            retry_v0: self.config.mptcp.retry_v0,
+            scheduler: self.config.mptcp.scheduler,
+            max_subflows: self.config.mptcp.max_subflows,
+            checksum: self.config.mptcp.checksum,
+            send_buffer: self.config.tcp.send_buffer,
+            recv_buffer: self.config.tcp.recv_buffer,
+        }
+    }
+
+    /// The TCB of an active open (a connection, a join, a v0 retry whose ISN
+    /// must be `iss_offset` away from the refused one's).
+    fn active_tcb(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss_offset: usize,
+    ) -> Tcb {
+        let iss = self.isn.generate(now, local, remote) + iss_offset;
+        let ts_offset = self.rng.next_u32();
+        Tcb::connect(&self.config.tcp, local, remote, iss, ts_offset, now)
+    }
+
+    /// The TCB of a passive open (a new connection or a joined subflow).
+    fn passive_tcb(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) -> Tcb {
+        let iss = self.isn.generate(now, tuple.local, tuple.remote);
+        let ts_offset = self.rng.next_u32();
+        Tcb::accept(
+            &self.config.tcp,
+            tuple.local,
+            tuple.remote,
+            iss,
+            ts_offset,
+            now,
+            syn,
+        )
+    }
+
+    /// The connection behind a handle the application still holds.
+    fn conn_mut(&mut self, id: ConnId) -> Result<&mut Connection, Error> {
+        match self.conns.get_mut(id) {
+            Some(s) if !s.conn.is_released() => Ok(&mut s.conn),
+            _ => Err(Error::InvalidConnection),
+        }
+    }
+
+    fn conn(&self, id: ConnId) -> Option<&Connection> {
+        self.conns
+            .get(id)
+            .map(|s| &s.conn)
+            .filter(|c| !c.is_released())
+    }
+
+    /// Queue data; returns bytes accepted (0 when the send buffer is full).
+    pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, Error> {
+        let n = self.conn_mut(id)?.send(data).ok_or(Error::NotWritable)?;
+        if n > 0 {
+            self.queue_for_transmit(id);
+        }
+        Ok(n)
+    }
+
+    /// Read in-order data. `Ok(0)`: nothing yet. `Err(Finished)`: the peer's FIN has
+    /// been read past. `Err(Reset)`: the connection was reset.
+    pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
+        let now = self.now;
+        let conn = self.conn_mut(id)?;
+        let (r, fx) = conn.recv(now, buf);
+        let wants_ack = conn.wants_ack();
+        if !fx.is_empty() {
+            self.apply_effects(id, now, fx);
+            self.touch(id);
+        } else if wants_ack {
+            self.queue_for_transmit(id);
+        }
+        match r {
+            Ok(n) => Ok(n),
+            Err(true) => Err(Error::Finished),
+            Err(false) => Err(Error::Reset),
+        }
+    }
+
+    /// Bytes that `send` would accept now.
+    pub fn send_capacity(&self, id: ConnId) -> Result<usize, Error> {
+        self.conn(id)
+            .map(|c| c.send_capacity())
+            .ok_or(Error::InvalidConnection)
+    }
+
+    /// Bytes ready for `recv`.
+    pub fn recv_available(&self, id: ConnId) -> Result<usize, Error> {
+        self.conn(id)
+            .map(|c| c.recv_available())
+            .ok_or(Error::InvalidConnection)
+    }
+
+    /// Close our direction once queued data is sent (half-close).
+    pub fn shutdown(&mut self, id: ConnId) -> Result<(), Error> {
+        self.conn_mut(id)?.shutdown();
+        self.touch(id);
+        Ok(())
+    }
+
+    /// Send a RST and drop the connection at once.
+    pub fn abort(&mut self, id: ConnId) -> Result<(), Error> {
+        let fx = self.conn_mut(id)?.abort();
+        self.queue_rsts(fx.rsts);
+        self.remove(id);
+        Ok(())
+    }
+
+    /// The application is done with the handle: after this the stack finishes the
+    /// close on its own (data still arriving is answered with RST) and frees it.
+    pub fn release(&mut self, id: ConnId) -> Result<(), Error> {
+        let now = self.now;
+        let fx = self.conn_mut(id)?.release(now);
+        self.apply_effects(id, now, fx);
+        self.touch(id);
+        Ok(())
+    }
+
+    pub fn state(&self, id: ConnId) -> Option<State> {
+        self.conn(id).map(|c| c.state())
+    }
+
+    pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
+        self.conn(id).map(|c| c.info())
+    }
+
+    /// Handles of every connection not yet released.
+    pub fn connections(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .filter(|(_, s)| s.announced && !s.conn.is_released())
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Every connection the stack holds, released ones (closing, TIME_WAIT)
+    /// included.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Connections still exchanging data or FINs: anything but TIME_WAIT and
+    /// CLOSED. A graceful shutdown can stop once this reaches zero.
+    pub fn active_connection_count(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|(_, s)| s.conn.is_active())
+            .count()
+    }
+
+    /// Stack-wide counters, including those of connections already freed.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters.clone();
+        for (_, s) in self.conns.iter() {
+            c.add_tcb(&s.conn.tcp_stats());
+            if let Some(st) = s.conn.mptcp_stats() {
+                c.add_mptcp(&st);
+            }
+        }
+        c
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}

@@ -1,0 +1,114 @@
+//! Output: stateless RSTs first, then ICMP echo replies, then connections,
+//! one segment each in turn. Both queues are bounded.
+
+use super::Stack;
+use crate::conn::RstOut;
+use crate::time::Instant;
+use crate::wire::{self, TcpFlags, TcpRepr};
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+/// RSTs waiting to go out are bounded; past this they are dropped.
+const MAX_PENDING_RSTS: usize = 1024;
+/// Echo replies waiting to go out are bounded; past this requests are dropped.
+pub(super) const MAX_PENDING_ECHO_REPLIES: usize = 256;
+
+/// RSTs waiting to go out.
+#[derive(Debug, Default)]
+pub(super) struct RstQueue(VecDeque<RstOut>);
+
+impl RstQueue {
+    /// Queue `r`; false (dropped) when the queue is full.
+    pub(super) fn push(&mut self, r: RstOut) -> bool {
+        if self.0.len() >= MAX_PENDING_RSTS {
+            return false;
+        }
+        self.0.push_back(r);
+        true
+    }
+
+    fn pop(&mut self) -> Option<RstOut> {
+        self.0.pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// An echo reply to send: `src` is the address the request was sent to.
+#[derive(Debug, Clone)]
+pub(super) struct EchoOut {
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
+    pub(super) ident: u16,
+    pub(super) seq: u16,
+    pub(super) data: Vec<u8>,
+}
+
+impl Stack {
+    /// Write the next packet to send into `buf` (at least the MTU long); its length.
+    /// RSTs go first, then echo replies, then connection traffic.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.tick(now);
+        let hop = self.config.hop_limit;
+        while let Some(rst) = self.rsts.pop() {
+            if let Some(len) = emit_rst(&rst, hop, buf) {
+                self.counters.resets_sent += 1;
+                self.count_out();
+                return Some(len);
+            }
+        }
+        while let Some(e) = self.echoes.pop_front() {
+            match wire::emit_echo_reply(e.src, e.dst, hop, e.ident, e.seq, &e.data, buf) {
+                Ok(len) => {
+                    self.counters.icmp_echo_replies_sent += 1;
+                    self.counters.packets_out += 1;
+                    return Some(len);
+                }
+                // Only a `buf` shorter than the MTU gets here; the reply is lost.
+                Err(_) => self.counters.drop_icmp_too_big += 1,
+            }
+        }
+        while let Some(id) = self.ready.pop_front() {
+            let Some(slot) = self.conns.get_mut(id) else {
+                continue;
+            };
+            let sent = slot.conn.poll_transmit(now, hop, buf);
+            slot.queued = sent.is_some();
+            self.arm(id);
+            if let Some(t) = sent {
+                self.ready.push_back(id);
+                self.count_out();
+                return Some(t.len);
+            }
+        }
+        None
+    }
+
+    fn count_out(&mut self) {
+        self.counters.packets_out += 1;
+        self.counters.segments_out += 1;
+    }
+
+    /// Whether `poll_transmit` may have something to send (a driver need not be
+    /// woken otherwise).
+    pub fn wants_transmit(&self) -> bool {
+        !self.ready.is_empty() || !self.rsts.is_empty() || !self.echoes.is_empty()
+    }
+}
+
+fn emit_rst(rst: &RstOut, hop: u8, buf: &mut [u8]) -> Option<usize> {
+    let (local, remote) = (rst.tuple.local, rst.tuple.remote);
+    let mut r = TcpRepr::new(local.port(), remote.port());
+    r.seq = rst.reply.seq;
+    r.flags = TcpFlags(TcpFlags::RST);
+    if let Some(ack) = rst.reply.ack {
+        r.ack = ack;
+        r.flags = TcpFlags(TcpFlags::RST | TcpFlags::ACK);
+    }
+    for (kind, data) in rst.extra.iter() {
+        r.unknown.push(kind, data);
+    }
+    wire::emit_packet(local.ip(), remote.ip(), hop, &r, &[], buf).ok()
+}

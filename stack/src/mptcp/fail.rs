@@ -1,0 +1,207 @@
+//! Fallback to plain TCP and the MP_FAIL exchange (RFC 8684 §3.7, as Linux
+//! does it).
+//!
+//! A connection falls back — keeping every byte — when the handshake or the
+//! first data show that the peer or a middlebox does not carry MPTCP, or after
+//! a DSS checksum failure on a connection that never had a second subflow. The
+//! side that saw the bad checksum keeps delivering the subflow's bytes in order
+//! as the data stream (what the middlebox made of them, as plain TCP would) and
+//! repeats MP_FAIL until the peer answers; the other side echoes MP_FAIL and
+//! puts an infinite mapping (data-level length 0) on its next data, then is
+//! plain TCP. Anything else resets.
+
+use super::action::{rst_reason, Action, Actions};
+use super::level::{DataLevel, FallbackReason, Phase};
+use super::mapping::{Mapping, Mappings};
+use super::subflow::{SubflowMp, MAX_MAPPINGS};
+use crate::tcp::Tcb;
+use crate::time::Instant;
+use crate::wire::mptcp::MpFail;
+use crate::wire::Dsn;
+
+/// MP_FAIL repeats before the connection is reset instead.
+const MAX_MP_FAIL_TRIES: u32 = 5;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FailState {
+    /// We saw the bad checksum: DSN of the failed mapping, sent in MP_FAIL.
+    pub(super) sent_dsn: Option<Dsn>,
+    /// The peer answered (MP_FAIL echo, infinite mapping, unmapped data).
+    pub(super) answered: bool,
+    /// Put MP_FAIL with this DSN on the next segment.
+    pub(super) send: Option<Dsn>,
+    /// The peer's MP_FAIL asks us for an infinite mapping on our next data.
+    pub(super) infinite_map_pending: bool,
+    pub(super) timer: Option<Instant>,
+    pub(super) tries: u32,
+}
+
+impl DataLevel {
+    /// Plain TCP from now on. With a subflow ever joined there is no plain
+    /// TCP to fall back to: the connection is reset instead, as Linux does.
+    pub(super) fn fall_back(&mut self, reason: FallbackReason, tcb: &mut Tcb) -> Actions {
+        if self.phase == Phase::Fallback {
+            return Actions::new();
+        }
+        if !self.may_fall_back {
+            return vec![Action::ResetAll {
+                reason: rst_reason::MPTCP_ERROR,
+                fail: None,
+            }];
+        }
+        self.phase = Phase::Fallback;
+        self.fallback_reason = Some(reason);
+        // Unmapped data now goes to the subflow as plain TCP bytes.
+        self.flush_fallback(tcb);
+        tcb.set_window_cap(None);
+        Actions::new()
+    }
+
+    /// In fallback: move what the data level still holds to the subflow, and
+    /// let the subflow's acknowledgements free it.
+    pub fn flush_fallback(&mut self, tcb: &mut Tcb) {
+        let end = self.data_end();
+        let offset = self.snd_nxt.since(self.snd_una) as usize;
+        let (a, b) = self
+            .snd_buf
+            .peek(offset, self.snd_buf.len().saturating_sub(offset));
+        let mut moved = 0;
+        for part in [a, b] {
+            moved += tcb.send(part).unwrap_or(0);
+        }
+        self.snd_nxt += moved;
+        // What the subflow no longer holds, it has delivered.
+        let handed = self.snd_nxt.since(self.snd_una) as usize;
+        let acked = handed.saturating_sub(tcb.send_queued());
+        if acked > 0 {
+            self.snd_buf.discard(acked);
+            self.snd_una += acked;
+            if self.send_was_full {
+                self.send_was_full = false;
+                self.writable = true;
+            }
+        }
+        if self.data_fin_queued && self.snd_nxt == end {
+            tcb.shutdown();
+        }
+    }
+
+    /// MP_FAIL from the peer (on an acceptable segment): either the answer to
+    /// ours, or the peer saw a bad checksum in our data and wants an infinite
+    /// mapping.
+    pub(super) fn on_mp_fail(&mut self, tcb: &mut Tcb, m: MpFail) {
+        self.stats.mp_fail_rx += 1;
+        if self.fail.sent_dsn.is_some() {
+            self.fail.answered = true;
+            self.fail.timer = None;
+            return;
+        }
+        if !self.may_fall_back {
+            // The peer resets the subflow; no infinite mapping after a join.
+            return;
+        }
+        if !self.fail.infinite_map_pending {
+            self.fail.infinite_map_pending = true;
+            self.fail.send = Some(Dsn(m.dsn));
+            tcb.force_ack();
+        }
+    }
+
+    /// An infinite mapping arrived: the peer answers our MP_FAIL, or falls back
+    /// on its own.
+    pub(super) fn on_infinite_mapping(&mut self, tcb: &mut Tcb) -> Actions {
+        self.stats.infinite_map_rx += 1;
+        self.fail.answered = true;
+        self.fall_back(FallbackReason::InfiniteMapping, tcb)
+    }
+
+    /// A mapping failed its DSS checksum. On a connection that may still fall
+    /// back, with the data level in order up to the mapping: MP_FAIL and take
+    /// the subflow's bytes as they are. Otherwise reset this subflow (the peer
+    /// sends the data again on another) or, alone, the connection.
+    pub(super) fn on_checksum_error(
+        &mut self,
+        now: Instant,
+        tcb: &mut Tcb,
+        sf: &mut SubflowMp,
+        m: &Mapping,
+    ) -> Actions {
+        self.stats.checksum_errors += 1;
+        if !self.may_fall_back {
+            return vec![Action::ResetSubflow {
+                reason: rst_reason::MIDDLEBOX,
+                fail: Some(m.dsn),
+            }];
+        }
+        let in_order = m.dsn == self.rcv_nxt && self.assembler.is_empty();
+        if !in_order || self.fail.infinite_map_pending {
+            return vec![Action::ResetAll {
+                reason: rst_reason::MIDDLEBOX,
+                fail: Some(m.dsn),
+            }];
+        }
+        self.rx_fallback = true;
+        sf.rx_map = Mappings::new(MAX_MAPPINGS);
+        self.fail.sent_dsn = Some(m.dsn);
+        self.fail.send = Some(m.dsn);
+        self.fail.timer = Some(now + tcb.rto());
+        tcb.force_ack();
+        Actions::new()
+    }
+
+    /// Data without DSS after our MP_FAIL: the peer fell back, its infinite
+    /// mapping was lost.
+    pub(super) fn on_unmapped_after_mp_fail(&mut self, tcb: &mut Tcb) -> Actions {
+        self.fail.answered = true;
+        self.fall_back(FallbackReason::InfiniteMapping, tcb)
+    }
+
+    /// The MP_FAIL repeat timer.
+    pub(super) fn fail_timeout(&mut self, now: Instant, tcb: &mut Tcb) -> Actions {
+        if self.fail.timer.is_none_or(|t| t > now) {
+            return Actions::new();
+        }
+        self.fail.tries += 1;
+        if self.fail.answered || self.phase == Phase::Fallback {
+            self.fail.timer = None;
+        } else if self.fail.tries > MAX_MP_FAIL_TRIES {
+            // Linux resets too when MP_FAIL stays unanswered.
+            self.fail.timer = None;
+            return vec![Action::ResetAll {
+                reason: rst_reason::MIDDLEBOX,
+                fail: self.fail.sent_dsn,
+            }];
+        } else {
+            self.fail.send = self.fail.sent_dsn;
+            tcb.force_ack();
+            self.fail.timer = Some(now + tcb.rto() * (1 << self.fail.tries));
+        }
+        Actions::new()
+    }
+
+    /// An MP_FAIL exchange is under way (or done): the connection is heading
+    /// for a fallback, and takes no more subflows (as Linux).
+    pub(super) fn checksum_failure_pending(&self) -> bool {
+        self.fail.sent_dsn.is_some() || self.fail.infinite_map_pending || self.rx_fallback
+    }
+
+    /// MP_FAIL to put on the next segment (taken: sent once per request).
+    pub(super) fn take_mp_fail(&mut self) -> Option<Dsn> {
+        let dsn = self.fail.send.take()?;
+        self.stats.mp_fail_tx += 1;
+        Some(dsn)
+    }
+
+    /// Whether the next data segment must carry an infinite mapping.
+    pub(super) fn infinite_map_pending(&self) -> bool {
+        self.fail.infinite_map_pending && self.phase != Phase::Fallback
+    }
+
+    /// The infinite mapping went out: from now on this is plain TCP. The data
+    /// level moves its unmapped bytes to the subflow on the next round.
+    pub(super) fn infinite_map_sent(&mut self) {
+        self.stats.infinite_map_tx += 1;
+        self.phase = Phase::Fallback;
+        self.fallback_reason = Some(FallbackReason::MpFail);
+    }
+}

@@ -1,0 +1,495 @@
+//! The MPTCP connection level — the "data level" of RFC 8684 §3.3 — of one
+//! connection: the keys and the phase of the MP_CAPABLE exchange, the 64-bit
+//! data sequence space both ways with its buffers, DATA_FIN, fallback and the
+//! MP_FAIL exchange, reinjection, the scheduler, and the path manager's
+//! per-connection state.
+//!
+//! It holds no subflow. The connection (`conn::Connection`) owns every subflow
+//! as one value (TCB and `SubflowMp` together) and hands the data level the one
+//! it works on; what the data level decides beyond that subflow it returns as
+//! [`Action`](super::action::Action)s. Its work is spread by concern:
+//! `input.rs` (the options of acceptable segments), `recv.rs` (subflow bytes to
+//! the data stream), `send.rs` (the data stream onto subflows), `fail.rs`
+//! (fallback and MP_FAIL), `retransmit.rs`, `join.rs`, `pm.rs`, and
+//! `options.rs` (every option we send).
+
+use super::action::{Action, Actions};
+use super::crypto::{self, HashAlg};
+use super::fail::FailState;
+use super::pm::PmState;
+use super::scheduler::{new_scheduler, Scheduler};
+use super::stats::MptcpStats;
+use crate::config::SchedulerKind;
+use crate::tcp::assembler::Assembler;
+use crate::tcp::buffer::RingBuffer;
+use crate::tcp::Tcb;
+use crate::time::Instant;
+use crate::wire::mptcp::{MpCapable, MptcpVersion};
+use crate::wire::Dsn;
+use std::collections::VecDeque;
+
+/// Out-of-order ranges the data level tracks (beyond, data waits in the subflows).
+const MAX_DATA_HOLES: usize = 1024;
+
+/// Who opened the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// Where the connection stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Keys not yet exchanged (client: SYN sent; server: SYN/ACK sent).
+    Handshake,
+    /// Both keys known; the client has not yet seen a DATA_ACK from the server,
+    /// so it repeats MP_CAPABLE on its first data (RFC 8684 §3.1).
+    PreEstablished,
+    /// Fully established: DSS on every segment.
+    Established,
+    /// Plain TCP from here on; no MPTCP option is sent any more.
+    Fallback,
+}
+
+/// Why the connection fell back to TCP (shown in status and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    NoMpCapableSynAck,
+    NoMpCapableAck,
+    NoMapping,
+    /// The peer sent an infinite mapping (after our MP_FAIL, or on its own).
+    InfiniteMapping,
+    /// We answered the peer's MP_FAIL with an infinite mapping.
+    MpFail,
+}
+
+/// Settings taken from the stack's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct MptcpSettings {
+    /// Versions a server answers, and whether a client whose v1 SYN got plain
+    /// TCP back tries v0.
+    pub allow_v1: bool,
+    pub allow_v0: bool,
+    pub retry_v0: bool,
+    pub scheduler: SchedulerKind,
+    /// Joined subflows allowed besides the first.
+    pub max_subflows: usize,
+    /// Ask for DSS checksums (either side asking turns them on).
+    pub checksum: bool,
+    /// Connection-level buffers.
+    pub send_buffer: usize,
+    pub recv_buffer: usize,
+}
+
+/// The hash of a protocol version: SHA-1 for v0 (RFC 6824), SHA-256 for v1.
+pub fn version_alg(v: MptcpVersion) -> HashAlg {
+    match v {
+        MptcpVersion::V0 => HashAlg::Sha1,
+        MptcpVersion::V1 => HashAlg::Sha256,
+    }
+}
+
+pub struct DataLevel {
+    pub(super) role: Role,
+    pub(super) version: MptcpVersion,
+    /// v0 client: the third ACK must carry both keys (RFC 6824 §3.1).
+    pub(super) v0_keys_pending: bool,
+    pub(super) phase: Phase,
+    pub(super) fallback_reason: Option<FallbackReason>,
+    pub(super) checksum: bool,
+    pub(super) local_key: u64,
+    pub(super) remote_key: Option<u64>,
+    /// No subflow ever joined: a fallback to plain TCP is still possible (as
+    /// Linux's `allow_infinite_fallback`). The first join ends it for good.
+    pub(super) may_fall_back: bool,
+
+    // Sending: snd_buf[0] has DSN snd_una.
+    pub(super) snd_buf: RingBuffer,
+    pub(super) snd_una: Dsn,
+    /// Next DSN to hand to a subflow.
+    pub(super) snd_nxt: Dsn,
+    /// Right edge of the peer's connection-level window (DATA_ACK + window).
+    pub(super) snd_wnd_end: Dsn,
+    /// A DATA_ACK set `snd_wnd_end`: from then on it bounds what is mapped, even
+    /// when it is `snd_una` (a zero window).
+    pub(super) snd_wnd_known: bool,
+    pub(super) data_fin_queued: bool,
+    pub(super) data_fin_acked: bool,
+    pub(super) send_was_full: bool,
+
+    // Receiving: rcv_buf's next byte to read has DSN rcv_nxt - rcv_buf.len().
+    pub(super) rcv_buf: RingBuffer,
+    pub(super) assembler: Assembler,
+    pub(super) rcv_nxt: Dsn,
+    pub(super) peer_data_fin: Option<Dsn>,
+    pub(super) peer_data_fin_done: bool,
+
+    pub(super) scratch: Vec<u8>,
+    /// Window last allowed to the subflows (the connection buffer's free space).
+    pub(super) window_cap: usize,
+    /// When to repeat an unacknowledged DATA_FIN, and how often it was repeated.
+    pub(super) fin_timer: Option<Instant>,
+    pub(super) fin_backoff: u32,
+    /// Data-level retransmission timer (see `retransmit.rs`).
+    pub(super) rtx_timer: Option<Instant>,
+    pub(super) rtx_backoff: u32,
+    /// The peer's latest acceptable segment carried an MPTCP option: it still
+    /// speaks MPTCP. A peer that fell back sends plain ACKs, and data sent
+    /// again at the data level would reach it as new bytes.
+    pub(super) peer_speaks_mptcp: bool,
+    pub(super) released: bool,
+    /// The receive side no longer reads mappings: subflow bytes are data bytes
+    /// in order (after we sent MP_FAIL).
+    pub(super) rx_fallback: bool,
+    pub(super) fail: FailState,
+    pub(super) stats: MptcpStats,
+
+    pub(super) readable: bool,
+    pub(super) writable: bool,
+
+    /// Data-level ranges (DSN, length) of a subflow that died or stalled, to be
+    /// sent again on the others (RFC 8684 §3.3.6).
+    pub(super) reinject: VecDeque<(Dsn, u32)>,
+    pub(super) scheduler: Box<dyn Scheduler + Send>,
+    /// Every byte goes on every subflow.
+    pub(super) redundant: bool,
+    pub(super) max_subflows: usize,
+    pub(super) pm: PmState,
+    /// A client offering v1 may start over with v0 (settings).
+    pub(super) may_retry_v0: bool,
+}
+
+impl core::fmt::Debug for DataLevel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DataLevel")
+            .field("role", &self.role)
+            .field("version", &self.version)
+            .field("phase", &self.phase)
+            .field("snd_una", &self.snd_una)
+            .field("snd_nxt", &self.snd_nxt)
+            .field("rcv_nxt", &self.rcv_nxt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataLevel {
+    fn new(role: Role, version: MptcpVersion, local_key: u64, s: &MptcpSettings) -> Self {
+        let first = Dsn(crypto::idsn(version_alg(version), local_key)) + 1u64;
+        DataLevel {
+            role,
+            version,
+            v0_keys_pending: false,
+            phase: Phase::Handshake,
+            fallback_reason: None,
+            checksum: s.checksum,
+            local_key,
+            remote_key: None,
+            may_fall_back: true,
+            snd_buf: RingBuffer::new(s.send_buffer),
+            snd_una: first,
+            snd_nxt: first,
+            snd_wnd_end: first,
+            snd_wnd_known: false,
+            data_fin_queued: false,
+            data_fin_acked: false,
+            send_was_full: false,
+            rcv_buf: RingBuffer::new(s.recv_buffer),
+            // Subflows interleave small mappings: one lagging subflow leaves a
+            // hole per mapping of the others.
+            assembler: Assembler::new(MAX_DATA_HOLES),
+            rcv_nxt: Dsn(0),
+            peer_data_fin: None,
+            peer_data_fin_done: false,
+            scratch: Vec::new(),
+            window_cap: s.recv_buffer,
+            fin_timer: None,
+            fin_backoff: 0,
+            rtx_timer: None,
+            rtx_backoff: 0,
+            peer_speaks_mptcp: true,
+            released: false,
+            rx_fallback: false,
+            fail: FailState::default(),
+            stats: MptcpStats::default(),
+            readable: false,
+            writable: false,
+            reinject: VecDeque::new(),
+            scheduler: new_scheduler(s.scheduler),
+            redundant: s.scheduler == SchedulerKind::Redundant,
+            max_subflows: s.max_subflows,
+            pm: PmState::default(),
+            may_retry_v0: s.retry_v0 && s.allow_v0,
+        }
+    }
+
+    /// An active open offering `version` with `local_key` (drawn so its token,
+    /// under that version's hash, is unique).
+    pub fn client(version: MptcpVersion, local_key: u64, s: &MptcpSettings) -> Self {
+        let mut c = DataLevel::new(Role::Client, version, local_key, s);
+        // v0 peers expect DSS checksums (the multipath-tcp.org kernel's default).
+        c.checksum |= version == MptcpVersion::V0;
+        c
+    }
+
+    /// A passive open answering a SYN's MP_CAPABLE `cap` in `version` (see
+    /// [`Self::syn_version`]).
+    pub fn server(
+        cap: &MpCapable,
+        version: MptcpVersion,
+        local_key: u64,
+        s: &MptcpSettings,
+    ) -> Self {
+        let mut c = DataLevel::new(Role::Server, version, local_key, s);
+        c.checksum |= cap.flags.checksum_required() || version == MptcpVersion::V0;
+        if version == MptcpVersion::V0 {
+            // The v0 SYN carries the client's key (RFC 6824 §3.1).
+            if let Some(key) = cap.sender_key {
+                c.learn_remote_key(key);
+            }
+        }
+        c
+    }
+
+    /// The version we answer a SYN's MP_CAPABLE with: the one it offers, if
+    /// allowed (RFC 8684 §3.1); `None` for plain TCP (Linux, too, answers v0
+    /// with TCP).
+    pub fn syn_version(cap: &MpCapable, s: &MptcpSettings) -> Option<MptcpVersion> {
+        if cap.flags.extensibility() {
+            return None;
+        }
+        match cap.version {
+            MptcpVersion::V1 if s.allow_v1 => Some(MptcpVersion::V1),
+            MptcpVersion::V0 if s.allow_v0 && cap.sender_key.is_some() => Some(MptcpVersion::V0),
+            _ => None,
+        }
+    }
+
+    /// Hand what the application did before the handshake (data queued, a
+    /// shutdown, a release) over to `next`, the connection opened again.
+    pub fn carry_over(&mut self, next: &mut DataLevel) {
+        let mut buf = vec![0u8; self.snd_buf.len()];
+        let n = self.snd_buf.dequeue(&mut buf);
+        next.send(&buf[..n]);
+        next.data_fin_queued = self.data_fin_queued;
+        next.released = self.released;
+    }
+
+    pub(super) fn learn_remote_key(&mut self, key: u64) {
+        if self.remote_key.is_none() {
+            self.remote_key = Some(key);
+            self.rcv_nxt = Dsn(crypto::idsn(self.alg(), key)) + 1u64;
+        }
+    }
+
+    pub(super) fn alg(&self) -> HashAlg {
+        version_alg(self.version)
+    }
+
+    pub fn version(&self) -> MptcpVersion {
+        self.version
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether we opened the connection.
+    pub fn is_client(&self) -> bool {
+        self.role == Role::Client
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn is_fallback(&self) -> bool {
+        self.phase == Phase::Fallback
+    }
+
+    pub fn fallback_reason(&self) -> Option<FallbackReason> {
+        self.fallback_reason
+    }
+
+    pub fn checksum(&self) -> bool {
+        self.checksum
+    }
+
+    pub fn local_key(&self) -> u64 {
+        self.local_key
+    }
+
+    pub fn remote_key(&self) -> Option<u64> {
+        self.remote_key
+    }
+
+    pub fn local_token(&self) -> u32 {
+        crypto::token(self.alg(), self.local_key)
+    }
+
+    pub fn remote_token(&self) -> Option<u32> {
+        self.remote_key.map(|k| crypto::token(self.alg(), k))
+    }
+
+    pub fn stats(&self) -> MptcpStats {
+        self.stats
+    }
+
+    pub fn is_redundant(&self) -> bool {
+        self.redundant
+    }
+
+    /// Connection-level bytes the peer acknowledged (DATA_ACK).
+    pub fn data_bytes_acked(&self) -> u64 {
+        let first = Dsn(crypto::idsn(self.alg(), self.local_key)) + 1u64;
+        // `snd_una` stops at the DATA_FIN: its acknowledgement is a flag.
+        self.snd_una.since(first)
+    }
+
+    /// Connection-level bytes received in order.
+    pub fn data_bytes_received(&self) -> u64 {
+        let Some(key) = self.remote_key else {
+            return 0;
+        };
+        let first = Dsn(crypto::idsn(self.alg(), key)) + 1u64;
+        self.rcv_nxt
+            .since(first)
+            .saturating_sub(self.peer_data_fin_done as u64)
+    }
+
+    /// Both directions finished at the data level.
+    pub fn data_level_done(&self) -> bool {
+        self.data_fin_acked && self.peer_data_fin_done
+    }
+
+    /// The peer's DATA_FIN arrived (and all data before it).
+    pub fn peer_data_finished(&self) -> bool {
+        self.peer_data_fin_done
+    }
+
+    /// Our DATA_FIN is acknowledged and nothing more will be read: the
+    /// subflows may close.
+    pub fn subflows_may_close(&self) -> bool {
+        self.data_fin_acked && (self.peer_data_fin_done || self.released)
+    }
+
+    /// Whether the peer's latest acceptable segment spoke MPTCP.
+    pub fn peer_speaks_mptcp(&self) -> bool {
+        self.peer_speaks_mptcp
+    }
+
+    // ----- the application -----
+
+    pub fn send(&mut self, data: &[u8]) -> usize {
+        let n = self.snd_buf.enqueue(data);
+        if n < data.len() {
+            self.send_was_full = true;
+        }
+        n
+    }
+
+    pub fn send_capacity(&self) -> usize {
+        if self.data_fin_queued {
+            0
+        } else {
+            self.snd_buf.free()
+        }
+    }
+
+    pub fn can_send(&self) -> bool {
+        !self.data_fin_queued
+    }
+
+    /// Bytes the application sent that no subflow has taken yet.
+    pub fn send_pending(&self) -> usize {
+        self.data_end().since(self.snd_nxt) as usize
+    }
+
+    pub fn recv_available(&self) -> usize {
+        self.rcv_buf.len()
+    }
+
+    /// Read connection-level data; `None` at the end of the peer's data.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let n = self.rcv_buf.dequeue(buf);
+        if n == 0 && !buf.is_empty() && self.peer_data_fin_done {
+            return None;
+        }
+        Some(n)
+    }
+
+    pub fn shutdown(&mut self) {
+        self.data_fin_queued = true;
+    }
+
+    /// The application gave up the connection.
+    pub fn release(&mut self) {
+        self.released = true;
+    }
+
+    pub fn take_readable(&mut self) -> bool {
+        core::mem::take(&mut self.readable)
+    }
+
+    pub fn take_writable(&mut self) -> bool {
+        core::mem::take(&mut self.writable)
+    }
+
+    // ----- timers -----
+
+    /// The DATA_FIN, MP_FAIL, data retransmission and address option timers
+    /// (a joined subflow's third-ACK timer is the subflow's, see `join.rs`).
+    pub fn poll_at(&self) -> Option<Instant> {
+        [
+            self.fin_timer,
+            self.fail.timer,
+            self.pm_poll_at(),
+            self.rtx_poll_at(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Run the connection-level timers that are due; `tcb` is the subflow that
+    /// speaks for the connection (its RTO paces the repeats).
+    pub fn on_timeout(&mut self, now: Instant, tcb: &mut Tcb) -> Actions {
+        let mut acts = Actions::new();
+        if self.pm_timers(now) {
+            acts.push(Action::Ack);
+        }
+        acts.extend(self.fail_timeout(now, tcb));
+        if self.fin_timer.is_some_and(|t| t <= now) {
+            if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
+                acts.push(Action::AckAll);
+                self.fin_backoff = (self.fin_backoff + 1).min(6);
+                self.fin_timer = Some(now + tcb.rto() * (1 << self.fin_backoff));
+            } else {
+                self.fin_timer = None;
+            }
+        }
+        acts
+    }
+
+    // ----- shared by the modules -----
+
+    /// Whether this segment is the v0 third ACK that carries both keys (taken).
+    pub(super) fn take_v0_keys(&mut self, payload: usize) -> bool {
+        payload == 0 && core::mem::take(&mut self.v0_keys_pending)
+    }
+
+    /// DSN just past the last byte the application queued.
+    pub(super) fn data_end(&self) -> Dsn {
+        self.snd_una + self.snd_buf.len()
+    }
+
+    /// The DATA_FIN's DSN while it still needs sending.
+    pub(super) fn pending_data_fin(&self) -> Option<Dsn> {
+        let end = self.data_end();
+        (self.data_fin_queued && self.snd_nxt == end && !self.data_fin_acked).then_some(end)
+    }
+
+    pub(super) fn data_ack(&self) -> Dsn {
+        self.rcv_nxt
+    }
+}

@@ -1,0 +1,177 @@
+//! From subflows to the data stream: each subflow's in-order bytes go by their
+//! mappings into the one connection buffer; out-of-order data-level ranges are
+//! tracked by an assembler, and bytes are taken from a subflow only if it can
+//! record them (never dropped once the subflow acknowledged them). A mapping
+//! with a DSS checksum is delivered only whole and verified (RFC 8684 §3.3.1).
+
+use super::action::{Action, Actions};
+use super::crypto::DssChecksum;
+use super::level::{DataLevel, FallbackReason, Phase};
+use super::subflow::SubflowMp;
+use crate::tcp::Tcb;
+use crate::time::Instant;
+
+/// Largest mapping (the DSS length field is 16 bits): the scratch buffer's size.
+pub(super) const MAX_MAPPING: usize = 65535;
+
+impl DataLevel {
+    /// After the subflow's TCB took a segment (or the application read):
+    /// move its in-order bytes to the connection level by their mappings.
+    pub fn pull(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
+        if self.phase == Phase::Fallback || self.remote_key.is_none() || sf.closed {
+            return Actions::new();
+        }
+        let mut acts = if self.rx_fallback {
+            self.pull_unmapped(tcb);
+            Actions::new()
+        } else {
+            self.pull_mapped(now, tcb, sf)
+        };
+        if self.released && !self.rcv_buf.is_empty() {
+            // Nobody will read it: abort, as TCP does (RFC 9293 §3.10.7.4).
+            acts.push(Action::Abort);
+        }
+        acts
+    }
+
+    fn pull_mapped(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
+        let mut acts = Actions::new();
+        loop {
+            let avail = tcb.recv_available();
+            if avail == 0 {
+                break;
+            }
+            let ssn = tcb.recv_ssn();
+            let Some(m) = sf.rx_map.find(ssn).copied() else {
+                if sf.is_initial() && (!sf.mapping_seen || sf.rx_map.is_empty()) {
+                    // Data without any mapping: options were stripped on the path.
+                    acts.extend(self.fall_back(FallbackReason::NoMapping, tcb));
+                }
+                break;
+            };
+            let in_map = m.ssn_end().wrapping_sub(ssn) as usize;
+            let mut n = avail.min(in_map);
+            let verified = sf.verified_end == Some(m.ssn_end());
+            if self.checksum && m.checksum.is_some() && !verified {
+                if ssn != m.ssn || avail < m.len as usize {
+                    break;
+                }
+                let mut sum = DssChecksum::new(m.dsn.0, m.ssn, m.len + m.data_fin as u16);
+                let (a, b) = tcb.peek_recv(0, m.len as usize);
+                sum.update(a);
+                sum.update(b);
+                if !sum.verify(m.checksum.unwrap_or(0)) {
+                    acts.extend(self.on_checksum_error(now, tcb, sf, &m));
+                    if self.rx_fallback {
+                        self.pull_unmapped(tcb);
+                    }
+                    break;
+                }
+                // The data level may take it in parts (as its buffer frees up).
+                sf.verified_end = Some(m.ssn_end());
+                n = m.len as usize;
+            }
+            let dsn = m.dsn + ssn.wrapping_sub(m.ssn) as u64;
+            let offset = dsn.diff(self.rcv_nxt);
+            if offset < 0 {
+                // Already have these bytes (a data-level duplicate): drop them.
+                let dup = ((-offset) as usize).min(n);
+                discard(tcb, dup);
+                sf.rx_map.release_before(tcb.recv_ssn());
+                continue;
+            }
+            let offset = offset as usize;
+            let room = self.rcv_buf.free();
+            if offset >= room {
+                break;
+            }
+            n = n.min(room - offset);
+            if self.scratch.len() < n {
+                self.scratch.resize(n.min(MAX_MAPPING), 0);
+            }
+            n = n.min(self.scratch.len());
+            // Out-of-order data is taken from the subflow only if the data level
+            // can track it: the subflow has acknowledged it, so it must not be
+            // dropped. Left in the subflow, it waits for the hole to fill.
+            if offset > 0 && self.assembler.add(offset, n).is_err() {
+                break;
+            }
+            let got = tcb.recv(&mut self.scratch[..n]).unwrap_or(0);
+            debug_assert_eq!(got, n, "the subflow holds {avail} bytes");
+            if got == 0 {
+                break;
+            }
+            self.rcv_buf.write_unallocated(offset, &self.scratch[..got]);
+            let ready = if offset == 0 {
+                self.assembler.advance(got);
+                got + self.assembler.take_front()
+            } else {
+                0
+            };
+            if ready > 0 {
+                self.rcv_buf.commit(ready);
+                self.rcv_nxt += ready;
+                self.readable = true;
+            }
+            sf.rx_map.release_before(tcb.recv_ssn());
+        }
+        self.check_data_fin();
+        self.cap_window(tcb);
+        acts
+    }
+
+    /// In receive fallback: the subflow's bytes are the data stream, in order.
+    fn pull_unmapped(&mut self, tcb: &mut Tcb) {
+        loop {
+            let n = tcb.recv_available().min(self.rcv_buf.free());
+            if n == 0 {
+                break;
+            }
+            if self.scratch.len() < n.min(MAX_MAPPING) {
+                self.scratch.resize(n.min(MAX_MAPPING), 0);
+            }
+            let n = n.min(self.scratch.len());
+            let got = tcb.recv(&mut self.scratch[..n]).unwrap_or(0);
+            if got == 0 {
+                break;
+            }
+            self.rcv_buf.enqueue(&self.scratch[..got]);
+            self.rcv_nxt += got;
+            self.readable = true;
+        }
+        self.check_data_fin();
+        self.cap_window(tcb);
+    }
+
+    /// The subflow's window is the connection's (RFC 8684 §3.3.5): what the
+    /// connection buffer can still take.
+    fn cap_window(&mut self, tcb: &mut Tcb) {
+        self.window_cap = self.rcv_buf.free();
+        tcb.set_window_cap(Some(self.window_cap));
+    }
+
+    /// The application read: take more from the subflow and, if the window
+    /// opened materially, tell the peer.
+    pub fn after_read(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
+        let before = self.window_cap;
+        let acts = self.pull(now, tcb, sf);
+        let now_free = self.rcv_buf.free();
+        let step = (self.rcv_buf.capacity() / 4).max(1);
+        if now_free >= before + step || (before < 2 * tcb.mss() && now_free >= 2 * tcb.mss()) {
+            tcb.force_ack();
+        }
+        acts
+    }
+}
+
+/// Drop `n` bytes from the subflow's receive buffer (data-level duplicates).
+fn discard(tcb: &mut Tcb, mut n: usize) {
+    let mut junk = [0u8; 2048];
+    while n > 0 {
+        let k = tcb.recv(&mut junk[..n.min(2048)]).unwrap_or(0);
+        if k == 0 {
+            break;
+        }
+        n -= k;
+    }
+}

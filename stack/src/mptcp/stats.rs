@@ -1,0 +1,33 @@
+//! What one MPTCP connection counted, folded into the stack's counters when it
+//! ends (the names follow Linux's `MPTcpExt` counters where they match).
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MptcpStats {
+    /// MP_JOIN SYNs accepted, joins completed (both roles), HMAC failures.
+    pub join_syn_rx: u64,
+    pub joins_established: u64,
+    pub join_hmac_failures: u64,
+    /// Bytes sent again on another subflow after theirs died or stalled.
+    pub reinjected_bytes: u64,
+    /// Data-level retransmission timeouts that mapped data again.
+    pub data_rtx: u64,
+    pub mp_prio_rx: u64,
+    pub mp_prio_tx: u64,
+    pub add_addr_tx: u64,
+    pub add_addr_rx: u64,
+    pub add_addr_echo_rx: u64,
+    pub add_addr_hmac_failures: u64,
+    pub rm_addr_tx: u64,
+    pub rm_addr_rx: u64,
+    /// DSS checksum failures and the MP_FAIL / infinite mapping exchange that
+    /// follows them (RFC 8684 §3.7).
+    pub mp_fail_tx: u64,
+    pub mp_fail_rx: u64,
+    pub infinite_map_tx: u64,
+    pub infinite_map_rx: u64,
+    pub checksum_errors: u64,
+    /// DATA_ACKs and mappings refused as implausible (outside what was sent,
+    /// or far outside the receive window).
+    pub bad_data_acks: u64,
+    pub bad_mappings: u64,
+}
