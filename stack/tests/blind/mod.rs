@@ -18,8 +18,54 @@
 
 #![allow(dead_code)]
 
-#[path = "../sim/rng.rs"]
-pub mod rng;
+/// The attacker's randomness: SplitMix64, the simulation's generator (not
+/// shared with `sim/rng.rs`, as a test may load both modules).
+pub mod rng {
+    fn mix64(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// An independent seed from `seed` and a label.
+    pub fn derive(seed: u64, label: u64) -> u64 {
+        mix64(seed ^ mix64(label.wrapping_add(0x9E37_79B9_7F4A_7C15)))
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Rng(u64);
+
+    impl Rng {
+        pub fn new(seed: u64) -> Self {
+            Rng(seed)
+        }
+
+        pub fn next_u64(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            mix64(self.0)
+        }
+
+        /// Uniform in `0..n` (`n > 0`).
+        pub fn below(&mut self, n: u64) -> u64 {
+            self.next_u64() % n
+        }
+
+        /// Uniform in `lo..=hi`.
+        pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+            lo + self.below(hi - lo + 1)
+        }
+
+        /// True with probability `p`.
+        pub fn chance(&mut self, p: f64) -> bool {
+            ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
+        }
+
+        /// One element of a non-empty slice.
+        pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+            items[self.below(items.len() as u64) as usize]
+        }
+    }
+}
 
 use mptun_stack::wire::mptcp::{
     DataAck, Dss, FastClose, Mapping, MpCapable, MpCapableFlags, MpFail, MpPrio, RemoveAddr, TcpRst,
