@@ -15,8 +15,9 @@
 //! server toward the client — injects its packets between the real segments
 //! (and during the close), and requires after every step: both ends still
 //! established and MPTCP (no fallback), the same subflows in the same states
-//! with the same backup flags, no `Closed` event; and at the end every byte
-//! and both FINs delivered, byte-exact, and no fallback counted.
+//! with the same backup flags, no `Closed` event, no end of stream, no more
+//! data DATA_ACKed than the peer received; and at the end every byte and both
+//! FINs delivered, byte-exact, and no fallback counted.
 //!
 //! Each test runs every case and reports every failing one. An `Oracle`
 //! watching the real traffic counts injected segments that TCP could have
@@ -507,6 +508,30 @@ impl Pair {
                 if info.state != State::Established {
                     return Err(format!("{who}: connection {:?}", info.state));
                 }
+            }
+            // A DATA_ACK covers only what the peer received (for MPTCP,
+            // `bytes_sent` counts data DATA_ACKed, `bytes_received` data
+            // received in order).
+            let (ci, si) = (
+                self.c.info(self.cid).unwrap(),
+                self.s.info(self.sid).unwrap(),
+            );
+            for (who, acked, got) in [
+                ("client", ci.bytes_sent, si.bytes_received),
+                ("server", si.bytes_sent, ci.bytes_received),
+            ] {
+                if acked > got {
+                    return Err(format!(
+                        "{who}: {acked} bytes DATA_ACKed, of which its peer received {got}"
+                    ));
+                }
+            }
+            // Nobody has closed yet: no DATA_FIN can have arrived.
+            if self.up.fin || self.down.fin {
+                return Err(format!(
+                    "the stream ended early (EOF to the server {}, to the client {})",
+                    self.up.fin, self.down.fin
+                ));
             }
         }
         for (evs, who) in [(&self.events_c, "client"), (&self.events_s, "server")] {

@@ -196,7 +196,8 @@ fn check_end(
     Ok(())
 }
 
-/// Each end holds the other's real key (not an attacker's).
+/// Each end holds the other's real key (not an attacker's), and has no more
+/// data DATA_ACKed than the other received.
 fn check_keys(cs: &Stack, c: &Transfer, ss: &Stack, s: &Transfer) -> Result<(), String> {
     let info = |st: &Stack, app: &Transfer| {
         app.conn
@@ -214,6 +215,26 @@ fn check_keys(cs: &Stack, c: &Transfer, ss: &Stack, s: &Transfer) -> Result<(), 
         if held.is_some_and(|k| k != real) {
             return Err(format!(
                 "the {who} holds key {held:x?} for its peer, whose key is {real:x}"
+            ));
+        }
+    }
+    // A DATA_ACK covers only what the peer received (`bytes_sent`: data
+    // DATA_ACKed; `bytes_received`: data received in order). Both keys are
+    // right here, so both counts are in the real data sequence space.
+    if cm.fallback || sm.fallback {
+        return Ok(());
+    }
+    let (ci, si) = (
+        c.conn.and_then(|id| cs.info(id)).unwrap(),
+        s.conn.and_then(|id| ss.info(id)).unwrap(),
+    );
+    for (who, acked, got) in [
+        ("client", ci.bytes_sent, si.bytes_received),
+        ("server", si.bytes_sent, ci.bytes_received),
+    ] {
+        if acked > got {
+            return Err(format!(
+                "{who}: {acked} bytes DATA_ACKed, of which its peer received {got}"
             ));
         }
     }
