@@ -1037,7 +1037,13 @@ fn spoofed_join_synack_does_not_win_the_race() {
                         .filter(|s| s.state == State::Established && s.established)
                         .count();
                     if live != 2 {
-                        return Err(format!("{who}: the join did not complete: {sf:?}"));
+                        let brief: Vec<_> = sf
+                            .iter()
+                            .map(|s| (s.local, s.remote, s.state, s.established))
+                            .collect();
+                        return Err(format!(
+                            "{who}: the join did not complete (local, remote, state, joined): {brief:?}"
+                        ));
                     }
                 }
                 p.watch = Some(p.snapshots());
