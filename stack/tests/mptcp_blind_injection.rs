@@ -684,7 +684,8 @@ fn run_cases(name: &str, cases: &[Case], kinds: &[Kind], plan: Plan, salt: u64) 
 }
 
 /// The harness itself: every case, with an attacker that injects nothing,
-/// passes every check. What fails in the other tests is the attack's doing.
+/// passes every check, and so do the set-ups of the race tests with no
+/// spoofed packet. What fails in the other tests is the attack's doing.
 #[test]
 fn without_an_attack_every_case_passes() {
     let plan = Plan {
@@ -696,6 +697,20 @@ fn without_an_attack_every_case_passes() {
     for case in race_cases() {
         if let Err(e) = synack_race_case(case, 0) {
             panic!("control: the set-up without a race: {e}");
+        }
+    }
+    for version in [1, 0] {
+        for (what, r) in [
+            ("a join without a race", join_synack_race(version, 0)),
+            ("a join with nothing injected", half_open_join(version, 0)),
+            (
+                "a set-up with nothing injected",
+                pre_established(version, 0),
+            ),
+        ] {
+            if let Err(e) = r {
+                panic!("control: v{version}: {what}: {e}");
+            }
         }
     }
 }
@@ -977,90 +992,170 @@ fn synack_race_case(case: Case, n: u64) -> Result<String, String> {
 /// but only on a SYN/ACK TCP would take).
 #[test]
 fn spoofed_join_synack_does_not_win_the_race() {
-    let mut failures = Vec::new();
-    for version in [1, 0] {
-        let case = Case {
-            version,
-            join: false,
-            target: Target::Client,
-        };
-        let r = (|| -> Result<(), String> {
-            let mut p = Pair::new(case)?;
-            p.c.add_endpoint(
-                ip(C1),
-                EndpointFlags {
-                    subflow: true,
-                    ..EndpointFlags::default()
-                },
-            );
-            // The client's join SYN goes out; spoofed SYN/ACKs race the
-            // server's answer.
-            let mut buf = vec![0u8; 2048];
-            p.c.handle_timeout(p.now);
-            let mut out = Vec::new();
-            while let Some(n) = p.c.poll_transmit(p.now, &mut buf) {
-                out.push(buf[..n].to_vec());
-            }
-            let sf = p.c.info(p.cid).unwrap().subflows;
-            let join = sf.get(1).ok_or(format!("no join opened: {sf:?}"))?;
-            let mut rng = Rng::new(case.seed(0x4e0b));
-            let mut lucky = 0;
-            for _ in 0..8 {
-                let pkt = craft(
-                    join.remote,
-                    join.local,
-                    TcpFlags::SYN | TcpFlags::ACK,
-                    SeqNumber(rng.next_u64() as u32),
-                    SeqNumber(rng.next_u64() as u32),
-                    Some(MptcpOption::MpJoin(MpJoin::SynAck {
-                        backup: false,
-                        addr_id: rng.below(4) as u8,
-                        hmac: rng.next_u64(),
-                        nonce: rng.next_u64() as u32,
-                    })),
-                );
-                for o in &out {
-                    p.oracle.observe(o);
-                }
-                lucky += u64::from(p.oracle.judge(&pkt));
-                p.c.handle_packet(p.now, &pkt);
-            }
-            for o in out {
-                p.s.handle_packet(p.now, &o);
-            }
-            p.run_for(Duration::from_millis(300))?;
-            let r = (|| {
-                for (st, id, who) in [(&p.c, p.cid, "client"), (&p.s, p.sid, "server")] {
-                    let sf = st.info(id).unwrap().subflows;
-                    let live = sf
-                        .iter()
-                        .filter(|s| s.state == State::Established && s.established)
-                        .count();
-                    if live != 2 {
-                        let brief: Vec<_> = sf
-                            .iter()
-                            .map(|s| (s.local, s.remote, s.state, s.established))
-                            .collect();
-                        return Err(format!(
-                            "{who}: the join did not complete (local, remote, state, joined): {brief:?}"
-                        ));
-                    }
-                }
-                p.watch = Some(p.snapshots());
-                p.transfer(50_000)?;
-                p.finish()
-            })();
-            r.map_err(|e| format!("{e}\n    ({lucky} of 8 possibly acceptable)"))
-        })();
-        match r {
-            Ok(()) => eprintln!("join_synack_race: v{version}: ok"),
-            Err(e) => {
-                eprintln!("join_synack_race: FAILED v{version}: {e}");
-                failures.push(format!("v{version}: {e}"));
+    per_version("join_synack_race", |version| join_synack_race(version, 8));
+}
+
+fn join_synack_race(version: u8, n: u64) -> Result<(), String> {
+    let case = Case {
+        version,
+        join: false,
+        target: Target::Client,
+    };
+    let mut p = Pair::new(case)?;
+    p.c.add_endpoint(
+        ip(C1),
+        EndpointFlags {
+            subflow: true,
+            ..EndpointFlags::default()
+        },
+    );
+    // The client's join SYN goes out; spoofed SYN/ACKs race the
+    // server's answer.
+    let mut buf = vec![0u8; 2048];
+    p.c.handle_timeout(p.now);
+    let mut out = Vec::new();
+    while let Some(n) = p.c.poll_transmit(p.now, &mut buf) {
+        out.push(buf[..n].to_vec());
+    }
+    let sf = p.c.info(p.cid).unwrap().subflows;
+    let join = sf.get(1).ok_or(format!("no join opened: {sf:?}"))?;
+    let mut rng = Rng::new(case.seed(0x4e0b));
+    let mut lucky = 0;
+    for _ in 0..n {
+        let pkt = craft(
+            join.remote,
+            join.local,
+            TcpFlags::SYN | TcpFlags::ACK,
+            SeqNumber(rng.next_u64() as u32),
+            SeqNumber(rng.next_u64() as u32),
+            Some(MptcpOption::MpJoin(MpJoin::SynAck {
+                backup: false,
+                addr_id: rng.below(4) as u8,
+                hmac: rng.next_u64(),
+                nonce: rng.next_u64() as u32,
+            })),
+        );
+        for o in &out {
+            p.oracle.observe(o);
+        }
+        lucky += u64::from(p.oracle.judge(&pkt));
+        p.c.handle_packet(p.now, &pkt);
+    }
+    for o in out {
+        p.s.handle_packet(p.now, &o);
+    }
+    p.run_for(Duration::from_millis(300))?;
+    let r = (|| {
+        for (st, id, who) in [(&p.c, p.cid, "client"), (&p.s, p.sid, "server")] {
+            let sf = st.info(id).unwrap().subflows;
+            let live = sf
+                .iter()
+                .filter(|s| s.state == State::Established && s.established)
+                .count();
+            if live != 2 {
+                let brief: Vec<_> = sf
+                    .iter()
+                    .map(|s| (s.local, s.remote, s.state, s.established))
+                    .collect();
+                return Err(format!(
+                    "{who}: the join did not complete (local, remote, state, joined): {brief:?}"
+                ));
             }
         }
+        p.watch = Some(p.snapshots());
+        p.transfer(50_000)?;
+        p.finish()
+    })();
+    r.map_err(|e| format!("{e}\n    ({lucky} of {n} possibly acceptable)"))
+}
+
+/// RFC 8684 §3.2: the responder of a join waits in SYN-RECEIVED for the third
+/// ACK with the initiator's HMAC, and resets the subflow if that ACK lacks it.
+/// But only a segment TCP accepts can be that third ACK (RFC 9293 §3.10.7.4:
+/// its ACK must acknowledge our SYN/ACK): blind segments of every kind, spoofed
+/// from the joining client's address while the server's SYN/ACK is in flight,
+/// must not make the server give up the join.
+#[test]
+fn blind_segments_on_a_half_open_join_do_not_reset_it() {
+    per_version("half_open_join", |version| half_open_join(version, 16));
+}
+
+fn half_open_join(version: u8, n: u64) -> Result<(), String> {
+    let case = Case {
+        version,
+        join: false,
+        target: Target::Server,
+    };
+    let mut p = Pair::new(case)?;
+    p.c.add_endpoint(
+        ip(C1),
+        EndpointFlags {
+            subflow: true,
+            ..EndpointFlags::default()
+        },
+    );
+    // The client's join SYN reaches the server; its SYN/ACK is held
+    // while the attacker's segments arrive.
+    let mut buf = vec![0u8; 2048];
+    p.c.handle_timeout(p.now);
+    let mut to_server = Vec::new();
+    while let Some(n) = p.c.poll_transmit(p.now, &mut buf) {
+        to_server.push(buf[..n].to_vec());
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n  "));
+    for pkt in &to_server {
+        p.oracle.observe(pkt);
+        p.s.handle_packet(p.now, pkt);
+    }
+    let mut to_client = Vec::new();
+    while let Some(n) = p.s.poll_transmit(p.now, &mut buf) {
+        p.oracle.observe(&buf[..n]);
+        to_client.push(buf[..n].to_vec());
+    }
+    let sf = p.s.info(p.sid).unwrap().subflows;
+    let join = sf
+        .get(1)
+        .ok_or(format!("the server has no half-open join: {}", sf.len()))?;
+    let mut rng = Rng::new(case.seed(0x4e0d));
+    let mut lucky = 0;
+    for _ in 0..n {
+        let kind = rng.pick(&Kind::ESTABLISHED);
+        let pkt = forge(
+            &mut rng,
+            kind,
+            join.remote,
+            join.local,
+            version,
+            version == 0,
+        );
+        lucky += u64::from(p.oracle.judge(&pkt));
+        p.s.handle_packet(p.now, &pkt);
+    }
+    for pkt in to_client {
+        p.c.handle_packet(p.now, &pkt);
+    }
+    p.run_for(Duration::from_millis(300))?;
+    let r = (|| {
+        for (st, id, who) in [(&p.s, p.sid, "server"), (&p.c, p.cid, "client")] {
+            let sf = st.info(id).unwrap().subflows;
+            let live = sf
+                .iter()
+                .filter(|s| s.state == State::Established && s.established)
+                .count();
+            if live != 2 {
+                let brief: Vec<_> = sf
+                    .iter()
+                    .map(|s| (s.local, s.remote, s.state, s.established))
+                    .collect();
+                return Err(format!(
+                    "{who}: the join did not complete (local, remote, state, joined): {brief:?}"
+                ));
+            }
+        }
+        p.watch = Some(p.snapshots());
+        p.transfer(50_000)?;
+        p.finish()
+    })();
+    r.map_err(|e| format!("{e}\n    ({lucky} of {n} possibly acceptable)"))
 }
 
 /// RFC 8684 §3.1: a client falls back when the server's first segment after
@@ -1071,52 +1166,62 @@ fn spoofed_join_synack_does_not_win_the_race() {
 /// the client fall back.
 #[test]
 fn blind_segment_before_the_first_dss_does_not_force_a_fallback() {
+    per_version("pre_established", |version| pre_established(version, 8));
+}
+
+fn pre_established(version: u8, n: u64) -> Result<(), String> {
+    let case = Case {
+        version,
+        join: false,
+        target: Target::Client,
+    };
+    let mut lucky = 0;
+    let r = Pair::connect_with(case, |p| {
+        // The handshake: SYN, SYN/ACK, the client's ACK.
+        p.pump()?;
+        let info = p.c.info(p.cid).unwrap();
+        let mut rng = Rng::new(case.seed(0x4e0c));
+        for _ in 0..n {
+            let flags = if rng.chance(0.5) {
+                TcpFlags::ACK
+            } else {
+                TcpFlags::ACK | TcpFlags::PSH
+            };
+            let pkt = craft(
+                info.remote,
+                info.local,
+                flags,
+                SeqNumber(rng.next_u64() as u32),
+                SeqNumber(rng.next_u64() as u32),
+                None,
+            );
+            lucky += u64::from(p.oracle.judge(&pkt));
+            p.c.handle_packet(p.now, &pkt);
+        }
+        Ok(())
+    })
+    .and_then(|mut p| {
+        p.check_setup()?;
+        p.watch = Some(p.snapshots());
+        p.transfer(50_000)?;
+        p.finish()
+    });
+    r.map_err(|e| format!("{e}\n    ({lucky} of {n} possibly acceptable)"))
+}
+
+/// `f` for v1 and v0; fails with every failing version.
+fn per_version(label: &str, f: impl Fn(u8) -> Result<(), String>) {
     let mut failures = Vec::new();
     for version in [1, 0] {
-        let case = Case {
-            version,
-            join: false,
-            target: Target::Client,
-        };
-        let mut lucky = 0;
-        let r = Pair::connect_with(case, |p| {
-            // The handshake: SYN, SYN/ACK, the client's ACK.
-            p.pump()?;
-            let info = p.c.info(p.cid).unwrap();
-            let mut rng = Rng::new(case.seed(0x4e0c));
-            for _ in 0..8 {
-                let flags = if rng.chance(0.5) {
-                    TcpFlags::ACK
-                } else {
-                    TcpFlags::ACK | TcpFlags::PSH
-                };
-                let pkt = craft(
-                    info.remote,
-                    info.local,
-                    flags,
-                    SeqNumber(rng.next_u64() as u32),
-                    SeqNumber(rng.next_u64() as u32),
-                    None,
-                );
-                lucky += u64::from(p.oracle.judge(&pkt));
-                p.c.handle_packet(p.now, &pkt);
-            }
-            Ok(())
-        })
-        .and_then(|mut p| {
-            p.check_setup()?;
-            p.watch = Some(p.snapshots());
-            p.transfer(50_000)?;
-            p.finish()
-        });
-        match r {
-            Ok(()) => eprintln!("pre_established: v{version}: ok"),
+        match catch_unwind(AssertUnwindSafe(|| f(version)))
+            .unwrap_or_else(|_| Err("panicked".to_string()))
+        {
+            Ok(()) => eprintln!("{label}: v{version}: ok"),
             Err(e) => {
-                let e = format!("v{version}: {e}\n    ({lucky} of 8 possibly acceptable)");
-                eprintln!("pre_established: FAILED {e}");
-                failures.push(e);
+                eprintln!("{label}: FAILED v{version}: {e}");
+                failures.push(format!("v{version}: {e}"));
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n  "));
+    assert!(failures.is_empty(), "{label}: {}", failures.join("\n  "));
 }

@@ -389,7 +389,7 @@ fn run(seed: u64, st: &Setup) -> Result<(), String> {
         ));
     }
     if std::env::var_os("SIM_SEED").is_some() {
-        eprintln!("seed {seed}: ok at {}{context}", w.now);
+        eprintln!("seed {seed} ({}): ok at {}{context}", st.describe(), w.now);
     }
     Ok(())
 }
