@@ -71,6 +71,8 @@
 //! w.run_until_done(&mut [&mut app_a, &mut app_b])?;
 //! w.set_path_up(1, false); // kill the second path (in-flight packets die too)
 //! w.run_for(&mut [&mut app_a, &mut app_b], Duration::from_secs(5))?;
+//! w.tap = Some(Box::new(|host, pkt| { /* every packet a host sends */ }));
+//! w.inject(0, &spoofed); // a packet from outside the paths, to host 0, now
 //! ```
 #![allow(dead_code)]
 
@@ -97,6 +99,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub type HostId = usize;
 /// Index of a path in its [`World`].
 pub type PathId = usize;
+/// A watcher of every packet a host sends: [`World::tap`].
+pub type Tap = Box<dyn FnMut(HostId, &[u8])>;
 
 /// The address of host `host` (1, 2, ...) on path number `path` (0, 1, ...):
 /// `10.<path>.0.<host>` or `fd00:0:0:<path>::<host>`.
@@ -273,6 +277,9 @@ pub struct World {
     pub burst_limit: u64,
     /// Print every packet sent and delivered (also enabled by env `SIM_TRACE`).
     pub trace: bool,
+    /// Sees every packet a host sends (host, packet), before a link takes it:
+    /// for tests that watch the real traffic.
+    pub tap: Option<Tap>,
     buf: Vec<u8>,
 }
 
@@ -289,6 +296,7 @@ impl World {
             stall_limit: 100_000,
             burst_limit: 1_000_000,
             trace: std::env::var_os("SIM_TRACE").is_some(),
+            tap: None,
             buf: vec![0; 65536],
         }
     }
@@ -387,6 +395,21 @@ impl World {
 
     pub fn path_mut(&mut self, p: PathId) -> &mut Path {
         &mut self.paths[p]
+    }
+
+    /// Hand `packet` to host `h` now, as if it had just arrived: a packet
+    /// from outside the simulated paths (an attacker's), which no link delays
+    /// or loses. What the host answers leaves at the next step.
+    pub fn inject(&mut self, h: HostId, packet: &[u8]) {
+        if self.trace {
+            eprintln!(
+                "{} host {} inject {}",
+                self.now,
+                self.hosts[h].name,
+                describe_packet(packet)
+            );
+        }
+        self.hosts[h].stack.handle_packet(self.now, packet);
     }
 
     /// Bring both directions of a path up or down.
@@ -573,6 +596,9 @@ impl World {
                     return Err(self.err(e));
                 }
                 let pkt = &buf[..n];
+                if let Some(tap) = self.tap.as_mut() {
+                    tap(h, pkt);
+                }
                 let route = parse_addrs(pkt).and_then(|(s, d)| self.route(h, s, d));
                 if self.trace {
                     eprintln!(
