@@ -93,7 +93,7 @@ impl Connection {
         if s.tcb.state() == State::Closed {
             return;
         }
-        let reply = s.tcb.reset_by_peer();
+        let reply = s.tcb.reset();
         fx.rst(s.tuple(), reply, extra);
     }
 }

@@ -8,10 +8,11 @@ use crate::mptcp::action::rst_reason;
 use crate::mptcp::options;
 use crate::tcp::state::CloseReason;
 use crate::tcp::State;
+use crate::time::Instant;
 
 impl Connection {
     /// After anything that may have closed subflows or finished the data level.
-    pub(super) fn after_changes(&mut self, fx: &mut Effects) {
+    pub(super) fn after_changes(&mut self, now: Instant, fx: &mut Effects) {
         if !self.multipath {
             return;
         }
@@ -35,6 +36,9 @@ impl Connection {
                 };
                 if stale {
                     self.reset_subflow(k, extra, fx);
+                } else {
+                    // Nobody waits for a subflow's FIN any more.
+                    self.subflows[k].tcb.orphan(now);
                 }
             }
         }

@@ -41,7 +41,7 @@ impl Connection {
             acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp));
         }
         self.apply(k, acts, &mut fx);
-        self.after_changes(&mut fx);
+        self.after_changes(now, &mut fx);
         self.path_manager_requests(&mut fx);
         fx
     }

@@ -283,7 +283,7 @@ impl Connection {
             let acts = mp.after_read(now, &mut s.tcb, &mut s.mp);
             self.apply(k, acts, fx);
         }
-        self.after_changes(fx);
+        self.after_changes(now, fx);
     }
 
     /// Whether a subflow owes the peer an ACK now (a window update).

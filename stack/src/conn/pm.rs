@@ -8,6 +8,7 @@ use crate::mptcp::action::rst_reason;
 use crate::mptcp::join::JoinRequest;
 use crate::mptcp::{options, Phase};
 use crate::tcp::{State, Tcb};
+use crate::time::Instant;
 use std::net::IpAddr;
 
 impl Connection {
@@ -91,7 +92,7 @@ impl Connection {
 
     /// Our address `addr` (id `id`; 0 if it is the initial subflow's) is
     /// gone: REMOVE_ADDR, and the subflows on it are reset.
-    pub fn withdraw(&mut self, addr: IpAddr, id: u8) -> Effects {
+    pub fn withdraw(&mut self, now: Instant, addr: IpAddr, id: u8) -> Effects {
         let mut fx = Effects::default();
         let Some(mp) = self.mp.as_deref_mut() else {
             return fx;
@@ -110,7 +111,7 @@ impl Connection {
             let p = self.primary();
             self.subflows[p].tcb.force_ack();
         }
-        self.after_changes(&mut fx);
+        self.after_changes(now, &mut fx);
         fx
     }
 

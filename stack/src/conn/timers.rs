@@ -44,7 +44,7 @@ impl Connection {
                 fx.rst(s.tuple(), reply, Default::default());
             }
         }
-        self.after_changes(&mut fx);
+        self.after_changes(now, &mut fx);
         self.path_manager_requests(&mut fx);
         fx
     }

@@ -129,7 +129,7 @@ impl Stack {
                 continue;
             };
             let first = slot.conn.local().ip() == addr;
-            let fx = slot.conn.withdraw(addr, if first { 0 } else { aid });
+            let fx = slot.conn.withdraw(now, addr, if first { 0 } else { aid });
             self.apply_effects(id, now, fx);
             self.touch(id);
         }

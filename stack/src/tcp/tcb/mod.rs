@@ -638,13 +638,33 @@ impl Tcb {
         }
     }
 
-    /// The peer closed the connection abruptly by other means than a RST (MPTCP's
-    /// MP_FASTCLOSE): answer with a RST and close as reset.
-    pub fn reset_by_peer(&mut self) -> Option<RstReply> {
-        let rst = self.abort();
+    /// A layered protocol resets the connection (MPTCP: the peer's
+    /// MP_FASTCLOSE, a subflow given up): closed as reset, with a RST for the
+    /// peer in every state in which it may still hold the connection —
+    /// LAST_ACK and CLOSING included, unlike the application's `abort`: a
+    /// peer left in FIN_WAIT_2 would wait for our FIN for ever.
+    pub fn reset(&mut self) -> Option<RstReply> {
+        let rst = match self.state {
+            State::Closing | State::LastAck => Some(RstReply {
+                seq: self.snd_max,
+                ack: None,
+            }),
+            _ => self.abort(),
+        };
+        self.close(CloseReason::Reset);
         self.close_reason = Some(CloseReason::Reset);
         self.events.closed = Some(CloseReason::Reset);
         rst
+    }
+
+    /// Nobody waits for this connection's data any more (an MPTCP subflow
+    /// whose connection is done): like a released one, FIN_WAIT_2 ends after
+    /// 2·MSL instead of waiting for the peer's FIN for ever.
+    pub fn orphan(&mut self, now: Instant) {
+        self.released = true;
+        if self.state == State::FinWait2 && self.fin_wait2_at.is_none() {
+            self.fin_wait2_at = Some(now + self.cfg.msl * 2);
+        }
     }
 
     /// Abort: returns the RST to send, if the peer needs to hear of it.
