@@ -568,6 +568,27 @@ impl HandJoin {
         assert_eq!(hmac, expect, "the server's SYN/ACK HMAC");
         (synack, nonce)
     }
+
+    /// Send the SYN; the server's SYN/ACK and nonce, or `None` if it refused
+    /// the join with a RST.
+    fn try_open(&self, p: &mut Pair, token: u32) -> Option<(Seg, u32)> {
+        let from = p.log.len();
+        p.s.handle_packet(p.now, &self.syn(token));
+        p.pump(&mut pass);
+        let answer = p
+            .since(from)
+            .into_iter()
+            .map(|(_, s)| s)
+            .find(|s| s.dst == self.src)
+            .expect("the server answers the join SYN");
+        if answer.flags.rst() {
+            return None;
+        }
+        let Some(MpJoin::SynAck { nonce, .. }) = answer.join() else {
+            panic!("no MP_JOIN in the SYN/ACK: {answer:?}");
+        };
+        Some((answer, nonce))
+    }
 }
 
 /// RFC 8684 §3.2: the responder accepts a joined subflow only when the third
@@ -940,5 +961,57 @@ fn add_addr_with_wrong_hmac_is_ignored() {
         "the client joined to the announced address"
     );
     assert_eq!(live_subflows(&p.c, p.cid), 2);
+    p.finish();
+}
+
+/// A peer that holds both keys opens joins and resets them, over and over,
+/// and leaves half-open ones behind. A closed subflow is freed at once (its
+/// record, its buffers and its 4-tuple, which then answers with a plain RST
+/// like any unknown one), so the connection never holds more subflow records
+/// than its limit allows — 1 + `max_subflows` — however many joins come and
+/// go.
+#[test]
+fn joins_opened_and_reset_in_a_loop_leave_no_records() {
+    let mut p = Pair::new();
+    let key_a = p.client_info().local_key;
+    let key_b = p.server_info().local_key;
+    let token = p.server_info().local_token;
+    let limit = 1 + p.s.config().mptcp.max_subflows;
+    for i in 0..200u32 {
+        let j = HandJoin {
+            src: sock(HAND, 20000 + i as u16),
+            dst: sock(S0, PORT),
+            isn: SeqNumber(0x1000_0000u32.wrapping_mul(i + 1)),
+            nonce_a: 0x0c0c_0000 + i,
+        };
+        let records = |p: &Pair| p.s.info(p.sid).unwrap().subflows.len();
+        if i == 7 {
+            // Half-open: a SYN only, never completed; it holds one of the two
+            // join slots until it times out.
+            let syn = j.syn(token);
+            p.s.handle_packet(p.now, &syn);
+            p.pump(&mut pass);
+            assert!(records(&p) <= limit, "join {i}: {} records", records(&p));
+            continue;
+        }
+        let (synack, nonce_b) = j.try_open(&mut p, token).expect("a join slot is free");
+        let hmac = crypto::join_ack_hmac(HashAlg::Sha256, key_a, key_b, j.nonce_a, nonce_b);
+        p.s.handle_packet(p.now, &j.third_ack(&synack, hmac));
+        p.pump(&mut pass);
+        assert!(records(&p) <= limit, "join {i}: {} records", records(&p));
+        let rst = craft(j.src, j.dst, TcpFlags::RST, j.isn + 1, SeqNumber(0), None);
+        p.s.handle_packet(p.now, &rst);
+        p.pump(&mut pass);
+        assert!(records(&p) <= limit, "join {i}: {} records", records(&p));
+        if i % 10 == 0 {
+            p.transfer(5_000, &mut pass);
+        }
+    }
+    // Every completed join took the one free slot and gave it back.
+    assert!(p.s.counters().mptcp_joins_established >= 199);
+    assert_eq!(p.s.counters().mptcp_join_rejected, 0);
+    // The half-open join times out in the end; the connection lives on.
+    p.run_for(Duration::from_secs(200), &mut pass);
+    assert_eq!(p.s.info(p.sid).unwrap().subflows.len(), 1);
     p.finish();
 }
