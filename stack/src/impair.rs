@@ -245,11 +245,6 @@ impl Link {
         self.params.up = up;
     }
 
-    /// Whether the link is up.
-    pub fn is_up(&self) -> bool {
-        self.params.up
-    }
-
     /// Packets currently in flight (waiting in the queue or propagating).
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

@@ -26,14 +26,6 @@ impl State {
         )
     }
 
-    /// States in which the peer's FIN has been received.
-    pub fn peer_fin_received(self) -> bool {
-        matches!(
-            self,
-            State::CloseWait | State::Closing | State::LastAck | State::TimeWait
-        )
-    }
-
     /// States past the handshake in which segments still go out.
     pub fn is_synchronized(self) -> bool {
         !matches!(

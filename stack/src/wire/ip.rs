@@ -93,9 +93,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn header_len(&self) -> usize {
         usize::from(get_u8(self.buffer.as_ref(), 0) & 0x0f) * 4
     }
-    pub fn dscp_ecn(&self) -> u8 {
-        get_u8(self.buffer.as_ref(), 1)
-    }
     pub fn total_len(&self) -> u16 {
         get_u16(self.buffer.as_ref(), 2)
     }
@@ -121,9 +118,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
     pub fn protocol(&self) -> u8 {
         get_u8(self.buffer.as_ref(), 9)
-    }
-    pub fn header_checksum(&self) -> u16 {
-        get_u16(self.buffer.as_ref(), 10)
     }
     pub fn src_addr(&self) -> Ipv4Addr {
         Ipv4Addr::from(get_array::<4>(self.buffer.as_ref(), 12))

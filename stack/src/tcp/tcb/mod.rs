@@ -391,11 +391,6 @@ impl Tcb {
         self.recv_buf.peek(offset, len)
     }
 
-    /// Whether the peer's FIN has been received in order.
-    pub fn peer_fin_received(&self) -> bool {
-        self.peer_fin.is_some_and(|f| self.rcv_nxt.diff(f) > 0)
-    }
-
     /// The application gave up the handle; a layered protocol closes it.
     pub fn mark_released(&mut self) {
         self.released = true;
@@ -425,10 +420,6 @@ impl Tcb {
 
     pub fn state(&self) -> State {
         self.state
-    }
-
-    pub fn is_passive(&self) -> bool {
-        self.passive
     }
 
     pub fn local(&self) -> SocketAddr {
