@@ -4,7 +4,7 @@
 //! The hash functions and HMAC come from the RustCrypto crates `sha2`, `sha1` and
 //! `hmac`; nothing here implements a cryptographic primitive by hand. Keys are `u64`s
 //! written as 8 big-endian bytes wherever they are hashed; nonces are `u32`s written as
-//! 4 big-endian bytes. The test vectors are those of `shared/docs/PROTOCOL.md`.
+//! 4 big-endian bytes. The test vectors are those of `docs/PROTOCOL.md`.
 
 use crate::wire::checksum;
 use hmac::{Hmac, KeyInit, Mac};

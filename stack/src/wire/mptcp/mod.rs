@@ -6,7 +6,7 @@
 //! every slice here therefore starts with the `subtype << 4 | field` byte and
 //! the option's length byte on the wire is `data.len() + 2`.
 //!
-//! Lengths are checked exactly (see `docs/PROTOCOL.md`). Some depend on the
+//! Lengths are checked exactly (`docs/PROTOCOL.md` tabulates them). Some depend on the
 //! segment (MP_CAPABLE, MP_JOIN), hence [`ParseCtx`]. Reserved bits are ignored
 //! on parse and written as zero. Parsing never panics on any input.
 

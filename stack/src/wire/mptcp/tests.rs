@@ -491,7 +491,7 @@ fn mptcp_unknown_subtypes() {
 }
 
 /// Allowed option lengths (kind and length included) per subtype, first-byte
-/// low nibble and segment, written out from PROTOCOL.md; `None` for DSS,
+/// low nibble and segment, written out from docs/PROTOCOL.md; `None` for DSS,
 /// whose lengths depend on the flags (tested above).
 fn allowed(st: u8, nibble: u8, ctx: ParseCtx) -> Option<&'static [usize]> {
     Some(match st {
@@ -571,7 +571,7 @@ fn mptcp_every_bad_length_rejected() {
     assert!(checked > 500);
 }
 
-/// Bytes laid out by hand from PROTOCOL.md, one or more per subtype
+/// Bytes laid out by hand from docs/PROTOCOL.md, one or more per subtype
 /// (kind 0x1e and length included, then stripped for the codec).
 #[test]
 fn mptcp_known_bytes() {
@@ -689,7 +689,7 @@ fn mptcp_known_bytes() {
             }),
         }),
     );
-    // ADD_ADDR v1 from PROTOCOL.md's vectors: id 1, 10.0.2.1, with and without port.
+    // ADD_ADDR v1 from docs/PROTOCOL.md's vectors: id 1, 10.0.2.1, with and without port.
     check(
         &[
             0x1e, 0x10, 0x30, 0x01, 10, 0, 2, 1, 0x01, 0x4b, 0x30, 0x07, 0x31, 0x0c, 0x63, 0x9c,
