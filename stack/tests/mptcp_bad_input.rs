@@ -11,7 +11,7 @@ mod packet;
 use core::time::Duration;
 use mptun_stack::endpoint::CloseReason;
 use mptun_stack::mptcp::crypto::{self, HashAlg};
-use mptun_stack::wire::mptcp::{AddAddr, MpJoin, TcpRst};
+use mptun_stack::wire::mptcp::{AddAddr, MpJoin, RemoveAddr, TcpRst};
 use mptun_stack::wire::{
     emit_packet, mptcp_options, IpRepr, MptcpOption, ParseCtx, SeqNumber, TcpFlags, TcpRepr,
     TCPOPT_MPTCP,
@@ -1014,4 +1014,84 @@ fn joins_opened_and_reset_in_a_loop_leave_no_records() {
     p.run_for(Duration::from_secs(200), &mut pass);
     assert_eq!(p.s.info(p.sid).unwrap().subflows.len(), 1);
     p.finish();
+}
+
+/// The address id the server knows the client's second address (path 1) by.
+fn path_1_id(p: &Pair) -> u8 {
+    let info = p.s.info(p.sid).unwrap();
+    let sub = info.subflows.iter().find(|s| s.remote.ip() == ip(C1));
+    sub.expect("a subflow on path 1").remote_id
+}
+
+/// Append REMOVE_ADDR naming the client's address `id` to the first client
+/// segment on path 0 that has room for it: what an attacker who sees path 0
+/// (but not path 1) can do. The segment stays acceptable: it is genuine.
+fn remove_addr_on_path_0(id: u8, done: &Cell<bool>, d: Dir, pkt: &[u8]) -> Option<Vec<u8>> {
+    let seg = Seg::parse(pkt);
+    if done.get() || d != Dir::ToServer || seg.src.ip() != ip(C0) {
+        return None;
+    }
+    let rm = MptcpOption::RemoveAddr(RemoveAddr::new(&[id]).unwrap());
+    let enc = rm.encode().unwrap();
+    let out = packet::rewrite_options(pkt, |opts, _| {
+        opts.push((TCPOPT_MPTCP, enc.as_slice().to_vec()));
+        true
+    })?;
+    done.set(true);
+    Some(out)
+}
+
+/// Packets of path 1 (the client's second address) are lost.
+fn path_1_down(pkt: &[u8]) -> Option<Vec<u8>> {
+    let seg = Seg::parse(pkt);
+    (seg.src.ip() == ip(C1) || seg.dst.ip() == ip(C1)).then(Vec::new)
+}
+
+/// RFC 8684 §3.4.2: a host receiving REMOVE_ADDR "must ensure the affected
+/// path(s) are no longer in use before it instigates closure": it probes the
+/// path (a keepalive), and a path that answers is not removed. A REMOVE_ADDR
+/// put on path 0 by someone who sees only path 0 must not take down path 1.
+#[test]
+fn remove_addr_for_a_working_path_keeps_it() {
+    let mut p = Pair::new();
+    client_joins(&mut p, &mut pass);
+    p.transfer(20_000, &mut pass);
+    assert_eq!(live_subflows(&p.s, p.sid), 2);
+    let done = Cell::new(false);
+    let rm_before = p.s.counters().mptcp_rm_addr_rx;
+    let id = path_1_id(&p);
+    assert_ne!(id, 0);
+    // Data one way only: the client's ACKs have room for one more option.
+    p.down.extend(60_000, 0x33);
+    p.run_for(Duration::from_millis(300), &mut |d, pkt| {
+        remove_addr_on_path_0(id, &done, d, pkt)
+    });
+    assert!(done.get(), "no client segment on path 0 to carry it");
+    p.run_for(Duration::from_secs(2), &mut pass);
+    assert_eq!(p.s.counters().mptcp_rm_addr_rx, rm_before + 1);
+    assert_eq!(live_subflows(&p.s, p.sid), 2, "the path answered: kept");
+    assert_eq!(live_subflows(&p.c, p.cid), 2);
+    p.finish();
+}
+
+/// The same REMOVE_ADDR for a path that no longer answers: the subflow on it
+/// is reset once the probe goes unanswered (within about an RTO, long before
+/// its own retransmissions would give up), and the data goes on path 0.
+#[test]
+fn remove_addr_for_a_dead_path_closes_it() {
+    let mut p = Pair::new();
+    client_joins(&mut p, &mut pass);
+    p.transfer(20_000, &mut pass);
+    assert_eq!(live_subflows(&p.s, p.sid), 2);
+    let done = Cell::new(false);
+    let id = path_1_id(&p);
+    p.down.extend(60_000, 0x33);
+    p.run_for(Duration::from_millis(300), &mut |d, pkt| {
+        path_1_down(pkt).or_else(|| remove_addr_on_path_0(id, &done, d, pkt))
+    });
+    assert!(done.get(), "no client segment on path 0 to carry it");
+    p.run_for(Duration::from_secs(1), &mut |_, pkt| path_1_down(pkt));
+    assert_eq!(live_subflows(&p.s, p.sid), 1, "the unanswered path is gone");
+    p.transfer(20_000, &mut |_, pkt| path_1_down(pkt));
+    p.assert_live();
 }

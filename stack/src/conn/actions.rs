@@ -7,21 +7,28 @@ use crate::mptcp::action::rst_reason;
 use crate::mptcp::{options, Action, Actions};
 use crate::tcp::hooks::OptionBytes;
 use crate::tcp::State;
+use crate::time::Instant;
+use core::time::Duration;
+
+/// A path the peer withdrew has at least this long to answer a probe.
+const PATH_CHECK_MIN: Duration = Duration::from_millis(200);
 
 impl Connection {
     /// Carry out `acts`, decided about subflow index `k` (the one a segment
     /// arrived on, or the one a timer ran for).
-    pub(super) fn apply(&mut self, k: usize, acts: Actions, fx: &mut Effects) {
+    pub(super) fn apply(&mut self, now: Instant, k: usize, acts: Actions, fx: &mut Effects) {
         for a in acts {
             match a {
                 Action::ResetSubflow { reason, fail } => {
                     self.reset_subflow(k, options::reset_options(reason, fail), fx)
                 }
                 Action::RemoveRemote(id) => {
-                    let extra = options::reset_options(rst_reason::UNSPECIFIED, None);
-                    for j in 0..self.subflows.len() {
-                        if self.subflows[j].mp.remote_id == id {
-                            self.reset_subflow(j, extra, fx);
+                    for s in &mut self.subflows {
+                        if s.mp.remote_id == id && s.tcb.state() != State::Closed {
+                            // Confirm the path is gone before closing it.
+                            let deadline = now + s.tcb.base_rto().max(PATH_CHECK_MIN);
+                            s.mp.start_path_check(now, deadline);
+                            s.tcb.probe();
                         }
                     }
                 }
@@ -84,6 +91,32 @@ impl Connection {
         }
         for r in self.peer_addrs.drain(..) {
             fx.request(Request::JoinPeerAddress(r));
+        }
+    }
+
+    /// A segment the TCB of subflow index `k` accepted: if it answers a path
+    /// check, the path is alive.
+    pub(super) fn path_answered(&mut self, k: usize, seg: &crate::wire::TcpRepr<'_>) {
+        let s = &mut self.subflows[k];
+        if let Some(since) = s.mp.path_check_since() {
+            if s.tcb.answers_since(seg, since) {
+                s.mp.path_check_passed();
+            }
+        }
+    }
+
+    /// Subflows whose path check ran out without an answer are reset.
+    pub(super) fn path_checks_due(&mut self, now: Instant, fx: &mut Effects) {
+        let extra = options::reset_options(rst_reason::UNSPECIFIED, None);
+        for k in 0..self.subflows.len() {
+            if self.subflows[k]
+                .mp
+                .path_check_deadline()
+                .is_some_and(|t| t <= now)
+            {
+                self.subflows[k].mp.path_check_passed();
+                self.reset_subflow(k, extra, fx);
+            }
         }
     }
 

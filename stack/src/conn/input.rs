@@ -40,7 +40,10 @@ impl Connection {
         if !refused {
             acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp));
         }
-        self.apply(k, acts, &mut fx);
+        if verdict.acceptable {
+            self.path_answered(k, seg);
+        }
+        self.apply(now, k, acts, &mut fx);
         self.after_changes(now, &mut fx);
         self.path_manager_requests(&mut fx);
         fx

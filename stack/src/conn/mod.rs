@@ -281,7 +281,7 @@ impl Connection {
                 continue;
             }
             let acts = mp.after_read(now, &mut s.tcb, &mut s.mp);
-            self.apply(k, acts, fx);
+            self.apply(now, k, acts, fx);
         }
         self.after_changes(now, fx);
     }

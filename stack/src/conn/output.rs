@@ -47,7 +47,7 @@ impl Connection {
             _ => return,
         };
         let mut fx = Effects::default();
-        self.apply(self.primary(), acts, &mut fx);
+        self.apply(now, self.primary(), acts, &mut fx);
         debug_assert!(fx.is_empty(), "upkeep decides only ACKs");
         let Some(mp) = self.mp.as_deref_mut() else {
             return;

@@ -11,7 +11,13 @@ impl Connection {
         let mp = self.mp.as_deref().and_then(|m| m.poll_at());
         self.subflows
             .iter()
-            .flat_map(|s| [s.tcb.poll_at(), s.mp.join_timer()])
+            .flat_map(|s| {
+                [
+                    s.tcb.poll_at(),
+                    s.mp.join_timer(),
+                    s.mp.path_check_deadline(),
+                ]
+            })
             .flatten()
             .chain(mp)
             .min()
@@ -27,7 +33,7 @@ impl Connection {
                 let sfs = self.subflows.iter().map(|s| &s.mp);
                 acts.extend(mp.on_rtx_timeout(now, rto, mss, sfs));
             }
-            self.apply(primary, acts, &mut fx);
+            self.apply(now, primary, acts, &mut fx);
         }
         for k in 0..self.subflows.len() {
             let acts = match self.mp.as_deref_mut() {
@@ -37,13 +43,14 @@ impl Connection {
                 }
                 None => Actions::new(),
             };
-            self.apply(k, acts, &mut fx);
+            self.apply(now, k, acts, &mut fx);
             let s = &mut self.subflows[k];
             if s.tcb.poll_at().is_some_and(|t| t <= now) {
                 let reply = s.tcb.on_timeout(now);
                 fx.rst(s.tuple(), reply, Default::default());
             }
         }
+        self.path_checks_due(now, &mut fx);
         self.after_changes(now, &mut fx);
         self.path_manager_requests(&mut fx);
         fx

@@ -71,6 +71,9 @@ pub struct SubflowMp {
     /// End of the data this subflow has carried (the redundant scheduler's
     /// cursor).
     pub(super) carried_end: Option<Dsn>,
+    /// The peer withdrew this subflow's address (REMOVE_ADDR): a probe went
+    /// out at `.0`; without an answer by `.1` the subflow is reset.
+    path_check: Option<(Instant, Instant)>,
 }
 
 impl SubflowMp {
@@ -92,6 +95,7 @@ impl SubflowMp {
             reinjected: false,
             stalled: false,
             carried_end: None,
+            path_check: None,
         }
     }
 
@@ -147,6 +151,31 @@ impl SubflowMp {
     /// data-level retransmission).
     pub fn rewind_redundant(&mut self) {
         self.carried_end = None;
+    }
+
+    /// RFC 8684 §3.4.2: before closing a subflow whose address the peer
+    /// withdrew, make sure the path is no longer in use: a probe goes out now
+    /// (the caller sends it), and only a subflow that has not answered by
+    /// `deadline` is reset. A REMOVE_ADDR that a partly on-path attacker slips
+    /// into another subflow cannot take down a working path.
+    pub fn start_path_check(&mut self, now: Instant, deadline: Instant) {
+        if self.path_check.is_none() {
+            self.path_check = Some((now, deadline));
+        }
+    }
+
+    /// When the probe of a path check went out, while one runs.
+    pub fn path_check_since(&self) -> Option<Instant> {
+        self.path_check.map(|(since, _)| since)
+    }
+
+    /// The peer answered on this path: it is alive, the subflow stays.
+    pub fn path_check_passed(&mut self) {
+        self.path_check = None;
+    }
+
+    pub fn path_check_deadline(&self) -> Option<Instant> {
+        self.path_check.map(|(_, deadline)| deadline)
     }
 
     /// When the third ACK of an active join is due again.

@@ -402,6 +402,31 @@ impl Tcb {
         self.ack_now || self.extra_acks > 0 || self.last_ack_sent != self.rcv_nxt
     }
 
+    /// Make the peer answer: a keepalive probe (`snd_una − 1`, RFC 9293
+    /// §3.8.4) on the next transmit opportunity, which any live peer
+    /// acknowledges at once (a layered protocol checks that a path still works).
+    pub fn probe(&mut self) {
+        if matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::FinWait2
+        ) {
+            self.ka_probe_pending = true;
+        }
+    }
+
+    /// Whether acceptable segment `seg` was sent by the peer after it saw
+    /// something we sent at or after `since`: its timestamp echo says so; a
+    /// connection without timestamps cannot tell, and takes it as yes.
+    pub fn answers_since(&self, seg: &TcpRepr<'_>, since: Instant) -> bool {
+        match (self.ts_ok, seg.timestamp) {
+            (true, Some((_, tsecr))) => {
+                let since = (since.as_millis() as u32).wrapping_add(self.ts_offset);
+                tsecr.wrapping_sub(since) as i32 >= 0
+            }
+            _ => true,
+        }
+    }
+
     pub fn force_ack(&mut self) {
         if self.state != State::Closed {
             self.ack_now = true;
@@ -465,8 +490,15 @@ impl Tcb {
         self.backoff
     }
 
+    /// The retransmission timeout, backed off by timeouts in a row.
     pub fn rto(&self) -> core::time::Duration {
         self.rtt.backed_off(self.backoff)
+    }
+
+    /// The retransmission timeout before any backoff: how long an answer may
+    /// take on this path.
+    pub fn base_rto(&self) -> core::time::Duration {
+        self.rtt.backed_off(0)
     }
 
     pub fn cwnd(&self) -> usize {
