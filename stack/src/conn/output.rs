@@ -4,7 +4,7 @@
 //! subflows then take turns, one segment each, every segment carrying the
 //! options the MPTCP level decides.
 
-use super::{Connection, Effects};
+use super::{Connection, Effects, Subflow};
 use crate::mptcp::options::SubflowHooks;
 use crate::mptcp::scheduler::SubflowView;
 use crate::tcp::cc::coupled::{couple, SubflowCc};
@@ -66,7 +66,7 @@ impl Connection {
     /// subflows that can carry data (the primary's when none can).
     pub(super) fn data_rto(&self) -> Duration {
         (0..self.subflows.len())
-            .filter_map(|k| self.view(k).map(|_| self.subflows[k].tcb.rto()))
+            .filter_map(|k| view_of(&self.subflows[k], k).map(|_| self.subflows[k].tcb.rto()))
             .min()
             .unwrap_or_else(|| self.subflows[self.primary()].tcb.rto())
     }
@@ -75,46 +75,48 @@ impl Connection {
         let Some(mp) = self.mp.as_deref_mut() else {
             return;
         };
+        let subflows = &mut self.subflows;
         if mp.is_fallback() {
-            let s = &mut self.subflows[0];
+            let s = &mut subflows[0];
             mp.push(&mut s.tcb, &mut s.mp, 0);
             return;
         }
-        for s in &mut self.subflows {
-            if !s.mp.is_closed() {
-                mp.subflow_upkeep(&s.tcb, &mut s.mp);
-            }
+        for s in subflows.iter_mut().filter(|s| !s.mp.is_closed()) {
+            mp.subflow_upkeep(&s.tcb, &mut s.mp);
         }
-        if self.subflows.len() == 1 {
+        if subflows.len() == 1 {
             // Data handed to the only subflow stays there: keep it to what the
             // subflow can soon send, so that a subflow joining later gets its
             // share (and a dead one leaves little to reinject).
-            let room = self.view(0).map_or(0, |v| v.room);
-            let mp = self.mp.as_deref_mut().expect("checked above");
+            let room = view_of(&subflows[0], 0).map_or(0, |v| v.room);
             let budget = if mp.may_join() { room } else { usize::MAX };
-            let s = &mut self.subflows[0];
+            let s = &mut subflows[0];
             mp.push(&mut s.tcb, &mut s.mp, budget);
             return;
         }
-        self.couple_cc();
-        if mp_is_redundant(self) {
-            self.push_redundant();
+        couple_cc(subflows);
+        if mp.is_redundant() {
+            // Every usable subflow carries every byte.
+            for (k, s) in subflows.iter_mut().enumerate() {
+                if let Some(v) = view_of(s, k) {
+                    mp.redundant_push(&mut s.tcb, &mut s.mp, v.room);
+                }
+            }
             return;
         }
         // The views are taken once per round and only the chosen subflow's is
         // refreshed after it took data.
-        let mut views: Vec<SubflowView> = (0..self.subflows.len())
-            .filter_map(|k| self.view(k))
+        let mut views: Vec<SubflowView> = subflows
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| view_of(s, k))
             .collect();
         // A stalled subflow (its data already reinjected) gets no more while
         // another can take it.
-        let stalled = |c: &Self, v: &SubflowView| c.subflows[v.index].mp.is_stalled();
-        if views.iter().any(|v| !stalled(self, v)) {
-            views.retain(|v| !stalled(self, v));
+        let stalled = |v: &SubflowView| subflows[v.index].mp.is_stalled();
+        if views.iter().any(|v| !stalled(v)) {
+            views.retain(|v| !stalled(v));
         }
-        let Some(mp) = self.mp.as_deref_mut() else {
-            return;
-        };
         while mp.has_pending() {
             let Some(k) = mp.pick_subflow(&views) else {
                 break;
@@ -122,12 +124,12 @@ impl Connection {
             let Some(at) = views.iter().position(|v| v.index == k) else {
                 break;
             };
-            let s = &mut self.subflows[k];
-            if mp.push(&mut s.tcb, &mut s.mp, views[at].room) == 0 {
-                views.swap_remove(at);
-                continue;
-            }
-            match view_of(&self.subflows[k], k) {
+            let s = &mut subflows[k];
+            let refreshed = match mp.push(&mut s.tcb, &mut s.mp, views[at].room) {
+                0 => None,
+                _ => view_of(s, k),
+            };
+            match refreshed {
                 Some(v) => views[at] = v,
                 None => {
                     views.swap_remove(at);
@@ -135,62 +137,38 @@ impl Connection {
             }
         }
     }
-
-    /// Coupled congestion control (LIA, OLIA): every usable subflow learns the
-    /// others' windows and RTTs (algorithms that are not coupled ignore it).
-    fn couple_cc(&mut self) {
-        let live: Vec<usize> = (0..self.subflows.len())
-            .filter(|&k| self.view(k).is_some() && self.subflows[k].tcb.srtt().is_some())
-            .collect();
-        let subs: Vec<SubflowCc> = live
-            .iter()
-            .map(|&k| {
-                let t = &self.subflows[k].tcb;
-                SubflowCc {
-                    cwnd: t.cwnd(),
-                    mss: t.mss(),
-                    srtt: t.srtt().unwrap_or_default(),
-                    loss_interval: t.cc_loss_interval(),
-                }
-            })
-            .collect();
-        let couplings = if subs.len() > 1 {
-            couple(&subs)
-        } else {
-            Vec::new()
-        };
-        for (j, &k) in live.iter().enumerate() {
-            self.subflows[k].tcb.set_coupling(couplings.get(j).copied());
-        }
-    }
-
-    /// What the scheduler sees of subflow index `k`, if it may carry data now.
-    fn view(&self, k: usize) -> Option<SubflowView> {
-        self.mp.as_ref()?;
-        view_of(&self.subflows[k], k)
-    }
-
-    /// The redundant scheduler: every usable subflow carries every byte.
-    fn push_redundant(&mut self) {
-        for k in 0..self.subflows.len() {
-            let Some(v) = self.view(k) else {
-                continue;
-            };
-            let Some(mp) = self.mp.as_deref_mut() else {
-                return;
-            };
-            let s = &mut self.subflows[k];
-            mp.redundant_push(&mut s.tcb, &mut s.mp, v.room);
-        }
-    }
 }
 
-fn mp_is_redundant(c: &Connection) -> bool {
-    c.mp.as_deref().is_some_and(|m| m.is_redundant())
+/// Coupled congestion control (LIA, OLIA): every usable subflow learns the
+/// others' windows and RTTs (algorithms that are not coupled ignore it).
+fn couple_cc(subflows: &mut [Subflow]) {
+    let live: Vec<usize> = (0..subflows.len())
+        .filter(|&k| view_of(&subflows[k], k).is_some() && subflows[k].tcb.srtt().is_some())
+        .collect();
+    let subs: Vec<SubflowCc> = live
+        .iter()
+        .map(|&k| {
+            let t = &subflows[k].tcb;
+            SubflowCc {
+                cwnd: t.cwnd(),
+                mss: t.mss(),
+                srtt: t.srtt().unwrap_or_default(),
+                loss_interval: t.cc_loss_interval(),
+            }
+        })
+        .collect();
+    let couplings = if subs.len() > 1 {
+        couple(&subs)
+    } else {
+        Vec::new()
+    };
+    for (j, &k) in live.iter().enumerate() {
+        subflows[k].tcb.set_coupling(couplings.get(j).copied());
+    }
 }
 
 /// A subflow may carry data once its join is done, while it is established.
-fn view_of(s: &super::Subflow, index: usize) -> Option<SubflowView> {
+fn view_of(s: &Subflow, index: usize) -> Option<SubflowView> {
     let t = &s.tcb;
     let usable = !s.mp.is_closed()
         && s.mp.join_established()
