@@ -119,8 +119,9 @@ attack() {
     echo "$EPOCHREALTIME" >"$W/t0"
     mptun_status_json >"$W/status_pre.json" || true
     # 1 MiB, a pause until it came back and the flood has begun, the rest, a pause
-    # before the FIN. No progress for 10 s on these local links: stuck.
-    local copts=(--bytes "$TOTAL" --seed "$scen-$cls" --idle-timeout 10
+    # before the FIN. No progress for 10 s, or not done in 30 s (it takes about
+    # 1 s here), on these local links: stuck.
+    local copts=(--bytes "$TOTAL" --seed "$scen-$cls" --idle-timeout 10 --timeout 30
         --mark "$MARK:$W/inject" --mark "$TOTAL:$W/done" --pause "$MARK:$W/flow" --pause "$TOTAL:$W/go")
     case $scen in
     echo*) bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" 10.10.1.2 7 --mptcp "${copts[@]}" \
