@@ -5,9 +5,12 @@
 # A third namespace, the attacker ATK ($PFX-atk), hangs off HOST (mptun's router)
 # by its own veth (ATK a0 10.3.0.1/24 -- ha 10.3.0.2/24 HOST; rp_filter 0 on ha, so
 # HOST forwards packets with spoofed sources into mptun's TUN) and is on no
-# legitimate path. With blind_inject.py (raw sockets, standard library only) it
-# sends spoofed TCP segments as the legitimate peer (the peer's address and port)
-# to mptun, carrying MPTCP options, one class per connection:
+# legitimate path. With blind_inject.py it sends spoofed TCP segments as the
+# legitimate peer (the peer's address and port) to mptun, carrying MPTCP options.
+# Raw sockets (IPPROTO_RAW, the IPv4 header written too) rather than scapy: the
+# standard library suffices, so there is nothing to install (install-deps.sh is
+# unchanged) and every byte is spelled out, checked against the project's codec
+# (stack/src/wire/mptcp.rs) and decoded by tshark below. One class per connection:
 #   rm_addr REMOVE_ADDR id 0 (and 0..7), mp_fail MP_FAIL, data_ack DSS DATA_ACK,
 #   dss_map DSS mappings (some with payload), dss_infinite DSS infinite mapping,
 #   data_fin DSS DATA_FIN, mp_prio MP_PRIO B=1, rst plain RST, mp_tcprst RST +
