@@ -42,6 +42,8 @@ MPTUN_LOG="$DIR/mptun.log"
 MPTUN_PID=""
 MPTUN_ADDRS=(10.10.1.2 fd10:1::2)
 BG_PIDS=()
+# Further namespaces a test made itself (e.g. "$PFX-atk"): cleaned up like PEER and HOST.
+EXTRA_NS=()
 _TOPOLOGY=0
 
 log() { echo "[$TEST_NAME] $*" >&2; }
@@ -411,7 +413,7 @@ cleanup() {
     done
     if [ "$_TOPOLOGY" = 1 ]; then
         # Anything still running inside our namespaces was started by this test.
-        for ns in "$PEER" "$HOST"; do
+        for ns in "$PEER" "$HOST" "${EXTRA_NS[@]}"; do
             for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
         done
     fi
@@ -419,12 +421,13 @@ cleanup() {
         wait "$p" 2>/dev/null
     done
     if [ "${KEEP_NETNS:-0}" = 1 ]; then
-        log "KEEP_NETNS=1: keeping namespaces $PEER $HOST and $DIR"
+        log "KEEP_NETNS=1: keeping namespaces $PEER $HOST ${EXTRA_NS[*]} and $DIR"
         exit "$rc"
     fi
     if [ "$_TOPOLOGY" = 1 ]; then
         ip netns del "$PEER" 2>/dev/null
         ip netns del "$HOST" 2>/dev/null
+        for ns in "${EXTRA_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
     fi
     rm -rf "$DIR"
     exit "$rc"

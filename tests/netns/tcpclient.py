@@ -21,7 +21,8 @@ sockets), each with its own stream (seed SEED:i), all verified.
 echoed back (sink mode: sent), so that a test can act in the middle of a transfer
 (take a path down, read counters). --pause BYTES:FILE makes connection 0 stop
 sending once it has sent BYTES, until FILE exists (it keeps reading), so that a
-test can look at a connection that is surely still open.
+test can look at a connection that is surely still open (repeatable: one pause
+after the other).
 
 With --mptcp the JSON has Linux's MPTCP_INFO of connection 0: `mptcp_info` when the
 first bytes came back, `mptcp_info_end` the last sample before the peer closed
@@ -134,7 +135,9 @@ class Conn:
         self.max_subflows = None
         self.max_subflows_total = None
         self.marks = sorted(args.mark) if idx == 0 else []
-        self.pause = args.pause if idx == 0 else None
+        # --pause points still ahead, in order; self.pause is the next one (or None).
+        self.pauses = sorted(args.pause) if idx == 0 else []
+        self.pause = self.pauses.pop(0) if self.pauses else None
         self.sock = new_socket(args.host, args.mptcp)
         self.sock.setblocking(False)
         if args.bind:
@@ -145,12 +148,11 @@ class Conn:
 
     def paused(self):
         """--pause: BYTES sent and the go file not there yet."""
-        if self.pause is None or self.sent < self.pause[0]:
-            return False
-        if os.path.exists(self.pause[1]):
-            self.pause = None
-            return False
-        return True
+        while self.pause is not None and self.sent >= self.pause[0]:
+            if not os.path.exists(self.pause[1]):
+                return True
+            self.pause = self.pauses.pop(0) if self.pauses else None
+        return False
 
     def events(self):
         ev = 0
@@ -287,7 +289,7 @@ def run_transfers(args):
             if not c.done and c.pause is not None and c.sent >= c.pause[0]:
                 # events() asks paused(), which lifts the pause once the go file exists.
                 sel.modify(c.sock, c.events(), c)
-                waiting |= c.pause is not None
+                waiting |= c.pause is not None and c.sent >= c.pause[0]
         if waiting:
             # Waiting for the test, not stalled: look for the go file often.
             last_progress = time.monotonic()
@@ -352,8 +354,8 @@ def main():
     p.add_argument("--timeout", type=float, default=300.0, help="overall deadline, seconds")
     p.add_argument("--idle-timeout", type=float, default=60.0, help="fail after this long without progress")
     p.add_argument("--expect-refused", action="store_true")
-    p.add_argument("--pause", type=parse_mark, metavar="BYTES:FILE",
-                   help="connection 0 stops sending after BYTES until FILE exists (reading goes on)")
+    p.add_argument("--pause", action="append", default=[], type=parse_mark, metavar="BYTES:FILE",
+                   help="connection 0 stops sending after BYTES until FILE exists (reading goes on; repeatable)")
     p.add_argument("--mark", action="append", default=[], type=parse_mark, metavar="BYTES:FILE",
                    help="create FILE once connection 0 has BYTES echoed back (sink: sent)")
     p.add_argument("--print-sha256", action="store_true",
