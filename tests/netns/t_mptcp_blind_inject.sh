@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
 # Blind off-path injection of MPTCP options into live MPTCP connections of mptun.
-# KNOWN_FAILING: mptun acts on MPTCP options before its TCP layer has validated the segment: spoofed REMOVE_ADDR id 0, MP_FAIL, DSS (infinite mapping, mappings, DATA_ACK) and MP_PRIO from a blind off-path attacker reset, fall back, stall or reprioritize connections (remove this line once the engine validates segments first)
 #
 # A third namespace, the attacker ATK ($PFX-atk), hangs off HOST (mptun's router)
 # by its own veth (ATK a0 10.3.0.1/24 -- ha 10.3.0.2/24 HOST; rp_filter 0 on ha, so

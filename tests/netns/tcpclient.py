@@ -26,7 +26,10 @@ after the other).
 
 With --mptcp the JSON has Linux's MPTCP_INFO of connection 0: `mptcp_info` when the
 first bytes came back, `mptcp_info_end` the last sample before the peer closed
-(samples are taken every 0.1 s and when the last byte has been written), and
+(samples are taken every 0.1 s and when the last byte has been written),
+`mptcp_info_written` the sample taken when the last byte had been written (before
+our half-close: the connection is surely still whole; the end sample may catch a
+subflow already closing with the connection), and
 `mptcp_max_subflows` / `mptcp_max_subflows_total`, the largest subflow counts
 seen while the transfer ran. In echo mode, `max_rx_gap_s` is connection 0's
 longest wait between two reads that returned data (a stall, e.g. a failover).
@@ -132,6 +135,7 @@ class Conn:
         self.max_rx_gap = 0.0
         self.mptcp = None
         self.mptcp_end = None
+        self.mptcp_written = None
         self.max_subflows = None
         self.max_subflows_total = None
         self.marks = sorted(args.mark) if idx == 0 else []
@@ -174,6 +178,7 @@ class Conn:
                 self.pending = next(self.chunks, b"")
                 if not self.pending:
                     self.sample()
+                    self.mptcp_written = self.mptcp_end
                     self.sock.shutdown(socket.SHUT_WR)
                     self.wr_closed = True
                     break
@@ -392,6 +397,7 @@ def main():
     if args.mptcp and conns:
         out["mptcp_info"] = conns[0].mptcp
         out["mptcp_info_end"] = conns[0].mptcp_end
+        out["mptcp_info_written"] = conns[0].mptcp_written
         out["mptcp_max_subflows"] = conns[0].max_subflows
         out["mptcp_max_subflows_total"] = conns[0].max_subflows_total
     if failed:
