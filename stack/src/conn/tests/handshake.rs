@@ -132,7 +132,7 @@ fn v1_client_with_checksums_puts_the_checksum_in_mp_capable_first_data() {
     let syn = h.recv_seg();
     let a = MpCapableFlags(MpCapableFlags::A | MpCapableFlags::H);
     syn.assert_opts(&[capable(V1, a, None, None, None, None)]);
-    h.feed(0, SYN | ACK, &[h.synack_capable()]);
+    assert!(h.feed(0, SYN | ACK, &[h.synack_capable()]).is_empty());
     assert!(h.conn.info().mptcp.unwrap().checksum);
     h.recv_seg();
     let data = bytes(500, 2);
@@ -213,7 +213,7 @@ fn synack_not_acknowledging_our_syn_does_not_set_the_peers_key() {
     assert_eq!(h.conn.info().mptcp.unwrap().remote_key, None);
 
     // The real SYN/ACK still sets the real key.
-    h.feed(0, SYN | ACK, &[h.synack_capable()]);
+    assert!(h.feed(0, SYN | ACK, &[h.synack_capable()]).is_empty());
     assert_eq!(h.conn.info().mptcp.unwrap().remote_key, Some(PEER_KEY));
     assert_eq!(h.phase(), Phase::PreEstablished);
 }
@@ -229,7 +229,7 @@ fn v0_client_sends_its_key_in_the_syn_and_both_keys_on_the_third_ack() {
     syn.assert_tcp(SYN, ISS, 0, 0);
     syn.assert_opts(&[capable(V0, a, Some(LOCAL_KEY), None, None, None)]);
 
-    h.feed(0, SYN | ACK, &[h.synack_capable()]);
+    assert!(h.feed(0, SYN | ACK, &[h.synack_capable()]).is_empty());
     assert_eq!(h.conn.info().mptcp.unwrap().remote_key, Some(PEER_KEY));
     let third = h.recv_seg();
     third.assert_tcp(ACK, ISS + 1, IRS + 1, 0);
@@ -244,7 +244,8 @@ fn v0_client_sends_its_key_in_the_syn_and_both_keys_on_the_third_ack() {
     let csum = dss_checksum(h.local_dsn(0), 1, &data);
     seg.assert_opts(&[dss_map(h.peer_dsn(0), h.local_dsn(0), 1, 700, Some(csum))]);
     // The keys go only once.
-    h.feed(0, ACK, &[h.peer_dss_ack()]);
+    let fx = h.feed(0, ACK, &[h.peer_dss_ack()]);
+    assert_eq!(fx.requests, vec![Request::StartPathManager]);
     assert_eq!(h.phase(), Phase::Established);
 }
 
@@ -331,7 +332,8 @@ fn v1_server_with_checksum_requested_by_the_client_says_so() {
     let synack = h.recv_seg();
     let a = MpCapableFlags(MpCapableFlags::A | MpCapableFlags::H);
     synack.assert_opts(&[capable(V1, a, Some(LOCAL_KEY), None, None, None)]);
-    h.feed(0, ACK, &[h.third_ack_capable()]);
+    let fx = h.feed(0, ACK, &[h.third_ack_capable()]);
+    assert_eq!(fx.requests, vec![Request::StartPathManager]);
     let data = bytes(300, 5);
     h.conn.send(&data);
     let csum = dss_checksum(h.local_dsn(0), 1, &data);

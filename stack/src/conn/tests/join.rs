@@ -146,7 +146,7 @@ fn passive_join_synack_carries_our_truncated_hmac_and_nonce() {
         let synack = h.recv_seg();
         assert_eq!(synack.path, p);
         synack.assert_tcp(SYN | ACK, h.paths[p].iss, h.paths[p].irs + 1, 0);
-        synack.assert_opts(&[h.our_join_synack()]);
+        synack.assert_opts(&[h.our_join_synack(0)]);
         let info = &h.conn.info().subflows[1];
         assert_eq!(
             (info.remote_id, info.backup, info.established),

@@ -849,11 +849,23 @@ impl Harness {
     /// initial address: its SYN arrived and the subflow was added (what the
     /// stack does on a SYN naming our token); our SYN/ACK waits.
     pub fn accept_join(&mut self, remote: IpAddr, remote_id: u8, backup: bool) -> usize {
+        self.accept_join_at(self.paths[0].local.ip(), 0, remote, remote_id, backup)
+    }
+
+    /// As [`Self::accept_join`], to our address `local` (id `local_id`).
+    pub fn accept_join_at(
+        &mut self,
+        local: IpAddr,
+        local_id: u8,
+        remote: IpAddr,
+        remote_id: u8,
+        backup: bool,
+    ) -> usize {
         assert!(self.conn.join_allowed());
         let n = self.paths.len() as u32;
         let path = Path {
             id: SubflowId(u32::MAX),
-            local: self.paths[0].local,
+            local: SocketAddr::new(local, self.paths[0].local.port()),
             remote: SocketAddr::new(remote, 50000 + n as u16),
             iss: JOIN_ISS + 1000 * n,
             irs: JOIN_IRS + 1000 * n,
@@ -886,7 +898,7 @@ impl Harness {
             remote_id,
             remote_backup,
             local_nonce: LOCAL_NONCE,
-            local_id: 0,
+            local_id,
             local_backup: false,
         };
         let id = self
@@ -901,11 +913,12 @@ impl Harness {
         self.paths.len() - 1
     }
 
-    /// Our SYN/ACK's MP_JOIN, as the peer expects it.
-    pub fn our_join_synack(&self) -> MptcpOption<'static> {
+    /// Our SYN/ACK's MP_JOIN from our address id `addr_id`, as the peer
+    /// expects it.
+    pub fn our_join_synack(&self, addr_id: u8) -> MptcpOption<'static> {
         MptcpOption::MpJoin(MpJoin::SynAck {
             backup: false,
-            addr_id: 0,
+            addr_id,
             hmac: crypto::join_synack_hmac(
                 self.alg(),
                 LOCAL_KEY,
@@ -928,6 +941,12 @@ impl Harness {
     /// done (our fourth ACK went out).
     pub fn passive_join(&mut self) -> usize {
         let p = self.accept_join(remote_ip2(), 2, false);
+        self.finish_passive_join(p)
+    }
+
+    /// The rest of a passive join whose SYN was taken: SYN/ACK, the peer's
+    /// third ACK, our fourth ACK.
+    pub fn finish_passive_join(&mut self, p: usize) -> usize {
         let synack = self.recv_seg();
         assert_eq!((synack.path, synack.flags), (p, fl(SYN | ACK)));
         let fx = self.feed(p, ACK, &[self.peer_join_ack()]);
