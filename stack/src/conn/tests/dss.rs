@@ -241,3 +241,95 @@ fn incoming_mapping_with_checksum_is_delivered_only_whole_and_verified() {
     h.recv_seg().assert_opts(&[dss_ack(h.peer_dsn(1000))]);
     assert_eq!(h.stats().checksum_errors, 0);
 }
+
+#[test]
+fn a_mapping_in_conflict_with_a_known_one_is_refused() {
+    let mut h = Harness::client(V1);
+    let data = bytes(400, 16);
+    // Announced ahead of its data (as on a pure ACK), then the same subflow
+    // bytes mapped elsewhere.
+    let _ = h.feed(0, ACK, &[h.peer_map(0, 1, &data)]);
+    let _ = h.feed(0, ACK, &[h.peer_map(1000, 1, &data)]);
+    assert_eq!(h.stats().bad_mappings, 1);
+    let _ = h.feed_data(0, &data, &[h.peer_dss_ack()]);
+    assert_eq!(h.read_all(), (data, false));
+}
+
+// ----- more than one subflow -----
+
+#[test]
+fn data_arriving_on_two_subflows_is_put_in_dsn_order() {
+    let mut h = Harness::client(V1);
+    let p = h.active_join();
+    let (a, b) = (bytes(300, 17), bytes(300, 18));
+    // The second half comes first, on the joined subflow.
+    let _ = h.feed_data(p, &b, &[h.peer_map(300, 1, &b)]);
+    assert_eq!(h.read_all(), (vec![], false));
+    let ack = h.recv_seg();
+    assert_eq!(ack.path, p);
+    ack.assert_opts(&[dss_ack(h.peer_dsn(0))]);
+    let _ = h.feed_data(0, &a, &[h.peer_map(0, 1, &a)]);
+    assert_eq!(h.read_all(), ([a, b].concat(), false));
+    let ack = h.recv_seg();
+    assert_eq!(ack.path, 0);
+    ack.assert_opts(&[dss_ack(h.peer_dsn(600))]);
+}
+
+#[test]
+fn the_same_data_on_two_subflows_is_delivered_once() {
+    let mut h = Harness::server(V1);
+    let p = h.passive_join();
+    let data = bytes(300, 19);
+    // The peer reinjected it on the new subflow: same DSNs.
+    let _ = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+    let _ = h.feed_data(p, &data, &[h.peer_map(0, 1, &data)]);
+    assert_eq!(h.read_all(), (data, false));
+    assert_eq!(h.conn.info().bytes_received, 300);
+    for ack in h.recv_all() {
+        ack.assert_opts(&[dss_ack(h.peer_dsn(300))]);
+    }
+}
+
+#[test]
+fn data_of_a_subflow_that_is_reset_goes_again_on_another_with_the_same_dsns() {
+    let mut h = Harness::client(V1);
+    let p = h.active_join();
+    let data = bytes(300, 20);
+    h.conn.send(&data);
+    let seg = h.recv_seg();
+    assert_eq!(seg.path, p, "the joined subflow has the lower RTT");
+    // The peer withdraws the address of that subflow before acknowledging.
+    let fx = h.feed(0, ACK, &[remove_addr(2), dss_ack(h.local_dsn(0))]);
+    assert_eq!(fx.rsts.len(), 1);
+    // RFC 8684 §3.3.6: sent again on the first subflow, same DSNs, under a
+    // mapping of that subflow's own bytes.
+    let again = h.recv_seg();
+    assert_eq!(again.path, 0);
+    again.assert_tcp(ACK | PSH, ISS + 1, IRS + 1, 300);
+    assert_eq!(again.payload, data);
+    again.assert_opts(&[dss_map(h.peer_dsn(0), h.local_dsn(0), 1, 300, None)]);
+    assert_eq!(h.stats().reinjected_bytes, 300);
+}
+
+#[test]
+fn data_the_subflow_acknowledged_but_the_data_level_did_not_is_sent_again() {
+    let mut h = Harness::client(V1);
+    let data = bytes(300, 21);
+    h.conn.send(&data);
+    h.recv_seg();
+    // The subflow has it; the peer's data level dropped it (DATA_ACK stays).
+    let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(0))]);
+    h.assert_no_segment();
+    let fx = h.fire_timer();
+    assert!(fx.is_empty(), "{fx:?}");
+    let again = h.recv_seg();
+    again.assert_tcp(ACK | PSH, ISS + 301, IRS + 1, 300);
+    assert_eq!(again.payload, data);
+    // New subflow bytes, old DSNs.
+    again.assert_opts(&[dss_map(h.peer_dsn(0), h.local_dsn(0), 301, 300, None)]);
+    assert_eq!(h.stats().data_rtx, 1);
+}
+
+fn remove_addr(id: u8) -> MptcpOption<'static> {
+    MptcpOption::RemoveAddr(crate::wire::mptcp::RemoveAddr::new(&[id]).unwrap())
+}
