@@ -124,6 +124,10 @@ pub struct DataLevel {
     pub(super) rcv_nxt: Dsn,
     pub(super) peer_data_fin: Option<Dsn>,
     pub(super) peer_data_fin_done: bool,
+    /// The peer's DATA_FIN was just reached: acknowledge it at once on every
+    /// subflow (as Linux's `mptcp_send_ack`), also when it came on a segment
+    /// that owed no TCP ACK.
+    pub(super) data_fin_ack_owed: bool,
 
     pub(super) scratch: Vec<u8>,
     /// Window last allowed to the subflows (the connection buffer's free space).
@@ -201,6 +205,7 @@ impl DataLevel {
             rcv_nxt: Dsn(0),
             peer_data_fin: None,
             peer_data_fin_done: false,
+            data_fin_ack_owed: false,
             scratch: Vec::new(),
             window_cap: s.recv_buffer,
             fin_timer: None,

@@ -104,7 +104,6 @@ fn peer_data_fin_ends_the_stream_once_the_data_before_it_is_in() {
 }
 
 #[test]
-#[ignore = "bug: a DATA_FIN on a pure ACK, after all the data, is never DATA_ACKed by itself"]
 fn peer_data_fin_after_the_data_is_acknowledged_at_once() {
     for (name, mut h) in Harness::all() {
         let data = bytes(300, 4);
