@@ -19,8 +19,6 @@ fn data_fin_goes_alone_at_the_end_of_the_data() {
 }
 
 #[test]
-#[ignore = "bug: the data segment takes the ACK the DATA_FIN was to ride on; the DATA_FIN \
-            waits for its repeat timer (an RTO)"]
 fn data_fin_follows_the_data_on_a_segment_of_its_own() {
     for (name, mut h) in Harness::all() {
         let data = bytes(600, 1);
@@ -175,4 +173,25 @@ fn both_data_fins_acknowledged_close_the_subflow() {
         last.assert_tcp(ACK | FIN, ISS + 1, IRS + 1, 0);
         assert_eq!(last.dss().data_ack, data_ack(h.peer_dsn(1)), "{name}");
     }
+}
+
+#[test]
+fn v1_client_data_fin_waits_for_full_establishment() {
+    let mut h = Harness::connecting(V1, settings());
+    h.recv_seg();
+    let _ = h.feed(0, SYN | ACK, &[h.synack_capable()]);
+    h.conn.send(&bytes(100, 7));
+    h.conn.shutdown();
+    // Before the server's first DATA_ACK no DSS goes out, hence no DATA_FIN:
+    // the first data (which is also the third ACK) carries the keys.
+    let segs = h.recv_all();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert!(segs
+        .iter()
+        .all(|s| s.mp.capable.is_some() && s.mp.dss.is_none()));
+    let _ = h.feed(0, ACK, &[h.peer_dss_ack()]);
+    let fin = h.recv_seg();
+    fin.assert_tcp(ACK, ISS + 101, IRS + 1, 0);
+    fin.assert_opts(&[dss_data_fin(h.peer_dsn(0), h.local_dsn(100), false)]);
+    h.assert_no_segment();
 }
