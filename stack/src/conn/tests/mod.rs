@@ -555,7 +555,8 @@ impl Harness {
         dss_map(self.data_seen, dsn, ssn, payload.len() as u16, csum)
     }
 
-    /// The DATA_ACK value we send: the peer's data received in order.
+    /// The DATA_ACK we owe for the peer's data received in order (its
+    /// DATA_FIN not counted).
     pub fn our_data_ack(&self) -> u64 {
         let mp = self.conn.data_level().expect("an MPTCP connection");
         self.peer_dsn(mp.data_bytes_received())
@@ -605,10 +606,8 @@ impl Harness {
     pub fn seg(&self, p: usize, flags: u8) -> TcpRepr<'static> {
         let path = &self.paths[p];
         let mut r = syn_repr(path, flags, path.rcv_nxt);
-        r.seq = SeqNumber(path.snd_nxt);
-        if flags & SYN != 0 {
-            r.seq = SeqNumber(path.irs);
-            r.mss = Some(MSS as u16);
+        if flags & SYN == 0 {
+            r.seq = SeqNumber(path.snd_nxt);
         }
         r
     }
@@ -804,8 +803,8 @@ impl Harness {
         self.paths.len() - 1
     }
 
-    /// The peer's MP_JOIN SYN/ACK answering our SYN with `nonce`, from its
-    /// address id `addr_id`, with the HMAC it computes.
+    /// The peer's MP_JOIN SYN/ACK answering our SYN (nonce `LOCAL_NONCE`)
+    /// from its address id `addr_id`, with the HMAC it computes.
     pub fn join_synack(&self, addr_id: u8, backup: bool) -> MptcpOption<'static> {
         MptcpOption::MpJoin(MpJoin::SynAck {
             backup,
@@ -959,7 +958,8 @@ impl Harness {
     }
 }
 
-/// A bare segment on `path` from the peer's side.
+/// A bare segment on `path` from the peer's side, at its ISN (a SYN also
+/// announces the MSS).
 fn syn_repr(path: &Path, flags: u8, ack: u32) -> TcpRepr<'static> {
     let mut r = TcpRepr::new(path.remote.port(), path.local.port());
     r.flags = fl(flags);
