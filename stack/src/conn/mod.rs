@@ -24,6 +24,8 @@ mod input;
 mod output;
 mod pm;
 pub mod subflow;
+#[cfg(test)]
+mod tests;
 mod timers;
 
 pub use effects::{Effects, Request, RstOut};

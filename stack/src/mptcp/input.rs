@@ -297,6 +297,7 @@ impl DataLevel {
             if !self.peer_data_fin_done && fin == self.rcv_nxt {
                 self.rcv_nxt += 1u64;
                 self.peer_data_fin_done = true;
+                self.data_fin_ack_owed = true;
                 self.readable = true;
             }
         }

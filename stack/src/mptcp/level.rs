@@ -116,6 +116,8 @@ pub struct DataLevel {
     pub(super) snd_wnd_known: bool,
     pub(super) data_fin_queued: bool,
     pub(super) data_fin_acked: bool,
+    /// Our DATA_FIN has gone out at least once (its repeats are the timer's).
+    pub(super) data_fin_sent: bool,
     pub(super) send_was_full: bool,
 
     // Receiving: rcv_buf's next byte to read has DSN rcv_nxt - rcv_buf.len().
@@ -124,6 +126,10 @@ pub struct DataLevel {
     pub(super) rcv_nxt: Dsn,
     pub(super) peer_data_fin: Option<Dsn>,
     pub(super) peer_data_fin_done: bool,
+    /// The peer's DATA_FIN was just reached: acknowledge it at once on every
+    /// subflow (as Linux's `mptcp_send_ack`), also when it came on a segment
+    /// that owed no TCP ACK.
+    pub(super) data_fin_ack_owed: bool,
 
     pub(super) scratch: Vec<u8>,
     /// Window last allowed to the subflows (the connection buffer's free space).
@@ -193,6 +199,7 @@ impl DataLevel {
             snd_wnd_known: false,
             data_fin_queued: false,
             data_fin_acked: false,
+            data_fin_sent: false,
             send_was_full: false,
             rcv_buf: RingBuffer::new(s.recv_buffer),
             // Subflows interleave small mappings: one lagging subflow leaves a
@@ -201,6 +208,7 @@ impl DataLevel {
             rcv_nxt: Dsn(0),
             peer_data_fin: None,
             peer_data_fin_done: false,
+            data_fin_ack_owed: false,
             scratch: Vec::new(),
             window_cap: s.recv_buffer,
             fin_timer: None,
@@ -487,6 +495,18 @@ impl DataLevel {
     pub(super) fn pending_data_fin(&self) -> Option<Dsn> {
         let end = self.data_end();
         (self.data_fin_queued && self.snd_nxt == end && !self.data_fin_acked).then_some(end)
+    }
+
+    /// Whether a pure ACK of the first subflow now carries a DSS (not the
+    /// v1 client's key echo before the first DATA_ACK).
+    pub(super) fn dss_in_use(&self) -> bool {
+        match self.phase {
+            Phase::Established => true,
+            Phase::PreEstablished => {
+                !(self.role == Role::Client && self.version == MptcpVersion::V1)
+            }
+            Phase::Handshake | Phase::Fallback => false,
+        }
     }
 
     pub(super) fn data_ack(&self) -> Dsn {

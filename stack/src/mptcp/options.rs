@@ -325,5 +325,8 @@ fn dss_options(
     if infinite {
         c.infinite_map_sent();
     }
+    if dss.data_fin {
+        c.data_fin_sent = true;
+    }
     cap
 }

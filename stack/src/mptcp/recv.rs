@@ -31,6 +31,9 @@ impl DataLevel {
             // Nobody will read it: abort, as TCP does (RFC 9293 §3.10.7.4).
             acts.push(Action::Abort);
         }
+        if core::mem::take(&mut self.data_fin_ack_owed) {
+            acts.push(Action::AckAll);
+        }
         acts
     }
 

@@ -38,6 +38,10 @@ impl DataLevel {
                 // The DATA_FIN rides on segments without data.
                 acts.push(Action::AckAll);
                 self.fin_timer = Some(now + rto);
+            } else if !self.data_fin_sent && self.dss_in_use() {
+                // A data segment took the ACK it was to ride on: ask again
+                // rather than wait for the repeat timer.
+                acts.push(Action::AckAll);
             }
         } else {
             self.fin_timer = None;

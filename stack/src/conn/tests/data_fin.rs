@@ -1,0 +1,197 @@
+//! DATA_FIN (RFC 8684 §3.3.3) both ways: ours on a segment without data (SSN
+//! 0, data-level length 1, DSN just past our data), repeated until the peer's
+//! DATA_ACK covers it (DSN + 1); the peer's ending the data stream once every
+//! byte before it is in; only the first DATA_FIN the peer names counts.
+
+use super::*;
+
+#[test]
+fn data_fin_goes_alone_at_the_end_of_the_data() {
+    for (name, mut h) in Harness::all() {
+        h.conn.shutdown();
+        // No TCP FIN: the subflow stays open for the data level.
+        let fin = h.recv_seg();
+        fin.assert_tcp(ACK, ISS + 1, IRS + 1, 0);
+        fin.assert_opts(&[dss_data_fin(h.peer_dsn(0), h.local_dsn(0), h.checksum)]);
+        h.assert_no_segment();
+        assert_eq!(h.conn.send(b"late"), None, "{name}");
+    }
+}
+
+#[test]
+fn data_fin_follows_the_data_on_a_segment_of_its_own() {
+    for (name, mut h) in Harness::all() {
+        let data = bytes(600, 1);
+        h.conn.send(&data);
+        h.conn.shutdown();
+        let segs = h.recv_all();
+        assert_eq!(segs.len(), 2, "{name}: {segs:?}");
+        segs[0].assert_tcp(ACK | PSH, ISS + 1, IRS + 1, 600);
+        let csum = h.checksum.then(|| dss_checksum(h.local_dsn(0), 1, &data));
+        segs[0].assert_opts(&[dss_map(h.peer_dsn(0), h.local_dsn(0), 1, 600, csum)]);
+        // The DATA_FIN takes the DSN after the last byte, and no subflow byte.
+        segs[1].assert_tcp(ACK, ISS + 601, IRS + 1, 0);
+        segs[1].assert_opts(&[dss_data_fin(h.peer_dsn(0), h.local_dsn(600), h.checksum)]);
+    }
+}
+
+#[test]
+fn data_fin_repeats_until_data_acked_one_past_it() {
+    for (name, mut h) in Harness::all() {
+        h.conn.shutdown();
+        h.recv_seg();
+        // Not acknowledged: it goes again when its timer runs out.
+        let fx = h.fire_timer();
+        assert!(fx.is_empty(), "{name}: {fx:?}");
+        h.recv_seg()
+            .assert_opts(&[dss_data_fin(h.peer_dsn(0), h.local_dsn(0), h.checksum)]);
+        // A DATA_ACK of the data alone does not acknowledge the DATA_FIN.
+        let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(0))]);
+        assert_eq!(h.stats().bad_data_acks, 0, "{name}");
+        let _ = h.fire_timer();
+        h.recv_seg()
+            .assert_opts(&[dss_data_fin(h.peer_dsn(0), h.local_dsn(0), h.checksum)]);
+        // DATA_ACK = DSN + 1 does; no more repeats.
+        let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(1))]);
+        assert_eq!(h.stats().bad_data_acks, 0, "{name}");
+        while h.conn.poll_at().is_some() {
+            let _ = h.fire_timer();
+            h.assert_no_segment();
+        }
+        // Half closed: the peer may still send, and we still acknowledge.
+        assert_eq!(h.conn.state(), State::Established, "{name}");
+        let data = bytes(100, 2);
+        let _ = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+        assert_eq!(h.read_all(), (data, false), "{name}");
+        h.recv_seg().assert_opts(&[dss_ack(h.peer_dsn(100))]);
+    }
+}
+
+#[test]
+fn data_ack_beyond_our_data_fin_is_ignored() {
+    let mut h = Harness::client(V1);
+    h.conn.shutdown();
+    h.recv_seg();
+    let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(2))]);
+    assert_eq!(h.stats().bad_data_acks, 1);
+    // Still unacknowledged: it repeats.
+    let _ = h.fire_timer();
+    assert!(h.recv_seg().dss().data_fin);
+}
+
+#[test]
+fn peer_data_fin_ends_the_stream_once_the_data_before_it_is_in() {
+    for (name, mut h) in Harness::all() {
+        // The DATA_FIN (on a pure ACK) overtakes the last 300 bytes.
+        let fin = dss_data_fin(h.local_dsn(0), h.peer_dsn(300), h.checksum);
+        let fx = h.feed(0, ACK, &[fin]);
+        assert!(fx.is_empty(), "{name}: {fx:?}");
+        assert_eq!(h.read_all(), (vec![], false), "{name}");
+        assert!(!h.conn.data_level().unwrap().peer_data_finished(), "{name}");
+        h.assert_no_segment();
+
+        let data = bytes(300, 3);
+        let _ = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+        assert_eq!(h.read_all(), (data, true), "{name}");
+        // The DATA_FIN is acknowledged with the data: DATA_ACK = its DSN + 1.
+        let ack = h.recv_seg();
+        ack.assert_tcp(ACK, ISS + 1, IRS + 301, 0);
+        ack.assert_opts(&[dss_ack(h.peer_dsn(301))]);
+        assert_eq!(h.conn.info().bytes_received, 300, "{name}");
+    }
+}
+
+#[test]
+fn peer_data_fin_after_the_data_is_acknowledged_at_once() {
+    for (name, mut h) in Harness::all() {
+        let data = bytes(300, 4);
+        let _ = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+        h.recv_seg();
+        let fin = dss_data_fin(h.local_dsn(0), h.peer_dsn(300), h.checksum);
+        let _ = h.feed(0, ACK, &[fin]);
+        assert_eq!(h.read_all(), (data, true), "{name}");
+        // Its DATA_ACK must reach the peer, which otherwise repeats it.
+        let ack = h.recv_seg();
+        ack.assert_tcp(ACK, ISS + 1, IRS + 301, 0);
+        ack.assert_opts(&[dss_ack(h.peer_dsn(301))]);
+    }
+}
+
+#[test]
+fn peer_data_fin_on_its_last_data_segment() {
+    let mut h = Harness::client(V1);
+    let data = bytes(300, 5);
+    // The F flag on a mapping with data: its length counts the DATA_FIN.
+    let dss = MptcpOption::Dss(Dss {
+        data_fin: true,
+        data_ack: data_ack(h.local_dsn(0)),
+        mapping: Some(Mapping {
+            dsn: h.peer_dsn(0),
+            dsn_64bit: true,
+            ssn: 1,
+            data_len: 301,
+            checksum: None,
+        }),
+    });
+    let _ = h.feed_data(0, &data, &[dss]);
+    assert_eq!(h.read_all(), (data, true));
+    h.recv_seg().assert_opts(&[dss_ack(h.peer_dsn(301))]);
+}
+
+#[test]
+fn a_second_data_fin_at_another_dsn_is_ignored() {
+    for (name, mut h) in Harness::all() {
+        let first = dss_data_fin(h.local_dsn(0), h.peer_dsn(600), h.checksum);
+        let _ = h.feed(0, ACK, &[first]);
+        // Another DATA_FIN, earlier in the stream: the first one named counts.
+        let second = dss_data_fin(h.local_dsn(0), h.peer_dsn(300), h.checksum);
+        let _ = h.feed(0, ACK, &[second]);
+        let data = bytes(600, 6);
+        let _ = h.feed_data(0, &data[..300], &[h.peer_map(0, 1, &data[..300])]);
+        assert_eq!(h.read_all(), (data[..300].to_vec(), false), "{name}");
+        h.recv_seg().assert_opts(&[dss_ack(h.peer_dsn(300))]);
+        let _ = h.feed_data(0, &data[300..], &[h.peer_map(300, 301, &data[300..])]);
+        assert_eq!(h.read_all(), (data[300..].to_vec(), true), "{name}");
+        h.recv_seg().assert_opts(&[dss_ack(h.peer_dsn(601))]);
+    }
+}
+
+#[test]
+fn both_data_fins_acknowledged_close_the_subflow() {
+    for (name, mut h) in Harness::all() {
+        h.conn.shutdown();
+        h.recv_seg();
+        let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(1))]);
+        let fin = dss_data_fin(h.local_dsn(1), h.peer_dsn(0), h.checksum);
+        let _ = h.feed(0, ACK, &[fin]);
+        assert_eq!(h.read_all(), (vec![], true), "{name}");
+        // The data level is done both ways: the subflow closes with a TCP FIN
+        // (still carrying the DATA_ACK of the peer's DATA_FIN).
+        assert!(h.conn.data_level().unwrap().data_level_done(), "{name}");
+        let segs = h.recv_all();
+        let last = segs.last().unwrap();
+        last.assert_tcp(ACK | FIN, ISS + 1, IRS + 1, 0);
+        assert_eq!(last.dss().data_ack, data_ack(h.peer_dsn(1)), "{name}");
+    }
+}
+
+#[test]
+fn v1_client_data_fin_waits_for_full_establishment() {
+    let mut h = Harness::connecting(V1, settings());
+    h.recv_seg();
+    let _ = h.feed(0, SYN | ACK, &[h.synack_capable()]);
+    h.conn.send(&bytes(100, 7));
+    h.conn.shutdown();
+    // Before the server's first DATA_ACK no DSS goes out, hence no DATA_FIN:
+    // the first data (which is also the third ACK) carries the keys.
+    let segs = h.recv_all();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert!(segs
+        .iter()
+        .all(|s| s.mp.capable.is_some() && s.mp.dss.is_none()));
+    let _ = h.feed(0, ACK, &[h.peer_dss_ack()]);
+    let fin = h.recv_seg();
+    fin.assert_tcp(ACK, ISS + 101, IRS + 1, 0);
+    fin.assert_opts(&[dss_data_fin(h.peer_dsn(0), h.local_dsn(100), false)]);
+    h.assert_no_segment();
+}

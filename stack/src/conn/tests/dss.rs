@@ -1,0 +1,340 @@
+//! DSS (RFC 8684 §3.3): mappings on what we send, DATA_ACK on every segment,
+//! received data placed by its DSN, DATA_ACKs freeing the send buffer, the
+//! checks on implausible DATA_ACKs and mappings, and DSS checksums.
+
+use super::*;
+use crate::wire::mptcp::DataAck;
+
+/// A segment from the peer on the initial subflow at sequence `seq`.
+fn seg_at<'a>(h: &Harness, seq: u32, payload: &'a [u8]) -> TcpRepr<'a> {
+    TcpRepr {
+        seq: SeqNumber(seq),
+        payload,
+        ..h.seg(0, ACK | PSH)
+    }
+}
+
+#[test]
+fn outgoing_data_is_mapped_and_every_segment_carries_a_data_ack() {
+    for (name, mut h) in Harness::all() {
+        let data = bytes(2000, 1);
+        assert_eq!(h.conn.send(&data), Some(2000));
+        let segs = h.recv_all();
+        let lens: Vec<usize> = segs.iter().map(|s| s.payload.len()).collect();
+        assert_eq!(lens, [DSS_SEG, DSS_SEG, 2000 - 2 * DSS_SEG], "{name}");
+        // One mapping for all of it (with the checksum of all 2000 bytes when
+        // checksums are on), repeated on each segment, with the DATA_ACK.
+        let csum = h.checksum.then(|| dss_checksum(h.local_dsn(0), 1, &data));
+        let map = dss_map(h.peer_dsn(0), h.local_dsn(0), 1, 2000, csum);
+        let mut off = 0;
+        for s in &segs {
+            assert_eq!((s.seq, s.ack), (ISS + 1 + off as u32, IRS + 1), "{name}");
+            s.assert_opts(&[map]);
+            off += s.payload.len();
+        }
+        let sent: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
+        assert_eq!(sent, data, "{name}");
+        h.assert_no_segment();
+    }
+}
+
+#[test]
+fn received_data_is_acknowledged_at_both_levels() {
+    for (name, mut h) in Harness::all() {
+        let data = bytes(500, 2);
+        let fx = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+        assert!(fx.is_empty(), "{name}: {fx:?}");
+        assert!(h.conn.take_events().readable, "{name}");
+        assert_eq!(h.read_all(), (data, false), "{name}");
+        let ack = h.recv_seg();
+        ack.assert_tcp(ACK, ISS + 1, IRS + 501, 0);
+        // A pure ACK: the DATA_ACK alone, no mapping.
+        ack.assert_opts(&[dss_ack(h.peer_dsn(500))]);
+        assert_eq!(h.conn.info().bytes_received, 500, "{name}");
+    }
+}
+
+#[test]
+fn received_data_is_placed_by_its_dsn_not_by_its_subflow_order() {
+    let mut h = Harness::client(V1);
+    let (a, b) = (bytes(500, 3), bytes(500, 4));
+    // The first subflow bytes carry the second half of the data stream.
+    let _ = h.feed_data(0, &a, &[h.peer_map(500, 1, &a)]);
+    assert_eq!(h.read_all(), (vec![], false));
+    let ack = h.recv_seg();
+    // Acknowledged by the subflow, not by the data level: a hole before it.
+    ack.assert_tcp(ACK, ISS + 1, IRS + 501, 0);
+    ack.assert_opts(&[dss_ack(h.peer_dsn(0))]);
+
+    let _ = h.feed_data(0, &b, &[h.peer_map(0, 501, &b)]);
+    assert_eq!(h.read_all(), ([b, a].concat(), false));
+    let ack = h.recv_seg();
+    ack.assert_tcp(ACK, ISS + 1, IRS + 1001, 0);
+    ack.assert_opts(&[dss_ack(h.peer_dsn(1000))]);
+}
+
+#[test]
+fn subflow_out_of_order_data_waits_for_the_subflow_hole() {
+    let mut h = Harness::server(V1);
+    let (a, b) = (bytes(500, 5), bytes(500, 6));
+    // The second segment arrives first, mapping and all.
+    let second = seg_at(&h, IRS + 501, &b);
+    let _ = h.feed_seg(0, &second, &[h.peer_map(500, 501, &b)]);
+    assert_eq!(h.read_all(), (vec![], false));
+    let dup = h.recv_seg();
+    dup.assert_tcp(ACK, ISS + 1, IRS + 1, 0);
+    dup.assert_opts(&[dss_ack(h.peer_dsn(0))]);
+
+    let _ = h.feed_data(0, &a, &[h.peer_map(0, 1, &a)]);
+    h.paths[0].snd_nxt = IRS + 1001;
+    assert_eq!(h.read_all(), ([a, b].concat(), false));
+    let ack = h.recv_seg();
+    ack.assert_tcp(ACK, ISS + 1, IRS + 1001, 0);
+    ack.assert_opts(&[dss_ack(h.peer_dsn(1000))]);
+}
+
+#[test]
+fn one_mapping_covers_the_segments_after_it() {
+    let mut h = Harness::client(V1);
+    let data = bytes(1000, 7);
+    // As a TSO'ed skb from Linux: the mapping of 1000 bytes on the first
+    // segment, the second with a DATA_ACK only.
+    let map = dss_map(h.local_dsn(0), h.peer_dsn(0), 1, 1000, None);
+    let _ = h.feed_data(0, &data[..500], &[map]);
+    let _ = h.feed_data(0, &data[500..], &[h.peer_dss_ack()]);
+    assert_eq!(h.read_all(), (data, false));
+    assert_eq!(h.our_data_ack(), h.peer_dsn(1000));
+}
+
+#[test]
+fn data_ack_frees_the_send_buffer() {
+    for (name, mut h) in Harness::all() {
+        let full = h.conn.send_capacity();
+        h.conn.send(&bytes(800, 8));
+        assert_eq!(h.conn.send_capacity(), full - 800, "{name}");
+        h.recv_seg();
+        // The subflow has it all; the data level only the first 500 bytes.
+        let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(500))]);
+        assert_eq!(h.conn.send_capacity(), full - 300, "{name}");
+        assert_eq!(h.conn.info().bytes_sent, 500, "{name}");
+        let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(800))]);
+        assert_eq!(h.conn.send_capacity(), full, "{name}");
+        assert_eq!(h.conn.info().bytes_sent, 800, "{name}");
+        assert_eq!(h.stats().bad_data_acks, 0, "{name}");
+    }
+}
+
+#[test]
+fn data_ack_beyond_what_was_sent_is_ignored() {
+    for (name, mut h) in Harness::all() {
+        let full = h.conn.send_capacity();
+        h.conn.send(&bytes(800, 9));
+        h.recv_seg();
+        // Acknowledges 4200 bytes never sent: ignored and counted.
+        let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(5000))]);
+        assert_eq!(h.stats().bad_data_acks, 1, "{name}");
+        assert_eq!(h.conn.info().bytes_sent, 0, "{name}");
+        assert_eq!(h.conn.send_capacity(), full - 800, "{name}");
+        // A true one still counts.
+        let _ = h.feed(0, ACK, &[h.peer_dss_ack()]);
+        assert_eq!(h.conn.info().bytes_sent, 800, "{name}");
+    }
+}
+
+#[test]
+fn data_ack_and_dsn_of_32_bits_are_expanded() {
+    let mut h = Harness::client(V1);
+    h.conn.send(&bytes(800, 10));
+    h.recv_seg();
+    let data = bytes(300, 11);
+    let dss = MptcpOption::Dss(Dss {
+        data_fin: false,
+        data_ack: Some(DataAck {
+            value: h.local_dsn(800) & 0xffff_ffff,
+            is_64bit: false,
+        }),
+        mapping: Some(Mapping {
+            dsn: h.peer_dsn(0) & 0xffff_ffff,
+            dsn_64bit: false,
+            ssn: 1,
+            data_len: 300,
+            checksum: None,
+        }),
+    });
+    let _ = h.feed_data(0, &data, &[dss]);
+    assert_eq!(h.conn.info().bytes_sent, 800);
+    assert_eq!(h.read_all(), (data, false));
+    assert_eq!(h.stats().bad_data_acks + h.stats().bad_mappings, 0);
+}
+
+#[test]
+fn mapping_beyond_the_receive_window_is_ignored() {
+    for (name, mut h) in Harness::all() {
+        // Far beyond what our connection-level window can have allowed.
+        let far = (BUFFER + (1 << 16) + 1000) as u64;
+        let bogus = dss_map(h.local_dsn(0), h.peer_dsn(far), 1, 500, None);
+        let fx = h.feed(0, ACK, &[bogus]);
+        assert!(fx.is_empty(), "{name}: {fx:?}");
+        assert_eq!(h.stats().bad_mappings, 1, "{name}");
+        // Not recorded: the true mapping of those subflow bytes is taken.
+        let data = bytes(500, 12);
+        let _ = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+        assert_eq!(h.read_all(), (data, false), "{name}");
+        assert_eq!(h.stats().bad_mappings, 1, "{name}");
+        assert!(!h.conn.info().mptcp.unwrap().fallback, "{name}");
+    }
+}
+
+#[test]
+#[ignore = "bug: the refused mapping leaves its bytes unmapped, the connection falls back \
+            (NoMapping) and delivers them at the head of the stream"]
+fn data_under_a_mapping_beyond_the_receive_window_is_not_delivered() {
+    let mut h = Harness::client(V1);
+    let far = (BUFFER + (1 << 16) + 1000) as u64;
+    let data = bytes(500, 13);
+    let bogus = dss_map(h.local_dsn(0), h.peer_dsn(far), 1, 500, None);
+    let _ = h.feed_data(0, &data, &[bogus]);
+    assert_eq!(h.stats().bad_mappings, 1);
+    // A peer's protocol error, not a middlebox: no fallback (Linux drops
+    // such data at the data level, MPTCP_MIB_NODSSWINDOW) ...
+    assert_eq!(h.conn.info().mptcp.unwrap().fallback_reason, None);
+    // ... and those bytes do not belong at the head of the data stream.
+    assert_eq!(h.read_all(), (vec![], false));
+    assert_eq!(h.our_data_ack(), h.peer_dsn(0));
+}
+
+#[test]
+fn outgoing_dss_checksum_covers_pseudo_header_and_payload() {
+    let s = MptcpSettings {
+        checksum: true,
+        ..settings()
+    };
+    for (name, mut h) in [
+        ("client", Harness::client_with(V1, s)),
+        ("server", Harness::server_with(V1, s)),
+    ] {
+        // We ask for checksums (the A bit); either side asking turns them on.
+        assert!(h.conn.info().mptcp.unwrap().checksum, "{name}");
+        let data = bytes(600, 14);
+        h.conn.send(&data);
+        let csum = dss_checksum(h.local_dsn(0), 1, &data);
+        h.recv_seg()
+            .assert_opts(&[dss_map(h.peer_dsn(0), h.local_dsn(0), 1, 600, Some(csum))]);
+    }
+}
+
+#[test]
+fn incoming_mapping_with_checksum_is_delivered_only_whole_and_verified() {
+    let s = MptcpSettings {
+        checksum: true,
+        ..settings()
+    };
+    let mut h = Harness::client_with(V1, s);
+    let data = bytes(1000, 15);
+    let map = h.peer_map(0, 1, &data);
+    let _ = h.feed_data(0, &data[..500], &[map]);
+    // Half a mapping cannot be checked yet: not delivered, not DATA_ACKed.
+    assert_eq!(h.read_all(), (vec![], false));
+    h.recv_seg().assert_opts(&[dss_ack(h.peer_dsn(0))]);
+    let _ = h.feed_data(0, &data[500..], &[map]);
+    assert_eq!(h.read_all(), (data, false));
+    h.recv_seg().assert_opts(&[dss_ack(h.peer_dsn(1000))]);
+    assert_eq!(h.stats().checksum_errors, 0);
+}
+
+#[test]
+fn a_mapping_in_conflict_with_a_known_one_is_refused() {
+    let mut h = Harness::client(V1);
+    let data = bytes(400, 16);
+    // Announced ahead of its data (as on a pure ACK), then the same subflow
+    // bytes mapped elsewhere.
+    let _ = h.feed(0, ACK, &[h.peer_map(0, 1, &data)]);
+    let _ = h.feed(0, ACK, &[h.peer_map(1000, 1, &data)]);
+    assert_eq!(h.stats().bad_mappings, 1);
+    let _ = h.feed_data(0, &data, &[h.peer_dss_ack()]);
+    assert_eq!(h.read_all(), (data, false));
+}
+
+// ----- more than one subflow -----
+
+#[test]
+fn data_arriving_on_two_subflows_is_put_in_dsn_order() {
+    let mut h = Harness::client(V1);
+    let p = h.active_join();
+    let (a, b) = (bytes(300, 17), bytes(300, 18));
+    // The second half comes first, on the joined subflow.
+    let _ = h.feed_data(p, &b, &[h.peer_map(300, 1, &b)]);
+    assert_eq!(h.read_all(), (vec![], false));
+    let ack = h.recv_seg();
+    assert_eq!(ack.path, p);
+    ack.assert_opts(&[dss_ack(h.peer_dsn(0))]);
+    let _ = h.feed_data(0, &a, &[h.peer_map(0, 1, &a)]);
+    assert_eq!(h.read_all(), ([a, b].concat(), false));
+    let ack = h.recv_seg();
+    assert_eq!(ack.path, 0);
+    ack.assert_opts(&[dss_ack(h.peer_dsn(600))]);
+}
+
+#[test]
+fn the_same_data_on_two_subflows_is_delivered_once() {
+    let mut h = Harness::server(V1);
+    let p = h.passive_join();
+    let data = bytes(300, 19);
+    // The peer reinjected it on the new subflow: same DSNs.
+    let _ = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+    let _ = h.feed_data(p, &data, &[h.peer_map(0, 1, &data)]);
+    assert_eq!(h.read_all(), (data, false));
+    assert_eq!(h.conn.info().bytes_received, 300);
+    for ack in h.recv_all() {
+        ack.assert_opts(&[dss_ack(h.peer_dsn(300))]);
+    }
+}
+
+#[test]
+fn data_of_a_subflow_that_is_reset_goes_again_on_another_with_the_same_dsns() {
+    let mut h = Harness::client(V1);
+    let p = h.active_join();
+    let data = bytes(300, 20);
+    h.conn.send(&data);
+    let seg = h.recv_seg();
+    assert_eq!(seg.path, p, "the joined subflow has the lower RTT");
+    // The peer withdraws the address of that subflow before acknowledging,
+    // and the path stays silent (RFC 8684 §3.4.2: the check runs out).
+    let fx = h.feed(0, ACK, &[remove_addr(2), dss_ack(h.local_dsn(0))]);
+    assert!(fx.rsts.is_empty());
+    let probe = h.recv_seg();
+    assert_eq!((probe.path, probe.payload.len()), (p, 0));
+    let fx = h.fire_timer();
+    assert_eq!(fx.rsts.len(), 1);
+    // RFC 8684 §3.3.6: sent again on the first subflow, same DSNs, under a
+    // mapping of that subflow's own bytes.
+    let again = h.recv_seg();
+    assert_eq!(again.path, 0);
+    again.assert_tcp(ACK | PSH, ISS + 1, IRS + 1, 300);
+    assert_eq!(again.payload, data);
+    again.assert_opts(&[dss_map(h.peer_dsn(0), h.local_dsn(0), 1, 300, None)]);
+    assert_eq!(h.stats().reinjected_bytes, 300);
+}
+
+#[test]
+fn data_the_subflow_acknowledged_but_the_data_level_did_not_is_sent_again() {
+    let mut h = Harness::client(V1);
+    let data = bytes(300, 21);
+    h.conn.send(&data);
+    h.recv_seg();
+    // The subflow has it; the peer's data level dropped it (DATA_ACK stays).
+    let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(0))]);
+    h.assert_no_segment();
+    let fx = h.fire_timer();
+    assert!(fx.is_empty(), "{fx:?}");
+    let again = h.recv_seg();
+    again.assert_tcp(ACK | PSH, ISS + 301, IRS + 1, 300);
+    assert_eq!(again.payload, data);
+    // New subflow bytes, old DSNs.
+    again.assert_opts(&[dss_map(h.peer_dsn(0), h.local_dsn(0), 301, 300, None)]);
+    assert_eq!(h.stats().data_rtx, 1);
+}
+
+fn remove_addr(id: u8) -> MptcpOption<'static> {
+    MptcpOption::RemoveAddr(crate::wire::mptcp::RemoveAddr::new(&[id]).unwrap())
+}

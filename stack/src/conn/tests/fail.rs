@@ -1,0 +1,190 @@
+//! DSS checksum failures and MP_FAIL (RFC 8684 §3.7, as Linux does it): alone
+//! on a connection that never had a second subflow, the side that saw the bad
+//! checksum sends MP_FAIL and takes the subflow's bytes as they are; the peer
+//! echoes it and puts an infinite mapping on its next data, and both are plain
+//! TCP from there. With a joined subflow, that subflow is reset instead, with
+//! MP_FAIL and MP_TCPRST.
+
+use super::*;
+use crate::mptcp::{rst_reason, FallbackReason};
+use crate::wire::mptcp::MpFail;
+
+fn with_checksums() -> MptcpSettings {
+    MptcpSettings {
+        checksum: true,
+        ..settings()
+    }
+}
+
+/// Every single-subflow set-up with DSS checksums: v1 asked for them, v0 has
+/// them by default.
+fn all_with_checksums() -> Vec<(&'static str, Harness)> {
+    vec![
+        ("v1 client", Harness::client_with(V1, with_checksums())),
+        ("v0 client", Harness::client(V0)),
+        ("v1 server", Harness::server_with(V1, with_checksums())),
+        ("v0 server", Harness::server(V0)),
+    ]
+}
+
+fn mp_fail(dsn: u64) -> MptcpOption<'static> {
+    MptcpOption::MpFail(MpFail { dsn })
+}
+
+/// The peer's mapping of `payload` at data offset `off`, subflow byte `ssn`,
+/// with a checksum that does not match.
+fn corrupt_map(h: &Harness, off: u64, ssn: u32, payload: &[u8]) -> MptcpOption<'static> {
+    let dsn = h.peer_dsn(off);
+    let bad = dss_checksum(dsn, ssn, payload) ^ 0x0101;
+    dss_map(h.data_seen, dsn, ssn, payload.len() as u16, Some(bad))
+}
+
+/// An infinite mapping (data-level length 0) from data offset `off`.
+fn infinite(h: &Harness, ack: u64, off: u64, ssn: u32) -> MptcpOption<'static> {
+    dss_map(ack, h.peer_dsn(off), ssn, 0, h.checksum.then_some(0))
+}
+
+#[test]
+fn checksum_failure_alone_sends_mp_fail_and_the_peers_infinite_mapping_ends_mptcp() {
+    for (name, mut h) in all_with_checksums() {
+        let data = bytes(500, 1);
+        let fx = h.feed_data(0, &data, &[corrupt_map(&h, 0, 1, &data)]);
+        assert!(fx.is_empty(), "{name}: {fx:?}");
+        // The bytes are taken as they are, as plain TCP would.
+        assert_eq!(h.read_all(), (data, false), "{name}");
+        let ack = h.recv_seg();
+        ack.assert_tcp(ACK, ISS + 1, IRS + 501, 0);
+        ack.assert_opts(&[mp_fail(h.peer_dsn(0)), dss_ack(h.peer_dsn(500))]);
+        assert_eq!(h.stats().checksum_errors, 1, "{name}");
+        // Heading for a fallback: no more subflows.
+        assert!(!h.conn.join_allowed(), "{name}");
+
+        // Unanswered, MP_FAIL goes again.
+        let _ = h.fire_timer();
+        h.recv_seg()
+            .assert_opts(&[mp_fail(h.peer_dsn(0)), dss_ack(h.peer_dsn(500))]);
+        assert_eq!(h.stats().mp_fail_tx, 2, "{name}");
+
+        // The peer's answer: an infinite mapping on its next data.
+        let more = bytes(300, 2);
+        let inf = infinite(&h, h.data_seen, 500, 501);
+        let fx = h.feed_data(0, &more, &[inf]);
+        assert!(fx.is_empty(), "{name}: {fx:?}");
+        let mp = h.conn.info().mptcp.unwrap();
+        assert!(mp.fallback, "{name}");
+        assert_eq!(
+            h.conn.data_level().unwrap().fallback_reason(),
+            Some(FallbackReason::InfiniteMapping)
+        );
+        assert_eq!(h.read_all(), (more, false), "{name}");
+        let ack = h.recv_seg();
+        ack.assert_tcp(ACK, ISS + 1, IRS + 801, 0);
+        ack.assert_opts(&[]);
+        assert_eq!(h.stats().infinite_map_rx, 1, "{name}");
+        // Answered: MP_FAIL is not repeated any more.
+        while h.conn.poll_at().is_some() {
+            assert!(h.fire_timer().is_empty(), "{name}");
+            h.assert_no_segment();
+        }
+        assert_eq!(h.stats().mp_fail_tx, 2, "{name}");
+    }
+}
+
+#[test]
+fn unanswered_mp_fail_resets_the_connection() {
+    let mut h = Harness::client_with(V1, with_checksums());
+    let data = bytes(500, 3);
+    let _ = h.feed_data(0, &data, &[corrupt_map(&h, 0, 1, &data)]);
+    let mut fails = h.recv_all().len();
+    let fx = loop {
+        let fx = h.fire_timer();
+        if !fx.is_empty() {
+            break fx;
+        }
+        fails += h.recv_all().len();
+    };
+    assert_eq!(fails, 6, "the first MP_FAIL and five repeats");
+    assert_one_rst(
+        &h,
+        &fx,
+        0,
+        &[mp_fail(h.peer_dsn(0)), tcprst(rst_reason::MIDDLEBOX)],
+    );
+    assert_eq!(h.conn.state(), State::Closed);
+}
+
+#[test]
+fn peer_mp_fail_is_echoed_and_answered_with_an_infinite_mapping() {
+    for (name, mut h) in all_with_checksums() {
+        let first = bytes(300, 4);
+        h.conn.send(&first);
+        h.recv_seg();
+        // The peer found our mapping's checksum wrong: no DATA_ACK for it.
+        let fx = h.feed(0, ACK, &[mp_fail(h.local_dsn(0)), dss_ack(h.local_dsn(0))]);
+        assert!(fx.is_empty(), "{name}: {fx:?}");
+        let echo = h.recv_seg();
+        echo.assert_tcp(ACK, ISS + 301, IRS + 1, 0);
+        echo.assert_opts(&[mp_fail(h.local_dsn(0)), dss_ack(h.peer_dsn(0))]);
+        assert_eq!(h.stats().mp_fail_rx, 1, "{name}");
+
+        // Our next data carries the infinite mapping: data-level length 0,
+        // from the DSN and SSN of its first byte (as Linux).
+        let second = bytes(200, 5);
+        h.conn.send(&second);
+        let seg = h.recv_seg();
+        seg.assert_tcp(ACK | PSH, ISS + 301, IRS + 1, 200);
+        let csum = h.checksum.then_some(0);
+        seg.assert_opts(&[dss_map(h.peer_dsn(0), h.local_dsn(300), 301, 0, csum)]);
+        assert!(h.conn.info().mptcp.unwrap().fallback, "{name}");
+        assert_eq!(
+            h.conn.data_level().unwrap().fallback_reason(),
+            Some(FallbackReason::MpFail)
+        );
+        assert_eq!(h.stats().infinite_map_tx, 1, "{name}");
+        // Plain TCP from there.
+        h.conn.send(b"plain");
+        let seg = h.recv_seg();
+        seg.assert_tcp(ACK | PSH, ISS + 501, IRS + 1, 5);
+        seg.assert_opts(&[]);
+    }
+}
+
+#[test]
+fn checksum_failure_on_a_connection_with_a_join_resets_that_subflow() {
+    let mut client = Harness::client_with(V1, with_checksums());
+    let cp = client.active_join();
+    let mut server = Harness::server_with(V1, with_checksums());
+    let sp = server.passive_join();
+    for (name, mut h, p) in [("client", client, cp), ("server", server, sp)] {
+        let data = bytes(400, 6);
+        let fx = h.feed_data(p, &data, &[corrupt_map(&h, 0, 1, &data)]);
+        // No fallback once a subflow joined: this subflow goes, its data
+        // will come again on another.
+        assert_one_rst(
+            &h,
+            &fx,
+            p,
+            &[mp_fail(h.peer_dsn(0)), tcprst(rst_reason::MIDDLEBOX)],
+        );
+        assert_eq!(fx.requests, vec![Request::Unbind(h.tuple(p))], "{name}");
+        assert_eq!(h.read_all(), (vec![], false), "{name}");
+        assert!(!h.conn.info().mptcp.unwrap().fallback, "{name}");
+        // The first subflow carries the data again, intact.
+        let _ = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+        assert_eq!(h.read_all(), (data, false), "{name}");
+    }
+}
+
+#[test]
+fn peer_mp_fail_on_a_connection_with_a_join_asks_for_no_infinite_mapping() {
+    let mut h = Harness::client_with(V1, with_checksums());
+    let p = h.active_join();
+    // The peer resets the subflow itself; there is no falling back.
+    let _ = h.feed(p, ACK, &[mp_fail(h.local_dsn(0)), h.peer_dss_ack()]);
+    assert_eq!(h.stats().mp_fail_rx, 1);
+    h.assert_no_segment();
+    h.conn.send(b"data");
+    let seg = h.recv_seg();
+    assert_eq!(seg.dss().mapping.map(|m| m.data_len), Some(4));
+    assert!(!h.conn.info().mptcp.unwrap().fallback);
+}
