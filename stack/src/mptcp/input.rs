@@ -3,9 +3,9 @@
 //! who knows the 4-tuple but not the sequence numbers gets no further than the
 //! TCB's checks. Where RFC 8684 is stricter than TCP, so is this: MP_CAPABLE
 //! keys come only from a SYN/ACK that acknowledges our SYN (the TCB's verdict
-//! in SYN_SENT); a DATA_ACK beyond what was sent is ignored, as is a mapping
-//! beyond the receive window; MP_FASTCLOSE must carry our key; a DATA_FIN is
-//! the first one the peer named.
+//! in SYN_SENT); a DATA_ACK beyond what was sent is ignored; data mapped beyond
+//! the receive window is dropped at the data level (`recv.rs`), as Linux does;
+//! MP_FASTCLOSE must carry our key; a DATA_FIN is the first one the peer named.
 
 use super::action::{Action, Actions};
 use super::level::{DataLevel, FallbackReason, Phase, Role};
@@ -16,10 +16,10 @@ use crate::time::Instant;
 use crate::wire::mptcp::{Dss, MpCapable, MptcpOptions, MptcpVersion};
 use crate::wire::{Dsn, TcpRepr};
 
-/// Mappings may reach this far past the end of the receive buffer: a window
+/// Data may reach this far past the end of the receive buffer: a window
 /// advertised on one subflow, rounded up by window scaling, may run a little
 /// past the buffer's free space as seen later on another.
-const WINDOW_SLACK: u64 = 1 << 16;
+pub(super) const WINDOW_SLACK: u64 = 1 << 16;
 
 impl DataLevel {
     /// The options of a segment on the subflow (`tcb`, `sf`) that its TCB
@@ -209,23 +209,22 @@ impl DataLevel {
             true => Dsn(m.dsn),
             false => self.rcv_nxt.expand32(m.dsn as u32),
         };
-        let window_end = self.rcv_nxt + (self.rcv_buf.capacity() as u64 + WINDOW_SLACK);
-        if dsn.diff(window_end) > 0 {
-            // Data the peer cannot have been allowed to send.
-            self.stats.bad_mappings += 1;
-            return Actions::new();
-        }
         if d.data_fin {
             let fin = dsn + (m.data_len as u64 - 1);
             // The first DATA_FIN counts (as in Linux); it cannot precede what
-            // was already delivered.
-            if self.peer_data_fin.is_none() && fin.diff(self.rcv_nxt) >= 0 {
+            // was already delivered, nor lie beyond any window we offered.
+            if self.peer_data_fin.is_none()
+                && fin.diff(self.rcv_nxt) >= 0
+                && fin.diff(self.rcv_nxt) <= self.window_limit() as i64
+            {
                 self.peer_data_fin = Some(fin);
             }
         }
-        // A DATA_FIN alone has SSN 0 and occupies no subflow byte.
+        // A DATA_FIN alone has SSN 0 and occupies no subflow byte. Otherwise a
+        // mapping travels with (the first segment of) its data, as Linux sends
+        // and reads it: one on a segment without data maps nothing.
         let data_len = m.data_len - d.data_fin as u16;
-        if m.ssn != 0 && data_len > 0 && !self.rx_fallback {
+        if m.ssn != 0 && data_len > 0 && !self.rx_fallback && !seg.payload.is_empty() {
             // A mapping of subflow bytes already handed up is old news; one
             // far past what the subflow may receive is bogus.
             let rel = m.ssn.wrapping_sub(tcb.recv_ssn()) as i32 as i64;
@@ -290,6 +289,12 @@ impl DataLevel {
         // The subflow window is relative to the DATA_ACK.
         self.snd_wnd_end = ack + tcb.scaled_window(seg.window) as u64;
         self.snd_wnd_known = true;
+    }
+
+    /// How far past `rcv_nxt` the peer's data may reach: what we can have
+    /// offered, with some slack.
+    pub(super) fn window_limit(&self) -> u64 {
+        self.rcv_buf.capacity() as u64 + WINDOW_SLACK
     }
 
     pub(super) fn check_data_fin(&mut self) {

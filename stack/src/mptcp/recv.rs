@@ -83,6 +83,16 @@ impl DataLevel {
                 sf.rx_map.release_before(tcb.recv_ssn());
                 continue;
             }
+            if offset as u64 >= self.window_limit() {
+                // Mapped beyond any window we offered: a peer's error. Drop it
+                // at the data level, as Linux does (its NoDSSInWindow); the
+                // subflow goes on, and a real sender retransmits at the data
+                // level what the DATA_ACK never covered.
+                self.stats.bad_mappings += 1;
+                discard(tcb, n);
+                sf.rx_map.release_before(tcb.recv_ssn());
+                continue;
+            }
             let offset = offset as usize;
             let room = self.rcv_buf.free();
             if offset >= room {
