@@ -47,7 +47,7 @@ fn run(name: &str, checksum: bool, default_seeds: u64) {
                 sc.describe()
             )),
         }
-        if failures.len() >= 5 {
+        if failures.len() >= max_failures() {
             break;
         }
     }
@@ -108,7 +108,7 @@ fn options_stripped_after_handshake_fall_back_without_loss() {
             }
             Err(e) => failures.push(format!("seed {seed} ({}): {e}", sc.describe())),
         }
-        if failures.len() >= 5 {
+        if failures.len() >= max_failures() {
             break;
         }
     }
@@ -206,7 +206,7 @@ fn dss_checksum_failure_falls_back_by_mp_fail() {
                 sc.describe()
             )),
         }
-        if failures.len() >= 5 {
+        if failures.len() >= max_failures() {
             break;
         }
     }

@@ -40,6 +40,7 @@
 //! ```text
 //! SIM_SEED=17 cargo test -p mptun-stack --test tcp_sim bidirectional_transfer_200_seeds -- --nocapture
 //! SIM_SEEDS=1000 cargo test -p mptun-stack --test tcp_sim bidirectional   # more seeds
+//! SIM_MAX_FAILURES=1000 SIM_SEEDS=1000 ...   # MPTCP sims: list every failing seed, not 5
 //! SIM_SACK_SEEDS=50 cargo test -p mptun-stack --test tcp_sim sack -- --nocapture
 //! SIM_TRACE=1 SIM_SEED=17 cargo test ...   # print every packet and event
 //! cargo test -p mptun-stack --test tcp_sim -- link scenario   # harness self-tests
@@ -174,7 +175,74 @@ pub fn describe_packet(packet: &[u8]) -> String {
         }
     }
     let data = l4.len().saturating_sub(off);
-    format!("{src}:{sport} > {dst}:{dport} [{f}] seq {seq} ack {ack} win {win} len {data}")
+    format!(
+        "{src}:{sport} > {dst}:{dport} [{f}] seq {seq} ack {ack} win {win} len {data}{}",
+        describe_mptcp(packet)
+    )
+}
+
+/// The MPTCP options of a packet, briefly (DSNs and DATA_ACKs by their low 32
+/// bits): `" mp[DSS ack=.. map=dsn/ssn/len F, ADD_ADDR id=1 echo]"`, or "".
+pub fn describe_mptcp(packet: &[u8]) -> String {
+    use mptun_stack::wire::mptcp::{AddAddr, MpJoin};
+    use mptun_stack::wire::{mptcp_options, IpRepr, MptcpOption, ParseCtx, TcpRepr};
+    let Ok((ip, tcp)) = IpRepr::parse(packet) else {
+        return String::new();
+    };
+    let Ok(seg) = TcpRepr::parse(ip.src, ip.dst, tcp, false) else {
+        return String::new();
+    };
+    let ctx = ParseCtx::from_repr(&seg);
+    let low = |v: u64| v as u32;
+    let opts: Vec<String> = mptcp_options(&seg)
+        .map(|d| match MptcpOption::parse(d, ctx) {
+            Ok(MptcpOption::MpCapable(c)) => format!(
+                "CAPABLE v{}{}{}{}",
+                c.version.number(),
+                if c.sender_key.is_some() { " skey" } else { "" },
+                if c.receiver_key.is_some() {
+                    " rkey"
+                } else {
+                    ""
+                },
+                c.data_len.map_or(String::new(), |l| format!(" len={l}"))
+            ),
+            Ok(MptcpOption::MpJoin(MpJoin::Syn { .. })) => "JOIN syn".into(),
+            Ok(MptcpOption::MpJoin(MpJoin::SynAck { .. })) => "JOIN synack".into(),
+            Ok(MptcpOption::MpJoin(MpJoin::Ack { .. })) => "JOIN ack".into(),
+            Ok(MptcpOption::Dss(d)) => {
+                let mut s = "DSS".to_string();
+                if let Some(a) = d.data_ack {
+                    s += &format!(" ack={}", low(a.value));
+                }
+                if let Some(m) = d.mapping {
+                    s += &format!(" map={}/{}/{}", low(m.dsn), m.ssn, m.data_len);
+                }
+                if d.data_fin {
+                    s += " F";
+                }
+                s
+            }
+            Ok(MptcpOption::AddAddr(AddAddr::V1 { echo, addr_id, .. })) => {
+                format!("ADD_ADDR id={addr_id}{}", if echo { " echo" } else { "" })
+            }
+            Ok(MptcpOption::AddAddr(AddAddr::V0 { addr_id, .. })) => {
+                format!("ADD_ADDR v0 id={addr_id}")
+            }
+            Ok(MptcpOption::RemoveAddr(_)) => "REMOVE_ADDR".into(),
+            Ok(MptcpOption::MpPrio(p)) => format!("MP_PRIO b={}", p.backup),
+            Ok(MptcpOption::MpFail(_)) => "MP_FAIL".into(),
+            Ok(MptcpOption::FastClose(_)) => "FASTCLOSE".into(),
+            Ok(MptcpOption::TcpRst(r)) => format!("TCPRST {}", r.reason),
+            Ok(MptcpOption::Unknown { subtype, .. }) => format!("? {subtype}"),
+            Err(_) => "bad".into(),
+        })
+        .collect();
+    if opts.is_empty() {
+        String::new()
+    } else {
+        format!(" mp[{}]", opts.join(", "))
+    }
 }
 
 /// One host: a stack and a name for messages.
@@ -711,4 +779,10 @@ pub fn seeds(default: u64) -> Vec<u64> {
         Some(s) => vec![s],
         None => (0..env_u64("SIM_SEEDS").unwrap_or(default)).collect(),
     }
+}
+
+/// Failing seeds after which a multi-seed test stops: `SIM_MAX_FAILURES=n`,
+/// else 5 (raise it to list every failing seed of a long run).
+pub fn max_failures() -> usize {
+    env_u64("SIM_MAX_FAILURES").map_or(5, |n| n as usize)
 }

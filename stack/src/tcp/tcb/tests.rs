@@ -1731,3 +1731,74 @@ fn verdict_time_wait_and_retransmitted_syn_are_not_news() {
     let ack = h.seg(ACK, IRS + 1, ISS + 1);
     assert!(accepted(h.verdict(&ack)), "the third ACK");
 }
+
+// ----- resets and orphans decided by a layered protocol (MPTCP) -----
+
+/// A reset decided above the TCB (MPTCP giving up a subflow) must reach the
+/// peer in CLOSING too: our FIN may be lost, the peer's side waiting for it in
+/// FIN_WAIT_2 with no timer (ABORT, by RFC 9293, is silent there).
+#[test]
+fn reset_in_closing_sends_rst_at_snd_max() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.send(b"abc").unwrap();
+    h.tcb.shutdown();
+    let out = h.recv_seg();
+    assert_eq!((out.flags, out.seq), (fl(FIN | ACK | PSH), ISS + 1));
+    // Their FIN acknowledges none of it (our data and FIN were lost).
+    let their_fin = h.seg(FIN | ACK, IRS + 1, ISS + 1);
+    h.send(&their_fin);
+    assert_eq!(h.tcb.state(), State::Closing);
+    let rst = RstReply {
+        seq: SeqNumber(ISS + 5),
+        ack: None,
+    };
+    assert_eq!(h.tcb.reset(), Some(rst));
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::Reset));
+}
+
+#[test]
+fn reset_in_last_ack_sends_rst() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let fin = h.seg(FIN | ACK, IRS + 1, ISS + 1);
+    h.send(&fin);
+    h.recv_seg();
+    h.tcb.shutdown();
+    assert_eq!(h.tcb.state(), State::LastAck);
+    h.recv_seg();
+    let rst = RstReply {
+        seq: SeqNumber(ISS + 2),
+        ack: None,
+    };
+    assert_eq!(h.tcb.reset(), Some(rst));
+}
+
+/// A connection the layer above no longer waits for (an MPTCP subflow after
+/// both DATA_FINs) does not stay in FIN_WAIT_2 for ever, whether it got there
+/// before or after being told; unlike a released one, data on it is no error.
+#[test]
+fn orphan_bounds_fin_wait_2() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.shutdown();
+    assert_eq!(h.recv_seg().flags, fl(FIN | ACK));
+    let ack = h.seg(ACK, IRS + 1, ISS + 2);
+    h.send(&ack);
+    assert_eq!(h.tcb.state(), State::FinWait2);
+    assert_eq!(h.tcb.poll_at(), None);
+    h.tcb.orphan(h.now);
+    assert_eq!(h.tcb.poll_at(), Some(h.now + ms(60_000)));
+    let d = h.data(IRS + 1, ISS + 2, b"late");
+    assert_eq!(h.send(&d), None);
+    assert_eq!(h.fire_timer(), None);
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::Normal));
+
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.tcb.orphan(h.now);
+    h.tcb.shutdown();
+    assert_eq!(h.recv_seg().flags, fl(FIN | ACK));
+    let ack = h.seg(ACK, IRS + 1, ISS + 2);
+    h.send(&ack);
+    assert_eq!(h.tcb.state(), State::FinWait2);
+    assert_eq!(h.tcb.poll_at(), Some(h.now + ms(60_000)));
+}
