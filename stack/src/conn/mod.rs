@@ -238,8 +238,15 @@ impl Connection {
     }
 
     pub fn recv_available(&self) -> usize {
-        let mp = self.mp.as_deref().map_or(0, |m| m.recv_available());
-        mp + self.subflows[0].tcb.recv_available()
+        let tcp = self.subflows[0].tcb.recv_available();
+        match self.mp.as_deref() {
+            // A subflow's bytes are the application's only once the data
+            // level took them (in order, by their mappings).
+            Some(mp) if !mp.is_fallback() => mp.recv_available(),
+            // Fallen back: what reached the data level first, then the TCB's.
+            Some(mp) => mp.recv_available() + tcp,
+            None => tcp,
+        }
     }
 
     /// `Ok(0)`: nothing yet; `Err(true)`: the peer finished; `Err(false)`:

@@ -336,3 +336,16 @@ fn data_the_subflow_acknowledged_but_the_data_level_did_not_is_sent_again() {
 fn remove_addr(id: u8) -> MptcpOption<'static> {
     MptcpOption::RemoveAddr(crate::wire::mptcp::RemoveAddr::new(&[id]).unwrap())
 }
+
+/// Bytes a subflow holds that the data level has not taken (here: mapped past
+/// the room left in the connection buffer, waiting for reads) are not yet the
+/// application's: `recv_available` counts only what `recv` can return.
+#[test]
+fn bytes_still_in_a_subflow_are_not_available_to_read() {
+    let mut h = Harness::client(V1);
+    let data = bytes(500, 22);
+    let ahead = h.peer_map(BUFFER as u64, 1, &data);
+    let _ = h.feed_data(0, &data, &[ahead]);
+    assert_eq!(h.conn.recv_available(), 0);
+    assert_eq!(h.read_all(), (vec![], false));
+}
