@@ -1,7 +1,7 @@
-//! Which subflow carries the next chunk of connection data. The MPTCP level asks
-//! with a view of every subflow that could send; `redundant` is handled by the
-//! connection itself (every subflow gets every byte), so it picks like `minrtt`
-//! for the first copy.
+//! Which subflow carries the next chunk of connection data. The connection
+//! asks with a view of every subflow that could send (`conn/output.rs`);
+//! `redundant` does not pick (every subflow gets every byte, `send.rs`), so its
+//! scheduler object is `minrtt`'s.
 
 use crate::config::SchedulerKind;
 use core::time::Duration;
