@@ -1,7 +1,9 @@
-//! The seam between a TCP connection and a protocol layered on it (MPTCP): which
-//! extra options go on each outgoing segment, and how much payload it may carry.
-//! The TCB stays ignorant of what the options mean, much as Linux's TCP calls out
-//! to MPTCP for `syn_options`, `synack_options` and `established_options`.
+//! The outgoing half of the seam between a TCP connection and a protocol layered
+//! on it (MPTCP): which extra options go on each segment, and how much payload it
+//! may carry. The TCB stays ignorant of what the options mean, much as Linux's TCP
+//! calls out to MPTCP for `syn_options`, `synack_options` and
+//! `established_options`. (The incoming half is the TCB's `Verdict`: the layered
+//! protocol acts on a segment's options only if the TCB found it acceptable.)
 
 use crate::wire::SeqNumber;
 
