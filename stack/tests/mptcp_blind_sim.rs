@@ -375,7 +375,13 @@ fn run(seed: u64, st: &Setup) -> Result<(), String> {
             cn.mptcp_fallbacks, sn.mptcp_fallbacks
         ));
     }
-    if st.paths > 1 && (cn.mptcp_joins_established == 0 || sn.mptcp_joins_established == 0) {
+    // A join that never had a chance is no failure: its SYN was lost and the
+    // retransmission (a second later) found the server's connection already
+    // gone (seeds 410 and 559: refused, "unknown token"). A join the server
+    // took but that never completed is.
+    let no_chance = sn.mptcp_join_syn_rx == 0 && sn.mptcp_join_rejected > 0;
+    let joined = cn.mptcp_joins_established > 0 && sn.mptcp_joins_established > 0;
+    if st.paths > 1 && !joined && !no_chance {
         return Err(format!(
             "no join: client {}, server {} established{context}",
             cn.mptcp_joins_established, sn.mptcp_joins_established
