@@ -328,10 +328,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_routes: bool,
 
-    /// Seed of the random number generator (initial sequence numbers, MPTCP keys, ...).
+    /// Testing aid: seed the random number generator with N (initial sequence
+    /// numbers, MPTCP keys and nonces, ports).
     ///
-    /// Give it to make runs reproducible, e.g. in tests. Without it the seed comes
-    /// from the operating system's entropy at startup.
+    /// Makes runs reproducible, e.g. in tests, and every secret predictable to
+    /// anyone who knows N: never on a network you care about (mptun warns).
+    /// Without it the secrets come from 256 bits of the operating system's
+    /// entropy, drawn at startup and never logged.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 }

@@ -8,7 +8,7 @@ use crate::services::{self, ServiceStats};
 use crate::socket::{Handle, Shared};
 use crate::tun::{Tun, TunConfig};
 use mptun_stack::impair::ImpairSpec;
-use mptun_stack::{Config, EndpointFlags, Stack};
+use mptun_stack::{Config, EndpointFlags, Seed, Stack};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ pub struct Runtime {
     pub services: Vec<Arc<ServiceStats>>,
 }
 
-fn stack_config(args: &RunArgs, seed: u64) -> Config {
+fn stack_config(args: &RunArgs, seed: Seed) -> Config {
     let mut config = Config {
         seed,
         ..Config::default()
@@ -63,9 +63,19 @@ fn stack_config(args: &RunArgs, seed: u64) -> Config {
 }
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
+    // The stack's secrets (ISN secret, MPTCP keys, nonces) come from 256 bits
+    // of OS entropy; a --seed makes them predictable, for tests only. Neither
+    // is ever logged.
     let seed = match args.seed {
-        Some(s) => s,
-        None => getrandom::u64().map_err(|e| err("cannot read OS entropy for the seed", e))?,
+        Some(s) => {
+            warn!("--seed given: initial sequence numbers and MPTCP keys are predictable (for tests only)");
+            Seed::from_u64(s)
+        }
+        None => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| err("cannot read OS entropy", e))?;
+            Seed::from_bytes(bytes)
+        }
     };
     let mut stack = Stack::new(stack_config(&args, seed));
     for a in &args.addrs {
@@ -104,7 +114,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .spec
             .parse()
             .map_err(|e| err(format!("--impair {}", imp.addr), e))?;
-        let link_seed = spec.seed.unwrap_or(seed.wrapping_add(i as u64 + 1));
+        let link_seed = match (spec.seed, args.seed) {
+            (Some(s), _) => s,
+            (None, Some(s)) => s.wrapping_add(i as u64 + 1),
+            (None, None) => getrandom::u64().map_err(|e| err("cannot read OS entropy", e))?,
+        };
         info!(addr = %imp.addr, spec = %imp.spec, "fault injection on");
         impairments.push(Impairment::new(imp.addr, spec.params, link_seed));
     }
@@ -161,7 +175,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     });
 
     let addrs: Vec<String> = args.addrs.iter().map(|a| a.addr.to_string()).collect();
-    info!(addresses = %addrs.join(","), seed, "mptun running");
+    info!(addresses = %addrs.join(","), "mptun running");
     let mut driver = Driver::new(handle.clone(), tun, pcap, impairments);
     let result = driver.run(stop_rx).await;
     if let Err(e) = &result {

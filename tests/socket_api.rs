@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn stack(seed: u64, addr: &str) -> Handle {
     let mut s = Stack::new(Config {
-        seed,
+        seed: seed.into(),
         ..Config::default()
     });
     s.add_address(addr.parse::<IpAddr>().unwrap());

@@ -134,10 +134,56 @@ impl Default for MptcpConfig {
     }
 }
 
+/// The seed of a stack's randomness: 256 bits for ChaCha20, from which the
+/// stack draws its ISN secret (RFC 6528), MPTCP keys and nonces, ephemeral
+/// ports and timestamp offsets, each from a stream of its own. A stack on a
+/// network must get it from the OS's entropy ([`Seed::from_bytes`]); a fixed
+/// one ([`Seed::from_u64`]) makes every secret predictable and is for tests
+/// and simulations that replay a run. It never prints its bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Seed([u8; 32]);
+
+impl Seed {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Seed {
+        Seed(bytes)
+    }
+
+    /// A seed spread from a small number (SplitMix64): for tests only.
+    pub fn from_u64(n: u64) -> Seed {
+        let mut state = n;
+        let mut out = [0u8; 32];
+        for chunk in out.chunks_mut(8) {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+        }
+        Seed(out)
+    }
+
+    pub(crate) fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+}
+
+impl From<u64> for Seed {
+    fn from(n: u64) -> Seed {
+        Seed::from_u64(n)
+    }
+}
+
+impl core::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Seed(..)")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Seeds every random choice (ISN secret, later MPTCP keys and nonces).
-    pub seed: u64,
+    /// Seeds every random choice (see [`Seed`]). The default is all zeros:
+    /// a stack on a network must be given one from the OS.
+    pub seed: Seed,
     pub tcp: TcpConfig,
     /// Live connections (including TIME_WAIT) before new ones are refused.
     pub max_connections: usize,
@@ -151,7 +197,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            seed: 0,
+            seed: Seed::default(),
             tcp: TcpConfig::default(),
             max_connections: 65536,
             backlog: 128,

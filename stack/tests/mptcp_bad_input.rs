@@ -208,7 +208,7 @@ struct Pair {
 
 fn config(seed: u64) -> Config {
     let mut c = Config {
-        seed,
+        seed: seed.into(),
         ..Config::default()
     };
     c.mptcp.enabled = true;

@@ -111,7 +111,7 @@ fn all_cases() -> Vec<Case> {
 
 fn config(seed: u64, version: u8) -> Config {
     let mut c = Config {
-        seed,
+        seed: seed.into(),
         ..Config::default()
     };
     c.mptcp.enabled = true;

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 fn stack(seed: u64, addr: &str, mptcp: bool) -> Stack {
     let mut c = Config {
-        seed,
+        seed: seed.into(),
         ..Config::default()
     };
     c.mptcp.enabled = mptcp;

@@ -20,7 +20,7 @@ fn ip(s: &str) -> IpAddr {
 
 fn config(seed: u64, v0: bool) -> Config {
     let mut c = Config {
-        seed,
+        seed: seed.into(),
         ..Config::default()
     };
     c.mptcp.enabled = true;

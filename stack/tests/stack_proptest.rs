@@ -29,7 +29,7 @@ fn valid_packet(flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
 
 fn stack() -> Stack {
     let mut s = Stack::new(Config {
-        seed: 1,
+        seed: 1.into(),
         ..Config::default()
     });
     s.add_address(ip("10.0.0.2"));

@@ -45,7 +45,7 @@ impl Stack {
             self.tokens.remove(&token);
         }
         // A new ISN well away from the refused one.
-        let away = (self.rng.next_u32() | 1) as usize;
+        let away = (self.rng.public.next_u32() | 1) as usize;
         let tcb = self.active_tcb(now, local, remote, away);
         let key = self.new_key(MptcpVersion::V0);
         let mp = DataLevel::client(MptcpVersion::V0, key, &self.mptcp_settings());

@@ -247,7 +247,7 @@ impl Stack {
             return;
         };
         let tcb = self.passive_tcb(now, tuple, syn);
-        let local_nonce = self.rng.next_u32();
+        let local_nonce = self.rng.nonces.next_u32();
         let (local_id, flags) = self.local_endpoint(id, tuple.local.ip());
         let req = JoinRequest {
             remote_nonce,

@@ -10,6 +10,7 @@ mod effects;
 mod input;
 mod output;
 mod pm;
+mod random;
 mod timers;
 mod types;
 
@@ -29,8 +30,8 @@ use crate::wire::mptcp::MptcpVersion;
 use crate::wire::TcpRepr;
 use core::cmp::Reverse;
 use output::{EchoOut, RstQueue};
-use rand_chacha::ChaCha8Rng;
-use rand_core::{Rng, SeedableRng};
+use rand_core::Rng;
+use random::Randomness;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
@@ -69,7 +70,7 @@ struct Slot {
 /// The engine. See the crate documentation.
 pub struct Stack {
     config: Config,
-    rng: ChaCha8Rng,
+    rng: Randomness,
     isn: IsnGenerator,
     endpoints: Vec<Endpoint>,
     next_addr_id: u8,
@@ -92,9 +93,7 @@ pub struct Stack {
 
 impl Stack {
     pub fn new(config: Config) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-        let mut secret = [0u8; 32];
-        rng.fill_bytes(&mut secret);
+        let (rng, secret) = Randomness::new(&config.seed);
         Stack {
             config,
             rng,
@@ -142,7 +141,7 @@ impl Stack {
 
     fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<u16> {
         let span = (*EPHEMERAL.end() - *EPHEMERAL.start()) as u32 + 1;
-        let start = self.rng.next_u32() % span;
+        let start = self.rng.public.next_u32() % span;
         (0..span)
             .map(|i| *EPHEMERAL.start() + ((start + i) % span) as u16)
             .find(|&p| {
@@ -235,7 +234,7 @@ impl Stack {
     /// An MPTCP key whose token no live connection uses (RFC 8684 §3.1).
     fn new_key(&mut self, version: MptcpVersion) -> u64 {
         let tokens = &self.tokens;
-        crypto::generate_key(version_alg(version), &mut self.rng, |t| {
+        crypto::generate_key(version_alg(version), &mut self.rng.keys, |t| {
             tokens.contains_key(&t)
         })
     }
@@ -263,14 +262,14 @@ impl Stack {
         iss_offset: usize,
     ) -> Tcb {
         let iss = self.isn.generate(now, local, remote) + iss_offset;
-        let ts_offset = self.rng.next_u32();
+        let ts_offset = self.rng.public.next_u32();
         Tcb::connect(&self.config.tcp, local, remote, iss, ts_offset, now)
     }
 
     /// The TCB of a passive open (a new connection or a joined subflow).
     fn passive_tcb(&mut self, now: Instant, tuple: FourTuple, syn: &TcpRepr<'_>) -> Tcb {
         let iss = self.isn.generate(now, tuple.local, tuple.remote);
-        let ts_offset = self.rng.next_u32();
+        let ts_offset = self.rng.public.next_u32();
         Tcb::accept(
             &self.config.tcp,
             tuple.local,

@@ -199,7 +199,7 @@ impl Stack {
             remote,
         };
         let tcb = self.active_tcb(now, tuple.local, remote, 0);
-        let nonce = self.rng.next_u32();
+        let nonce = self.rng.nonces.next_u32();
         let (local_id, flags) = self.local_endpoint(id, local_ip);
         let Some(slot) = self.conns.get_mut(id) else {
             return;

@@ -352,7 +352,7 @@ pub const SERVER_PORT: u16 = 5001;
 /// gets a RST in LAST_ACK, as in real TCP; idle virtual time costs nothing.
 pub fn sim_config(seed: u64) -> Config {
     let mut c = Config {
-        seed,
+        seed: seed.into(),
         ..Config::default()
     };
     c.tcp.msl = Duration::from_secs(30);
