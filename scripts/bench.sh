@@ -158,7 +158,8 @@ run_linux() {
 
 # run_mptun REP [CASE [MPTUN_ARGS...]]: CASE defaults to mptun.
 run_mptun() {
-    local rep=$1 case=${2:-mptun} t0 out rfile="$DIR/lf-sink.$rep" sink_pid
+    local rep=$1 case=${2:-mptun} t0 out rfile sink_pid
+    rfile="$DIR/lf-sink.$rep"
     shift $(($# < 2 ? $# : 2))
     mptun_start --sink 9 --echo 7 --local-forward 127.0.0.1:6000=10.1.0.1:5001 "$@"
     t0=$(cpu_ticks "$MPTUN_PID")
