@@ -40,7 +40,7 @@
 #                   and mptun-plain-base, each next to its mptun case in every
 #                   repetition (which of the two goes first alternates), and print the
 #                   ratios mptun / mptun-base; not with --write
-# The daemon is $MPTUN (default target/release/mptun, which --no-build does not build).
+# The daemon: $MPTUN if set (tests/netns/lib.sh), else target/release/mptun.
 # Needs root (network namespaces, TUN), python3, iproute2.
 set -Eeuo pipefail
 

@@ -48,7 +48,7 @@
 #                   interleaved with the others (the order mptun, mptun-base, linux
 #                   reversed every repetition), and print the ratios mptun / mptun-base;
 #                   not with --write
-# The daemon is $MPTUN (default target/release/mptun, which --no-build does not build).
+# The daemon: $MPTUN if set (tests/netns/lib.sh), else target/release/mptun.
 # Needs root (network namespaces, TUN), python3, iproute2 (ip, tc, nstat).
 set -Eeuo pipefail
 
