@@ -31,11 +31,16 @@
 # whoever was running, so it is a lower bound. The PEER client's own CPU (getrusage)
 # is shown too.
 #
-# Usage: scripts/bench.sh [--bytes N] [--reps N] [--write] [--no-build]
-#   --bytes N   bytes per transfer (default 1073741824 = 1 GiB)
-#   --reps N    repetitions of every case (default 3); the table shows the median
-#   --write     also write docs/BENCHMARKS.md
-#   --no-build  use the existing release binaries
+# Usage: scripts/bench.sh [--bytes N] [--reps N] [--write] [--no-build] [--baseline BIN]
+#   --bytes N       bytes per transfer (default 1073741824 = 1 GiB)
+#   --reps N        repetitions of every case (default 3); the table shows the median
+#   --write         also write docs/BENCHMARKS.md
+#   --no-build      use the existing release binaries
+#   --baseline BIN  also run every mptun case with the daemon BIN, as cases mptun-base
+#                   and mptun-plain-base, each next to its mptun case in every
+#                   repetition (which of the two goes first alternates), and print the
+#                   ratios mptun / mptun-base; not with --write
+# The daemon: $MPTUN if set (tests/netns/lib.sh), else target/release/mptun.
 # Needs root (network namespaces, TUN), python3, iproute2.
 set -Eeuo pipefail
 
@@ -44,16 +49,23 @@ BYTES=$((1 << 30))
 REPS=3
 WRITE=0
 BUILD=1
+BASELINE=""
 while [ $# -gt 0 ]; do
     case $1 in
     --bytes) BYTES=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --write) WRITE=1; shift ;;
     --no-build) BUILD=0; shift ;;
+    --baseline) BASELINE=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -E/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+if [ -n "$BASELINE" ]; then
+    [ "$WRITE" = 0 ] || { echo "bench.sh: --baseline and --write do not go together" >&2; exit 2; }
+    [ -x "$BASELINE" ] || { echo "bench.sh: --baseline $BASELINE is not an executable" >&2; exit 2; }
+    BASELINE=$(realpath "$BASELINE")
+fi
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (network namespaces, TUN)" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -158,7 +170,8 @@ run_linux() {
 
 # run_mptun REP [CASE [MPTUN_ARGS...]]: CASE defaults to mptun.
 run_mptun() {
-    local rep=$1 case=${2:-mptun} t0 out rfile="$DIR/lf-sink.$rep" sink_pid
+    local rep=$1 case=${2:-mptun} t0 out rfile sink_pid
+    rfile="$DIR/lf-sink.$rep"
     shift $(($# < 2 ? $# : 2))
     mptun_start --sink 9 --echo 7 --local-forward 127.0.0.1:6000=10.1.0.1:5001 "$@"
     t0=$(cpu_ticks "$MPTUN_PID")
@@ -210,24 +223,51 @@ run_smoltcp() {
     wait_until 5 bash -c "! ip -n '$HOST' link show smt0" || fail "smt0 still there"
 }
 
+# as_base CMD...: CMD with the --baseline daemon (lib.sh's mptun_start and
+# mptun_stop read MPTUN).
+as_base() {
+    local MPTUN=$BASELINE
+    "$@"
+}
+
 DEFAULT_TXQUEUELEN=10000 # what mptun sets on its TUN (src/cli.rs DEFAULT_TXQUEUELEN)
 topology_up
 srv_up
 : >"$RESULTS"
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 log "$REPS repetitions of $BYTES bytes per case and direction (load average $LOADAVG)"
+log "mptun: $MPTUN${BASELINE:+; mptun-base: $BASELINE}"
+START=$SECONDS
 for rep in $(seq 1 "$REPS"); do
     # Interleaved, so slow drifts of the shared machine hit every case alike.
     run_linux "$rep"
-    run_mptun "$rep"
-    run_smoltcp "$rep"
-    run_mptun "$rep" mptun-plain --no-offload
+    if [ -z "$BASELINE" ]; then
+        run_mptun "$rep"
+        run_smoltcp "$rep"
+        run_mptun "$rep" mptun-plain --no-offload
+    elif ((rep % 2)); then
+        # Each mptun case next to its baseline, which of the two first alternating.
+        run_mptun "$rep"
+        as_base run_mptun "$rep" mptun-base
+        run_smoltcp "$rep"
+        run_mptun "$rep" mptun-plain --no-offload
+        as_base run_mptun "$rep" mptun-plain-base --no-offload
+    else
+        as_base run_mptun "$rep" mptun-base
+        run_mptun "$rep"
+        run_smoltcp "$rep"
+        as_base run_mptun "$rep" mptun-plain-base --no-offload
+        run_mptun "$rep" mptun-plain --no-offload
+    fi
 done
+log "all runs took $((SECONDS - START))s"
 
-TABLE=$(python3 - "$RESULTS" <<'EOF'
+TABLE=$(python3 - "$RESULTS" "${BASELINE:+base}" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-cases = ["linux", "mptun", "smoltcp", "mptun-plain"]
+base = sys.argv[2] == "base"
+cases = (["linux", "mptun", "mptun-base", "smoltcp", "mptun-plain", "mptun-plain-base"] if base
+         else ["linux", "mptun", "smoltcp", "mptun-plain"])
 dirs = ["to-server", "from-server"]
 def med(xs):
     return statistics.median(xs) if xs else None
@@ -255,6 +295,28 @@ for d in dirs:
               f"{f(r['scpu'], '.2f')} | {f(r['ccpu'], '.2f')} | "
               f"{ratio(r['mbit'], res['linux', d]['mbit'])} | "
               f"{ratio(r['mbit'], res['smoltcp', d]['mbit'])} |")
+if base:
+    # Per repetition too: a case and its baseline ran one after the other.
+    def per_rep(c, d, col, scale):
+        by = {}
+        for r in rows:
+            if r[1] == d and r[3] != "FAIL" and r[0] in (c, c + "-base"):
+                by.setdefault(r[2], {})[r[0]] = float(r[col]) / (int(r[6]) / 1e9 if scale else 1)
+        return [v[c] / v[c + "-base"] for _, v in sorted(by.items(), key=lambda kv: int(kv[0]))
+                if c in v and v.get(c + "-base")]
+    print()
+    print("Against the baseline daemon (--baseline): ratio of the medians, then the "
+          "ratio in every repetition.")
+    print()
+    print("| case / baseline | direction | Mbit/s ratio | runs | server CPU s/GB ratio | runs |")
+    print("|---|---|---:|---|---:|---|")
+    for d in dirs:
+        for c in ("mptun", "mptun-plain"):
+            a, b = res[c, d], res[c + "-base", d]
+            g = ", ".join(f"{x:.2f}" for x in per_rep(c, d, 3, False))
+            cp = ", ".join(f"{x:.2f}" for x in per_rep(c, d, 4, True))
+            print(f"| {c} / {c}-base | {d} | {ratio(a['mbit'], b['mbit'])} | {g} | "
+                  f"{ratio(a['scpu'], b['scpu'])} | {cp} |")
 EOF
 )
 echo

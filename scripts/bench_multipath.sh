@@ -37,13 +37,18 @@
 # number of subflows; otherwise it is reported as failed, with the reason.
 #
 # Usage: scripts/bench_multipath.sh [--reps N] [--sink-bytes N] [--echo-bytes N]
-#                                   [--rate RATE] [--write] [--no-build]
+#                                   [--rate RATE] [--write] [--no-build] [--baseline BIN]
 #   --reps N        repetitions of every case and stack (default 3); tables show medians
 #   --sink-bytes N  bytes per sink transfer (default 25165824 = 24 MiB)
 #   --echo-bytes N  bytes per failover echo (default 33554432 = 32 MiB)
 #   --rate RATE     tbf rate of every shaped link (default 20mbit)
 #   --write         also write the "Multipath" section of docs/BENCHMARKS.md
 #   --no-build      use the existing target/release/mptun
+#   --baseline BIN  also run every case with the daemon BIN, as stack mptun-base,
+#                   interleaved with the others (the order mptun, mptun-base, linux
+#                   reversed every repetition), and print the ratios mptun / mptun-base;
+#                   not with --write
+# The daemon: $MPTUN if set (tests/netns/lib.sh), else target/release/mptun.
 # Needs root (network namespaces, TUN), python3, iproute2 (ip, tc, nstat).
 set -Eeuo pipefail
 
@@ -54,6 +59,7 @@ ECHO_BYTES=$((32 << 20))
 RATE=20mbit
 WRITE=0
 BUILD=1
+BASELINE=""
 while [ $# -gt 0 ]; do
     case $1 in
     --reps) REPS=$2; shift 2 ;;
@@ -62,10 +68,16 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift 2 ;;
     --write) WRITE=1; shift ;;
     --no-build) BUILD=0; shift ;;
+    --baseline) BASELINE=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -E/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench_multipath.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+if [ -n "$BASELINE" ]; then
+    [ "$WRITE" = 0 ] || { echo "bench_multipath.sh: --baseline and --write do not go together" >&2; exit 2; }
+    [ -x "$BASELINE" ] || { echo "bench_multipath.sh: --baseline $BASELINE is not an executable" >&2; exit 2; }
+    BASELINE=$(realpath "$BASELINE")
+fi
 [ "$(id -u)" = 0 ] || { echo "bench_multipath.sh: needs root (network namespaces, TUN)" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -147,11 +159,12 @@ mptun_idle() {
     [ "$(json_eval "$(mptun_status_json)" 'len(d["connections"])')" = 0 ]
 }
 
-# server_up STACK MPTUN_ARGS...: starts mptun with MPTUN_ARGS (its service); linux's
+# server_up STACK MPTUN_ARGS...: starts mptun (mptun-base: the --baseline daemon, see
+# as_stack) with MPTUN_ARGS (its service); linux's
 # servers run for the whole benchmark. Sets ADDR, and S0 to the server's counters
 # (none for mptun, fresh for every run).
 server_up() {
-    if [ "$1" = mptun ]; then
+    if [ "${1%-base}" = mptun ]; then
         mptun_start "${@:2}"
         ADDR=10.10.1.2 S0=""
     else
@@ -161,7 +174,7 @@ server_up() {
 
 # server_counters STACK: the server's counters now, "name=value ...".
 server_counters() {
-    if [ "$1" = mptun ]; then
+    if [ "${1%-base}" = mptun ]; then
         wait_until 3 mptun_idle || log "mptun still lists a connection; its counters may be incomplete"
         mptun_counters
     else
@@ -172,7 +185,7 @@ server_counters() {
 # server_down STACK: stops mptun (linux's servers stay). Not in a $(...) subshell:
 # mptun_stop must wait for its own child.
 server_down() {
-    if [ "$1" = mptun ]; then
+    if [ "${1%-base}" = mptun ]; then
         mptun_stop 5 || log "mptun exited with status $?"
     fi
 }
@@ -303,6 +316,17 @@ failover_run() {
     server_down "$stack"
 }
 
+# as_stack STACK CMD...: CMD, with the --baseline daemon if STACK is mptun-base
+# (lib.sh's mptun_start, mptun_stop and mptun_status_json read MPTUN).
+as_stack() {
+    if [ "$1" = mptun-base ]; then
+        local MPTUN=$BASELINE
+        "${@:2}"
+    else
+        "${@:2}"
+    fi
+}
+
 mp_topology_up
 # The limits asked of both ends. Neither server announces an address, so
 # add_addr_accepted changes nothing; subflows 2 lets the endpoint's join happen.
@@ -320,15 +344,18 @@ SRV_PIDS+=("$BG_PID")
 : >"$RESULTS"
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 log "$REPS repetitions; sink $SINK_BYTES bytes, echo $ECHO_BYTES bytes, every path $RATE each way (load average $LOADAVG)"
+log "mptun: $MPTUN${BASELINE:+; mptun-base: $BASELINE}"
 START=$SECONDS
 for rep in $(seq 1 "$REPS"); do
     # Which stack goes first alternates, so neither always runs on a warmer machine.
-    if ((rep % 2)); then stacks=(mptun linux); else stacks=(linux mptun); fi
+    if [ -n "$BASELINE" ]; then
+        if ((rep % 2)); then stacks=(mptun mptun-base linux); else stacks=(linux mptun-base mptun); fi
+    elif ((rep % 2)); then stacks=(mptun linux); else stacks=(linux mptun); fi
     ip -n "$PEER" mptcp endpoint flush
-    for s in "${stacks[@]}"; do sink_run "$s" "$rep" 1; done
+    for s in "${stacks[@]}"; do as_stack "$s" sink_run "$s" "$rep" 1; done
     mp_endpoint 10.2.0.1 p2 subflow
-    for s in "${stacks[@]}"; do sink_run "$s" "$rep" 2; done
-    for s in "${stacks[@]}"; do failover_run "$s" "$rep"; done
+    for s in "${stacks[@]}"; do as_stack "$s" sink_run "$s" "$rep" 2; done
+    for s in "${stacks[@]}"; do as_stack "$s" failover_run "$s" "$rep"; done
 done
 ELAPSED=$((SECONDS - START))
 log "all runs took ${ELAPSED}s"
@@ -342,7 +369,8 @@ part, path, sink_bytes, echo_bytes, rate = sys.argv[1], sys.argv[2], int(sys.arg
 # a DSS mismatch, a checksum error, MP_FAIL, MP_FASTCLOSE or MP_RST received.
 bad = {k.removeprefix("MPTcpExt") for k in sys.argv[6].split()}
 rows = [json.loads(l) for l in open(path) if l.strip()]
-stacks = ["mptun", "linux"]
+base = any(r["stack"] == "mptun-base" for r in rows)
+stacks = ["mptun", "mptun-base", "linux"] if base else ["mptun", "linux"]
 def runs(case, stack):
     return sorted((r for r in rows if r["case"] == case and r["stack"] == stack), key=lambda r: r["rep"])
 def med(case, stack, key):
@@ -411,6 +439,25 @@ if part == "tables":
     for s in stacks:
         print(f"| failover, after path 1 came back | {s} | {counters('failover', s, 'peer_after')} | "
               f"{counters('failover', s, 'server_after')} |")
+    if base:
+        def per_rep(case, key):
+            a = {r["rep"]: r[key] for r in runs(case, "mptun") if r["ok"]}
+            b = {r["rep"]: r[key] for r in runs(case, "mptun-base") if r["ok"]}
+            return ", ".join(f"{a[k] / b[k]:.2f}" for k in sorted(a) if k in b and b[k])
+        def rmed(case, key):
+            a, b = med(case, "mptun", key), med(case, "mptun-base", key)
+            return "n/a" if a is None or not b else f"{a / b:.2f}"
+        print()
+        print("Against the baseline daemon (--baseline): mptun / mptun-base, the ratio of "
+              "the medians, then the ratio in every repetition.")
+        print()
+        print("| case | figure | mptun / mptun-base |")
+        print("|---|---|---:|")
+        for case, key, what in (("sink1", "mbit_s", "one path, Mbit/s"),
+                                ("sink2", "mbit_s", "two paths, Mbit/s"),
+                                ("failover", "max_rx_gap_s", "longest stall, s"),
+                                ("failover", "seconds", "total, s")):
+            print(f"| {case} | {what} | {rmed(case, key)} ({per_rep(case, key)}) |")
     failed = [r for r in rows if not r["ok"]]
     if failed:
         print()
