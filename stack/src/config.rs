@@ -179,6 +179,31 @@ impl core::fmt::Debug for Seed {
     }
 }
 
+/// What others can make the stack send, per second (see `tcp::ratelimit`).
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Challenge ACKs (RFC 5961 §7) of all connections together; each
+    /// second's quota is drawn between half and one and a half times this.
+    pub challenge_acks: u32,
+    /// RSTs in answer to segments (closed ports, refused joins, unacceptable
+    /// SYN/ACKs), with bursts of up to a tenth of a second's worth.
+    pub rsts: u32,
+    /// ICMP / ICMPv6 echo replies, likewise.
+    pub echo_replies: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        // Linux's defaults where it has one (icmp_msgs_per_sec = 1000, the
+        // historic tcp_challenge_ack_limit = 1000).
+        RateLimits {
+            challenge_acks: 1000,
+            rsts: 1000,
+            echo_replies: 1000,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Seeds every random choice (see [`Seed`]). The default is all zeros:
@@ -192,6 +217,7 @@ pub struct Config {
     /// TTL / hop limit of packets we emit.
     pub hop_limit: u8,
     pub mptcp: MptcpConfig,
+    pub limits: RateLimits,
 }
 
 impl Default for Config {
@@ -203,6 +229,7 @@ impl Default for Config {
             backlog: 128,
             hop_limit: 64,
             mptcp: MptcpConfig::default(),
+            limits: RateLimits::default(),
         }
     }
 }

@@ -394,3 +394,73 @@ fn peer_rst_reported_as_closed_event() {
     s.handle_packet(T, &packet(peer4(1234), server, ACK, 1001, 77, &[]));
     assert_eq!(poll_one(&mut s).flags, TcpFlags(RST));
 }
+
+/// A packet claiming one of our own addresses as its source is a spoof: it is
+/// dropped and counted, never answered (a RST would go to ourselves, or be
+/// reflected at whoever owns the address elsewhere).
+#[test]
+fn packets_from_our_own_addresses_are_dropped() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let us = SocketAddr::new(us4(), 80);
+    s.handle_packet(
+        T,
+        &packet(
+            SocketAddr::new(us6(), 5),
+            SocketAddr::new(us6(), 81),
+            SYN,
+            1,
+            0,
+            &[],
+        ),
+    );
+    s.handle_packet(T, &packet(SocketAddr::new(us4(), 4000), us, SYN, 1, 0, &[]));
+    s.handle_packet(
+        T,
+        &packet(
+            SocketAddr::new(us4(), 4000),
+            SocketAddr::new(us4(), 9),
+            ACK,
+            1,
+            1,
+            &[],
+        ),
+    );
+    assert_silent(&mut s);
+    assert_eq!(s.counters().drop_own_source, 3);
+    assert_eq!(s.connection_count(), 0);
+}
+
+/// RSTs in answer to segments (here: ACKs to a closed port, a spray from
+/// spoofed sources) are rate-limited stack-wide: a burst of a tenth of a
+/// second's worth, then the configured rate.
+#[test]
+fn rsts_to_closed_ports_are_rate_limited() {
+    let mut c = config();
+    c.limits.rsts = 100;
+    let mut s = stack(c);
+    let to = SocketAddr::new(us4(), 7777);
+    for i in 0..1000u32 {
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i)), 1024 + i as u16);
+        s.handle_packet(T, &packet(from, to, ACK, i, i, &[]));
+    }
+    let mut rsts = 0;
+    while let Some(o) = poll(&mut s) {
+        assert!(o.flags.rst());
+        rsts += 1;
+    }
+    assert_eq!(rsts, 10, "the burst");
+    assert_eq!(s.counters().drop_rst_rate_limited, 990);
+    // A second later the bucket has refilled, up to its burst.
+    let later = Instant::from_millis(2_000);
+    for i in 0..1000u32 {
+        let from = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0a02_0000 + i)), 1024 + i as u16);
+        s.handle_packet(later, &packet(from, to, ACK, i, i, &[]));
+    }
+    let mut buf = vec![0u8; 2048];
+    let mut rsts = 0;
+    while s.poll_transmit(later, &mut buf).is_some() {
+        rsts += 1;
+    }
+    assert_eq!(rsts, 10, "refilled only up to the burst");
+}

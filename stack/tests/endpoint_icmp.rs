@@ -25,7 +25,11 @@ fn peer6() -> IpAddr {
 }
 
 fn stack() -> Stack {
-    let mut s = Stack::new(Config::default());
+    stack_with(Config::default())
+}
+
+fn stack_with(config: Config) -> Stack {
+    let mut s = Stack::new(config);
     s.add_address(us4());
     s.add_address(us6());
     s
@@ -296,7 +300,10 @@ fn icmp_echo_larger_than_mtu_is_dropped() {
 
 #[test]
 fn icmp_echo_queue_is_bounded() {
-    let mut s = stack();
+    // A rate limit high enough for the queue to fill first.
+    let mut config = Config::default();
+    config.limits.echo_replies = 1_000_000;
+    let mut s = stack_with(config);
     let n = 10_000u32;
     for i in 0..n {
         let (from, to) = if i % 2 == 0 {
@@ -367,4 +374,24 @@ fn icmp_replies_go_before_connection_traffic() {
     assert_eq!(ip.protocol, wire::IPPROTO_TCP);
     let seg = wire::TcpRepr::parse(ip.src, ip.dst, seg, true).unwrap();
     assert!(seg.flags.syn() && seg.flags.ack());
+}
+
+/// Echo replies are rate-limited stack-wide (a tenth of a second's worth at
+/// once, then the configured rate): a flood of requests gets few answers.
+#[test]
+fn icmp_echo_replies_are_rate_limited() {
+    let mut config = Config::default();
+    config.limits.echo_replies = 200;
+    let mut s = stack_with(config);
+    for i in 0..100u16 {
+        s.handle_packet(T, &request(peer4(), us4(), 9, i, b"flood"));
+    }
+    let mut replies = 0;
+    while poll(&mut s).is_some() {
+        replies += 1;
+    }
+    assert_eq!(replies, 20);
+    let c: Counters = s.counters();
+    assert_eq!(c.drop_icmp_rate_limited, 80);
+    assert_eq!(c.icmp_echo_requests, 100);
 }

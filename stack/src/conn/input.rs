@@ -6,25 +6,28 @@
 
 use super::{Connection, Effects, SubflowId};
 use crate::mptcp::{Action, Actions};
+use crate::tcp::ratelimit::ChallengeQuota;
 use crate::time::Instant;
 use crate::wire::{MptcpOptions, TcpRepr};
 
 impl Connection {
     /// A segment for subflow `sub` (the demux's answer for its 4-tuple), with
-    /// its MPTCP options decoded once by the stack.
+    /// its MPTCP options decoded once by the stack; `quota` is the stack-wide
+    /// budget of challenge ACKs.
     pub fn on_segment(
         &mut self,
         now: Instant,
         sub: SubflowId,
         seg: &TcpRepr<'_>,
         opts: &MptcpOptions,
+        quota: &mut ChallengeQuota,
     ) -> Effects {
         let mut fx = Effects::default();
         let Some(k) = self.index(sub) else {
             return fx;
         };
         let s = &mut self.subflows[k];
-        let verdict = s.tcb.on_segment(now, seg);
+        let verdict = s.tcb.on_segment(now, seg, quota);
         fx.rst(s.tuple(), verdict.rst, Default::default());
         let Some(mp) = self.mp.as_deref_mut().filter(|m| !m.is_fallback()) else {
             return fx;

@@ -27,15 +27,26 @@ pub struct Counters {
     pub drop_paws: u64,
     pub drop_ooo_overflow: u64,
     pub challenge_acks: u64,
+    /// Challenge ACKs withheld by the stack-wide quota; duplicate ACKs to
+    /// unacceptable segments without data withheld by the per-connection
+    /// limit.
+    pub challenge_acks_limited: u64,
+    pub oow_acks_limited: u64,
     pub drop_unsupported_protocol: u64,
     pub drop_rst_queue_full: u64,
+    /// RSTs in answer to segments withheld by `Config::limits`.
+    pub drop_rst_rate_limited: u64,
+    /// Packets from one of our own addresses (spoofed).
+    pub drop_own_source: u64,
     /// ICMP / ICMPv6 echo requests to one of our addresses with a valid checksum.
     pub icmp_echo_requests: u64,
     pub icmp_echo_replies_sent: u64,
     /// ICMP / ICMPv6 messages other than echo requests (echo replies included).
     pub drop_icmp_other: u64,
-    /// Echo requests dropped because too many replies were already waiting.
+    /// Echo requests dropped because too many replies were already waiting,
+    /// or by the rate limit.
     pub drop_icmp_queue_full: u64,
+    pub drop_icmp_rate_limited: u64,
     /// Echo requests whose reply would not fit the MTU (we do not fragment).
     pub drop_icmp_too_big: u64,
     /// Closed connections that ran MPTCP to the end, and those that fell back.
@@ -111,5 +122,7 @@ impl Counters {
         self.drop_out_of_window += s.drop_out_of_window;
         self.drop_ooo_overflow += s.drop_ooo_overflow;
         self.challenge_acks += s.challenge_acks;
+        self.challenge_acks_limited += s.challenge_acks_limited;
+        self.oow_acks_limited += s.oow_acks_limited;
     }
 }

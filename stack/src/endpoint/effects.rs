@@ -13,9 +13,14 @@ use core::cmp::Reverse;
 use rand_core::Rng;
 
 impl Stack {
-    /// Carry out what connection `id` returned.
-    pub(super) fn apply_effects(&mut self, id: ConnId, now: Instant, fx: Effects) {
-        self.queue_rsts(fx.rsts);
+    /// Carry out what connection `id` returned; `answer`: in answer to a
+    /// segment, whose RSTs are rate-limited.
+    pub(super) fn apply_effects(&mut self, id: ConnId, now: Instant, fx: Effects, answer: bool) {
+        if answer {
+            self.queue_rsts(fx.rsts);
+        } else {
+            self.queue_own_rsts(fx.rsts);
+        }
         for r in fx.requests {
             match r {
                 Request::RetryV0 => self.reopen_v0(now, id),
@@ -26,7 +31,23 @@ impl Stack {
         }
     }
 
+    /// Queue RSTs a connection decided on, or the stack in answer to a
+    /// segment. Those answer what others sent, so they are rate-limited; a
+    /// RST of our own (an abort) is not.
     pub(super) fn queue_rsts(&mut self, rsts: Vec<RstOut>) {
+        for r in rsts {
+            if !self.rst_bucket.take(self.now) {
+                self.counters.drop_rst_rate_limited += 1;
+                continue;
+            }
+            if !self.rsts.push(r) {
+                self.counters.drop_rst_queue_full += 1;
+            }
+        }
+    }
+
+    /// Queue RSTs of our own (an abort, a release, timers giving up).
+    pub(super) fn queue_own_rsts(&mut self, rsts: Vec<RstOut>) {
         for r in rsts {
             if !self.rsts.push(r) {
                 self.counters.drop_rst_queue_full += 1;

@@ -58,6 +58,12 @@ impl Stack {
             self.counters.drop_not_for_us += 1;
             return;
         }
+        if self.endpoints.iter().any(|e| e.addr == ip.src) {
+            // We never send to ourselves through the network: a spoof (a
+            // "martian" source), which a RST or echo reply would reflect.
+            self.counters.drop_own_source += 1;
+            return;
+        }
         match ip.protocol {
             wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload, verify),
             wire::IPPROTO_ICMP if ip.dst.is_ipv4() => self.handle_icmp(&ip, payload),
@@ -103,6 +109,10 @@ impl Stack {
             self.counters.drop_icmp_queue_full += 1;
             return;
         }
+        if !self.echo_bucket.take(self.now) {
+            self.counters.drop_icmp_rate_limited += 1;
+            return;
+        }
         self.echoes.push_back(EchoOut {
             src: ip.dst,
             dst: ip.src,
@@ -143,8 +153,10 @@ impl Stack {
                 .conns
                 .get_mut(id)
                 .expect("tuple map points at a live connection");
-            let fx = slot.conn.on_segment(now, sub, &seg, &opts);
-            self.apply_effects(id, now, fx);
+            let fx = slot
+                .conn
+                .on_segment(now, sub, &seg, &opts, &mut self.challenge_quota);
+            self.apply_effects(id, now, fx, true);
             self.touch(id);
             return;
         }

@@ -24,6 +24,7 @@ use crate::demux::{ConnTable, FourTuple};
 use crate::mptcp::level::version_alg;
 use crate::mptcp::{crypto, DataLevel, MptcpSettings};
 use crate::tcp::isn::IsnGenerator;
+use crate::tcp::ratelimit::{ChallengeQuota, TokenBucket};
 use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::mptcp::MptcpVersion;
@@ -89,12 +90,21 @@ pub struct Stack {
     tokens: HashMap<u32, ConnId>,
     /// Scratch list of due timers, kept to avoid an allocation per wake-up.
     due: Vec<(Instant, ConnId)>,
+    /// What others can make us send (`Config::limits`).
+    challenge_quota: ChallengeQuota,
+    rst_bucket: TokenBucket,
+    echo_bucket: TokenBucket,
 }
 
 impl Stack {
     pub fn new(config: Config) -> Self {
-        let (rng, secret) = Randomness::new(&config.seed);
+        let (mut rng, secret) = Randomness::new(&config.seed);
+        let l = config.limits;
+        let challenge_quota = ChallengeQuota::new(l.challenge_acks, rng.public.next_u64());
         Stack {
+            challenge_quota,
+            rst_bucket: TokenBucket::new(l.rsts, (l.rsts / 10).max(1)),
+            echo_bucket: TokenBucket::new(l.echo_replies, (l.echo_replies / 10).max(1)),
             config,
             rng,
             isn: IsnGenerator::new(secret),
@@ -313,7 +323,7 @@ impl Stack {
         let (r, fx) = conn.recv(now, buf);
         let wants_ack = conn.wants_ack();
         if !fx.is_empty() {
-            self.apply_effects(id, now, fx);
+            self.apply_effects(id, now, fx, false);
             self.touch(id);
         } else if wants_ack {
             self.queue_for_transmit(id);
@@ -349,7 +359,7 @@ impl Stack {
     /// Send a RST and drop the connection at once.
     pub fn abort(&mut self, id: ConnId) -> Result<(), Error> {
         let fx = self.conn_mut(id)?.abort();
-        self.queue_rsts(fx.rsts);
+        self.queue_own_rsts(fx.rsts);
         self.remove(id);
         Ok(())
     }
@@ -359,7 +369,7 @@ impl Stack {
     pub fn release(&mut self, id: ConnId) -> Result<(), Error> {
         let now = self.now;
         let fx = self.conn_mut(id)?.release(now);
-        self.apply_effects(id, now, fx);
+        self.apply_effects(id, now, fx, false);
         self.touch(id);
         Ok(())
     }

@@ -130,7 +130,7 @@ impl Stack {
             };
             let first = slot.conn.local().ip() == addr;
             let fx = slot.conn.withdraw(now, addr, if first { 0 } else { aid });
-            self.apply_effects(id, now, fx);
+            self.apply_effects(id, now, fx, false);
             self.touch(id);
         }
     }

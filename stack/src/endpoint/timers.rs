@@ -31,7 +31,7 @@ impl Stack {
             }
             if slot.conn.poll_at().is_some_and(|t| t <= now) {
                 let fx = slot.conn.on_timeout(now);
-                self.apply_effects(id, now, fx);
+                self.apply_effects(id, now, fx, false);
                 self.touch(id);
             } else {
                 self.arm(id);

@@ -7,6 +7,7 @@ pub mod buffer;
 pub mod cc;
 pub mod hooks;
 pub mod isn;
+pub mod ratelimit;
 pub mod rtt;
 pub mod sack;
 pub mod state;

@@ -647,7 +647,9 @@ impl Harness {
             path.snd_nxt = seg.seq.0.wrapping_add(len);
         }
         let id = path.id;
-        self.conn.on_segment(self.now, id, &seg, &parsed)
+        let mut quota = crate::tcp::ratelimit::ChallengeQuota::new(1_000_000, 1);
+        self.conn
+            .on_segment(self.now, id, &seg, &parsed, &mut quota)
     }
 
     // ----- what the connection sends -----

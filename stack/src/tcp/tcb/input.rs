@@ -2,6 +2,7 @@
 //! checks against blind resets, SYNs and data injection.
 
 use super::Tcb;
+use crate::tcp::ratelimit::ChallengeQuota;
 use crate::tcp::state::CloseReason;
 use crate::tcp::State;
 use crate::time::Instant;
@@ -49,8 +50,13 @@ impl Verdict {
 
 /// Bound on duplicate ACKs queued within one batch of arrivals.
 const MAX_EXTRA_ACKS: u8 = 8;
-/// Challenge ACKs allowed per second (RFC 5961 §7).
+/// Challenge ACKs allowed per second and connection (RFC 5961 §7); the stack
+/// also holds a quota for all connections together.
 const CHALLENGE_ACK_LIMIT: u32 = 10;
+/// At most one duplicate ACK per this interval in answer to segments without
+/// data that are out of the window or fail PAWS (Linux's
+/// `tcp_invalid_ratelimit`): a spray of blind segments gets little back.
+const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 /// TS.Recent older than this is not used for PAWS (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
@@ -59,13 +65,19 @@ fn seg_len(seg: &TcpRepr<'_>) -> usize {
 }
 
 impl Tcb {
-    /// Process one segment addressed to this connection.
-    pub fn on_segment(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Verdict {
+    /// Process one segment addressed to this connection; `quota` is the
+    /// stack-wide budget of challenge ACKs.
+    pub fn on_segment(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        quota: &mut ChallengeQuota,
+    ) -> Verdict {
         self.stats.segments_in += 1;
         match self.state {
             State::Closed | State::Listen => Verdict::DROPPED,
             State::SynSent => self.on_segment_syn_sent(now, seg),
-            _ => self.on_segment_synchronized(now, seg),
+            _ => self.on_segment_synchronized(now, seg, quota),
         }
     }
 
@@ -129,16 +141,38 @@ impl Tcb {
         self.arm_keepalive(now);
     }
 
-    fn challenge_ack(&mut self, now: Instant) {
+    fn challenge_ack(&mut self, now: Instant, quota: &mut ChallengeQuota) {
         let (start, count) = self.challenge_window;
         if now.saturating_since(start) >= Duration::from_secs(1) {
-            self.challenge_window = (now, 1);
+            self.challenge_window = (now, 0);
         } else if count >= CHALLENGE_ACK_LIMIT {
             return;
-        } else {
-            self.challenge_window.1 += 1;
         }
+        if !quota.take(now) {
+            self.stats.challenge_acks_limited += 1;
+            return;
+        }
+        self.challenge_window.1 += 1;
         self.stats.challenge_acks += 1;
+        self.ack_now = true;
+    }
+
+    /// A duplicate ACK for an unacceptable segment: always for one with
+    /// data (it may be a retransmission after our ACK was lost), at most one
+    /// per [`OOW_ACK_INTERVAL`] otherwise.
+    fn oow_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if !seg.payload.is_empty() && !seg.flags.syn() {
+            self.ack_now = true;
+            return;
+        }
+        if self
+            .oow_ack_at
+            .is_some_and(|t| now.saturating_since(t) < OOW_ACK_INTERVAL)
+        {
+            self.stats.oow_acks_limited += 1;
+            return;
+        }
+        self.oow_ack_at = Some(now);
         self.ack_now = true;
     }
 
@@ -163,11 +197,16 @@ impl Tcb {
         }
     }
 
-    fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Verdict {
+    fn on_segment_synchronized(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        quota: &mut ChallengeQuota,
+    ) -> Verdict {
         let f = seg.flags;
 
         if self.state == State::TimeWait {
-            return self.on_segment_time_wait(now, seg);
+            return self.on_segment_time_wait(now, seg, quota);
         }
 
         // The peer retransmitted its SYN: our SYN/ACK was lost, send it again. This
@@ -209,7 +248,7 @@ impl Tcb {
                 let idle = now.saturating_since(self.ts_recent_at) > PAWS_IDLE;
                 if !idle && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
                     self.stats.drop_paws += 1;
-                    self.ack_now = true;
+                    self.oow_ack(now, seg);
                     return Verdict::DROPPED;
                 }
             }
@@ -221,7 +260,7 @@ impl Tcb {
             if !zero_window_ok {
                 if !f.rst() {
                     self.stats.drop_out_of_window += 1;
-                    self.ack_now = true;
+                    self.oow_ack(now, seg);
                 }
                 return Verdict::DROPPED;
             }
@@ -238,13 +277,13 @@ impl Tcb {
                 self.close(reason);
                 return Verdict::ACCEPTED;
             }
-            self.challenge_ack(now);
+            self.challenge_ack(now, quota);
             return Verdict::DROPPED;
         }
 
         if f.syn() {
             // RFC 5961 §4: a SYN in a synchronized state gets a challenge ACK.
-            self.challenge_ack(now);
+            self.challenge_ack(now, quota);
             return Verdict::DROPPED;
         }
 
@@ -269,12 +308,12 @@ impl Tcb {
 
         // RFC 5961 §5.2 ACK validation.
         if seg.ack.diff(self.snd_max) > 0 {
-            self.ack_now = true;
+            self.oow_ack(now, seg);
             return Verdict::DROPPED;
         }
         let lower = self.snd_una - self.max_snd_wnd.clamp(1, 1 << 30);
         if seg.ack.diff(lower) < 0 {
-            self.challenge_ack(now);
+            self.challenge_ack(now, quota);
             return Verdict::DROPPED;
         }
 
@@ -431,19 +470,25 @@ impl Tcb {
     }
 
     /// TIME_WAIT: nothing here is news to a layered protocol (dropped).
-    fn on_segment_time_wait(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Verdict {
+    fn on_segment_time_wait(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        quota: &mut ChallengeQuota,
+    ) -> Verdict {
         let f = seg.flags;
         if f.rst() {
             // RFC 1337: ignore RSTs in TIME_WAIT.
             return Verdict::DROPPED;
         }
         if f.syn() {
-            self.challenge_ack(now);
+            self.challenge_ack(now, quota);
             return Verdict::DROPPED;
         }
         // Anything else is a retransmission from a peer that missed our last ACK
-        // (usually of its FIN): acknowledge it again. A FIN restarts the 2MSL wait.
-        self.ack_now = true;
+        // (usually of its FIN): acknowledge it again (rate-limited, as anything
+        // without data is). A FIN restarts the 2MSL wait.
+        self.oow_ack(now, seg);
         if f.fin() {
             self.timewait_at = Some(now + self.cfg.msl * 2);
         }

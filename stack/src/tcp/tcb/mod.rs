@@ -53,6 +53,11 @@ pub struct TcbStats {
     pub drop_out_of_window: u64,
     pub drop_ooo_overflow: u64,
     pub challenge_acks: u64,
+    /// Challenge ACKs the stack-wide quota withheld, and duplicate ACKs to
+    /// unacceptable segments without data withheld by the per-connection
+    /// limit.
+    pub challenge_acks_limited: u64,
+    pub oow_acks_limited: u64,
 }
 
 impl TcbStats {
@@ -68,6 +73,8 @@ impl TcbStats {
         self.drop_out_of_window += o.drop_out_of_window;
         self.drop_ooo_overflow += o.drop_ooo_overflow;
         self.challenge_acks += o.challenge_acks;
+        self.challenge_acks_limited += o.challenge_acks_limited;
+        self.oow_acks_limited += o.oow_acks_limited;
     }
 }
 
@@ -153,6 +160,8 @@ pub struct Tcb {
     timewait_at: Option<Instant>,
     fin_wait2_at: Option<Instant>,
     challenge_window: (Instant, u32),
+    /// When the last duplicate ACK to an unacceptable segment went out.
+    oow_ack_at: Option<Instant>,
 
     // Congestion control and loss recovery.
     rtt: RttEstimator,
@@ -265,6 +274,7 @@ impl Tcb {
             timewait_at: None,
             fin_wait2_at: None,
             challenge_window: (now, 0),
+            oow_ack_at: None,
             rtt,
             rtt_probe: None,
             cc,

@@ -7,6 +7,7 @@
 use super::{RstReply, Tcb, Transmit, Verdict};
 use crate::config::{Keepalive, TcpConfig};
 use crate::endpoint::CloseReason;
+use crate::tcp::ratelimit::ChallengeQuota;
 use crate::tcp::State;
 use crate::time::Instant;
 use crate::wire::{IpRepr, SeqNumber, TcpFlags, TcpRepr, IPPROTO_TCP};
@@ -124,6 +125,8 @@ struct Harness {
     /// The last TSval we saw from the TCB (echoed by the peer).
     last_tsval: u32,
     last_tx: Option<Transmit>,
+    /// The stack-wide challenge ACK budget, ample unless a test says so.
+    quota: ChallengeQuota,
 }
 
 impl Harness {
@@ -135,6 +138,7 @@ impl Harness {
             buf: vec![0; 2048],
             last_tsval: 0,
             last_tx: None,
+            quota: ChallengeQuota::new(1_000_000, 1),
         }
     }
 
@@ -226,7 +230,7 @@ impl Harness {
 
     /// Feed a segment; whether the TCB found it acceptable, and its RST.
     fn verdict(&mut self, r: &TcpRepr<'_>) -> Verdict {
-        self.tcb.on_segment(self.now, r)
+        self.tcb.on_segment(self.now, r, &mut self.quota)
     }
 
     /// Poll one segment out of the TCB and parse it back.
@@ -1801,4 +1805,50 @@ fn orphan_bounds_fin_wait_2() {
     h.send(&ack);
     assert_eq!(h.tcb.state(), State::FinWait2);
     assert_eq!(h.tcb.poll_at(), Some(h.now + ms(60_000)));
+}
+
+// ----- what others can make us send -----
+
+/// Out-of-window segments without data get one duplicate ACK per 500 ms at
+/// most (a blind spray gets little back); one with data always gets its ACK
+/// (a retransmission whose ACK was lost).
+#[test]
+fn out_of_window_acks_without_data_are_rate_limited() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let far = IRS + 1 + 1_000_000;
+    h.send(&h.seg(ACK, far, ISS + 1));
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    for i in 0..50 {
+        h.send(&h.seg(ACK, far + i, ISS + 1));
+    }
+    h.assert_no_segment();
+    assert_eq!(h.tcb.stats().oow_acks_limited, 50);
+    // Data out of the window (here: old data) is acknowledged every time.
+    h.send(&h.data(IRS - 100, ISS + 1, b"old"));
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    // Half a second later, one more.
+    h.now += ms(500);
+    h.send(&h.seg(ACK, far, ISS + 1));
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 1, 32768));
+    h.send(&h.seg(ACK, far, ISS + 1));
+    h.assert_no_segment();
+}
+
+/// The stack-wide challenge ACK quota: when it is spent, a connection within
+/// its own limit sends none either.
+#[test]
+fn challenge_acks_respect_the_stack_wide_quota() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.quota = ChallengeQuota::new(2, 3);
+    let mut sent = 0;
+    for i in 0..5 {
+        h.send(&h.seg(RST, IRS + 100 + i, 0));
+        if h.recv().is_some() {
+            sent += 1;
+        }
+    }
+    // This second's quota is drawn between 1 and 3.
+    assert!((1..=3).contains(&sent), "{sent}");
+    assert_eq!(h.tcb.stats().challenge_acks, sent);
+    assert_eq!(h.tcb.stats().challenge_acks_limited, 5 - sent);
 }
