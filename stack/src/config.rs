@@ -116,6 +116,14 @@ pub struct MptcpConfig {
     /// ADD_ADDRs a connection acts on (Linux: `add_addr_accepted`).
     pub max_add_addr_accepted: usize,
     pub scheduler: SchedulerKind,
+    /// MP_JOIN SYNs a connection takes, live or not: this many at once, then
+    /// one more every `join_refill` (a peer opening and resetting joins in a
+    /// loop is refused once they are spent).
+    pub join_attempts: u32,
+    pub join_refill: Duration,
+    /// Act on v0 ADD_ADDR, which has no HMAC: anyone who can put a segment in
+    /// the window can make us open a subflow to an address of its choice.
+    pub accept_v0_add_addr: bool,
 }
 
 impl Default for MptcpConfig {
@@ -130,6 +138,9 @@ impl Default for MptcpConfig {
             max_subflows: 2,
             max_add_addr_accepted: 0,
             scheduler: SchedulerKind::MinRtt,
+            join_attempts: 8,
+            join_refill: Duration::from_secs(10),
+            accept_v0_add_addr: false,
         }
     }
 }

@@ -221,8 +221,15 @@ impl Pair {
     /// Connect the client (10.0.0.1) to the server (10.0.0.2:80), and move
     /// some data both ways over the first subflow.
     fn new() -> Pair {
+        Pair::with(|_| {})
+    }
+
+    /// [`Pair::new`] with the server's configuration changed by `f`.
+    fn with(f: impl Fn(&mut Config)) -> Pair {
         let mut c = Stack::new(config(1));
-        let mut s = Stack::new(config(2));
+        let mut server_config = config(2);
+        f(&mut server_config);
+        let mut s = Stack::new(server_config);
         c.add_address(ip(C0));
         s.add_address(ip(S0));
         s.listen(PORT).unwrap();
@@ -972,7 +979,9 @@ fn add_addr_with_wrong_hmac_is_ignored() {
 /// go.
 #[test]
 fn joins_opened_and_reset_in_a_loop_leave_no_records() {
-    let mut p = Pair::new();
+    // A budget of join attempts large enough not to be the limit here (the
+    // next test is about the budget).
+    let mut p = Pair::with(|c| c.mptcp.join_attempts = 1000);
     let key_a = p.client_info().local_key;
     let key_b = p.server_info().local_key;
     let token = p.server_info().local_token;
@@ -1094,4 +1103,123 @@ fn remove_addr_for_a_dead_path_closes_it() {
     assert_eq!(live_subflows(&p.s, p.sid), 1, "the unanswered path is gone");
     p.transfer(20_000, &mut |_, pkt| path_1_down(pkt));
     p.assert_live();
+}
+
+/// The peer's join attempts, live or not, are budgeted per connection: a
+/// burst (`join_attempts`, 8), then one every `join_refill` (10 s). Past it a
+/// join SYN gets the same RST with MP_TCPRST "MPTCP-specific error" as one
+/// naming an unknown token, so the refusals tell a scanner nothing.
+#[test]
+fn join_attempts_beyond_the_budget_are_refused_like_unknown_tokens() {
+    let mut p = Pair::new();
+    let key_a = p.client_info().local_key;
+    let key_b = p.server_info().local_key;
+    let token = p.server_info().local_token;
+    let join = |i: u32| HandJoin {
+        src: sock(HAND, 30000 + i as u16),
+        dst: sock(S0, PORT),
+        isn: SeqNumber(0x2000_0000u32.wrapping_mul(i + 1)),
+        nonce_a: 0x0d0d_0000 + i,
+    };
+    let open_and_reset = |p: &mut Pair, j: &HandJoin| -> bool {
+        let Some((synack, nonce_b)) = j.try_open(p, token) else {
+            return false;
+        };
+        let hmac = crypto::join_ack_hmac(HashAlg::Sha256, key_a, key_b, j.nonce_a, nonce_b);
+        p.s.handle_packet(p.now, &j.third_ack(&synack, hmac));
+        let rst = craft(j.src, j.dst, TcpFlags::RST, j.isn + 1, SeqNumber(0), None);
+        p.s.handle_packet(p.now, &rst);
+        p.pump(&mut pass);
+        true
+    };
+    let taken = (0..20)
+        .filter(|&i| open_and_reset(&mut p, &join(i)))
+        .count();
+    assert_eq!(taken, 8, "the burst");
+    assert_eq!(p.s.counters().mptcp_join_rejected, 12);
+    // The refusal is the one an unknown token gets.
+    let from = p.log.len();
+    p.s.handle_packet(p.now, &join(50).syn(token));
+    p.s.handle_packet(p.now, &join(51).syn(token ^ 0x5a5a_5a5a));
+    p.pump(&mut pass);
+    let answers: Vec<Seg> = p
+        .since(from)
+        .into_iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.dst.ip() == ip(HAND))
+        .collect();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    for a in &answers {
+        assert!(a.flags.rst() && a.flags.ack(), "{a:?}");
+        assert_eq!(
+            a.tcprst().map(|r| r.reason),
+            Some(TcpRst::REASON_MPTCP_ERROR)
+        );
+    }
+    // Ten seconds later, one more.
+    p.run_for(Duration::from_secs(10), &mut pass);
+    assert!(open_and_reset(&mut p, &join(60)));
+    assert!(!open_and_reset(&mut p, &join(61)));
+    p.finish();
+}
+
+/// A peer's announcements are joined only to addresses a host can have: not
+/// to one of ours (a loop through ourselves), not to loopback, multicast or
+/// the like. Here the server (holding the keys, so the HMACs are right)
+/// announces 127.0.0.1 and then the client's own address: both are echoed,
+/// neither is joined.
+#[test]
+fn announced_addresses_of_no_host_are_not_joined() {
+    let mut p = Pair::new();
+    p.s.add_endpoint(
+        ip(S1),
+        EndpointFlags {
+            signal: true,
+            ..EndpointFlags::default()
+        },
+    );
+    let key_a = p.client_info().local_key;
+    let key_b = p.server_info().local_key;
+    let fakes = [ip("127.0.0.1"), ip(C0)];
+    let next = Cell::new(0usize);
+    let mut tap = |d: Dir, pkt: &[u8]| {
+        if d != Dir::ToClient || next.get() >= fakes.len() {
+            return None;
+        }
+        rewrite_mptcp(pkt, |o| match o {
+            MptcpOption::AddAddr(AddAddr::V1 {
+                echo: false,
+                addr_id,
+                port,
+                ..
+            }) => {
+                let addr = fakes[next.get()];
+                next.set(next.get() + 1);
+                let hmac =
+                    crypto::add_addr_hmac(HashAlg::Sha256, key_b, key_a, addr_id, addr, port);
+                Some(MptcpOption::AddAddr(AddAddr::V1 {
+                    echo: false,
+                    addr_id,
+                    addr,
+                    port,
+                    hmac: Some(hmac),
+                }))
+            }
+            _ => None,
+        })
+    };
+    let from = p.log.len();
+    // The first announcement and its repeat a second later.
+    p.run_for(Duration::from_millis(1_500), &mut tap);
+    assert_eq!(next.get(), 2);
+    let c = p.c.counters();
+    assert_eq!(c.mptcp_add_addr_rx, 2, "both HMACs were right");
+    assert_eq!(c.mptcp_add_addr_refused, 2);
+    let segs = p.since(from);
+    assert!(
+        !segs.iter().any(|(_, s)| s.flags.syn()),
+        "no join was opened"
+    );
+    assert_eq!(live_subflows(&p.c, p.cid), 1);
+    p.finish();
 }

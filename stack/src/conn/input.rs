@@ -37,9 +37,17 @@ impl Connection {
         } else {
             Actions::new()
         };
-        let refused = acts
-            .iter()
-            .any(|a| matches!(a, Action::RetryV0 | Action::FastClosed));
+        // Nothing more is taken from a subflow that is refused or about to be
+        // reset: its bytes are not the data stream's.
+        let refused = acts.iter().any(|a| {
+            matches!(
+                a,
+                Action::RetryV0
+                    | Action::FastClosed
+                    | Action::ResetSubflow { .. }
+                    | Action::ResetAll { .. }
+            )
+        });
         if !refused {
             acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp));
         }

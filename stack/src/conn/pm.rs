@@ -29,6 +29,16 @@ impl Connection {
                 .is_some_and(|m| m.join_allowed(self.live_joins()))
     }
 
+    /// Whether the peer may join one more subflow now: allowed, and its
+    /// budget of join attempts not spent.
+    pub fn passive_join_allowed(&mut self, now: Instant) -> bool {
+        self.join_allowed()
+            && self
+                .mp
+                .as_deref_mut()
+                .is_some_and(|m| m.join_budget_left(now))
+    }
+
     /// A fully established MPTCP connection (the path manager's business).
     pub fn mptcp_established(&self) -> bool {
         self.mp
@@ -54,9 +64,14 @@ impl Connection {
     }
 
     /// A subflow the peer joined (its SYN named our token); call only when
-    /// [`Self::join_allowed`].
-    pub fn add_passive_join(&mut self, tcb: Tcb, req: &JoinRequest) -> Option<SubflowId> {
-        let sf = self.mp.as_deref_mut()?.accept_join(req);
+    /// [`Self::passive_join_allowed`].
+    pub fn add_passive_join(
+        &mut self,
+        now: Instant,
+        tcb: Tcb,
+        req: &JoinRequest,
+    ) -> Option<SubflowId> {
+        let sf = self.mp.as_deref_mut()?.accept_join(now, req);
         Some(self.add_subflow(tcb, sf))
     }
 

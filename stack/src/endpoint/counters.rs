@@ -78,6 +78,13 @@ pub struct Counters {
     pub mptcp_add_addr_rx: u64,
     pub mptcp_add_addr_echo_rx: u64,
     pub mptcp_add_addr_hmac_failures: u64,
+    /// v0 ADD_ADDRs ignored (`accept_v0_add_addr` off), and announced
+    /// addresses the path manager would not join (ours, loopback, multicast,
+    /// unspecified, link-local).
+    pub mptcp_add_addr_ignored: u64,
+    pub mptcp_add_addr_refused: u64,
+    /// Reinjection ranges dropped from a full queue.
+    pub mptcp_reinject_overflow: u64,
     pub mptcp_rm_addr_tx: u64,
     pub mptcp_rm_addr_rx: u64,
     /// Connections opened again with v0 after their v1 SYN got plain TCP back.
@@ -109,6 +116,8 @@ impl Counters {
         self.mptcp_add_addr_rx += st.add_addr_rx;
         self.mptcp_add_addr_echo_rx += st.add_addr_echo_rx;
         self.mptcp_add_addr_hmac_failures += st.add_addr_hmac_failures;
+        self.mptcp_add_addr_ignored += st.add_addr_ignored;
+        self.mptcp_reinject_overflow += st.reinject_overflow;
         self.mptcp_rm_addr_tx += st.rm_addr_tx;
         self.mptcp_rm_addr_rx += st.rm_addr_rx;
         self.mptcp_bad_data_acks += st.bad_data_acks;

@@ -234,23 +234,21 @@ impl Stack {
         syn: &TcpRepr<'_>,
         (token, remote_nonce, remote_id, remote_backup): (u32, u32, u8, bool),
     ) {
-        let target = self
-            .tokens
-            .get(&token)
-            .copied()
-            .filter(|&id| self.conns.get(id).is_some_and(|s| s.conn.join_allowed()));
+        let target = self.tokens.get(&token).copied().filter(|&id| {
+            self.conns
+                .get_mut(id)
+                .is_some_and(|s| s.conn.passive_join_allowed(now))
+        });
         let Some(id) = target.filter(|_| self.conns.len() < self.config.max_connections) else {
+            // One answer for every refusal (unknown token, limits, a spent
+            // budget, a connection not ready): nothing tells a token scanner
+            // which tokens exist.
             self.counters.mptcp_join_rejected += 1;
-            let reason = if self.tokens.contains_key(&token) {
-                rst_reason::ADMIN_PROHIBITED
-            } else {
-                rst_reason::MPTCP_ERROR
-            };
             let reply = RstReply {
                 seq: SeqNumber(0),
                 ack: Some(syn.seq + seg_len(syn)),
             };
-            let extra = options::reset_options(reason, None);
+            let extra = options::reset_options(rst_reason::MPTCP_ERROR, None);
             self.queue_rsts(vec![RstOut {
                 tuple,
                 reply,
@@ -272,7 +270,7 @@ impl Stack {
         let Some(slot) = self.conns.get_mut(id) else {
             return;
         };
-        if let Some(sub) = slot.conn.add_passive_join(tcb, &req) {
+        if let Some(sub) = slot.conn.add_passive_join(now, tcb, &req) {
             self.conns.alias(id, tuple, sub);
         }
         self.touch(id);

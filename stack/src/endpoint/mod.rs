@@ -259,6 +259,9 @@ impl Stack {
             checksum: self.config.mptcp.checksum,
             send_buffer: self.config.tcp.send_buffer,
             recv_buffer: self.config.tcp.recv_buffer,
+            join_attempts: self.config.mptcp.join_attempts,
+            join_refill: self.config.mptcp.join_refill,
+            accept_v0_add_addr: self.config.mptcp.accept_v0_add_addr,
         }
     }
 

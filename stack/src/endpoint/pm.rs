@@ -93,6 +93,10 @@ impl Stack {
     /// The peer announced `r` on connection `id`: open a subflow to it, within
     /// `max_add_addr_accepted`.
     pub(super) fn join_peer_address(&mut self, now: Instant, id: ConnId, r: RemoteAddr) {
+        if !self.may_join_to(r.addr) {
+            self.counters.mptcp_add_addr_refused += 1;
+            return;
+        }
         let limit = self.config.mptcp.max_add_addr_accepted;
         let Some(slot) = self.conns.get_mut(id) else {
             return;
@@ -114,6 +118,34 @@ impl Stack {
         if let Some(local) = local {
             let remote = SocketAddr::new(r.addr, r.port.unwrap_or(remote0.port()));
             self.open_join(now, id, local, remote, r.id);
+        }
+    }
+
+    /// Whether the path manager opens a subflow to an address a peer
+    /// announced: never to one of ours (a loop), nor to an address that is
+    /// no host's (loopback, unspecified, multicast, broadcast, link-local
+    /// without a scope, IPv4-mapped IPv6). The port is the one announced, or
+    /// the connection's.
+    fn may_join_to(&self, addr: IpAddr) -> bool {
+        if self.endpoints.iter().any(|e| e.addr == addr) {
+            return false;
+        }
+        match addr {
+            IpAddr::V4(a) => {
+                !(a.is_loopback()
+                    || a.is_unspecified()
+                    || a.is_multicast()
+                    || a.is_broadcast()
+                    || a.is_link_local())
+            }
+            IpAddr::V6(a) => {
+                let link_local = (a.segments()[0] & 0xffc0) == 0xfe80;
+                !(a.is_loopback()
+                    || a.is_unspecified()
+                    || a.is_multicast()
+                    || link_local
+                    || a.to_ipv4_mapped().is_some())
+            }
         }
     }
 

@@ -204,6 +204,15 @@ impl DataLevel {
         if m.data_len == 0 {
             return self.on_infinite_mapping(tcb);
         }
+        if self.checksum && m.checksum.is_none() {
+            // RFC 8684 §3.3: once checksums are negotiated, a mapping without
+            // one is invalid and its subflow closed ("MPTCP-specific error").
+            self.stats.bad_mappings += 1;
+            return vec![Action::ResetSubflow {
+                reason: super::action::rst_reason::MPTCP_ERROR,
+                fail: None,
+            }];
+        }
         sf.mapping_seen = true;
         let dsn = match m.dsn_64bit {
             true => Dsn(m.dsn),

@@ -45,13 +45,20 @@ impl DataLevel {
             && !self.checksum_failure_pending()
     }
 
+    /// Whether the peer may open one more join at `now` (its budget of
+    /// attempts, live or not, is not spent).
+    pub fn join_budget_left(&mut self, now: Instant) -> bool {
+        self.join_budget.available(now)
+    }
+
     /// Whether subflows may ever join (or be added) to this connection.
     pub fn may_join(&self) -> bool {
         self.max_subflows > 0 && matches!(self.phase, Phase::Established | Phase::PreEstablished)
     }
 
     /// A passive join whose SYN named our token: the new subflow's state.
-    pub fn accept_join(&mut self, r: &JoinRequest) -> SubflowMp {
+    pub fn accept_join(&mut self, now: Instant, r: &JoinRequest) -> SubflowMp {
+        self.join_budget.take(now);
         let mut s = SubflowMp::joined(JoinPhase::SynReceived, r.local_nonce, r.remote_nonce);
         s.local_id = r.local_id;
         s.remote_id = r.remote_id;

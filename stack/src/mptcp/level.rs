@@ -22,6 +22,7 @@ use super::stats::MptcpStats;
 use crate::config::SchedulerKind;
 use crate::tcp::assembler::Assembler;
 use crate::tcp::buffer::RingBuffer;
+use crate::tcp::ratelimit::TokenBucket;
 use crate::tcp::Tcb;
 use crate::time::Instant;
 use crate::wire::mptcp::{MpCapable, MptcpVersion};
@@ -80,6 +81,10 @@ pub struct MptcpSettings {
     /// Connection-level buffers.
     pub send_buffer: usize,
     pub recv_buffer: usize,
+    /// Join attempts: a burst, then one per interval (`MptcpConfig`).
+    pub join_attempts: u32,
+    pub join_refill: core::time::Duration,
+    pub accept_v0_add_addr: bool,
 }
 
 /// The hash of a protocol version: SHA-1 for v0 (RFC 6824), SHA-256 for v1.
@@ -164,6 +169,9 @@ pub struct DataLevel {
     pub(super) pm: PmState,
     /// A client offering v1 may start over with v0 (settings).
     pub(super) may_retry_v0: bool,
+    /// MP_JOIN SYNs this connection may still take.
+    pub(super) join_budget: TokenBucket,
+    pub(super) accept_v0_add_addr: bool,
 }
 
 impl core::fmt::Debug for DataLevel {
@@ -228,6 +236,8 @@ impl DataLevel {
             max_subflows: s.max_subflows,
             pm: PmState::default(),
             may_retry_v0: s.retry_v0 && s.allow_v0,
+            join_budget: TokenBucket::every(s.join_refill, s.join_attempts),
+            accept_v0_add_addr: s.accept_v0_add_addr,
         }
     }
 

@@ -127,12 +127,16 @@ impl DataLevel {
                 port,
                 hmac,
             } => (echo, addr_id, addr, port, hmac),
-            // v0 has neither echo nor HMAC.
+            // v0 has neither echo nor HMAC: taken only when asked for.
             AddAddr::V0 {
                 addr_id,
                 addr,
                 port,
             } if self.version == MptcpVersion::V0 => {
+                if !self.accept_v0_add_addr {
+                    self.stats.add_addr_ignored += 1;
+                    return None;
+                }
                 self.stats.add_addr_rx += 1;
                 let r = RemoteAddr {
                     id: addr_id,

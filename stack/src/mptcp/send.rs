@@ -16,6 +16,10 @@ use crate::wire::mptcp::MptcpVersion;
 use crate::wire::Dsn;
 use core::time::Duration;
 
+/// Ranges the reinjection queue holds at most (contiguous ones merge); beyond,
+/// a range is dropped and left to the data-level retransmission.
+const MAX_REINJECT_RANGES: usize = 1024;
+
 /// Retransmission timeouts in a row after which what a subflow holds is sent
 /// again on the others: one, as a timeout means the path lost a whole window
 /// or died, and waiting for a second (twice as long) is that much more stall on
@@ -97,8 +101,25 @@ impl DataLevel {
                 continue;
             }
             let start = m.dsn.max(una);
-            self.reinject.push_back((start, end.since(start) as u32));
+            self.queue_reinjection(start, end.since(start) as u32);
         }
+    }
+
+    /// Queue `len` bytes from DSN `start` for sending again, merged with the
+    /// last range when contiguous, within [`MAX_REINJECT_RANGES`].
+    fn queue_reinjection(&mut self, start: Dsn, len: u32) {
+        if let Some(last) = self.reinject.back_mut() {
+            let merged = last.1 as u64 + len as u64;
+            if last.0 + last.1 as u64 == start && merged <= u32::MAX as u64 {
+                last.1 = merged as u32;
+                return;
+            }
+        }
+        if self.reinject.len() >= MAX_REINJECT_RANGES {
+            self.stats.reinject_overflow += 1;
+            return;
+        }
+        self.reinject.push_back((start, len));
     }
 
     /// The subflow closed or was reset: what it carried goes to the others.
@@ -316,5 +337,51 @@ impl DataLevel {
 fn carried(sf: &mut SubflowMp, end: Dsn) {
     if sf.carried_end.is_none_or(|c| end.diff(c) > 0) {
         sf.carried_end = Some(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SchedulerKind;
+    use crate::mptcp::level::MptcpSettings;
+
+    fn level() -> DataLevel {
+        let s = MptcpSettings {
+            allow_v1: true,
+            allow_v0: false,
+            retry_v0: false,
+            scheduler: SchedulerKind::MinRtt,
+            max_subflows: 2,
+            checksum: false,
+            send_buffer: 1 << 20,
+            recv_buffer: 1 << 20,
+            join_attempts: 8,
+            join_refill: Duration::from_secs(10),
+            accept_v0_add_addr: false,
+        };
+        DataLevel::client(MptcpVersion::V1, 7, &s)
+    }
+
+    /// The reinjection queue merges contiguous ranges and holds a bounded
+    /// number of ranges; what does not fit is counted and left to the
+    /// data-level retransmission.
+    #[test]
+    fn reinjection_queue_merges_and_is_bounded() {
+        let mut c = level();
+        c.queue_reinjection(Dsn(100), 50);
+        c.queue_reinjection(Dsn(150), 50);
+        assert_eq!(
+            c.reinject.iter().copied().collect::<Vec<_>>(),
+            [(Dsn(100), 100)]
+        );
+        for i in 0..5000u64 {
+            c.queue_reinjection(Dsn(1_000 + i * 10), 5);
+        }
+        assert_eq!(c.reinject.len(), MAX_REINJECT_RANGES);
+        assert_eq!(
+            c.stats.reinject_overflow,
+            5000 - (MAX_REINJECT_RANGES as u64 - 1)
+        );
     }
 }

@@ -17,6 +17,8 @@ pub struct MptcpStats {
     pub add_addr_rx: u64,
     pub add_addr_echo_rx: u64,
     pub add_addr_hmac_failures: u64,
+    /// v0 ADD_ADDRs ignored (no HMAC: `accept_v0_add_addr` off).
+    pub add_addr_ignored: u64,
     pub rm_addr_tx: u64,
     pub rm_addr_rx: u64,
     /// DSS checksum failures and the MP_FAIL / infinite mapping exchange that
@@ -30,4 +32,7 @@ pub struct MptcpStats {
     /// or far outside the receive window).
     pub bad_data_acks: u64,
     pub bad_mappings: u64,
+    /// Reinjection ranges not queued because the queue was full (the
+    /// data-level retransmission covers them).
+    pub reinject_overflow: u64,
 }

@@ -10,35 +10,52 @@
 use crate::time::Instant;
 use core::time::Duration;
 
-/// A token bucket: `rate` tokens a second, at most `burst` saved up.
+/// A token bucket: a token earned every `per_token`, at most `burst` saved up.
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
-    rate: u64,
-    burst: u64,
-    /// Millionths of a token.
-    micros: u64,
+    per_token: u64,
+    cap: u64,
+    /// Microseconds of credit.
+    credit: u64,
     last: Instant,
 }
 
 impl TokenBucket {
+    /// `rate` tokens a second.
     pub fn new(rate: u32, burst: u32) -> TokenBucket {
+        TokenBucket::every(Duration::from_micros(1_000_000 / rate.max(1) as u64), burst)
+    }
+
+    /// One token every `interval`.
+    pub fn every(interval: Duration, burst: u32) -> TokenBucket {
+        let per_token = (interval.as_micros() as u64).max(1);
+        let cap = per_token * burst.max(1) as u64;
         TokenBucket {
-            rate: rate as u64,
-            burst: burst.max(1) as u64,
-            micros: burst.max(1) as u64 * 1_000_000,
+            per_token,
+            cap,
+            credit: cap,
             last: Instant::ZERO,
         }
     }
 
-    /// Take one token at `now`; false (nothing taken) when the bucket is empty.
-    pub fn take(&mut self, now: Instant) -> bool {
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_since(self.last).as_micros() as u64;
         self.last = self.last.max(now);
-        self.micros = (self.micros + elapsed.saturating_mul(self.rate)).min(self.burst * 1_000_000);
-        if self.micros < 1_000_000 {
+        self.credit = (self.credit + elapsed).min(self.cap);
+    }
+
+    /// Whether a token could be taken at `now`.
+    pub fn available(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.credit >= self.per_token
+    }
+
+    /// Take one token at `now`; false (nothing taken) when the bucket is empty.
+    pub fn take(&mut self, now: Instant) -> bool {
+        if !self.available(now) {
             return false;
         }
-        self.micros -= 1_000_000;
+        self.credit -= self.per_token;
         true
     }
 }
@@ -111,6 +128,10 @@ mod tests {
         let later = ms(60_000);
         assert!((0..3).all(|_| b.take(later)));
         assert!(!b.take(later));
+        // Slower than one a second.
+        let mut b = TokenBucket::every(Duration::from_secs(10), 2);
+        assert!(b.take(ms(0)) && b.take(ms(0)) && !b.available(ms(9_000)));
+        assert!(b.take(ms(10_000)) && !b.take(ms(10_000)));
     }
 
     #[test]

@@ -238,6 +238,27 @@ fn v0_peer_add_addr_is_reported_without_echo() {
     h.assert_no_segment();
 }
 
+/// v0 ADD_ADDR has no HMAC: whoever can put one segment in the window could
+/// make us open a subflow to an address of its choice. It is acted on only
+/// when configured (`accept_v0_add_addr`), and otherwise ignored and counted.
+#[test]
+fn v0_peer_add_addr_is_ignored_unless_accepted() {
+    let s = MptcpSettings {
+        accept_v0_add_addr: false,
+        ..settings()
+    };
+    let mut h = Harness::client_with(V0, s);
+    let add = MptcpOption::AddAddr(AddAddr::V0 {
+        addr_id: 5,
+        addr: remote_ip2(),
+        port: None,
+    });
+    let fx = h.feed(0, ACK, &[add, h.peer_dss_ack()]);
+    assert!(fx.requests.is_empty(), "{fx:?}");
+    assert_eq!(h.stats().add_addr_ignored, 1);
+    assert!(h.conn.info().mptcp.unwrap().remote_addrs.is_empty());
+}
+
 // ----- REMOVE_ADDR -----
 
 #[test]

@@ -3,6 +3,7 @@
 //! checks on implausible DATA_ACKs and mappings, and DSS checksums.
 
 use super::*;
+use crate::mptcp::rst_reason;
 use crate::wire::mptcp::DataAck;
 
 /// A segment from the peer on the initial subflow at sequence `seq`.
@@ -174,7 +175,9 @@ fn a_mapping_without_its_data_maps_nothing() {
     for (name, mut h) in Harness::all() {
         // Far beyond what our connection-level window can have allowed.
         let far = (BUFFER + (1 << 16) + 1000) as u64;
-        let bogus = dss_map(h.local_dsn(0), h.peer_dsn(far), 1, 500, None);
+        // (With a checksum field where checksums are in use: v0.)
+        let csum = h.conn.info().mptcp.unwrap().checksum.then_some(0);
+        let bogus = dss_map(h.local_dsn(0), h.peer_dsn(far), 1, 500, csum);
         let fx = h.feed(0, ACK, &[bogus]);
         assert!(fx.is_empty(), "{name}: {fx:?}");
         // Not recorded: the true mapping of those subflow bytes is taken.
@@ -348,4 +351,28 @@ fn bytes_still_in_a_subflow_are_not_available_to_read() {
     let _ = h.feed_data(0, &data, &[ahead]);
     assert_eq!(h.conn.recv_available(), 0);
     assert_eq!(h.read_all(), (vec![], false));
+}
+
+/// RFC 8684 §3.3: once DSS checksums are in use, a mapping without one is
+/// invalid: the subflow is reset with MP_TCPRST "MPTCP-specific error", not
+/// taken unverified.
+#[test]
+fn a_mapping_without_a_negotiated_checksum_resets_the_subflow() {
+    let s = MptcpSettings {
+        checksum: true,
+        ..settings()
+    };
+    for (name, mut h) in [
+        ("client", Harness::client_with(V1, s)),
+        ("server", Harness::server_with(V1, s)),
+    ] {
+        let data = bytes(300, 23);
+        let unchecked = dss_map(h.local_dsn(0), h.peer_dsn(0), 1, 300, None);
+        let fx = h.feed_data(0, &data, &[unchecked]);
+        assert_one_rst(&h, &fx, 0, &[tcprst(rst_reason::MPTCP_ERROR)]);
+        assert_eq!(h.stats().bad_mappings, 1, "{name}");
+        // Its only subflow gone, so is the connection: nothing was delivered.
+        assert_eq!(h.conn.recv_available(), 0, "{name}");
+        assert_eq!(h.conn.state(), State::Closed, "{name}");
+    }
 }

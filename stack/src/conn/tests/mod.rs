@@ -135,6 +135,9 @@ pub(super) fn settings() -> MptcpSettings {
         checksum: false,
         send_buffer: 2 * BUFFER,
         recv_buffer: BUFFER,
+        join_attempts: 8,
+        join_refill: core::time::Duration::from_secs(10),
+        accept_v0_add_addr: true,
     }
 }
 
@@ -904,7 +907,7 @@ impl Harness {
         };
         let id = self
             .conn
-            .add_passive_join(tcb, &req)
+            .add_passive_join(self.now, tcb, &req)
             .expect("an MPTCP connection");
         self.paths.push(Path {
             id,
