@@ -43,8 +43,11 @@ pub struct TcpConfig {
     pub max_rto: Duration,
     /// Retransmissions of one segment before the connection is dropped.
     pub max_retries: u32,
-    /// Retransmissions of a SYN (or SYN/ACK) before giving up.
+    /// Retransmissions of a SYN before giving up (Linux: `tcp_syn_retries`).
     pub syn_retries: u32,
+    /// Retransmissions of a SYN/ACK before a half-open connection is dropped
+    /// (Linux: `tcp_synack_retries`): 5 gives up after about a minute.
+    pub synack_retries: u32,
     /// Maximum segment lifetime; TIME_WAIT lasts 2 * msl.
     pub msl: Duration,
     pub keepalive: Option<Keepalive>,
@@ -74,6 +77,7 @@ impl Default for TcpConfig {
             max_rto: Duration::from_secs(60),
             max_retries: 15,
             syn_retries: 6,
+            synack_retries: 5,
             msl: Duration::from_secs(30),
             keepalive: None,
             cc: CcAlgorithm::Cubic,
@@ -215,6 +219,19 @@ impl Default for RateLimits {
     }
 }
 
+/// When a listener answers SYNs with SYN cookies (RFC 4987) instead of
+/// half-open connections (Linux: `tcp_syncookies` 0, 1, 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SynCookies {
+    /// Never: a full backlog drops SYNs.
+    Off,
+    /// Once a listener's backlog is full (the default).
+    #[default]
+    OnOverflow,
+    /// For every SYN to a listener.
+    Always,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Seeds every random choice (see [`Seed`]). The default is all zeros:
@@ -225,6 +242,7 @@ pub struct Config {
     pub max_connections: usize,
     /// Pending (handshaking + unaccepted) connections per listener.
     pub backlog: usize,
+    pub syn_cookies: SynCookies,
     /// TTL / hop limit of packets we emit.
     pub hop_limit: u8,
     pub mptcp: MptcpConfig,
@@ -238,6 +256,7 @@ impl Default for Config {
             tcp: TcpConfig::default(),
             max_connections: 65536,
             backlog: 128,
+            syn_cookies: SynCookies::OnOverflow,
             hop_limit: 64,
             mptcp: MptcpConfig::default(),
             limits: RateLimits::default(),

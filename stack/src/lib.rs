@@ -18,7 +18,9 @@ pub mod tcp;
 pub mod time;
 pub mod wire;
 
-pub use config::{CcAlgorithm, Config, MptcpConfig, RateLimits, SchedulerKind, Seed, TcpConfig};
+pub use config::{
+    CcAlgorithm, Config, MptcpConfig, RateLimits, SchedulerKind, Seed, SynCookies, TcpConfig,
+};
 pub use endpoint::{
     ConnId, ConnInfo, Counters, EndpointFlags, Error, Event, MptcpInfo, Stack, SubflowInfo,
 };

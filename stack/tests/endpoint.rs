@@ -3,7 +3,7 @@
 
 use mptun_stack::endpoint::CloseReason;
 use mptun_stack::wire::{self, IpRepr, SeqNumber, TcpFlags, TcpRepr};
-use mptun_stack::{Config, ConnId, Error, Event, Instant, Stack, State, TcpConfig};
+use mptun_stack::{Config, ConnId, Error, Event, Instant, Stack, State, SynCookies, TcpConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 const SYN: u8 = TcpFlags::SYN;
@@ -234,8 +234,10 @@ fn checksum_offloaded_packets_skip_only_the_tcp_checksum() {
 
 #[test]
 fn backlog_bounds_pending_connections() {
+    // Without SYN cookies (`syn_cookies.rs` has the listener with them).
     let mut s = stack(Config {
         backlog: 2,
+        syn_cookies: SynCookies::Off,
         ..config()
     });
     s.listen(80).unwrap();

@@ -26,6 +26,8 @@ struct Setup {
     revive_after: Option<Duration>,
     /// Mark the second path's endpoint backup.
     backup: bool,
+    /// The server answers every SYN with a SYN cookie.
+    cookies: bool,
 }
 
 struct Outcome {
@@ -49,6 +51,9 @@ fn run(seed: u64, st: &Setup) -> Result<Outcome, String> {
     }
     if st.checksum {
         cc.mptcp.checksum = true;
+    }
+    if st.cookies {
+        sc.syn_cookies = mptun_stack::SynCookies::Always;
     }
     let c = w.add_host("client", cc);
     let s = w.add_host("server", sc);
@@ -134,7 +139,7 @@ fn check_joined(seed: u64, o: &Outcome, failures: &mut Vec<String>) {
 
 /// Two paths of random rates, delays and loss (drawn from `seed`), a join,
 /// a random scheduler, checksums or not: byte-exact, joined, no fallback.
-fn two_paths_seed(seed: u64, failures: &mut Vec<String>) {
+fn two_paths_seed(seed: u64, cookies: bool, failures: &mut Vec<String>) {
     let mut r = sim::rng::Rng::new(derive(seed, 0x2a7));
     let st = Setup {
         ipv6: r.chance(0.3),
@@ -161,6 +166,7 @@ fn two_paths_seed(seed: u64, failures: &mut Vec<String>) {
         kill_path0_at: None,
         revive_after: None,
         backup: false,
+        cookies,
     };
     match run(seed, &st) {
         Ok(o) => {
@@ -179,7 +185,21 @@ fn two_paths_seed(seed: u64, failures: &mut Vec<String>) {
 fn two_paths_byte_exact_with_a_join() {
     let mut failures = Vec::new();
     for seed in seeds(24) {
-        two_paths_seed(seed, &mut failures);
+        two_paths_seed(seed, false, &mut failures);
+        if failures.len() >= max_failures() {
+            break;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The server answers the first subflow's SYN with a SYN cookie; joins, which
+/// never take a listener's backlog, go to the connection the cookie made.
+#[test]
+fn two_paths_join_a_cookie_connection() {
+    let mut failures = Vec::new();
+    for seed in seeds(12) {
+        two_paths_seed(seed, true, &mut failures);
         if failures.len() >= max_failures() {
             break;
         }
@@ -195,7 +215,7 @@ fn two_paths_byte_exact_with_a_join() {
 fn two_paths_stale_subflow_reset_reaches_the_peer() {
     let mut failures = Vec::new();
     for seed in [51, 62, 108, 130, 138] {
-        two_paths_seed(seed, &mut failures);
+        two_paths_seed(seed, false, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -206,7 +226,7 @@ fn two_paths_stale_subflow_reset_reaches_the_peer() {
 #[test]
 fn two_paths_lost_subflow_rst_does_not_hold_the_connection() {
     let mut failures = Vec::new();
-    two_paths_seed(321, &mut failures);
+    two_paths_seed(321, false, &mut failures);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -224,6 +244,7 @@ fn initial_path_dies_and_the_transfer_completes_on_the_other() {
             kill_path0_at: Some(Duration::from_millis(300 + 150 * (seed % 8))),
             revive_after: (seed % 4 == 1).then_some(Duration::from_secs(3)),
             backup: false,
+            cookies: false,
         };
         match run(seed, &st) {
             Ok(o) => {
@@ -266,6 +287,7 @@ fn backup_path_carries_data_only_after_the_active_one_dies() {
             kill_path0_at: None,
             revive_after: None,
             backup: true,
+            cookies: false,
         };
         let o = run(seed, &base).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let mut failures = Vec::new();
@@ -309,6 +331,7 @@ fn two_equal_paths_aggregate() {
         kill_path0_at: None,
         revive_after: None,
         backup: false,
+        cookies: false,
     };
     let t1 = run(7, &one).expect("one path").completion;
     let two = Setup {
@@ -342,6 +365,7 @@ fn redundant_sends_everything_on_every_path() {
         kill_path0_at: None,
         revive_after: None,
         backup: false,
+        cookies: false,
     };
     let o = run(3, &st).expect("redundant transfer");
     let mut failures = Vec::new();
@@ -569,6 +593,7 @@ fn mp_prio_backup(v0: bool) {
         kill_path0_at: None,
         revive_after: None,
         backup: false,
+        cookies: false,
     };
     let seed = 11;
     let mut w = World::new(seed);

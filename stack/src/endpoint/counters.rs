@@ -23,6 +23,12 @@ pub struct Counters {
     pub drop_no_listener: u64,
     pub drop_invalid_option: u64,
     pub drop_backlog_full: u64,
+    /// SYN cookies sent, third ACKs that carried a valid one, and ACKs to a
+    /// listener that had sent cookies whose cookie (or MP_CAPABLE key) was
+    /// wrong (Linux: SyncookiesSent, SyncookiesRecv, SyncookiesFailed).
+    pub syncookies_sent: u64,
+    pub syncookies_recv: u64,
+    pub syncookies_failed: u64,
     pub drop_out_of_window: u64,
     pub drop_paws: u64,
     pub drop_ooo_overflow: u64,

@@ -3,6 +3,7 @@
 //! subflow its 4-tuple names, or opens a connection or a joined subflow, or is
 //! answered with a RST (RFC 9293 §3.10.7.1).
 
+use super::cookies::CookieAck;
 use super::output::{EchoOut, MAX_PENDING_ECHO_REPLIES};
 use super::Stack;
 use crate::conn::{Connection, RstOut};
@@ -168,14 +169,24 @@ impl Stack {
                 return;
             }
             if let Some(listener) = self.listeners.get(&seg.dst_port) {
-                if listener.pending >= self.config.backlog
-                    || self.conns.len() >= self.config.max_connections
-                {
+                if self.conns.len() >= self.config.max_connections {
                     self.counters.drop_backlog_full += 1;
-                    return;
+                } else if self.wants_cookie(listener.pending) {
+                    self.send_cookie(now, tuple, &seg, opts.capable);
+                } else if listener.pending >= self.config.backlog {
+                    self.counters.drop_backlog_full += 1;
+                } else {
+                    self.accept_syn(now, tuple, &seg, opts.capable);
                 }
-                self.accept_syn(now, tuple, &seg, opts.capable);
                 return;
+            }
+        }
+        let cookie_ack =
+            f.ack() && !f.syn() && !f.rst() && self.listeners.contains_key(&seg.dst_port);
+        if cookie_ack {
+            match self.accept_cookie(now, tuple, &seg, &opts) {
+                CookieAck::Accepted | CookieAck::Dropped => return,
+                CookieAck::NoCookies | CookieAck::Failed => {}
             }
         }
         self.counters.drop_no_listener += 1;

@@ -5,6 +5,7 @@
 //! (`effects.rs`), runs MPTCP's path manager (`pm.rs`) and counts
 //! (`counters.rs`). This file holds the state and the application calls.
 
+mod cookies;
 mod counters;
 mod effects;
 mod input;
@@ -25,10 +26,12 @@ use crate::mptcp::level::version_alg;
 use crate::mptcp::{crypto, DataLevel, MptcpSettings};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::ratelimit::{ChallengeQuota, TokenBucket};
+use crate::tcp::syncookie::CookieJar;
 use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::mptcp::MptcpVersion;
 use crate::wire::TcpRepr;
+use cookies::SynAckQueue;
 use core::cmp::Reverse;
 use output::{EchoOut, RstQueue};
 use rand_core::Rng;
@@ -43,6 +46,8 @@ const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
 struct Listener {
     /// Connections in SYN_RECEIVED for this port.
     pending: usize,
+    /// When this port last answered a SYN with a cookie.
+    cookie_sent: Option<Instant>,
 }
 
 /// One of our addresses, with what MPTCP's path manager may do with it.
@@ -73,6 +78,7 @@ pub struct Stack {
     config: Config,
     rng: Randomness,
     isn: IsnGenerator,
+    cookies: CookieJar,
     endpoints: Vec<Endpoint>,
     next_addr_id: u8,
     listeners: HashMap<u16, Listener>,
@@ -83,6 +89,7 @@ pub struct Stack {
     ready: VecDeque<ConnId>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
     rsts: RstQueue,
+    synacks: SynAckQueue,
     echoes: VecDeque<EchoOut>,
     counters: Counters,
     now: Instant,
@@ -98,7 +105,7 @@ pub struct Stack {
 
 impl Stack {
     pub fn new(config: Config) -> Self {
-        let (mut rng, secret) = Randomness::new(&config.seed);
+        let (mut rng, secrets) = Randomness::new(&config.seed);
         let l = config.limits;
         let challenge_quota = ChallengeQuota::new(l.challenge_acks, rng.public.next_u64());
         Stack {
@@ -107,7 +114,8 @@ impl Stack {
             echo_bucket: TokenBucket::new(l.echo_replies, (l.echo_replies / 10).max(1)),
             config,
             rng,
-            isn: IsnGenerator::new(secret),
+            isn: IsnGenerator::new(secrets.isn),
+            cookies: CookieJar::new(secrets.cookie),
             endpoints: Vec::new(),
             next_addr_id: 1,
             listeners: HashMap::new(),
@@ -117,6 +125,7 @@ impl Stack {
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             rsts: RstQueue::default(),
+            synacks: SynAckQueue::default(),
             echoes: VecDeque::new(),
             counters: Counters::default(),
             now: Instant::ZERO,

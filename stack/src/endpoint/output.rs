@@ -1,5 +1,6 @@
-//! Output: stateless RSTs first, then ICMP echo replies, then connections,
-//! one segment each in turn. Both queues are bounded.
+//! Output: stateless RSTs first, then SYN cookie SYN/ACKs, then ICMP echo
+//! replies, then connections, one segment each in turn. Every queue is
+//! bounded.
 
 use super::Stack;
 use crate::conn::RstOut;
@@ -48,7 +49,7 @@ pub(super) struct EchoOut {
 
 impl Stack {
     /// Write the next packet to send into `buf` (at least the MTU long); its length.
-    /// RSTs go first, then echo replies, then connection traffic.
+    /// RSTs go first, then cookie SYN/ACKs, echo replies, connection traffic.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.tick(now);
         let hop = self.config.hop_limit;
@@ -58,6 +59,12 @@ impl Stack {
                 self.count_out();
                 return Some(len);
             }
+        }
+        if let Some(s) = self.synacks.pop() {
+            let len = s.bytes().len();
+            buf[..len].copy_from_slice(s.bytes());
+            self.count_out();
+            return Some(len);
         }
         while let Some(e) = self.echoes.pop_front() {
             match wire::emit_echo_reply(e.src, e.dst, hop, e.ident, e.seq, &e.data, buf) {
@@ -94,7 +101,10 @@ impl Stack {
     /// Whether `poll_transmit` may have something to send (a driver need not be
     /// woken otherwise).
     pub fn wants_transmit(&self) -> bool {
-        !self.ready.is_empty() || !self.rsts.is_empty() || !self.echoes.is_empty()
+        !self.ready.is_empty()
+            || !self.rsts.is_empty()
+            || !self.synacks.is_empty()
+            || !self.echoes.is_empty()
     }
 }
 

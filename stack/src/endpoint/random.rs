@@ -1,6 +1,7 @@
 //! The stack's randomness: ChaCha20 from one 256-bit seed (`Config::seed`),
 //! split into independent streams so that what one kind of value reveals says
-//! nothing of another: the ISN secret (RFC 6528), MPTCP keys, MP_JOIN nonces,
+//! nothing of another: the ISN secret (RFC 6528), the SYN cookie secret,
+//! MPTCP keys, MP_JOIN nonces,
 //! and the rest (ephemeral-port search starts, timestamp offsets, ISN spacing
 //! of a v0 retry), which the peer sees anyway.
 
@@ -13,6 +14,15 @@ const ISN_SECRET: u64 = 1;
 const KEYS: u64 = 2;
 const NONCES: u64 = 3;
 const PUBLIC: u64 = 4;
+const COOKIE_SECRET: u64 = 5;
+
+/// Secrets drawn once, at the start.
+pub(super) struct Secrets {
+    /// RFC 6528's F() key.
+    pub(super) isn: [u8; 32],
+    /// SYN cookies' MAC key (and their connections' derived values).
+    pub(super) cookie: [u8; 32],
+}
 
 pub(super) struct Randomness {
     /// MPTCP keys (RFC 8684 §3.1): whoever knows one may fast-close the
@@ -31,16 +41,20 @@ fn stream(seed: &Seed, n: u64) -> ChaCha20Rng {
 }
 
 impl Randomness {
-    /// The streams of `seed`, and the ISN secret drawn from its own.
-    pub(super) fn new(seed: &Seed) -> (Randomness, [u8; 32]) {
-        let mut secret = [0u8; 32];
-        stream(seed, ISN_SECRET).fill_bytes(&mut secret);
+    /// The streams of `seed`, and the secrets, each drawn from its own.
+    pub(super) fn new(seed: &Seed) -> (Randomness, Secrets) {
+        let mut secrets = Secrets {
+            isn: [0; 32],
+            cookie: [0; 32],
+        };
+        stream(seed, ISN_SECRET).fill_bytes(&mut secrets.isn);
+        stream(seed, COOKIE_SECRET).fill_bytes(&mut secrets.cookie);
         let r = Randomness {
             keys: stream(seed, KEYS),
             nonces: stream(seed, NONCES),
             public: stream(seed, PUBLIC),
         };
-        (r, secret)
+        (r, secrets)
     }
 }
 
@@ -51,14 +65,17 @@ mod tests {
     #[test]
     fn streams_are_independent_and_reproducible() {
         let seed = Seed::from_u64(7);
-        let (mut a, secret_a) = Randomness::new(&seed);
-        let (mut b, secret_b) = Randomness::new(&seed);
-        assert_eq!(secret_a, secret_b);
+        let (mut a, secrets_a) = Randomness::new(&seed);
+        let (mut b, secrets_b) = Randomness::new(&seed);
+        let secret_a = secrets_a.isn;
+        assert_eq!(secret_a, secrets_b.isn);
+        assert_ne!(secret_a, secrets_a.cookie);
         assert_eq!(a.keys.next_u64(), b.keys.next_u64());
         let (k, n, p) = (a.keys.next_u64(), a.nonces.next_u64(), a.public.next_u64());
         assert!(k != n && n != p && k != p);
-        let (mut c, secret_c) = Randomness::new(&Seed::from_u64(8));
-        assert_ne!(secret_a, secret_c);
+        let (mut c, secrets_c) = Randomness::new(&Seed::from_u64(8));
+        assert_ne!(secret_a, secrets_c.isn);
+        assert_ne!(secrets_a.cookie, secrets_c.cookie);
         assert_ne!(b.keys.next_u64(), c.keys.next_u64());
     }
 }

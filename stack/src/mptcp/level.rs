@@ -491,9 +491,10 @@ impl DataLevel {
 
     // ----- shared by the modules -----
 
-    /// Whether this segment is the v0 third ACK that carries both keys (taken).
-    pub(super) fn take_v0_keys(&mut self, payload: usize) -> bool {
-        payload == 0 && core::mem::take(&mut self.v0_keys_pending)
+    /// Whether the next segment is the v0 third ACK that carries both keys
+    /// (taken).
+    pub(super) fn take_v0_keys(&mut self) -> bool {
+        core::mem::take(&mut self.v0_keys_pending)
     }
 
     /// DSN just past the last byte the application queued.

@@ -178,14 +178,16 @@ pub fn established_options(
     room: usize,
     out: &mut OptionBytes,
 ) -> usize {
-    if c.take_v0_keys(seg.payload) {
-        // The v0 third ACK: both keys (RFC 6824 §3.1).
+    if c.take_v0_keys() {
+        // The v0 third ACK: both keys (RFC 6824 §3.1), without data even if
+        // some is waiting (keys and a DSS do not fit together): a server
+        // that kept no state (SYN cookies) learns our key only from it.
         push(
             out,
             room,
             mp_capable(c, Some(c.local_key()), c.remote_key(), None, None),
         );
-        return ANY;
+        return 0;
     }
     match c.phase() {
         Phase::Fallback | Phase::Handshake => ANY,

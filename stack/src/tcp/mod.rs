@@ -1,6 +1,6 @@
 //! TCP (RFC 9293) with window scaling, timestamps and PAWS (RFC 7323), SACK (RFC 2018)
 //! and SACK-based recovery (RFC 6675), NewReno (RFC 6582), RTO (RFC 6298), RFC 5961
-//! protections and RFC 6528 ISNs.
+//! protections, RFC 6528 ISNs and SYN cookies (RFC 4987).
 
 pub mod assembler;
 pub mod buffer;
@@ -11,6 +11,7 @@ pub mod ratelimit;
 pub mod rtt;
 pub mod sack;
 pub mod state;
+pub mod syncookie;
 pub mod tcb;
 #[cfg(test)]
 mod test_util;

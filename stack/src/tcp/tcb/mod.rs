@@ -325,6 +325,28 @@ impl Tcb {
         tcb
     }
 
+    /// Passive open rebuilt from a SYN cookie's third ACK: `syn` is the SYN
+    /// the cookie remembers, and our SYN/ACK counts as sent (with an unknown
+    /// send time: the TSecr the ACK echoes is up to 63 ms older than the send,
+    /// so the first RTT sample may run that much long, as in Linux).
+    pub fn accept_cookie(
+        cfg: &TcpConfig,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SeqNumber,
+        ts_offset: u32,
+        now: Instant,
+        syn: &TcpRepr<'_>,
+    ) -> Tcb {
+        let mut tcb = Tcb::accept(cfg, local, remote, iss, ts_offset, now, syn);
+        // The window field the SYN/ACK carried, and what it promised.
+        tcb.window_field(true);
+        tcb.snd_nxt = iss + 1;
+        tcb.snd_max = iss + 1;
+        tcb.rto_at = Some(now + tcb.rtt.backed_off(0));
+        tcb
+    }
+
     /// Record the peer's SYN: its ISN and the options it offered.
     fn take_syn(&mut self, now: Instant, syn: &TcpRepr<'_>) {
         self.irs = syn.seq;

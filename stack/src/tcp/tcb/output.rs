@@ -265,7 +265,7 @@ impl Tcb {
     }
 
     /// The window field to advertise, recording the right edge it promises.
-    fn window_field(&mut self, syn: bool) -> u16 {
+    pub(super) fn window_field(&mut self, syn: bool) -> u16 {
         let free = self
             .recv_buf
             .free()

@@ -1252,6 +1252,67 @@ fn syn_retransmitted_then_times_out() {
 }
 
 #[test]
+fn synack_retransmitted_synack_retries_times_then_dropped_with_rst() {
+    let cfg = TcpConfig {
+        synack_retries: 2,
+        syn_retries: 9,
+        ..cfg()
+    };
+    let mut h = Harness::accepting(cfg, Peer::plain());
+    assert_eq!(h.recv_seg().flags, fl(SYN | ACK));
+    for _ in 0..2 {
+        assert_eq!(h.fire_timer(), None);
+        let again = h.recv_seg();
+        assert_eq!((again.flags, again.seq), (fl(SYN | ACK), ISS));
+    }
+    assert_eq!(
+        h.fire_timer(),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 1),
+            ack: None
+        })
+    );
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::TimedOut));
+}
+
+/// A TCB rebuilt from a SYN cookie's third ACK: what the cookie remembers
+/// (MSS, window scale, SACK, the peer's TSval) is in force and data flows.
+#[test]
+fn cookie_tcb_is_established_by_the_third_ack() {
+    let mut h = Harness::new(
+        Tcb::connect(&cfg(), local(), remote(), SeqNumber(ISS), TS_OFFSET, T0),
+        Peer::full(),
+    );
+    let mut syn = h.peer_syn(SYN, IRS, 0);
+    syn.mss = Some(536);
+    h.tcb = Tcb::accept_cookie(
+        &cfg(),
+        local(),
+        remote(),
+        SeqNumber(ISS),
+        TS_OFFSET,
+        T0,
+        &syn,
+    );
+    assert_eq!(h.tcb.state(), State::SynReceived);
+    // The SYN/ACK counts as sent: nothing to send, a timer armed for it.
+    h.assert_no_segment();
+    assert!(h.tcb.poll_at().is_some());
+    h.now += ms(10);
+    h.last_tsval = TS_OFFSET.wrapping_add(T0.as_millis() as u32);
+    let ack = h.data(IRS + 1, ISS + 1, b"hello");
+    assert_eq!(h.send(&ack), None);
+    assert_eq!(h.tcb.state(), State::Established);
+    assert_eq!(h.read_all(), b"hello");
+    let a = h.recv_seg();
+    assert_eq!((a.flags, a.seq, a.ack), (fl(ACK), ISS + 1, IRS + 6));
+    assert!(a.ts.is_some() && a.sack.is_empty());
+    h.tcb.send(&bytes(2000)).unwrap();
+    assert_eq!(h.recv_seg().payload.len(), 536 - 12);
+}
+
+#[test]
 fn rto_go_back_n_resends_following_segments() {
     let mut h = Harness::client(cfg(), Peer::plain());
     h.tcb.send(&bytes(3000)).unwrap();

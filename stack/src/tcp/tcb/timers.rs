@@ -96,7 +96,9 @@ impl Tcb {
             return None;
         }
         self.retries += 1;
-        let limit = if handshake {
+        let limit = if self.state == State::SynReceived {
+            self.cfg.synack_retries
+        } else if handshake {
             self.cfg.syn_retries
         } else {
             self.cfg.max_retries
