@@ -136,7 +136,6 @@ pub struct DataLevel {
     /// that owed no TCP ACK.
     pub(super) data_fin_ack_owed: bool,
 
-    pub(super) scratch: Vec<u8>,
     /// Window last allowed to the subflows (the connection buffer's free space).
     pub(super) window_cap: usize,
     /// When to repeat an unacknowledged DATA_FIN, and how often it was repeated.
@@ -217,7 +216,6 @@ impl DataLevel {
             peer_data_fin: None,
             peer_data_fin_done: false,
             data_fin_ack_owed: false,
-            scratch: Vec::new(),
             window_cap: s.recv_buffer,
             fin_timer: None,
             fin_backoff: 0,

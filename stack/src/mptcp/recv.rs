@@ -11,9 +11,6 @@ use super::subflow::SubflowMp;
 use crate::tcp::Tcb;
 use crate::time::Instant;
 
-/// Largest mapping (the DSS length field is 16 bits): the scratch buffer's size.
-pub(super) const MAX_MAPPING: usize = 65535;
-
 impl DataLevel {
     /// After the subflow's TCB took a segment (or the application read):
     /// move its in-order bytes to the connection level by their mappings.
@@ -99,30 +96,29 @@ impl DataLevel {
                 break;
             }
             n = n.min(room - offset);
-            if self.scratch.len() < n {
-                self.scratch.resize(n.min(MAX_MAPPING), 0);
-            }
-            n = n.min(self.scratch.len());
-            // Out-of-order data is taken from the subflow only if the data level
-            // can track it: the subflow has acknowledged it, so it must not be
-            // dropped. Left in the subflow, it waits for the hole to fill.
-            if offset > 0 && self.assembler.add(offset, n).is_err() {
-                break;
-            }
-            let got = tcb.recv(&mut self.scratch[..n]).unwrap_or(0);
-            debug_assert_eq!(got, n, "the subflow holds {avail} bytes");
-            if got == 0 {
-                break;
-            }
-            self.rcv_buf.write_unallocated(offset, &self.scratch[..got]);
+            let (a, b) = tcb.peek_recv(0, n);
             let ready = if offset == 0 {
-                self.assembler.advance(got);
-                got + self.assembler.take_front()
+                let mut ready = self.rcv_buf.enqueue(a) + self.rcv_buf.enqueue(b);
+                self.assembler.advance(n);
+                if let Some(next) = self.assembler.pop_front() {
+                    ready += self.rcv_buf.enqueue(&next);
+                }
+                ready
             } else {
+                // Out-of-order data is taken from the subflow only if the
+                // data level can keep it: the subflow has acknowledged it, so
+                // it must not be dropped. Left in the subflow, it waits for
+                // the hole to fill. (`b` continues `a`: it never needs a
+                // range of its own.)
+                if self.assembler.add(offset, a).is_err() {
+                    break;
+                }
+                let _ = self.assembler.add(offset + a.len(), b);
                 0
             };
+            let got = tcb.consume(n);
+            debug_assert_eq!(got, n, "the subflow holds {avail} bytes");
             if ready > 0 {
-                self.rcv_buf.commit(ready);
                 self.rcv_nxt += ready;
                 self.readable = true;
             }
@@ -135,21 +131,13 @@ impl DataLevel {
 
     /// In receive fallback: the subflow's bytes are the data stream, in order.
     fn pull_unmapped(&mut self, tcb: &mut Tcb) {
-        loop {
-            let n = tcb.recv_available().min(self.rcv_buf.free());
-            if n == 0 {
-                break;
-            }
-            if self.scratch.len() < n.min(MAX_MAPPING) {
-                self.scratch.resize(n.min(MAX_MAPPING), 0);
-            }
-            let n = n.min(self.scratch.len());
-            let got = tcb.recv(&mut self.scratch[..n]).unwrap_or(0);
-            if got == 0 {
-                break;
-            }
-            self.rcv_buf.enqueue(&self.scratch[..got]);
-            self.rcv_nxt += got;
+        let n = tcb.recv_available().min(self.rcv_buf.free());
+        if n > 0 {
+            let (a, b) = tcb.peek_recv(0, n);
+            self.rcv_buf.enqueue(a);
+            self.rcv_buf.enqueue(b);
+            tcb.consume(n);
+            self.rcv_nxt += n;
             self.readable = true;
         }
         self.check_data_fin();
@@ -178,13 +166,6 @@ impl DataLevel {
 }
 
 /// Drop `n` bytes from the subflow's receive buffer (data-level duplicates).
-fn discard(tcb: &mut Tcb, mut n: usize) {
-    let mut junk = [0u8; 2048];
-    while n > 0 {
-        let k = tcb.recv(&mut junk[..n.min(2048)]).unwrap_or(0);
-        if k == 0 {
-            break;
-        }
-        n -= k;
-    }
+fn discard(tcb: &mut Tcb, n: usize) {
+    tcb.consume(n);
 }

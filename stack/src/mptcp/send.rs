@@ -8,13 +8,15 @@ use super::action::{Action, Actions};
 use super::crypto::DssChecksum;
 use super::level::{DataLevel, Phase};
 use super::mapping::{Mapping, Mappings};
-use super::recv::MAX_MAPPING;
 use super::subflow::SubflowMp;
 use crate::tcp::Tcb;
 use crate::time::Instant;
 use crate::wire::mptcp::MptcpVersion;
 use crate::wire::Dsn;
 use core::time::Duration;
+
+/// Largest mapping: the DSS data-level length field is 16 bits.
+pub(super) const MAX_MAPPING: usize = 65535;
 
 /// Ranges the reinjection queue holds at most (contiguous ones merge); beyond,
 /// a range is dropped and left to the data-level retransmission.

@@ -1,38 +1,43 @@
-//! Tracks which byte ranges past the in-order point have arrived out of order.
+//! Bytes that arrived ahead of the in-order point, kept until the hole before
+//! them fills. Each disjoint range holds its own bytes, so out-of-order data
+//! costs what it holds: a byte far ahead of the in-order point costs a byte
+//! (and a range), not storage for everything in between.
 
 /// Too many disjoint ranges: the segment must be dropped (it will be retransmitted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyHoles;
 
-/// Upper bound on the up-front reservation, so an absurd `max_ranges` cannot make
-/// construction allocate unboundedly (the Vec still grows up to `max_ranges`).
-const MAX_RESERVE: usize = 1024;
-
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Assembler {
     /// Sorted, disjoint, non-adjacent `[start, end)` offsets from the in-order point.
     ranges: Vec<(usize, usize)>,
+    /// The bytes of each range, in the same order.
+    data: Vec<Vec<u8>>,
     max_ranges: usize,
+    held: usize,
 }
 
 impl Assembler {
     pub fn new(max_ranges: usize) -> Self {
         Assembler {
-            ranges: Vec::with_capacity(max_ranges.min(MAX_RESERVE)),
             max_ranges,
+            ..Assembler::default()
         }
     }
-    /// Record `[offset, offset + len)` as received (merging with neighbours).
+
+    /// Keep `bytes` at `offset` (merging with the ranges they touch; where
+    /// they overlap bytes already held, those are kept).
     ///
-    /// `len == 0` is a no-op. If the range would need a new entry beyond `max_ranges`,
-    /// returns `Err(TooManyHoles)` and leaves the state unchanged. The end saturates at
-    /// `usize::MAX`.
-    pub fn add(&mut self, offset: usize, len: usize) -> Result<(), TooManyHoles> {
-        if len == 0 {
+    /// Empty `bytes` is a no-op. If they would need a new range beyond
+    /// `max_ranges`, returns `Err(TooManyHoles)` and leaves the state unchanged.
+    pub fn add(&mut self, offset: usize, bytes: &[u8]) -> Result<(), TooManyHoles> {
+        if bytes.is_empty() {
             return Ok(());
         }
         let start = offset;
-        let end = offset.saturating_add(len);
+        let Some(end) = offset.checked_add(bytes.len()) else {
+            return Err(TooManyHoles);
+        };
         // First range that ends at or after `start` (overlapping or adjacent on the left).
         let i = self.ranges.partition_point(|&(_, e)| e < start);
         // First range that starts strictly after `end` (not even adjacent).
@@ -42,54 +47,100 @@ impl Assembler {
                 return Err(TooManyHoles);
             }
             self.ranges.insert(i, (start, end));
-        } else {
-            let merged = (start.min(self.ranges[i].0), end.max(self.ranges[j - 1].1));
-            self.ranges[i] = merged;
-            self.ranges.drain(i + 1..j);
+            self.data.insert(i, bytes.to_vec());
+            self.held += bytes.len();
+            return Ok(());
         }
+        let (s0, e0) = self.ranges[i];
+        if j == i + 1 && s0 <= start {
+            // Inside range i or extending it to the right: append the new tail.
+            if end > e0 {
+                self.data[i].extend_from_slice(&bytes[e0 - start..]);
+                self.ranges[i].1 = end;
+                self.held += end - e0;
+            }
+            return Ok(());
+        }
+        // Bridges or covers ranges i..j: one buffer for the union, the new
+        // bytes first, those already held copied over them.
+        let merged = (start.min(s0), end.max(self.ranges[j - 1].1));
+        let mut buf = vec![0u8; merged.1 - merged.0];
+        buf[start - merged.0..end - merged.0].copy_from_slice(bytes);
+        for (&(s, e), d) in self.ranges[i..j].iter().zip(&self.data[i..j]) {
+            buf[s - merged.0..e - merged.0].copy_from_slice(d);
+            self.held -= d.len();
+        }
+        self.held += buf.len();
+        self.ranges[i] = merged;
+        self.data[i] = buf;
+        self.ranges.drain(i + 1..j);
+        self.data.drain(i + 1..j);
         Ok(())
     }
-    /// `add(offset, len)` then `take_front()`: returns how many bytes became in-order.
-    pub fn add_and_take(&mut self, offset: usize, len: usize) -> Result<usize, TooManyHoles> {
-        self.add(offset, len)?;
-        Ok(self.take_front())
-    }
-    /// If a range starts at offset 0, remove it, shift every other range down by its
-    /// length and return that length; else 0.
-    pub fn take_front(&mut self) -> usize {
-        match self.ranges.first() {
-            Some(&(0, end)) => {
-                self.ranges.remove(0);
-                for r in &mut self.ranges {
-                    r.0 -= end;
-                    r.1 -= end;
-                }
-                end
-            }
-            _ => 0,
-        }
-    }
-    /// Shift every range down by `n` bytes because the in-order point advanced by `n`
-    /// (e.g. in-order data was accepted directly); bytes that fall below 0 are dropped.
+
+    /// The in-order point advanced by `n` bytes (in-order data was accepted):
+    /// bytes below it are dropped, the rest shift down.
     pub fn advance(&mut self, n: usize) {
         if n == 0 {
             return;
         }
-        self.ranges.retain_mut(|r| {
-            if r.1 <= n {
-                return false;
+        let gone = self.ranges.partition_point(|&(_, e)| e <= n);
+        for d in self.data.drain(..gone) {
+            self.held -= d.len();
+        }
+        self.ranges.drain(..gone);
+        if let Some(first) = self.ranges.first_mut() {
+            if first.0 < n {
+                let cut = n - first.0;
+                self.data[0].drain(..cut);
+                self.held -= cut;
+                first.0 = n;
             }
-            r.0 = r.0.saturating_sub(n);
+        }
+        for r in &mut self.ranges {
+            r.0 -= n;
             r.1 -= n;
-            true
-        });
+        }
     }
+
+    /// The bytes of the range at offset 0 (now in order), removed; every
+    /// other range shifts down by their length.
+    pub fn pop_front(&mut self) -> Option<Vec<u8>> {
+        match self.ranges.first() {
+            Some(&(0, end)) => {
+                self.ranges.remove(0);
+                let d = self.data.remove(0);
+                self.held -= d.len();
+                for r in &mut self.ranges {
+                    r.0 -= end;
+                    r.1 -= end;
+                }
+                Some(d)
+            }
+            _ => None,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()
     }
+
     pub fn ranges(&self) -> &[(usize, usize)] {
         &self.ranges
     }
+
+    /// Bytes held.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Heap bytes in use (the ranges' buffers and the tables).
+    pub fn allocated(&self) -> usize {
+        self.data.iter().map(Vec::capacity).sum::<usize>()
+            + self.data.capacity() * core::mem::size_of::<Vec<u8>>()
+            + self.ranges.capacity() * core::mem::size_of::<(usize, usize)>()
+    }
+
     /// The range containing `offset`, if any.
     pub fn range_containing(&self, offset: usize) -> Option<(usize, usize)> {
         let i = self.ranges.partition_point(|&(_, e)| e <= offset);
@@ -98,8 +149,12 @@ impl Assembler {
             _ => None,
         }
     }
+
+    /// Drop everything (and the storage with it).
     pub fn clear(&mut self) {
-        self.ranges.clear();
+        self.ranges = Vec::new();
+        self.data = Vec::new();
+        self.held = 0;
     }
 }
 
@@ -108,95 +163,123 @@ mod tests {
     use super::*;
     use crate::tcp::test_util::{ranges_of, Rng};
 
+    fn bytes(offset: usize, len: usize) -> Vec<u8> {
+        (offset..offset + len).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn add(a: &mut Assembler, offset: usize, len: usize) -> Result<(), TooManyHoles> {
+        a.add(offset, &bytes(offset, len))
+    }
+
     #[test]
     fn in_order() {
         let mut a = Assembler::new(4);
-        assert_eq!(a.add(0, 10), Ok(()));
+        add(&mut a, 0, 10).unwrap();
         assert_eq!(a.ranges(), &[(0, 10)]);
-        assert_eq!(a.take_front(), 10);
+        assert_eq!(a.pop_front(), Some(bytes(0, 10)));
         assert!(a.is_empty());
-        assert_eq!(a.take_front(), 0);
-        assert_eq!(a.add_and_take(0, 5), Ok(5));
-        assert!(a.is_empty());
+        assert_eq!(a.pop_front(), None);
+        assert_eq!(a.held(), 0);
     }
 
     #[test]
     fn out_of_order_and_overlap() {
         let mut a = Assembler::new(4);
-        a.add(20, 5).unwrap();
-        a.add(10, 5).unwrap();
+        add(&mut a, 20, 5).unwrap();
+        add(&mut a, 10, 5).unwrap();
         assert_eq!(a.ranges(), &[(10, 15), (20, 25)]);
-        assert_eq!(a.take_front(), 0);
+        assert_eq!(a.pop_front(), None);
         // Overlaps both and bridges the gap.
-        a.add(12, 10).unwrap();
+        add(&mut a, 12, 10).unwrap();
         assert_eq!(a.ranges(), &[(10, 25)]);
         // Contained: no change.
-        a.add(11, 2).unwrap();
+        add(&mut a, 11, 2).unwrap();
         assert_eq!(a.ranges(), &[(10, 25)]);
         // Superset.
-        a.add(5, 30).unwrap();
+        add(&mut a, 5, 30).unwrap();
         assert_eq!(a.ranges(), &[(5, 35)]);
+        assert_eq!(a.held(), 30);
         assert_eq!(a.range_containing(5), Some((5, 35)));
         assert_eq!(a.range_containing(34), Some((5, 35)));
         assert_eq!(a.range_containing(35), None);
         assert_eq!(a.range_containing(4), None);
         // Zero length is a no-op.
-        a.add(100, 0).unwrap();
+        add(&mut a, 100, 0).unwrap();
         assert_eq!(a.ranges(), &[(5, 35)]);
+        a.advance(5);
+        assert_eq!(a.pop_front(), Some(bytes(5, 30)));
+    }
+
+    #[test]
+    fn bytes_already_held_are_kept() {
+        let mut a = Assembler::new(4);
+        a.add(10, b"abcde").unwrap();
+        a.add(8, b"XXXXXXXXXX").unwrap();
+        a.advance(8);
+        assert_eq!(a.pop_front().unwrap(), b"XXabcdeXXX");
+        a.add(3, b"hello").unwrap();
+        a.add(5, b"YYYYY").unwrap();
+        a.advance(3);
+        assert_eq!(a.pop_front().unwrap(), b"helloYY");
     }
 
     #[test]
     fn adjacency_merges() {
         let mut a = Assembler::new(4);
-        a.add(10, 5).unwrap();
-        a.add(15, 5).unwrap(); // adjacent on the right
-        a.add(5, 5).unwrap(); // adjacent on the left
+        add(&mut a, 10, 5).unwrap();
+        add(&mut a, 15, 5).unwrap(); // adjacent on the right
+        add(&mut a, 5, 5).unwrap(); // adjacent on the left
         assert_eq!(a.ranges(), &[(5, 20)]);
-        a.add(30, 5).unwrap();
-        a.add(20, 10).unwrap(); // exactly fills the gap
+        add(&mut a, 30, 5).unwrap();
+        add(&mut a, 20, 10).unwrap(); // exactly fills the gap
         assert_eq!(a.ranges(), &[(5, 35)]);
+        a.advance(5);
+        assert_eq!(a.pop_front(), Some(bytes(5, 30)));
     }
 
     #[test]
-    fn take_front_shifts() {
+    fn advance_drops_and_trims() {
         let mut a = Assembler::new(8);
-        a.add(10, 5).unwrap();
-        a.add(30, 5).unwrap();
-        a.add(0, 4).unwrap();
-        assert_eq!(a.take_front(), 4);
-        assert_eq!(a.ranges(), &[(6, 11), (26, 31)]);
-        a.add(0, 6).unwrap();
-        assert_eq!(a.take_front(), 11);
+        add(&mut a, 10, 5).unwrap();
+        add(&mut a, 30, 5).unwrap();
+        a.advance(12);
+        assert_eq!(a.ranges(), &[(0, 3), (18, 23)]);
+        assert_eq!(a.held(), 8);
+        assert_eq!(a.pop_front(), Some(bytes(12, 3)));
         assert_eq!(a.ranges(), &[(15, 20)]);
         a.advance(16);
         assert_eq!(a.ranges(), &[(0, 4)]);
+        assert_eq!(a.held(), 4);
         a.advance(10);
         assert!(a.is_empty());
+        assert_eq!(a.held(), 0);
+    }
+
+    #[test]
+    fn a_byte_far_ahead_costs_a_byte() {
+        let mut a = Assembler::new(4);
+        a.add(8 << 20, b"x").unwrap();
+        a.add(4 << 20, b"y").unwrap();
+        assert_eq!(a.held(), 2);
+        assert!(a.allocated() < 256, "{}", a.allocated());
     }
 
     #[test]
     fn too_many_holes_leaves_state() {
         let mut a = Assembler::new(2);
-        a.add(10, 1).unwrap();
-        a.add(20, 1).unwrap();
-        assert_eq!(a.add(30, 1), Err(TooManyHoles));
-        assert_eq!(a.add(0, 1), Err(TooManyHoles));
-        assert_eq!(a.add(15, 1), Err(TooManyHoles));
-        assert_eq!(a.add_and_take(0, 1), Err(TooManyHoles));
+        add(&mut a, 10, 1).unwrap();
+        add(&mut a, 20, 1).unwrap();
+        assert_eq!(add(&mut a, 30, 1), Err(TooManyHoles));
+        assert_eq!(add(&mut a, 0, 1), Err(TooManyHoles));
+        assert_eq!(add(&mut a, 15, 1), Err(TooManyHoles));
         assert_eq!(a.ranges(), &[(10, 11), (20, 21)]);
         // Merging still works at the limit.
-        a.add(11, 9).unwrap();
+        add(&mut a, 11, 9).unwrap();
         assert_eq!(a.ranges(), &[(10, 21)]);
         let mut z = Assembler::new(0);
-        assert_eq!(z.add(0, 1), Err(TooManyHoles));
+        assert_eq!(add(&mut z, 0, 1), Err(TooManyHoles));
         assert!(z.is_empty());
-    }
-
-    #[test]
-    fn saturating_end() {
-        let mut a = Assembler::new(2);
-        a.add(usize::MAX - 1, 10).unwrap();
-        assert_eq!(a.ranges(), &[(usize::MAX - 1, usize::MAX)]);
+        assert_eq!(z.add(usize::MAX, b"ab"), Err(TooManyHoles));
     }
 
     #[test]
@@ -206,36 +289,58 @@ mod tests {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let max = 1 + rng.below(8);
             let mut a = Assembler::new(max);
-            let mut bits = vec![false; N + 64];
+            // What each held offset holds (from the in-order point `base`).
+            let mut bits: Vec<Option<u8>> = vec![None; N + 64];
+            let mut base = 0usize;
             for _ in 0..200 {
-                if rng.below(5) == 0 {
-                    let got = a.take_front();
-                    let want = bits.iter().take_while(|&&b| b).count();
-                    assert_eq!(got, want);
-                    bits.drain(..want);
-                    bits.resize(N + 64, false);
-                } else {
-                    let off = rng.below(N);
-                    let len = rng.below(24);
-                    let mut trial = bits.clone();
-                    for b in &mut trial[off..off + len] {
-                        *b = true;
-                    }
-                    let before = a.ranges().to_vec();
-                    match a.add(off, len) {
-                        Ok(()) => {
-                            assert!(ranges_of(&trial).len() <= max);
-                            bits = trial;
+                match rng.below(6) {
+                    0 => {
+                        // Whatever is at the front is now in order.
+                        let want: Vec<u8> = bits.iter().map_while(|b| *b).collect();
+                        match a.pop_front() {
+                            Some(d) => assert_eq!(d, want),
+                            None => assert!(want.is_empty()),
                         }
-                        Err(TooManyHoles) => {
-                            assert!(ranges_of(&trial).len() > max);
-                            assert_eq!(a.ranges(), &before[..]);
+                        bits.drain(..want.len());
+                        base += want.len();
+                        bits.resize(N + 64, None);
+                    }
+                    1 => {
+                        let n = rng.below(30);
+                        a.advance(n);
+                        bits.drain(..n);
+                        base += n;
+                        bits.resize(N + 64, None);
+                    }
+                    _ => {
+                        let off = rng.below(N);
+                        let len = rng.below(24);
+                        let data: Vec<u8> = (0..len)
+                            .map(|i| (base + off + i + seed as usize) as u8)
+                            .collect();
+                        let mut trial = bits.clone();
+                        for (b, &v) in trial[off..off + len].iter_mut().zip(&data) {
+                            b.get_or_insert(v);
+                        }
+                        let before = a.ranges().to_vec();
+                        let present: Vec<bool> = trial.iter().map(Option::is_some).collect();
+                        match a.add(off, &data) {
+                            Ok(()) => {
+                                assert!(ranges_of(&present).len() <= max);
+                                bits = trial;
+                            }
+                            Err(TooManyHoles) => {
+                                assert!(ranges_of(&present).len() > max);
+                                assert_eq!(a.ranges(), &before[..]);
+                            }
                         }
                     }
                 }
-                assert_eq!(a.ranges(), &ranges_of(&bits)[..]);
+                let present: Vec<bool> = bits.iter().map(Option::is_some).collect();
+                assert_eq!(a.ranges(), &ranges_of(&present)[..]);
+                assert_eq!(a.held(), present.iter().filter(|&&b| b).count());
                 let probe = rng.below(N);
-                let want = ranges_of(&bits)
+                let want = ranges_of(&present)
                     .into_iter()
                     .find(|&(s, e)| s <= probe && probe < e);
                 assert_eq!(a.range_containing(probe), want);

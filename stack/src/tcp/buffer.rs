@@ -1,17 +1,10 @@
-//! A byte ring whose storage grows on demand (doubling) up to a fixed capacity, so an
+//! A byte ring whose storage grows on demand (doubling) up to its capacity, so an
 //! idle connection costs little and a busy one stops allocating once grown.
-//!
-//! Logical layout, measured from the head (`read_at`):
-//!
-//! ```text
-//! [ held: len bytes ][ reserved: hwm bytes written past the tail ][ free ... ]
-//! ```
-//!
-//! Bytes written past the tail by [`RingBuffer::write_unallocated`] are "reserved": they
-//! are not readable, but they survive storage growth (growth re-linearizes `len + hwm`
-//! bytes) until they are committed or overwritten by [`RingBuffer::enqueue`].
+//! The capacity itself may move (buffer auto-tuning): storage follows it up
+//! as bytes arrive, and is given back once the ring is empty.
 
-/// First allocation size (clamped to the capacity).
+/// First allocation size (clamped to the capacity); a ring this small is
+/// freed whenever it empties, so an idle connection holds no storage.
 const INITIAL_STORAGE: usize = 4096;
 
 #[derive(Debug)]
@@ -20,9 +13,6 @@ pub struct RingBuffer {
     capacity: usize,
     read_at: usize,
     len: usize,
-    /// High-water mark of bytes written past the tail (`<= free()`); these are copied
-    /// along when storage grows.
-    hwm: usize,
 }
 
 impl RingBuffer {
@@ -33,11 +23,14 @@ impl RingBuffer {
             capacity,
             read_at: 0,
             len: 0,
-            hwm: 0,
         }
     }
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+    /// Change the capacity; never below what is held.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(self.len);
     }
     /// Bytes held (readable).
     pub fn len(&self) -> usize {
@@ -55,15 +48,24 @@ impl RingBuffer {
     pub fn allocated(&self) -> usize {
         self.storage.len()
     }
-    /// Drop all held and reserved bytes (storage is kept).
+    /// Drop all held bytes (storage is kept).
     pub fn clear(&mut self) {
         self.read_at = 0;
         self.len = 0;
-        self.hwm = 0;
+    }
+    /// Give the storage back if nothing is held; the bytes freed.
+    pub fn release(&mut self) -> usize {
+        if self.len > 0 {
+            return 0;
+        }
+        let n = self.storage.len();
+        self.storage = Vec::new();
+        self.read_at = 0;
+        n
     }
 
     /// Make sure storage holds at least `need` bytes from the head (`need <= capacity`),
-    /// re-linearizing held and reserved bytes when it grows.
+    /// re-linearizing held bytes when it grows.
     fn ensure(&mut self, need: usize) {
         let size = self.storage.len();
         if need <= size {
@@ -76,8 +78,7 @@ impl RingBuffer {
         }
         let new_size = new_size.min(self.capacity);
         let mut new = vec![0u8; new_size];
-        // Preserve held + reserved bytes in logical order.
-        let keep = self.len + self.hwm;
+        let keep = self.len;
         if keep > 0 {
             let first = keep.min(size - self.read_at);
             new[..first].copy_from_slice(&self.storage[self.read_at..self.read_at + first]);
@@ -101,8 +102,6 @@ impl RingBuffer {
     }
 
     /// Append as much of `data` as fits; returns bytes taken.
-    ///
-    /// Enqueued bytes overwrite (and so consume) any reserved bytes past the tail.
     pub fn enqueue(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
         if n == 0 {
@@ -111,7 +110,6 @@ impl RingBuffer {
         self.ensure(self.len + n);
         self.write_at(self.len, &data[..n]);
         self.len += n;
-        self.hwm = self.hwm.saturating_sub(n);
         n
     }
     /// Move up to `buf.len()` bytes from the head into `buf`.
@@ -130,8 +128,11 @@ impl RingBuffer {
         }
         self.read_at = (self.read_at + n) % self.storage.len();
         self.len -= n;
-        if self.len == 0 && self.hwm == 0 {
+        if self.len == 0 {
             self.read_at = 0;
+            if self.storage.len() <= INITIAL_STORAGE {
+                self.storage = Vec::new();
+            }
         }
         n
     }
@@ -147,37 +148,6 @@ impl RingBuffer {
         let idx = (self.read_at + start) % size;
         let first = n.min(size - idx);
         (&self.storage[idx..idx + first], &self.storage[..n - first])
-    }
-    /// Write `data` into the free space starting `offset` bytes past the tail, without
-    /// making it readable (out-of-order data). Clamped to the free space; returns bytes
-    /// written (from the start of `data`).
-    pub fn write_unallocated(&mut self, offset: usize, data: &[u8]) -> usize {
-        let free = self.free();
-        if offset >= free {
-            return 0;
-        }
-        let n = data.len().min(free - offset);
-        if n == 0 {
-            return 0;
-        }
-        let end = offset + n;
-        self.ensure(self.len + end);
-        self.write_at(self.len + offset, &data[..n]);
-        self.hwm = self.hwm.max(end);
-        n
-    }
-    /// Make `n` bytes previously written past the tail readable. `n <= free()`.
-    ///
-    /// `n` is clamped to `free()`. Committing bytes that were never written exposes
-    /// unspecified (but initialized) contents.
-    pub fn commit(&mut self, n: usize) {
-        let n = n.min(self.free());
-        if n == 0 {
-            return;
-        }
-        self.ensure(self.len + n);
-        self.len += n;
-        self.hwm = self.hwm.saturating_sub(n);
     }
 }
 
@@ -258,67 +228,13 @@ mod tests {
     }
 
     #[test]
-    fn write_unallocated_and_commit() {
-        let mut rb = RingBuffer::new(10);
-        rb.enqueue(b"abc");
-        // Out-of-order: bytes 2.. past the tail.
-        assert_eq!(rb.write_unallocated(2, b"fg"), 2);
-        assert_eq!(rb.len(), 3);
-        assert_eq!(rb.write_unallocated(0, b"de"), 2);
-        rb.commit(4);
-        assert_eq!(peek_vec(&rb, 0, 100), b"abcdefg");
-        // Clamped to the free space.
-        assert_eq!(rb.write_unallocated(0, b"0123456"), 3);
-        assert_eq!(rb.write_unallocated(3, b"x"), 0);
-        assert_eq!(rb.write_unallocated(usize::MAX, b"x"), 0);
-        rb.commit(100);
-        assert_eq!(rb.len(), 10);
-        assert_eq!(peek_vec(&rb, 0, 100), b"abcdefg012");
-        rb.commit(1); // no room: no-op, no panic
-        assert_eq!(rb.len(), 10);
-    }
-
-    #[test]
-    fn unallocated_survives_growth() {
-        let mut rb = RingBuffer::new(50_000);
-        // Start by a wrapped layout in the initial 4 KiB storage.
-        let a: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-        rb.enqueue(&a);
-        let mut sink = vec![0u8; 2500];
-        rb.dequeue(&mut sink);
-        rb.enqueue(&a); // wraps: 3500 held
-        assert_eq!(rb.allocated(), INITIAL_STORAGE);
-        // Reserved bytes inside current storage (wrapping too).
-        assert_eq!(rb.write_unallocated(100, b"HELLO"), 5);
-        // A write far past the tail forces growth; earlier reserved bytes must survive.
-        assert_eq!(rb.write_unallocated(20_000, b"WORLD"), 5);
-        assert!(rb.allocated() >= 3500 + 20_005);
-        // Reserved bytes written after growth land too.
-        assert_eq!(rb.write_unallocated(1000, b"AFTER"), 5);
-        // Enqueue overwrites (consumes) the first reserved bytes.
-        let b = vec![9u8; 50];
-        assert_eq!(rb.enqueue(&b), 50);
-        rb.commit(20_005 - 50);
-        assert_eq!(rb.len(), 3500 + 20_005);
-        let all = peek_vec(&rb, 0, usize::MAX);
-        let mut expect = a[2500..].to_vec();
-        expect.extend_from_slice(&a);
-        assert_eq!(&all[..3500], &expect[..]);
-        assert_eq!(&all[3500..3550], &b[..]);
-        assert_eq!(&all[3600..3605], b"HELLO");
-        assert_eq!(&all[4500..4505], b"AFTER");
-        assert_eq!(&all[3500 + 20_000..], b"WORLD");
-    }
-
-    #[test]
     fn model_against_vecdeque() {
         for seed in 1..40u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let capacity = 1 + rng.below(20_000);
+            let mut capacity = 1 + rng.below(20_000);
+            let mut max_capacity = capacity;
             let mut rb = RingBuffer::new(capacity);
             let mut model: VecDeque<u8> = VecDeque::new();
-            // Reserved region past the tail: Some(byte) once written.
-            let mut reserved: Vec<Option<u8>> = Vec::new();
             let mut counter = 0u8;
             for _ in 0..600 {
                 let max_op = capacity / 2 + 2;
@@ -334,7 +250,6 @@ mod tests {
                         let took = rb.enqueue(&data);
                         assert_eq!(took, n.min(capacity - model.len()));
                         model.extend(&data[..took]);
-                        reserved.drain(..took.min(reserved.len()));
                     }
                     1 => {
                         let mut buf = vec![0u8; rng.below(max_op)];
@@ -350,33 +265,15 @@ mod tests {
                         model.drain(..got);
                     }
                     3 => {
-                        let free = capacity - model.len();
-                        let off = rng.below(free + 2);
-                        let n = rng.below(max_op);
-                        let data: Vec<u8> = (0..n)
-                            .map(|_| {
-                                counter = counter.wrapping_add(1);
-                                counter
-                            })
-                            .collect();
-                        let w = rb.write_unallocated(off, &data);
-                        let want = if off >= free { 0 } else { n.min(free - off) };
-                        assert_eq!(w, want);
-                        if w > 0 {
-                            if reserved.len() < off + w {
-                                reserved.resize(off + w, None);
-                            }
-                            for i in 0..w {
-                                reserved[off + i] = Some(data[i]);
-                            }
-                        }
+                        // Auto-tuning moves the capacity; never below what is held.
+                        let cap = rng.below(20_000) + 1;
+                        rb.set_capacity(cap);
+                        capacity = cap.max(model.len());
+                        assert_eq!(rb.capacity(), capacity);
                     }
                     4 => {
-                        // Commit only fully written prefixes so contents are defined.
-                        let written = reserved.iter().take_while(|b| b.is_some()).count();
-                        let n = rng.below(written + 1);
-                        rb.commit(n);
-                        model.extend(reserved.drain(..n).map(|b| b.unwrap()));
+                        let freed = rb.release();
+                        assert!(model.is_empty() || freed == 0);
                     }
                     _ => {
                         let off = rng.below(model.len() + 3);
@@ -388,7 +285,12 @@ mod tests {
                 }
                 assert_eq!(rb.len(), model.len());
                 assert_eq!(rb.free(), capacity - model.len());
-                assert!(rb.allocated() <= capacity);
+                // Storage above a lowered capacity waits for a release.
+                max_capacity = max_capacity.max(capacity);
+                assert!(rb.allocated() <= max_capacity);
+                if model.is_empty() {
+                    assert!(rb.allocated() > INITIAL_STORAGE || rb.allocated() == 0);
+                }
                 let all = peek_vec(&rb, 0, usize::MAX);
                 assert!(all.iter().eq(model.iter()));
             }

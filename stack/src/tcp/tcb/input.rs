@@ -399,14 +399,17 @@ impl Tcb {
         }
         let had_holes = !self.assembler.is_empty();
         if !data.is_empty() {
-            let written = self.recv_buf.write_unallocated(offset, data);
-            debug_assert_eq!(written, data.len());
             let ready = if offset == 0 {
                 // In order: always accepted, however many holes are tracked.
+                let mut ready = self.recv_buf.enqueue(data);
+                debug_assert_eq!(ready, data.len());
                 self.assembler.advance(data.len());
-                data.len() + self.assembler.take_front()
+                if let Some(next) = self.assembler.pop_front() {
+                    ready += self.recv_buf.enqueue(&next);
+                }
+                ready
             } else {
-                if self.assembler.add(offset, data.len()).is_err() {
+                if self.assembler.add(offset, data).is_err() {
                     self.stats.drop_ooo_overflow += 1;
                     self.ack_now = true;
                     return;
@@ -415,7 +418,6 @@ impl Tcb {
                 0
             };
             if ready > 0 {
-                self.recv_buf.commit(ready);
                 self.rcv_nxt += ready;
                 self.stats.bytes_received += ready as u64;
                 self.events.readable = true;

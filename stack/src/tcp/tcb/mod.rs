@@ -632,6 +632,11 @@ impl Tcb {
         self.recv_buf.capacity()
     }
 
+    /// Heap bytes the connection's buffers hold (send, receive, out of order).
+    pub fn memory(&self) -> usize {
+        self.send_buf.allocated() + self.recv_buf.allocated() + self.assembler.allocated()
+    }
+
     /// In-order bytes ready to read.
     pub fn recv_available(&self) -> usize {
         self.recv_buf.len()
@@ -655,6 +660,16 @@ impl Tcb {
             Some(CloseReason::Normal) | None => Ok(0),
             Some(_) => Err(false),
         }
+    }
+
+    /// Drop `n` in-order bytes as read: a layered protocol took them with
+    /// [`peek_recv`](Self::peek_recv). Returns the bytes dropped.
+    pub fn consume(&mut self, n: usize) -> usize {
+        let n = self.recv_buf.discard(n);
+        if n > 0 {
+            self.maybe_window_update();
+        }
+        n
     }
 
     /// After the application read, advertise a window that grew materially

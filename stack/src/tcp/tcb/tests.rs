@@ -1312,6 +1312,31 @@ fn cookie_tcb_is_established_by_the_third_ack() {
     assert_eq!(h.recv_seg().payload.len(), 536 - 12);
 }
 
+/// Two bytes far ahead of the in-order point cost two bytes, not storage for
+/// the megabytes in between; once the hole fills they are read in order.
+#[test]
+fn out_of_order_bytes_cost_what_they_hold() {
+    let cfg = TcpConfig {
+        recv_buffer: 8 << 20,
+        ..cfg()
+    };
+    let mut h = Harness::server(cfg, Peer::full());
+    // A window update opens the whole buffer (the SYN/ACK's was unscaled).
+    h.tcb.force_ack();
+    let w = h.recv_seg().window as usize;
+    assert!(w << 8 > 4 << 20, "window {w}");
+    let far = IRS + 1 + (4 << 20);
+    h.send(&h.data(far, ISS + 1, b"x"));
+    h.send(&h.data(IRS + 1 + 100, ISS + 1, b"y"));
+    assert!(h.tcb.memory() < 1024, "{} bytes", h.tcb.memory());
+    let sack = h.recv_seg().sack;
+    assert_eq!(sack.len(), 2, "{sack:?}");
+    h.send(&h.data(IRS + 1, ISS + 1, &[b'a'; 100]));
+    let mut got = h.read_all();
+    assert_eq!(got.len(), 101);
+    assert_eq!(got.pop(), Some(b'y'));
+}
+
 #[test]
 fn rto_go_back_n_resends_following_segments() {
     let mut h = Harness::client(cfg(), Peer::plain());
