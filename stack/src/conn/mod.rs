@@ -353,6 +353,20 @@ impl Connection {
                 mp.shutdown();
                 mp.release();
             }
+            Some(mp) if mp.send_pending() > 0 => {
+                // Fallen back with bytes still held above the subflow (its
+                // send buffer was full): they go first, and the subflow's FIN
+                // once they are handed down (`flush_fallback`).
+                if mp.recv_available() > 0 {
+                    self.abort_all(&mut fx);
+                    return fx;
+                }
+                mp.shutdown();
+                mp.release();
+                let first = &mut self.subflows[0];
+                let reply = first.tcb.release_unread();
+                fx.rst(first.tuple(), reply, Default::default());
+            }
             _ => {
                 let first = &mut self.subflows[0];
                 let reply = first.tcb.release(now);

@@ -84,6 +84,12 @@ impl Connection {
         for s in subflows.iter_mut().filter(|s| !s.mp.is_closed()) {
             mp.subflow_upkeep(&s.tcb, &mut s.mp);
         }
+        let cwnd = subflows
+            .iter()
+            .filter(|s| !s.mp.is_closed() && !s.mp.is_backup())
+            .map(|s| s.tcb.cwnd())
+            .sum();
+        mp.autotune_send(cwnd);
         if subflows.len() == 1 {
             // Data handed to the only subflow stays there: keep it to what the
             // subflow can soon send, so that a subflow joining later gets its

@@ -70,12 +70,12 @@ impl DataLevel {
             moved += tcb.send(part).unwrap_or(0);
         }
         self.snd_nxt += moved;
-        // What the subflow no longer holds, it has delivered.
+        // Handed down, the bytes are the subflow's to deliver (there is no
+        // data level left to send them again).
         let handed = self.snd_nxt.since(self.snd_una) as usize;
-        let acked = handed.saturating_sub(tcb.send_queued());
-        if acked > 0 {
-            self.snd_buf.discard(acked);
-            self.snd_una += acked;
+        if handed > 0 {
+            self.snd_buf.discard(handed);
+            self.snd_una += handed;
             if self.send_was_full {
                 self.send_was_full = false;
                 self.writable = true;

@@ -303,7 +303,7 @@ impl DataLevel {
     /// How far past `rcv_nxt` the peer's data may reach: what we can have
     /// offered, with some slack.
     pub(super) fn window_limit(&self) -> u64 {
-        self.rcv_buf.capacity() as u64 + WINDOW_SLACK
+        self.rcv_max as u64 + WINDOW_SLACK
     }
 
     pub(super) fn check_data_fin(&mut self) {

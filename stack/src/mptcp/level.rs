@@ -21,6 +21,7 @@ use super::scheduler::{new_scheduler, Scheduler};
 use super::stats::MptcpStats;
 use crate::config::SchedulerKind;
 use crate::tcp::assembler::Assembler;
+use crate::tcp::autotune::{send_buffer_for, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER};
 use crate::tcp::buffer::RingBuffer;
 use crate::tcp::ratelimit::TokenBucket;
 use crate::tcp::Tcb;
@@ -29,6 +30,8 @@ use crate::wire::mptcp::{MpCapable, MptcpVersion};
 use crate::wire::Dsn;
 use std::collections::VecDeque;
 
+/// What a first round trip of reading is measured against (ten segments).
+const INITIAL_RCV_SPACE: usize = 10 * 1460;
 /// Out-of-order ranges the data level tracks (beyond, data waits in the subflows).
 const MAX_DATA_HOLES: usize = 1024;
 
@@ -128,6 +131,15 @@ pub struct DataLevel {
     // Receiving: rcv_buf's next byte to read has DSN rcv_nxt - rcv_buf.len().
     pub(super) rcv_buf: RingBuffer,
     pub(super) assembler: Assembler,
+    /// Buffer auto-tuning (`tcp::autotune`) at the connection level, where
+    /// the application reads and writes: the reader's total, the ceilings,
+    /// the slowest subflow's round trip, whether growth is allowed.
+    pub(super) rcv_space: RcvSpace,
+    pub(super) bytes_read: u64,
+    pub(super) rcv_max: usize,
+    pub(super) snd_max: usize,
+    pub(super) srtt_max: Option<core::time::Duration>,
+    pub(super) may_grow: bool,
     pub(super) rcv_nxt: Dsn,
     pub(super) peer_data_fin: Option<Dsn>,
     pub(super) peer_data_fin_done: bool,
@@ -199,7 +211,7 @@ impl DataLevel {
             local_key,
             remote_key: None,
             may_fall_back: true,
-            snd_buf: RingBuffer::new(s.send_buffer),
+            snd_buf: RingBuffer::new(s.send_buffer.min(INITIAL_SEND_BUFFER)),
             snd_una: first,
             snd_nxt: first,
             snd_wnd_end: first,
@@ -208,7 +220,13 @@ impl DataLevel {
             data_fin_acked: false,
             data_fin_sent: false,
             send_was_full: false,
-            rcv_buf: RingBuffer::new(s.recv_buffer),
+            rcv_buf: RingBuffer::new(s.recv_buffer.min(INITIAL_RECV_BUFFER)),
+            rcv_space: RcvSpace::new(Instant::ZERO, INITIAL_RCV_SPACE),
+            bytes_read: 0,
+            rcv_max: s.recv_buffer,
+            snd_max: s.send_buffer,
+            srtt_max: None,
+            may_grow: true,
             // Subflows interleave small mappings: one lagging subflow leaves a
             // hole per mapping of the others.
             assembler: Assembler::new(MAX_DATA_HOLES),
@@ -404,6 +422,56 @@ impl DataLevel {
         n
     }
 
+    /// Grow the receive buffer with the application's reading pace; `tcb`
+    /// is the subflow that just delivered (its round trip counts).
+    pub(super) fn autotune_recv(&mut self, now: Instant, tcb: &Tcb) {
+        if let Some(rtt) = tcb.rcv_rtt() {
+            self.srtt_max = Some(self.srtt_max.map_or(rtt, |m| m.max(rtt)));
+        }
+        if !self.may_grow || self.rcv_buf.capacity() >= self.rcv_max {
+            return;
+        }
+        let mss = tcb.mss();
+        if let Some(want) = self
+            .rcv_space
+            .adjust(now, self.bytes_read, self.srtt_max, mss)
+        {
+            let cap = want.min(self.rcv_max).max(self.rcv_buf.capacity());
+            self.rcv_buf.set_capacity(cap);
+        }
+    }
+
+    /// Grow the send buffer to twice what the subflows together may have in
+    /// flight (`cwnd` summed over them).
+    pub fn autotune_send(&mut self, cwnd: usize) {
+        if !self.may_grow || self.snd_buf.capacity() >= self.snd_max {
+            return;
+        }
+        let want = send_buffer_for(cwnd).min(self.snd_max);
+        if want > self.snd_buf.capacity() {
+            self.snd_buf.set_capacity(want);
+            if self.send_was_full {
+                self.send_was_full = false;
+                self.writable = true;
+            }
+        }
+    }
+
+    /// Memory pressure: `false` stops the buffers from growing.
+    pub fn set_may_grow(&mut self, may: bool) {
+        self.may_grow = may;
+    }
+
+    /// Give back the storage of empty buffers; the bytes freed.
+    pub fn trim(&mut self) -> usize {
+        self.snd_buf.release() + self.rcv_buf.release()
+    }
+
+    /// Heap bytes the connection level's buffers hold.
+    pub fn memory(&self) -> usize {
+        self.snd_buf.allocated() + self.rcv_buf.allocated() + self.assembler.allocated()
+    }
+
     pub fn send_capacity(&self) -> usize {
         if self.data_fin_queued {
             0
@@ -428,6 +496,7 @@ impl DataLevel {
     /// Read connection-level data; `None` at the end of the peer's data.
     pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
         let n = self.rcv_buf.dequeue(buf);
+        self.bytes_read += n as u64;
         if n == 0 && !buf.is_empty() && self.peer_data_fin_done {
             return None;
         }

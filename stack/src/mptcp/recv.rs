@@ -18,6 +18,7 @@ impl DataLevel {
         if self.phase == Phase::Fallback || self.remote_key.is_none() || sf.closed {
             return Actions::new();
         }
+        self.autotune_recv(now, tcb);
         let mut acts = if self.rx_fallback {
             self.pull_unmapped(tcb);
             Actions::new()

@@ -3,6 +3,7 @@
 //! protections, RFC 6528 ISNs and SYN cookies (RFC 4987).
 
 pub mod assembler;
+pub mod autotune;
 pub mod buffer;
 pub mod cc;
 pub mod hooks;

@@ -12,9 +12,6 @@
 
 use crate::wire::SeqNumber;
 
-/// Upper bound on the up-front reservation (the Vec still grows up to `max_ranges`).
-const MAX_RESERVE: usize = 1024;
-
 #[derive(Debug)]
 pub struct Scoreboard {
     /// SACKed `[left, right)` ranges above snd_una: sorted, merged.
@@ -27,7 +24,7 @@ pub struct Scoreboard {
 impl Scoreboard {
     pub fn new(max_ranges: usize) -> Self {
         Scoreboard {
-            ranges: Vec::with_capacity(max_ranges.min(MAX_RESERVE)),
+            ranges: Vec::new(),
             max_ranges,
             total: 0,
         }

@@ -87,6 +87,7 @@ impl Tcb {
         if self.in_recovery && self.sack_ok {
             self.set_pipe();
         }
+        self.autotune_send();
     }
 
     /// RFC 9293 §3.10.7.4: take the window from the most recent segment.

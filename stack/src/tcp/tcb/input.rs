@@ -418,6 +418,10 @@ impl Tcb {
                 0
             };
             if ready > 0 {
+                self.measure_rcv_rtt(now, seg);
+            }
+            self.autotune_recv(now);
+            if ready > 0 {
                 self.rcv_nxt += ready;
                 self.stats.bytes_received += ready as u64;
                 self.events.readable = true;

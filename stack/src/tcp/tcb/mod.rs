@@ -13,6 +13,9 @@ mod timers;
 mod tests;
 
 use super::assembler::Assembler;
+use super::autotune::{
+    send_buffer_for, RcvRtt, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER,
+};
 use super::buffer::RingBuffer;
 use super::cc::{self, CongestionControl};
 use super::rtt::RttEstimator;
@@ -122,6 +125,16 @@ pub struct Tcb {
     rcv_wscale: u8,
     recv_buf: RingBuffer,
     assembler: Assembler,
+    /// Receive-buffer auto-tuning, and the bytes read so far (it measures them).
+    rcv_space: RcvSpace,
+    bytes_read: u64,
+    /// The receiver's round trip, and the window being timed when there are
+    /// no timestamps (its right edge, since when) or the last TSecr sampled.
+    rcv_rtt: RcvRtt,
+    rcv_rtt_mark: Option<(SeqNumber, Instant)>,
+    rcv_rtt_tsecr: u32,
+    /// Buffers may grow (false under memory pressure).
+    may_grow: bool,
     /// Sequence number of the peer's FIN once seen (possibly out of order).
     peer_fin: Option<SeqNumber>,
     /// The out-of-order block most recently extended (first SACK block, RFC 2018).
@@ -234,7 +247,7 @@ impl Tcb {
             snd_wl1: SeqNumber(0),
             snd_wl2: iss,
             snd_wscale: 0,
-            send_buf: RingBuffer::new(cfg.send_buffer),
+            send_buf: RingBuffer::new(cfg.send_buffer.min(INITIAL_SEND_BUFFER)),
             buf_seq: iss + 1,
             fin_queued: false,
             send_was_full: false,
@@ -246,8 +259,14 @@ impl Tcb {
             } else {
                 0
             },
-            recv_buf: RingBuffer::new(cfg.recv_buffer),
+            recv_buf: RingBuffer::new(cfg.recv_buffer.min(INITIAL_RECV_BUFFER)),
             assembler: Assembler::new(cfg.max_ooo_ranges),
+            rcv_space: RcvSpace::new(now, cfg.initial_cwnd_segments * rcv_mss),
+            bytes_read: 0,
+            rcv_rtt: RcvRtt::default(),
+            rcv_rtt_mark: None,
+            rcv_rtt_tsecr: 0,
+            may_grow: true,
             peer_fin: None,
             last_ooo: None,
             last_ack_sent: SeqNumber(0),
@@ -471,7 +490,14 @@ impl Tcb {
     }
 
     /// Bound the advertised receive window (never below what was promised).
+    ///
+    /// A capped subflow's window is the layered protocol's: its own buffer
+    /// takes the configured size (it only holds what that level has not yet
+    /// taken, bounded by the cap) and is not auto-tuned.
     pub fn set_window_cap(&mut self, cap: Option<usize>) {
+        if cap.is_some() && self.window_cap.is_none() {
+            self.recv_buf.set_capacity(self.cfg.recv_buffer);
+        }
         self.window_cap = cap;
     }
 
@@ -627,9 +653,9 @@ impl Tcb {
         self.send_buf.len()
     }
 
-    /// The receive buffer's size: the most the window ever offers.
+    /// The most the receive window may ever offer (the configured buffer).
     pub fn recv_capacity(&self) -> usize {
-        self.recv_buf.capacity()
+        self.cfg.recv_buffer
     }
 
     /// Heap bytes the connection's buffers hold (send, receive, out of order).
@@ -647,6 +673,7 @@ impl Tcb {
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, bool> {
         let n = self.recv_buf.dequeue(buf);
         if n > 0 {
+            self.bytes_read += n as u64;
             self.maybe_window_update();
             return Ok(n);
         }
@@ -667,9 +694,82 @@ impl Tcb {
     pub fn consume(&mut self, n: usize) -> usize {
         let n = self.recv_buf.discard(n);
         if n > 0 {
+            self.bytes_read += n as u64;
             self.maybe_window_update();
         }
         n
+    }
+
+    /// In-order data arrived: sample the receiver's round trip from the
+    /// segment's timestamp echo, or time the window (see `RcvRtt`).
+    pub(super) fn measure_rcv_rtt(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        if self.ts_ok {
+            let Some((_, tsecr)) = seg.timestamp else {
+                return;
+            };
+            if tsecr == 0 || tsecr == self.rcv_rtt_tsecr {
+                return;
+            }
+            self.rcv_rtt_tsecr = tsecr;
+            let sent = tsecr.wrapping_sub(self.ts_offset);
+            let ms = (now.as_millis() as u32).wrapping_sub(sent);
+            if (ms as i32) >= 0 && ms < 60_000 {
+                self.rcv_rtt
+                    .sample_ts(core::time::Duration::from_millis(ms.max(1) as u64));
+            }
+            return;
+        }
+        match self.rcv_rtt_mark {
+            Some((edge, since)) if self.rcv_nxt.diff(edge) >= 0 => {
+                self.rcv_rtt.sample_window(now.saturating_since(since));
+                self.rcv_rtt_mark = None;
+            }
+            Some(_) => {}
+            None => self.rcv_rtt_mark = Some((self.rcv_adv, now)),
+        }
+    }
+
+    /// The receiver's round-trip estimate, else the sender's.
+    pub fn rcv_rtt(&self) -> Option<core::time::Duration> {
+        self.rcv_rtt.get().or(self.rtt.srtt())
+    }
+
+    /// Grow the receive buffer with the reader's pace (see `tcp::autotune`).
+    pub(super) fn autotune_recv(&mut self, now: Instant) {
+        let max = self.cfg.recv_buffer;
+        if !self.may_grow || self.recv_buf.capacity() >= max || self.window_cap.is_some() {
+            return;
+        }
+        let rtt = self.rcv_rtt();
+        if let Some(want) = self
+            .rcv_space
+            .adjust(now, self.bytes_read, rtt, self.rcv_mss)
+        {
+            let cap = want.min(max).max(self.recv_buf.capacity());
+            self.recv_buf.set_capacity(cap);
+        }
+    }
+
+    /// Grow the send buffer to twice what may be in flight.
+    pub(super) fn autotune_send(&mut self) {
+        let max = self.cfg.send_buffer;
+        if !self.may_grow || self.send_buf.capacity() >= max {
+            return;
+        }
+        let want = send_buffer_for(self.cc.cwnd()).min(max);
+        if want > self.send_buf.capacity() {
+            self.send_buf.set_capacity(want);
+        }
+    }
+
+    /// Memory pressure: `false` stops the buffers from growing.
+    pub fn set_may_grow(&mut self, may: bool) {
+        self.may_grow = may;
+    }
+
+    /// Give back the storage of empty buffers; the bytes freed.
+    pub fn trim(&mut self) -> usize {
+        self.send_buf.release() + self.recv_buf.release()
     }
 
     /// After the application read, advertise a window that grew materially
@@ -682,7 +782,12 @@ impl Tcb {
             return;
         }
         let advertised = self.rcv_adv.since(self.rcv_nxt);
-        let possible = self.recv_buf.free();
+        // A capped window opens when the layer above says so (it forces
+        // the ACK): what this buffer alone could offer is not on offer.
+        let possible = self
+            .recv_buf
+            .free()
+            .min(self.window_cap.unwrap_or(usize::MAX));
         let mss = self.rcv_mss;
         if possible >= advertised + 2 * mss.min(self.recv_buf.capacity() / 2)
             && (possible >= 2 * advertised || advertised < mss)
@@ -754,14 +859,24 @@ impl Tcb {
         rst
     }
 
-    /// The application gave up the handle. Unread data means the peer's bytes
-    /// will never be consumed, so the connection is reset (RFC 2525 §2.17);
-    /// otherwise it is closed gracefully.
-    pub fn release(&mut self, now: Instant) -> Option<RstReply> {
+    /// [`release`](Self::release) without the shutdown, for a layered
+    /// protocol that still has bytes to hand down before the FIN: released,
+    /// and aborted (the RST returned) if unread data is left.
+    pub fn release_unread(&mut self) -> Option<RstReply> {
         self.released = true;
         self.reset_on_orphan_data = true;
         if !self.recv_buf.is_empty() && self.state != State::Closed {
             return self.abort();
+        }
+        None
+    }
+
+    /// The application gave up the handle. Unread data means the peer's bytes
+    /// will never be consumed, so the connection is reset (RFC 2525 §2.17);
+    /// otherwise it is closed gracefully.
+    pub fn release(&mut self, now: Instant) -> Option<RstReply> {
+        if let Some(rst) = self.release_unread() {
+            return Some(rst);
         }
         self.shutdown();
         if self.state == State::FinWait2 && self.fin_wait2_at.is_none() {

@@ -7,6 +7,7 @@
 use super::{RstReply, Tcb, Transmit, Verdict};
 use crate::config::{Keepalive, TcpConfig};
 use crate::endpoint::CloseReason;
+use crate::tcp::autotune::INITIAL_RECV_BUFFER;
 use crate::tcp::ratelimit::ChallengeQuota;
 use crate::tcp::State;
 use crate::time::Instant;
@@ -388,7 +389,8 @@ fn window_scale_negotiated_when_both_offer() {
     // The window of a SYN is never scaled.
     assert_eq!(h.tcb.snd_wnd(), 65535);
     let ack = h.recv_seg();
-    assert_eq!(ack.window, ((8usize << 20) >> 8) as u16);
+    // The buffer starts small and grows with use (`tcp::autotune`).
+    assert_eq!(ack.window, (INITIAL_RECV_BUFFER >> 8) as u16);
     let mut upd = h.seg(ACK, IRS + 1, ISS + 1);
     upd.window = 100;
     h.send(&upd);
@@ -1321,11 +1323,12 @@ fn out_of_order_bytes_cost_what_they_hold() {
         ..cfg()
     };
     let mut h = Harness::server(cfg, Peer::full());
-    // A window update opens the whole buffer (the SYN/ACK's was unscaled).
+    // A window update opens the whole buffer (the SYN/ACK's was unscaled);
+    // auto-tuning starts it at INITIAL_RECV_BUFFER.
     h.tcb.force_ack();
-    let w = h.recv_seg().window as usize;
-    assert!(w << 8 > 4 << 20, "window {w}");
-    let far = IRS + 1 + (4 << 20);
+    let w = (h.recv_seg().window as usize) << 8;
+    assert!(w >= INITIAL_RECV_BUFFER / 2, "window {w}");
+    let far = IRS + 1 + (w as u32 - 1);
     h.send(&h.data(far, ISS + 1, b"x"));
     h.send(&h.data(IRS + 1 + 100, ISS + 1, b"y"));
     assert!(h.tcb.memory() < 1024, "{} bytes", h.tcb.memory());
