@@ -257,7 +257,9 @@ pub struct RunArgs {
 
     /// Write every packet read from or written to the TUN device to FILE (pcap, LINKTYPE_RAW).
     ///
-    /// The file is created or truncated. Open it with Wireshark or tcpdump -r.
+    /// FILE must not exist: it is created new, mode 0600 (it holds every payload
+    /// and the MPTCP keys), and an existing file or a symbolic link there is
+    /// refused (exit status 1). Open it with Wireshark or tcpdump -r.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub pcap: Option<PathBuf>,
 

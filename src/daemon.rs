@@ -102,8 +102,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let pcap = match &args.pcap {
         Some(path) => Some(
-            PcapWriter::create(path)
-                .map_err(|e| err(format!("cannot create {}", path.display()), e))?,
+            PcapWriter::create(path).map_err(|e| err(format!("--pcap {}", path.display()), e))?,
         ),
         None => None,
     };
