@@ -266,9 +266,21 @@ pub struct RunArgs {
     /// Control socket that `mptun status` talks to [default: /run/mptun/<TUN>.sock].
     ///
     /// A Unix socket path. Without this option it is derived from --tun, so
-    /// several instances on different TUN devices do not clash.
+    /// several instances on different TUN devices do not clash. The socket is
+    /// mode 0600: only root and mptun's user may connect (see --control-group).
+    /// Its directory is created if missing; mptun refuses to use one (or one
+    /// above it) that another user owns or could change (writable by others
+    /// without the sticky bit), or that is a symbolic link.
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub control: Option<PathBuf>,
+
+    /// Let the members of GROUP (a name or a gid) use the control socket.
+    ///
+    /// The socket becomes mode 0660 with group GROUP. Its members may read
+    /// `mptun status`, without MPTCP keys; changing addresses (`mptun addr`)
+    /// stays reserved to root and mptun's own user, whoever connects.
+    #[arg(long, value_name = "GROUP")]
+    pub control_group: Option<String>,
 
     /// Plain TCP only: MPTCP options from peers are ignored and never sent.
     #[arg(long, conflicts_with_all = ["checksum"])]
@@ -431,6 +443,13 @@ impl RunArgs {
     pub fn validate(&self) -> Result<(), CliError> {
         if self.addrs.is_empty() {
             return Err(CliError::new("at least one --addr is required"));
+        }
+        if self
+            .control_group
+            .as_deref()
+            .is_some_and(|g| g.trim().is_empty())
+        {
+            return Err(CliError::new("--control-group needs a group name or gid"));
         }
         for (i, a) in self.addrs.iter().enumerate() {
             if self.addrs[..i].iter().any(|b| b.addr == a.addr) {
@@ -1109,6 +1128,8 @@ mod tests {
             "/tmp/x.pcap",
             "--control",
             "/tmp/ctl.sock",
+            "--control-group",
+            "mptun",
             "--no-mptcp",
             "--scheduler",
             "roundrobin",
@@ -1160,6 +1181,7 @@ mod tests {
                 }],
                 pcap: Some("/tmp/x.pcap".into()),
                 control: Some("/tmp/ctl.sock".into()),
+                control_group: Some("mptun".into()),
                 no_mptcp: true,
                 mptcp_version: MptcpVersions(vec![1]),
                 no_v0_retry: false,
@@ -1197,6 +1219,7 @@ mod tests {
         assert!(r.local_forward.is_empty() && r.impair.is_empty());
         assert!(!r.no_mptcp && !r.no_routes && !r.no_offload);
         assert_eq!((r.pcap, r.seed), (None, None));
+        assert_eq!(r.control_group, None);
 
         let r = run(&["--addr", "10.0.0.1", "--tun", "foo"]);
         assert_eq!(r.control_path(), PathBuf::from("/run/mptun/foo.sock"));
@@ -1412,6 +1435,7 @@ mod tests {
             "--local-forward <LADDR:LPORT=RADDR:RPORT>",
             "--pcap <FILE>",
             "--control <PATH>",
+            "--control-group <GROUP>",
             "--no-mptcp",
             "--impair <ADDR:SPEC>",
             "--no-routes",

@@ -2,6 +2,7 @@
 //! engine until SIGINT/SIGTERM, then close connections gracefully and clean up.
 
 use crate::cli::RunArgs;
+use crate::control::{ControlServer, SocketAccess};
 use crate::driver::{Driver, Impairment};
 use crate::pcap::PcapWriter;
 use crate::services::{self, ServiceStats};
@@ -89,6 +90,26 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         );
     }
 
+    // The control socket first: a path that cannot be used safely (or another
+    // daemon on it) is refused before anything on the network changes. Clients
+    // that connect before it is served wait in its backlog.
+    let access = SocketAccess {
+        group: match &args.control_group {
+            Some(g) => {
+                Some(crate::control::resolve_group(g).map_err(|e| err("--control-group", e))?)
+            }
+            None => None,
+        },
+    };
+    let control_server = ControlServer::bind(&args.control_path(), access)
+        .await
+        .map_err(|e| {
+            err(
+                format!("control socket {}", args.control_path().display()),
+                e,
+            )
+        })?;
+
     let tun = Tun::create(&TunConfig {
         name: args.tun.clone(),
         mtu: args.mtu,
@@ -153,14 +174,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         handle: handle.clone(),
         services,
     });
-    let control = crate::control_glue::start(&args.control_path(), runtime.clone())
-        .await
-        .map_err(|e| {
-            err(
-                format!("control socket {}", args.control_path().display()),
-                e,
-            )
-        })?;
+    let control = crate::control_glue::serve(control_server, runtime.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| err("signal handler", e))?;
