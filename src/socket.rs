@@ -163,8 +163,30 @@ impl Handle {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Shared> {
-        // A panic while holding the lock is a bug elsewhere; keep serving.
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+        match self.shared.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // Someone panicked while holding the engine: its state may be half
+                // updated. The driver sees `is_poisoned` on its next turn and stops
+                // the daemon ("internal error"); wake it, and let this caller
+                // finish (panicking here too would only cascade, e.g. in `Drop`).
+                self.notify.notify_one();
+                poisoned.into_inner()
+            }
+        }
+    }
+
+    /// Whether a task panicked while holding the engine: nothing may rely on the
+    /// engine's state any more (the daemon stops).
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.is_poisoned()
+    }
+
+    /// A function that wakes the driver, for code outside the engine's users
+    /// (the panic hook).
+    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
+        let notify = Arc::clone(&self.notify);
+        move || notify.notify_one()
     }
 
     /// Wake the driver: the engine may have something to send.
