@@ -27,6 +27,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
@@ -281,6 +282,21 @@ pub struct RunArgs {
     /// stays reserved to root and mptun's own user, whoever connects.
     #[arg(long, value_name = "GROUP")]
     pub control_group: Option<String>,
+
+    /// How long --forward waits for its backend to accept a connection.
+    ///
+    /// A backend that does not answer within DURATION (e.g. 500ms, 10s, 1m) is
+    /// given up, and the client's connection is reset. Also bounds the stack's
+    /// connection attempt of each --local-forward connection.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_connect_timeout)]
+    pub connect_timeout: Duration,
+
+    /// Close --forward and --local-forward connections idle for DURATION.
+    ///
+    /// When no byte has moved in either direction for DURATION (e.g. 30s, 10m,
+    /// 1h), both sides of the relayed connection are reset. 0 turns this off.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 
     /// Plain TCP only: MPTCP options from peers are ignored and never sent.
     #[arg(long, conflicts_with_all = ["checksum"])]
@@ -544,6 +560,40 @@ fn parse_mtu(s: &str) -> Result<u16, CliError> {
         Ok(n) if (u32::from(MIN_MTU_IPV4)..=65535).contains(&n) => Ok(n as u16),
         Ok(_) => Err(CliError::new(range())),
         Err(_) => Err(CliError::new(format!("not a number; {}", range()))),
+    }
+}
+
+/// A duration: a number with a unit (`ms`, `s`, `m`, `h`; a bare number is in
+/// seconds), e.g. `500ms`, `10s`, `1.5m`, `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, CliError> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || {
+        CliError::new(format!(
+            "'{s}' is not a duration (a number with ms, s, m or h, e.g. 500ms, 10s, 10m)"
+        ))
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| d.as_secs() <= 365 * 24 * 3600)
+        .ok_or_else(|| CliError::new(format!("'{s}' is out of range (at most a year)")))
+}
+
+fn parse_connect_timeout(s: &str) -> Result<Duration, CliError> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err(CliError::new("the connect timeout must be above 0")),
+        d => Ok(d),
     }
 }
 
@@ -1130,6 +1180,10 @@ mod tests {
             "/tmp/ctl.sock",
             "--control-group",
             "mptun",
+            "--connect-timeout",
+            "500ms",
+            "--idle-timeout",
+            "0",
             "--no-mptcp",
             "--scheduler",
             "roundrobin",
@@ -1182,6 +1236,8 @@ mod tests {
                 pcap: Some("/tmp/x.pcap".into()),
                 control: Some("/tmp/ctl.sock".into()),
                 control_group: Some("mptun".into()),
+                connect_timeout: Duration::from_millis(500),
+                idle_timeout: Duration::ZERO,
                 no_mptcp: true,
                 mptcp_version: MptcpVersions(vec![1]),
                 no_v0_retry: false,
@@ -1220,6 +1276,8 @@ mod tests {
         assert!(!r.no_mptcp && !r.no_routes && !r.no_offload);
         assert_eq!((r.pcap, r.seed), (None, None));
         assert_eq!(r.control_group, None);
+        assert_eq!(r.connect_timeout, Duration::from_secs(10));
+        assert_eq!(r.idle_timeout, Duration::from_secs(600));
 
         let r = run(&["--addr", "10.0.0.1", "--tun", "foo"]);
         assert_eq!(r.control_path(), PathBuf::from("/run/mptun/foo.sock"));
@@ -1247,6 +1305,33 @@ mod tests {
             panic!("expected status")
         };
         assert_eq!(s.control_path(), PathBuf::from("/x.sock"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        let d = |s| parse_duration(s).unwrap();
+        assert_eq!(d("0"), Duration::ZERO);
+        assert_eq!(d("10"), Duration::from_secs(10));
+        assert_eq!(d("10s"), Duration::from_secs(10));
+        assert_eq!(d("500ms"), Duration::from_millis(500));
+        assert_eq!(d("1.5m"), Duration::from_secs(90));
+        assert_eq!(d("10min"), Duration::from_secs(600));
+        assert_eq!(d("2h"), Duration::from_secs(7200));
+        for bad in ["", "s", "-1s", "10 parsecs", "1e9h", "1.2.3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_connect_timeout("0s").is_err());
+        let e = Cli::try_parse_validated_from([
+            "mptun",
+            "run",
+            "--addr",
+            "10.0.0.1",
+            "--control-group",
+            " ",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--control-group"), "{e}");
     }
 
     #[test]
@@ -1341,6 +1426,9 @@ mod tests {
             &["--addr", "10.0.0.1", "--cc", "bbr"],
             &["--addr", "10.0.0.1", "--max-subflows", "9"],
             &["--addr", "10.0.0.1", "--max-add-addr-accepted", "-1"],
+            &["--addr", "10.0.0.1", "--connect-timeout", "0"],
+            &["--addr", "10.0.0.1", "--idle-timeout", "soon"],
+            &["--addr", "10.0.0.1", "--idle-timeout", "5d"],
         ] {
             let e = run_err(args);
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -1436,6 +1524,8 @@ mod tests {
             "--pcap <FILE>",
             "--control <PATH>",
             "--control-group <GROUP>",
+            "--connect-timeout <DURATION>",
+            "--idle-timeout <DURATION>",
             "--no-mptcp",
             "--impair <ADDR:SPEC>",
             "--no-routes",

@@ -10,7 +10,7 @@ use crate::cli::RunArgs;
 use crate::control::{ControlServer, SocketAccess};
 use crate::driver::{Driver, DriverError, Impairment};
 use crate::pcap::PcapWriter;
-use crate::services::{self, ServiceStats};
+use crate::services::{self, RelayTimeouts, ServiceStats};
 use crate::socket::{Handle, Shared};
 use crate::tun::{Tun, TunConfig};
 use mptun_stack::impair::ImpairSpec;
@@ -162,6 +162,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // From here on a panic wakes the driver, which stops the daemon if the
     // panicking task held the engine.
     crate::panics::install(handle.waker());
+    let timeouts = RelayTimeouts {
+        connect: args.connect_timeout,
+        idle: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+    };
     let mut services = Vec::new();
     for &port in &args.echo {
         services.push(services::echo(&handle, port).map_err(|e| err(format!("--echo {port}"), e))?);
@@ -174,13 +178,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     for f in &args.forward {
         services.push(
-            services::forward(&handle, f.port, f.host.clone(), f.host_port)
+            services::forward(&handle, f.port, f.host.clone(), f.host_port, timeouts)
                 .map_err(|e| err(format!("--forward {f}"), e))?,
         );
     }
     for f in &args.local_forward {
         services.push(
-            services::local_forward(&handle, f.listen, f.remote)
+            services::local_forward(&handle, f.listen, f.remote, timeouts)
                 .await
                 .map_err(|e| err(format!("--local-forward {f}"), e))?,
         );

@@ -214,6 +214,36 @@ impl Handle {
 
     /// Open a connection from the stack to `remote`.
     pub async fn connect(&self, remote: SocketAddr) -> io::Result<StackStream> {
+        let stream = self.start_connect(remote)?;
+        stream.established().await?;
+        Ok(stream)
+    }
+
+    /// [`connect`](Self::connect), given up after `timeout`: then the attempt is
+    /// aborted (no more SYNs) and the error is `TimedOut`.
+    pub async fn connect_timeout(
+        &self,
+        remote: SocketAddr,
+        timeout: std::time::Duration,
+    ) -> io::Result<StackStream> {
+        let stream = self.start_connect(remote)?;
+        match tokio::time::timeout(timeout, stream.established()).await {
+            Ok(r) => r.map(|()| stream),
+            Err(_) => {
+                stream.abort();
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no connection to {remote} within {:.1}s",
+                        timeout.as_secs_f64()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The stream of a connection being opened to `remote` (SYN queued).
+    fn start_connect(&self, remote: SocketAddr) -> io::Result<StackStream> {
         let id = {
             let mut s = self.lock();
             let now = s.now();
@@ -222,27 +252,10 @@ impl Handle {
             id
         };
         self.kick();
-        let stream = StackStream {
+        Ok(StackStream {
             handle: self.clone(),
             id,
-        };
-        std::future::poll_fn(|cx| {
-            let mut s = self.lock();
-            let slot = s
-                .conns
-                .get_mut(&id)
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-            if let Some(reason) = slot.closed {
-                return Poll::Ready(Err(close_error(reason)));
-            }
-            if slot.established {
-                return Poll::Ready(Ok(()));
-            }
-            slot.connect = Some(cx.waker().clone());
-            Poll::Pending
         })
-        .await?;
-        Ok(stream)
     }
 }
 
@@ -325,6 +338,39 @@ pub struct StackStream {
 impl StackStream {
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// Resets the connection (RST to the peer, MP_FASTCLOSE for MPTCP) and gives
+    /// up the handle: for a relay that cannot serve it (backend unreachable, idle
+    /// too long).
+    pub fn abort(self) {
+        {
+            let mut s = self.handle.lock();
+            s.conns.remove(&self.id);
+            let _ = s.stack.abort(self.id);
+        }
+        self.handle.kick();
+        // `Drop` then releases an id the engine no longer knows: harmless.
+    }
+
+    /// Waits until an active open completes (or fails).
+    async fn established(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut s = self.handle.lock();
+            let slot = s
+                .conns
+                .get_mut(&self.id)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            if let Some(reason) = slot.closed {
+                return Poll::Ready(Err(close_error(reason)));
+            }
+            if slot.established {
+                return Poll::Ready(Ok(()));
+            }
+            slot.connect = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
 }
 
