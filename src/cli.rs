@@ -27,6 +27,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueHint};
@@ -257,16 +258,45 @@ pub struct RunArgs {
 
     /// Write every packet read from or written to the TUN device to FILE (pcap, LINKTYPE_RAW).
     ///
-    /// The file is created or truncated. Open it with Wireshark or tcpdump -r.
+    /// FILE must not exist: it is created new, mode 0600 (it holds every payload
+    /// and the MPTCP keys), and an existing file or a symbolic link there is
+    /// refused (exit status 1). Open it with Wireshark or tcpdump -r.
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub pcap: Option<PathBuf>,
 
     /// Control socket that `mptun status` talks to [default: /run/mptun/<TUN>.sock].
     ///
     /// A Unix socket path. Without this option it is derived from --tun, so
-    /// several instances on different TUN devices do not clash.
+    /// several instances on different TUN devices do not clash. The socket is
+    /// mode 0600: only root and mptun's user may connect (see --control-group).
+    /// Its directory is created if missing; mptun refuses to use one (or one
+    /// above it) that another user owns or could change (writable by others
+    /// without the sticky bit), or that is a symbolic link.
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub control: Option<PathBuf>,
+
+    /// Let the members of GROUP (a name or a gid) use the control socket.
+    ///
+    /// The socket becomes mode 0660 with group GROUP. Its members may read
+    /// `mptun status`, without MPTCP keys; changing addresses (`mptun addr`)
+    /// stays reserved to root and mptun's own user, whoever connects.
+    #[arg(long, value_name = "GROUP")]
+    pub control_group: Option<String>,
+
+    /// How long --forward waits for its backend to accept a connection.
+    ///
+    /// A backend that does not answer within DURATION (e.g. 500ms, 10s, 1m) is
+    /// given up, and the client's connection is reset. Also bounds the stack's
+    /// connection attempt of each --local-forward connection.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_connect_timeout)]
+    pub connect_timeout: Duration,
+
+    /// Close --forward and --local-forward connections idle for DURATION.
+    ///
+    /// When no byte has moved in either direction for DURATION (e.g. 30s, 10m,
+    /// 1h), both sides of the relayed connection are reset. 0 turns this off.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
 
     /// Plain TCP only: MPTCP options from peers are ignored and never sent.
     #[arg(long, conflicts_with_all = ["checksum"])]
@@ -430,6 +460,13 @@ impl RunArgs {
         if self.addrs.is_empty() {
             return Err(CliError::new("at least one --addr is required"));
         }
+        if self
+            .control_group
+            .as_deref()
+            .is_some_and(|g| g.trim().is_empty())
+        {
+            return Err(CliError::new("--control-group needs a group name or gid"));
+        }
         for (i, a) in self.addrs.iter().enumerate() {
             if self.addrs[..i].iter().any(|b| b.addr == a.addr) {
                 return Err(CliError::new(format!("--addr {} is given twice", a.addr)));
@@ -523,6 +560,40 @@ fn parse_mtu(s: &str) -> Result<u16, CliError> {
         Ok(n) if (u32::from(MIN_MTU_IPV4)..=65535).contains(&n) => Ok(n as u16),
         Ok(_) => Err(CliError::new(range())),
         Err(_) => Err(CliError::new(format!("not a number; {}", range()))),
+    }
+}
+
+/// A duration: a number with a unit (`ms`, `s`, `m`, `h`; a bare number is in
+/// seconds), e.g. `500ms`, `10s`, `1.5m`, `0`.
+pub fn parse_duration(s: &str) -> Result<Duration, CliError> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || {
+        CliError::new(format!(
+            "'{s}' is not a duration (a number with ms, s, m or h, e.g. 500ms, 10s, 10m)"
+        ))
+    };
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| d.as_secs() <= 365 * 24 * 3600)
+        .ok_or_else(|| CliError::new(format!("'{s}' is out of range (at most a year)")))
+}
+
+fn parse_connect_timeout(s: &str) -> Result<Duration, CliError> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err(CliError::new("the connect timeout must be above 0")),
+        d => Ok(d),
     }
 }
 
@@ -1107,6 +1178,12 @@ mod tests {
             "/tmp/x.pcap",
             "--control",
             "/tmp/ctl.sock",
+            "--control-group",
+            "mptun",
+            "--connect-timeout",
+            "500ms",
+            "--idle-timeout",
+            "0",
             "--no-mptcp",
             "--scheduler",
             "roundrobin",
@@ -1158,6 +1235,9 @@ mod tests {
                 }],
                 pcap: Some("/tmp/x.pcap".into()),
                 control: Some("/tmp/ctl.sock".into()),
+                control_group: Some("mptun".into()),
+                connect_timeout: Duration::from_millis(500),
+                idle_timeout: Duration::ZERO,
                 no_mptcp: true,
                 mptcp_version: MptcpVersions(vec![1]),
                 no_v0_retry: false,
@@ -1195,6 +1275,9 @@ mod tests {
         assert!(r.local_forward.is_empty() && r.impair.is_empty());
         assert!(!r.no_mptcp && !r.no_routes && !r.no_offload);
         assert_eq!((r.pcap, r.seed), (None, None));
+        assert_eq!(r.control_group, None);
+        assert_eq!(r.connect_timeout, Duration::from_secs(10));
+        assert_eq!(r.idle_timeout, Duration::from_secs(600));
 
         let r = run(&["--addr", "10.0.0.1", "--tun", "foo"]);
         assert_eq!(r.control_path(), PathBuf::from("/run/mptun/foo.sock"));
@@ -1222,6 +1305,33 @@ mod tests {
             panic!("expected status")
         };
         assert_eq!(s.control_path(), PathBuf::from("/x.sock"));
+    }
+
+    #[test]
+    fn durations_parse() {
+        let d = |s| parse_duration(s).unwrap();
+        assert_eq!(d("0"), Duration::ZERO);
+        assert_eq!(d("10"), Duration::from_secs(10));
+        assert_eq!(d("10s"), Duration::from_secs(10));
+        assert_eq!(d("500ms"), Duration::from_millis(500));
+        assert_eq!(d("1.5m"), Duration::from_secs(90));
+        assert_eq!(d("10min"), Duration::from_secs(600));
+        assert_eq!(d("2h"), Duration::from_secs(7200));
+        for bad in ["", "s", "-1s", "10 parsecs", "1e9h", "1.2.3s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_connect_timeout("0s").is_err());
+        let e = Cli::try_parse_validated_from([
+            "mptun",
+            "run",
+            "--addr",
+            "10.0.0.1",
+            "--control-group",
+            " ",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--control-group"), "{e}");
     }
 
     #[test]
@@ -1316,6 +1426,9 @@ mod tests {
             &["--addr", "10.0.0.1", "--cc", "bbr"],
             &["--addr", "10.0.0.1", "--max-subflows", "9"],
             &["--addr", "10.0.0.1", "--max-add-addr-accepted", "-1"],
+            &["--addr", "10.0.0.1", "--connect-timeout", "0"],
+            &["--addr", "10.0.0.1", "--idle-timeout", "soon"],
+            &["--addr", "10.0.0.1", "--idle-timeout", "5d"],
         ] {
             let e = run_err(args);
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -1410,6 +1523,9 @@ mod tests {
             "--local-forward <LADDR:LPORT=RADDR:RPORT>",
             "--pcap <FILE>",
             "--control <PATH>",
+            "--control-group <GROUP>",
+            "--connect-timeout <DURATION>",
+            "--idle-timeout <DURATION>",
             "--no-mptcp",
             "--impair <ADDR:SPEC>",
             "--no-routes",

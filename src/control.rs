@@ -13,17 +13,33 @@
 //!
 //! A request line longer than [`MAX_REQUEST`] bytes gets an error response and the
 //! connection is closed; so is a connection that sends nothing for the read timeout.
+//!
+//! Access: the socket is mode 0600 (only the daemon's user may connect), or 0660
+//! with the group of [`SocketAccess::group`] (`--control-group`). Each connection's
+//! peer is identified with `SO_PEERCRED`: only root (uid 0) and the daemon's own uid
+//! are *privileged*. Commands that change anything ([`Request::changes_state`]) are
+//! refused to everyone else with `{"ok":false,"error":"permission denied: ..."}`
+//! (logged at WARN with the peer's uid and pid); the handler learns who asks
+//! ([`Caller`]) so that `status` can hide secrets (MPTCP keys) from them.
+//!
+//! The socket's directory is created if missing (each missing component mode 0755,
+//! without following symbolic links), and refused if it, any directory above it, or
+//! a file already at the socket's path is owned by someone other than root or the
+//! daemon's user, or is writable by others (or by a group other than root's)
+//! without the sticky bit; the socket's own directory must not be a symbolic link.
 
 use std::fmt;
+use std::fs::Metadata;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tracing::warn;
 
 use crate::status::Status;
 
@@ -57,6 +73,114 @@ pub enum Request {
 impl Request {
     /// The `cmd` values the server understands, for error messages.
     pub const COMMANDS: &'static [&'static str] = &["status", "addr_add", "addr_del", "addr_set"];
+
+    /// The request's `cmd` value.
+    pub fn cmd(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::AddrAdd { .. } => "addr_add",
+            Request::AddrDel { .. } => "addr_del",
+            Request::AddrSet { .. } => "addr_set",
+        }
+    }
+
+    /// Whether the request changes the daemon's state: only privileged callers
+    /// (root or the daemon's user) may send it.
+    pub fn changes_state(&self) -> bool {
+        !matches!(self, Request::Status)
+    }
+}
+
+/// A client's credentials, from `SO_PEERCRED` (as of its `connect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    /// Absent when the client is in another PID namespace.
+    pub pid: Option<i32>,
+}
+
+/// Who sends a request, as the handler sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// `None` if the credentials could not be read (then not privileged).
+    pub peer: Option<Peer>,
+    /// Root (uid 0) or the daemon's own uid: may change the daemon's state and see
+    /// its secrets (MPTCP keys).
+    pub privileged: bool,
+}
+
+impl Caller {
+    /// The caller of a connection whose credentials are `peer`, privileged if its
+    /// uid is one of `privileged_uids` (root's and the daemon's).
+    pub fn from_peer(peer: Option<Peer>, privileged_uids: &[u32]) -> Self {
+        Caller {
+            peer,
+            privileged: peer.is_some_and(|p| privileged_uids.contains(&p.uid)),
+        }
+    }
+}
+
+/// Who may connect to the control socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// `None`: mode 0600, the daemon's user only. `Some(gid)`: mode 0660 and this
+    /// group, whose members may connect (read `status`, without secrets).
+    pub group: Option<u32>,
+}
+
+impl SocketAccess {
+    /// The socket file's permission bits.
+    pub fn mode(&self) -> u32 {
+        if self.group.is_some() {
+            0o660
+        } else {
+            0o600
+        }
+    }
+}
+
+/// The effective uid and gid of this process (from `/proc/self/status`).
+pub fn process_ids() -> io::Result<(u32, u32)> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| -> io::Result<u32> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            // Real, effective, saved, filesystem: the second is the effective one.
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no {name} line in /proc/self/status")))
+    };
+    Ok((field("Uid:")?, field("Gid:")?))
+}
+
+/// A group given by name or number (`--control-group`): its gid. Names are looked
+/// up with `getent group` (so NSS sources such as LDAP count), falling back to
+/// `/etc/group` where `getent` is missing.
+pub fn resolve_group(group: &str) -> io::Result<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let not_found = || io::Error::new(io::ErrorKind::NotFound, format!("no group named '{group}'"));
+    let line = match std::process::Command::new("getent")
+        .args(["group", "--", group])
+        .output()
+    {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(_) => return Err(not_found()),
+        Err(_) => std::fs::read_to_string("/etc/group")?
+            .lines()
+            .find(|l| l.split(':').next() == Some(group))
+            .ok_or_else(not_found)?
+            .to_string(),
+    };
+    // name:password:gid:members
+    line.trim()
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("cannot read the gid of group '{group}'")))
 }
 
 /// A response: `{"ok":true, ...payload}` or `{"ok":false,"error":"..."}`.
@@ -144,38 +268,255 @@ pub struct ControlServer {
     /// Device and inode of the socket file we created.
     identity: Option<(u64, u64)>,
     read_timeout: Duration,
+    /// Callers with these uids are privileged: root and the daemon's own uid.
+    privileged_uids: Vec<u32>,
+}
+
+/// An `io::Error` of `kind` with `msg`.
+fn refuse(kind: io::ErrorKind, msg: String) -> io::Error {
+    io::Error::new(kind, msg)
+}
+
+/// `e` with the path it concerns in front.
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {}", path.display(), io_message(&e)))
+}
+
+/// `path` made absolute (relative to the working directory) and lexically
+/// normalised (`.` dropped, `..` taking off the previous component), so that what
+/// is checked is exactly what is bound.
+fn normalize(path: &Path) -> io::Result<PathBuf> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Ok(out)
+}
+
+/// A directory (or file) the control socket may depend on: owned by root or the
+/// daemon's user, and not writable by others, nor by a group other than root's or
+/// the daemon's, unless it has the sticky bit (like /tmp, where only a file's
+/// owner may remove or rename it).
+fn check_trusted(path: &Path, meta: &Metadata, uid: u32, gid: u32) -> io::Result<()> {
+    let mode = meta.mode() & 0o7777;
+    if meta.uid() != 0 && meta.uid() != uid {
+        return Err(refuse(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is owned by uid {}, not by root or mptun's user (uid {uid}); refusing to use it",
+                path.display(),
+                meta.uid()
+            ),
+        ));
+    }
+    let sticky = mode & 0o1000 != 0;
+    if !sticky && mode & 0o002 != 0 {
+        return Err(refuse(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is writable by everyone (mode {mode:04o}) without the sticky bit; refusing to use it",
+                path.display()
+            ),
+        ));
+    }
+    if !sticky && mode & 0o020 != 0 && meta.gid() != 0 && meta.gid() != gid {
+        return Err(refuse(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is writable by group {} (mode {mode:04o}) without the sticky bit; refusing to use it",
+                path.display(),
+                meta.gid()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every directory on the way to `dir`, itself included, is trusted
+/// ([`check_trusted`]); missing ones are created (mode 0755, one at a time, never
+/// through a symbolic link). `dir` itself must not be a symbolic link; one above it
+/// (such as /var/run -> /run) is followed and where it leads checked as well.
+fn prepare_dir(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let components: Vec<Component> = dir.components().collect();
+    let mut cur = PathBuf::new();
+    for (i, c) in components.iter().enumerate() {
+        cur.push(c);
+        let last = i + 1 == components.len();
+        let meta = match std::fs::symlink_metadata(&cur) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match std::fs::DirBuilder::new().mode(0o755).create(&cur) {
+                    Ok(()) => {
+                        // The mode above is filtered by the umask; the directory
+                        // must be searchable so that --control-group members (and
+                        // anyone, for sockets of their own) can reach the socket.
+                        std::fs::set_permissions(&cur, std::fs::Permissions::from_mode(0o755))
+                            .map_err(|e| at(&cur, e))?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        return Err(io::Error::new(
+                            e.kind(),
+                            format!("cannot create {}: {}", cur.display(), io_message(&e)),
+                        ))
+                    }
+                }
+                std::fs::symlink_metadata(&cur).map_err(|e| at(&cur, e))?
+            }
+            Err(e) => return Err(at(&cur, e)),
+        };
+        if meta.file_type().is_symlink() {
+            if last {
+                return Err(refuse(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "{} is a symbolic link; the control socket's directory must be a real directory",
+                        cur.display()
+                    ),
+                ));
+            }
+            // Only whoever may write the directory holding the link (checked
+            // above) can change it; where it leads must be trusted too.
+            let target = std::fs::canonicalize(&cur).map_err(|e| at(&cur, e))?;
+            let mut p = PathBuf::new();
+            for t in target.components() {
+                p.push(t);
+                let m = std::fs::metadata(&p).map_err(|e| at(&p, e))?;
+                check_trusted(&p, &m, uid, gid)?;
+            }
+            continue;
+        }
+        if !meta.is_dir() {
+            return Err(refuse(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", cur.display()),
+            ));
+        }
+        check_trusted(&cur, &meta, uid, gid)?;
+    }
+    Ok(())
+}
+
+/// Binds a listening socket at `path` with the mode and group of `access`, so that
+/// it never exists there with other permissions: it is bound in a private
+/// directory (mode 0700) next to `path`, given its mode and group, then hard-linked
+/// into place (which fails if something appeared at `path` meanwhile).
+fn bind_private(
+    dir: &Path,
+    path: &Path,
+    access: SocketAccess,
+    uid: u32,
+) -> io::Result<UnixListener> {
+    let tmp_dir = dir.join(format!(".mptun-{}", std::process::id()));
+    // A leftover of an earlier process that had our pid.
+    if let Ok(m) = std::fs::symlink_metadata(&tmp_dir) {
+        if m.is_dir() && m.uid() == uid {
+            let _ = std::fs::remove_dir_all(&tmp_dir);
+        }
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&tmp_dir)
+        .map_err(|e| at(&tmp_dir, e))?;
+    let tmp = tmp_dir.join("s");
+    let result = (|| {
+        std::fs::set_permissions(&tmp_dir, std::fs::Permissions::from_mode(0o700))?;
+        let listener = UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(access.mode()))?;
+        if let Some(gid) = access.group {
+            std::os::unix::fs::chown(&tmp, None, Some(gid)).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot give the control socket to group {gid}: {}",
+                        io_message(&e)
+                    ),
+                )
+            })?;
+        }
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(refuse(
+                    io::ErrorKind::AddrInUse,
+                    format!(
+                        "{} appeared while the control socket was being created (another mptun starting?)",
+                        path.display()
+                    ),
+                ))
+            }
+            // A file system without hard links: rename instead.
+            Err(_) => std::fs::rename(&tmp, path)?,
+        }
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&tmp_dir);
+    result
 }
 
 impl ControlServer {
-    /// Binds the control socket at `path`.
+    /// Binds the control socket at `path`, mode 0600, or 0660 with the group of
+    /// `access`.
     ///
-    /// Creates the parent directory (mode 0755) if it is missing. If a socket file is
-    /// already there, connects to it first: if a daemon answers, fails with
-    /// `AddrInUse` ("another mptun is running on PATH"); if nobody listens, the file
-    /// is stale and is replaced. A file there that is not a socket is left alone
-    /// (`AlreadyExists`).
-    pub async fn bind(path: &Path) -> io::Result<ControlServer> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(dir)?;
-                // The mode above is filtered by the umask; the directory must be
-                // searchable by everyone so unprivileged `mptun status` can work.
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-            }
-        }
+    /// Creates the parent directory (mode 0755) if it is missing; refuses a
+    /// directory on the way that someone other than root or the daemon's user could
+    /// change (see [`prepare_dir`]'s rules in the module documentation). If a file
+    /// is already at `path`: a symbolic link, or a socket owned by someone else, is
+    /// refused (`PermissionDenied`); a file that is not a socket is left alone
+    /// (`AlreadyExists`); for a socket, it connects first: if a daemon answers,
+    /// fails with `AddrInUse` ("another mptun is running on PATH"); if nobody
+    /// listens, the file is stale and is replaced.
+    pub async fn bind(path: &Path, access: SocketAccess) -> io::Result<ControlServer> {
+        let (uid, gid) = process_ids()?;
+        let path = normalize(path)?;
+        let (Some(dir), Some(_)) = (path.parent(), path.file_name()) else {
+            return Err(refuse(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a path for a socket", path.display()),
+            ));
+        };
+        prepare_dir(dir, uid, gid)?;
 
-        match std::fs::symlink_metadata(path) {
+        match std::fs::symlink_metadata(&path) {
             Ok(meta) => {
+                if meta.file_type().is_symlink() {
+                    return Err(refuse(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} is a symbolic link; refusing to replace it",
+                            path.display()
+                        ),
+                    ));
+                }
                 if !meta.file_type().is_socket() {
                     return Err(io::Error::new(
                         io::ErrorKind::AlreadyExists,
                         format!("{} exists and is not a socket", path.display()),
                     ));
                 }
-                match UnixStream::connect(path).await {
+                if meta.uid() != 0 && meta.uid() != uid {
+                    return Err(refuse(
+                        io::ErrorKind::PermissionDenied,
+                        format!(
+                            "{} is a socket owned by uid {}, not by root or mptun's user (uid {uid}); refusing to replace it",
+                            path.display(),
+                            meta.uid()
+                        ),
+                    ));
+                }
+                match UnixStream::connect(&path).await {
                     Ok(_) => {
                         return Err(io::Error::new(
                             io::ErrorKind::AddrInUse,
@@ -183,7 +524,7 @@ impl ControlServer {
                         ))
                     }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                        std::fs::remove_file(path).or_else(|e| {
+                        std::fs::remove_file(&path).or_else(|e| {
                             if e.kind() == io::ErrorKind::NotFound {
                                 Ok(())
                             } else {
@@ -200,23 +541,30 @@ impl ControlServer {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(at(&path, e)),
         }
 
-        let listener = UnixListener::bind(path).map_err(|e| {
+        let listener = bind_private(dir, &path, access, uid).map_err(|e| {
             io::Error::new(
                 e.kind(),
-                format!("cannot bind control socket {}: {e}", path.display()),
+                format!(
+                    "cannot bind control socket {}: {}",
+                    path.display(),
+                    io_message(&e)
+                ),
             )
         })?;
-        let identity = std::fs::symlink_metadata(path)
+        let identity = std::fs::symlink_metadata(&path)
             .ok()
             .map(|m| (m.dev(), m.ino()));
+        let mut privileged_uids = vec![0, uid];
+        privileged_uids.dedup();
         Ok(ControlServer {
             listener: Some(listener),
-            path: path.to_path_buf(),
+            path,
             identity,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            privileged_uids,
         })
     }
 
@@ -232,30 +580,46 @@ impl ControlServer {
     }
 
     /// Serves clients until the returned future is dropped (then the socket file is
-    /// removed). Each client gets its own task; `handler` answers each request and
-    /// should be quick (it may lock the driver's state, but must not await).
+    /// removed). Each client gets its own task; `handler` answers each request
+    /// (told who asks) and should be quick (it may lock the driver's state, but
+    /// must not await). Requests that change state reach it only from privileged
+    /// callers; the others get "permission denied".
     pub async fn serve<F>(mut self, handler: F)
     where
-        F: Fn(Request) -> Response + Send + Sync + 'static,
+        F: Fn(&Caller, Request) -> Response + Send + Sync + 'static,
     {
         let handler = Arc::new(handler);
         let listener = self.listener.take().expect("listener present until closed");
         // Keep `self` alive (and so the socket file) for as long as we serve.
-        let _guard = self;
-        let read_timeout = _guard.read_timeout;
+        let guard = self;
+        let read_timeout = guard.read_timeout;
+        let privileged_uids: Arc<[u32]> = guard.privileged_uids.clone().into();
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let handler = Arc::clone(&handler);
+                    let peer = stream.peer_cred().ok().map(|c| Peer {
+                        uid: c.uid(),
+                        gid: c.gid(),
+                        pid: c.pid(),
+                    });
+                    let caller = Caller::from_peer(peer, &privileged_uids);
+                    let uids = Arc::clone(&privileged_uids);
                     tokio::spawn(async move {
                         // A client that misbehaves or goes away only ends its own task.
-                        let _ = serve_client(stream, &*handler, read_timeout).await;
+                        let _ = serve_client(stream, caller, &uids, &*handler, read_timeout).await;
                     });
                 }
                 // Out of file descriptors or the like: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+    }
+
+    /// Only callers with these uids are privileged (tests).
+    #[cfg(test)]
+    fn set_privileged_uids(&mut self, uids: Vec<u32>) {
+        self.privileged_uids = uids;
     }
 
     /// Stops listening and removes the socket file.
@@ -282,9 +646,44 @@ impl Drop for ControlServer {
     }
 }
 
-async fn serve_client<F>(stream: UnixStream, handler: &F, read_timeout: Duration) -> io::Result<()>
+/// The answer to a request `caller` may not send.
+fn denied(req: &Request, caller: &Caller, privileged_uids: &[u32]) -> Response {
+    let who = match caller.peer {
+        Some(p) => {
+            warn!(
+                uid = p.uid,
+                gid = p.gid,
+                pid = p.pid.unwrap_or(0),
+                cmd = req.cmd(),
+                "control socket: command refused to an unprivileged client"
+            );
+            format!("you are uid {}", p.uid)
+        }
+        None => {
+            warn!(
+                cmd = req.cmd(),
+                "control socket: command refused to a client without credentials"
+            );
+            "your credentials are unknown".to_string()
+        }
+    };
+    let uids: Vec<String> = privileged_uids.iter().map(u32::to_string).collect();
+    Response::error(format!(
+        "permission denied: `{}` changes the daemon and needs root or mptun's user (uid {}); {who}",
+        req.cmd(),
+        uids.join(" or ")
+    ))
+}
+
+async fn serve_client<F>(
+    stream: UnixStream,
+    caller: Caller,
+    privileged_uids: &[u32],
+    handler: &F,
+    read_timeout: Duration,
+) -> io::Result<()>
 where
-    F: Fn(Request) -> Response,
+    F: Fn(&Caller, Request) -> Response,
 {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
@@ -318,7 +717,10 @@ where
             return Ok(());
         }
         let resp = match parse_request(&line) {
-            Ok(req) => handler(req),
+            Ok(req) if req.changes_state() && !caller.privileged => {
+                denied(&req, &caller, privileged_uids)
+            }
+            Ok(req) => handler(&caller, req),
             Err(msg) => Response::error(msg),
         };
         write_response(&mut write, &resp).await?;
@@ -362,6 +764,17 @@ fn io_message(e: &io::Error) -> String {
 impl fmt::Display for ControlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ControlError::Connect { path, source }
+                if source.kind() == io::ErrorKind::PermissionDenied =>
+            {
+                write!(
+                    f,
+                    "cannot reach mptun at {}: {} (the control socket is for root and mptun's \
+                     user, and for the group of `mptun run --control-group`)",
+                    path.display(),
+                    io_message(source)
+                )
+            }
             ControlError::Connect { path, source } => write!(
                 f,
                 "cannot reach mptun at {}: {} (is `mptun run` running?)",
@@ -469,12 +882,15 @@ mod tests {
                 sha256: None,
             }],
             counters: counters_from(&Default::default()),
+            keys_redacted: false,
         }
     }
 
     async fn start(path: &Path) -> tokio::task::JoinHandle<()> {
-        let server = ControlServer::bind(path).await.unwrap();
-        tokio::spawn(server.serve(|req| match req {
+        let server = ControlServer::bind(path, SocketAccess::default())
+            .await
+            .unwrap();
+        tokio::spawn(server.serve(|_, req| match req {
             Request::Status => Response::status(sample_status()),
             Request::AddrDel { addr } if addr == "10.0.0.9" => Response::ok(),
             _ => Response::error("not here"),
@@ -633,9 +1049,11 @@ mod tests {
     async fn idle_client_is_disconnected() {
         let dir = temp_dir("idle");
         let path = dir.join("c.sock");
-        let mut server = ControlServer::bind(&path).await.unwrap();
+        let mut server = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap();
         server.set_read_timeout(Duration::from_millis(100));
-        let task = tokio::spawn(server.serve(|_| Response::ok()));
+        let task = tokio::spawn(server.serve(|_, _| Response::ok()));
 
         let mut stream = UnixStream::connect(&path).await.unwrap();
         stream.write_all(b"{\"cmd\":").await.unwrap();
@@ -668,7 +1086,9 @@ mod tests {
         let dir = temp_dir("file");
         let path = dir.join("c.sock");
         std::fs::write(&path, b"keep me").unwrap();
-        let err = ControlServer::bind(&path).await.unwrap_err();
+        let err = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&path).unwrap(), b"keep me");
         let _ = std::fs::remove_dir_all(dir);
@@ -680,7 +1100,9 @@ mod tests {
         let path = dir.join("c.sock");
         let task = start(&path).await;
 
-        let err = ControlServer::bind(&path).await.unwrap_err();
+        let err = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         assert_eq!(
             err.to_string(),
@@ -696,7 +1118,9 @@ mod tests {
     async fn missing_parent_directory_is_created_0755_and_close_removes_the_socket() {
         let dir = temp_dir("parent");
         let path = dir.join("run").join("mptun").join("mptun0.sock");
-        let server = ControlServer::bind(&path).await.unwrap();
+        let server = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap();
         let mode = std::fs::metadata(path.parent().unwrap())
             .unwrap()
             .permissions()
@@ -706,6 +1130,240 @@ mod tests {
         assert_eq!(server.path(), path);
         server.close();
         assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Mode bits of `path` (not following a symbolic link).
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[tokio::test]
+    async fn socket_is_0600_by_default_and_0660_with_a_group() {
+        let dir = temp_dir("modes");
+        let path = dir.join("a.sock");
+        let server = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap();
+        assert_eq!(mode_of(&path), 0o600);
+        server.close();
+
+        let (_, gid) = process_ids().unwrap();
+        let access = SocketAccess { group: Some(gid) };
+        let server = ControlServer::bind(&path, access).await.unwrap();
+        assert_eq!(mode_of(&path), 0o660);
+        assert_eq!(std::fs::metadata(&path).unwrap().gid(), gid);
+        // Served through the final name; nothing left of the private directory.
+        let task = tokio::spawn(server.serve(|_, _| Response::ok()));
+        assert!(request(&path, &Request::Status).await.unwrap().ok);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.sock"]);
+        task.abort();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn unsafe_directories_and_links_are_refused() {
+        let dir = temp_dir("unsafe");
+        let open = dir.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = ControlServer::bind(&open.join("c.sock"), SocketAccess::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            err.to_string()
+                .contains("writable by everyone (mode 0777) without the sticky bit"),
+            "{err}"
+        );
+        // Also when the socket is further down: nothing is created below it.
+        let err = ControlServer::bind(&open.join("x").join("c.sock"), SocketAccess::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("writable by everyone"), "{err}");
+        assert!(!open.join("x").exists());
+
+        // With the sticky bit (like /tmp) it is fine.
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        ControlServer::bind(&open.join("c.sock"), SocketAccess::default())
+            .await
+            .unwrap()
+            .close();
+
+        // The socket's directory must not be a symbolic link.
+        let real = dir.join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = ControlServer::bind(&link.join("c.sock"), SocketAccess::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is a symbolic link"), "{err}");
+        assert!(std::fs::read_dir(&real).unwrap().next().is_none());
+        // A directory above it may be (e.g. /var/run -> /run), if where it leads
+        // is trusted.
+        std::fs::create_dir(real.join("sub")).unwrap();
+        ControlServer::bind(&link.join("sub").join("c.sock"), SocketAccess::default())
+            .await
+            .unwrap()
+            .close();
+
+        // A symbolic link at the socket's path, dangling or not, is not replaced.
+        let sock = real.join("c.sock");
+        for target in [dir.join("nowhere"), dir.join("victim")] {
+            let _ = std::fs::remove_file(&sock);
+            std::os::unix::fs::symlink(&target, &sock).unwrap();
+            let err = ControlServer::bind(&sock, SocketAccess::default())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("is a symbolic link"), "{err}");
+            assert!(std::fs::symlink_metadata(&sock)
+                .unwrap()
+                .file_type()
+                .is_symlink());
+        }
+        assert!(!dir.join("nowhere").exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn paths_owned_by_someone_else_are_refused() {
+        if process_ids().unwrap().0 != 0 {
+            eprintln!("skipped: needs root to give files away");
+            return;
+        }
+        let dir = temp_dir("owner");
+        let theirs = dir.join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let err = ControlServer::bind(&theirs.join("c.sock"), SocketAccess::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 65534"), "{err}");
+
+        // A stale socket someone else left is not replaced either.
+        let sock = dir.join("c.sock");
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        std::os::unix::fs::chown(&sock, Some(65534), None).unwrap();
+        let err = ControlServer::bind(&sock, SocketAccess::default())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("socket owned by uid 65534"),
+            "{err}"
+        );
+        assert!(sock.exists());
+
+        // A group-writable directory of another group (not root's, not ours).
+        let shared = dir.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::os::unix::fs::chown(&shared, None, Some(65534)).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o775)).unwrap();
+        let err = ControlServer::bind(&shared.join("c.sock"), SocketAccess::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("writable by group 65534"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn unprivileged_callers_read_but_cannot_change() {
+        let dir = temp_dir("priv");
+        let path = dir.join("c.sock");
+        let mut server = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap();
+        // Nobody is privileged, so this test's own process is not either.
+        server.set_privileged_uids(vec![]);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let task = tokio::spawn(server.serve(move |caller, req| {
+            s.lock().unwrap().push((caller.privileged, req.cmd()));
+            Response::ok()
+        }));
+        assert!(request(&path, &Request::Status).await.unwrap().ok);
+        for req in [
+            Request::AddrAdd {
+                addr: "10.0.0.9".into(),
+            },
+            Request::AddrDel {
+                addr: "10.0.0.9".into(),
+            },
+            Request::AddrSet {
+                addr: "10.0.0.9".into(),
+                backup: true,
+            },
+        ] {
+            let resp = request(&path, &req).await.unwrap();
+            assert!(!resp.ok);
+            let e = resp.error.unwrap();
+            let (uid, _) = process_ids().unwrap();
+            assert!(
+                e.starts_with(&format!("permission denied: `{}`", req.cmd())),
+                "{e}"
+            );
+            assert!(e.contains(&format!("you are uid {uid}")), "{e}");
+        }
+        // The handler saw the status request only, from an unprivileged caller.
+        assert_eq!(*seen.lock().unwrap(), [(false, "status")]);
+        task.abort();
+        let _ = task.await;
+
+        // By default the daemon's own uid is privileged.
+        let server = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let task = tokio::spawn(server.serve(move |caller, req| {
+            s.lock().unwrap().push((caller.privileged, req.cmd()));
+            Response::ok()
+        }));
+        let del = Request::AddrDel {
+            addr: "10.0.0.9".into(),
+        };
+        assert!(request(&path, &del).await.unwrap().ok);
+        assert_eq!(*seen.lock().unwrap(), [(true, "addr_del")]);
+        task.abort();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn callers_and_groups() {
+        let peer = |uid| {
+            Some(Peer {
+                uid,
+                gid: uid,
+                pid: Some(1),
+            })
+        };
+        assert!(Caller::from_peer(peer(0), &[0, 1000]).privileged);
+        assert!(Caller::from_peer(peer(1000), &[0, 1000]).privileged);
+        assert!(!Caller::from_peer(peer(65534), &[0, 1000]).privileged);
+        assert!(!Caller::from_peer(None, &[0, 1000]).privileged);
+        assert!(Request::AddrAdd { addr: "x".into() }.changes_state());
+        assert!(!Request::Status.changes_state());
+        for cmd in Request::COMMANDS {
+            assert!(parse_request(
+                format!("{{\"cmd\":\"{cmd}\",\"addr\":\"x\",\"backup\":true}}").as_bytes()
+            )
+            .is_ok_and(|r| r.cmd() == *cmd));
+        }
+
+        assert_eq!(resolve_group("0").unwrap(), 0);
+        assert_eq!(resolve_group("root").unwrap(), 0);
+        let e = resolve_group("no-such-group-mptun").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), "no group named 'no-such-group-mptun'");
+
+        let (uid, gid) = process_ids().unwrap();
+        let dir = temp_dir("ids");
+        let m = std::fs::metadata(&dir).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
         let _ = std::fs::remove_dir_all(dir);
     }
 

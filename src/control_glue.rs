@@ -2,7 +2,7 @@
 //! engine's state) and implements the `mptun status` client command.
 
 use crate::cli::{AddrArgs, AddrOp, AddrSpec, CliError, Prio, StatusArgs};
-use crate::control::{self, ControlServer, Request, Response};
+use crate::control::{self, ControlServer, Request, Response, SocketAccess};
 use crate::daemon::Runtime;
 use crate::status::{connection_from_info, counters_from, ServiceStatus, Status};
 use crate::tun;
@@ -23,15 +23,28 @@ impl Drop for ControlTask {
     }
 }
 
-pub async fn start(path: &Path, rt: Arc<Runtime>) -> io::Result<ControlTask> {
-    let server = ControlServer::bind(path).await?;
-    let task = tokio::spawn(server.serve(move |req| match req {
-        Request::Status => Response::status(snapshot(&rt)),
+/// Binds the control socket (see [`ControlServer::bind`]) and serves it.
+pub async fn start(path: &Path, access: SocketAccess, rt: Arc<Runtime>) -> io::Result<ControlTask> {
+    Ok(serve(ControlServer::bind(path, access).await?, rt))
+}
+
+/// Serves a bound control socket: `status` for everyone who can connect (MPTCP
+/// keys for privileged callers only), address changes for privileged callers (the
+/// server refuses the others).
+pub fn serve(server: ControlServer, rt: Arc<Runtime>) -> ControlTask {
+    let task = tokio::spawn(server.serve(move |caller, req| match req {
+        Request::Status => {
+            let mut status = snapshot(&rt);
+            if !caller.privileged {
+                status.redact_keys();
+            }
+            Response::status(status)
+        }
         Request::AddrAdd { addr } => respond(addr_add(&rt, &addr)),
         Request::AddrDel { addr } => respond(addr_del(&rt, &addr)),
         Request::AddrSet { addr, backup } => respond(addr_set(&rt, &addr, backup)),
     }));
-    Ok(ControlTask(task))
+    ControlTask(task)
 }
 
 fn respond(r: Result<(), String>) -> Response {
@@ -153,6 +166,7 @@ pub fn snapshot(rt: &Runtime) -> Status {
         connections,
         services,
         counters: counters_from(&s.stack.counters()),
+        keys_redacted: false,
     }
 }
 

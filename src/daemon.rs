@@ -1,10 +1,16 @@
 //! `mptun run`: configure the TUN, start services and the control socket, drive the
 //! engine until SIGINT/SIGTERM, then close connections gracefully and clean up.
+//!
+//! It also ends, with an error (exit status 1), when the TUN device goes away, or
+//! after a panic that may have left the engine half updated (see `crate::panics`):
+//! then without a graceful close, but still removing the control socket, the
+//! routes and the device.
 
 use crate::cli::RunArgs;
-use crate::driver::{Driver, Impairment};
+use crate::control::{ControlServer, SocketAccess};
+use crate::driver::{Driver, DriverError, Impairment};
 use crate::pcap::PcapWriter;
-use crate::services::{self, ServiceStats};
+use crate::services::{self, RelayTimeouts, ServiceStats};
 use crate::socket::{Handle, Shared};
 use crate::tun::{Tun, TunConfig};
 use mptun_stack::impair::ImpairSpec;
@@ -14,14 +20,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// How long a shutdown waits for connections to finish their close handshakes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Why the daemon could not run; `main` prints it and exits 1.
+/// Why the daemon could not run or stopped; `main` prints it and exits 1.
 #[derive(Debug)]
 pub struct RunError(pub String);
+
+impl RunError {
+    /// A bug stopped the daemon ("internal error: ..."): the engine may be
+    /// inconsistent, so `main` exits without running anything else.
+    pub fn is_internal(&self) -> bool {
+        self.0.starts_with(INTERNAL)
+    }
+}
+
+const INTERNAL: &str = "internal error: ";
 
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -89,6 +105,26 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         );
     }
 
+    // The control socket first: a path that cannot be used safely (or another
+    // daemon on it) is refused before anything on the network changes. Clients
+    // that connect before it is served wait in its backlog.
+    let access = SocketAccess {
+        group: match &args.control_group {
+            Some(g) => {
+                Some(crate::control::resolve_group(g).map_err(|e| err("--control-group", e))?)
+            }
+            None => None,
+        },
+    };
+    let control_server = ControlServer::bind(&args.control_path(), access)
+        .await
+        .map_err(|e| {
+            err(
+                format!("control socket {}", args.control_path().display()),
+                e,
+            )
+        })?;
+
     let tun = Tun::create(&TunConfig {
         name: args.tun.clone(),
         mtu: args.mtu,
@@ -102,8 +138,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let pcap = match &args.pcap {
         Some(path) => Some(
-            PcapWriter::create(path)
-                .map_err(|e| err(format!("cannot create {}", path.display()), e))?,
+            PcapWriter::create(path).map_err(|e| err(format!("--pcap {}", path.display()), e))?,
         ),
         None => None,
     };
@@ -124,6 +159,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
 
     let handle = Handle::new(Shared::new(stack));
+    // From here on a panic wakes the driver, which stops the daemon if the
+    // panicking task held the engine.
+    crate::panics::install(handle.waker());
+    let timeouts = RelayTimeouts {
+        connect: args.connect_timeout,
+        idle: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
+    };
     let mut services = Vec::new();
     for &port in &args.echo {
         services.push(services::echo(&handle, port).map_err(|e| err(format!("--echo {port}"), e))?);
@@ -136,13 +178,13 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     for f in &args.forward {
         services.push(
-            services::forward(&handle, f.port, f.host.clone(), f.host_port)
+            services::forward(&handle, f.port, f.host.clone(), f.host_port, timeouts)
                 .map_err(|e| err(format!("--forward {f}"), e))?,
         );
     }
     for f in &args.local_forward {
         services.push(
-            services::local_forward(&handle, f.listen, f.remote)
+            services::local_forward(&handle, f.listen, f.remote, timeouts)
                 .await
                 .map_err(|e| err(format!("--local-forward {f}"), e))?,
         );
@@ -154,14 +196,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         handle: handle.clone(),
         services,
     });
-    let control = crate::control_glue::start(&args.control_path(), runtime.clone())
-        .await
-        .map_err(|e| {
-            err(
-                format!("control socket {}", args.control_path().display()),
-                e,
-            )
-        })?;
+    let control = crate::control_glue::serve(control_server, runtime.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| err("signal handler", e))?;
@@ -176,28 +211,83 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let addrs: Vec<String> = args.addrs.iter().map(|a| a.addr.to_string()).collect();
     info!(addresses = %addrs.join(","), "mptun running");
-    let mut driver = Driver::new(handle.clone(), tun, pcap, impairments);
-    let result = driver.run(stop_rx).await;
-    if let Err(e) = &result {
-        warn!("TUN I/O failed: {e}");
-    }
-
-    // Graceful shutdown: no new connections, FIN on the rest, bounded wait.
+    let tun_name = args.tun.clone();
+    let driver = Driver::new(handle.clone(), tun, pcap, impairments);
+    // The driver runs in a task of its own, so that its panic is an error we see
+    // (`JoinError`), not an unwinding through this function. The TUN it owns is
+    // torn down by `Tun`'s `Drop` while the panic unwinds.
+    let (mut driver, mut result) = match tokio::spawn(async move {
+        let mut driver = driver;
+        let r = driver.run(stop_rx).await;
+        (driver, r)
+    })
+    .await
     {
-        let mut s = handle.lock();
-        s.stop_accepting();
-        for id in s.stack.connections() {
-            let _ = s.stack.shutdown(id);
-        }
+        Ok(done) => done,
+        Err(e) => return Err(fatal(control, e)),
+    };
+
+    if result.is_ok() && handle.is_poisoned() {
+        // Stopped (signal) at the same time as a task panicked with the engine.
+        result = Err(DriverError::Internal(crate::panics::last().unwrap_or_else(
+            || "a task panicked while holding the engine".to_string(),
+        )));
     }
-    handle.kick();
     if result.is_ok() {
-        if let Err(e) = driver.drain(SHUTDOWN_GRACE).await {
-            warn!("TUN I/O failed during shutdown: {e}");
+        // Graceful shutdown: no new connections, FIN on the rest, bounded wait.
+        {
+            let mut s = handle.lock();
+            s.stop_accepting();
+            for id in s.stack.connections() {
+                let _ = s.stack.shutdown(id);
+            }
+        }
+        handle.kick();
+        let drained = tokio::spawn(async move {
+            let r = driver.drain(SHUTDOWN_GRACE).await;
+            (driver, r)
+        })
+        .await;
+        match drained {
+            Ok((d, r)) => {
+                driver = d;
+                result = r;
+            }
+            Err(e) => return Err(fatal(control, e)),
         }
     }
     drop(control);
+    if let Err(DriverError::DeviceGone(_)) = result {
+        driver.tun_mut().forget_device();
+    }
     driver.tun_mut().teardown();
-    info!("stopped");
-    result.map_err(|e| err("TUN I/O", e))
+    match result {
+        Ok(()) => {
+            info!("stopped");
+            Ok(())
+        }
+        Err(DriverError::DeviceGone(e)) => {
+            error!("the TUN device {tun_name} is gone ({e}): stopping");
+            Err(RunError(format!(
+                "TUN device {tun_name} is gone ({e}); was it deleted?"
+            )))
+        }
+        Err(e @ DriverError::Internal(_)) => {
+            error!("{e}: stopping");
+            Err(RunError(e.to_string()))
+        }
+    }
+}
+
+/// The driver task panicked: the device went with it (its `Drop`); remove the
+/// control socket and report.
+fn fatal(control: crate::control_glue::ControlTask, e: tokio::task::JoinError) -> RunError {
+    drop(control);
+    let msg = if e.is_panic() {
+        crate::panics::message(e.into_panic())
+    } else {
+        "the driver task was cancelled".to_string()
+    };
+    error!("internal error: {msg}: stopping");
+    RunError(format!("{INTERNAL}{msg}"))
 }

@@ -9,6 +9,15 @@
 //! super-packet, split into segments for the engine (`gso::split`), and the
 //! engine's consecutive segments of one flow are written as one super-packet
 //! (`gso::Coalescer`): one system call per up to 64 KiB instead of per segment.
+//!
+//! Device errors ([`classify`]): a transient one (ENOBUFS, ENOMEM, EINTR, EIO while
+//! the link is down, or anything not known to be fatal) never ends the loop. It is
+//! logged at WARN, at most once a second per direction with a count of the rest; a
+//! frame that cannot be written is dropped (TCP retransmits), and reads that keep
+//! failing are retried after a pause doubling from 1 ms to 100 ms, while timers
+//! and streams are still served. Only an error that means the device is gone
+//! (EBADFD, ENODEV, ENXIO, EBADF) ends it: [`DriverError::DeviceGone`]. A task that
+//! panicked while holding the engine ends it too: [`DriverError::Internal`].
 
 use crate::gso::{self, Coalescer, Commit};
 use crate::pcap::PcapWriter;
@@ -16,11 +25,12 @@ use crate::socket::{Handle, Shared};
 use crate::tun::Tun;
 use mptun_stack::impair::{Link, LinkParams};
 use mptun_stack::Instant;
+use std::fmt;
 use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Packets read per wake-up (segments of super-packets count one by one) before
 /// the engine's output is flushed, so a flood in one direction cannot starve the
@@ -29,6 +39,125 @@ const MAX_BATCH: usize = 256;
 
 /// Packets written between two readings of the clock.
 const CLOCK_EVERY: usize = 64;
+
+/// Longest pause between two reads after read errors in a row.
+const MAX_READ_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How often a recurring device error is logged.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What an error of the TUN device means for the driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Nothing to read, or no room to write, now (EAGAIN/EWOULDBLOCK): wait for
+    /// the device to become ready.
+    NotReady,
+    /// Passing trouble, or an error about one frame: ENOBUFS, ENOMEM, EINTR, EIO
+    /// (the link is down, e.g. while it flaps), EINVAL, and anything else not
+    /// known to be fatal. Log, drop the frame or pause reading, go on.
+    Transient,
+    /// The device is gone or our descriptor no longer refers to it (EBADFD:
+    /// the device was deleted; ENODEV, ENXIO, EBADF; or torn down by us): stop.
+    Gone,
+}
+
+/// Classifies an error of a TUN read or write (see [`ErrorClass`]).
+pub fn classify(e: &io::Error) -> ErrorClass {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => return ErrorClass::NotReady,
+        io::ErrorKind::Interrupted => return ErrorClass::Transient,
+        // `Tun` answers NotConnected once it was torn down.
+        io::ErrorKind::NotConnected => return ErrorClass::Gone,
+        _ => {}
+    }
+    match e.raw_os_error() {
+        Some(libc::EBADFD | libc::ENODEV | libc::ENXIO | libc::EBADF) => ErrorClass::Gone,
+        Some(libc::EAGAIN) => ErrorClass::NotReady,
+        _ => ErrorClass::Transient,
+    }
+}
+
+/// Why [`Driver::run`] stopped before being asked to.
+#[derive(Debug)]
+pub enum DriverError {
+    /// The TUN device is gone (deleted, or the descriptor unusable).
+    DeviceGone(io::Error),
+    /// A task panicked while holding the engine (the message, if known): its
+    /// state cannot be trusted any more.
+    Internal(String),
+}
+
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverError::DeviceGone(e) => write!(f, "the TUN device is gone ({e})"),
+            DriverError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for DriverError {}
+
+/// A device error that recurs, logged at most once per [`ERROR_LOG_INTERVAL`]
+/// with how many more there were.
+#[derive(Debug)]
+struct ErrorLog {
+    what: &'static str,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+    /// Errors since the operation last succeeded.
+    in_a_row: u64,
+}
+
+impl ErrorLog {
+    const fn new(what: &'static str) -> Self {
+        ErrorLog {
+            what,
+            last: None,
+            suppressed: 0,
+            in_a_row: 0,
+        }
+    }
+
+    fn report(&mut self, e: &io::Error, consequence: &str) {
+        self.in_a_row += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < ERROR_LOG_INTERVAL)
+        {
+            self.suppressed += 1;
+            return;
+        }
+        if self.suppressed > 0 {
+            warn!(
+                "{} failed: {e}; {consequence} ({} more since the last message)",
+                self.what, self.suppressed
+            );
+        } else {
+            warn!("{} failed: {e}; {consequence}", self.what);
+        }
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+
+    /// The operation worked: note a recovery after errors.
+    fn ok(&mut self) {
+        if self.in_a_row > 0 {
+            info!("{} works again after {} error(s)", self.what, self.in_a_row);
+            self.in_a_row = 0;
+        }
+    }
+
+    /// The pause before the next read after `in_a_row` errors: none after one
+    /// (EINTR and the like), then 1 ms doubling up to [`MAX_READ_BACKOFF`].
+    fn backoff(&self) -> Duration {
+        match self.in_a_row {
+            0 | 1 => Duration::ZERO,
+            n => Duration::from_millis(1 << (n - 2).min(16)).min(MAX_READ_BACKOFF),
+        }
+    }
+}
 
 /// Fault injection on the packets to and from one stack address.
 pub struct Impairment {
@@ -56,6 +185,10 @@ pub struct Driver {
     rx: Vec<u8>,
     /// The frame being built for the device out of the engine's packets.
     out: Coalescer,
+    read_errors: ErrorLog,
+    write_errors: ErrorLog,
+    /// No read before this (after read errors in a row).
+    read_paused_until: Option<tokio::time::Instant>,
 }
 
 fn capture(pcap: &mut Option<PcapWriter>, pkt: &[u8]) {
@@ -106,6 +239,9 @@ impl Driver {
             impairments,
             rx: vec![0; size],
             out,
+            read_errors: ErrorLog::new("TUN read"),
+            write_errors: ErrorLog::new("TUN write"),
+            read_paused_until: None,
         }
     }
 
@@ -114,7 +250,7 @@ impl Driver {
     }
 
     /// Run until `stop` turns true.
-    pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> io::Result<()> {
+    pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), DriverError> {
         loop {
             let stopped = async {
                 while !*stop.borrow_and_update() {
@@ -132,7 +268,7 @@ impl Driver {
 
     /// Run the loop for at most `grace`, or until no connection is still exchanging
     /// data or FINs, whichever comes first (graceful shutdown).
-    pub async fn drain(&mut self, grace: Duration) -> io::Result<()> {
+    pub async fn drain(&mut self, grace: Duration) -> Result<(), DriverError> {
         let end = tokio::time::Instant::now() + grace;
         while self.handle.lock().stack.active_connection_count() > 0 {
             if !self.turn(tokio::time::sleep_until(end)).await? {
@@ -142,21 +278,69 @@ impl Driver {
         Ok(())
     }
 
+    /// Stop if a task panicked while holding the engine.
+    fn check_engine(&self) -> Result<(), DriverError> {
+        if self.handle.is_poisoned() {
+            return Err(DriverError::Internal(crate::panics::last().unwrap_or_else(
+                || "a task panicked while holding the engine".to_string(),
+            )));
+        }
+        Ok(())
+    }
+
     /// One turn: wait for a packet, a timer, a stream's news or `stop`, then serve
     /// the engine. False when `stop` completed first.
-    async fn turn(&mut self, stop: impl std::future::Future<Output = ()>) -> io::Result<bool> {
+    async fn turn(
+        &mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<bool, DriverError> {
+        self.check_engine()?;
         let deadline = self.next_deadline();
+        let now = tokio::time::Instant::now();
+        let paused = self.read_paused_until.filter(|&t| t > now);
         tokio::select! {
-            r = self.tun.recv(&mut self.rx) => {
-                let n = r?;
-                self.drain_tun(n)?;
-            }
+            r = self.tun.recv(&mut self.rx), if paused.is_none() => match r {
+                Ok(n) => {
+                    self.read_errors.ok();
+                    self.drain_tun(n)?;
+                }
+                Err(e) => self.read_failed(e)?,
+            },
+            _ = sleep_until(paused.map(Into::into)) => {}
             _ = sleep_until(deadline) => {}
             _ = self.handle.notified() => {}
             _ = stop => return Ok(false),
         }
+        self.check_engine()?;
         self.service().await?;
         Ok(true)
+    }
+
+    /// A read failed: stop if the device is gone, else log and pause reading.
+    fn read_failed(&mut self, e: io::Error) -> Result<(), DriverError> {
+        match classify(&e) {
+            ErrorClass::NotReady => Ok(()),
+            ErrorClass::Gone => Err(DriverError::DeviceGone(e)),
+            ErrorClass::Transient => {
+                self.read_errors.report(&e, "retrying");
+                let pause = self.read_errors.backoff();
+                self.read_paused_until =
+                    (!pause.is_zero()).then(|| tokio::time::Instant::now() + pause);
+                Ok(())
+            }
+        }
+    }
+
+    /// A write failed: stop if the device is gone, else log; the frame is dropped
+    /// (TCP retransmits).
+    fn write_failed(&mut self, e: io::Error) -> Result<(), DriverError> {
+        match classify(&e) {
+            ErrorClass::Gone => Err(DriverError::DeviceGone(e)),
+            ErrorClass::NotReady | ErrorClass::Transient => {
+                self.write_errors.report(&e, "frame dropped");
+                Ok(())
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<std::time::Instant> {
@@ -177,7 +361,7 @@ impl Driver {
 
     /// The frame just read (`self.rx[..first]`) and every further one the device
     /// has ready (up to a batch), under one lock and one clock reading.
-    fn drain_tun(&mut self, first: usize) -> io::Result<()> {
+    fn drain_tun(&mut self, first: usize) -> Result<(), DriverError> {
         let handle = self.handle.clone();
         let mut s = handle.lock();
         let now = s.now();
@@ -191,7 +375,10 @@ impl Driver {
             n = match self.tun.try_recv(&mut self.rx) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
+                Err(e) => {
+                    drop(s);
+                    return self.read_failed(e);
+                }
             };
         }
     }
@@ -250,7 +437,7 @@ impl Driver {
     }
 
     /// Timers, delayed packets, events, then every packet the engine wants to send.
-    async fn service(&mut self) -> io::Result<()> {
+    async fn service(&mut self) -> Result<(), DriverError> {
         let now = self.handle.lock().now();
         self.deliver_impaired(now).await?;
         {
@@ -272,7 +459,10 @@ impl Driver {
             if !blocked {
                 return Ok(());
             }
-            self.tun.send(self.out.frame()).await?;
+            match self.tun.send(self.out.frame()).await {
+                Ok(_) => self.write_errors.ok(),
+                Err(e) => self.write_failed(e)?,
+            }
             self.out.clear();
         }
     }
@@ -280,7 +470,7 @@ impl Driver {
     /// Everything the engine wants to send, packet by packet into `self.out` and
     /// frame by frame to the device. True when the device could not take a frame
     /// (it is still in `self.out`, to be written once the device is writable).
-    fn transmit(&mut self, s: &mut Shared, now: Instant) -> io::Result<bool> {
+    fn transmit(&mut self, s: &mut Shared, now: Instant) -> Result<bool, DriverError> {
         let mut t = now;
         for sent in 1usize.. {
             if self.out.is_full() && !self.flush()? {
@@ -313,19 +503,19 @@ impl Driver {
     }
 
     /// Write the frame in `self.out`. False when the device cannot take it now.
-    fn flush(&mut self) -> io::Result<bool> {
+    fn flush(&mut self) -> Result<bool, DriverError> {
         match self.tun.try_send(self.out.frame()) {
-            Ok(_) => {}
+            Ok(_) => self.write_errors.ok(),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            // One frame the kernel refuses (e.g. no route back) must not stop the
-            // daemon; TCP retransmits.
-            Err(e) => debug!("TUN write failed: {e}"),
+            // A frame the kernel refuses (the link is down, no buffers, ...) must
+            // not stop the daemon; TCP retransmits.
+            Err(e) => self.write_failed(e)?,
         }
         self.out.clear();
         Ok(true)
     }
 
-    async fn deliver_impaired(&mut self, now: Instant) -> io::Result<()> {
+    async fn deliver_impaired(&mut self, now: Instant) -> Result<(), DriverError> {
         let mut inbound = Vec::new();
         let mut outbound = Vec::new();
         for imp in &mut self.impairments {
@@ -349,18 +539,19 @@ impl Driver {
         Ok(())
     }
 
-    async fn write(&mut self, pkt: &[u8]) -> io::Result<()> {
-        match self.tun.try_send_packet(pkt) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.tun.send_packet(pkt).await.map(|_| ())
-            }
-            // The kernel refusing one packet (e.g. no route back) must not stop
-            // the daemon; TCP will retransmit.
-            Err(e) => {
-                debug!("TUN write failed: {e}");
+    async fn write(&mut self, pkt: &[u8]) -> Result<(), DriverError> {
+        let r = match self.tun.try_send_packet(pkt) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.tun.send_packet(pkt).await,
+            r => r,
+        };
+        match r {
+            Ok(_) => {
+                self.write_errors.ok();
                 Ok(())
             }
+            // The kernel refusing one packet must not stop the daemon; TCP will
+            // retransmit.
+            Err(e) => self.write_failed(e),
         }
     }
 }
@@ -369,5 +560,122 @@ async fn sleep_until(at: Option<std::time::Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(errno: i32) -> io::Error {
+        io::Error::from_raw_os_error(errno)
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        for e in [libc::EAGAIN, libc::EWOULDBLOCK] {
+            assert_eq!(classify(&os(e)), ErrorClass::NotReady, "{e}");
+        }
+        assert_eq!(
+            classify(&io::Error::from(io::ErrorKind::WouldBlock)),
+            ErrorClass::NotReady
+        );
+        for e in [
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EINTR,
+            libc::EIO,
+            libc::EINVAL,
+            libc::EMSGSIZE,
+            libc::EFAULT,
+            libc::ENETDOWN,
+            libc::EPERM,
+        ] {
+            assert_eq!(classify(&os(e)), ErrorClass::Transient, "{}", os(e));
+        }
+        assert_eq!(
+            classify(&io::Error::from(io::ErrorKind::Interrupted)),
+            ErrorClass::Transient
+        );
+        assert_eq!(classify(&io::Error::other("what")), ErrorClass::Transient);
+        for e in [libc::EBADFD, libc::ENODEV, libc::ENXIO, libc::EBADF] {
+            assert_eq!(classify(&os(e)), ErrorClass::Gone, "{}", os(e));
+        }
+        // What `Tun` answers once torn down.
+        let torn = io::Error::new(io::ErrorKind::NotConnected, "TUN device was torn down");
+        assert_eq!(classify(&torn), ErrorClass::Gone);
+    }
+
+    /// A task that panics while holding the engine stops the driver with an
+    /// internal error (needs root for the TUN device; skipped otherwise).
+    #[tokio::test]
+    // The guard only keeps the other panicking test out, on this one thread.
+    #[allow(clippy::await_holding_lock)]
+    async fn a_panic_holding_the_engine_stops_the_driver() {
+        use crate::socket::Shared;
+        use crate::tun::{Tun, TunConfig};
+        use mptun_stack::{Config, Stack};
+        let root = crate::control::process_ids().is_ok_and(|(uid, _)| uid == 0);
+        if !root || !std::path::Path::new("/dev/net/tun").exists() {
+            eprintln!("skipped: needs root and /dev/net/tun");
+            return;
+        }
+        let _serial = crate::panics::TEST_SERIAL
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let tun = Tun::create(&TunConfig {
+            name: format!("mptp{}", std::process::id()),
+            mtu: 1500,
+            txqueuelen: 1000,
+            routes: vec![],
+            add_routes: false,
+            offload: false,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let handle = Handle::new(Shared::new(Stack::new(Config::default())));
+        crate::panics::install(handle.waker());
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let mut driver = Driver::new(handle.clone(), tun, None, vec![]);
+        let run = tokio::spawn(async move { driver.run(stop_rx).await });
+
+        let h = handle.clone();
+        let bad = tokio::spawn(async move {
+            let _engine = h.lock();
+            panic!("test panic holding the engine");
+        });
+        assert!(bad.await.unwrap_err().is_panic());
+        assert!(handle.is_poisoned());
+        // What any later user of the engine does (e.g. a stream being dropped).
+        drop(handle.lock());
+        let r = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the driver stops")
+            .unwrap();
+        match r {
+            Err(DriverError::Internal(m)) => {
+                assert!(m.contains("test panic holding the engine"), "{m}")
+            }
+            other => panic!("expected an internal error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn read_backoff_doubles_up_to_a_limit_and_resets() {
+        let mut log = ErrorLog::new("TUN read");
+        let e = os(libc::ENOBUFS);
+        let mut pauses = Vec::new();
+        for _ in 0..12 {
+            log.report(&e, "retrying");
+            pauses.push(log.backoff().as_millis());
+        }
+        assert_eq!(pauses, [0, 1, 2, 4, 8, 16, 32, 64, 100, 100, 100, 100]);
+        // Logged once, the rest counted.
+        assert_eq!(log.suppressed, 11);
+        log.ok();
+        assert_eq!(log.backoff(), Duration::ZERO);
+        for _ in 0..200 {
+            log.report(&e, "retrying");
+        }
+        assert_eq!(log.backoff(), MAX_READ_BACKOFF);
     }
 }

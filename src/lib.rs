@@ -6,6 +6,7 @@ pub mod control_glue;
 pub mod daemon;
 pub mod driver;
 pub mod gso;
+pub mod panics;
 pub mod pcap;
 pub mod services;
 pub mod socket;

@@ -31,9 +31,17 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => rt
-            .block_on(mptun::daemon::run(args))
-            .map_err(|e| e.to_string()),
+        Command::Run(args) => match rt.block_on(mptun::daemon::run(args)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_internal() => {
+                // The engine may be inconsistent: exit now, without dropping the
+                // runtime's tasks (which would call into it). The device, its
+                // routes and the control socket are already removed.
+                eprintln!("mptun: {e}");
+                std::process::exit(1);
+            }
+            Err(e) => Err(e.to_string()),
+        },
         Command::Status(args) => rt.block_on(mptun::control_glue::status(args)),
         Command::Addr(args) => rt.block_on(mptun::control_glue::addr(args)),
     };

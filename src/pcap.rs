@@ -11,11 +11,18 @@
 //! after every packet: once [`PcapWriter::write_packet`] returns, the packet is
 //! completely in the file, and a live reader (`tshark -r FILE`,
 //! `tail -c +1 -f FILE | tshark -i -`) sees whole records only.
+//!
+//! The capture holds every payload and the MPTCP keys of every connection, so
+//! [`PcapWriter::create`] makes a new file readable by its owner only (mode 0600)
+//! and never writes through a symbolic link or over an existing file
+//! (`O_CREAT | O_EXCL | O_NOFOLLOW`): a root daemon cannot be tricked into
+//! clobbering or disclosing another file.
 
 use pcap_file::pcap::{PcapHeader, PcapPacket};
 use pcap_file::{DataLink, Endianness, PcapError, TsResolution};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,9 +40,11 @@ pub struct PcapWriter {
 }
 
 impl PcapWriter {
-    /// Create (or truncate) `path` and write the pcap global header.
+    /// Create `path`, which must not exist (not even as a symbolic link), mode
+    /// 0600, and write the pcap global header. An existing file is an
+    /// `AlreadyExists` error ("... exists; remove it or choose another file").
     pub fn create(path: &Path) -> io::Result<Self> {
-        Self::from_writer(Box::new(File::create(path)?))
+        Self::from_writer(Box::new(create_new_private(path)?))
     }
 
     /// Write the capture to any byte sink (a file, a pipe, a buffer in tests).
@@ -73,6 +82,36 @@ impl PcapWriter {
         self.inner.write_packet(&packet).map_err(to_io)?;
         self.sink.lock().flush()
     }
+}
+
+/// Opens `path` for writing as a new file, mode 0600: `O_CREAT | O_EXCL` (an
+/// existing file, or a symbolic link even to nowhere, is an error) and
+/// `O_NOFOLLOW`. The mode is set again after creation, as the umask may have
+/// taken bits off (never added any).
+fn create_new_private(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                let what = match std::fs::symlink_metadata(path) {
+                    Ok(m) if m.file_type().is_symlink() => "is a symbolic link",
+                    _ => "exists",
+                };
+                io::Error::new(
+                    e.kind(),
+                    format!("{what}; the capture must be a new file: remove it or choose another"),
+                )
+            } else {
+                e
+            }
+        })?;
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
 }
 
 /// A clonable handle to one buffered output: `pcap_file`'s writer writes through one
@@ -160,6 +199,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mptun-pcap-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("cap.pcap");
+        let _ = std::fs::remove_file(&path);
         let mut w = PcapWriter::create(&path).unwrap();
 
         // The header alone is already on disk.
@@ -196,6 +236,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mptun-pcap-trunc-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("cap.pcap");
+        let _ = std::fs::remove_file(&path);
         let mut w = PcapWriter::create(&path).unwrap();
         let big = vec![0x45u8; SNAPLEN as usize + 10];
         w.write_packet(SystemTime::now(), &big).unwrap();
@@ -206,6 +247,48 @@ mod tests {
         assert_eq!(raw.incl_len, SNAPLEN);
         assert_eq!(raw.data.len(), SNAPLEN as usize);
         assert!(r.next_raw_packet().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_file_is_new_private_and_never_through_a_link() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = std::env::temp_dir().join(format!("mptun-pcap-new-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let path = dir.join("cap.pcap");
+        drop(PcapWriter::create(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o7777, 0o600);
+
+        // The file now exists: refused, left as it is.
+        let len = std::fs::metadata(&path).unwrap().len();
+        let e = PcapWriter::create(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(
+            e.to_string()
+                .starts_with("exists; the capture must be a new file"),
+            "{e}"
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len);
+
+        // A symbolic link to a file: the file is not touched.
+        let victim = dir.join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.join("link.pcap");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let e = PcapWriter::create(&link).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(e.to_string().starts_with("is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(std::fs::metadata(&victim).unwrap().mode() & 0o7777, 0o644);
+
+        // A dangling one: nothing is created where it points.
+        let dangling = dir.join("dangling.pcap");
+        std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
+        assert!(PcapWriter::create(&dangling).is_err());
+        assert!(!dir.join("nowhere").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

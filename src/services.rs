@@ -1,15 +1,44 @@
 //! Built-in services on the stack: echo, sink, forward (stack → OS TCP backend) and
 //! local-forward (OS TCP listener → stack connection), each an ordinary user of
 //! the async stream API.
+//!
+//! The two relays bound what a connection may hold on to ([`RelayTimeouts`]): a
+//! backend (or, for local-forward, the stack's peer) that does not accept within the
+//! connect timeout is given up and the client reset; a relayed connection on which
+//! no byte moved either way for the idle timeout is reset on both sides.
 
 use crate::socket::{Handle, StackListener, StackStream};
 use sha2::{Digest, Sha256};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
+
+/// Limits of the relays (--connect-timeout, --idle-timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayTimeouts {
+    /// How long opening the far side of a relayed connection may take.
+    pub connect: Duration,
+    /// How long a relayed connection may stay without a byte moving either way;
+    /// `None`: forever.
+    pub idle: Option<Duration>,
+}
+
+impl Default for RelayTimeouts {
+    fn default() -> Self {
+        RelayTimeouts {
+            connect: Duration::from_secs(10),
+            idle: Some(Duration::from_secs(600)),
+        }
+    }
+}
 
 /// Copy buffer per direction; large enough to keep a fast path busy.
 const BUF: usize = 256 * 1024;
@@ -126,22 +155,36 @@ pub fn forward(
     port: u16,
     host: String,
     host_port: u16,
+    timeouts: RelayTimeouts,
 ) -> io::Result<Arc<ServiceStats>> {
     let listener = handle.listen(port)?;
     let stats = ServiceStats::new("forward", port);
-    spawn_accept_loop(listener, stats.clone(), move |mut stream, stats| {
+    spawn_accept_loop(listener, stats.clone(), move |stream, stats| {
         let host = host.clone();
         async move {
-            let mut backend = tokio::net::TcpStream::connect((host.as_str(), host_port))
-                .await
-                .map_err(|e| {
-                    io::Error::new(e.kind(), format!("backend {host}:{host_port}: {e}"))
-                })?;
-            let (a, b) =
-                tokio::io::copy_bidirectional_with_sizes(&mut stream, &mut backend, BUF, BUF)
-                    .await?;
-            stats.bytes.fetch_add(a + b, Ordering::Relaxed);
-            Ok(())
+            let connect = TcpStream::connect((host.as_str(), host_port));
+            let backend = match tokio::time::timeout(timeouts.connect, connect).await {
+                Ok(Ok(backend)) => backend,
+                // The client gets a reset, as from a host that refuses it.
+                Ok(Err(e)) => {
+                    stream.abort();
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("backend {host}:{host_port}: {e}; client reset"),
+                    ));
+                }
+                Err(_) => {
+                    stream.abort();
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "backend {host}:{host_port} did not answer within {:.1}s; client reset",
+                            timeouts.connect.as_secs_f64()
+                        ),
+                    ));
+                }
+            };
+            relay(stream, backend, timeouts.idle, &stats).await
         }
     });
     Ok(stats)
@@ -153,6 +196,7 @@ pub async fn local_forward(
     handle: &Handle,
     listen: SocketAddr,
     remote: SocketAddr,
+    timeouts: RelayTimeouts,
 ) -> io::Result<Arc<ServiceStats>> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let stats = ServiceStats::new("local-forward", listen.port());
@@ -160,10 +204,12 @@ pub async fn local_forward(
     let st = stats.clone();
     tokio::spawn(async move {
         loop {
-            let (mut os, peer) = match listener.accept().await {
+            let (os, peer) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
                     warn!("local-forward {listen}: accept failed: {e}");
+                    // Out of descriptors or the like: do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
@@ -171,15 +217,13 @@ pub async fn local_forward(
             let handle = handle.clone();
             let st = st.clone();
             tokio::spawn(async move {
-                let r = async {
-                    let mut stream = handle.connect(remote).await?;
-                    let (a, b) =
-                        tokio::io::copy_bidirectional_with_sizes(&mut os, &mut stream, BUF, BUF)
-                            .await?;
-                    st.bytes.fetch_add(a + b, Ordering::Relaxed);
-                    io::Result::Ok(())
-                }
-                .await;
+                let r = match handle.connect_timeout(remote, timeouts.connect).await {
+                    Ok(stream) => relay(stream, os, timeouts.idle, &st).await,
+                    Err(e) => {
+                        reset_os(os);
+                        Err(e)
+                    }
+                };
                 if let Err(e) = r {
                     info!(%peer, %remote, "local-forward connection ended: {e}");
                 }
@@ -187,4 +231,185 @@ pub async fn local_forward(
         }
     });
     Ok(stats)
+}
+
+/// Closes an OS connection with a RST (`SO_LINGER` 0), not a FIN: the relay gives
+/// up on it.
+fn reset_os(os: TcpStream) {
+    let _ = os.set_zero_linger();
+    drop(os);
+}
+
+/// Copies both ways between a stack connection and an OS connection until both
+/// directions are closed, counting the bytes into `stats`. With `idle`, once no
+/// byte has moved either way for that long, both are reset and the error is
+/// `TimedOut`.
+async fn relay(
+    stack: StackStream,
+    os: TcpStream,
+    idle: Option<Duration>,
+    stats: &ServiceStats,
+) -> io::Result<()> {
+    let activity = Activity::new();
+    let mut a = Tracked::new(stack, &activity);
+    let mut b = Tracked::new(os, &activity);
+    let result = {
+        let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, BUF, BUF);
+        match idle {
+            None => copy.await.map(|_| ()),
+            Some(idle) => tokio::select! {
+                r = copy => r.map(|_| ()),
+                () = activity.idle_for(idle) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("idle for {:.0}s; both sides reset", idle.as_secs_f64()),
+                )),
+            },
+        }
+    };
+    stats
+        .bytes
+        .fetch_add(a.read_bytes + b.read_bytes, Ordering::Relaxed);
+    if result
+        .as_ref()
+        .is_err_and(|e| e.kind() == io::ErrorKind::TimedOut)
+    {
+        a.inner.abort();
+        reset_os(b.inner);
+    }
+    result
+}
+
+/// When a relayed connection last moved a byte (either way), shared by its two
+/// [`Tracked`] halves.
+struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` of the last byte read or written.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has moved for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// A stream that notes in an [`Activity`] every read or write that moved bytes,
+/// and counts the bytes read.
+struct Tracked<'a, T> {
+    inner: T,
+    activity: &'a Activity,
+    read_bytes: u64,
+}
+
+impl<'a, T> Tracked<'a, T> {
+    fn new(inner: T, activity: &'a Activity) -> Self {
+        Tracked {
+            inner,
+            activity,
+            read_bytes: 0,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Tracked<'_, T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0 {
+            this.read_bytes += n as u64;
+            this.activity.touch();
+        }
+        r
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        r
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_waits_for_silence() {
+        let a = Activity::new();
+        let t0 = Instant::now();
+        a.idle_for(Duration::from_secs(5)).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(5));
+
+        // Activity pushes the deadline back.
+        let a = Arc::new(Activity::new());
+        let b = a.clone();
+        let t0 = Instant::now();
+        let toucher = tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                b.touch();
+            }
+        });
+        a.idle_for(Duration::from_secs(5)).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(17));
+        toucher.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tracked_streams_count_and_touch() {
+        let activity = Activity::new();
+        let (x, y) = tokio::io::duplex(64);
+        let mut x = Tracked::new(x, &activity);
+        let mut y = Tracked::new(y, &activity);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        x.write_all(b"hello").await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = y.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        assert_eq!((x.read_bytes, y.read_bytes), (0, 5));
+        assert_eq!(activity.last_ms.load(Ordering::Relaxed), 3000);
+    }
 }

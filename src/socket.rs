@@ -163,8 +163,30 @@ impl Handle {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Shared> {
-        // A panic while holding the lock is a bug elsewhere; keep serving.
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+        match self.shared.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // Someone panicked while holding the engine: its state may be half
+                // updated. The driver sees `is_poisoned` on its next turn and stops
+                // the daemon ("internal error"); wake it, and let this caller
+                // finish (panicking here too would only cascade, e.g. in `Drop`).
+                self.notify.notify_one();
+                poisoned.into_inner()
+            }
+        }
+    }
+
+    /// Whether a task panicked while holding the engine: nothing may rely on the
+    /// engine's state any more (the daemon stops).
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.is_poisoned()
+    }
+
+    /// A function that wakes the driver, for code outside the engine's users
+    /// (the panic hook).
+    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
+        let notify = Arc::clone(&self.notify);
+        move || notify.notify_one()
     }
 
     /// Wake the driver: the engine may have something to send.
@@ -192,6 +214,36 @@ impl Handle {
 
     /// Open a connection from the stack to `remote`.
     pub async fn connect(&self, remote: SocketAddr) -> io::Result<StackStream> {
+        let stream = self.start_connect(remote)?;
+        stream.established().await?;
+        Ok(stream)
+    }
+
+    /// [`connect`](Self::connect), given up after `timeout`: then the attempt is
+    /// aborted (no more SYNs) and the error is `TimedOut`.
+    pub async fn connect_timeout(
+        &self,
+        remote: SocketAddr,
+        timeout: std::time::Duration,
+    ) -> io::Result<StackStream> {
+        let stream = self.start_connect(remote)?;
+        match tokio::time::timeout(timeout, stream.established()).await {
+            Ok(r) => r.map(|()| stream),
+            Err(_) => {
+                stream.abort();
+                Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "no connection to {remote} within {:.1}s",
+                        timeout.as_secs_f64()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The stream of a connection being opened to `remote` (SYN queued).
+    fn start_connect(&self, remote: SocketAddr) -> io::Result<StackStream> {
         let id = {
             let mut s = self.lock();
             let now = s.now();
@@ -200,27 +252,10 @@ impl Handle {
             id
         };
         self.kick();
-        let stream = StackStream {
+        Ok(StackStream {
             handle: self.clone(),
             id,
-        };
-        std::future::poll_fn(|cx| {
-            let mut s = self.lock();
-            let slot = s
-                .conns
-                .get_mut(&id)
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-            if let Some(reason) = slot.closed {
-                return Poll::Ready(Err(close_error(reason)));
-            }
-            if slot.established {
-                return Poll::Ready(Ok(()));
-            }
-            slot.connect = Some(cx.waker().clone());
-            Poll::Pending
         })
-        .await?;
-        Ok(stream)
     }
 }
 
@@ -303,6 +338,39 @@ pub struct StackStream {
 impl StackStream {
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    /// Resets the connection (RST to the peer, MP_FASTCLOSE for MPTCP) and gives
+    /// up the handle: for a relay that cannot serve it (backend unreachable, idle
+    /// too long).
+    pub fn abort(self) {
+        {
+            let mut s = self.handle.lock();
+            s.conns.remove(&self.id);
+            let _ = s.stack.abort(self.id);
+        }
+        self.handle.kick();
+        // `Drop` then releases an id the engine no longer knows: harmless.
+    }
+
+    /// Waits until an active open completes (or fails).
+    async fn established(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| {
+            let mut s = self.handle.lock();
+            let slot = s
+                .conns
+                .get_mut(&self.id)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+            if let Some(reason) = slot.closed {
+                return Poll::Ready(Err(close_error(reason)));
+            }
+            if slot.established {
+                return Poll::Ready(Ok(()));
+            }
+            slot.connect = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
     }
 }
 

@@ -8,8 +8,15 @@
 //! so a counter added to [`mptun_stack::Counters`] appears without a schema change
 //! (once it is listed in [`counters_from`]; the compiler enforces that).
 //!
+//! Secrets: an MPTCP connection's `local_key` and `remote_key` let whoever knows
+//! them forge MP_FASTCLOSE and MP_JOIN HMACs, so the daemon reports them only to
+//! privileged callers of the control socket (root or the daemon's user). For
+//! anyone else both are `null` and `keys_redacted` is `true` ([`Status::redact_keys`]);
+//! tokens are public on the wire and always shown. The table shows no keys either
+//! way, and says when they were withheld.
+//!
 //! ```json
-//! { "tun": "mptun0", "addresses": ["10.10.1.2"], "uptime_s": 12.3,
+//! { "tun": "mptun0", "addresses": ["10.10.1.2"], "uptime_s": 12.3, "keys_redacted": false,
 //!   "connections": [ { "id": 3, "local": "10.10.1.2:7", "remote": "10.1.0.1:41234",
 //!       "state": "ESTABLISHED", "bytes_sent": 123, "bytes_received": 456, "mptcp": null,
 //!       "subflows": [ { "local": "10.10.1.2:7", "remote": "10.1.0.1:41234",
@@ -43,6 +50,24 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// Stack-wide counters by name; see [`counters_from`].
     pub counters: BTreeMap<String, u64>,
+    /// MPTCP keys were withheld (the caller is not privileged): every
+    /// `local_key` and `remote_key` is `null`.
+    #[serde(default)]
+    pub keys_redacted: bool,
+}
+
+impl Status {
+    /// Withholds the MPTCP keys: `local_key` and `remote_key` become `null` and
+    /// `keys_redacted` true. Tokens stay (they are public on the wire).
+    pub fn redact_keys(&mut self) {
+        for c in &mut self.connections {
+            if let Some(m) = &mut c.mptcp {
+                m.local_key = None;
+                m.remote_key = None;
+            }
+        }
+        self.keys_redacted = true;
+    }
 }
 
 /// One connection: a plain TCP connection or an MPTCP connection with its subflows.
@@ -71,8 +96,9 @@ pub struct MptcpStatus {
     /// Protocol version: 1 (RFC 8684) or 0 (RFC 6824).
     pub version: u8,
     /// Keys and the tokens derived from them, as hex strings (the peer's are
-    /// `null` until received).
-    pub local_key: String,
+    /// `null` until received). Both keys are `null` for unprivileged callers
+    /// (see [`Status::keys_redacted`]); tokens are always shown.
+    pub local_key: Option<String>,
     pub remote_key: Option<String>,
     pub local_token: String,
     pub remote_token: Option<String>,
@@ -107,7 +133,7 @@ impl MptcpStatus {
     pub fn from_info(m: &MptcpInfo) -> Self {
         MptcpStatus {
             version: m.version,
-            local_key: format!("{:016x}", m.local_key),
+            local_key: Some(format!("{:016x}", m.local_key)),
             remote_key: m.remote_key.map(|k| format!("{k:016x}")),
             local_token: format!("{:08x}", m.local_token),
             remote_token: m.remote_token.map(|t| format!("{t:08x}")),
@@ -515,6 +541,12 @@ impl Status {
             }
         }
 
+        if self.keys_redacted && self.connections.iter().any(|c| c.mptcp.is_some()) {
+            out.push_str(
+                "(MPTCP keys withheld: only root and mptun's user see them, in `status --json`)\n",
+            );
+        }
+
         out.push('\n');
         if self.services.is_empty() {
             out.push_str("services: none\n");
@@ -634,6 +666,7 @@ mod tests {
                 },
             ],
             counters,
+            keys_redacted: false,
         }
     }
 
@@ -778,6 +811,54 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_redacted_for_unprivileged_callers() {
+        let mut i = info();
+        i.mptcp = Some(MptcpInfo {
+            version: 1,
+            local_key: 0x0123_4567_89ab_cdef,
+            remote_key: Some(0xfedc_ba98_7654_3210),
+            local_token: 0xdead_beef,
+            remote_token: Some(0x1234_5678),
+            checksum: false,
+            fallback: false,
+            fallback_reason: None,
+            announced: vec![],
+            remote_addrs: vec![],
+        });
+        let mut s = sample();
+        s.connections = vec![connection_from_info(ConnId(3), &i)];
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["keys_redacted"], false);
+        let m = &v["connections"][0]["mptcp"];
+        assert_eq!(m["local_key"], "0123456789abcdef");
+        assert_eq!(m["remote_key"], "fedcba9876543210");
+        assert!(!s.render_table().contains("withheld"));
+
+        s.redact_keys();
+        let text = serde_json::to_string(&s).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["keys_redacted"], true);
+        let m = &v["connections"][0]["mptcp"];
+        assert!(m.get("local_key").is_some_and(Value::is_null), "{m}");
+        assert!(m.get("remote_key").is_some_and(Value::is_null), "{m}");
+        assert_eq!(m["local_token"], "deadbeef", "tokens are public");
+        assert_eq!(m["remote_token"], "12345678");
+        for secret in ["0123456789abcdef", "fedcba9876543210"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert_eq!(serde_json::from_str::<Status>(&text).unwrap(), s);
+        let t = s.render_table();
+        assert!(t.contains("MPTCP keys withheld"), "{t}");
+        assert!(!t.contains("0123456789abcdef"), "{t}");
+
+        // A status from before `keys_redacted` existed still parses.
+        let mut old = serde_json::to_value(sample()).unwrap();
+        old.as_object_mut().unwrap().remove("keys_redacted");
+        let back: Status = serde_json::from_value(old).unwrap();
+        assert!(!back.keys_redacted);
+    }
+
+    #[test]
     fn table_of_an_idle_daemon() {
         let s = Status {
             tun: "mptun0".into(),
@@ -786,6 +867,7 @@ mod tests {
             connections: vec![],
             services: vec![],
             counters: counters_from(&Counters::default()),
+            keys_redacted: false,
         };
         let t = s.render_table();
         assert!(t.contains("connections: none"), "{t}");

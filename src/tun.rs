@@ -427,6 +427,15 @@ impl Tun {
         self.dev()?.try_send_vectored(&bufs)
     }
 
+    /// The device went away under us (deleted): close the descriptor and forget
+    /// the routes, which the kernel removed with it, so that `teardown` has
+    /// nothing left to undo (and no errors to print about it).
+    pub fn forget_device(&mut self) {
+        self.routes.clear();
+        self.created = false;
+        self.dev = None;
+    }
+
     /// Removes what `create` configured: the routes it added, and the device itself if
     /// `create` made it (a pre-existing persistent device is left, minus our routes).
     /// Idempotent; also run by `Drop`. Failures are reported on stderr, not returned:

@@ -25,10 +25,15 @@ veth=$(ip -n "$HOST" -o link show | awk -F': ' '$2 ~ /^[^@]+@/ {split($2, a, "@"
 [ -n "$veth" ] || fail "no veth in $HOST to collide with"
 expect_exit 1 "name in use" host_exec "$MPTUN" run --tun "$veth" --addr 10.10.1.2 --control "$DIR/x.sock"
 
-# Without CAP_NET_ADMIN the TUN cannot be created.
+# Without CAP_NET_ADMIN the TUN cannot be created (the control socket, checked
+# first, goes where that user may put it).
 if command -v setpriv >/dev/null; then
-    expect_exit 1 "permission denied" host_exec setpriv --reuid=65534 --regid=65534 --clear-groups \
-        "$MPTUN" run --tun mptx0 --addr 10.10.1.2 --control "$DIR/y.sock"
+    chmod 0711 "$DIR"
+    install -d -o 65534 -m 0755 "$DIR/nobody"
+    expect_exit 1 "cannot create TUN device mptx0: permission denied" \
+        host_exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+        "$MPTUN" run --tun mptx0 --addr 10.10.1.2 --control "$DIR/nobody/y.sock"
+    [ ! -e "$DIR/nobody/y.sock" ] || fail "control socket left behind after a failed start"
 fi
 
 expect_exit 1 "cannot reach mptun" "$MPTUN" status --control "$DIR/none.sock"
