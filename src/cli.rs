@@ -20,7 +20,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use mptun_stack::impair::ImpairSpec;
-use mptun_stack::{CcAlgorithm, SchedulerKind};
+use mptun_stack::{CcAlgorithm, SchedulerKind, SynCookies};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
@@ -297,6 +297,31 @@ pub struct RunArgs {
     /// 1h), both sides of the relayed connection are reset. 0 turns this off.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+
+    /// Memory all connections together may hold, e.g. 256M or 2G (K, M, G: powers of 1024).
+    ///
+    /// Buffers start small and grow with what each connection moves and its
+    /// reader takes. Past half of SIZE they stop growing and shrink back as
+    /// they drain; at SIZE new connections, MPTCP subflows and out-of-order
+    /// data are refused until memory is given back. `auto`: an eighth of the
+    /// machine's RAM, between 64 MiB and 4 GiB.
+    #[arg(long, value_name = "SIZE", default_value = "auto", value_parser = parse_memory_size)]
+    pub max_memory: MemorySize,
+
+    /// Connections one peer (an IPv4 address, or an IPv6 /64) may have open
+    /// to mptun at a time; its further SYNs are answered with a reset.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_conns_per_source: u32,
+
+    /// Connections in all, TIME_WAIT included; further SYNs are dropped.
+    #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// When listeners answer SYNs with SYN cookies (RFC 4987), keeping no
+    /// state until the handshake completes: on-overflow (when a port's backlog
+    /// of half-open connections is full, as under a SYN flood), always, or off.
+    #[arg(long, value_name = "WHEN", default_value = "on-overflow", value_parser = parse_syn_cookies)]
+    pub syn_cookies: SynCookies,
 
     /// Plain TCP only: MPTCP options from peers are ignored and never sent.
     #[arg(long, conflicts_with_all = ["checksum"])]
@@ -974,6 +999,68 @@ fn parse_cc(s: &str) -> Result<CcAlgorithm, String> {
     }
 }
 
+/// `--max-memory`: a size, or `auto` (decided from the machine's RAM when
+/// the daemon starts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemorySize {
+    Auto,
+    Bytes(u64),
+}
+
+fn parse_memory_size(s: &str) -> Result<MemorySize, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("auto") {
+        return Ok(MemorySize::Auto);
+    }
+    let bad = || format!("invalid size '{s}': a number with K, M or G (e.g. 512M, 2G), or auto");
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+    let shift = match t[digits..]
+        .to_ascii_uppercase()
+        .trim_end_matches(['B', 'I'])
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(bad()),
+    };
+    let bytes = n
+        .checked_shl(shift)
+        .filter(|b| b >> shift == n)
+        .ok_or_else(bad)?;
+    if bytes < 1 << 20 {
+        return Err(format!(
+            "--max-memory {s} is below the least useful budget, 1M"
+        ));
+    }
+    Ok(MemorySize::Bytes(bytes))
+}
+
+#[cfg(test)]
+#[test]
+fn memory_sizes() {
+    assert_eq!(parse_memory_size("auto"), Ok(MemorySize::Auto));
+    assert_eq!(parse_memory_size("64M"), Ok(MemorySize::Bytes(64 << 20)));
+    assert_eq!(parse_memory_size("2G"), Ok(MemorySize::Bytes(2 << 30)));
+    assert_eq!(parse_memory_size("2GiB"), Ok(MemorySize::Bytes(2 << 30)));
+    assert_eq!(parse_memory_size("4096k"), Ok(MemorySize::Bytes(4 << 20)));
+    assert_eq!(parse_memory_size("1048576"), Ok(MemorySize::Bytes(1 << 20)));
+    assert!(parse_memory_size("M").is_err());
+    assert!(parse_memory_size("1.5G").is_err());
+}
+
+fn parse_syn_cookies(s: &str) -> Result<SynCookies, String> {
+    match s {
+        "on-overflow" => Ok(SynCookies::OnOverflow),
+        "always" => Ok(SynCookies::Always),
+        "off" => Ok(SynCookies::Off),
+        other => Err(format!(
+            "unknown SYN cookie mode '{other}'; valid: on-overflow, always, off"
+        )),
+    }
+}
+
 fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
     match s {
         "minrtt" => Ok(SchedulerKind::MinRtt),
@@ -1184,6 +1271,14 @@ mod tests {
             "500ms",
             "--idle-timeout",
             "0",
+            "--max-memory",
+            "512M",
+            "--max-conns-per-source",
+            "10",
+            "--max-connections",
+            "1000",
+            "--syn-cookies",
+            "always",
             "--no-mptcp",
             "--scheduler",
             "roundrobin",
@@ -1238,6 +1333,10 @@ mod tests {
                 control_group: Some("mptun".into()),
                 connect_timeout: Duration::from_millis(500),
                 idle_timeout: Duration::ZERO,
+                max_memory: MemorySize::Bytes(512 << 20),
+                max_conns_per_source: 10,
+                max_connections: 1000,
+                syn_cookies: SynCookies::Always,
                 no_mptcp: true,
                 mptcp_version: MptcpVersions(vec![1]),
                 no_v0_retry: false,
@@ -1278,6 +1377,10 @@ mod tests {
         assert_eq!(r.control_group, None);
         assert_eq!(r.connect_timeout, Duration::from_secs(10));
         assert_eq!(r.idle_timeout, Duration::from_secs(600));
+        assert_eq!(r.max_memory, MemorySize::Auto);
+        assert_eq!(r.max_conns_per_source, 1024);
+        assert_eq!(r.max_connections, 65536);
+        assert_eq!(r.syn_cookies, SynCookies::OnOverflow);
 
         let r = run(&["--addr", "10.0.0.1", "--tun", "foo"]);
         assert_eq!(r.control_path(), PathBuf::from("/run/mptun/foo.sock"));
@@ -1429,6 +1532,13 @@ mod tests {
             &["--addr", "10.0.0.1", "--connect-timeout", "0"],
             &["--addr", "10.0.0.1", "--idle-timeout", "soon"],
             &["--addr", "10.0.0.1", "--idle-timeout", "5d"],
+            &["--addr", "10.0.0.1", "--max-memory", "12X"],
+            &["--addr", "10.0.0.1", "--max-memory", "100K"],
+            &["--addr", "10.0.0.1", "--max-memory", "99999999999G"],
+            &["--addr", "10.0.0.1", "--max-memory", "-1"],
+            &["--addr", "10.0.0.1", "--max-conns-per-source", "0"],
+            &["--addr", "10.0.0.1", "--max-connections", "0"],
+            &["--addr", "10.0.0.1", "--syn-cookies", "sometimes"],
         ] {
             let e = run_err(args);
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
@@ -1526,6 +1636,10 @@ mod tests {
             "--control-group <GROUP>",
             "--connect-timeout <DURATION>",
             "--idle-timeout <DURATION>",
+            "--max-memory <SIZE>",
+            "--max-conns-per-source <N>",
+            "--max-connections <N>",
+            "--syn-cookies <WHEN>",
             "--no-mptcp",
             "--impair <ADDR:SPEC>",
             "--no-routes",

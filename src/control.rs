@@ -855,7 +855,7 @@ pub async fn fetch_status(path: &Path) -> Result<Status, ControlError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{counters_from, ServiceStatus};
+    use crate::status::{counters_from, MemoryStatus, ServiceStatus};
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// A fresh, empty directory under the system temp dir.
@@ -883,6 +883,7 @@ mod tests {
             }],
             counters: counters_from(&Default::default()),
             keys_redacted: false,
+            memory: MemoryStatus::default(),
         }
     }
 

@@ -4,8 +4,9 @@
 use crate::cli::{AddrArgs, AddrOp, AddrSpec, CliError, Prio, StatusArgs};
 use crate::control::{self, ControlServer, Request, Response, SocketAccess};
 use crate::daemon::Runtime;
-use crate::status::{connection_from_info, counters_from, ServiceStatus, Status};
+use crate::status::{connection_from_info, counters_from, MemoryStatus, ServiceStatus, Status};
 use crate::tun;
+use mptun_stack::memory::Pressure;
 use mptun_stack::EndpointFlags;
 use std::io;
 use std::net::IpAddr;
@@ -167,6 +168,16 @@ pub fn snapshot(rt: &Runtime) -> Status {
         services,
         counters: counters_from(&s.stack.counters()),
         keys_redacted: false,
+        memory: MemoryStatus {
+            used_bytes: s.stack.memory_used() as u64,
+            budget_bytes: s.stack.config().max_memory as u64,
+            pressure: match s.stack.memory_pressure() {
+                Pressure::None => "none",
+                Pressure::High => "high",
+                Pressure::Exhausted => "exhausted",
+            }
+            .to_string(),
+        },
     }
 }
 

@@ -6,7 +6,7 @@
 //! then without a graceful close, but still removing the control socket, the
 //! routes and the device.
 
-use crate::cli::RunArgs;
+use crate::cli::{MemorySize, RunArgs};
 use crate::control::{ControlServer, SocketAccess};
 use crate::driver::{Driver, DriverError, Impairment};
 use crate::pcap::PcapWriter;
@@ -75,7 +75,30 @@ fn stack_config(args: &RunArgs, seed: Seed) -> Config {
     config.tcp.cc = args.cc;
     config.mptcp.max_subflows = args.max_subflows as usize;
     config.mptcp.max_add_addr_accepted = args.max_add_addr_accepted as usize;
+    config.max_memory = match args.max_memory {
+        MemorySize::Bytes(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        MemorySize::Auto => auto_memory_budget(),
+    };
+    config.max_conns_per_source = args.max_conns_per_source as usize;
+    config.max_connections = args.max_connections as usize;
+    config.syn_cookies = args.syn_cookies;
     config
+}
+
+/// `--max-memory auto`: an eighth of the RAM (`MemTotal`), between 64 MiB and
+/// 4 GiB; 256 MiB if the RAM cannot be read.
+fn auto_memory_budget() -> usize {
+    const MIB: u64 = 1 << 20;
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024);
+    let budget = total.map_or(256 * MIB, |t| (t / 8).clamp(64 * MIB, 4096 * MIB));
+    usize::try_from(budget).unwrap_or(usize::MAX)
 }
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {

@@ -54,6 +54,20 @@ pub struct Status {
     /// `local_key` and `remote_key` is `null`.
     #[serde(default)]
     pub keys_redacted: bool,
+    /// What the connections hold against `--max-memory`.
+    #[serde(default)]
+    pub memory: MemoryStatus,
+}
+
+/// The stack's memory budget (`--max-memory`) and its use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryStatus {
+    /// Heap bytes the connections hold (buffers and records).
+    pub used_bytes: u64,
+    pub budget_bytes: u64,
+    /// `none`; `high` (past half the budget: buffers do not grow); or
+    /// `exhausted` (no new connections).
+    pub pressure: String,
 }
 
 impl Status {
@@ -301,6 +315,10 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         drop_out_of_window,
         drop_paws,
         drop_ooo_overflow,
+        drop_ooo_memory,
+        drop_memory,
+        memory_pressure,
+        drop_source_limit,
         challenge_acks,
         challenge_acks_limited,
         oow_acks_limited,
@@ -576,6 +594,14 @@ impl Status {
         }
 
         out.push('\n');
+        let m = &self.memory;
+        let _ = writeln!(
+            out,
+            "memory: {:.1} MiB of {:.0} MiB, pressure {}",
+            m.used_bytes as f64 / (1 << 20) as f64,
+            m.budget_bytes as f64 / (1 << 20) as f64,
+            m.pressure
+        );
         let nonzero: Vec<(&String, &u64)> =
             self.counters.iter().filter(|(_, v)| **v != 0).collect();
         if nonzero.is_empty() {
@@ -667,6 +693,7 @@ mod tests {
             ],
             counters,
             keys_redacted: false,
+            memory: MemoryStatus::default(),
         }
     }
 
@@ -868,6 +895,7 @@ mod tests {
             services: vec![],
             counters: counters_from(&Counters::default()),
             keys_redacted: false,
+            memory: MemoryStatus::default(),
         };
         let t = s.render_table();
         assert!(t.contains("connections: none"), "{t}");

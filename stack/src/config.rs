@@ -247,6 +247,14 @@ pub struct Config {
     pub hop_limit: u8,
     pub mptcp: MptcpConfig,
     pub limits: RateLimits,
+    /// Heap bytes all connections together may hold (buffers and records).
+    /// Past half of it buffers stop growing and shrink as they drain; at it,
+    /// new connections, joins and out-of-order data are refused until memory
+    /// is given back (see `memory::Pressure`).
+    pub max_memory: usize,
+    /// Connections one source (an IPv4 address, an IPv6 /64) may open to us
+    /// at a time; further SYNs are answered with a RST.
+    pub max_conns_per_source: usize,
 }
 
 impl Default for Config {
@@ -260,6 +268,8 @@ impl Default for Config {
             hop_limit: 64,
             mptcp: MptcpConfig::default(),
             limits: RateLimits::default(),
+            max_memory: 1 << 30,
+            max_conns_per_source: 65536,
         }
     }
 }

@@ -174,6 +174,10 @@ impl<T> ConnTable<T> {
         self.by_id.iter().map(|(id, e)| (*id, &e.value))
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (ConnId, &mut T)> {
+        self.by_id.iter_mut().map(|(id, e)| (*id, &mut e.value))
+    }
+
     /// Handles of every entry, in order (to walk them while changing them).
     pub fn ids(&self) -> Vec<ConnId> {
         self.by_id.keys().copied().collect()

@@ -13,6 +13,7 @@ pub mod conn;
 pub mod demux;
 pub mod endpoint;
 pub mod impair;
+pub mod memory;
 pub mod mptcp;
 pub mod tcp;
 pub mod time;

@@ -32,6 +32,7 @@ pub use effects::{Effects, Request, RstOut};
 pub use info::{ConnInfo, MptcpInfo, SubflowInfo};
 pub use subflow::{Subflow, SubflowId};
 
+use crate::memory::Pressure;
 use crate::mptcp::pm::RemoteAddr;
 use crate::mptcp::{options, DataLevel, SubflowMp};
 use crate::tcp::state::CloseReason;
@@ -148,6 +149,42 @@ impl Connection {
     /// every subflow is.
     pub fn state(&self) -> State {
         self.subflows[self.primary()].tcb.state()
+    }
+
+    /// Heap bytes the connection holds: its own record, its subflows' and
+    /// their buffers, the MPTCP level's.
+    pub fn memory(&self) -> usize {
+        let subflows: usize = self.subflows.iter().map(|s| s.tcb.memory()).sum();
+        let mp = self
+            .mp
+            .as_deref()
+            .map_or(0, |m| core::mem::size_of::<DataLevel>() + m.memory());
+        core::mem::size_of::<Connection>()
+            + self.subflows.capacity() * core::mem::size_of::<Subflow>()
+            + self.peer_addrs.capacity() * core::mem::size_of::<RemoteAddr>()
+            + subflows
+            + mp
+    }
+
+    /// The stack's memory pressure changed (`crate::memory`); the bytes
+    /// given back.
+    pub fn set_pressure(&mut self, p: Pressure) {
+        for s in &mut self.subflows {
+            s.tcb.set_pressure(p);
+        }
+        if let Some(mp) = self.mp.as_deref_mut() {
+            mp.set_pressure(p);
+        }
+    }
+
+    /// Under memory pressure, shrink buffers that drained (`Tcb::shrink`).
+    pub fn shrink(&mut self) {
+        for s in &mut self.subflows {
+            s.tcb.shrink();
+        }
+        if let Some(mp) = self.mp.as_deref_mut() {
+            mp.shrink();
+        }
     }
 
     /// Still exchanging data or FINs (not TIME_WAIT, not closed).

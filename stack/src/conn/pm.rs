@@ -58,6 +58,7 @@ impl Connection {
         if self.released {
             tcb.mark_released();
         }
+        tcb.set_pressure(self.subflows[0].tcb.pressure());
         self.subflows.push(Subflow::new(id, tcb, mp));
         self.multipath = true;
         id

@@ -9,6 +9,7 @@
 //! ours checked against the derivation. MP_JOIN SYNs never take a listener's
 //! backlog (each connection bounds its own joins), so they need no cookies.
 
+use super::memory::Refusal;
 use super::Stack;
 use crate::config::SynCookies;
 use crate::conn::Connection;
@@ -70,6 +71,9 @@ pub(super) enum CookieAck {
     Failed,
     /// Dropped without an answer.
     Dropped,
+    /// A right cookie from a source at its connection limit: answer with a
+    /// RST.
+    Refused,
 }
 
 /// The SYN a cookie stands for: `irs` and the options the cookie kept.
@@ -251,9 +255,18 @@ impl Stack {
                 }
             }
         };
-        if self.conns.len() >= self.config.max_connections {
-            self.counters.drop_backlog_full += 1;
-            return CookieAck::Dropped;
+        match self.admit(remote.ip(), true) {
+            Ok(()) => {}
+            Err(Refusal::Source) => {
+                self.refused(Refusal::Source);
+                return CookieAck::Refused;
+            }
+            Err(why) => {
+                // Full: the client sends the ACK again, perhaps to a stack
+                // that has room by then.
+                self.refused(why);
+                return CookieAck::Dropped;
+            }
         }
         self.counters.syncookies_recv += 1;
         let kept = cookie_syn((seg.src_port, seg.dst_port), irs, seg.window, mss, ts);
@@ -267,6 +280,7 @@ impl Stack {
             l.pending += 1;
         }
         let id = self.insert(tuple, conn, Some(port), false);
+        self.count_source(id, remote.ip());
         if let Some((id, sub)) = self.conns.lookup(&tuple).filter(|(i, _)| *i == id) {
             let slot = self.conns.get_mut(id).expect("just inserted");
             let fx = slot

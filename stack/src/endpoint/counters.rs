@@ -32,6 +32,16 @@ pub struct Counters {
     pub drop_out_of_window: u64,
     pub drop_paws: u64,
     pub drop_ooo_overflow: u64,
+    /// Out-of-order segments dropped while the memory budget was exhausted.
+    pub drop_ooo_memory: u64,
+    /// SYNs and MP_JOINs refused because the memory budget was exhausted
+    /// (`Config::max_memory`), and times the stack came under memory
+    /// pressure (buffers stopped growing and shrank).
+    pub drop_memory: u64,
+    pub memory_pressure: u64,
+    /// SYNs refused because their source already had
+    /// `Config::max_conns_per_source` connections.
+    pub drop_source_limit: u64,
     pub challenge_acks: u64,
     /// Challenge ACKs withheld by the stack-wide quota; duplicate ACKs to
     /// unacceptable segments without data withheld by the per-connection
@@ -136,6 +146,7 @@ impl Counters {
         self.drop_paws += s.drop_paws;
         self.drop_out_of_window += s.drop_out_of_window;
         self.drop_ooo_overflow += s.drop_ooo_overflow;
+        self.drop_ooo_memory += s.drop_ooo_memory;
         self.challenge_acks += s.challenge_acks;
         self.challenge_acks_limited += s.challenge_acks_limited;
         self.oow_acks_limited += s.oow_acks_limited;

@@ -140,6 +140,7 @@ impl Stack {
         }
         self.queue_for_transmit(id);
         self.arm(id);
+        self.account(id);
     }
 
     pub(super) fn arm(&mut self, id: ConnId) {
@@ -175,5 +176,6 @@ impl Stack {
             }
         }
         self.counters.add_tcb(&conn.tcp_stats());
+        self.unaccount(slot.memory, slot.source);
     }
 }

@@ -4,6 +4,7 @@
 //! answered with a RST (RFC 9293 §3.10.7.1).
 
 use super::cookies::CookieAck;
+use super::memory::Refusal;
 use super::output::{EchoOut, MAX_PENDING_ECHO_REPLIES};
 use super::Stack;
 use crate::conn::{Connection, RstOut};
@@ -169,9 +170,23 @@ impl Stack {
                 return;
             }
             if let Some(listener) = self.listeners.get(&seg.dst_port) {
-                if self.conns.len() >= self.config.max_connections {
-                    self.counters.drop_backlog_full += 1;
-                } else if self.wants_cookie(listener.pending) {
+                let pending = listener.pending;
+                match self.admit(ip.src, true) {
+                    Ok(()) => {}
+                    Err(Refusal::Source) => {
+                        // A clear refusal: the source holds its share.
+                        self.refused(Refusal::Source);
+                        self.refuse_syn(tuple, &seg);
+                        return;
+                    }
+                    Err(why) => {
+                        // Full (connections or memory): dropped, so that the
+                        // client tries again, perhaps once there is room.
+                        self.refused(why);
+                        return;
+                    }
+                }
+                if self.wants_cookie(pending) {
                     self.send_cookie(now, tuple, &seg, opts.capable);
                 } else if listener.pending >= self.config.backlog {
                     self.counters.drop_backlog_full += 1;
@@ -186,7 +201,7 @@ impl Stack {
         if cookie_ack {
             match self.accept_cookie(now, tuple, &seg, &opts) {
                 CookieAck::Accepted | CookieAck::Dropped => return,
-                CookieAck::NoCookies | CookieAck::Failed => {}
+                CookieAck::NoCookies | CookieAck::Failed | CookieAck::Refused => {}
             }
         }
         self.counters.drop_no_listener += 1;
@@ -211,6 +226,19 @@ impl Stack {
         }
     }
 
+    /// Refuse a SYN with a RST (rate-limited as every answer).
+    fn refuse_syn(&mut self, tuple: FourTuple, syn: &TcpRepr<'_>) {
+        let reply = RstReply {
+            seq: SeqNumber(0),
+            ack: Some(syn.seq + seg_len(syn)),
+        };
+        self.queue_rsts(vec![RstOut {
+            tuple,
+            reply,
+            extra: OptionBytes::default(),
+        }]);
+    }
+
     fn accept_syn(
         &mut self,
         now: Instant,
@@ -233,6 +261,7 @@ impl Stack {
             l.pending += 1;
         }
         let id = self.insert(tuple, conn, Some(port), false);
+        self.count_source(id, tuple.remote.ip());
         self.touch(id);
     }
 
@@ -250,7 +279,11 @@ impl Stack {
                 .get_mut(id)
                 .is_some_and(|s| s.conn.passive_join_allowed(now))
         });
-        let Some(id) = target.filter(|_| self.conns.len() < self.config.max_connections) else {
+        let admitted = self.admit(tuple.remote.ip(), false);
+        if admitted == Err(Refusal::Memory) {
+            self.refused(Refusal::Memory);
+        }
+        let Some(id) = target.filter(|_| admitted.is_ok()) else {
             // One answer for every refusal (unknown token, limits, a spent
             // budget, a connection not ready): nothing tells a token scanner
             // which tokens exist.

@@ -9,6 +9,7 @@ mod cookies;
 mod counters;
 mod effects;
 mod input;
+mod memory;
 mod output;
 mod pm;
 mod random;
@@ -22,6 +23,7 @@ pub use types::{CloseReason, ConnId, EndpointFlags, Error, Event};
 use crate::config::Config;
 use crate::conn::Connection;
 use crate::demux::{ConnTable, FourTuple};
+use crate::memory::Pressure;
 use crate::mptcp::level::version_alg;
 use crate::mptcp::{crypto, DataLevel, MptcpSettings};
 use crate::tcp::isn::IsnGenerator;
@@ -33,6 +35,7 @@ use crate::wire::mptcp::MptcpVersion;
 use crate::wire::TcpRepr;
 use cookies::SynAckQueue;
 use core::cmp::Reverse;
+use memory::SourceKey;
 use output::{EchoOut, RstQueue};
 use rand_core::Rng;
 use random::Randomness;
@@ -71,6 +74,10 @@ struct Slot {
     listener: Option<u16>,
     /// Whether the application ever heard of this connection.
     announced: bool,
+    /// Heap bytes when last accounted (`memory.rs`).
+    memory: usize,
+    /// The source it counts against, if the peer opened it.
+    source: Option<SourceKey>,
 }
 
 /// The engine. See the crate documentation.
@@ -101,6 +108,11 @@ pub struct Stack {
     challenge_quota: ChallengeQuota,
     rst_bucket: TokenBucket,
     echo_bucket: TokenBucket,
+    /// Bytes the connections hold, the pressure that makes, and connections
+    /// per source (`memory.rs`).
+    memory: usize,
+    pressure: Pressure,
+    sources: HashMap<SourceKey, u32>,
 }
 
 impl Stack {
@@ -131,6 +143,9 @@ impl Stack {
             now: Instant::ZERO,
             due: Vec::new(),
             tokens: HashMap::new(),
+            memory: 0,
+            pressure: Pressure::None,
+            sources: HashMap::new(),
         }
     }
 
@@ -181,7 +196,8 @@ impl Stack {
         remote: SocketAddr,
     ) -> Result<ConnId, Error> {
         self.tick(now);
-        if self.conns.len() >= self.config.max_connections {
+        if let Err(why) = self.admit(remote.ip(), false) {
+            self.refused(why);
             return Err(Error::Exhausted);
         }
         let local_ip = match local {
@@ -239,14 +255,21 @@ impl Stack {
         if let Some(token) = conn.token() {
             self.tokens.insert(token, id);
         }
+        let mut conn = conn;
+        if self.pressure != Pressure::None {
+            conn.set_pressure(self.pressure);
+        }
         let slot = Slot {
             conn,
             queued: false,
             armed: None,
             listener,
             announced,
+            memory: 0,
+            source: None,
         };
         self.conns.insert(id, tuple, slot);
+        self.account(id);
         id
     }
 
@@ -323,6 +346,7 @@ impl Stack {
         let n = self.conn_mut(id)?.send(data).ok_or(Error::NotWritable)?;
         if n > 0 {
             self.queue_for_transmit(id);
+            self.account(id);
         }
         Ok(n)
     }
@@ -339,6 +363,9 @@ impl Stack {
             self.touch(id);
         } else if wants_ack {
             self.queue_for_transmit(id);
+        }
+        if matches!(r, Ok(n) if n > 0) {
+            self.account(id);
         }
         match r {
             Ok(n) => Ok(n),

@@ -84,6 +84,7 @@ impl Stack {
             let sent = slot.conn.poll_transmit(now, hop, buf);
             slot.queued = sent.is_some();
             self.arm(id);
+            self.account(id);
             if let Some(t) = sent {
                 self.ready.push_back(id);
                 self.count_out();

@@ -20,6 +20,7 @@ use super::pm::PmState;
 use super::scheduler::{new_scheduler, Scheduler};
 use super::stats::MptcpStats;
 use crate::config::SchedulerKind;
+use crate::memory::Pressure;
 use crate::tcp::assembler::Assembler;
 use crate::tcp::autotune::{send_buffer_for, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER};
 use crate::tcp::buffer::RingBuffer;
@@ -139,7 +140,7 @@ pub struct DataLevel {
     pub(super) rcv_max: usize,
     pub(super) snd_max: usize,
     pub(super) srtt_max: Option<core::time::Duration>,
-    pub(super) may_grow: bool,
+    pub(super) pressure: Pressure,
     pub(super) rcv_nxt: Dsn,
     pub(super) peer_data_fin: Option<Dsn>,
     pub(super) peer_data_fin_done: bool,
@@ -226,7 +227,7 @@ impl DataLevel {
             rcv_max: s.recv_buffer,
             snd_max: s.send_buffer,
             srtt_max: None,
-            may_grow: true,
+            pressure: Pressure::None,
             // Subflows interleave small mappings: one lagging subflow leaves a
             // hole per mapping of the others.
             assembler: Assembler::new(MAX_DATA_HOLES),
@@ -428,7 +429,7 @@ impl DataLevel {
         if let Some(rtt) = tcb.rcv_rtt() {
             self.srtt_max = Some(self.srtt_max.map_or(rtt, |m| m.max(rtt)));
         }
-        if !self.may_grow || self.rcv_buf.capacity() >= self.rcv_max {
+        if !self.pressure.may_grow() || self.rcv_buf.capacity() >= self.rcv_max {
             return;
         }
         let mss = tcb.mss();
@@ -444,7 +445,7 @@ impl DataLevel {
     /// Grow the send buffer to twice what the subflows together may have in
     /// flight (`cwnd` summed over them).
     pub fn autotune_send(&mut self, cwnd: usize) {
-        if !self.may_grow || self.snd_buf.capacity() >= self.snd_max {
+        if !self.pressure.may_grow() || self.snd_buf.capacity() >= self.snd_max {
             return;
         }
         let want = send_buffer_for(cwnd).min(self.snd_max);
@@ -457,13 +458,25 @@ impl DataLevel {
         }
     }
 
-    /// Memory pressure: `false` stops the buffers from growing.
-    pub fn set_may_grow(&mut self, may: bool) {
-        self.may_grow = may;
+    /// The stack's memory pressure changed (see `Tcb::set_pressure`).
+    pub fn set_pressure(&mut self, p: Pressure) {
+        self.pressure = p;
+        self.shrink();
     }
 
-    /// Give back the storage of empty buffers; the bytes freed.
-    pub fn trim(&mut self) -> usize {
+    /// Under memory pressure: buffers back to their starting sizes or to
+    /// what they hold, whichever is more (what the subflows were offered
+    /// beyond that waits in them); the storage of empty ones freed.
+    pub fn shrink(&mut self) -> usize {
+        if self.pressure == Pressure::None {
+            return 0;
+        }
+        let recv_floor = self.rcv_max.min(INITIAL_RECV_BUFFER);
+        self.rcv_buf
+            .set_capacity(recv_floor.max(self.rcv_buf.len()));
+        let send_floor = self.snd_max.min(INITIAL_SEND_BUFFER);
+        self.snd_buf
+            .set_capacity(send_floor.max(self.snd_buf.len()));
         self.snd_buf.release() + self.rcv_buf.release()
     }
 

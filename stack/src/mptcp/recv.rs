@@ -8,6 +8,7 @@ use super::action::{Action, Actions};
 use super::crypto::DssChecksum;
 use super::level::{DataLevel, FallbackReason, Phase};
 use super::subflow::SubflowMp;
+use crate::memory::Pressure;
 use crate::tcp::Tcb;
 use crate::time::Instant;
 
@@ -109,9 +110,9 @@ impl DataLevel {
                 // Out-of-order data is taken from the subflow only if the
                 // data level can keep it: the subflow has acknowledged it, so
                 // it must not be dropped. Left in the subflow, it waits for
-                // the hole to fill. (`b` continues `a`: it never needs a
-                // range of its own.)
-                if self.assembler.add(offset, a).is_err() {
+                // the hole to fill (also when memory is exhausted). (`b`
+                // continues `a`: it never needs a range of its own.)
+                if self.pressure == Pressure::Exhausted || self.assembler.add(offset, a).is_err() {
                     break;
                 }
                 let _ = self.assembler.add(offset + a.len(), b);

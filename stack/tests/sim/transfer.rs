@@ -93,6 +93,8 @@ pub struct Transfer {
     pub released_at: Option<Instant>,
     scratch: Vec<u8>,
     expect: Vec<u8>,
+    /// The most `Stack::memory_used` was at a poll.
+    pub peak_memory: usize,
 }
 
 impl Transfer {
@@ -121,6 +123,7 @@ impl Transfer {
             released_at: None,
             scratch: Vec::new(),
             expect: Vec::new(),
+            peak_memory: 0,
         }
     }
 
@@ -267,6 +270,7 @@ impl App for Transfer {
     }
 
     fn poll(&mut self, now: Instant, stack: &mut Stack) -> Result<(), String> {
+        self.peak_memory = self.peak_memory.max(stack.memory_used());
         if self.conn.is_none() {
             if let Role::Client { local, remote } = self.role {
                 let id = stack
@@ -578,6 +582,9 @@ pub struct TransferReport {
     pub client_to_server: super::LinkStats,
     pub server_to_client: super::LinkStats,
     pub steps: u64,
+    /// The most each stack's connections held at once (`Stack::memory_used`
+    /// seen at every poll; client, server).
+    pub peak_memory: [usize; 2],
     /// Each stack's counters at the end (client, server).
     pub counters: [mptun_stack::Counters; 2],
 }
@@ -636,6 +643,7 @@ pub fn run_transfer(sc: &Scenario) -> Result<TransferReport, String> {
         client_to_server: w.path(0).a_to_b.stats().clone(),
         server_to_client: w.path(0).b_to_a.stats().clone(),
         steps: w.steps,
+        peak_memory: [client.peak_memory, server.peak_memory],
         counters,
     })
 }

@@ -2,6 +2,7 @@
 //! checks against blind resets, SYNs and data injection.
 
 use super::Tcb;
+use crate::memory::Pressure;
 use crate::tcp::ratelimit::ChallengeQuota;
 use crate::tcp::state::CloseReason;
 use crate::tcp::State;
@@ -409,6 +410,13 @@ impl Tcb {
                 }
                 ready
             } else {
+                if self.pressure == Pressure::Exhausted {
+                    // Out of memory: the sender will send it again (and it
+                    // was never SACKed, so it may be dropped).
+                    self.stats.drop_ooo_memory += 1;
+                    self.ack_now = true;
+                    return;
+                }
                 if self.assembler.add(offset, data).is_err() {
                     self.stats.drop_ooo_overflow += 1;
                     self.ack_now = true;

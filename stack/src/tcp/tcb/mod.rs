@@ -22,6 +22,7 @@ use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
 use super::State;
 use crate::config::TcpConfig;
+use crate::memory::Pressure;
 use crate::tcp::state::CloseReason;
 use crate::time::Instant;
 use crate::wire::{SeqNumber, TcpRepr};
@@ -55,6 +56,8 @@ pub struct TcbStats {
     pub drop_paws: u64,
     pub drop_out_of_window: u64,
     pub drop_ooo_overflow: u64,
+    /// Out-of-order segments dropped while the stack's memory was exhausted.
+    pub drop_ooo_memory: u64,
     pub challenge_acks: u64,
     /// Challenge ACKs the stack-wide quota withheld, and duplicate ACKs to
     /// unacceptable segments without data withheld by the per-connection
@@ -75,6 +78,7 @@ impl TcbStats {
         self.drop_paws += o.drop_paws;
         self.drop_out_of_window += o.drop_out_of_window;
         self.drop_ooo_overflow += o.drop_ooo_overflow;
+        self.drop_ooo_memory += o.drop_ooo_memory;
         self.challenge_acks += o.challenge_acks;
         self.challenge_acks_limited += o.challenge_acks_limited;
         self.oow_acks_limited += o.oow_acks_limited;
@@ -133,8 +137,8 @@ pub struct Tcb {
     rcv_rtt: RcvRtt,
     rcv_rtt_mark: Option<(SeqNumber, Instant)>,
     rcv_rtt_tsecr: u32,
-    /// Buffers may grow (false under memory pressure).
-    may_grow: bool,
+    /// The stack's memory pressure (`crate::memory`).
+    pressure: Pressure,
     /// Sequence number of the peer's FIN once seen (possibly out of order).
     peer_fin: Option<SeqNumber>,
     /// The out-of-order block most recently extended (first SACK block, RFC 2018).
@@ -266,7 +270,7 @@ impl Tcb {
             rcv_rtt: RcvRtt::default(),
             rcv_rtt_mark: None,
             rcv_rtt_tsecr: 0,
-            may_grow: true,
+            pressure: Pressure::None,
             peer_fin: None,
             last_ooo: None,
             last_ack_sent: SeqNumber(0),
@@ -737,7 +741,8 @@ impl Tcb {
     /// Grow the receive buffer with the reader's pace (see `tcp::autotune`).
     pub(super) fn autotune_recv(&mut self, now: Instant) {
         let max = self.cfg.recv_buffer;
-        if !self.may_grow || self.recv_buf.capacity() >= max || self.window_cap.is_some() {
+        if !self.pressure.may_grow() || self.recv_buf.capacity() >= max || self.window_cap.is_some()
+        {
             return;
         }
         let rtt = self.rcv_rtt();
@@ -753,7 +758,7 @@ impl Tcb {
     /// Grow the send buffer to twice what may be in flight.
     pub(super) fn autotune_send(&mut self) {
         let max = self.cfg.send_buffer;
-        if !self.may_grow || self.send_buf.capacity() >= max {
+        if !self.pressure.may_grow() || self.send_buf.capacity() >= max {
             return;
         }
         let want = send_buffer_for(self.cc.cwnd()).min(max);
@@ -762,13 +767,36 @@ impl Tcb {
         }
     }
 
-    /// Memory pressure: `false` stops the buffers from growing.
-    pub fn set_may_grow(&mut self, may: bool) {
-        self.may_grow = may;
+    /// The stack's memory pressure changed: under pressure the buffers stop
+    /// growing and shrink back (see [`shrink`](Self::shrink)); exhausted, no
+    /// out-of-order data is kept.
+    pub fn set_pressure(&mut self, p: Pressure) {
+        self.pressure = p;
+        if p != Pressure::None {
+            self.shrink();
+        }
     }
 
-    /// Give back the storage of empty buffers; the bytes freed.
-    pub fn trim(&mut self) -> usize {
+    pub fn pressure(&self) -> Pressure {
+        self.pressure
+    }
+
+    /// Under memory pressure: buffers back to their starting sizes, or to what
+    /// they hold and (receiving) what the window already offered, whichever
+    /// is more; the storage of empty ones freed. The bytes freed.
+    pub fn shrink(&mut self) -> usize {
+        if self.pressure == Pressure::None {
+            return 0;
+        }
+        let offered = self.rcv_adv.diff(self.rcv_nxt).max(0) as usize;
+        let recv_floor = self.cfg.recv_buffer.min(INITIAL_RECV_BUFFER);
+        if self.window_cap.is_none() {
+            self.recv_buf
+                .set_capacity(recv_floor.max(self.recv_buf.len() + offered));
+        }
+        let send_floor = self.cfg.send_buffer.min(INITIAL_SEND_BUFFER);
+        self.send_buf
+            .set_capacity(send_floor.max(self.send_buf.len()));
         self.send_buf.release() + self.recv_buf.release()
     }
 

@@ -1314,6 +1314,27 @@ fn cookie_tcb_is_established_by_the_third_ack() {
     assert_eq!(h.recv_seg().payload.len(), 536 - 12);
 }
 
+/// With the stack's memory exhausted, out-of-order data is not kept (it was
+/// never SACKed, the sender sends it again) while in-order data still is;
+/// under pressure the buffers are back at their starting size.
+#[test]
+fn exhausted_memory_keeps_no_out_of_order_data() {
+    use crate::memory::Pressure;
+    let mut h = Harness::server(cfg(), Peer::full());
+    h.tcb.set_pressure(Pressure::Exhausted);
+    h.send(&h.data(IRS + 1 + 1000, ISS + 1, b"later"));
+    assert_eq!(h.tcb.memory(), 0);
+    assert_eq!(h.tcb.stats().drop_ooo_memory, 1);
+    let ack = h.recv_seg();
+    assert_eq!(ack.ack, IRS + 1);
+    assert!(ack.sack.is_empty(), "{:?}", ack.sack);
+    h.send(&h.data(IRS + 1, ISS + 1, b"now"));
+    assert_eq!(h.read_all(), b"now");
+    h.tcb.set_pressure(Pressure::None);
+    h.send(&h.data(IRS + 1 + 1000, ISS + 1, b"later"));
+    assert!(h.tcb.memory() > 0);
+}
+
 /// Two bytes far ahead of the in-order point cost two bytes, not storage for
 /// the megabytes in between; once the hole fills they are read in order.
 #[test]
