@@ -19,7 +19,8 @@ pub enum Pressure {
 impl Pressure {
     /// The level for `used` bytes of a `budget`; `current` gives hysteresis,
     /// so that a stack at the edge does not flip on every packet (pressure
-    /// ends below 3/8 of the budget, exhaustion below 7/8).
+    /// ends below a quarter of the budget, exhaustion below 7/8): buffers
+    /// that grow again after pressure ends have room to.
     pub fn for_usage(used: usize, budget: usize, current: Pressure) -> Pressure {
         let at =
             |num: usize, den: usize| used as u128 * den as u128 >= budget as u128 * num as u128;
@@ -27,7 +28,7 @@ impl Pressure {
             _ if at(1, 1) => Pressure::Exhausted,
             Pressure::Exhausted if at(7, 8) => Pressure::Exhausted,
             _ if at(1, 2) => Pressure::High,
-            Pressure::Exhausted | Pressure::High if at(3, 8) => Pressure::High,
+            Pressure::Exhausted | Pressure::High if at(1, 4) => Pressure::High,
             _ => Pressure::None,
         }
     }
@@ -48,11 +49,12 @@ mod tests {
         assert_eq!(p(399, None), None);
         assert_eq!(p(400, None), High);
         assert_eq!(p(350, High), High);
-        assert_eq!(p(299, High), None);
+        assert_eq!(p(200, High), High);
+        assert_eq!(p(199, High), None);
         assert_eq!(p(800, High), Exhausted);
         assert_eq!(p(700, Exhausted), Exhausted);
         assert_eq!(p(699, Exhausted), High);
-        assert_eq!(p(200, Exhausted), None);
+        assert_eq!(p(199, Exhausted), None);
         assert_eq!(Pressure::for_usage(1, 0, None), Exhausted);
     }
 }

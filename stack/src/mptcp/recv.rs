@@ -103,7 +103,10 @@ impl DataLevel {
                 let mut ready = self.rcv_buf.enqueue(a) + self.rcv_buf.enqueue(b);
                 self.assembler.advance(n);
                 if let Some(next) = self.assembler.pop_front() {
-                    ready += self.rcv_buf.enqueue(&next);
+                    // It fits: the buffer never shrinks below the extent.
+                    let took = self.rcv_buf.enqueue(&next);
+                    debug_assert_eq!(took, next.len(), "out-of-order bytes lost");
+                    ready += took;
                 }
                 ready
             } else {
@@ -156,7 +159,9 @@ impl DataLevel {
     /// The application read: take more from the subflow and, if the window
     /// opened materially, tell the peer.
     pub fn after_read(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
-        let before = self.window_cap;
+        // What this subflow last offered (each subflow tells the peer on its
+        // own: the one that updated last is not the only one to update).
+        let before = tcb.window_cap().unwrap_or(0);
         let acts = self.pull(now, tcb, sf);
         let now_free = self.rcv_buf.free();
         let step = (self.rcv_buf.capacity() / 4).max(1);

@@ -125,6 +125,12 @@ impl Assembler {
         self.ranges.is_empty()
     }
 
+    /// Where the furthest byte held ends (from the in-order point): a buffer
+    /// that is to take these bytes in order must have this much room.
+    pub fn extent(&self) -> usize {
+        self.ranges.last().map_or(0, |r| r.1)
+    }
+
     pub fn ranges(&self) -> &[(usize, usize)] {
         &self.ranges
     }

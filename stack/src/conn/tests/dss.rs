@@ -376,3 +376,43 @@ fn a_mapping_without_a_negotiated_checksum_resets_the_subflow() {
         assert_eq!(h.conn.state(), State::Closed, "{name}");
     }
 }
+
+/// Memory pressure shrinks the connection-level buffer, never below the
+/// out-of-order data it keeps: once the hole fills, every byte is delivered
+/// in place. (Shrunk below it, the kept bytes did not fit when the hole
+/// filled: some were lost and the rest misplaced.)
+#[test]
+fn pressure_never_shrinks_below_the_data_kept_out_of_order() {
+    use crate::memory::Pressure;
+    let s = MptcpSettings {
+        recv_buffer: 1 << 20,
+        ..settings()
+    };
+    let mut h = Harness::client_with(V1, s);
+    h.conn.mp.as_deref_mut().unwrap().set_recv_capacity(1 << 20);
+    let far = 300_000usize;
+    let tail = bytes(200_000, 8);
+    // The subflow's first 200 KB map far ahead in the data stream.
+    let mut ssn = 1;
+    for (k, chunk) in tail.chunks(1000).enumerate() {
+        let at = (far + k * 1000) as u64;
+        let _ = h.feed_data(0, chunk, &[h.peer_map(at, ssn, chunk)]);
+        ssn += chunk.len() as u32;
+        let _ = h.recv_all();
+    }
+    assert_eq!(h.read_all(), (vec![], false));
+    h.conn.set_pressure(Pressure::High);
+    let head = bytes(far, 9);
+    let mut got = Vec::new();
+    for (k, chunk) in head.chunks(1000).enumerate() {
+        let _ = h.feed_data(0, chunk, &[h.peer_map((k * 1000) as u64, ssn, chunk)]);
+        ssn += chunk.len() as u32;
+        got.extend(h.read_all().0);
+        let _ = h.recv_all();
+    }
+    assert_eq!(got.len(), far + tail.len());
+    assert!(
+        got == [head, tail].concat(),
+        "the stream was not delivered in place"
+    );
+}

@@ -406,7 +406,10 @@ impl Tcb {
                 debug_assert_eq!(ready, data.len());
                 self.assembler.advance(data.len());
                 if let Some(next) = self.assembler.pop_front() {
-                    ready += self.recv_buf.enqueue(&next);
+                    // It fits: the buffer never shrinks below the extent.
+                    let took = self.recv_buf.enqueue(&next);
+                    debug_assert_eq!(took, next.len(), "out-of-order bytes lost");
+                    ready += took;
                 }
                 ready
             } else {
