@@ -139,8 +139,7 @@ pub struct DataLevel {
     pub(super) bytes_read: u64,
     pub(super) rcv_max: usize,
     pub(super) snd_max: usize,
-    pub(super) rtt_round: Option<core::time::Duration>,
-    pub(super) rtt_last: Option<core::time::Duration>,
+    pub(super) srtt_max: Option<core::time::Duration>,
     pub(super) pressure: Pressure,
     pub(super) rcv_nxt: Dsn,
     pub(super) peer_data_fin: Option<Dsn>,
@@ -227,8 +226,7 @@ impl DataLevel {
             bytes_read: 0,
             rcv_max: s.recv_buffer,
             snd_max: s.send_buffer,
-            rtt_round: None,
-            rtt_last: None,
+            srtt_max: None,
             pressure: Pressure::None,
             // Subflows interleave small mappings: one lagging subflow leaves a
             // hole per mapping of the others.
@@ -429,63 +427,34 @@ impl DataLevel {
     /// is the subflow that just delivered (its round trip counts).
     pub(super) fn autotune_recv(&mut self, now: Instant, tcb: &Tcb) {
         if let Some(rtt) = tcb.rcv_rtt() {
-            self.rtt_round = Some(self.rtt_round.map_or(rtt, |m| m.max(rtt)));
+            self.srtt_max = Some(self.srtt_max.map_or(rtt, |m| m.max(rtt)));
         }
-        if !self.pressure.may_grow() {
+        if !self.pressure.may_grow() || self.rcv_buf.capacity() >= self.rcv_max {
             return;
         }
         let mss = tcb.mss();
-        // The slowest subflow that delivered in this round (not the slowest
-        // ever: one queueing episode would size the window for good).
-        let rtt = self.rtt_round.or(self.rtt_last);
-        if !self.rcv_space.due(now, rtt) {
-            return;
-        }
-        self.rtt_last = rtt;
-        self.rtt_round = None;
-        let arrived = self.rcv_nxt.0;
-        let floor = self.rcv_max.min(INITIAL_RECV_BUFFER);
-        let held = (self.rcv_buf.len(), self.rcv_buf.capacity(), floor);
         if let Some(want) = self
             .rcv_space
-            .measure_held(now, self.bytes_read, arrived, mss, held)
+            .adjust(now, self.bytes_read, self.srtt_max, mss)
         {
-            // Never below what is held and what the subflows were offered
-            // (beyond, their data would wait in them: the window is not
-            // taken back, it only opens later).
-            let cap = want.min(self.rcv_max).max(self.rcv_kept());
+            let cap = want.min(self.rcv_max).max(self.rcv_buf.capacity());
             self.rcv_buf.set_capacity(cap);
-        }
-        let need = self.rcv_space.need(mss).max(floor);
-        if self.rcv_buf.is_empty() && self.rcv_buf.allocated() > 2 * need {
-            // Storage grown for an earlier burst (see `Tcb::autotune_recv`).
-            self.rcv_buf.release();
         }
     }
 
     /// Grow the send buffer to twice what the subflows together may have in
-    /// flight (`cwnd` summed over them, within the peer's window), when it
-    /// holds the application back (see `Tcb::autotune_send`).
+    /// flight (`cwnd` summed over them).
     pub fn autotune_send(&mut self, cwnd: usize) {
-        if !self.send_was_full
-            || !self.pressure.may_grow()
-            || self.snd_buf.capacity() >= self.snd_max
-        {
+        if !self.pressure.may_grow() || self.snd_buf.capacity() >= self.snd_max {
             return;
         }
-        let peer_window = if self.snd_wnd_known {
-            self.snd_wnd_end.diff(self.snd_una).max(0) as usize
-        } else {
-            usize::MAX
-        };
-        let cap = self.snd_buf.capacity();
-        let want = send_buffer_for(cwnd.min(peer_window))
-            .min(self.snd_max)
-            .min(cap.saturating_mul(2));
-        if want > cap {
+        let want = send_buffer_for(cwnd).min(self.snd_max);
+        if want > self.snd_buf.capacity() {
             self.snd_buf.set_capacity(want);
-            self.send_was_full = false;
-            self.writable = true;
+            if self.send_was_full {
+                self.send_was_full = false;
+                self.writable = true;
+            }
         }
     }
 
@@ -495,13 +464,6 @@ impl DataLevel {
         self.shrink();
     }
 
-    /// The least the receive buffer may shrink to: what it holds and the
-    /// out-of-order data kept (it must fit once the holes fill). What the
-    /// subflows were offered beyond waits in them: not kept here.
-    fn rcv_kept(&self) -> usize {
-        self.rcv_buf.len() + self.assembler.extent()
-    }
-
     /// Under memory pressure: buffers back to their starting sizes or to
     /// what they hold, whichever is more (what the subflows were offered
     /// beyond that waits in them); the storage of empty ones freed.
@@ -509,8 +471,11 @@ impl DataLevel {
         if self.pressure == Pressure::None {
             return 0;
         }
+        // Never below the out-of-order data kept: it must fit once the
+        // holes fill.
         let recv_floor = self.rcv_max.min(INITIAL_RECV_BUFFER);
-        self.rcv_buf.set_capacity(recv_floor.max(self.rcv_kept()));
+        let kept = self.rcv_buf.len() + self.assembler.extent();
+        self.rcv_buf.set_capacity(recv_floor.max(kept));
         let send_floor = self.snd_max.min(INITIAL_SEND_BUFFER);
         self.snd_buf
             .set_capacity(send_floor.max(self.snd_buf.len()));

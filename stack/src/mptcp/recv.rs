@@ -159,9 +159,7 @@ impl DataLevel {
     /// The application read: take more from the subflow and, if the window
     /// opened materially, tell the peer.
     pub fn after_read(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
-        // What this subflow last offered (each subflow tells the peer on its
-        // own: the one that updated last is not the only one to update).
-        let before = tcb.window_cap().unwrap_or(0);
+        let before = self.window_cap;
         let acts = self.pull(now, tcb, sf);
         let now_free = self.rcv_buf.free();
         let step = (self.rcv_buf.capacity() / 4).max(1);

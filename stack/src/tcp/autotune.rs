@@ -28,15 +28,11 @@ const DEFAULT_RTT: Duration = Duration::from_millis(100);
 /// The receive side's measure.
 #[derive(Debug, Clone)]
 pub struct RcvSpace {
-    /// The best round trip's measure so far.
+    /// Bytes read in the best round trip measured so far.
     space: usize,
-    /// The reader's and the arrivals' totals when this round trip began, and
-    /// when.
+    /// The reader's total when this round trip's measure began, and when.
     read_at_start: u64,
-    arrived_at_start: u64,
     start: Instant,
-    /// Bytes read in the last round trip measured.
-    last_read: usize,
 }
 
 impl RcvSpace {
@@ -44,84 +40,39 @@ impl RcvSpace {
         RcvSpace {
             space: initial_space.max(1),
             read_at_start: 0,
-            arrived_at_start: 0,
             start: now,
-            last_read: 0,
         }
     }
 
-    /// Start a new round trip without measuring the last.
-    pub fn restart(&mut self, now: Instant) {
-        self.start = now;
-    }
-
-    /// What the last round trip's reading needed held at most: twice what
-    /// was read in it.
-    pub fn need(&self, mss: usize) -> usize {
-        self.last_read.saturating_mul(2).saturating_add(16 * mss)
-    }
-
-    /// Whether a round trip of `rtt` has passed since the last measure.
-    pub fn due(&self, now: Instant, rtt: Option<Duration>) -> bool {
-        now.saturating_since(self.start) >= rtt.unwrap_or(DEFAULT_RTT)
-    }
-
-    /// End the round trip with `read` bytes read and `arrived` bytes arrived
-    /// in order so far (totals; they may wrap): the buffer size the pace asks
-    /// for, if it is the best yet.
-    ///
-    /// The pace is the lesser of what was read and what arrived in the round
-    /// trip: a reader draining a backlog (it had been blocked) reads more than
-    /// the path brings, and data nobody reads is no pace either; only both at
-    /// once show the window holding the transfer back. (Linux's
-    /// `tcp_rcv_space_adjust` counts reads alone, so one backlog drained in a
-    /// burst claims megabytes for good.)
-    ///
-    /// A buffer at least half full at the end of the round trip (`held` of
-    /// `capacity`) has a reader that is behind: what it read is its pace, and
-    /// a buffer larger than twice that only holds what it has not read. Such
-    /// a buffer shrinks towards that size, by at most a quarter per round
-    /// trip, never below `floor`. (The caller keeps what was offered.)
-    pub fn measure(&mut self, now: Instant, read: u64, arrived: u64, mss: usize) -> Option<usize> {
-        self.measure_held(now, read, arrived, mss, (0, usize::MAX, 0))
-    }
-
-    /// [`measure`](Self::measure) with `(held, capacity, floor)` known.
-    pub fn measure_held(
+    /// With `read_total` bytes read so far and a round trip of `rtt`: the
+    /// buffer size the reader's pace asks for, if a round trip has passed and
+    /// it read more than ever before.
+    pub fn adjust(
         &mut self,
         now: Instant,
-        read: u64,
-        arrived: u64,
+        read_total: u64,
+        rtt: Option<Duration>,
         mss: usize,
-        (held, capacity, floor): (usize, usize, usize),
     ) -> Option<usize> {
-        let copied = read.wrapping_sub(self.read_at_start);
-        let came = arrived.wrapping_sub(self.arrived_at_start);
-        let pace = copied.min(came).min(usize::MAX as u64) as usize;
-        self.read_at_start = read;
-        self.arrived_at_start = arrived;
-        self.start = now;
-        self.last_read = copied.min(usize::MAX as u64) as usize;
-        if held >= capacity / 2 && capacity > floor {
-            let copied = copied.min(usize::MAX as u64) as usize;
-            let need = copied.saturating_mul(2).saturating_add(16 * mss).max(floor);
-            if need < capacity {
-                self.space = copied.max(1);
-                return Some(need.max(capacity - capacity / 4));
-            }
+        let rtt = rtt.unwrap_or(DEFAULT_RTT);
+        if now.saturating_since(self.start) < rtt {
+            return None;
         }
-        if pace <= self.space {
+        let copied = read_total.saturating_sub(self.read_at_start) as usize;
+        self.read_at_start = read_total;
+        self.start = now;
+        if copied <= self.space {
             return None;
         }
         let old = self.space;
-        self.space = pace;
+        self.space = copied;
         // Twice a round trip's worth, and while the pace still grows (a
         // sender in slow start doubles each round trip) as much again in
-        // proportion to the growth, at most twice as much: a first measure
-        // after a quiet start says little of the pace to come.
-        let base = pace.saturating_mul(2).saturating_add(16 * mss);
-        let grow = (base as u128 * (pace - old) as u128 / old as u128) as usize;
-        Some(base.saturating_add(grow.saturating_mul(2).min(base)))
+        // proportion to the growth.
+        let mut want = copied.saturating_mul(2).saturating_add(16 * mss);
+        let grow = (want as u128 * (copied - old) as u128 / old as u128) as usize;
+        want = want.saturating_add(grow.saturating_mul(2));
+        Some(want)
     }
 }
 
@@ -169,99 +120,39 @@ mod tests {
         Instant::from_millis(ms)
     }
 
-    /// `adjust` as the callers use it: a measure once a round trip passed.
-    fn step(r: &mut RcvSpace, ms: u64, read: u64, arrived: u64) -> Option<usize> {
-        let rtt = Some(Duration::from_millis(50));
-        r.due(at(ms), rtt)
-            .then(|| r.measure(at(ms), read, arrived, 1460))?
-    }
-
     #[test]
-    fn grows_once_per_round_trip_with_the_pace() {
+    fn grows_once_per_round_trip_with_what_was_read() {
+        let rtt = Some(Duration::from_millis(50));
         let mut r = RcvSpace::new(at(0), 14_600);
         // Within the round trip: nothing yet.
-        assert_eq!(step(&mut r, 10, 20_000, 20_000), None);
-        // A round trip in which 29,200 bytes came and were read (twice the
-        // first window): twice that, plus slow-start headroom.
-        let want = step(&mut r, 50, 29_200, 29_200).unwrap();
+        assert_eq!(r.adjust(at(10), 20_000, rtt, 1460), None);
+        // A round trip in which 29,200 bytes were read (twice the first
+        // window): twice that, plus slow-start headroom.
+        let want = r.adjust(at(50), 29_200, rtt, 1460).unwrap();
         assert!(want >= 4 * 29_200, "{want}");
         // A steady pace asks for nothing more.
-        assert_eq!(step(&mut r, 100, 29_200 * 2, 29_200 * 2), None);
-        assert_eq!(step(&mut r, 150, 29_200 * 3, 29_200 * 3), None);
+        assert_eq!(r.adjust(at(100), 29_200 * 2, rtt, 1460), None);
+        assert_eq!(r.adjust(at(150), 29_200 * 3, rtt, 1460), None);
         // A faster one does.
-        let more = 29_200 * 3 + 40_000;
-        assert!(step(&mut r, 200, more, more).is_some());
+        assert!(r.adjust(at(200), 29_200 * 3 + 40_000, rtt, 1460).is_some());
     }
 
     #[test]
     fn a_slow_reader_keeps_it_small() {
+        let rtt = Some(Duration::from_millis(10));
         let mut r = RcvSpace::new(at(0), 14_600);
         let mut read = 0;
         for t in 1..1000 {
             read += 1000;
-            assert_eq!(step(&mut r, t * 50, read, read), None);
+            assert_eq!(r.adjust(at(t * 10), read, rtt, 1460), None);
         }
-    }
-
-    /// A reader that drains a backlog reads far more than arrives: no growth;
-    /// nor for bytes that arrive and are not read.
-    #[test]
-    fn a_drained_backlog_or_unread_arrivals_are_no_pace() {
-        let mut r = RcvSpace::new(at(0), 14_600);
-        assert_eq!(step(&mut r, 50, 1 << 20, 10_000), None);
-        assert_eq!(step(&mut r, 100, (1 << 20) + 10_000, 2 << 20), None);
-    }
-
-    #[test]
-    fn a_first_burst_grows_it_at_most_fourfold() {
-        let mut r = RcvSpace::new(at(0), 14_600);
-        let want = step(&mut r, 50, 1 << 20, 1 << 20).unwrap();
-        assert_eq!(want, 2 * ((2 << 20) + 16 * 1460));
-    }
-
-    /// A reader that falls behind (its buffer stays full) gets a buffer that
-    /// shrinks, a quarter per round trip, to twice its pace.
-    #[test]
-    fn a_reader_that_falls_behind_shrinks_it() {
-        let mut r = RcvSpace::new(at(0), 14_600);
-        let mut cap = 4 << 20;
-        let mut read = 0;
-        for t in 1..=20 {
-            read += 100_000;
-            let held = cap;
-            if let Some(w) = r.measure_held(at(t * 50), read, read, 1460, (held, cap, 131_072)) {
-                assert!(w >= cap - cap / 4, "{w} after {cap}");
-                cap = w;
-            }
-        }
-        assert_eq!(cap, 2 * 100_000 + 16 * 1460);
-        // It keeps up again: no shrinking, and the pace grows it.
-        assert_eq!(
-            r.measure_held(
-                at(1100),
-                read + 100_000,
-                read + 100_000,
-                1460,
-                (0, cap, 131_072)
-            ),
-            None
-        );
-        assert!(r
-            .measure_held(
-                at(1150),
-                read + 400_000,
-                read + 400_000,
-                1460,
-                (0, cap, 131_072)
-            )
-            .is_some());
     }
 
     #[test]
     fn no_round_trip_known_means_a_default() {
-        let r = RcvSpace::new(at(0), 1000);
-        assert!(!r.due(at(50), None));
-        assert!(r.due(at(100), None));
+        let mut r = RcvSpace::new(at(0), 1000);
+        assert_eq!(r.adjust(at(50), 100_000, None, 1460), None);
+        assert!(r.adjust(at(100), 100_000, None, 1460).is_some());
     }
 
     #[test]

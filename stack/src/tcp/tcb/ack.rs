@@ -11,10 +11,6 @@ impl Tcb {
     pub(super) fn on_ack(&mut self, now: Instant, seg: &TcpRepr<'_>) {
         let ack = seg.ack;
         let flight_before = self.snd_max.since(self.snd_una);
-        // The writer found the buffer full; an MPTCP data level's scheduler
-        // hands a subflow what it can soon send, so its buffer always
-        // follows the windows.
-        let writer_blocked = self.send_was_full || self.window_cap.is_some();
         let mut newly_sacked = 0;
         if self.sack_ok && !seg.sack_blocks.is_empty() {
             newly_sacked =
@@ -91,7 +87,7 @@ impl Tcb {
         if self.in_recovery && self.sack_ok {
             self.set_pipe();
         }
-        self.autotune_send(writer_blocked);
+        self.autotune_send();
     }
 
     /// RFC 9293 §3.10.7.4: take the window from the most recent segment.

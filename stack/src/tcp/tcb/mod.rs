@@ -493,11 +493,6 @@ impl Tcb {
         (raw as usize) << self.snd_wscale
     }
 
-    /// The bound a layered protocol put on the window, if any.
-    pub fn window_cap(&self) -> Option<usize> {
-        self.window_cap
-    }
-
     /// Bound the advertised receive window (never below what was promised).
     ///
     /// A capped subflow's window is the layered protocol's: its own buffer
@@ -743,61 +738,31 @@ impl Tcb {
         self.rcv_rtt.get().or(self.rtt.srtt())
     }
 
-    /// The least the receive buffer may shrink to: what it holds, and room
-    /// for all the window offered and the out-of-order data kept (which must
-    /// fit once the holes fill).
-    fn recv_kept(&self) -> usize {
-        let offered = self.rcv_adv.diff(self.rcv_nxt).max(0) as usize;
-        self.recv_buf.len() + offered.max(self.assembler.extent())
-    }
-
     /// Grow the receive buffer with the reader's pace (see `tcp::autotune`).
     pub(super) fn autotune_recv(&mut self, now: Instant) {
         let max = self.cfg.recv_buffer;
-        if !self.pressure.may_grow() || !self.rcv_space.due(now, self.rcv_rtt()) {
-            return;
-        }
-        if self.window_cap.is_some() {
-            // Only a staging area for the layer above, which takes the bytes
-            // as they come: its storage goes back once a round trip.
-            self.rcv_space.restart(now);
-            self.recv_buf.release();
-            return;
-        }
-        let arrived = self.stats.bytes_received;
-        let floor = max.min(INITIAL_RECV_BUFFER);
-        let held = (self.recv_buf.len(), self.recv_buf.capacity(), floor);
-        if let Some(want) =
-            self.rcv_space
-                .measure_held(now, self.bytes_read, arrived, self.rcv_mss, held)
+        if !self.pressure.may_grow() || self.recv_buf.capacity() >= max || self.window_cap.is_some()
         {
-            let cap = want.min(max).max(self.recv_kept());
-            self.recv_buf.set_capacity(cap);
+            return;
         }
-        let need = self.rcv_space.need(self.rcv_mss).max(floor);
-        if self.recv_buf.is_empty() && self.recv_buf.allocated() > 2 * need {
-            // Storage grown for an earlier burst, more than twice what this
-            // round trip needed.
-            self.recv_buf.release();
+        let rtt = self.rcv_rtt();
+        if let Some(want) = self
+            .rcv_space
+            .adjust(now, self.bytes_read, rtt, self.rcv_mss)
+        {
+            let cap = want.min(max).max(self.recv_buf.capacity());
+            self.recv_buf.set_capacity(cap);
         }
     }
 
-    /// Grow the send buffer to twice what may be in flight, when it is what
-    /// holds the sender back: the writer found it full (`writer_blocked`)
-    /// while congestion and peer windows allow more than it holds (as Linux's
-    /// `tcp_should_expand_sndbuf`). A peer that reads slowly keeps its window,
-    /// and so this buffer, small.
-    pub(super) fn autotune_send(&mut self, writer_blocked: bool) {
+    /// Grow the send buffer to twice what may be in flight.
+    pub(super) fn autotune_send(&mut self) {
         let max = self.cfg.send_buffer;
-        if !writer_blocked || !self.pressure.may_grow() || self.send_buf.capacity() >= max {
+        if !self.pressure.may_grow() || self.send_buf.capacity() >= max {
             return;
         }
-        let window = self.cc.cwnd().min(self.snd_wnd);
-        // At most doubling at a time: memory accounting (and the budget's
-        // pressure) sees each step before the next.
-        let cap = self.send_buf.capacity();
-        let want = send_buffer_for(window).min(max).min(cap.saturating_mul(2));
-        if want > cap {
+        let want = send_buffer_for(self.cc.cwnd()).min(max);
+        if want > self.send_buf.capacity() {
             self.send_buf.set_capacity(want);
         }
     }
@@ -823,9 +788,13 @@ impl Tcb {
         if self.pressure == Pressure::None {
             return 0;
         }
+        // Never below what the window offered and the out-of-order data
+        // kept (it must fit once the holes fill).
+        let offered = self.rcv_adv.diff(self.rcv_nxt).max(0) as usize;
+        let kept = self.recv_buf.len() + offered.max(self.assembler.extent());
         let recv_floor = self.cfg.recv_buffer.min(INITIAL_RECV_BUFFER);
         if self.window_cap.is_none() {
-            self.recv_buf.set_capacity(recv_floor.max(self.recv_kept()));
+            self.recv_buf.set_capacity(recv_floor.max(kept));
         }
         let send_floor = self.cfg.send_buffer.min(INITIAL_SEND_BUFFER);
         self.send_buf
