@@ -96,3 +96,19 @@ rss_max_since() {
 
 # kib_mib KIB: "12.3" (MiB, one decimal).
 kib_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+
+# json_file_eval FILE EXPR: json_eval on a file (a status with thousands of
+# connections is longer than one argument may be).
+json_file_eval() {
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+v = eval(sys.argv[2])
+if v is None:
+    sys.exit(1)
+print(json.dumps(v) if isinstance(v, (list, dict, bool)) else v)
+' "$1" "$2"
+}
+
+# mptun_status_file FILE: `mptun status --json` into FILE.
+mptun_status_file() { mptun_status_json >"$1"; }
