@@ -43,6 +43,31 @@ impl Default for RelayTimeouts {
 /// Copy buffer per direction; large enough to keep a fast path busy.
 const BUF: usize = 256 * 1024;
 
+/// What the echo and the sink read into while they wait for data (inside the
+/// connection's task: no allocation of its own).
+const WAIT_BUF: usize = 64;
+
+/// The next bytes of `stream` for a service that consumes them, holding no
+/// buffer while the connection idles (issue 12: 10,000 idle connections must
+/// not each keep a copy buffer). What the stack already holds is read into a
+/// chunk of that size (at most [`BUF`]), allocated uninitialised for this read
+/// and freed by the caller once used; with nothing held, the wait is a read into
+/// `wait`. Empty at the end of the stream.
+async fn next_chunk<'a>(
+    stream: &mut StackStream,
+    wait: &'a mut [u8; WAIT_BUF],
+    chunk: &'a mut Vec<u8>,
+) -> io::Result<&'a [u8]> {
+    let avail = stream.recv_available();
+    if avail == 0 {
+        let n = stream.read(wait).await?;
+        return Ok(&wait[..n]);
+    }
+    *chunk = Vec::with_capacity(avail.min(BUF));
+    stream.read_buf(chunk).await?;
+    Ok(chunk)
+}
+
 /// Counters of one service, shown by `mptun status`.
 #[derive(Debug, Default)]
 pub struct ServiceStats {
@@ -98,18 +123,19 @@ where
 pub fn echo(handle: &Handle, port: u16) -> io::Result<Arc<ServiceStats>> {
     let listener = handle.listen(port)?;
     let stats = ServiceStats::new("echo", port);
-    spawn_accept_loop(listener, stats.clone(), |stream, stats| async move {
-        let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut buf = vec![0u8; BUF];
+    spawn_accept_loop(listener, stats.clone(), |mut stream, stats| async move {
+        let mut wait = [0u8; WAIT_BUF];
         loop {
-            let n = rd.read(&mut buf).await?;
-            if n == 0 {
+            let mut chunk = Vec::new();
+            let data = next_chunk(&mut stream, &mut wait, &mut chunk).await?;
+            if data.is_empty() {
                 break;
             }
-            wr.write_all(&buf[..n]).await?;
-            stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            // `data` borrows `wait` or `chunk`, not the stream.
+            stream.write_all(data).await?;
+            stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
-        wr.shutdown().await
+        stream.shutdown().await
     });
     Ok(stats)
 }
@@ -121,19 +147,20 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
         listener,
         stats.clone(),
         move |mut stream, stats| async move {
-            let mut buf = vec![0u8; BUF];
+            let mut wait = [0u8; WAIT_BUF];
             let mut hash = sha256.then(Sha256::new);
             let mut total = 0u64;
             loop {
-                let n = stream.read(&mut buf).await?;
-                if n == 0 {
+                let mut chunk = Vec::new();
+                let data = next_chunk(&mut stream, &mut wait, &mut chunk).await?;
+                if data.is_empty() {
                     break;
                 }
                 if let Some(h) = &mut hash {
-                    h.update(&buf[..n]);
+                    h.update(data);
                 }
-                total += n as u64;
-                stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                total += data.len() as u64;
+                stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
             match hash {
                 Some(h) => {

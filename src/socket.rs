@@ -340,6 +340,15 @@ impl StackStream {
         self.id
     }
 
+    /// Bytes a read would return now without waiting (0 once closed).
+    pub fn recv_available(&self) -> usize {
+        self.handle
+            .lock()
+            .stack
+            .recv_available(self.id)
+            .unwrap_or(0)
+    }
+
     /// Resets the connection (RST to the peer, MP_FASTCLOSE for MPTCP) and gives
     /// up the handle: for a relay that cannot serve it (backend unreachable, idle
     /// too long).
@@ -382,7 +391,13 @@ impl AsyncRead for StackStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let mut s = this.handle.lock();
-        let r = s.stack.recv(this.id, buf.initialize_unfilled());
+        // Initialise (zero) only what this read may fill: a caller reading into
+        // uninitialised capacity (`read_buf`) would otherwise have the whole of
+        // it written, and made resident, on every read. At least one byte, so
+        // that the end of the stream or a reset still shows.
+        let avail = s.stack.recv_available(this.id).unwrap_or(0);
+        let want = buf.remaining().min(avail.max(1));
+        let r = s.stack.recv(this.id, buf.initialize_unfilled_to(want));
         match r {
             Ok(0) if buf.remaining() > 0 => {
                 let Some(slot) = s.conns.get_mut(&this.id) else {
