@@ -22,15 +22,16 @@
 # Round 2: the same again once round 1's connections are gone (from another source
 # address), to show whether their memory is reused (printed, not asserted).
 #
-# KNOWN_FAILING: ~147 KiB RSS per idle connection measured (goal 8 KiB), memory work in progress
-# Measured on the 2-core dev VM (f51c547), 10,000 connections: mptun RSS 4.9 MiB
-# before, 1.44 GiB with all open = ~147 KiB per idle connection; round 2 ~2.6 GiB
-# (~269 KiB per connection: the echo service's zeroed 256 KiB read buffer per
-# connection, src/services.rs, becomes resident once glibc reuses heap memory for
-# it); nothing returned after the close. With MALLOC_MMAP_THRESHOLD_=131072 in the
-# environment (the buffer mmapped, only touched pages resident) ~16 KiB. Accept
-# rate (10,000 connections, 100 in flight, same Python client) mptun 5,700-8,300/s,
-# Linux (kernel + Python epoll echo server) 8,800-13,000/s; noisy, only printed.
+# Measured on the 2-core dev VM (rebased on 038e6da, echo without a held copy
+# buffer), 10,000 connections: mptun RSS 5.0 MiB before, 33.4 MiB with all open
+# = ~2.9 KiB per idle connection (live heap 2,936 B: the TCB 1,270, the echo's
+# task 638, the connection table's B-tree 561, the 4-tuple and stream hash maps
+# 240, the congestion controller 96, ...); after the close RSS stays at the
+# close phase's peak (~63 MiB, not returned to the OS) and round 2 reuses it
+# (0 B per connection more). Accept rate (10,000 connections, 100 in flight,
+# same Python client) mptun ~17,000/s, Linux (kernel + Python epoll echo
+# server) 11,000-16,000/s; noisy, only printed. Until 1c79514 the echo held a
+# zeroed 256 KiB buffer per connection: ~138 KiB of RSS per idle connection.
 # See /work/reports/attacks.md.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_atk.sh"

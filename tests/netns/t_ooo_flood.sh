@@ -25,18 +25,13 @@
 # OOO_BOUND_BYTES (16 KiB), as the issue asks. Safety stop: the attacker stops
 # opening when mptun's RSS passes OOO_RSS_CAP_MIB (2 GiB), and the test fails.
 #
-# KNOWN_FAILING: 164 KiB (wave 1) to 8.5 MiB (wave 3) RSS per connection holding 40 bytes out of order (goal 16 KiB), memory work in progress
-# Measured on the 2-core dev VM (f51c547), W = 8 MiB (the whole receive buffer):
-# control 12.6 KiB per idle connection; OOO wave 1 164 KiB, wave 2 524 KiB, wave 3
-# 8.5 MiB per connection (the safety stop after 250 connections at 2.1 GiB). The
-# receive ring (stack/src/tcp/buffer.rs) grows its storage to cover the
-# out-of-order offset, up to the 8 MiB window, zero-filled (vec![0u8; n]); glibc
-# first serves that from fresh mmapped pages (untouched: resident only the pages
-# written), but once such a buffer has been freed (the previous wave's reset) its
-# dynamic mmap threshold rises and the next 8 MiB buffers come from reused heap
-# memory that calloc zeroes, i.e. all resident. With MALLOC_MMAP_THRESHOLD_=131072
-# in the environment every wave stays at ~35 KiB per connection. See
-# /work/reports/attacks.md.
+# Measured on the 2-core dev VM (rebased on 038e6da, sink without a held copy
+# buffer): W = 128 KiB (the auto-tuned receive buffer's initial size); control
+# wave 3.4 KiB per idle connection, OOO waves 4.0-4.4 KiB per connection (the
+# assembler holds only the 40 bytes); RSS after the last reset 6.9 MiB. Until
+# 1c79514 the sink held a zeroed 256 KiB buffer per connection: waves of
+# 145-254 KiB per connection (and, before the receive buffer auto-tuned and the
+# assembler, up to 8.5 MiB with W = 8 MiB). See /work/reports/attacks.md.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_atk.sh"
 
