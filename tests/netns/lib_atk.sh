@@ -68,8 +68,16 @@ tun2atk() {
     host_exec nft list chain inet atkcount atkfwd | sed -n 's/.*counter packets \([0-9]*\) .*tun2atk.*/\1/p'
 }
 
-mptun_rss() { awk '/^VmRSS:/ {print $2}' "/proc/$MPTUN_PID/status"; }
-mptun_hwm() { awk '/^VmHWM:/ {print $2}' "/proc/$MPTUN_PID/status"; }
+mptun_rss() { mptun_alive && awk '/^VmRSS:/ {print $2}' "/proc/$MPTUN_PID/status"; }
+mptun_hwm() { mptun_alive && awk '/^VmHWM:/ {print $2}' "/proc/$MPTUN_PID/status"; }
+# mptun_alive: fails the test, saying so, when the daemon has died (the tail of
+# its log follows), instead of an awk error about /proc.
+mptun_alive() {
+    [ -n "${MPTUN_PID:-}" ] && [ -r "/proc/$MPTUN_PID/status" ] && return 0
+    local rc=""
+    [ -n "${MPTUN_PID:-}" ] && { wait "$MPTUN_PID" 2>/dev/null || rc=$?; }
+    fail "mptun (pid ${MPTUN_PID:-none}) is gone${rc:+ (exit status $rc)}"
+}
 
 # mptun_check_pid: MPTUN_PID must be the daemon itself (ip netns exec execs it),
 # or the RSS figures would be ip's.
