@@ -15,9 +15,10 @@
 # mptun runs with glibc's default allocator settings, as deployed.
 #
 # Measured on the 2-core dev VM (rebased on 038e6da, echo without a held copy
-# buffer): RSS 34.8 MiB after round 1 and the same after rounds 2-6, i.e. 0 B
-# per closed connection ([heap] in smaps flat at 29.1 MiB; the live heap comes
-# back to the same ~2 MB after every round). Until 1c79514 (the echo's zeroed
+# buffer, 8b166ee's small first ring allocation): RSS 19.6 MiB after round 1
+# and within 60 KiB of it after rounds 2-6, i.e. ~0 B per closed connection
+# (with 1c79514 alone: 34.8 MiB flat, [heap] in smaps flat at 29.1 MiB; the live
+# heap comes back to the same ~2 MB after every round). Until 1c79514 (the echo's zeroed
 # 256 KiB buffer per connection; this test then ran with
 # MALLOC_MMAP_THRESHOLD_=131072 to keep it out of the heap) RSS grew by ~2.2 KiB
 # per closed connection, linearly: brk-heap fragmentation, the live heap having

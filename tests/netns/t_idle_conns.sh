@@ -24,14 +24,15 @@
 #
 # Measured on the 2-core dev VM (rebased on 038e6da, echo without a held copy
 # buffer), 10,000 connections: mptun RSS 5.0 MiB before, 33.4 MiB with all open
-# = ~2.9 KiB per idle connection (live heap 2,936 B: the TCB 1,270, the echo's
-# task 638, the connection table's B-tree 561, the 4-tuple and stream hash maps
-# 240, the congestion controller 96, ...); after the close RSS stays at the
-# close phase's peak (~63 MiB, not returned to the OS) and round 2 reuses it
-# (0 B per connection more). Accept rate (10,000 connections, 100 in flight,
-# same Python client) mptun ~17,000/s, Linux (kernel + Python epoll echo
-# server) 11,000-16,000/s; noisy, only printed. Until 1c79514 the echo held a
-# zeroed 256 KiB buffer per connection: ~138 KiB of RSS per idle connection.
+# = ~2.9 KiB per idle connection (live heap 2,936 B: the subflow record 1,272 =
+# TCB 1,088 + MPTCP per-subflow state 176, the echo's task 638, the connection
+# table's B-tree 561, the 4-tuple and stream hash maps 240, the congestion
+# controller 96, the tuple list 72). After the close (all echo 16 bytes more at
+# once) RSS stays at that phase's peak, 36-37 MiB (glibc keeps it), and round 2
+# reuses it (0 B per connection more). Accept rate (10,000 connections, 100 in
+# flight, same Python client) mptun ~17,000/s, Linux (kernel + Python epoll
+# echo server) 8,000-16,000/s; noisy, only printed. Until 1c79514 the echo held
+# a zeroed 256 KiB buffer per connection: ~138 KiB of RSS per idle connection.
 # See /work/reports/attacks.md.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_atk.sh"
