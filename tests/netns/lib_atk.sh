@@ -14,7 +14,8 @@
 # scripts' raw sockets mark their packets with rawtcp.RAW_MARK, which passes), and
 # in HOST an nftables counter `atk2tun` counts what ATK got into the TUN.
 #
-# mptun_rss / mptun_hwm: the daemon's VmRSS / VmHWM in KiB (/proc/PID/status).
+# mptun_rss / mptun_hwm: the daemon's VmRSS / VmHWM in KiB (/proc/PID/status);
+# mptun_hwm_reset restarts VmHWM at the current RSS.
 # rss_sampler_start FILE: samples VmRSS every 20 ms into FILE ("epoch_s kib" lines)
 # until the test ends; rss_max_since FILE EPOCH prints the largest sample taken
 # after EPOCH (an $EPOCHREALTIME).
@@ -70,6 +71,10 @@ tun2atk() {
 
 mptun_rss() { mptun_alive && awk '/^VmRSS:/ {print $2}' "/proc/$MPTUN_PID/status"; }
 mptun_hwm() { mptun_alive && awk '/^VmHWM:/ {print $2}' "/proc/$MPTUN_PID/status"; }
+# mptun_hwm_reset: VmHWM from now on (clear_refs 5, Linux >= 4.0). Without it
+# VmHWM is the peak since mptun started: a peak before a measured phase (a
+# warm-up transfer whose buffers were given back) would count as the phase's.
+mptun_hwm_reset() { mptun_alive && echo 5 >"/proc/$MPTUN_PID/clear_refs"; }
 # mptun_alive: fails the test, saying so, when the daemon has died (the tail of
 # its log follows), instead of an awk error about /proc.
 mptun_alive() {
