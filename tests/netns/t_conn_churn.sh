@@ -14,15 +14,14 @@
 #
 # mptun runs with glibc's default allocator settings, as deployed.
 #
-# Measured on the 2-core dev VM (rebased on 038e6da, echo without a held copy
-# buffer, 8b166ee's small first ring allocation): RSS 19.6 MiB after round 1
-# and within 60 KiB of it after rounds 2-6, i.e. ~0 B per closed connection
-# (with 1c79514 alone: 34.8 MiB flat, [heap] in smaps flat at 29.1 MiB; the live
-# heap comes back to the same ~2 MB after every round). Until 1c79514 (the echo's zeroed
-# 256 KiB buffer per connection; this test then ran with
-# MALLOC_MMAP_THRESHOLD_=131072 to keep it out of the heap) RSS grew by ~2.2 KiB
-# per closed connection, linearly: brk-heap fragmentation, the live heap having
-# come back to 1.98 MB after every round. See /work/reports/attacks.md.
+# Measured on the 2-core dev VM (main dd42b41 with this branch): RSS 19.9 MiB
+# after round 1 and within 60 KiB of it after rounds 2-6, i.e. ~0 B per closed
+# connection (the live heap comes back to the same ~2 MB after every round).
+# Before (the echo's zeroed 256 KiB buffer per connection; this test then ran
+# with MALLOC_MMAP_THRESHOLD_=131072 to keep it out of the heap) RSS grew by
+# ~2.2 KiB per closed connection on 038e6da (~10.4 KiB on f51c547), linearly:
+# brk-heap fragmentation ([heap] in smaps +11-13 MiB per round), the live heap
+# having come back to 1.98 MB after every round. See /work/reports/attacks.md.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_atk.sh"
 
@@ -32,7 +31,11 @@ BOUND_KIB=${CHURN_BOUND_KIB:-$((8 << 10))}
 
 topology_up
 for r in $(seq 1 "$ROUNDS"); do ip -n "$PEER" addr add "10.1.0.$((100 + r))/24" dev p1; done
-mptun_start --echo 7
+# All connections come from one address: mptun's per-source limit
+# (--max-conns-per-source, 1024 by default) is raised to their number. This
+# test measures what a connection costs, not that limit
+# (stack/tests/memory_budget.rs tests it).
+mptun_start --echo 7 --max-conns-per-source "$COUNT"
 mptun_check_pid
 rss0=$(mptun_rss)
 log "mptun RSS at the start: $rss0 KiB"

@@ -22,17 +22,18 @@
 # Round 2: the same again once round 1's connections are gone (from another source
 # address), to show whether their memory is reused (printed, not asserted).
 #
-# Measured on the 2-core dev VM (rebased on 038e6da, echo without a held copy
-# buffer), 10,000 connections: mptun RSS 5.0 MiB before, 33.4 MiB with all open
-# = ~2.9 KiB per idle connection (live heap 2,936 B: the subflow record 1,272 =
-# TCB 1,088 + MPTCP per-subflow state 176, the echo's task 638, the connection
-# table's B-tree 561, the 4-tuple and stream hash maps 240, the congestion
-# controller 96, the tuple list 72). After the close (all echo 16 bytes more at
-# once) RSS stays at that phase's peak, 36-37 MiB (glibc keeps it), and round 2
-# reuses it (0 B per connection more). Accept rate (10,000 connections, 100 in
-# flight, same Python client) mptun ~17,000/s, Linux (kernel + Python epoll
-# echo server) 8,000-16,000/s; noisy, only printed. Until 1c79514 the echo held
-# a zeroed 256 KiB buffer per connection: ~138 KiB of RSS per idle connection.
+# Measured on the 2-core dev VM (main dd42b41 with this branch: the echo holds
+# no copy buffer while idle, rings start at what they hold), 10,000
+# connections: mptun RSS 5.0 MiB before, 34.0 MiB with all open = ~3.0 KiB per
+# idle connection (live heap 2,936 B: the subflow record 1,272 = TCB 1,088 +
+# MPTCP per-subflow state 176, the echo's task 638, the connection table's
+# B-tree 561, the 4-tuple and stream hash maps 240, the congestion controller
+# 96, the tuple list 72). After the close (all echo 16 bytes more at once) RSS
+# stays at that phase's peak, ~37.5 MiB (glibc keeps it), and round 2 reuses it
+# (0 B per connection more). Accept rate (10,000 connections, 100 in flight,
+# same Python client) mptun 16,000-18,800/s, Linux (kernel + Python epoll echo
+# server) 8,000-16,000/s; noisy, only printed. Before, the echo held a zeroed
+# 256 KiB buffer per connection: ~138 KiB of RSS per idle connection.
 # See /work/reports/attacks.md.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_atk.sh"
@@ -87,7 +88,11 @@ linux_hook() { linux_sockstat=$(ip netns exec "$SRV" grep '^TCP:' /proc/net/sock
 run_client linux 10.4.0.1 7 linux_hook 10.1.0.11
 
 # ---- mptun ----
-mptun_start --echo 7
+# All connections come from one address: mptun's per-source limit
+# (--max-conns-per-source, 1024 by default) is raised to their number. This
+# test measures what a connection costs, not that limit
+# (stack/tests/memory_budget.rs tests it).
+mptun_start --echo 7 --max-conns-per-source "$COUNT"
 mptun_check_pid
 out=$(tcpclient_peer 10.10.1.2 7 --bytes 65536 --seed warm --timeout 30) || fail "warm-up echo: $out"
 sleep 0.5

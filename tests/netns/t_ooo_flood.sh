@@ -25,13 +25,14 @@
 # OOO_BOUND_BYTES (16 KiB), as the issue asks. Safety stop: the attacker stops
 # opening when mptun's RSS passes OOO_RSS_CAP_MIB (2 GiB), and the test fails.
 #
-# Measured on the 2-core dev VM (rebased on 038e6da, sink without a held copy
-# buffer): W = 128 KiB (the auto-tuned receive buffer's initial size); control
-# wave 3.4 KiB per idle connection, OOO waves 4.0-4.4 KiB per connection (the
-# assembler holds only the 40 bytes); RSS after the last reset 6.9 MiB. Until
-# 1c79514 the sink held a zeroed 256 KiB buffer per connection: waves of
-# 145-254 KiB per connection (and, before the receive buffer auto-tuned and the
-# assembler, up to 8.5 MiB with W = 8 MiB). See /work/reports/attacks.md.
+# Measured on the 2-core dev VM (main dd42b41 with this branch: the sink holds
+# no copy buffer while idle): W = 128 KiB (the auto-tuned receive buffer's
+# initial size); control wave 3.5 KiB per idle connection, OOO waves 4.1-4.5 KiB
+# per connection (the assembler holds only the 40 bytes); RSS after the last
+# reset 7.1 MiB. Before, the sink held a zeroed 256 KiB buffer per connection:
+# waves of 145-254 KiB per connection on 038e6da (and up to 8.5 MiB on f51c547,
+# W = 8 MiB, before the receive buffer auto-tuned). See
+# /work/reports/attacks.md.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_atk.sh"
 
