@@ -25,10 +25,11 @@
 # Measured on the 2-core dev VM (main dd42b41 with this branch: the echo holds
 # no copy buffer while idle, rings start at what they hold), 10,000
 # connections: mptun RSS 5.0 MiB before, 34.0 MiB with all open = ~3.0 KiB per
-# idle connection (live heap 2,936 B: the subflow record 1,272 = TCB 1,088 +
-# MPTCP per-subflow state 176, the echo's task 638, the connection table's
-# B-tree 561, the 4-tuple and stream hash maps 240, the congestion controller
-# 96, the tuple list 72). After the close (all echo 16 bytes more at once) RSS
+# idle connection (live heap, heaptrack on 038e6da: 2,936 B = the subflow
+# record 1,272 (TCB 1,088 + MPTCP per-subflow state 176), the echo's task 638,
+# the connection table's B-tree 561, the 4-tuple and stream hash maps 240, the
+# congestion controller 96, the tuple list 72; dd42b41 adds 8 B to the TCB and
+# 32 B to the table's slot). After the close (all echo 16 bytes more at once) RSS
 # stays at that phase's peak, ~37.5 MiB (glibc keeps it), and round 2 reuses it
 # (0 B per connection more). Accept rate (10,000 connections, 100 in flight,
 # same Python client) mptun 16,000-18,800/s, Linux (kernel + Python epoll echo
