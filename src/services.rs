@@ -11,12 +11,10 @@ use crate::socket::{Handle, StackListener, StackStream};
 use sha2::{Digest, Sha256};
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -42,6 +40,49 @@ impl Default for RelayTimeouts {
 
 /// Copy buffer per direction; large enough to keep a fast path busy.
 const BUF: usize = 256 * 1024;
+
+/// What the echo and the sink read into while they wait for data (inside the
+/// connection's task: no allocation of its own).
+const WAIT_BUF: usize = 64;
+
+/// The next bytes of `stream` for a service that consumes them, holding no
+/// buffer while the connection idles (issue 12: 10,000 idle connections must
+/// not each keep a copy buffer). What the stack already holds is read into a
+/// chunk of that size (at most [`BUF`]), allocated uninitialised for this read
+/// and freed by the caller once used; with nothing held, the wait is a read into
+/// `wait`. Empty at the end of the stream.
+async fn next_chunk<'a>(
+    stream: &StackStream,
+    wait: &'a mut [u8; WAIT_BUF],
+    chunk: &'a mut Vec<u8>,
+) -> io::Result<&'a [u8]> {
+    let mut rd = stream;
+    let avail = stream.recv_available();
+    if avail == 0 {
+        let n = rd.read(wait).await?;
+        return Ok(&wait[..n]);
+    }
+    *chunk = Vec::with_capacity(avail.min(BUF));
+    rd.read_buf(chunk).await?;
+    Ok(chunk)
+}
+
+/// The next bytes of an OS connection, as [`next_chunk`] for the stack's: no
+/// buffer while it idles (the wait is `readable`), then a chunk of up to
+/// [`BUF`] bytes allocated uninitialised for this read (only what arrived is
+/// written). Empty at the end of the stream.
+async fn next_os_chunk(os: &TcpStream, chunk: &mut Vec<u8>) -> io::Result<()> {
+    loop {
+        os.readable().await?;
+        *chunk = Vec::with_capacity(BUF);
+        match os.try_read_buf(chunk) {
+            Ok(_) => return Ok(()),
+            // A stale readiness: wait again, holding nothing.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *chunk = Vec::new(),
+            Err(e) => return Err(e),
+        }
+    }
+}
 
 /// Counters of one service, shown by `mptun status`.
 #[derive(Debug, Default)]
@@ -98,18 +139,19 @@ where
 pub fn echo(handle: &Handle, port: u16) -> io::Result<Arc<ServiceStats>> {
     let listener = handle.listen(port)?;
     let stats = ServiceStats::new("echo", port);
-    spawn_accept_loop(listener, stats.clone(), |stream, stats| async move {
-        let (mut rd, mut wr) = tokio::io::split(stream);
-        let mut buf = vec![0u8; BUF];
+    spawn_accept_loop(listener, stats.clone(), |mut stream, stats| async move {
+        let mut wait = [0u8; WAIT_BUF];
         loop {
-            let n = rd.read(&mut buf).await?;
-            if n == 0 {
+            let mut chunk = Vec::new();
+            let data = next_chunk(&stream, &mut wait, &mut chunk).await?;
+            if data.is_empty() {
                 break;
             }
-            wr.write_all(&buf[..n]).await?;
-            stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+            // `data` borrows `wait` or `chunk`, not the stream.
+            stream.write_all(data).await?;
+            stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
-        wr.shutdown().await
+        stream.shutdown().await
     });
     Ok(stats)
 }
@@ -121,19 +163,20 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
         listener,
         stats.clone(),
         move |mut stream, stats| async move {
-            let mut buf = vec![0u8; BUF];
+            let mut wait = [0u8; WAIT_BUF];
             let mut hash = sha256.then(Sha256::new);
             let mut total = 0u64;
             loop {
-                let n = stream.read(&mut buf).await?;
-                if n == 0 {
+                let mut chunk = Vec::new();
+                let data = next_chunk(&stream, &mut wait, &mut chunk).await?;
+                if data.is_empty() {
                     break;
                 }
                 if let Some(h) = &mut hash {
-                    h.update(&buf[..n]);
+                    h.update(data);
                 }
-                total += n as u64;
-                stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
+                total += data.len() as u64;
+                stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
             match hash {
                 Some(h) => {
@@ -244,21 +287,56 @@ fn reset_os(os: TcpStream) {
 /// directions are closed, counting the bytes into `stats`. With `idle`, once no
 /// byte has moved either way for that long, both are reset and the error is
 /// `TimedOut`.
+///
+/// Like `tokio::io::copy_bidirectional` (each direction shut down at the end of
+/// its source, the first error ends both), but a relayed connection holds a copy
+/// buffer only while bytes move: tokio's holds two zeroed buffers of [`BUF`]
+/// for its whole life (issue 12: 512 KiB per idle relayed connection).
 async fn relay(
     stack: StackStream,
-    os: TcpStream,
+    mut os: TcpStream,
     idle: Option<Duration>,
     stats: &ServiceStats,
 ) -> io::Result<()> {
     let activity = Activity::new();
-    let mut a = Tracked::new(stack, &activity);
-    let mut b = Tracked::new(os, &activity);
+    let moved = AtomicU64::new(0);
     let result = {
-        let copy = tokio::io::copy_bidirectional_with_sizes(&mut a, &mut b, BUF, BUF);
+        let (os_rd, mut os_wr) = os.split();
+        let up = async {
+            // stack -> OS
+            let mut wait = [0u8; WAIT_BUF];
+            loop {
+                let mut chunk = Vec::new();
+                let data = next_chunk(&stack, &mut wait, &mut chunk).await?;
+                if data.is_empty() {
+                    break;
+                }
+                activity.touch();
+                moved.fetch_add(data.len() as u64, Ordering::Relaxed);
+                write_all_noting(&mut os_wr, data, &activity).await?;
+            }
+            os_wr.shutdown().await
+        };
+        let down = async {
+            // OS -> stack
+            let mut wr = &stack;
+            loop {
+                let mut chunk = Vec::new();
+                next_os_chunk(os_rd.as_ref(), &mut chunk).await?;
+                if chunk.is_empty() {
+                    break;
+                }
+                activity.touch();
+                moved.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                write_all_noting(&mut wr, &chunk, &activity).await?;
+            }
+            wr.shutdown().await
+        };
+        let copy = async { tokio::try_join!(up, down).map(|_| ()) };
         match idle {
-            None => copy.await.map(|_| ()),
+            None => copy.await,
             Some(idle) => tokio::select! {
-                r = copy => r.map(|_| ()),
+                r = copy => r,
                 () = activity.idle_for(idle) => Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("idle for {:.0}s; both sides reset", idle.as_secs_f64()),
@@ -268,13 +346,13 @@ async fn relay(
     };
     stats
         .bytes
-        .fetch_add(a.read_bytes + b.read_bytes, Ordering::Relaxed);
+        .fetch_add(moved.load(Ordering::Relaxed), Ordering::Relaxed);
     if result
         .as_ref()
         .is_err_and(|e| e.kind() == io::ErrorKind::TimedOut)
     {
-        a.inner.abort();
-        reset_os(b.inner);
+        stack.abort();
+        reset_os(os);
     }
     result
 }
@@ -313,63 +391,22 @@ impl Activity {
     }
 }
 
-/// A stream that notes in an [`Activity`] every read or write that moved bytes,
-/// and counts the bytes read.
-struct Tracked<'a, T> {
-    inner: T,
-    activity: &'a Activity,
-    read_bytes: u64,
-}
-
-impl<'a, T> Tracked<'a, T> {
-    fn new(inner: T, activity: &'a Activity) -> Self {
-        Tracked {
-            inner,
-            activity,
-            read_bytes: 0,
+/// `write_all` that notes every step of progress in `activity` (a slow reader
+/// still counts as traffic for the idle timeout).
+async fn write_all_noting<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut data: &[u8],
+    activity: &Activity,
+) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = w.write(data).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
         }
+        data = &data[n..];
+        activity.touch();
     }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Tracked<'_, T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            this.read_bytes += n as u64;
-            this.activity.touch();
-        }
-        r
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<'_, T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, data);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        r
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -396,20 +433,5 @@ mod tests {
         a.idle_for(Duration::from_secs(5)).await;
         assert_eq!(t0.elapsed(), Duration::from_secs(17));
         toucher.await.unwrap();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn tracked_streams_count_and_touch() {
-        let activity = Activity::new();
-        let (x, y) = tokio::io::duplex(64);
-        let mut x = Tracked::new(x, &activity);
-        let mut y = Tracked::new(y, &activity);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        x.write_all(b"hello").await.unwrap();
-        let mut buf = [0u8; 16];
-        let n = y.read(&mut buf).await.unwrap();
-        assert_eq!(&buf[..n], b"hello");
-        assert_eq!((x.read_bytes, y.read_bytes), (0, 5));
-        assert_eq!(activity.last_ms.load(Ordering::Relaxed), 3000);
     }
 }

@@ -340,6 +340,15 @@ impl StackStream {
         self.id
     }
 
+    /// Bytes a read would return now without waiting (0 once closed).
+    pub fn recv_available(&self) -> usize {
+        self.handle
+            .lock()
+            .stack
+            .recv_available(self.id)
+            .unwrap_or(0)
+    }
+
     /// Resets the connection (RST to the peer, MP_FASTCLOSE for MPTCP) and gives
     /// up the handle: for a relay that cannot serve it (backend unreachable, idle
     /// too long).
@@ -374,15 +383,21 @@ impl StackStream {
     }
 }
 
-impl AsyncRead for StackStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+// A stream reads and writes through `&self` (the engine is behind the handle's
+// mutex, and the read and the write side park their own wakers), so `&StackStream`
+// is a stream too: one task may read while another writes, as with tokio's
+// `TcpStream::split`, without `tokio::io::split`'s shared lock.
+impl StackStream {
+    fn poll_read_ref(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self;
         let mut s = this.handle.lock();
-        let r = s.stack.recv(this.id, buf.initialize_unfilled());
+        // Initialise (zero) only what this read may fill: a caller reading into
+        // uninitialised capacity (`read_buf`) would otherwise have the whole of
+        // it written, and made resident, on every read. At least one byte, so
+        // that the end of the stream or a reset still shows.
+        let avail = s.stack.recv_available(this.id).unwrap_or(0);
+        let want = buf.remaining().min(avail.max(1));
+        let r = s.stack.recv(this.id, buf.initialize_unfilled_to(want));
         match r {
             Ok(0) if buf.remaining() > 0 => {
                 let Some(slot) = s.conns.get_mut(&this.id) else {
@@ -412,15 +427,9 @@ impl AsyncRead for StackStream {
             Err(e) => Poll::Ready(Err(to_io(e))),
         }
     }
-}
 
-impl AsyncWrite for StackStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
+    fn poll_write_ref(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self;
         let mut s = this.handle.lock();
         match s.stack.send(this.id, data) {
             Ok(0) if !data.is_empty() => {
@@ -441,18 +450,70 @@ impl AsyncWrite for StackStream {
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
+    fn poll_shutdown_ref(&self) -> Poll<io::Result<()>> {
+        let this = self;
         let r = this.handle.lock().stack.shutdown(this.id);
         this.handle.kick();
         match r {
             Ok(()) | Err(StackError::InvalidConnection) => Poll::Ready(Ok(())),
             Err(e) => Poll::Ready(Err(to_io(e))),
         }
+    }
+}
+
+impl AsyncRead for StackStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().poll_read_ref(cx, buf)
+    }
+}
+
+impl AsyncWrite for StackStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_ref(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_shutdown_ref()
+    }
+}
+
+impl AsyncRead for &StackStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.get_mut().poll_read_ref(cx, buf)
+    }
+}
+
+impl AsyncWrite for &StackStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_ref(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().poll_shutdown_ref()
     }
 }
 

@@ -133,3 +133,102 @@ async fn many_concurrent_streams() {
     let open = client.lock().stack.connections().len();
     assert_eq!(open, 0);
 }
+
+/// An OS echo server on 127.0.0.1 (tokio's TCP), one task per connection.
+async fn os_echo_server() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                tokio::io::copy(&mut r, &mut w).await.unwrap();
+                w.shutdown().await.unwrap();
+            });
+        }
+    });
+    addr
+}
+
+/// `stream`: write `data` in pieces, half-close, read everything back.
+async fn echo_through<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static>(
+    stream: S,
+    data: Vec<u8>,
+) -> Vec<u8> {
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let writer = tokio::spawn(async move {
+        for chunk in data.chunks(10_000) {
+            wr.write_all(chunk).await.unwrap();
+        }
+        wr.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), rd.read_to_end(&mut got))
+        .await
+        .expect("echo finished in time")
+        .unwrap();
+    writer.await.unwrap();
+    got
+}
+
+#[tokio::test]
+async fn forward_relays_both_ways_with_half_close() {
+    // Stack client -> --forward on the server stack -> OS echo server.
+    let client = stack(7, "10.0.0.1");
+    let server = stack(8, "10.0.0.2");
+    let _wire = spawn_wire(client.clone(), server.clone());
+    let backend = os_echo_server().await;
+    let stats = services::forward(
+        &server,
+        80,
+        backend.ip().to_string(),
+        backend.port(),
+        services::RelayTimeouts::default(),
+    )
+    .unwrap();
+    let sent = data(3 << 20);
+    let stream = client
+        .connect("10.0.0.2:80".parse().unwrap())
+        .await
+        .unwrap();
+    let got = echo_through(stream, sent.clone()).await;
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "relayed bytes differ");
+    // Counted once per direction read.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while stats.bytes.load(std::sync::atomic::Ordering::Relaxed) < 2 * (3 << 20) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("relay counted both directions");
+}
+
+#[tokio::test]
+async fn local_forward_relays_both_ways_with_half_close() {
+    // OS client -> --local-forward on the client stack -> echo on the server stack.
+    let client = stack(9, "10.0.0.1");
+    let server = stack(10, "10.0.0.2");
+    let _wire = spawn_wire(client.clone(), server.clone());
+    services::echo(&server, 7).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    services::local_forward(
+        &client,
+        listen,
+        "10.0.0.2:7".parse().unwrap(),
+        services::RelayTimeouts::default(),
+    )
+    .await
+    .unwrap();
+    let sent = data(3 << 20);
+    let os = tokio::net::TcpStream::connect(listen).await.unwrap();
+    let got = echo_through(os, sent.clone()).await;
+    assert_eq!(got.len(), sent.len());
+    assert!(got == sent, "relayed bytes differ");
+}

@@ -3,9 +3,16 @@
 //! The capacity itself may move (buffer auto-tuning): storage follows it up
 //! as bytes arrive, and is given back once the ring is empty.
 
-/// First allocation size (clamped to the capacity); a ring this small is
-/// freed whenever it empties, so an idle connection holds no storage.
-const INITIAL_STORAGE: usize = 4096;
+/// Smallest allocation (clamped to the capacity). The first one is the power
+/// of two that holds what arrived, at least this, not a whole page: a
+/// connection holding a few bytes (a request line not complete yet, an echo
+/// of 16 bytes) costs that, not 4 KiB (issue 12: 10,000 connections each sent
+/// a few bytes at once). Growth doubles from there.
+const INITIAL_STORAGE: usize = 64;
+
+/// A ring this small (or smaller) is freed whenever it empties, so an idle
+/// connection holds no storage.
+const FREE_WHEN_EMPTY: usize = 4096;
 
 #[derive(Debug)]
 pub struct RingBuffer {
@@ -130,7 +137,7 @@ impl RingBuffer {
         self.len -= n;
         if self.len == 0 {
             self.read_at = 0;
-            if self.storage.len() <= INITIAL_STORAGE {
+            if self.storage.len() <= FREE_WHEN_EMPTY {
                 self.storage = Vec::new();
             }
         }
@@ -173,7 +180,7 @@ mod tests {
         assert_eq!(rb.allocated(), INITIAL_STORAGE);
         let big: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         assert_eq!(rb.enqueue(&big), 10_000);
-        assert_eq!(rb.allocated(), 4 * INITIAL_STORAGE);
+        assert_eq!(rb.allocated(), 16 * 1024);
         let mut expect = vec![1, 2, 3];
         expect.extend_from_slice(&big);
         assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
@@ -289,11 +296,32 @@ mod tests {
                 max_capacity = max_capacity.max(capacity);
                 assert!(rb.allocated() <= max_capacity);
                 if model.is_empty() {
-                    assert!(rb.allocated() > INITIAL_STORAGE || rb.allocated() == 0);
+                    assert!(rb.allocated() > FREE_WHEN_EMPTY || rb.allocated() == 0);
                 }
                 let all = peek_vec(&rb, 0, usize::MAX);
                 assert!(all.iter().eq(model.iter()));
             }
         }
+    }
+
+    #[test]
+    fn a_few_bytes_cost_a_small_allocation() {
+        let mut rb = RingBuffer::new(128 * 1024);
+        assert_eq!(rb.enqueue(&[7; 16]), 16);
+        assert_eq!(rb.allocated(), INITIAL_STORAGE);
+        assert_eq!(rb.enqueue(&[8; 100]), 100);
+        assert_eq!(rb.allocated(), 128);
+        assert_eq!(peek_vec(&rb, 14, 4), [7, 7, 8, 8]);
+        // One segment at once: the power of two that holds it.
+        let mut rb = RingBuffer::new(128 * 1024);
+        assert_eq!(rb.enqueue(&[1; 1460]), 1460);
+        assert_eq!(rb.allocated(), 2048);
+        // Emptied while small: freed.
+        assert_eq!(rb.discard(1460), 1460);
+        assert_eq!(rb.allocated(), 0);
+        // Never above the capacity.
+        let mut rb = RingBuffer::new(40);
+        assert_eq!(rb.enqueue(&[1; 50]), 40);
+        assert_eq!(rb.allocated(), 40);
     }
 }
