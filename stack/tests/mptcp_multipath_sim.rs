@@ -802,7 +802,7 @@ fn shared_bottleneck_ratio(cc: mptun_stack::CcAlgorithm, delay_ms: u64) -> f64 {
 fn coupled_congestion_control_is_fair_at_a_shared_bottleneck() {
     use mptun_stack::CcAlgorithm;
     let mean = |cc| {
-        let r: Vec<f64> = [10, 20, 30, 40]
+        let r: Vec<f64> = [10, 15, 20, 25, 30, 35, 40, 45]
             .into_iter()
             .map(|d| shared_bottleneck_ratio(cc, d))
             .collect();

@@ -149,8 +149,6 @@ pub struct DataLevel {
     /// that owed no TCP ACK.
     pub(super) data_fin_ack_owed: bool,
 
-    /// Window last allowed to the subflows (the connection buffer's free space).
-    pub(super) window_cap: usize,
     /// When to repeat an unacknowledged DATA_FIN, and how often it was repeated.
     pub(super) fin_timer: Option<Instant>,
     pub(super) fin_backoff: u32,
@@ -235,7 +233,6 @@ impl DataLevel {
             peer_data_fin: None,
             peer_data_fin_done: false,
             data_fin_ack_owed: false,
-            window_cap: s.recv_buffer,
             fin_timer: None,
             fin_backoff: 0,
             rtx_timer: None,
@@ -486,6 +483,12 @@ impl DataLevel {
     #[cfg(test)]
     pub fn set_recv_capacity(&mut self, cap: usize) {
         self.rcv_buf.set_capacity(cap);
+    }
+
+    /// (send queued, send capacity, receive queued, receive capacity now).
+    pub fn buffer_sizes(&self) -> (usize, usize, usize, usize) {
+        let (s, r) = (&self.snd_buf, &self.rcv_buf);
+        (s.len(), s.capacity(), r.len(), r.capacity())
     }
 
     /// Heap bytes the connection level's buffers hold.

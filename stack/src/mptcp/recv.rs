@@ -152,18 +152,24 @@ impl DataLevel {
     /// The subflow's window is the connection's (RFC 8684 §3.3.5): what the
     /// connection buffer can still take.
     fn cap_window(&mut self, tcb: &mut Tcb) {
-        self.window_cap = self.rcv_buf.free();
-        tcb.set_window_cap(Some(self.window_cap));
+        tcb.set_window_cap(Some(self.rcv_buf.free()));
     }
 
     /// The application read: take more from the subflow and, if the window
-    /// opened materially, tell the peer.
+    /// opened materially beyond what this subflow last offered, tell the
+    /// peer on it. Each subflow is judged by its own last offer: a subflow
+    /// that offered nothing would otherwise wait for the peer's persist
+    /// probes while another subflow's ACK carried the news.
     pub fn after_read(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
-        let before = self.window_cap;
         let acts = self.pull(now, tcb, sf);
-        let now_free = self.rcv_buf.free();
+        if !tcb.takes_window_updates() {
+            return acts;
+        }
+        let offered = tcb.offered_window();
+        let free = self.rcv_buf.free();
         let step = (self.rcv_buf.capacity() / 4).max(1);
-        if now_free >= before + step || (before < 2 * tcb.mss() && now_free >= 2 * tcb.mss()) {
+        let mss2 = 2 * tcb.mss();
+        if free >= offered + step || (offered < mss2 && free >= mss2) {
             tcb.force_ack();
         }
         acts

@@ -416,3 +416,46 @@ fn pressure_never_shrinks_below_the_data_kept_out_of_order() {
         "the stream was not delivered in place"
     );
 }
+
+/// The application reads a full connection buffer that two subflows filled:
+/// each subflow last offered (nearly) nothing, and each must now tell the
+/// peer the window opened. Judged against the connection's last offer
+/// instead, only the first subflow did, and a peer that keeps each
+/// subflow's own window (RFC 8684 §3.3.5 lets it) left the second waiting
+/// for its zero-window probes.
+#[test]
+fn a_read_reopens_the_window_on_every_subflow() {
+    for v in [V1, V0] {
+        let s = MptcpSettings {
+            recv_buffer: 16 * 1024,
+            ..settings()
+        };
+        let mut h = Harness::server_with(v, s);
+        let p = h.accept_join(remote_ip2(), 2, false);
+        h.recv_seg();
+        let _ = h.feed(p, ACK, &[h.peer_join_ack()]);
+        let _ = h.recv_all();
+        let data = bytes(16 * 1024, 3);
+        let (first, second) = data.split_at(8 * 1024);
+        let mut ssn = [1u32, 1];
+        for (k, (path, half)) in [(0, first), (p, second)].into_iter().enumerate() {
+            for chunk in half.chunks(1024) {
+                let off = (k * 8 * 1024) as u64
+                    + (chunk.as_ptr() as usize - half.as_ptr() as usize) as u64;
+                let _ = h.feed_data(path, chunk, &[h.peer_map(off, ssn[k], chunk)]);
+                ssn[k] += chunk.len() as u32;
+            }
+        }
+        let acks = h.recv_all();
+        let last = |path| acks.iter().rev().find(|a| a.path == path).map(|a| a.window);
+        assert_eq!(last(p), Some(0), "{v:?}: the buffer is full");
+        assert_eq!(h.read_all(), (data, false), "{v:?}");
+        let updates = h.recv_all();
+        for path in [0, p] {
+            assert!(
+                updates.iter().any(|u| u.path == path && u.window > 0),
+                "{v:?}: no window update on subflow {path}: {updates:?}"
+            );
+        }
+    }
+}

@@ -125,6 +125,10 @@ pub struct Tcb {
     rcv_nxt: SeqNumber,
     /// Right edge of the window last advertised; never moved left.
     rcv_adv: SeqNumber,
+    /// Right edge the latest segment offered: below `rcv_adv` when a capped
+    /// window (a layered protocol's) offered less than before. What the
+    /// peer now believes it may send, so what a window update is judged by.
+    rcv_wnd_edge: SeqNumber,
     /// Shift applied to windows we advertise.
     rcv_wscale: u8,
     recv_buf: RingBuffer,
@@ -258,6 +262,7 @@ impl Tcb {
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
             rcv_adv: SeqNumber(0),
+            rcv_wnd_edge: SeqNumber(0),
             rcv_wscale: if cfg.window_scaling {
                 wscale_for(cfg.recv_buffer)
             } else {
@@ -375,6 +380,7 @@ impl Tcb {
         self.irs = syn.seq;
         self.rcv_nxt = syn.seq + 1;
         self.rcv_adv = self.rcv_nxt;
+        self.rcv_wnd_edge = self.rcv_nxt;
         self.last_ack_sent = self.rcv_nxt;
         let mtu_limit = mtu_mss(&self.cfg, self.local.ip());
         if let Some(mss) = syn.mss {
@@ -480,6 +486,22 @@ impl Tcb {
             }
             _ => true,
         }
+    }
+
+    /// The window the latest segment offered, from the next byte expected.
+    pub fn offered_window(&self) -> usize {
+        self.rcv_wnd_edge.since(self.rcv_nxt)
+    }
+
+    /// Whether a window update means anything to the peer: the handshake is
+    /// over and its data may still come (a subflow in SYN_RECEIVED that
+    /// sends a bare ACK confuses a joining peer, and after the peer's FIN
+    /// nothing more can come).
+    pub fn takes_window_updates(&self) -> bool {
+        matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        )
     }
 
     pub fn force_ack(&mut self) {
@@ -662,6 +684,12 @@ impl Tcb {
         self.cfg.recv_buffer
     }
 
+    /// (send queued, send capacity, receive queued, receive capacity now).
+    pub fn buffer_sizes(&self) -> (usize, usize, usize, usize) {
+        let (s, r) = (&self.send_buf, &self.recv_buf);
+        (s.len(), s.capacity(), r.len(), r.capacity())
+    }
+
     /// Heap bytes the connection's buffers hold (send, receive, out of order).
     pub fn memory(&self) -> usize {
         self.send_buf.allocated() + self.recv_buf.allocated() + self.assembler.allocated()
@@ -811,7 +839,7 @@ impl Tcb {
         ) {
             return;
         }
-        let advertised = self.rcv_adv.since(self.rcv_nxt);
+        let advertised = self.offered_window();
         // A capped window opens when the layer above says so (it forces
         // the ACK): what this buffer alone could offer is not on offer.
         let possible = self

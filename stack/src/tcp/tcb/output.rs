@@ -273,6 +273,7 @@ impl Tcb {
         if syn {
             let w = free.min(0xffff);
             self.rcv_adv = self.rcv_nxt + w;
+            self.rcv_wnd_edge = self.rcv_adv;
             return w as u16;
         }
         let cur = self.rcv_adv.since(self.rcv_nxt);
@@ -284,6 +285,7 @@ impl Tcb {
         }
         let field = (wnd >> self.rcv_wscale).min(0xffff);
         let edge = self.rcv_nxt + (field << self.rcv_wscale);
+        self.rcv_wnd_edge = edge;
         if edge.diff(self.rcv_adv) > 0 {
             self.rcv_adv = edge;
         }
