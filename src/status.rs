@@ -18,7 +18,10 @@
 //! ```json
 //! { "tun": "mptun0", "addresses": ["10.10.1.2"], "uptime_s": 12.3, "keys_redacted": false,
 //!   "connections": [ { "id": 3, "local": "10.10.1.2:7", "remote": "10.1.0.1:41234",
-//!       "state": "ESTABLISHED", "bytes_sent": 123, "bytes_received": 456, "mptcp": null,
+//!       "state": "ESTABLISHED", "bytes_sent": 123, "bytes_received": 456,
+//!       "buffers": { "send_queued": 0, "send_capacity": 65536, "recv_queued": 0,
+//!           "recv_capacity": 131072, "memory": 4242 },
+//!       "mptcp": null,
 //!       "subflows": [ { "local": "10.10.1.2:7", "remote": "10.1.0.1:41234",
 //!           "state": "ESTABLISHED", "rtt_us": 1234, "cwnd": 14480, "backup": false,
 //!           "addr_id": 0, "bytes_sent": 123, "bytes_received": 456,
@@ -96,11 +99,40 @@ pub struct ConnectionStatus {
     /// Application bytes sent (acknowledged or not) and received.
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Its buffers and the heap memory it holds.
+    pub buffers: BuffersStatus,
     /// MPTCP-level details; `null` for a plain TCP connection.
     pub mptcp: Option<MptcpStatus>,
     /// The TCP subflows; a plain TCP connection has exactly one, with the
     /// connection's own addresses.
     pub subflows: Vec<SubflowStatus>,
+}
+
+/// A connection's buffers (an MPTCP connection's data level), in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuffersStatus {
+    /// Queued to send and not yet acknowledged, and the most that may be now
+    /// (auto-tuned: it grows with use up to the configured ceiling).
+    pub send_queued: u64,
+    pub send_capacity: u64,
+    /// Received and not yet read by the application, and the most the
+    /// receive window may offer now (auto-tuned likewise).
+    pub recv_queued: u64,
+    pub recv_capacity: u64,
+    /// Heap memory the connection holds, as the memory budget counts it.
+    pub memory: u64,
+}
+
+impl BuffersStatus {
+    pub fn from_info(b: &mptun_stack::BufferInfo) -> Self {
+        BuffersStatus {
+            send_queued: b.send_queued as u64,
+            send_capacity: b.send_capacity as u64,
+            recv_queued: b.recv_queued as u64,
+            recv_capacity: b.recv_capacity as u64,
+            memory: b.memory as u64,
+        }
+    }
 }
 
 /// MPTCP connection-level details. Filled in once the engine speaks MPTCP; more keys
@@ -270,6 +302,7 @@ pub fn connection_from_info(id: ConnId, info: &ConnInfo) -> ConnectionStatus {
         state,
         bytes_sent: info.bytes_sent,
         bytes_received: info.bytes_received,
+        buffers: BuffersStatus::from_info(&info.buffers),
         mptcp: info.mptcp.as_ref().map(MptcpStatus::from_info),
         subflows,
     }
@@ -439,6 +472,15 @@ impl Table {
 
 const SUBFLOW_INDENT: &str = "    ";
 
+/// Bytes in binary units, as `ip`/`ss` users read them.
+fn format_bytes(n: u64) -> String {
+    match n {
+        n if n < 10 << 10 => format!("{n}B"),
+        n if n < 10 << 20 => format!("{}KiB", n >> 10),
+        n => format!("{}MiB", n >> 20),
+    }
+}
+
 fn format_rtt(rtt_us: Option<u64>) -> String {
     match rtt_us {
         None => "-".to_string(),
@@ -482,6 +524,7 @@ impl Status {
                 ("STATE", Left),
                 ("SENT", Right),
                 ("RECV", Right),
+                ("MEM", Right),
             ]);
             let mut subflows = Table::new(&[
                 ("LOCAL", Left),
@@ -505,6 +548,7 @@ impl Status {
                     c.state.clone(),
                     c.bytes_sent.to_string(),
                     c.bytes_received.to_string(),
+                    format_bytes(c.buffers.memory),
                 ]);
                 let first = subflows.rows.len();
                 for s in &c.subflows {
@@ -646,6 +690,13 @@ mod tests {
             sack: true,
             timestamps: true,
             congestion_control: "cubic",
+            buffers: mptun_stack::BufferInfo {
+                send_queued: 10,
+                send_capacity: 65536,
+                recv_queued: 0,
+                recv_capacity: 131072,
+                memory: 4242,
+            },
             mptcp: None,
             subflows: vec![mptun_stack::SubflowInfo {
                 local: "10.10.1.2:7".parse().unwrap(),
@@ -715,6 +766,10 @@ mod tests {
         assert_eq!(c["bytes_received"], 456);
         assert!(c.get("mptcp").is_some(), "mptcp key must be present");
         assert_eq!(c["mptcp"], Value::Null);
+        assert_eq!(c["buffers"]["send_queued"], 10);
+        assert_eq!(c["buffers"]["send_capacity"], 65536);
+        assert_eq!(c["buffers"]["recv_capacity"], 131072);
+        assert_eq!(c["buffers"]["memory"], 4242);
 
         let sf = &c["subflows"][0];
         assert_eq!(c["subflows"].as_array().unwrap().len(), 1);
@@ -792,7 +847,10 @@ mod tests {
 
         let header = t.lines().find(|l| l.starts_with("ID")).expect(&t);
         let cols: Vec<&str> = header.split_whitespace().collect();
-        assert_eq!(cols, ["ID", "LOCAL", "REMOTE", "STATE", "SENT", "RECV"]);
+        assert_eq!(
+            cols,
+            ["ID", "LOCAL", "REMOTE", "STATE", "SENT", "RECV", "MEM"]
+        );
         let row = t
             .lines()
             .find(|l| l.trim_start().starts_with("3 "))
@@ -806,7 +864,8 @@ mod tests {
                 "10.1.0.1:41234",
                 "ESTABLISHED",
                 "123",
-                "456"
+                "456",
+                "4242B"
             ]
         );
 

@@ -27,6 +27,21 @@ pub struct SubflowInfo {
     pub established: bool,
 }
 
+/// A connection's buffers: the data level's for an MPTCP connection (its
+/// subflows' own hold only what is in passage), else its TCB's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BufferInfo {
+    /// Bytes queued to send and not yet acknowledged, and the most that may be.
+    pub send_queued: usize,
+    pub send_capacity: usize,
+    /// Bytes received and not yet read, and the most the window may offer now.
+    pub recv_queued: usize,
+    pub recv_capacity: usize,
+    /// Heap bytes the whole connection holds (every buffer, out-of-order
+    /// data, the records), as the memory budget counts them.
+    pub memory: usize,
+}
+
 /// One connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnInfo {
@@ -46,6 +61,7 @@ pub struct ConnInfo {
     pub sack: bool,
     pub timestamps: bool,
     pub congestion_control: &'static str,
+    pub buffers: BufferInfo,
     /// `None` for a plain TCP connection.
     pub mptcp: Option<MptcpInfo>,
     /// Every subflow still held, the first one first (a plain TCP connection
@@ -118,6 +134,7 @@ impl Connection {
             sack: t.sack_enabled(),
             timestamps: t.timestamps_enabled(),
             congestion_control: t.cc_name(),
+            buffers: self.buffers(),
             mptcp,
             subflows: self
                 .subflows
@@ -140,6 +157,21 @@ impl Connection {
                     }
                 })
                 .collect(),
+        }
+    }
+
+    fn buffers(&self) -> BufferInfo {
+        let t = &self.subflows[self.primary()].tcb;
+        let (send_queued, send_capacity, recv_queued, recv_capacity) = match self.mp.as_deref() {
+            Some(m) if !m.is_fallback() => m.buffer_sizes(),
+            _ => t.buffer_sizes(),
+        };
+        BufferInfo {
+            send_queued,
+            send_capacity,
+            recv_queued,
+            recv_capacity,
+            memory: self.memory(),
         }
     }
 

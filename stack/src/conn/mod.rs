@@ -29,7 +29,7 @@ mod tests;
 mod timers;
 
 pub use effects::{Effects, Request, RstOut};
-pub use info::{ConnInfo, MptcpInfo, SubflowInfo};
+pub use info::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
 pub use subflow::{Subflow, SubflowId};
 
 use crate::memory::Pressure;

@@ -16,7 +16,7 @@ mod random;
 mod timers;
 mod types;
 
-pub use crate::conn::{ConnInfo, MptcpInfo, SubflowInfo};
+pub use crate::conn::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
 pub use counters::Counters;
 pub use types::{CloseReason, ConnId, EndpointFlags, Error, Event};
 
