@@ -22,7 +22,9 @@ use super::stats::MptcpStats;
 use crate::config::SchedulerKind;
 use crate::memory::Pressure;
 use crate::tcp::assembler::Assembler;
-use crate::tcp::autotune::{send_buffer_for, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER};
+use crate::tcp::autotune::{
+    retune, send_buffer_for, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER,
+};
 use crate::tcp::buffer::RingBuffer;
 use crate::tcp::ratelimit::TokenBucket;
 use crate::tcp::Tcb;
@@ -134,12 +136,11 @@ pub struct DataLevel {
     pub(super) assembler: Assembler,
     /// Buffer auto-tuning (`tcp::autotune`) at the connection level, where
     /// the application reads and writes: the reader's total, the ceilings,
-    /// the slowest subflow's round trip, whether growth is allowed.
+    /// whether growth is allowed.
     pub(super) rcv_space: RcvSpace,
     pub(super) bytes_read: u64,
     pub(super) rcv_max: usize,
     pub(super) snd_max: usize,
-    pub(super) srtt_max: Option<core::time::Duration>,
     pub(super) pressure: Pressure,
     pub(super) rcv_nxt: Dsn,
     pub(super) peer_data_fin: Option<Dsn>,
@@ -224,7 +225,6 @@ impl DataLevel {
             bytes_read: 0,
             rcv_max: s.recv_buffer,
             snd_max: s.send_buffer,
-            srtt_max: None,
             pressure: Pressure::None,
             // Subflows interleave small mappings: one lagging subflow leaves a
             // hole per mapping of the others.
@@ -420,35 +420,41 @@ impl DataLevel {
         n
     }
 
-    /// Grow the receive buffer with the application's reading pace; `tcb`
-    /// is the subflow that just delivered (its round trip counts).
+    /// The receive buffer follows the transfer's pace (see `tcp::autotune`);
+    /// `tcb` is the subflow that just delivered (its round trip counts: the
+    /// longest of the subflows' recent ones spans a measure). Never below
+    /// the out-of-order data kept; what the subflows offered beyond it waits
+    /// in them.
     pub(super) fn autotune_recv(&mut self, now: Instant, tcb: &Tcb) {
         if let Some(rtt) = tcb.rcv_rtt() {
-            self.srtt_max = Some(self.srtt_max.map_or(rtt, |m| m.max(rtt)));
+            self.rcv_space.sample_rtt(rtt);
         }
-        if !self.pressure.may_grow() || self.rcv_buf.capacity() >= self.rcv_max {
-            return;
-        }
-        let mss = tcb.mss();
-        if let Some(want) = self
+        let cap = self.rcv_buf.capacity();
+        let held = self.rcv_buf.len();
+        let floor = self
+            .rcv_max
+            .min(INITIAL_RECV_BUFFER)
+            .max(held + self.assembler.extent());
+        let Some(want) = self
             .rcv_space
-            .adjust(now, self.bytes_read, self.srtt_max, mss)
-        {
-            let cap = want.min(self.rcv_max).max(self.rcv_buf.capacity());
-            self.rcv_buf.set_capacity(cap);
+            .adjust(now, self.bytes_read, held, cap, floor, tcb.mss())
+        else {
+            return;
+        };
+        if let Some(c) = retune(cap, want, floor, self.rcv_max, self.pressure.may_grow()) {
+            self.rcv_buf.set_capacity(c);
         }
     }
 
-    /// Grow the send buffer to twice what the subflows together may have in
-    /// flight (`cwnd` summed over them).
+    /// The send buffer follows what the subflows together may have in
+    /// flight (`cwnd` summed over them), both ways.
     pub fn autotune_send(&mut self, cwnd: usize) {
-        if !self.pressure.may_grow() || self.snd_buf.capacity() >= self.snd_max {
-            return;
-        }
-        let want = send_buffer_for(cwnd).min(self.snd_max);
-        if want > self.snd_buf.capacity() {
-            self.snd_buf.set_capacity(want);
-            if self.send_was_full {
+        let floor = self.snd_max.min(INITIAL_SEND_BUFFER);
+        let cap = self.snd_buf.capacity();
+        let want = send_buffer_for(cwnd);
+        if let Some(c) = retune(cap, want, floor, self.snd_max, self.pressure.may_grow()) {
+            self.snd_buf.set_capacity(c);
+            if c > cap && self.send_was_full {
                 self.send_was_full = false;
                 self.writable = true;
             }

@@ -3,16 +3,22 @@
 //! allows (`TcpConfig::send_buffer` / `recv_buffer` are the ceilings).
 //!
 //! - Receive (in the spirit of Linux's `tcp_rcv_space_adjust`): once per
-//!   round trip, the bytes the reader took in that round trip are measured;
-//!   when they exceed the last measure, the buffer (and so the window) grows
-//!   to twice that, plus room for the sender's slow start to double again.
-//!   A reader that keeps up lets the window track the path; a slow reader
-//!   keeps it small.
+//!   round trip the transfer's pace is measured, the bytes that both arrived
+//!   and were read in it. A pace above the best so far grows the buffer (and
+//!   so the window) to twice that, plus room for a sender in slow start to
+//!   double again, but only while a larger window still bought a faster
+//!   transfer: once doubling the window no longer raised the rate by a
+//!   quarter, the window is not what holds the transfer back, and more of it
+//!   would only fill a queue somewhere (a CPU-bound daemon's TUN queue, a
+//!   bloated router) whose delay would then ask for more window still.
+//!   A reader that falls behind (its buffer at least half full at the end
+//!   of a round trip) gets a buffer that shrinks towards twice its pace.
 //! - Send (as Linux's `tcp_sndbuf_expand`): twice the congestion window, so
-//!   the application refills one window while the other is on the wire.
+//!   the application refills one window while the other is on the wire; it
+//!   follows the window down as well as up.
 //!
-//! Neither shrinks on its own; under memory pressure the stack stops growth
-//! (see `endpoint::memory`).
+//! Under memory pressure the stack stops growth and shrinks buffers (see
+//! `endpoint::memory`).
 
 use crate::time::Instant;
 use core::time::Duration;
@@ -28,52 +34,132 @@ const DEFAULT_RTT: Duration = Duration::from_millis(100);
 /// The receive side's measure.
 #[derive(Debug, Clone)]
 pub struct RcvSpace {
-    /// Bytes read in the best round trip measured so far.
+    /// The best round trip's pace so far (bytes).
     space: usize,
-    /// The reader's total when this round trip's measure began, and when.
+    /// The rate (bytes per second) when the buffer last grew: growth goes on
+    /// only while it buys a faster transfer.
+    rate: u64,
+    /// The reader's total when this round trip's measure began, the bytes
+    /// held then, and when.
     read_at_start: u64,
+    held_at_start: usize,
     start: Instant,
+    /// The round trip a measure spans: the longest sample in the last one
+    /// (an MPTCP connection's subflows each give theirs), and the longest so
+    /// far in this one.
+    rtt: Option<Duration>,
+    rtt_now: Option<Duration>,
 }
 
 impl RcvSpace {
     pub fn new(now: Instant, initial_space: usize) -> Self {
         RcvSpace {
             space: initial_space.max(1),
+            rate: 0,
             read_at_start: 0,
+            held_at_start: 0,
             start: now,
+            rtt: None,
+            rtt_now: None,
         }
     }
 
-    /// With `read_total` bytes read so far and a round trip of `rtt`: the
-    /// buffer size the reader's pace asks for, if a round trip has passed and
-    /// it read more than ever before.
+    /// A round-trip estimate from the path that just delivered.
+    pub fn sample_rtt(&mut self, rtt: Duration) {
+        self.rtt_now = Some(self.rtt_now.map_or(rtt, |r| r.max(rtt)));
+    }
+
+    fn span(&self) -> Duration {
+        match (self.rtt, self.rtt_now) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b).unwrap_or(DEFAULT_RTT),
+        }
+    }
+
+    /// With `read` bytes read so far (a total), `held` bytes received and
+    /// not read, in a buffer of `capacity` that must not go below `floor`:
+    /// the new capacity, if a round trip has passed and its measure asks for
+    /// one.
     pub fn adjust(
         &mut self,
         now: Instant,
-        read_total: u64,
-        rtt: Option<Duration>,
+        read: u64,
+        held: usize,
+        capacity: usize,
+        floor: usize,
         mss: usize,
     ) -> Option<usize> {
-        let rtt = rtt.unwrap_or(DEFAULT_RTT);
-        if now.saturating_since(self.start) < rtt {
+        let elapsed = now.saturating_since(self.start);
+        if elapsed < self.span() {
             return None;
         }
-        let copied = read_total.saturating_sub(self.read_at_start) as usize;
-        self.read_at_start = read_total;
+        let copied = read.wrapping_sub(self.read_at_start).min(usize::MAX as u64) as usize;
+        let arrived = (copied + held).saturating_sub(self.held_at_start);
+        self.read_at_start = read;
+        self.held_at_start = held;
         self.start = now;
-        if copied <= self.space {
+        self.rtt = self.rtt_now.take().or(self.rtt);
+        // A reader that falls behind: what it read is its pace, and a buffer
+        // larger than twice that holds only what it has not read yet.
+        if held >= capacity / 2 && capacity > floor {
+            let need = copied.saturating_mul(2).saturating_add(16 * mss).max(floor);
+            if need < capacity {
+                self.space = copied.max(1);
+                self.rate = rate_of(copied, elapsed);
+                return Some(need.max(capacity - capacity / 4));
+            }
+        }
+        // A drained backlog (a reader that had been blocked) reads more than
+        // the path brings, and bytes nobody reads are no pace either.
+        let pace = copied.min(arrived);
+        if pace <= self.space {
+            return None;
+        }
+        let rate = rate_of(pace, elapsed);
+        if self.rate > 0 && rate < self.rate + self.rate / 4 {
             return None;
         }
         let old = self.space;
-        self.space = copied;
+        self.space = pace;
+        self.rate = rate;
         // Twice a round trip's worth, and while the pace still grows (a
         // sender in slow start doubles each round trip) as much again in
-        // proportion to the growth.
-        let mut want = copied.saturating_mul(2).saturating_add(16 * mss);
-        let grow = (want as u128 * (copied - old) as u128 / old as u128) as usize;
-        want = want.saturating_add(grow.saturating_mul(2));
-        Some(want)
+        // proportion to the growth, at most twice as much: a first measure
+        // after a quiet start says little of the pace to come.
+        let base = pace.saturating_mul(2).saturating_add(16 * mss);
+        let grow = (base as u128 * (pace - old) as u128 / old as u128) as usize;
+        Some(base.saturating_add(grow.saturating_mul(2).min(base)))
     }
+}
+
+/// A buffer size rounded up to one of a few steps per power of two (an
+/// eighth of it): the congestion window moves on every ACK, and a ring whose
+/// capacity moved with it would reallocate and copy everything it holds
+/// each time.
+pub fn quantize(n: usize) -> usize {
+    if n <= 4096 {
+        return n;
+    }
+    let step = n.next_power_of_two() / 8;
+    n.div_ceil(step).saturating_mul(step)
+}
+
+/// The capacity a buffer of `cap` moves to when auto-tuning asks for
+/// `want`, within `floor..=max`: `None` to stay. Growth needs `may_grow`
+/// (no memory pressure).
+pub fn retune(cap: usize, want: usize, floor: usize, max: usize, may_grow: bool) -> Option<usize> {
+    let want = quantize(want).min(max).max(floor);
+    match want.cmp(&cap) {
+        core::cmp::Ordering::Greater if may_grow => Some(want),
+        core::cmp::Ordering::Less => Some(want),
+        _ => None,
+    }
+}
+
+/// Bytes per second.
+fn rate_of(bytes: usize, d: Duration) -> u64 {
+    let us = d.as_micros().max(1);
+    (bytes as u128 * 1_000_000 / us).min(u64::MAX as u128) as u64
 }
 
 /// The receiver's round-trip estimate (Linux's `rcv_rtt_est`): what a
@@ -116,43 +202,173 @@ pub fn send_buffer_for(cwnd: usize) -> usize {
 mod tests {
     use super::*;
 
+    const MSS: usize = 1460;
+    const FLOOR: usize = 131_072;
+
     fn at(ms: u64) -> Instant {
         Instant::from_millis(ms)
     }
 
+    /// A measure at `ms` with a 50 ms round trip, `read` bytes read so far,
+    /// `held` unread in a buffer of `cap`.
+    fn step(r: &mut RcvSpace, ms: u64, read: u64, held: usize, cap: usize) -> Option<usize> {
+        r.sample_rtt(Duration::from_millis(50));
+        r.adjust(at(ms), read, held, cap, FLOOR, MSS)
+    }
+
     #[test]
-    fn grows_once_per_round_trip_with_what_was_read() {
-        let rtt = Some(Duration::from_millis(50));
+    fn grows_once_per_round_trip_with_the_pace() {
         let mut r = RcvSpace::new(at(0), 14_600);
         // Within the round trip: nothing yet.
-        assert_eq!(r.adjust(at(10), 20_000, rtt, 1460), None);
-        // A round trip in which 29,200 bytes were read (twice the first
-        // window): twice that, plus slow-start headroom.
-        let want = r.adjust(at(50), 29_200, rtt, 1460).unwrap();
+        assert_eq!(step(&mut r, 10, 20_000, 0, FLOOR), None);
+        // A round trip in which 29,200 bytes came and were read (twice the
+        // first window): twice that, plus slow-start headroom.
+        let want = step(&mut r, 50, 29_200, 0, FLOOR).unwrap();
         assert!(want >= 4 * 29_200, "{want}");
         // A steady pace asks for nothing more.
-        assert_eq!(r.adjust(at(100), 29_200 * 2, rtt, 1460), None);
-        assert_eq!(r.adjust(at(150), 29_200 * 3, rtt, 1460), None);
+        assert_eq!(step(&mut r, 100, 29_200 * 2, 0, want), None);
+        assert_eq!(step(&mut r, 150, 29_200 * 3, 0, want), None);
         // A faster one does.
-        assert!(r.adjust(at(200), 29_200 * 3 + 40_000, rtt, 1460).is_some());
+        assert!(step(&mut r, 200, 29_200 * 3 + 80_000, 0, want).is_some());
     }
 
     #[test]
     fn a_slow_reader_keeps_it_small() {
-        let rtt = Some(Duration::from_millis(10));
         let mut r = RcvSpace::new(at(0), 14_600);
         let mut read = 0;
         for t in 1..1000 {
             read += 1000;
-            assert_eq!(r.adjust(at(t * 10), read, rtt, 1460), None);
+            assert_eq!(step(&mut r, t * 50, read, 0, FLOOR), None);
         }
+    }
+
+    /// A reader that drains a backlog reads far more than arrives: no growth;
+    /// nor for bytes that arrive and are not read.
+    #[test]
+    fn a_drained_backlog_or_unread_arrivals_are_no_pace() {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        let cap = 4 << 20;
+        // A backlog arrives, unread.
+        assert_eq!(step(&mut r, 50, 0, 1 << 20, cap), None);
+        // The backlog read, little new.
+        assert_eq!(step(&mut r, 100, 1 << 20, 10_000, cap), None);
+        // Much new, little read.
+        assert_eq!(step(&mut r, 150, (1 << 20) + 10_000, 1 << 20, cap), None);
+    }
+
+    #[test]
+    fn a_first_burst_grows_it_at_most_fourfold() {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        let want = step(&mut r, 50, 1 << 20, 0, FLOOR).unwrap();
+        assert_eq!(want, 2 * ((2 << 20) + 16 * MSS));
+    }
+
+    /// The window doubled and the transfer got no faster: the path (or a
+    /// queue on it) is the limit, and the window stays. Were it to grow with
+    /// each round trip's bytes, a queue that lengthens the round trip would
+    /// ask for more window for ever.
+    #[test]
+    fn growth_stops_when_a_larger_window_buys_no_speed() {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        let mut cap = FLOOR;
+        let mut read = 0u64;
+        let mut t = 0;
+        // The path carries 2 MB/s: 100 KB per 50 ms round trip at first.
+        for _ in 0..3 {
+            t += 50;
+            read += 100_000;
+            if let Some(w) = step(&mut r, t, read, 0, cap) {
+                cap = w;
+            }
+        }
+        let settled = cap;
+        // The window's excess fills a queue: the round trip grows, and with
+        // it the bytes per round trip, not the rate.
+        for k in 1..=20u64 {
+            let rtt = 50 + 10 * k;
+            r.sample_rtt(Duration::from_millis(rtt));
+            t += rtt;
+            read += 2 * rtt * 1000;
+            if let Some(w) = r.adjust(at(t), read, 0, cap, FLOOR, MSS) {
+                cap = w;
+            }
+        }
+        assert_eq!(
+            cap, settled,
+            "grew from {settled} to {cap} at a constant rate"
+        );
+        // Four times the rate: it grows again.
+        let mut grew = false;
+        for _ in 0..3 {
+            t += 300;
+            read += 2_400_000;
+            grew |= step(&mut r, t, read, 0, cap).is_some();
+        }
+        assert!(grew, "no growth at four times the rate");
+    }
+
+    /// A reader that falls behind (its buffer stays full) gets a buffer that
+    /// shrinks, a quarter per round trip, to twice its pace.
+    #[test]
+    fn a_reader_that_falls_behind_shrinks_it() {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        let mut cap = 4 << 20;
+        let mut read = 0;
+        for t in 1..=20 {
+            read += 100_000;
+            if let Some(w) = step(&mut r, t * 50, read, cap, cap) {
+                assert!(w >= cap - cap / 4, "{w} after {cap}");
+                cap = w;
+            }
+        }
+        assert_eq!(cap, 2 * 100_000 + 16 * MSS);
+        // It keeps up again: no shrinking, and a faster pace grows it.
+        assert_eq!(step(&mut r, 1050, read + 100_000, 0, cap), None);
+        assert!(step(&mut r, 1100, read + 400_000, 0, cap).is_some());
     }
 
     #[test]
     fn no_round_trip_known_means_a_default() {
         let mut r = RcvSpace::new(at(0), 1000);
-        assert_eq!(r.adjust(at(50), 100_000, None, 1460), None);
-        assert!(r.adjust(at(100), 100_000, None, 1460).is_some());
+        assert_eq!(r.adjust(at(50), 100_000, 0, FLOOR, FLOOR, MSS), None);
+        assert!(r.adjust(at(100), 100_000, 0, FLOOR, FLOOR, MSS).is_some());
+    }
+
+    /// The span of a measure is the longest round trip seen in the last one:
+    /// an MPTCP connection's slowest subflow sets it.
+    #[test]
+    fn the_longest_recent_round_trip_sets_the_span() {
+        let mut r = RcvSpace::new(at(0), 1000);
+        r.sample_rtt(Duration::from_millis(10));
+        r.sample_rtt(Duration::from_millis(40));
+        assert_eq!(r.adjust(at(30), 100_000, 0, FLOOR, FLOOR, MSS), None);
+        assert!(r.adjust(at(40), 100_000, 0, FLOOR, FLOOR, MSS).is_some());
+        // The slow path went away: the next span is the fast one's.
+        r.sample_rtt(Duration::from_millis(10));
+        let _ = r.adjust(at(80), 100_000, 0, FLOOR, FLOOR, MSS);
+        r.sample_rtt(Duration::from_millis(10));
+        assert!(r.adjust(at(90), 400_000, 0, FLOOR, FLOOR, MSS).is_some());
+    }
+
+    #[test]
+    fn sizes_move_in_eighths_of_a_power_of_two() {
+        assert_eq!(quantize(1000), 1000);
+        assert_eq!(quantize(65_536), 65_536);
+        assert_eq!(quantize(65_537), 65_536 + 16_384);
+        assert_eq!(quantize(1_000_000), 1_048_576);
+        assert_eq!(quantize(900_000), 917_504);
+        // Growth waits for no pressure; shrinking never does.
+        assert_eq!(retune(65_536, 200_000, 65_536, 1 << 20, false), None);
+        assert_eq!(
+            retune(65_536, 200_000, 65_536, 1 << 20, true),
+            Some(229_376)
+        );
+        assert_eq!(
+            retune(1 << 20, 200_000, 65_536, 1 << 20, false),
+            Some(229_376)
+        );
+        assert_eq!(retune(1 << 20, 10, 65_536, 1 << 20, true), Some(65_536));
+        assert_eq!(retune(65_536, 10, 65_536, 1 << 20, true), None);
     }
 
     #[test]

@@ -35,9 +35,18 @@ impl RingBuffer {
     pub fn capacity(&self) -> usize {
         self.capacity
     }
-    /// Change the capacity; never below what is held.
+    /// Change the capacity; never below what is held. Storage beyond a
+    /// lowered capacity is given back (the held bytes are moved).
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(self.len);
+        if self.storage.len() > self.capacity {
+            if self.len == 0 {
+                self.storage = Vec::new();
+                self.read_at = 0;
+            } else {
+                self.move_to(self.capacity);
+            }
+        }
     }
     /// Bytes held (readable).
     pub fn len(&self) -> usize {
@@ -83,7 +92,14 @@ impl RingBuffer {
         while new_size < need {
             new_size = new_size.saturating_mul(2);
         }
-        let new_size = new_size.min(self.capacity);
+        self.move_to(new_size.min(self.capacity));
+    }
+
+    /// New storage of `new_size` bytes (at least `len`), the held bytes
+    /// linearized at its start.
+    fn move_to(&mut self, new_size: usize) {
+        debug_assert!(new_size >= self.len);
+        let size = self.storage.len();
         let mut new = vec![0u8; new_size];
         let keep = self.len;
         if keep > 0 {
@@ -190,6 +206,30 @@ mod tests {
         assert_eq!(rb.allocated(), 100_000);
         assert_eq!(rb.free(), 0);
         assert_eq!(rb.enqueue(&[1]), 0);
+    }
+
+    /// A lowered capacity gives storage back, keeping the held bytes.
+    #[test]
+    fn lowered_capacity_frees_storage() {
+        let mut rb = RingBuffer::new(1 << 20);
+        rb.enqueue(&vec![1u8; 600_000]);
+        let mut sink = vec![0u8; 590_000];
+        rb.dequeue(&mut sink);
+        let tail: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+        rb.enqueue(&tail);
+        assert!(rb.allocated() >= 600_000);
+        rb.set_capacity(64 * 1024);
+        assert_eq!(rb.allocated(), 64 * 1024);
+        let mut expect = vec![1u8; 10_000];
+        expect.extend_from_slice(&tail);
+        assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
+        // Never below what is held.
+        rb.set_capacity(10);
+        assert_eq!(rb.capacity(), 30_000);
+        assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
+        rb.dequeue(&mut sink);
+        rb.set_capacity(10);
+        assert_eq!(rb.allocated(), 0);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod tests;
 
 use super::assembler::Assembler;
 use super::autotune::{
-    send_buffer_for, RcvRtt, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER,
+    retune, send_buffer_for, RcvRtt, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER,
 };
 use super::buffer::RingBuffer;
 use super::cc::{self, CongestionControl};
@@ -766,32 +766,47 @@ impl Tcb {
         self.rcv_rtt.get().or(self.rtt.srtt())
     }
 
-    /// Grow the receive buffer with the reader's pace (see `tcp::autotune`).
+    /// The receive buffer follows the transfer's pace (see `tcp::autotune`),
+    /// never below what the window offered and the out-of-order data kept.
     pub(super) fn autotune_recv(&mut self, now: Instant) {
-        let max = self.cfg.recv_buffer;
-        if !self.pressure.may_grow() || self.recv_buf.capacity() >= max || self.window_cap.is_some()
-        {
+        if self.window_cap.is_some() {
             return;
         }
-        let rtt = self.rcv_rtt();
-        if let Some(want) = self
+        if let Some(rtt) = self.rcv_rtt() {
+            self.rcv_space.sample_rtt(rtt);
+        }
+        let cap = self.recv_buf.capacity();
+        let floor = self.recv_floor();
+        let held = self.recv_buf.len();
+        let mss = self.rcv_mss;
+        let Some(want) = self
             .rcv_space
-            .adjust(now, self.bytes_read, rtt, self.rcv_mss)
-        {
-            let cap = want.min(max).max(self.recv_buf.capacity());
-            self.recv_buf.set_capacity(cap);
+            .adjust(now, self.bytes_read, held, cap, floor, mss)
+        else {
+            return;
+        };
+        let max = self.cfg.recv_buffer;
+        if let Some(c) = retune(cap, want, floor, max, self.pressure.may_grow()) {
+            self.recv_buf.set_capacity(c);
         }
     }
 
-    /// Grow the send buffer to twice what may be in flight.
+    /// The least the receive buffer may hold: its starting size, and what
+    /// the window offered and the out-of-order data kept must still fit.
+    fn recv_floor(&self) -> usize {
+        let offered = self.rcv_adv.since(self.rcv_nxt);
+        let kept = self.recv_buf.len() + offered.max(self.assembler.extent());
+        self.cfg.recv_buffer.min(INITIAL_RECV_BUFFER).max(kept)
+    }
+
+    /// The send buffer follows the congestion window, both ways.
     pub(super) fn autotune_send(&mut self) {
         let max = self.cfg.send_buffer;
-        if !self.pressure.may_grow() || self.send_buf.capacity() >= max {
-            return;
-        }
-        let want = send_buffer_for(self.cc.cwnd()).min(max);
-        if want > self.send_buf.capacity() {
-            self.send_buf.set_capacity(want);
+        let floor = max.min(INITIAL_SEND_BUFFER);
+        let cap = self.send_buf.capacity();
+        let want = send_buffer_for(self.cc.cwnd());
+        if let Some(c) = retune(cap, want, floor, max, self.pressure.may_grow()) {
+            self.send_buf.set_capacity(c);
         }
     }
 
