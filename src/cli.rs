@@ -313,7 +313,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_conns_per_source: u32,
 
-    /// Connections in all, TIME_WAIT included; further SYNs are dropped.
+    /// Connections in all (a closed one that waits out TIME_WAIT is a small
+    /// record apart, at most 65,536 of them); further SYNs are dropped.
     #[arg(long, value_name = "N", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 

@@ -177,6 +177,7 @@ pub fn snapshot(rt: &Runtime) -> Status {
                 Pressure::Exhausted => "exhausted",
             }
             .to_string(),
+            time_wait: s.stack.time_wait_records() as u64,
         },
     }
 }

@@ -71,6 +71,10 @@ pub struct MemoryStatus {
     /// `none`; `high` (past half the budget: buffers do not grow); or
     /// `exhausted` (no new connections).
     pub pressure: String,
+    /// Closed connections reduced to TIME_WAIT records (a few dozen bytes
+    /// each, counted in `used_bytes`); they are not in `connections`.
+    #[serde(default)]
+    pub time_wait: u64,
 }
 
 impl Status {
@@ -351,6 +355,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         drop_ooo_memory,
         drop_memory,
         memory_pressure,
+        time_wait_overflow,
         drop_source_limit,
         challenge_acks,
         challenge_acks_limited,
@@ -641,10 +646,11 @@ impl Status {
         let m = &self.memory;
         let _ = writeln!(
             out,
-            "memory: {:.1} MiB of {:.0} MiB, pressure {}",
+            "memory: {:.1} MiB of {:.0} MiB, pressure {}; {} in TIME_WAIT",
             m.used_bytes as f64 / (1 << 20) as f64,
             m.budget_bytes as f64 / (1 << 20) as f64,
-            m.pressure
+            m.pressure,
+            m.time_wait
         );
         let nonzero: Vec<(&String, &u64)> =
             self.counters.iter().filter(|(_, v)| **v != 0).collect();

@@ -238,8 +238,12 @@ pub struct Config {
     /// a stack on a network must be given one from the OS.
     pub seed: Seed,
     pub tcp: TcpConfig,
-    /// Live connections (including TIME_WAIT) before new ones are refused.
+    /// Live connections before new ones are refused (a connection in
+    /// TIME_WAIT counts until it is reduced to a TIME_WAIT record).
     pub max_connections: usize,
+    /// TIME_WAIT records kept (as Linux's `tcp_max_tw_buckets`): past this a
+    /// closing connection skips TIME_WAIT (counted `time_wait_overflow`).
+    pub max_time_wait: usize,
     /// Pending (handshaking + unaccepted) connections per listener.
     pub backlog: usize,
     pub syn_cookies: SynCookies,
@@ -263,6 +267,7 @@ impl Default for Config {
             seed: Seed::default(),
             tcp: TcpConfig::default(),
             max_connections: 65536,
+            max_time_wait: 65536,
             backlog: 128,
             syn_cookies: SynCookies::OnOverflow,
             hop_limit: 64,

@@ -466,3 +466,98 @@ fn rsts_to_closed_ports_are_rate_limited() {
     }
     assert_eq!(rsts, 10, "refilled only up to the burst");
 }
+
+const FIN: u8 = TcpFlags::FIN;
+
+/// We close first; the peer acknowledges and closes too: our connection waits
+/// out TIME_WAIT. Released, it is reduced to a record; the ACK of its last
+/// FIN is the stack's one output. The stack's ISS.
+fn close_into_time_wait(s: &mut Stack, client: SocketAddr, server: SocketAddr) -> u32 {
+    let (iss, id) = accept(s, client, server);
+    s.shutdown(id).unwrap();
+    let fin = poll_one(s);
+    assert_eq!((fin.flags, fin.seq), (TcpFlags(FIN | ACK), iss + 1));
+    s.handle_packet(T, &packet(client, server, FIN | ACK, 1001, iss + 2, &[]));
+    s.release(id).unwrap();
+    let ack = poll_one(s);
+    assert_eq!(
+        (ack.flags, ack.seq, ack.ack),
+        (TcpFlags(ACK), iss + 2, 1002)
+    );
+    assert_silent(s);
+    events(s);
+    iss
+}
+
+/// A connection in TIME_WAIT keeps a small record, not its whole self: it
+/// acknowledges a FIN sent again (once per half second), ignores RSTs (RFC
+/// 1337), answers a SYN with a challenge ACK, holds the 4-tuple for 2 MSL
+/// and then goes; the memory budget counts it.
+#[test]
+fn time_wait_is_a_small_record_that_still_answers() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let (client, server) = (peer4(1234), SocketAddr::new(us4(), 80));
+    let iss = close_into_time_wait(&mut s, client, server);
+    assert_eq!(s.connection_count(), 0);
+    assert_eq!(s.time_wait_records(), 1);
+    let used = s.memory_used();
+    assert!(
+        used > 0 && used < 512,
+        "a TIME_WAIT record costs {used} bytes"
+    );
+
+    // Our last ACK was lost: the peer's FIN again.
+    let fin_again = packet(client, server, FIN | ACK, 1001, iss + 2, &[]);
+    s.handle_packet(T, &fin_again);
+    let ack = poll_one(&mut s);
+    assert_eq!((ack.src, ack.dst), (server, client));
+    assert_eq!(
+        (ack.flags, ack.seq, ack.ack),
+        (TcpFlags(ACK), iss + 2, 1002)
+    );
+    // Replayed at once: not answered again.
+    s.handle_packet(T, &fin_again);
+    assert_silent(&mut s);
+    // RSTs do not end it; nor does anything else get a RST.
+    s.handle_packet(T, &packet(client, server, RST, 1002, 0, &[]));
+    s.handle_packet(T, &packet(client, server, ACK, 1002, iss + 2, b"late"));
+    assert_silent(&mut s);
+    assert_eq!(s.time_wait_records(), 1);
+    // A SYN on the same 4-tuple: a challenge ACK.
+    s.handle_packet(T, &packet(client, server, SYN, 5000, 0, &[]));
+    let ch = poll_one(&mut s);
+    assert_eq!((ch.flags, ch.seq, ch.ack), (TcpFlags(ACK), iss + 2, 1002));
+    assert_silent(&mut s);
+
+    // 2 MSL (the FIN restarted it) later it is gone, and the port answers
+    // for itself again.
+    let mut end = T;
+    while s.time_wait_records() > 0 {
+        end = s.poll_timeout().expect("the record's expiry is a timer");
+        s.handle_timeout(end);
+    }
+    assert!(end >= T + config().tcp.msl * 2, "{end:?}");
+    assert_eq!(s.memory_used(), 0);
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_packet(end, &fin_again);
+    assert_eq!(poll_one(&mut s).flags, TcpFlags(RST));
+}
+
+/// The records are bounded: past `max_time_wait` a closing connection skips
+/// TIME_WAIT (counted), as Linux's `tcp_max_tw_buckets`.
+#[test]
+fn time_wait_records_are_bounded() {
+    let mut s = stack(Config {
+        max_time_wait: 2,
+        ..config()
+    });
+    s.listen(80).unwrap();
+    let server = SocketAddr::new(us4(), 80);
+    for port in 1..=5 {
+        close_into_time_wait(&mut s, peer4(port), server);
+    }
+    assert_eq!(s.connection_count(), 0);
+    assert_eq!(s.time_wait_records(), 2);
+    assert_eq!(s.counters().time_wait_overflow, 3);
+}

@@ -7,10 +7,29 @@ use super::{Connection, Effects, Request};
 use crate::mptcp::action::rst_reason;
 use crate::mptcp::options;
 use crate::tcp::state::CloseReason;
+use crate::tcp::tcb::TimeWaitState;
 use crate::tcp::State;
 use crate::time::Instant;
 
 impl Connection {
+    /// A released connection whose subflows all wait out TIME_WAIT (or are
+    /// closed) with nothing left to send: what TIME_WAIT records need to
+    /// stand in for it (`endpoint::time_wait`).
+    pub fn time_wait_states(&self) -> Option<Vec<TimeWaitState>> {
+        if !self.is_released() {
+            return None;
+        }
+        let mut v = Vec::new();
+        for s in &self.subflows {
+            match s.tcb.state() {
+                State::Closed => {}
+                State::TimeWait => v.push(s.tcb.time_wait_state()?),
+                _ => return None,
+            }
+        }
+        (!v.is_empty()).then_some(v)
+    }
+
     /// After anything that may have closed subflows or finished the data level.
     pub(super) fn after_changes(&mut self, now: Instant, fx: &mut Effects) {
         if !self.multipath {

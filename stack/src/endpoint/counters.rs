@@ -39,6 +39,9 @@ pub struct Counters {
     /// pressure (buffers stopped growing and shrank).
     pub drop_memory: u64,
     pub memory_pressure: u64,
+    /// Connections that skipped TIME_WAIT: the table of TIME_WAIT records
+    /// was full (Linux's `TCPTimeWaitOverflow`).
+    pub time_wait_overflow: u64,
     /// SYNs refused because their source already had
     /// `Config::max_conns_per_source` connections.
     pub drop_source_limit: u64,

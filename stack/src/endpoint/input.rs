@@ -6,7 +6,7 @@
 use super::cookies::CookieAck;
 use super::memory::Refusal;
 use super::output::{EchoOut, MAX_PENDING_ECHO_REPLIES};
-use super::Stack;
+use super::{time_wait, Stack};
 use crate::conn::{Connection, RstOut};
 use crate::demux::FourTuple;
 use crate::mptcp::action::rst_reason;
@@ -160,6 +160,12 @@ impl Stack {
                 .on_segment(now, sub, &seg, &opts, &mut self.challenge_quota);
             self.apply_effects(id, now, fx, true);
             self.touch(id);
+            return;
+        }
+        let answer = self
+            .time_wait
+            .on_segment(now, &tuple, &seg, &mut self.challenge_quota);
+        if answer == time_wait::Answer::Handled {
             return;
         }
         let f = seg.flags;

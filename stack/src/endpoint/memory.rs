@@ -34,10 +34,10 @@ pub(super) enum Refusal {
 }
 
 impl Stack {
-    /// Heap bytes the connections hold (buffers and records), as last
-    /// accounted.
+    /// Heap bytes the connections hold (buffers and records, TIME_WAIT
+    /// records too), as last accounted.
     pub fn memory_used(&self) -> usize {
-        self.memory
+        self.memory + self.time_wait.len() * super::time_wait::RECORD_BYTES
     }
 
     /// How short of memory the stack is.
@@ -74,8 +74,8 @@ impl Stack {
         self.update_pressure();
     }
 
-    fn update_pressure(&mut self) {
-        let p = Pressure::for_usage(self.memory, self.config.max_memory, self.pressure);
+    pub(super) fn update_pressure(&mut self) {
+        let p = Pressure::for_usage(self.memory_used(), self.config.max_memory, self.pressure);
         if p == self.pressure {
             return;
         }

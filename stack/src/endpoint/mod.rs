@@ -13,6 +13,7 @@ mod memory;
 mod output;
 mod pm;
 mod random;
+mod time_wait;
 mod timers;
 mod types;
 
@@ -90,6 +91,8 @@ pub struct Stack {
     next_addr_id: u8,
     listeners: HashMap<u16, Listener>,
     conns: ConnTable<Slot>,
+    /// Connections reduced to their TIME_WAIT (`time_wait.rs`).
+    time_wait: time_wait::TimeWaitTable,
     next_id: u64,
     events: VecDeque<Event>,
     /// Connections with something to send, each once, in turn.
@@ -132,6 +135,7 @@ impl Stack {
             next_addr_id: 1,
             listeners: HashMap::new(),
             conns: ConnTable::new(),
+            time_wait: Default::default(),
             next_id: 1,
             events: VecDeque::new(),
             ready: VecDeque::new(),
@@ -171,6 +175,14 @@ impl Stack {
         if now > self.now {
             self.now = now;
         }
+        if self.time_wait.poll_at().is_some_and(|t| t <= now) && self.time_wait.expire(now) > 0 {
+            self.update_pressure();
+        }
+    }
+
+    /// TIME_WAIT records held (connections reduced to what TIME_WAIT needs).
+    pub fn time_wait_records(&self) -> usize {
+        self.time_wait.len()
     }
 
     fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<u16> {
@@ -183,7 +195,7 @@ impl Stack {
                     local: SocketAddr::new(local, p),
                     remote,
                 };
-                !self.conns.contains_tuple(&t)
+                !self.conns.contains_tuple(&t) && !self.time_wait.contains(&t)
             })
     }
 

@@ -2,7 +2,7 @@
 //! replies, then connections, one segment each in turn. Every queue is
 //! bounded.
 
-use super::Stack;
+use super::{ConnId, Stack};
 use crate::conn::RstOut;
 use crate::time::Instant;
 use crate::wire::{self, TcpFlags, TcpRepr};
@@ -77,21 +77,46 @@ impl Stack {
                 Err(_) => self.counters.drop_icmp_too_big += 1,
             }
         }
+        if let Some(len) = self.time_wait.poll_transmit(now, hop, buf) {
+            self.count_out();
+            return Some(len);
+        }
         while let Some(id) = self.ready.pop_front() {
             let Some(slot) = self.conns.get_mut(id) else {
                 continue;
             };
             let sent = slot.conn.poll_transmit(now, hop, buf);
             slot.queued = sent.is_some();
-            self.arm(id);
-            self.account(id);
             if let Some(t) = sent {
+                self.arm(id);
+                self.account(id);
                 self.ready.push_back(id);
                 self.count_out();
                 return Some(t.len);
             }
+            if !self.reduce_to_time_wait(id) {
+                self.arm(id);
+                self.account(id);
+            }
         }
         None
+    }
+
+    /// A released connection whose subflows all wait out TIME_WAIT with
+    /// nothing left to send becomes TIME_WAIT records (`time_wait.rs`), or
+    /// goes at once if the table is full. Whether it went.
+    fn reduce_to_time_wait(&mut self, id: ConnId) -> bool {
+        let Some(states) = self.conns.get(id).and_then(|s| s.conn.time_wait_states()) else {
+            return false;
+        };
+        let msl = self.config.tcp.msl;
+        for st in &states {
+            if !self.time_wait.insert(st, msl, self.config.max_time_wait) {
+                self.counters.time_wait_overflow += 1;
+            }
+        }
+        self.remove(id);
+        true
     }
 
     fn count_out(&mut self) {
@@ -103,6 +128,7 @@ impl Stack {
     /// woken otherwise).
     pub fn wants_transmit(&self) -> bool {
         !self.ready.is_empty()
+            || self.time_wait.wants_transmit()
             || !self.rsts.is_empty()
             || !self.synacks.is_empty()
             || !self.echoes.is_empty()

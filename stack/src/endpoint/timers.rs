@@ -9,7 +9,11 @@ use core::cmp::Reverse;
 impl Stack {
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        let conns = self.timers.peek().map(|Reverse((at, _))| *at);
+        match (conns, self.time_wait.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -94,6 +94,21 @@ pub struct Transmit {
     pub retransmitted: usize,
 }
 
+/// A TCB in TIME_WAIT, reduced to what answering for it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWaitState {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Our ACKs' sequence and acknowledgement numbers and window field.
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
+    pub window: u16,
+    /// Timestamps in use: (our TSval offset, the peer's latest TSval).
+    pub timestamps: Option<(u32, u32)>,
+    /// When the 2 MSL wait ends.
+    pub until: Instant,
+}
+
 #[derive(Debug)]
 pub struct Tcb {
     pub(crate) local: SocketAddr,
@@ -642,6 +657,24 @@ impl Tcb {
         self.timewait_at = None;
         self.fin_wait2_at = None;
         self.ack_now = false;
+    }
+
+    /// What a compact TIME_WAIT record needs to stand in for this TCB: only
+    /// in TIME_WAIT with nothing left to send (see `endpoint::time_wait`).
+    pub fn time_wait_state(&self) -> Option<TimeWaitState> {
+        if self.state != State::TimeWait || self.ack_now || self.extra_acks > 0 {
+            return None;
+        }
+        let window = (self.rcv_adv.since(self.rcv_nxt) >> self.rcv_wscale).min(0xffff) as u16;
+        Some(TimeWaitState {
+            local: self.local,
+            remote: self.remote,
+            seq: self.snd_max,
+            ack: self.rcv_nxt,
+            window,
+            timestamps: self.ts_ok.then_some((self.ts_offset, self.ts_recent)),
+            until: self.timewait_at?,
+        })
     }
 
     fn enter_time_wait(&mut self, now: Instant) {
