@@ -28,6 +28,8 @@ use core::time::Duration;
 pub const INITIAL_RECV_BUFFER: usize = 128 * 1024;
 /// A send buffer's starting size and its floor.
 pub const INITIAL_SEND_BUFFER: usize = 64 * 1024;
+/// Round trips whose rates a growth must beat.
+const RECENT: usize = 8;
 /// The round trip assumed before any was measured.
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
@@ -36,9 +38,13 @@ const DEFAULT_RTT: Duration = Duration::from_millis(100);
 pub struct RcvSpace {
     /// The best round trip's pace so far (bytes).
     space: usize,
-    /// The rate (bytes per second) when the buffer last grew: growth goes on
-    /// only while it buys a faster transfer.
+    /// The rate (bytes per second) when the buffer last grew, and in the
+    /// last few round trips: growth goes on only while it buys a faster
+    /// transfer than all of them (a CPU-bound daemon's batches make single
+    /// round trips' rates jitter by a quarter and more).
     rate: u64,
+    recent: [u64; RECENT],
+    next: usize,
     /// The reader's total when this round trip's measure began, the bytes
     /// held then, and when.
     read_at_start: u64,
@@ -56,6 +62,8 @@ impl RcvSpace {
         RcvSpace {
             space: initial_space.max(1),
             rate: 0,
+            recent: [0; RECENT],
+            next: 0,
             read_at_start: 0,
             held_at_start: 0,
             start: now,
@@ -74,6 +82,11 @@ impl RcvSpace {
             (Some(a), Some(b)) => a.max(b),
             (a, b) => a.or(b).unwrap_or(DEFAULT_RTT),
         }
+    }
+
+    fn remember(&mut self, rate: u64) {
+        self.recent[self.next] = rate;
+        self.next = (self.next + 1) % RECENT;
     }
 
     /// With `read` bytes read so far (a total), `held` bytes received and
@@ -104,19 +117,24 @@ impl RcvSpace {
         if held >= capacity / 2 && capacity > floor {
             let need = copied.saturating_mul(2).saturating_add(16 * mss).max(floor);
             if need < capacity {
+                // The rates before stay in `recent`: a reader back at its
+                // old pace is no reason to grow for a few round trips.
                 self.space = copied.max(1);
                 self.rate = rate_of(copied, elapsed);
+                self.remember(self.rate);
                 return Some(need.max(capacity - capacity / 4));
             }
         }
         // A drained backlog (a reader that had been blocked) reads more than
         // the path brings, and bytes nobody reads are no pace either.
         let pace = copied.min(arrived);
+        let rate = rate_of(pace, elapsed);
+        let reference = self.recent.iter().copied().fold(self.rate, u64::max);
+        self.remember(rate);
         if pace <= self.space {
             return None;
         }
-        let rate = rate_of(pace, elapsed);
-        if self.rate > 0 && rate < self.rate + self.rate / 4 {
+        if reference > 0 && rate < reference + reference / 4 {
             return None;
         }
         let old = self.space;
@@ -305,6 +323,49 @@ mod tests {
             grew |= step(&mut r, t, read, 0, cap).is_some();
         }
         assert!(grew, "no growth at four times the rate");
+    }
+
+    /// A rate that jitters (a CPU-bound daemon reads its TUN in batches)
+    /// grows nothing once the window stopped buying speed, also after a
+    /// reader that fell behind for a moment shrank the buffer: a round
+    /// trip's rate must beat the recent ones', not only the last measure's.
+    #[test]
+    fn jitter_is_no_reason_to_grow() {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        let mut cap = FLOOR;
+        let (mut t, mut read) = (0, 0u64);
+        // 2 MB/s give or take 30 %.
+        let jitter = |k: u64| [130_000, 70_000, 100_000][k as usize % 3];
+        for k in 0..12u64 {
+            t += 50;
+            read += jitter(k);
+            if let Some(w) = step(&mut r, t, read, 0, cap) {
+                assert!(k < 3, "grew at round trip {k} to {w}");
+                cap = w;
+            }
+        }
+        // The reader falls behind for two round trips: the buffer shrinks.
+        let before = cap;
+        for _ in 0..2 {
+            t += 50;
+            read += 100_000;
+            if let Some(w) = step(&mut r, t, read, cap, cap) {
+                cap = w;
+            }
+        }
+        assert!(cap < before, "no shrink from {before}");
+        // Back at its jittery pace: no growth for that.
+        let shrunk = cap;
+        for k in 0..6u64 {
+            t += 50;
+            read += jitter(k);
+            if let Some(w) = step(&mut r, t, read, 0, cap) {
+                assert!(
+                    w <= shrunk,
+                    "grew after the shrink at round trip {k} to {w}"
+                );
+            }
+        }
     }
 
     /// A reader that falls behind (its buffer stays full) gets a buffer that
