@@ -7,6 +7,7 @@ pub mod autotune;
 pub mod buffer;
 pub mod cc;
 pub mod hooks;
+pub mod hystart;
 pub mod isn;
 pub mod ratelimit;
 pub mod rtt;

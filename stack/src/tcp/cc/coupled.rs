@@ -117,6 +117,10 @@ impl CongestionControl for Coupled {
         self.base.on_rto(now, in_flight);
     }
 
+    fn exit_slow_start(&mut self) {
+        self.base.exit_slow_start();
+    }
+
     fn on_recovery_exit(&mut self, now: Instant) {
         self.base.on_recovery_exit(now);
     }

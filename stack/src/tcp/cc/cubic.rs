@@ -228,6 +228,12 @@ impl CongestionControl for Cubic {
         self.rto_backoff = true;
     }
 
+    fn exit_slow_start(&mut self) {
+        // No congestion event yet: the cubic curve starts convex from here
+        // (W_max = cwnd, RFC 9438 §4.10).
+        self.ssthresh = self.cwnd;
+    }
+
     fn on_recovery_exit(&mut self, now: Instant) {
         if self.in_recovery {
             self.in_recovery = false;

@@ -29,6 +29,9 @@ pub trait CongestionControl: core::fmt::Debug + Send {
     fn on_loss(&mut self, now: Instant, in_flight: usize);
     /// Retransmission timeout: ssthresh from `in_flight`, cwnd = one segment.
     fn on_rto(&mut self, now: Instant, in_flight: usize);
+    /// Leave slow start without a loss (HyStart++ saw the round trip grow):
+    /// ssthresh = cwnd, congestion avoidance from here.
+    fn exit_slow_start(&mut self);
     /// Fast recovery finished (cumulative ACK reached the recovery point).
     fn on_recovery_exit(&mut self, now: Instant);
     /// The segment size changed (MSS negotiated, PMTU).

@@ -97,6 +97,10 @@ impl CongestionControl for NewReno {
         self.rto_backoff = true;
     }
 
+    fn exit_slow_start(&mut self) {
+        self.ssthresh = self.cwnd;
+    }
+
     fn on_recovery_exit(&mut self, _now: Instant) {
         // Only a fast recovery started by `on_loss` deflates; after an RTO the window
         // is already being rebuilt by slow start.

@@ -3,6 +3,7 @@
 //! negotiated, NewReno (RFC 6582) otherwise.
 
 use super::Tcb;
+use crate::tcp::hystart::{Growth, CSS_GROWTH_DIVISOR};
 use crate::time::Instant;
 use crate::wire::TcpRepr;
 use core::time::Duration;
@@ -25,8 +26,15 @@ impl Tcb {
 
         let window_changed = self.update_window(seg);
 
+        let mut growth = Growth::Full;
         if acked > 0 {
-            self.take_rtt_sample(now, seg);
+            let sample = self.take_rtt_sample(now, seg);
+            if self.cc.cwnd() < self.cc.ssthresh() && !self.in_recovery {
+                growth = self.hystart.on_ack(ack, self.snd_nxt, sample);
+                if growth == Growth::Exit {
+                    self.cc.exit_slow_start();
+                }
+            }
             self.snd_una = ack;
             if self.snd_nxt.diff(ack) < 0 {
                 self.snd_nxt = ack;
@@ -71,7 +79,12 @@ impl Tcb {
                     self.recovery_point = ack;
                 }
                 let srtt = self.rtt.srtt().unwrap_or(Duration::from_millis(100));
-                self.cc.on_ack(now, acked, flight_before, srtt);
+                // Conservative slow start: a quarter of the growth.
+                let counted = match growth {
+                    Growth::Conservative => acked.div_ceil(CSS_GROWTH_DIVISOR),
+                    _ => acked,
+                };
+                self.cc.on_ack(now, counted, flight_before, srtt);
             }
 
             // RFC 6298 §5.3: restart the timer on new data acknowledged.
@@ -106,12 +119,13 @@ impl Tcb {
         changed
     }
 
-    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+    /// The round-trip sample the ACK gives, if any (also fed to the estimator).
+    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<Duration> {
         // Karn's rule, also for timestamps: an ACK covering retransmitted data
         // echoes a TSval from before the loss (the duplicate that triggered it was
         // out of window), which would count the recovery time as path delay.
         if self.rtx_end.diff(self.snd_una) > 0 {
-            return;
+            return None;
         }
         if self.ts_ok {
             if let Some((_, tsecr)) = seg.timestamp {
@@ -121,19 +135,24 @@ impl Tcb {
                     let ms = now_ms.wrapping_sub(sent_ms);
                     if (ms as i32) >= 0 && ms < 3_600_000 {
                         // Millisecond clock: never claim less than a tick's worth.
-                        self.rtt.sample(Duration::from_millis(ms.max(1) as u64));
+                        let r = Duration::from_millis(ms.max(1) as u64);
+                        self.rtt.sample(r);
+                        return Some(r);
                     }
-                    return;
+                    return None;
                 }
             }
         }
         // Karn: `rtt_probe` is cleared whenever its segment is retransmitted.
         if let Some((seq, sent)) = self.rtt_probe {
             if seg.ack.diff(seq) >= 0 {
-                self.rtt.sample(now.saturating_since(sent));
+                let r = now.saturating_since(sent);
+                self.rtt.sample(r);
                 self.rtt_probe = None;
+                return Some(r);
             }
         }
+        None
     }
 
     /// RFC 5681 §2 duplicate ACK; with SACK, an ACK that SACKs new data also counts
@@ -186,6 +205,7 @@ impl Tcb {
         self.recovery_point = self.snd_max;
         self.high_rxt = self.snd_una;
         self.cc.on_loss(now, flight);
+        self.hystart.finish();
         self.rtx_una = true;
         self.rtt_probe = None;
         if !self.sack_ok {

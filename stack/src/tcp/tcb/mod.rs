@@ -18,6 +18,7 @@ use super::autotune::{
 };
 use super::buffer::RingBuffer;
 use super::cc::{self, CongestionControl};
+use super::hystart::HyStart;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
 use super::State;
@@ -203,6 +204,8 @@ pub struct Tcb {
     rtt: RttEstimator,
     rtt_probe: Option<(SeqNumber, Instant)>,
     cc: Box<dyn CongestionControl>,
+    /// The first slow start's delay-based exit (RFC 9406).
+    hystart: HyStart,
     dupacks: usize,
     in_recovery: bool,
     recovery_point: SeqNumber,
@@ -321,6 +324,7 @@ impl Tcb {
             rtt,
             rtt_probe: None,
             cc,
+            hystart: HyStart::default(),
             dupacks: 0,
             in_recovery: false,
             recovery_point: iss,

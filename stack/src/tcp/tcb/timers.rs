@@ -113,6 +113,7 @@ impl Tcb {
         } else {
             let flight = self.snd_max.since(self.snd_una);
             self.cc.on_rto(now, flight);
+            self.hystart.finish();
             // Go back N: resend from the first unacknowledged byte; data the peer
             // SACKed is skipped by the output path.
             self.snd_nxt = self.snd_una;
