@@ -80,6 +80,28 @@ impl DataLevel {
         if !seg.flags.syn() {
             self.peer_speaks_mptcp = o.any;
         }
+        // Acknowledged data (the FIN aside): did this segment bring news?
+        let data_acked = tcb.acked_ssn().min(tcb.next_ssn());
+        let news = data_acked.wrapping_sub(sf.data_acked.max(1)) as i32 > 0;
+        if news {
+            sf.data_acked = data_acked;
+        }
+        if news
+            && !o.any
+            && sf.is_initial()
+            && self.may_fall_back
+            && matches!(self.phase, Phase::Established | Phase::PreEstablished)
+        {
+            // RFC 8684 §3.7: an ACK of our data without a DATA_ACK means the
+            // peer fell back (our first data reached it without DSS: a
+            // middlebox stripped it) or the options are stripped on the way
+            // back. Fall back too: the data level would wait for a DATA_ACK
+            // forever, holding our DATA_FIN and so the subflow's FIN. Only a
+            // segment acknowledging data not acknowledged before counts: a
+            // duplicate or challenge ACK's missing options say nothing.
+            acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
+            return acts;
+        }
         if !sf.is_initial() {
             acts.extend(self.on_join_segment(now, tcb, sf, seg, o.join));
             if sf.join_established() {

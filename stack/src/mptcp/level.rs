@@ -65,6 +65,9 @@ pub enum FallbackReason {
     NoMpCapableSynAck,
     NoMpCapableAck,
     NoMapping,
+    /// The peer acknowledged our data on a segment without any MPTCP option:
+    /// it fell back (RFC 8684 §3.7), or a middlebox strips the options.
+    NoDataAck,
     /// The peer sent an infinite mapping (after our MP_FAIL, or on its own).
     InfiniteMapping,
     /// We answered the peer's MP_FAIL with an infinite mapping.

@@ -1,0 +1,223 @@
+//! Bugs found by the coverage-guided fuzz targets (`fuzz/`, docs/FUZZING.md),
+//! each reproduced here as a small readable scenario. The raw inputs are kept
+//! in `fuzz/regressions/<target>/` and replayed by `scripts/fuzz.sh`.
+//!
+//! The harness: two stacks joined by one path with a fixed delay; a hook sees
+//! every packet put on the wire and may rewrite or drop it (a middlebox). Each
+//! side sends its payload, shuts down, reads to EOF and releases its handle.
+
+mod packet;
+
+use core::time::Duration;
+use mptun_stack::endpoint::CloseReason;
+use mptun_stack::wire::TCPOPT_MPTCP;
+use mptun_stack::{Config, ConnId, Error, Event, Instant, Stack};
+use std::net::{IpAddr, SocketAddr};
+
+const PORT: u16 = 5001;
+const DELAY: Duration = Duration::from_millis(10);
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn mptcp_config(seed: u64, v0: bool) -> Config {
+    let mut c = Config {
+        seed: seed.into(),
+        ..Config::default()
+    };
+    c.tcp.msl = Duration::from_secs(5);
+    c.mptcp.enabled = true;
+    c.mptcp.v0 = v0;
+    c.mptcp.v1 = !v0;
+    c
+}
+
+/// One side's application: what it has to send, what it got.
+struct End {
+    conn: Option<ConnId>,
+    tx: Vec<u8>,
+    sent: usize,
+    rx: Vec<u8>,
+    eof: bool,
+    shut: bool,
+    released: bool,
+    closed: Option<CloseReason>,
+}
+
+impl End {
+    fn new(tx: Vec<u8>) -> End {
+        End {
+            conn: None,
+            tx,
+            sent: 0,
+            rx: Vec::new(),
+            eof: false,
+            shut: false,
+            released: false,
+            closed: None,
+        }
+    }
+
+    fn poll(&mut self, s: &mut Stack) {
+        let Some(id) = self.conn else { return };
+        if self.released {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.recv(id, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.rx.extend_from_slice(&buf[..n]),
+                Err(Error::Finished) => {
+                    self.eof = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if let Ok(n) = s.send(id, &self.tx[self.sent..]) {
+            self.sent += n;
+        }
+        if !self.shut && self.sent == self.tx.len() && s.shutdown(id).is_ok() {
+            self.shut = true;
+        }
+        if (self.shut && self.eof) || self.closed.is_some() {
+            s.release(id).unwrap();
+            self.released = true;
+        }
+    }
+}
+
+/// Runs client (index 0) and server (index 1) for `limit` of virtual time, or
+/// until both have released and both stacks are empty; `hook(from, packet)`
+/// returns false to drop a packet.
+fn run(
+    configs: [Config; 2],
+    payloads: [Vec<u8>; 2],
+    limit: Duration,
+    mut hook: impl FnMut(usize, &mut Vec<u8>) -> bool,
+) -> ([End; 2], [Stack; 2]) {
+    let addrs = [ip("10.0.0.1"), ip("10.0.0.2")];
+    let [c0, c1] = configs;
+    let mut stacks = [Stack::new(c0), Stack::new(c1)];
+    stacks[0].add_address(addrs[0]);
+    stacks[1].add_address(addrs[1]);
+    stacks[1].listen(PORT).unwrap();
+    let [p0, p1] = payloads;
+    let mut ends = [End::new(p0), End::new(p1)];
+    let mut now = Instant::from_millis(1);
+    ends[0].conn = Some(
+        stacks[0]
+            .connect(
+                now,
+                Some(SocketAddr::new(addrs[0], 0)),
+                SocketAddr::new(addrs[1], PORT),
+            )
+            .unwrap(),
+    );
+    let mut wire: Vec<(Instant, usize, Vec<u8>)> = Vec::new();
+    let end = now + limit;
+    let mut buf = vec![0u8; 65536];
+    while now < end {
+        let (due, later): (Vec<_>, Vec<_>) = wire.drain(..).partition(|(t, ..)| *t <= now);
+        wire = later;
+        for (_, to, p) in due {
+            stacks[to].handle_packet(now, &p);
+        }
+        for s in stacks.iter_mut() {
+            if s.poll_timeout().is_some_and(|t| t <= now) {
+                s.handle_timeout(now);
+            }
+        }
+        for (h, s) in stacks.iter_mut().enumerate() {
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    Event::Accepted { id, .. } => ends[h].conn = Some(id),
+                    Event::Closed { id, reason } if Some(id) == ends[h].conn => {
+                        if reason != CloseReason::Normal {
+                            ends[h].closed = Some(reason);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            ends[h].poll(s);
+            while let Some(n) = s.poll_transmit(now, &mut buf) {
+                let mut p = buf[..n].to_vec();
+                if hook(h, &mut p) {
+                    wire.push((now + DELAY, 1 - h, p));
+                }
+            }
+        }
+        if ends.iter().all(|e| e.released) && stacks.iter().all(|s| s.connection_count() == 0) {
+            break;
+        }
+        let next = wire
+            .iter()
+            .map(|(t, ..)| *t)
+            .chain(stacks.iter().filter_map(|s| s.poll_timeout()))
+            .min();
+        match next {
+            Some(t) => now = t.max(now + Duration::from_micros(1)).min(end),
+            None => break,
+        }
+    }
+    (ends, stacks)
+}
+
+/// Strip every MPTCP option from `p`.
+fn strip_mptcp(p: &mut Vec<u8>) {
+    if let Some(q) = packet::rewrite_options(p, |o, _| {
+        let n = o.len();
+        o.retain(|(k, _)| *k != TCPOPT_MPTCP);
+        o.len() != n
+    }) {
+        *p = q;
+    }
+}
+
+fn has_payload(p: &[u8]) -> bool {
+    use mptun_stack::wire::{IpRepr, TcpRepr};
+    let (ip, tcp) = IpRepr::parse(p).unwrap();
+    !TcpRepr::parse(ip.src, ip.dst, tcp, false)
+        .unwrap()
+        .payload
+        .is_empty()
+}
+
+/// two_endpoints: a middlebox strips the DSS from the server's first data
+/// segment. The client, which has seen no DSS from the server yet, falls back
+/// to TCP (RFC 8684 §3.7) and acknowledges the data with plain TCP ACKs. The
+/// server used to stay MPTCP: its DATA_FIN never got a DATA_ACK, so its
+/// subflow FIN never left, and the client waited in FIN_WAIT_2 forever. An ACK
+/// of our data without any MPTCP option must make us fall back too.
+#[test]
+fn plain_ack_of_our_data_makes_the_sender_fall_back() {
+    for v0 in [false, true] {
+        let mut stripped = false;
+        let (ends, stacks) = run(
+            [mptcp_config(1, v0), mptcp_config(2, v0)],
+            [Vec::new(), b"hello from the server side".to_vec()],
+            Duration::from_secs(120),
+            |from, p| {
+                if from == 1 && !stripped && has_payload(p) {
+                    strip_mptcp(p);
+                    stripped = true;
+                }
+                true
+            },
+        );
+        assert!(stripped);
+        let [client, server] = &ends;
+        assert_eq!(client.rx, b"hello from the server side", "v0 {v0}");
+        assert!(client.eof && server.eof, "v0 {v0}: both ends reach EOF");
+        assert_eq!((client.closed, server.closed), (None, None));
+        assert!(client.released && server.released);
+        assert_eq!(
+            (stacks[0].connection_count(), stacks[1].connection_count()),
+            (0, 0),
+            "v0 {v0}: both connections over"
+        );
+    }
+}
