@@ -11,7 +11,7 @@ mod packet;
 use core::time::Duration;
 use mptun_stack::endpoint::CloseReason;
 use mptun_stack::wire::TCPOPT_MPTCP;
-use mptun_stack::{Config, ConnId, Error, Event, Instant, Stack};
+use mptun_stack::{Config, ConnId, EndpointFlags, Error, Event, Instant, Stack};
 use std::net::{IpAddr, SocketAddr};
 
 const PORT: u16 = 5001;
@@ -91,18 +91,38 @@ impl End {
 
 /// Runs client (index 0) and server (index 1) for `limit` of virtual time, or
 /// until both have released and both stacks are empty; `hook(from, packet)`
-/// returns false to drop a packet.
+/// may rewrite a packet and says how much later than `DELAY` it arrives
+/// (`None`: dropped).
 fn run(
     configs: [Config; 2],
     payloads: [Vec<u8>; 2],
     limit: Duration,
-    mut hook: impl FnMut(usize, &mut Vec<u8>) -> bool,
+    hook: impl FnMut(usize, &mut Vec<u8>) -> Option<Duration>,
+) -> ([End; 2], [Stack; 2]) {
+    run_with(configs, payloads, limit, false, hook)
+}
+
+/// `run`, and with `join` the client has a second address from which it opens
+/// an MP_JOIN subflow once the connection is established.
+fn run_with(
+    configs: [Config; 2],
+    payloads: [Vec<u8>; 2],
+    limit: Duration,
+    join: bool,
+    mut hook: impl FnMut(usize, &mut Vec<u8>) -> Option<Duration>,
 ) -> ([End; 2], [Stack; 2]) {
     let addrs = [ip("10.0.0.1"), ip("10.0.0.2")];
     let [c0, c1] = configs;
     let mut stacks = [Stack::new(c0), Stack::new(c1)];
     stacks[0].add_address(addrs[0]);
     stacks[1].add_address(addrs[1]);
+    if join {
+        let flags = EndpointFlags {
+            subflow: true,
+            ..EndpointFlags::default()
+        };
+        stacks[0].add_endpoint(ip("10.0.1.1"), flags);
+    }
     stacks[1].listen(PORT).unwrap();
     let [p0, p1] = payloads;
     let mut ends = [End::new(p0), End::new(p1)];
@@ -145,8 +165,19 @@ fn run(
             ends[h].poll(s);
             while let Some(n) = s.poll_transmit(now, &mut buf) {
                 let mut p = buf[..n].to_vec();
-                if hook(h, &mut p) {
-                    wire.push((now + DELAY, 1 - h, p));
+                if std::env::var_os("TRACE").is_some() {
+                    let t = segment(&p);
+                    eprintln!(
+                        "{now} {h} -> seq {} ack {} len {} f {:?} mp {:?}",
+                        t.seq.0,
+                        t.ack.0,
+                        t.payload.len(),
+                        t.flags,
+                        mptun_stack::wire::MptcpOptions::parse(&t)
+                    );
+                }
+                if let Some(extra) = hook(h, &mut p) {
+                    wire.push((now + DELAY + extra, 1 - h, p));
                 }
             }
         }
@@ -205,7 +236,7 @@ fn plain_ack_of_our_data_makes_the_sender_fall_back() {
                     strip_mptcp(p);
                     stripped = true;
                 }
-                true
+                Some(Duration::ZERO)
             },
         );
         assert!(stripped);
@@ -220,4 +251,158 @@ fn plain_ack_of_our_data_makes_the_sender_fall_back() {
             "v0 {v0}: both connections over"
         );
     }
+}
+
+/// The TCP segment of `p`, parsed.
+fn segment(p: &[u8]) -> mptun_stack::wire::TcpRepr<'_> {
+    use mptun_stack::wire::{IpRepr, TcpRepr};
+    let (ip, tcp) = IpRepr::parse(p).unwrap();
+    TcpRepr::parse(ip.src, ip.dst, tcp, false).unwrap()
+}
+
+/// two_endpoints: the client's third ACK and first data were late; its
+/// next segment (the DATA_FIN, its options stripped) reached the server
+/// first. The server, still in its handshake, answered with a duplicate ACK
+/// without options, and the client took that as "the server speaks plain
+/// TCP": it fell back while the server, once the late segments came, went on
+/// as MPTCP, and the close never completed. A segment without options that
+/// brings nothing new says nothing about the peer: the client stays MPTCP.
+#[test]
+fn a_plain_duplicate_ack_is_no_reason_to_fall_back() {
+    let data = vec![7u8; 255];
+    let mut n = 0;
+    let (ends, stacks) = run(
+        [mptcp_config(1, true), mptcp_config(2, true)],
+        [data.clone(), Vec::new()],
+        Duration::from_secs(120),
+        |from, p| {
+            if from != 0 || segment(p).flags.syn() {
+                return Some(Duration::ZERO);
+            }
+            n += 1;
+            match n {
+                // The third ACK and the data: late.
+                1 | 2 => Some(Duration::from_millis(200)),
+                // The DATA_FIN: its options stripped.
+                3 => {
+                    strip_mptcp(p);
+                    Some(Duration::ZERO)
+                }
+                _ => Some(Duration::ZERO),
+            }
+        },
+    );
+    let [client, server] = &ends;
+    assert_eq!(server.rx, data);
+    assert!(client.eof && server.eof);
+    assert_eq!((client.closed, server.closed), (None, None));
+    assert_eq!(
+        (stacks[0].connection_count(), stacks[1].connection_count()),
+        (0, 0)
+    );
+}
+
+/// two_endpoints: with DSS checksums negotiated, a middlebox cut the
+/// checksum off the client's MP_CAPABLE that maps its first data (a valid
+/// length without it). The server took those bytes unverified, then the
+/// client's checksummed DSS for the rest of the same mapping could never be
+/// checked (part of it was already taken): the data level waited for ever.
+/// A mapping without checksum on a checksummed connection is invalid (RFC
+/// 8684 §3.3), MP_CAPABLE's as much as a DSS's: the server resets.
+#[test]
+fn first_data_mapped_without_checksum_is_refused_when_checksums_are_on() {
+    let mut cfg = [mptcp_config(1, false), mptcp_config(2, false)];
+    cfg[0].mptcp.checksum = true;
+    let mut cut = false;
+    let (ends, stacks) = run(
+        cfg,
+        [vec![9u8; 2000], Vec::new()],
+        Duration::from_secs(120),
+        |from, p| {
+            if from == 0 && !cut && !segment(p).payload.is_empty() {
+                // MP_CAPABLE with data: 22 bytes of option data, the last two
+                // the checksum; drop them (length 24 becomes 22).
+                if let Some(q) = packet::rewrite_options(p, |o, _| {
+                    o.iter_mut()
+                        .find(|(k, d)| *k == TCPOPT_MPTCP && d.len() == 22 && d[0] >> 4 == 0)
+                        .map(|(_, d)| d.truncate(20))
+                        .is_some()
+                }) {
+                    *p = q;
+                    cut = true;
+                }
+            }
+            Some(Duration::ZERO)
+        },
+    );
+    assert!(cut, "the first data carried MP_CAPABLE with a checksum");
+    let [client, server] = &ends;
+    assert!(server.rx.is_empty(), "nothing taken unverified");
+    assert!(client.closed.is_some(), "the client learns of the reset");
+    assert_eq!(
+        (stacks[0].connection_count(), stacks[1].connection_count()),
+        (0, 0)
+    );
+}
+
+/// two_endpoints: the client's first data was lost and its retransmission
+/// lost its options on the way, after the server had become established by
+/// a later ACK with the keys: the server fell back to TCP (data without a
+/// mapping) and acknowledged with plain ACKs. The client, which had already
+/// tried a join (that never got through) and so could no longer fall back, sent the unacknowledged data
+/// again at the data level on the same subflow, and the server, reading plain
+/// TCP, delivered it twice. Now the client resets that subflow instead:
+/// whatever is delivered is right, and the connection ends.
+#[test]
+fn plain_acks_after_a_join_was_tried_reset_the_subflow() {
+    let data: Vec<u8> = (0..6000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let reply: Vec<u8> = vec![1u8; 3000];
+    let mut first_data = None;
+    let mut sent_first = 0;
+    let (ends, stacks) = run_with(
+        [mptcp_config(1, false), mptcp_config(2, false)],
+        [data.clone(), reply.clone()],
+        Duration::from_secs(300),
+        true,
+        |from, p| {
+            let s = segment(p);
+            if from == 0
+                && s.flags.syn()
+                && mptun_stack::wire::mptcp_options(&s).any(|d| d[0] >> 4 == 1)
+            {
+                // The join never gets through.
+                return None;
+            }
+            if from != 0 || s.payload.is_empty() || s.flags.syn() {
+                return Some(Duration::ZERO);
+            }
+            let seq = *first_data.get_or_insert(s.seq);
+            if seq != s.seq {
+                return Some(Duration::ZERO);
+            }
+            sent_first += 1;
+            match sent_first {
+                // Lost until the server's SYN/ACK timer makes the client
+                // answer with its keys (a pure ACK): the server is then
+                // established and sends, and the client tries its join.
+                1..=3 => None,
+                _ => {
+                    strip_mptcp(p);
+                    Some(Duration::ZERO)
+                }
+            }
+        },
+    );
+    let [client, server] = &ends;
+    assert!(
+        data.starts_with(&server.rx),
+        "the server got {} bytes that are not what was sent",
+        server.rx.len()
+    );
+    assert!(reply.starts_with(&client.rx));
+    assert_eq!(
+        (stacks[0].connection_count(), stacks[1].connection_count()),
+        (0, 0),
+        "both connections end"
+    );
 }

@@ -149,6 +149,23 @@ impl DataLevel {
         Actions::new()
     }
 
+    /// Checksummed data that no mapping will ever cover (see `pull_mapped`):
+    /// the subflow goes if others can carry the connection, else all of it.
+    pub(super) fn unmappable_reset(&mut self) -> Action {
+        self.stats.bad_mappings += 1;
+        if self.may_fall_back {
+            Action::ResetAll {
+                reason: rst_reason::MPTCP_ERROR,
+                fail: None,
+            }
+        } else {
+            Action::ResetSubflow {
+                reason: rst_reason::MPTCP_ERROR,
+                fail: None,
+            }
+        }
+    }
+
     /// Data without DSS after our MP_FAIL: the peer fell back, its infinite
     /// mapping was lost.
     pub(super) fn on_unmapped_after_mp_fail(&mut self, tcb: &mut Tcb) -> Actions {

@@ -11,7 +11,7 @@ use super::action::{Action, Actions};
 use super::level::{DataLevel, FallbackReason, Phase, Role};
 use super::mapping::{Mapping, MappingError};
 use super::subflow::SubflowMp;
-use crate::tcp::Tcb;
+use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::mptcp::{Dss, MpCapable, MptcpOptions, MptcpVersion};
 use crate::wire::{Dsn, TcpRepr};
@@ -20,6 +20,30 @@ use crate::wire::{Dsn, TcpRepr};
 /// advertised on one subflow, rounded up by window scaling, may run a little
 /// past the buffer's free space as seen later on another.
 pub(super) const WINDOW_SLACK: u64 = 1 << 16;
+
+/// Whether an acceptable segment (already processed by `tcb`) tells us
+/// something new about the peer's side of the subflow: it acknowledges data of
+/// ours not acknowledged before (the FIN aside), or brings the peer's FIN for
+/// the first time. (Payload is judged by its mapping, in `recv.rs`.) What such
+/// a segment lacks in options means something; a duplicate ACK, a window
+/// update or a challenge ACK (sent without options by some stacks) does not.
+fn brings_news(tcb: &Tcb, sf: &mut SubflowMp, seg: &TcpRepr<'_>) -> bool {
+    let data_acked = tcb.acked_ssn().min(tcb.next_ssn());
+    let acked_news = data_acked.wrapping_sub(sf.data_acked.max(1)) as i32 > 0;
+    if acked_news {
+        sf.data_acked = data_acked;
+    }
+    let fin_news = seg.flags.fin()
+        && !sf.fin_seen
+        && matches!(
+            tcb.state(),
+            State::CloseWait | State::Closing | State::LastAck | State::TimeWait
+        );
+    if fin_news {
+        sf.fin_seen = true;
+    }
+    acked_news || fin_news
+}
 
 impl DataLevel {
     /// The options of a segment on the subflow (`tcb`, `sf`) that its TCB
@@ -80,26 +104,30 @@ impl DataLevel {
         if !seg.flags.syn() {
             self.peer_speaks_mptcp = o.any;
         }
-        // Acknowledged data (the FIN aside): did this segment bring news?
-        let data_acked = tcb.acked_ssn().min(tcb.next_ssn());
-        let news = data_acked.wrapping_sub(sf.data_acked.max(1)) as i32 > 0;
-        if news {
-            sf.data_acked = data_acked;
-        }
+        let news = brings_news(tcb, sf, seg);
         if news
             && !o.any
             && sf.is_initial()
-            && self.may_fall_back
             && matches!(self.phase, Phase::Established | Phase::PreEstablished)
         {
-            // RFC 8684 §3.7: an ACK of our data without a DATA_ACK means the
-            // peer fell back (our first data reached it without DSS: a
-            // middlebox stripped it) or the options are stripped on the way
-            // back. Fall back too: the data level would wait for a DATA_ACK
-            // forever, holding our DATA_FIN and so the subflow's FIN. Only a
-            // segment acknowledging data not acknowledged before counts: a
+            // RFC 8684 §3.7: a segment without DSS that acknowledges our data,
+            // or carries the peer's FIN, means the peer fell back (our first
+            // data reached it without DSS: a middlebox stripped it) or options
+            // are stripped on the way back. Fall back too: the data level
+            // would wait for a DATA_ACK or DATA_FIN that never comes, holding
+            // our DATA_FIN and so the subflow's FIN. Only news counts: a
             // duplicate or challenge ACK's missing options say nothing.
-            acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
+            if self.may_fall_back {
+                acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
+            } else {
+                // Too late to fall back (a join was tried): data sent again
+                // on this subflow at the data level would reach a peer that
+                // reads plain TCP as new bytes. The subflow goes.
+                acts.push(Action::ResetSubflow {
+                    reason: super::action::rst_reason::MPTCP_ERROR,
+                    fail: None,
+                });
+            }
             return acts;
         }
         if !sf.is_initial() {
@@ -144,6 +172,13 @@ impl DataLevel {
             _ => {}
         }
         if let (Role::Server, Some(c)) = (self.role, o.capable) {
+            if self.checksum && c.data_len.is_some() && c.checksum.is_none() {
+                // RFC 8684 §3.3: with checksums negotiated, a mapping without
+                // one (here MP_CAPABLE's, for the first data) is invalid, as
+                // for a DSS mapping in `on_dss`: never take data unverified.
+                acts.push(self.unmappable_reset());
+                return acts;
+            }
             self.map_first_data(tcb, sf, seg, &c);
         }
         if let Some(d) = o.dss {
@@ -153,6 +188,7 @@ impl DataLevel {
         } else if self.phase == Phase::PreEstablished
             && self.role == Role::Client
             && o.add_addr.is_none()
+            && (news || !seg.payload.is_empty())
         {
             // Linux falls back when the first segment from the server after the
             // handshake carries no DSS (RFC 8684 §3.1).
