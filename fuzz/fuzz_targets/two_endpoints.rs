@@ -274,9 +274,11 @@ fn config(seed: u64, mode: Mode) -> Config {
     c
 }
 
+/// A packet on the wire: (deliver at, order sent, to host, bytes).
+type InFlight = (Instant, u64, usize, Vec<u8>);
+
 struct Net {
-    /// (deliver at, order, to host, bytes)
-    queue: BinaryHeap<Reverse<(Instant, u64, usize, Vec<u8>)>>,
+    queue: BinaryHeap<Reverse<InFlight>>,
     order: u64,
     delay: [Duration; 2],
     ipv6: bool,

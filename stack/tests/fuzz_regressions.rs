@@ -154,10 +154,10 @@ fn run_with(
             while let Some(ev) = s.poll_event() {
                 match ev {
                     Event::Accepted { id, .. } => ends[h].conn = Some(id),
-                    Event::Closed { id, reason } if Some(id) == ends[h].conn => {
-                        if reason != CloseReason::Normal {
-                            ends[h].closed = Some(reason);
-                        }
+                    Event::Closed { id, reason }
+                        if Some(id) == ends[h].conn && reason != CloseReason::Normal =>
+                    {
+                        ends[h].closed = Some(reason);
                     }
                     _ => {}
                 }
