@@ -586,8 +586,11 @@ fn run(inp: &Input) {
                 }
             }
         }
+        // A server that never accepted anything is done once the client is:
+        // no connection will come any more.
+        let server_done = ends[1].done() || (ends[1].conn.is_none() && ends[0].done());
         let finished =
-            ends.iter().all(End::done) && stacks.iter().all(|s| s.connection_count() == 0);
+            ends[0].done() && server_done && stacks.iter().all(|s| s.connection_count() == 0);
         if finished {
             return;
         }

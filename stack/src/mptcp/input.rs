@@ -8,6 +8,7 @@
 //! MP_FASTCLOSE must carry our key; a DATA_FIN is the first one the peer named.
 
 use super::action::{Action, Actions};
+use super::crypto::DssChecksum;
 use super::level::{DataLevel, FallbackReason, Phase, Role};
 use super::mapping::{Mapping, MappingError};
 use super::subflow::SubflowMp;
@@ -276,7 +277,37 @@ impl DataLevel {
             true => Dsn(m.dsn),
             false => self.rcv_nxt.expand32(m.dsn as u32),
         };
-        if d.data_fin {
+        if self.rx_fallback && m.ssn != 0 && !seg.payload.is_empty() {
+            // After our MP_FAIL the subflow's bytes are the data stream as
+            // they come (fail.rs). A mapping that puts them elsewhere means
+            // the peer did not fall back and sent data again at the data
+            // level on this subflow (it had tried a join, so could not take
+            // our MP_FAIL): taken as they come, those bytes would be
+            // delivered twice. The connection cannot go on.
+            let off = m.ssn.wrapping_sub(tcb.recv_ssn()) as i32 as i64;
+            if dsn != Dsn(self.rcv_nxt.0.wrapping_add(off as u64)) {
+                self.stats.bad_mappings += 1;
+                return vec![Action::ResetAll {
+                    reason: super::action::rst_reason::MIDDLEBOX,
+                    fail: None,
+                }];
+            }
+        }
+        // A DATA_FIN alone (SSN 0: no subflow byte) has a data-level length
+        // of exactly 1 (RFC 8684 §3.3.3) and, with checksums, a checksum over
+        // its pseudo-header. One that fails either was altered on the way and
+        // must not count: the first DATA_FIN that counts is final, and one
+        // placed beyond the data would leave us waiting for bytes that never
+        // come.
+        let bare_fin_ok = m.ssn != 0
+            || (m.data_len == 1
+                && (!self.checksum
+                    || m.checksum
+                        .is_some_and(|c| DssChecksum::new(dsn.0, 0, 1).verify(c))));
+        if d.data_fin && !bare_fin_ok {
+            self.stats.bad_mappings += 1;
+        }
+        if d.data_fin && bare_fin_ok {
             let fin = dsn + (m.data_len as u64 - 1);
             // The first DATA_FIN counts (as in Linux); it cannot precede what
             // was already delivered, nor lie beyond any window we offered.
