@@ -596,3 +596,100 @@ fn an_unanswered_data_fin_after_all_data_was_acked_falls_back() {
         );
     }
 }
+
+/// two_endpoints: with checksums, a bit flip made a repeat of the client's
+/// mapping longer (1/14258 became 1/30642, same DSN). Overlapping mappings
+/// that agree on their DSNs were both kept, the bytes then waited for the
+/// longer one's checksum, which could never match, and data the client sent
+/// again at the data level was finally taken raw: delivered twice. A DSS
+/// checksum covers its whole mapping, so two different checksummed mappings
+/// over the same bytes conflict; only an identical repeat is accepted (as in
+/// Linux).
+#[test]
+fn different_checksummed_mappings_over_the_same_bytes_conflict() {
+    use mptun_stack::mptcp::mapping::{Mapping, MappingError, Mappings};
+    use mptun_stack::wire::Dsn;
+    let m = |len: u16, checksum: Option<u16>| Mapping {
+        ssn: 1,
+        dsn: Dsn(1000),
+        len,
+        checksum,
+        data_fin: false,
+    };
+    let mut plain = Mappings::new(8);
+    plain.insert(m(14258, None)).unwrap();
+    // Without checksums, a longer mapping that agrees on every DSN is harmless.
+    assert_eq!(plain.insert(m(30642, None)), Ok(()));
+    let mut summed = Mappings::new(8);
+    summed.insert(m(14258, Some(0x1234))).unwrap();
+    assert_eq!(summed.insert(m(14258, Some(0x1234))), Ok(()), "a repeat");
+    assert_eq!(
+        summed.insert(m(30642, Some(0x1234))),
+        Err(MappingError::Conflict)
+    );
+    assert_eq!(
+        summed.insert(m(14258, Some(0x4321))),
+        Err(MappingError::Conflict)
+    );
+}
+
+/// two_endpoints: the client's MP_FAIL echo came back but its infinite
+/// mapping was lost; the client, fallen back, reads plain TCP. The server,
+/// whose DATA_ACK had not come, sent its data again at the data level on the
+/// same subflow, and the client delivered those bytes a second time. No data
+/// is sent again at the data level while an MP_FAIL exchange is under way.
+///
+/// This scenario walks the same path (a changed byte, MP_FAIL, the infinite
+/// mapping lost) and checks the invariant; the fuzz input's exact timing
+/// (`fuzz/regressions/two_endpoints/reinjection-during-mp-fail-*`, which
+/// failed before the fix) is replayed by `scripts/fuzz.sh`.
+#[test]
+fn no_data_level_retransmission_during_an_mp_fail_exchange() {
+    let reply: Vec<u8> = (0..1423u32).map(|i| (i % 253) as u8).collect();
+    let mut cfg = [mptcp_config(1, false), mptcp_config(2, false)];
+    cfg[0].mptcp.checksum = true;
+    let (mut flipped, mut dropped, mut client_data) = (false, false, 0);
+    let (ends, stacks) = run(
+        cfg,
+        [vec![3u8; 2445], reply.clone()],
+        Duration::from_secs(300),
+        |from, p| {
+            let s = segment(p);
+            let (data, infinite) = (
+                !s.payload.is_empty(),
+                mptun_stack::wire::MptcpOptions::parse(&s)
+                    .dss
+                    .and_then(|d| d.mapping)
+                    .is_some_and(|m| m.data_len == 0),
+            );
+            if from == 0 && data {
+                client_data += 1;
+            }
+            if from == 0 && data && client_data == 2 {
+                // The end of the client's first mapping: a byte changed, so
+                // the server sends MP_FAIL.
+                if let Some(q) = flip_payload(p, 2) {
+                    *p = q;
+                    flipped = true;
+                }
+            } else if from == 0 && infinite && !dropped {
+                // The client's infinite mapping (and its DATA_ACK) is lost.
+                dropped = true;
+                return None;
+            }
+            Some(Duration::ZERO)
+        },
+    );
+    assert!(flipped && dropped);
+    let [client, _] = &ends;
+    assert!(
+        reply.starts_with(&client.rx),
+        "the client got {} bytes, not a prefix of the {} sent",
+        client.rx.len(),
+        reply.len()
+    );
+    assert_eq!(
+        (stacks[0].connection_count(), stacks[1].connection_count()),
+        (0, 0)
+    );
+}
