@@ -693,3 +693,51 @@ fn no_data_level_retransmission_during_an_mp_fail_exchange() {
         (0, 0)
     );
 }
+
+/// two_endpoints: with checksums (v0), a bit flip lengthened the mapping on
+/// the client's first data segment (3875 became 3939 bytes); the true repeats
+/// that followed conflicted and were refused. The server waited for bytes
+/// 3876..3939, which came only as data the client sent again at the data
+/// level, mapped to its old DSNs; the corrupted mapping then failed its
+/// checksum and, with MP_FAIL, every subflow byte was taken as it came — the
+/// data sent again included: delivered twice. With checksums two different
+/// mappings of the same bytes cannot be reconciled: reset.
+#[test]
+fn conflicting_checksummed_mappings_reset_instead_of_delivering_twice() {
+    let data: Vec<u8> = (0..3875u32).map(|i| (i * 31 % 255) as u8).collect();
+    let mut altered = false;
+    let (ends, stacks) = run(
+        [mptcp_config(1, true), mptcp_config(2, true)],
+        [data.clone(), Vec::new()],
+        Duration::from_secs(300),
+        |from, p| {
+            if from != 0 || altered || segment(p).payload.is_empty() {
+                return Some(Duration::ZERO);
+            }
+            if let Some(q) = packet::rewrite_mptcp(p, |o| match o {
+                mptun_stack::wire::MptcpOption::Dss(mut d) if d.mapping.is_some() => {
+                    let m = d.mapping.as_mut().unwrap();
+                    m.data_len += 64;
+                    Some(mptun_stack::wire::MptcpOption::Dss(d))
+                }
+                _ => None,
+            }) {
+                *p = q;
+                altered = true;
+            }
+            Some(Duration::ZERO)
+        },
+    );
+    assert!(altered);
+    let [_, server] = &ends;
+    assert!(
+        data.starts_with(&server.rx),
+        "the server got {} bytes, not a prefix of the {} sent",
+        server.rx.len(),
+        data.len()
+    );
+    assert_eq!(
+        (stacks[0].connection_count(), stacks[1].connection_count()),
+        (0, 0)
+    );
+}

@@ -134,7 +134,14 @@ impl DataLevel {
             }];
         }
         let in_order = m.dsn == self.rcv_nxt && self.assembler.is_empty();
-        if !in_order || self.fail.infinite_map_pending {
+        // From here the subflow's bytes would be taken as they come: a later
+        // mapping already known that puts its bytes elsewhere (data the peer
+        // sent again on this subflow) shows they are not one stream.
+        let raw_is_stream = sf.rx_map.iter().all(|k| {
+            let off = k.ssn.wrapping_sub(m.ssn);
+            off as i32 <= 0 || k.dsn == m.dsn + u64::from(off)
+        });
+        if !in_order || !raw_is_stream || self.fail.infinite_map_pending {
             return vec![Action::ResetAll {
                 reason: rst_reason::MIDDLEBOX,
                 fail: Some(m.dsn),

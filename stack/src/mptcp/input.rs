@@ -339,6 +339,13 @@ impl DataLevel {
                     data_fin: d.data_fin,
                 });
                 if r == Err(MappingError::Conflict) {
+                    if self.checksum {
+                        // With checksums two mappings of the same bytes must
+                        // be identical: one of them was altered on the way,
+                        // and which cannot be told. Taking the bytes raw
+                        // after a failed check could deliver data twice.
+                        return vec![self.unmappable_reset()];
+                    }
                     self.stats.bad_mappings += 1;
                 }
             }
