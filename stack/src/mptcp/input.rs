@@ -24,18 +24,19 @@ pub(super) const WINDOW_SLACK: u64 = 1 << 16;
 
 /// Whether an acceptable segment (already processed by `tcb`) tells us
 /// something new about the peer's side of the subflow: it acknowledges data of
-/// ours not acknowledged before (the FIN aside), or brings the peer's FIN for
-/// the first time. (Payload is judged by its mapping, in `recv.rs`.) What such
+/// ours not acknowledged before (the FIN aside), or brings the peer's FIN in
+/// order for the first time. (Payload is judged by its mapping, in `recv.rs`.) What such
 /// a segment lacks in options means something; a duplicate ACK, a window
 /// update or a challenge ACK (sent without options by some stacks) does not.
-fn brings_news(tcb: &Tcb, sf: &mut SubflowMp, seg: &TcpRepr<'_>) -> bool {
+fn brings_news(tcb: &Tcb, sf: &mut SubflowMp) -> bool {
     let data_acked = tcb.acked_ssn().min(tcb.next_ssn());
     let acked_news = data_acked.wrapping_sub(sf.data_acked.max(1)) as i32 > 0;
     if acked_news {
         sf.data_acked = data_acked;
     }
-    let fin_news = seg.flags.fin()
-        && !sf.fin_seen
+    // The FIN counts when the TCB takes it in order, which may be on a later
+    // segment that fills a hole before it.
+    let fin_news = !sf.fin_seen
         && matches!(
             tcb.state(),
             State::CloseWait | State::Closing | State::LastAck | State::TimeWait
@@ -105,7 +106,7 @@ impl DataLevel {
         if !seg.flags.syn() {
             self.peer_speaks_mptcp = o.any;
         }
-        let news = brings_news(tcb, sf, seg);
+        let news = brings_news(tcb, sf);
         if news
             && !o.any
             && sf.is_initial()
@@ -119,7 +120,14 @@ impl DataLevel {
             // our DATA_FIN and so the subflow's FIN. Only news counts: a
             // duplicate or challenge ACK's missing options say nothing.
             if self.may_fall_back {
-                acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
+                // Not while bytes the subflow took are still short of the data
+                // level (an incomplete or unchecked mapping): the peer, having
+                // no DATA_ACK for them, may send them again at the data level
+                // on this subflow, and read as plain TCP they would arrive
+                // twice. A later segment decides.
+                if tcb.recv_available() == 0 {
+                    acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
+                }
             } else {
                 // Too late to fall back (a join was tried): data sent again
                 // on this subflow at the data level would reach a peer that

@@ -583,7 +583,9 @@ impl DataLevel {
         }
         acts.extend(self.fail_timeout(now, tcb));
         if self.fin_timer.is_some_and(|t| t <= now) {
-            let all_acked = self.snd_una == self.data_end();
+            // Every byte DATA_ACKed, and none of the peer's waiting in the
+            // subflow short of the data level (see input.rs).
+            let all_acked = self.snd_una == self.data_end() && tcb.recv_available() == 0;
             if self.pending_data_fin().is_some()
                 && self.phase != Phase::Fallback
                 && all_acked
