@@ -20,7 +20,7 @@ mp_endpoint 10.2.0.1 p2 subflow
 kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$MPTUN_PID/status"; }
 idle=$(kib VmRSS)
 n=16
-( while sleep 0.25; do json_eval "$(mptun_status_json)" 'd["memory"]["used_bytes"]' 2>/dev/null; done ) >"$DIR/mem.log" &
+( trap - ERR; set +e; while sleep 0.25; do json_eval "$(mptun_status_json 2>/dev/null)" 'd["memory"]["used_bytes"]' 2>/dev/null; done ) >"$DIR/mem.log" &
 sampler=$!
 out=$(tcpclient_peer 10.10.1.2 7 --mptcp --connections "$n" --bytes $((64 << 20)) --timeout 300) || {
     kill "$sampler" 2>/dev/null
