@@ -65,19 +65,11 @@ pub enum FallbackReason {
     NoMpCapableSynAck,
     NoMpCapableAck,
     NoMapping,
-    /// The peer acknowledged our data on a segment without any MPTCP option:
-    /// it fell back (RFC 8684 §3.7), or a middlebox strips the options.
-    NoDataAck,
     /// The peer sent an infinite mapping (after our MP_FAIL, or on its own).
     InfiniteMapping,
     /// We answered the peer's MP_FAIL with an infinite mapping.
     MpFail,
 }
-
-/// Repeats of an unacknowledged DATA_FIN, with all data acknowledged, after
-/// which the peer is taken to have fallen back (see `on_timeout`): about 30
-/// RTOs, far longer than a live MPTCP peer takes to acknowledge it.
-const DATA_FIN_TRIES_BEFORE_FALLBACK: u32 = 4;
 
 /// Settings taken from the stack's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -583,25 +575,7 @@ impl DataLevel {
         }
         acts.extend(self.fail_timeout(now, tcb));
         if self.fin_timer.is_some_and(|t| t <= now) {
-            // Every byte DATA_ACKed, and none of the peer's waiting in the
-            // subflow short of the data level (see input.rs).
-            let all_acked = self.snd_una == self.data_end() && tcb.recv_available() == 0;
-            if self.pending_data_fin().is_some()
-                && self.phase != Phase::Fallback
-                && all_acked
-                && self.may_fall_back
-                && self.fin_backoff >= DATA_FIN_TRIES_BEFORE_FALLBACK
-            {
-                // Every byte was DATA_ACKed, yet the DATA_FIN never is: the
-                // peer fell back behind our back (it took an ACK of ours that
-                // lost its options on the way for plain TCP) and ignores DSS,
-                // while it waits for our FIN, which waits for the DATA_ACK.
-                // Falling back sends the FIN; with no data outstanding nothing
-                // can be misread, and a peer that is still MPTCP falls back on
-                // that option-less FIN (input.rs).
-                acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
-                self.fin_timer = None;
-            } else if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
+            if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
                 acts.push(Action::AckAll);
                 self.fin_backoff = (self.fin_backoff + 1).min(6);
                 self.fin_timer = Some(now + tcb.rto() * (1 << self.fin_backoff));

@@ -100,14 +100,6 @@ impl Mappings {
             if *known == m {
                 return Ok(());
             }
-            if known.checksum.is_some() || m.checksum.is_some() {
-                // A DSS checksum covers its mapping's whole range: two
-                // different checksummed mappings over the same bytes cannot
-                // both be right (one was altered on the way), and the
-                // bytes would wait for the longer one for ever. As Linux,
-                // only an identical repeat is accepted.
-                return Err(MappingError::Conflict);
-            }
             // Overlapping bytes must agree on their DSN.
             let start = if known.contains(m.ssn) {
                 m.ssn

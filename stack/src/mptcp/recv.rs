@@ -48,15 +48,6 @@ impl DataLevel {
                 if sf.is_initial() && (!sf.mapping_seen || sf.rx_map.is_empty()) {
                     // Data without any mapping: options were stripped on the path.
                     acts.extend(self.fall_back(FallbackReason::NoMapping, tcb));
-                } else if self.checksum
-                    && sf.rx_map.iter().any(|l| l.ssn.wrapping_sub(ssn) as i32 > 0)
-                {
-                    // These bytes have no mapping while later ones do: theirs
-                    // was lost or altered on the way (an altered one that was
-                    // taken first makes the true one a contradiction, refused).
-                    // They can never be checked nor placed: reset rather than
-                    // wait for ever.
-                    acts.push(self.unmappable_reset());
                 }
                 break;
             };
@@ -64,14 +55,7 @@ impl DataLevel {
             let mut n = avail.min(in_map);
             let verified = sf.verified_end == Some(m.ssn_end());
             if self.checksum && m.checksum.is_some() && !verified {
-                if ssn != m.ssn {
-                    // Part of it was taken under another mapping: its checksum
-                    // can never be verified, and the bytes will never be
-                    // taken. Reset rather than wait for ever.
-                    acts.push(self.unmappable_reset());
-                    break;
-                }
-                if avail < m.len as usize {
+                if ssn != m.ssn || avail < m.len as usize {
                     break;
                 }
                 let mut sum = DssChecksum::new(m.dsn.0, m.ssn, m.len + m.data_fin as u16);

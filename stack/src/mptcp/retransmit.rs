@@ -79,12 +79,10 @@ impl DataLevel {
             return acts;
         }
         let held = self.first_in_flight(subflows);
-        if held == Some(0) || !self.peer_speaks_mptcp || self.checksum_failure_pending() {
+        if held == Some(0) || !self.peer_speaks_mptcp {
             // A subflow is still at it, its own recovery (or stall) decides; or
             // the peer sends plain ACKs (it fell back, or a middlebox strips
-            // options), or an MP_FAIL exchange is under way (the peer falls
-            // back at its end of it, maybe already has): bytes sent again would
-            // reach it as new data.
+            // options): bytes sent again would reach it as new data.
             self.arm_rtx(now, rto);
             return acts;
         }
