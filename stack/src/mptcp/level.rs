@@ -431,10 +431,7 @@ impl DataLevel {
         }
         let cap = self.rcv_buf.capacity();
         let held = self.rcv_buf.len();
-        let floor = self
-            .rcv_max
-            .min(INITIAL_RECV_BUFFER)
-            .max(held + self.assembler.extent());
+        let floor = self.recv_floor();
         let Some(want) = self
             .rcv_space
             .adjust(now, self.bytes_read, held, cap, floor, tcb.mss())
@@ -444,6 +441,14 @@ impl DataLevel {
         if let Some(c) = retune(cap, want, floor, self.rcv_max, self.pressure.may_grow()) {
             self.rcv_buf.set_capacity(c);
         }
+    }
+
+    /// The least the receive buffer may hold: its starting size, and the
+    /// out-of-order data kept must still fit once the holes fill (what the
+    /// subflows offered beyond it waits in them).
+    fn recv_floor(&self) -> usize {
+        let kept = self.rcv_buf.len() + self.assembler.extent();
+        self.rcv_max.min(INITIAL_RECV_BUFFER).max(kept)
     }
 
     /// The send buffer follows what the subflows together may have in
@@ -474,11 +479,7 @@ impl DataLevel {
         if self.pressure == Pressure::None {
             return 0;
         }
-        // Never below the out-of-order data kept: it must fit once the
-        // holes fill.
-        let recv_floor = self.rcv_max.min(INITIAL_RECV_BUFFER);
-        let kept = self.rcv_buf.len() + self.assembler.extent();
-        self.rcv_buf.set_capacity(recv_floor.max(kept));
+        self.rcv_buf.set_capacity(self.recv_floor());
         let send_floor = self.snd_max.min(INITIAL_SEND_BUFFER);
         self.snd_buf
             .set_capacity(send_floor.max(self.snd_buf.len()));

@@ -868,13 +868,8 @@ impl Tcb {
         if self.pressure == Pressure::None {
             return 0;
         }
-        // Never below what the window offered and the out-of-order data
-        // kept (it must fit once the holes fill).
-        let offered = self.rcv_adv.diff(self.rcv_nxt).max(0) as usize;
-        let kept = self.recv_buf.len() + offered.max(self.assembler.extent());
-        let recv_floor = self.cfg.recv_buffer.min(INITIAL_RECV_BUFFER);
         if self.window_cap.is_none() {
-            self.recv_buf.set_capacity(recv_floor.max(kept));
+            self.recv_buf.set_capacity(self.recv_floor());
         }
         let send_floor = self.cfg.send_buffer.min(INITIAL_SEND_BUFFER);
         self.send_buf
