@@ -31,6 +31,9 @@ fi
 echo "== cargo test"
 cargo test --workspace --locked
 
+echo "== fuzz targets: corpus, regressions and a short run each (scripts/fuzz.sh)"
+scripts/fuzz.sh
+
 if [ "$(id -u)" = 0 ]; then
     echo "== network-namespace interop tests (tests/netns)"
     tests/netns/run.sh

@@ -256,6 +256,87 @@ pub struct RunArgs {
     )]
     pub local_forward: Vec<LocalForwardSpec>,
 
+    /// SOCKS5 service on PORT of the stack's addresses: the concentrator end of a gateway.
+    ///
+    /// Clients (a `mptun --transparent` gateway over MPTCP, or any SOCKS5
+    /// client, MPTCP or plain TCP) ask it to CONNECT to an IPv4 or IPv6 address
+    /// or a host name (resolved by the host's resolver); each target is dialled
+    /// from the host's own sockets and relayed, as --forward does. Only CONNECT
+    /// is served. It refuses to run as an open proxy: give --socks5-allow,
+    /// --socks5-users, or both (then a client needs both).
+    /// Example: --socks5 1080 --socks5-allow 10.20.0.0/16,fd20::/48
+    #[arg(verbatim_doc_comment, long = "socks5", value_name = "PORT", value_parser = parse_port)]
+    pub socks5: Option<u16>,
+
+    /// Client source prefixes --socks5 serves (comma-separated, repeatable); others get "not allowed".
+    #[arg(
+        long = "socks5-allow",
+        value_name = "PREFIX,...",
+        value_delimiter = ',',
+        requires = "socks5"
+    )]
+    pub socks5_allow: Vec<ipnet::IpNet>,
+
+    /// Accounts for --socks5 (RFC 1929 username/password): FILE has one `user:password` a line.
+    ///
+    /// `#` starts a comment line. FILE must not be readable by others (mode 0600
+    /// or 0640), since it holds passwords; mptun keeps only their digests.
+    #[arg(long = "socks5-users", value_name = "FILE", requires = "socks5", value_hint = ValueHint::FilePath)]
+    pub socks5_users: Option<PathBuf>,
+
+    /// Gateway: accept TCP to ANY address the host routes into the TUN, answering as that destination.
+    ///
+    /// Each connection is carried to --upstream and relayed both ways; a
+    /// destination that refuses or cannot be reached resets the client's
+    /// connection. Route only TCP from the LAN into the TUN
+    /// (scripts/gateway-routes.sh; the README's gateway section); mptun's own
+    /// upstream subflows leave through the TUN too and are never caught again
+    /// (they come from its own addresses).
+    #[arg(long, requires = "upstream")]
+    pub transparent: bool,
+
+    /// Where --transparent and --socks5-listen connections go: socks5://ADDR:PORT (a concentrator, e.g. `mptun --socks5`, over MPTCP) or direct.
+    ///
+    /// socks5://: an MPTCP connection from mptun's addresses (a subflow from
+    /// each `subflow` address) to the SOCKS5 server, which CONNECTs to the
+    /// original destination. direct: dial the destination from the host.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<crate::gateway::Upstream>,
+
+    /// Gateway: a SOCKS5 server (no authentication) on a host socket, for applications set to use a proxy.
+    ///
+    /// Each CONNECT (to an address or a host name) takes the same way as
+    /// --transparent connections: to --upstream. On an address other than
+    /// loopback give --socks5-listen-allow. Example: --socks5-listen 127.0.0.1:1080
+    #[arg(
+        verbatim_doc_comment,
+        long,
+        value_name = "ADDR:PORT",
+        requires = "upstream"
+    )]
+    pub socks5_listen: Option<SocketAddr>,
+
+    /// Client source prefixes --socks5-listen serves (comma-separated, repeatable); others get "not allowed".
+    #[arg(
+        long,
+        value_name = "PREFIX,...",
+        value_delimiter = ',',
+        requires = "socks5_listen"
+    )]
+    pub socks5_listen_allow: Vec<ipnet::IpNet>,
+
+    /// The scheduler of the MPTCP connections to a socks5:// --upstream (default: --scheduler).
+    ///
+    /// E.g. overflow with a metered WAN's address marked backup
+    /// (`--addr ADDR,subflow,backup`): that link carries only what the others
+    /// cannot. The concentrator's own --scheduler decides the other direction.
+    #[arg(long, value_name = "NAME", value_parser = parse_scheduler, requires = "upstream")]
+    pub upstream_scheduler: Option<SchedulerKind>,
+
+    /// Username and password for a socks5:// --upstream: FILE holds one `user:password` line (mode 0600).
+    #[arg(long, value_name = "FILE", requires = "upstream", value_hint = ValueHint::FilePath)]
+    pub upstream_credentials: Option<PathBuf>,
+
     /// Write every packet read from or written to the TUN device to FILE (pcap, LINKTYPE_RAW).
     ///
     /// FILE must not exist: it is created new, mode 0600 (it holds every payload
@@ -297,6 +378,14 @@ pub struct RunArgs {
     /// 1h), both sides of the relayed connection are reset. 0 turns this off.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+
+    /// Relayed connections (--forward, --local-forward, --socks5, --transparent) at a time.
+    ///
+    /// Past N, a new client is refused at once in a way it understands (a
+    /// reset; a SOCKS5 client gets "general failure"), counted in `status` and
+    /// logged; the ones in progress go on.
+    #[arg(long, value_name = "N", default_value_t = 16384, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_relays: u32,
 
     /// Memory all connections together may hold, e.g. 256M or 2G (K, M, G: powers of 1024).
     ///
@@ -348,7 +437,9 @@ pub struct RunArgs {
 
     /// How an MPTCP connection spreads data over its subflows: minrtt (the
     /// lowest-RTT subflow with room; backups only when no active subflow is
-    /// left), roundrobin, or redundant (every byte on every subflow).
+    /// left), roundrobin, redundant (every byte on every subflow), or overflow
+    /// (primary plus overflow: backups also carry what the active subflows
+    /// cannot, whenever all of them are full).
     #[arg(long, value_name = "NAME", default_value = "minrtt", value_parser = parse_scheduler)]
     pub scheduler: SchedulerKind,
 
@@ -518,13 +609,33 @@ impl RunArgs {
             .iter()
             .map(|&p| (p, "--echo"))
             .chain(self.sink.iter().map(|&p| (p, "--sink")))
-            .chain(self.forward.iter().map(|f| (f.port, "--forward")));
+            .chain(self.forward.iter().map(|f| (f.port, "--forward")))
+            .chain(self.socks5.iter().map(|&p| (p, "--socks5")));
         for (port, option) in services {
             if let Some(previous) = ports.insert(port, option) {
                 return Err(CliError::new(format!(
                     "port {port} is used by both {previous} and {option}"
                 )));
             }
+        }
+
+        if self.upstream.is_some() && !self.transparent && self.socks5_listen.is_none() {
+            return Err(CliError::new(
+                "--upstream is where --transparent or --socks5-listen connections go: give one of them",
+            ));
+        }
+        if let Some(l) = self.socks5_listen {
+            if !l.ip().is_loopback() && self.socks5_listen_allow.is_empty() {
+                return Err(CliError::new(format!(
+                    "--socks5-listen {l} would be an open proxy to whoever reaches {}: give --socks5-listen-allow PREFIX,...",
+                    l.ip()
+                )));
+            }
+        }
+        if self.socks5.is_some() && self.socks5_allow.is_empty() && self.socks5_users.is_none() {
+            return Err(CliError::new(
+                "--socks5 would be an open proxy: give --socks5-allow PREFIX,... or --socks5-users FILE",
+            ));
         }
 
         for (i, lf) in self.local_forward.iter().enumerate() {
@@ -1067,8 +1178,9 @@ fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
         "minrtt" => Ok(SchedulerKind::MinRtt),
         "roundrobin" => Ok(SchedulerKind::RoundRobin),
         "redundant" => Ok(SchedulerKind::Redundant),
+        "overflow" => Ok(SchedulerKind::Overflow),
         other => Err(format!(
-            "unknown scheduler '{other}'; valid: minrtt, roundrobin, redundant"
+            "unknown scheduler '{other}'; valid: minrtt, roundrobin, redundant, overflow"
         )),
     }
 }
@@ -1272,6 +1384,8 @@ mod tests {
             "500ms",
             "--idle-timeout",
             "0",
+            "--max-relays",
+            "50",
             "--max-memory",
             "512M",
             "--max-conns-per-source",
@@ -1329,11 +1443,21 @@ mod tests {
                     listen: SocketAddr::new(v4(127, 0, 0, 1), 9000),
                     remote: SocketAddr::new(v4(10, 10, 1, 1), 5201),
                 }],
+                socks5: None,
+                socks5_allow: vec![],
+                socks5_users: None,
+                transparent: false,
+                upstream: None,
+                socks5_listen: None,
+                socks5_listen_allow: vec![],
+                upstream_scheduler: None,
+                upstream_credentials: None,
                 pcap: Some("/tmp/x.pcap".into()),
                 control: Some("/tmp/ctl.sock".into()),
                 control_group: Some("mptun".into()),
                 connect_timeout: Duration::from_millis(500),
                 idle_timeout: Duration::ZERO,
+                max_relays: 50,
                 max_memory: MemorySize::Bytes(512 << 20),
                 max_conns_per_source: 10,
                 max_connections: 1000,
@@ -1381,6 +1505,7 @@ mod tests {
         assert_eq!(r.max_memory, MemorySize::Auto);
         assert_eq!(r.max_conns_per_source, 1024);
         assert_eq!(r.max_connections, 65536);
+        assert_eq!(r.max_relays, 16384);
         assert_eq!(r.syn_cookies, SynCookies::OnOverflow);
 
         let r = run(&["--addr", "10.0.0.1", "--tun", "foo"]);
@@ -1573,6 +1698,71 @@ mod tests {
     }
 
     #[test]
+    fn socks5_is_never_an_open_proxy() {
+        let run = |extra: &[&str]| {
+            let mut args = vec!["mptun", "run", "--tun", "t0", "--addr", "10.0.0.1"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_validated_from(args)
+        };
+        let e = run(&["--socks5", "1080"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("open proxy"), "{e}");
+        let ok = run(&["--socks5", "1080", "--socks5-allow", "10.0.0.0/8,fd00::/8"]).unwrap();
+        let Command::Run(r) = ok.command else {
+            panic!("a run command")
+        };
+        assert_eq!(r.socks5_allow.len(), 2);
+        let e = run(&["--socks5-allow", "10.0.0.0/8"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let e = run(&["--socks5", "1080", "--socks5-allow", "10.0.0.0/33"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ValueValidation);
+        let e = run(&[
+            "--socks5",
+            "7",
+            "--echo",
+            "7",
+            "--socks5-allow",
+            "10.0.0.0/8",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("port 7"), "{e}");
+    }
+
+    #[test]
+    fn socks5_listen_is_never_an_open_proxy_and_needs_an_upstream() {
+        let run = |extra: &[&str]| {
+            let mut args = vec!["mptun", "run", "--tun", "t0", "--addr", "10.0.0.1"];
+            args.extend_from_slice(extra);
+            Cli::try_parse_validated_from(args)
+        };
+        let up = ["--upstream", "socks5://10.40.1.2:1080"];
+        let e = run(&up).unwrap_err();
+        assert!(
+            e.to_string().contains("--transparent or --socks5-listen"),
+            "{e}"
+        );
+        let e = run(&["--socks5-listen", "127.0.0.1:1080"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+        let ok = run(&[up[0], up[1], "--socks5-listen", "127.0.0.1:1080"]).unwrap();
+        let Command::Run(r) = ok.command else {
+            panic!("a run command")
+        };
+        assert_eq!(r.socks5_listen, Some("127.0.0.1:1080".parse().unwrap()));
+        assert!(!r.transparent);
+        let e = run(&[up[0], up[1], "--socks5-listen", "0.0.0.0:1080"]).unwrap_err();
+        assert!(e.to_string().contains("open proxy"), "{e}");
+        let lan = [up[0], up[1], "--socks5-listen", "[::]:1080"];
+        let ok = run(&[
+            &lan[..],
+            &["--socks5-listen-allow", "fd50::/64,192.168.50.0/24"],
+        ]
+        .concat());
+        assert_eq!(ok.map(|_| ()).map_err(|e| e.to_string()), Ok(()));
+        let e = run(&["--socks5-listen-allow", "10.0.0.0/8"]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
     fn validate_conflicts() {
         let e = |args: &[&str]| run(args).validate().unwrap_err().to_string();
         assert!(e(&["--addr", "10.0.0.1", "--addr", "10.0.0.1,signal"]).contains("twice"));
@@ -1637,6 +1827,7 @@ mod tests {
             "--control-group <GROUP>",
             "--connect-timeout <DURATION>",
             "--idle-timeout <DURATION>",
+            "--max-relays <N>",
             "--max-memory <SIZE>",
             "--max-conns-per-source <N>",
             "--max-connections <N>",

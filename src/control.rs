@@ -884,6 +884,8 @@ mod tests {
             counters: counters_from(&Default::default()),
             keys_redacted: false,
             memory: MemoryStatus::default(),
+            paths: vec![],
+            relays: Default::default(),
         }
     }
 

@@ -4,7 +4,10 @@
 use crate::cli::{AddrArgs, AddrOp, AddrSpec, CliError, Prio, StatusArgs};
 use crate::control::{self, ControlServer, Request, Response, SocketAccess};
 use crate::daemon::Runtime;
-use crate::status::{connection_from_info, counters_from, MemoryStatus, ServiceStatus, Status};
+use crate::status::{
+    connection_from_info, counters_from, paths_from, MemoryStatus, RelayStatus, RelaysStatus,
+    ServiceStatus, Status,
+};
 use crate::tun;
 use mptun_stack::memory::Pressure;
 use mptun_stack::EndpointFlags;
@@ -139,12 +142,42 @@ pub async fn addr(args: AddrArgs) -> Result<(), String> {
 /// The daemon's state as `mptun status` shows it.
 pub fn snapshot(rt: &Runtime) -> Status {
     let s = rt.handle.lock();
-    let connections = s
+    let connections: Vec<_> = s
         .stack
         .connections()
         .into_iter()
         .filter_map(|id| s.stack.info(id).map(|info| connection_from_info(id, &info)))
         .collect();
+    let relays = RelaysStatus {
+        limit: rt.relays.limit() as u64,
+        refused: rt.relays.refused(),
+        active: rt
+            .relays
+            .snapshot()
+            .iter()
+            .map(|r| {
+                let upstream = r.upstream();
+                let upstream_subflows = upstream
+                    .and_then(|u| connections.iter().find(|c| c.local == u))
+                    .map_or(0, |c| {
+                        c.subflows
+                            .iter()
+                            .filter(|s| s.state == "ESTABLISHED")
+                            .count() as u64
+                    });
+                RelayStatus {
+                    service: r.service.to_string(),
+                    client: r.client,
+                    target: r.target.clone(),
+                    upstream,
+                    upstream_subflows,
+                    bytes_up: r.up.load(Ordering::Relaxed),
+                    bytes_down: r.down.load(Ordering::Relaxed),
+                    age_s: r.started.elapsed().as_secs_f64(),
+                }
+            })
+            .collect(),
+    };
     let services = rt
         .services
         .iter()
@@ -164,8 +197,10 @@ pub fn snapshot(rt: &Runtime) -> Status {
         tun: rt.tun.clone(),
         addresses: s.stack.addresses().to_vec(),
         uptime_s: s.uptime().as_secs_f64(),
+        paths: paths_from(&connections),
         connections,
         services,
+        relays,
         counters: counters_from(&s.stack.counters()),
         keys_redacted: false,
         memory: MemoryStatus {

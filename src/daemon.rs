@@ -58,6 +58,7 @@ pub struct Runtime {
     pub routes: bool,
     pub handle: Handle,
     pub services: Vec<Arc<ServiceStats>>,
+    pub relays: Arc<crate::relays::Relays>,
 }
 
 fn stack_config(args: &RunArgs, seed: Seed) -> Config {
@@ -189,6 +190,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         connect: args.connect_timeout,
         idle: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
     };
+    let relays = crate::relays::Relays::new(args.max_relays as usize);
     let mut services = Vec::new();
     for &port in &args.echo {
         services.push(services::echo(&handle, port).map_err(|e| err(format!("--echo {port}"), e))?);
@@ -201,13 +203,67 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     for f in &args.forward {
         services.push(
-            services::forward(&handle, f.port, f.host.clone(), f.host_port, timeouts)
-                .map_err(|e| err(format!("--forward {f}"), e))?,
+            services::forward(
+                &handle,
+                f.port,
+                f.host.clone(),
+                f.host_port,
+                timeouts,
+                &relays,
+            )
+            .map_err(|e| err(format!("--forward {f}"), e))?,
         );
+    }
+    if let Some(port) = args.socks5 {
+        let users = match &args.socks5_users {
+            Some(path) => Some(
+                crate::socks5::Users::load(path)
+                    .map_err(|e| err("--socks5-users", std::io::Error::other(e)))?,
+            ),
+            None => None,
+        };
+        let access = crate::socks5::service::Access {
+            allow: args.socks5_allow.clone(),
+            users,
+        };
+        services.push(
+            crate::socks5::service::socks5(&handle, port, access, timeouts, &relays)
+                .map_err(|e| err(format!("--socks5 {port}"), e))?,
+        );
+    }
+    if let Some(upstream) = &args.upstream {
+        let creds = match &args.upstream_credentials {
+            Some(path) => Some(
+                crate::gateway::load_credentials(path)
+                    .map_err(|e| err("--upstream-credentials", std::io::Error::other(e)))?,
+            ),
+            None => None,
+        };
+        let route = crate::gateway::Route {
+            upstream: upstream.clone(),
+            creds,
+            scheduler: args.upstream_scheduler,
+        };
+        if args.transparent {
+            services.push(
+                crate::gateway::transparent(&handle, route.clone(), timeouts, &relays)
+                    .map_err(|e| err("--transparent", e))?,
+            );
+        }
+        if let Some(listen) = args.socks5_listen {
+            let allow = args.socks5_listen_allow.clone();
+            services.push(
+                crate::socks5::local::socks5_listen(
+                    &handle, listen, allow, route, timeouts, &relays,
+                )
+                .await
+                .map_err(|e| err(format!("--socks5-listen {listen}"), e))?,
+            );
+        }
     }
     for f in &args.local_forward {
         services.push(
-            services::local_forward(&handle, f.listen, f.remote, timeouts)
+            services::local_forward(&handle, f.listen, f.remote, timeouts, &relays)
                 .await
                 .map_err(|e| err(format!("--local-forward {f}"), e))?,
         );
@@ -218,6 +274,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         routes: !args.no_routes,
         handle: handle.clone(),
         services,
+        relays,
     });
     let control = crate::control_glue::serve(control_server, runtime.clone());
 

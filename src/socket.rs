@@ -6,8 +6,8 @@
 //! streams poke the driver through a [`Notify`] whenever they gave the engine work
 //! (data to send, window to reopen, a close).
 
-use mptun_stack::endpoint::CloseReason;
-use mptun_stack::{ConnId, Error as StackError, Event, Instant, Stack};
+use mptun_stack::endpoint::{CloseReason, Listen};
+use mptun_stack::{ConnId, ConnectOptions, Error as StackError, Event, Instant, Stack};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
@@ -38,7 +38,7 @@ pub struct Shared {
     pub stack: Stack,
     epoch: std::time::Instant,
     conns: HashMap<ConnId, ConnSlot>,
-    listeners: HashMap<u16, ListenerSlot>,
+    listeners: HashMap<Listen, ListenerSlot>,
     accepting: bool,
 }
 
@@ -71,8 +71,8 @@ impl Shared {
     pub fn dispatch_events(&mut self) {
         while let Some(ev) = self.stack.poll_event() {
             match ev {
-                Event::Accepted { id, local, remote } => {
-                    match self.listeners.get_mut(&local.port()) {
+                Event::Accepted { id, on, remote, .. } => {
+                    match self.listeners.get_mut(&on) {
                         Some(l) if self.accepting => {
                             self.conns.insert(
                                 id,
@@ -123,8 +123,8 @@ impl Shared {
     /// Stop accepting: listeners are closed and queued connections reset.
     pub fn stop_accepting(&mut self) {
         self.accepting = false;
-        for (port, mut l) in self.listeners.drain() {
-            self.stack.unlisten(port);
+        for (on, mut l) in self.listeners.drain() {
+            self.stack.unlisten_on(on);
             for (id, _) in l.queue.drain(..) {
                 let _ = self.stack.abort(id);
                 self.conns.remove(&id);
@@ -200,21 +200,30 @@ impl Handle {
 
     /// Accept connections to `port` on every stack address.
     pub fn listen(&self, port: u16) -> io::Result<StackListener> {
+        if port == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "port 0"));
+        }
+        self.listen_on(Listen::Port(port))
+    }
+
+    /// Accept connections to `on` ([`Listen::Transparent`]: to any address
+    /// that is not the stack's; [`StackStream::local_addr`] names it).
+    pub fn listen_on(&self, on: Listen) -> io::Result<StackListener> {
         let mut s = self.lock();
         if !s.accepting {
             return Err(io::Error::other("stack is shutting down"));
         }
-        s.stack.listen(port).map_err(to_io)?;
-        s.listeners.insert(port, ListenerSlot::default());
+        s.stack.listen_on(on).map_err(to_io)?;
+        s.listeners.insert(on, ListenerSlot::default());
         Ok(StackListener {
             handle: self.clone(),
-            port,
+            on,
         })
     }
 
     /// Open a connection from the stack to `remote`.
     pub async fn connect(&self, remote: SocketAddr) -> io::Result<StackStream> {
-        let stream = self.start_connect(remote)?;
+        let stream = self.start_connect(remote, ConnectOptions::default())?;
         stream.established().await?;
         Ok(stream)
     }
@@ -226,7 +235,19 @@ impl Handle {
         remote: SocketAddr,
         timeout: std::time::Duration,
     ) -> io::Result<StackStream> {
-        let stream = self.start_connect(remote)?;
+        self.connect_timeout_with(remote, timeout, ConnectOptions::default())
+            .await
+    }
+
+    /// [`connect_timeout`](Self::connect_timeout) with `opts` (e.g. its own
+    /// MPTCP scheduler).
+    pub async fn connect_timeout_with(
+        &self,
+        remote: SocketAddr,
+        timeout: std::time::Duration,
+        opts: ConnectOptions,
+    ) -> io::Result<StackStream> {
+        let stream = self.start_connect(remote, opts)?;
         match tokio::time::timeout(timeout, stream.established()).await {
             Ok(r) => r.map(|()| stream),
             Err(_) => {
@@ -243,11 +264,14 @@ impl Handle {
     }
 
     /// The stream of a connection being opened to `remote` (SYN queued).
-    fn start_connect(&self, remote: SocketAddr) -> io::Result<StackStream> {
+    fn start_connect(&self, remote: SocketAddr, opts: ConnectOptions) -> io::Result<StackStream> {
         let id = {
             let mut s = self.lock();
             let now = s.now();
-            let id = s.stack.connect(now, None, remote).map_err(to_io)?;
+            let id = s
+                .stack
+                .connect_with(now, None, remote, opts)
+                .map_err(to_io)?;
             s.conns.insert(id, ConnSlot::default());
             id
         };
@@ -277,6 +301,7 @@ fn close_error(reason: CloseReason) -> io::Error {
         CloseReason::Reset => io::ErrorKind::ConnectionReset,
         CloseReason::TimedOut => io::ErrorKind::TimedOut,
         CloseReason::Aborted => io::ErrorKind::ConnectionAborted,
+        CloseReason::Unreachable => io::ErrorKind::HostUnreachable,
         CloseReason::Normal => io::ErrorKind::NotConnected,
     };
     io::Error::new(kind, format!("connection closed: {reason:?}"))
@@ -285,19 +310,19 @@ fn close_error(reason: CloseReason) -> io::Error {
 /// Accepts connections of one port, like `tokio::net::TcpListener`.
 pub struct StackListener {
     handle: Handle,
-    port: u16,
+    on: Listen,
 }
 
 impl StackListener {
-    pub fn port(&self) -> u16 {
-        self.port
+    pub fn on(&self) -> Listen {
+        self.on
     }
 
     /// The next accepted connection; an error once the stack stops accepting.
     pub async fn accept(&self) -> io::Result<(StackStream, SocketAddr)> {
         std::future::poll_fn(|cx| {
             let mut s = self.handle.lock();
-            let Some(l) = s.listeners.get_mut(&self.port) else {
+            let Some(l) = s.listeners.get_mut(&self.on) else {
                 return Poll::Ready(Err(io::Error::other("listener closed")));
             };
             if let Some((id, remote)) = l.queue.pop_front() {
@@ -319,8 +344,8 @@ impl StackListener {
 impl Drop for StackListener {
     fn drop(&mut self) {
         let mut s = self.handle.lock();
-        if let Some(mut l) = s.listeners.remove(&self.port) {
-            s.stack.unlisten(self.port);
+        if let Some(mut l) = s.listeners.remove(&self.on) {
+            s.stack.unlisten_on(self.on);
             for (id, _) in l.queue.drain(..) {
                 let _ = s.stack.abort(id);
                 s.conns.remove(&id);
@@ -338,6 +363,25 @@ pub struct StackStream {
 impl StackStream {
     pub fn id(&self) -> ConnId {
         self.id
+    }
+
+    fn addresses(&self) -> io::Result<(SocketAddr, SocketAddr)> {
+        self.handle
+            .lock()
+            .stack
+            .endpoints_of(self.id)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+
+    /// The local end: one of the stack's addresses, or for a transparent
+    /// listener's connection the destination the peer meant to reach.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.addresses().map(|(local, _)| local)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.addresses().map(|(_, remote)| remote)
     }
 
     /// Bytes a read would return now without waiting (0 once closed).

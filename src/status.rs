@@ -60,7 +60,85 @@ pub struct Status {
     /// What the connections hold against `--max-memory`.
     #[serde(default)]
     pub memory: MemoryStatus,
+    /// Each local address (a WAN, on a gateway): the subflows on it and what
+    /// they moved, over every connection ([`paths_from`]).
+    #[serde(default)]
+    pub paths: Vec<PathStatus>,
+    /// Relayed connections in progress, against `--max-relays`.
+    #[serde(default)]
+    pub relays: RelaysStatus,
 }
+
+/// One local address's share of the traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathStatus {
+    pub local: IpAddr,
+    /// Subflows (or plain TCP connections) on it now, and of them established.
+    pub subflows: u64,
+    pub established: u64,
+    /// Of them marked backup.
+    pub backup: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub retransmitted_bytes: u64,
+}
+
+/// The relays (`--forward`, `--local-forward`, `--socks5`, `--transparent`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RelaysStatus {
+    /// `--max-relays`, and how many clients it refused so far.
+    pub limit: u64,
+    pub refused: u64,
+    /// In progress, oldest first.
+    pub active: Vec<RelayStatus>,
+}
+
+/// One relayed connection: a client's, carried to its target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RelayStatus {
+    pub service: String,
+    pub client: SocketAddr,
+    /// Where it goes: an address, or a host name and port (SOCKS5).
+    pub target: String,
+    /// The local address of the stack connection that carries it upstream
+    /// (its entry in `connections`), and that connection's established
+    /// subflows; absent when the far side is a host socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<SocketAddr>,
+    #[serde(default)]
+    pub upstream_subflows: u64,
+    /// Bytes from the client to the target, and back.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub age_s: f64,
+}
+
+/// Per local address, the subflows of `connections` on it and their bytes.
+pub fn paths_from(connections: &[ConnectionStatus]) -> Vec<PathStatus> {
+    let mut by: BTreeMap<IpAddr, PathStatus> = BTreeMap::new();
+    for s in connections.iter().flat_map(|c| &c.subflows) {
+        let ip = s.local.ip().to_canonical();
+        let p = by.entry(ip).or_insert(PathStatus {
+            local: ip,
+            subflows: 0,
+            established: 0,
+            backup: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            retransmitted_bytes: 0,
+        });
+        p.subflows += 1;
+        p.established += u64::from(s.state == "ESTABLISHED");
+        p.backup += u64::from(s.backup);
+        p.bytes_sent += s.bytes_sent;
+        p.bytes_received += s.bytes_received;
+        p.retransmitted_bytes += s.retransmitted_bytes;
+    }
+    by.into_values().collect()
+}
+
+/// Relays shown in the table at most (`status --json` has them all).
+const TABLE_RELAYS: usize = 50;
 
 /// The stack's memory budget (`--max-memory`) and its use.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +243,10 @@ pub struct MptcpStatus {
     /// The addresses the peer announced.
     #[serde(default)]
     pub remote_addrs: Vec<AddrStatus>,
+    /// How it spreads data over its subflows (`--scheduler`,
+    /// `--upstream-scheduler`).
+    #[serde(default)]
+    pub scheduler: String,
 }
 
 /// An announced address.
@@ -210,6 +292,7 @@ impl MptcpStatus {
                     echoed: None,
                 })
                 .collect(),
+            scheduler: m.scheduler.to_string(),
         }
     }
 }
@@ -366,6 +449,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         drop_own_source,
         icmp_echo_requests,
         icmp_echo_replies_sent,
+        icmp_unreachable,
         drop_icmp_other,
         drop_icmp_queue_full,
         drop_icmp_rate_limited,
@@ -426,6 +510,15 @@ impl Table {
     fn push(&mut self, row: Vec<String>) {
         debug_assert_eq!(row.len(), self.columns.len());
         self.rows.push(row);
+    }
+
+    /// Header and rows, unindented.
+    fn write_all(&self, out: &mut String) {
+        let w = self.widths();
+        self.write_header(out, "", &w);
+        for r in 0..self.rows.len() {
+            self.write_row(out, "", &w, r);
+        }
     }
 
     fn widths(&self) -> Vec<usize> {
@@ -642,6 +735,75 @@ impl Status {
             }
         }
 
+        if !self.paths.is_empty() {
+            out.push_str("\npaths (local addresses):\n");
+            let mut t = Table::new(&[
+                ("LOCAL", Left),
+                ("SUBFLOWS", Right),
+                ("ESTAB", Right),
+                ("BACKUP", Right),
+                ("SENT", Right),
+                ("RECEIVED", Right),
+                ("RETRANS", Right),
+            ]);
+            for p in &self.paths {
+                t.push(vec![
+                    p.local.to_string(),
+                    p.subflows.to_string(),
+                    p.established.to_string(),
+                    p.backup.to_string(),
+                    p.bytes_sent.to_string(),
+                    p.bytes_received.to_string(),
+                    p.retransmitted_bytes.to_string(),
+                ]);
+            }
+            t.write_all(&mut out);
+        }
+
+        let r = &self.relays;
+        if r.limit > 0 {
+            let _ = writeln!(
+                out,
+                "\nrelays: {} of at most {}, {} refused",
+                r.active.len(),
+                r.limit,
+                r.refused
+            );
+            if !r.active.is_empty() {
+                let mut t = Table::new(&[
+                    ("SERVICE", Left),
+                    ("CLIENT", Left),
+                    ("TARGET", Left),
+                    ("UPSTREAM", Left),
+                    ("SUBFLOWS", Right),
+                    ("UP", Right),
+                    ("DOWN", Right),
+                    ("AGE", Right),
+                ]);
+                for x in r.active.iter().take(TABLE_RELAYS) {
+                    t.push(vec![
+                        x.service.clone(),
+                        x.client.to_string(),
+                        x.target.clone(),
+                        x.upstream.map_or("-".into(), |a| a.to_string()),
+                        x.upstream
+                            .map_or("-".into(), |_| x.upstream_subflows.to_string()),
+                        x.bytes_up.to_string(),
+                        x.bytes_down.to_string(),
+                        format!("{:.0}s", x.age_s),
+                    ]);
+                }
+                t.write_all(&mut out);
+                if r.active.len() > TABLE_RELAYS {
+                    let _ = writeln!(
+                        out,
+                        "... and {} more (`mptun status --json` lists them all)",
+                        r.active.len() - TABLE_RELAYS
+                    );
+                }
+            }
+        }
+
         out.push('\n');
         let m = &self.memory;
         let _ = writeln!(
@@ -751,6 +913,8 @@ mod tests {
             counters,
             keys_redacted: false,
             memory: MemoryStatus::default(),
+            paths: vec![],
+            relays: RelaysStatus::default(),
         }
     }
 
@@ -916,11 +1080,13 @@ mod tests {
             fallback_reason: None,
             announced: vec![],
             remote_addrs: vec![],
+            scheduler: "overflow",
         });
         let mut s = sample();
         s.connections = vec![connection_from_info(ConnId(3), &i)];
         let v = serde_json::to_value(&s).unwrap();
         assert_eq!(v["keys_redacted"], false);
+        assert_eq!(v["connections"][0]["mptcp"]["scheduler"], "overflow");
         let m = &v["connections"][0]["mptcp"];
         assert_eq!(m["local_key"], "0123456789abcdef");
         assert_eq!(m["remote_key"], "fedcba9876543210");
@@ -951,6 +1117,41 @@ mod tests {
     }
 
     #[test]
+    fn paths_and_relays_in_json_and_table() {
+        let mut s = sample();
+        s.paths = paths_from(&s.connections);
+        let subflows: u64 = s.connections.iter().map(|c| c.subflows.len() as u64).sum();
+        assert_eq!(s.paths.iter().map(|p| p.subflows).sum::<u64>(), subflows);
+        let sent: u64 = s.connections[0].subflows.iter().map(|x| x.bytes_sent).sum();
+        assert_eq!(s.paths.iter().map(|p| p.bytes_sent).sum::<u64>(), sent);
+        s.relays = RelaysStatus {
+            limit: 16384,
+            refused: 2,
+            active: vec![RelayStatus {
+                service: "transparent".into(),
+                client: "192.168.50.2:40000".parse().unwrap(),
+                target: "10.50.0.2:443".into(),
+                upstream: Some("10.20.1.2:49152".parse().unwrap()),
+                upstream_subflows: 2,
+                bytes_up: 100,
+                bytes_down: 2000,
+                age_s: 3.2,
+            }],
+        };
+        let v: Value = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["relays"]["active"][0]["upstream"], "10.20.1.2:49152");
+        assert_eq!(v["relays"]["refused"], 2);
+        assert!(v["paths"][0]["local"].is_string());
+        let back: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+        let t = s.render_table();
+        assert!(t.contains("relays: 1 of at most 16384, 2 refused"), "{t}");
+        assert!(t.contains("192.168.50.2:40000"), "{t}");
+        assert!(t.contains("10.20.1.2:49152"), "{t}");
+        assert!(t.contains("paths (local addresses):"), "{t}");
+    }
+
+    #[test]
     fn table_of_an_idle_daemon() {
         let s = Status {
             tun: "mptun0".into(),
@@ -961,6 +1162,8 @@ mod tests {
             counters: counters_from(&Counters::default()),
             keys_redacted: false,
             memory: MemoryStatus::default(),
+            paths: vec![],
+            relays: RelaysStatus::default(),
         };
         let t = s.render_table();
         assert!(t.contains("connections: none"), "{t}");

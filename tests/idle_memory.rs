@@ -178,6 +178,7 @@ async fn idle_service_connections_hold_no_copy_buffer() {
         backend.ip().to_string(),
         backend.port(),
         services::RelayTimeouts::default(),
+        &mptun::relays::Relays::new(1000),
     )
     .unwrap();
 

@@ -3,6 +3,7 @@
 //! stream on the other. Exercises listener, connect, AsyncRead/AsyncWrite,
 //! half-close, refused connects and release.
 
+use mptun::relays::Relays;
 use mptun::services;
 use mptun::socket::{Handle, Shared};
 use mptun_stack::{Config, Stack};
@@ -185,6 +186,7 @@ async fn forward_relays_both_ways_with_half_close() {
         backend.ip().to_string(),
         backend.port(),
         services::RelayTimeouts::default(),
+        &Relays::new(100),
     )
     .unwrap();
     let sent = data(3 << 20);
@@ -223,6 +225,7 @@ async fn local_forward_relays_both_ways_with_half_close() {
         listen,
         "10.0.0.2:7".parse().unwrap(),
         services::RelayTimeouts::default(),
+        &Relays::new(100),
     )
     .await
     .unwrap();
@@ -231,4 +234,56 @@ async fn local_forward_relays_both_ways_with_half_close() {
     let got = echo_through(os, sent.clone()).await;
     assert_eq!(got.len(), sent.len());
     assert!(got == sent, "relayed bytes differ");
+}
+
+#[tokio::test]
+async fn relays_past_the_limit_are_reset_and_counted() {
+    let client = stack(11, "10.0.0.1");
+    let server = stack(12, "10.0.0.2");
+    let _wire = spawn_wire(client.clone(), server.clone());
+    let backend = os_echo_server().await;
+    let relays = Relays::new(1);
+    services::forward(
+        &server,
+        80,
+        backend.ip().to_string(),
+        backend.port(),
+        services::RelayTimeouts::default(),
+        &relays,
+    )
+    .unwrap();
+    let to = "10.0.0.2:80".parse().unwrap();
+    let mut first = client.connect(to).await.unwrap();
+    first.write_all(b"ping").await.unwrap();
+    let mut buf = [0u8; 4];
+    first.read_exact(&mut buf).await.unwrap();
+    let active = relays.snapshot();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].service, "forward");
+    assert_eq!(active[0].client, first.local_addr().unwrap());
+    assert_eq!(active[0].target, backend.to_string());
+    assert_eq!(active[0].up.load(std::sync::atomic::Ordering::Relaxed), 4);
+
+    // Reset at once: the RST may even beat the end of the handshake here.
+    let refused = match client.connect(to).await {
+        Err(e) => e.kind(),
+        Ok(mut second) => {
+            let r = tokio::time::timeout(Duration::from_secs(10), second.read(&mut buf))
+                .await
+                .expect("the refused client hears at once");
+            r.map_or_else(|e| e.kind(), |n| panic!("read {n} bytes"))
+        }
+    };
+    assert_eq!(refused, std::io::ErrorKind::ConnectionReset);
+    assert_eq!(relays.refused(), 1);
+    assert_eq!(relays.snapshot().len(), 1, "the first goes on");
+
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !relays.snapshot().is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("a finished relay leaves the list");
 }

@@ -99,6 +99,21 @@ pub enum SchedulerKind {
     RoundRobin,
     /// Every byte on every subflow.
     Redundant,
+    /// Primary plus overflow: like `MinRtt`, but backups also take what the
+    /// active subflows cannot, as soon as all of them are full (not only once
+    /// none is left).
+    Overflow,
+}
+
+impl SchedulerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchedulerKind::MinRtt => "minrtt",
+            SchedulerKind::RoundRobin => "roundrobin",
+            SchedulerKind::Redundant => "redundant",
+            SchedulerKind::Overflow => "overflow",
+        }
+    }
 }
 
 /// Multipath TCP (RFC 8684).

@@ -23,8 +23,8 @@ pub use config::{
     CcAlgorithm, Config, MptcpConfig, RateLimits, SchedulerKind, Seed, SynCookies, TcpConfig,
 };
 pub use endpoint::{
-    BufferInfo, ConnId, ConnInfo, Counters, EndpointFlags, Error, Event, MptcpInfo, Stack,
-    SubflowInfo,
+    BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndpointFlags, Error, Event, Listen,
+    MptcpInfo, Stack, SubflowInfo,
 };
 pub use tcp::State;
 pub use time::Instant;

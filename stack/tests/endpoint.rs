@@ -3,7 +3,9 @@
 
 use mptun_stack::endpoint::CloseReason;
 use mptun_stack::wire::{self, IpRepr, SeqNumber, TcpFlags, TcpRepr};
-use mptun_stack::{Config, ConnId, Error, Event, Instant, Stack, State, SynCookies, TcpConfig};
+use mptun_stack::{
+    Config, ConnId, Error, Event, Instant, Listen, Stack, State, SynCookies, TcpConfig,
+};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 const SYN: u8 = TcpFlags::SYN;
@@ -125,7 +127,9 @@ fn accept(s: &mut Stack, client: SocketAddr, server: SocketAddr) -> (u32, ConnId
     s.handle_packet(T, &packet(client, server, ACK, 1001, iss + 1, &[]));
     let ev = events(s);
     let id = match ev.as_slice() {
-        [Event::Accepted { id, local, remote }] => {
+        [Event::Accepted {
+            id, local, remote, ..
+        }] => {
             assert_eq!((*local, *remote), (server, client));
             *id
         }
@@ -560,4 +564,118 @@ fn time_wait_records_are_bounded() {
     assert_eq!(s.connection_count(), 0);
     assert_eq!(s.time_wait_records(), 2);
     assert_eq!(s.counters().time_wait_overflow, 3);
+}
+
+// ----- the transparent listener (a gateway answering as any destination) -----
+
+fn elsewhere4(port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(93, 184, 216, 34)), port)
+}
+
+fn elsewhere6(port: u16) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0xbeef, 0, 0, 0, 0, 7)),
+        port,
+    )
+}
+
+#[test]
+fn a_transparent_listener_answers_as_any_destination() {
+    let mut s = stack(config());
+    s.listen_on(Listen::Transparent).unwrap();
+    for (client, server) in [
+        (peer4(40000), elsewhere4(80)),
+        (peer4(40001), elsewhere4(443)),
+        (peer6(40000), elsewhere6(8080)),
+    ] {
+        s.handle_packet(T, &packet(client, server, SYN, 1000, 0, &[]));
+        let synack = poll_one(&mut s);
+        assert_eq!((synack.src, synack.dst), (server, client));
+        assert_eq!(synack.flags, TcpFlags(SYN | ACK));
+        let iss = synack.seq;
+        s.handle_packet(
+            T,
+            &packet(client, server, ACK | PSH, 1001, iss + 1, b"GET /"),
+        );
+        let id = match events(&mut s).as_slice() {
+            [Event::Accepted {
+                id,
+                on: Listen::Transparent,
+                local,
+                remote,
+            }, Event::Readable(_)] => {
+                assert_eq!((*local, *remote), (server, client));
+                *id
+            }
+            other => panic!("expected Accepted and Readable, got {other:?}"),
+        };
+        let mut buf = [0u8; 16];
+        assert_eq!(s.recv(id, &mut buf), Ok(5));
+        assert_eq!(&buf[..5], b"GET /");
+        assert_eq!(s.send(id, b"200"), Ok(3));
+        let out = poll_one(&mut s);
+        assert_eq!(
+            (out.src, out.dst, out.payload.as_slice()),
+            (server, client, &b"200"[..])
+        );
+    }
+}
+
+#[test]
+fn without_a_transparent_listener_others_traffic_is_not_answered() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    s.handle_packet(T, &packet(peer4(40000), elsewhere4(80), SYN, 1000, 0, &[]));
+    s.handle_packet(T, &packet(peer4(40000), elsewhere4(80), ACK, 1000, 7, &[]));
+    assert_silent(&mut s);
+    assert_eq!(s.counters().drop_not_for_us, 2);
+    // Once it is gone, no more either.
+    s.listen_on(Listen::Transparent).unwrap();
+    s.unlisten_on(Listen::Transparent);
+    s.handle_packet(T, &packet(peer4(40000), elsewhere4(80), SYN, 1000, 0, &[]));
+    assert_silent(&mut s);
+}
+
+#[test]
+fn with_a_transparent_listener_our_own_ports_still_need_theirs() {
+    let mut s = stack(config());
+    s.listen_on(Listen::Transparent).unwrap();
+    // One of our addresses, no listener: refused as ever.
+    let us = SocketAddr::new(us4(), 80);
+    s.handle_packet(T, &packet(peer4(40000), us, SYN, 1000, 0, &[]));
+    let rst = poll_one(&mut s);
+    assert_eq!((rst.src, rst.flags), (us, TcpFlags(RST | ACK)));
+    // A stray segment to someone else's unknown connection: answered with a
+    // RST as that host would.
+    let there = elsewhere4(80);
+    s.handle_packet(T, &packet(peer4(40000), there, ACK, 1000, 7, &[]));
+    let rst = poll_one(&mut s);
+    assert_eq!((rst.src, rst.flags, rst.seq), (there, TcpFlags(RST), 7));
+}
+
+#[test]
+fn a_transparent_connection_is_plain_tcp() {
+    let mut s = stack(config());
+    s.listen_on(Listen::Transparent).unwrap();
+    // A SYN with MP_CAPABLE (v1, HMAC-SHA256): the stack cannot speak for the
+    // destination's other addresses, so it answers without MPTCP.
+    let (client, server) = (peer4(40000), elsewhere4(80));
+    let mut r = TcpRepr::new(client.port(), server.port());
+    r.flags = TcpFlags(SYN);
+    r.seq = SeqNumber(1000);
+    r.window = 65535;
+    r.mss = Some(1000);
+    assert!(r.unknown.push(wire::TCPOPT_MPTCP, &[0x01, 0x01]));
+    let mut buf = vec![0u8; 2048];
+    let n = wire::emit_packet(client.ip(), server.ip(), 64, &r, &[], &mut buf).unwrap();
+    s.handle_packet(T, &buf[..n]);
+    let mut out = vec![0u8; 2048];
+    let n = s.poll_transmit(T, &mut out).expect("a SYN/ACK");
+    let (ip, bytes) = IpRepr::parse(&out[..n]).unwrap();
+    let synack = TcpRepr::parse(ip.src, ip.dst, bytes, true).unwrap();
+    assert!(synack.flags.syn() && synack.flags.ack());
+    assert!(
+        synack.unknown.iter().all(|(k, _)| k != wire::TCPOPT_MPTCP),
+        "no MPTCP option on the SYN/ACK"
+    );
 }

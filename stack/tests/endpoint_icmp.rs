@@ -395,3 +395,102 @@ fn icmp_echo_replies_are_rate_limited() {
     assert_eq!(c.drop_icmp_rate_limited, 80);
     assert_eq!(c.icmp_echo_requests, 100);
 }
+
+// ----- destination unreachable -----
+
+use mptun_stack::endpoint::CloseReason;
+use mptun_stack::Event;
+use std::net::SocketAddr;
+
+/// Open a connection to `remote` (port 80): its id and the SYN that left.
+fn opening(s: &mut Stack, remote: IpAddr) -> (mptun_stack::ConnId, Vec<u8>) {
+    let id = s.connect(T, None, SocketAddr::new(remote, 80)).unwrap();
+    let mut buf = vec![0u8; 2000];
+    let n = s.poll_transmit(T, &mut buf).expect("a SYN");
+    buf.truncate(n);
+    (id, buf)
+}
+
+/// A router's destination unreachable about `packet` (it quotes the IP
+/// header and the start of the TCP header).
+fn unreachable(router: IpAddr, packet: &[u8], code: u8) -> Vec<u8> {
+    let (ip, _) = IpRepr::parse(packet).unwrap();
+    let quoted = &packet[..(ip.header_len() + 8).min(packet.len())];
+    let mut buf = vec![0u8; 200];
+    let n = wire::emit_unreachable(router, ip.src, 64, code, quoted, &mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn closed(s: &mut Stack) -> Option<CloseReason> {
+    let mut reason = None;
+    while let Some(e) = s.poll_event() {
+        if let Event::Closed { reason: r, .. } = e {
+            reason = Some(r);
+        }
+    }
+    reason
+}
+
+#[test]
+fn an_unreachable_answer_to_our_syn_fails_the_connect_at_once() {
+    for (remote, router) in [
+        (peer4(), IpAddr::V4(Ipv4Addr::new(10, 0, 9, 1))),
+        (
+            peer6(),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 1)),
+        ),
+    ] {
+        let mut s = stack();
+        let (id, syn) = opening(&mut s, remote);
+        s.handle_packet(T, &unreachable(router, &syn, 1));
+        let c = s.counters();
+        assert_eq!(
+            closed(&mut s),
+            Some(CloseReason::Unreachable),
+            "{remote}: {c:?}"
+        );
+        let state = s.info(id).map(|i| i.state);
+        assert!(
+            matches!(state, None | Some(mptun_stack::State::Closed)),
+            "{remote}: {state:?}"
+        );
+        assert_eq!(s.counters().icmp_unreachable, 1);
+    }
+}
+
+/// RFC 5927: only an error quoting what we sent counts — the ISN of a
+/// connection still opening (an established one never dies of one: see the
+/// TCB's tests).
+#[test]
+fn unreachable_errors_that_do_not_quote_our_syn_change_nothing() {
+    let router = IpAddr::V4(Ipv4Addr::new(10, 0, 9, 1));
+    let mut s = stack();
+    let (id, syn) = opening(&mut s, peer4());
+    // Another sequence number (a guess), another port, the wrong address.
+    let mut guess = syn.clone();
+    guess[24] ^= 0x40;
+    let mut port = syn.clone();
+    port[21] ^= 1;
+    for bad in [guess, port] {
+        s.handle_packet(T, &unreachable(router, &bad, 1));
+    }
+    let mut elsewhere = vec![0u8; 200];
+    let (ip, _) = IpRepr::parse(&syn).unwrap();
+    let n = wire::emit_unreachable(
+        router,
+        us6(),
+        64,
+        1,
+        &syn[..ip.header_len() + 8],
+        &mut elsewhere,
+    )
+    .err();
+    assert!(n.is_some(), "mixed families are refused by the emitter");
+    // Fragmentation needed is path MTU discovery, not an unreachable host.
+    s.handle_packet(T, &unreachable(router, &syn, 4));
+    assert_eq!(closed(&mut s), None);
+    assert!(s.info(id).is_some(), "still opening");
+    assert_eq!(s.counters().icmp_unreachable, 0);
+    assert_eq!(s.counters().drop_icmp_other, 3);
+}

@@ -9,7 +9,7 @@ use core::time::Duration;
 use mptun_stack::{EndpointFlags, SchedulerKind};
 use sim::net::LinkParams;
 use sim::rng::derive;
-use sim::transfer::{sim_config, Payload, Transfer, SERVER_PORT};
+use sim::transfer::{sim_config, Payload, SlowReader, Transfer, SERVER_PORT};
 use sim::*;
 use std::net::SocketAddr;
 
@@ -28,6 +28,9 @@ struct Setup {
     backup: bool,
     /// The server answers every SYN with a SYN cookie.
     cookies: bool,
+    /// The server reads at most this many bytes every 10 ms (an application
+    /// that takes data at its own pace).
+    server_reads: Option<usize>,
 }
 
 struct Outcome {
@@ -83,6 +86,10 @@ fn run(seed: u64, st: &Setup) -> Result<Outcome, String> {
         derive(seed, 20),
     );
     let mut server = Transfer::server(sp, cp, derive(seed, 21));
+    server.slow_reader = st.server_reads.map(|budget| SlowReader {
+        interval: Duration::from_millis(10),
+        budget,
+    });
     if let Some(at) = st.kill_path0_at {
         w.run_for(&mut [&mut client, &mut server], at)
             .map_err(|e| e.to_string())?;
@@ -167,6 +174,7 @@ fn two_paths_seed(seed: u64, cookies: bool, failures: &mut Vec<String>) {
         revive_after: None,
         backup: false,
         cookies,
+        server_reads: None,
     };
     match run(seed, &st) {
         Ok(o) => {
@@ -245,6 +253,7 @@ fn initial_path_dies_and_the_transfer_completes_on_the_other() {
             revive_after: (seed % 4 == 1).then_some(Duration::from_secs(3)),
             backup: false,
             cookies: false,
+            server_reads: None,
         };
         match run(seed, &st) {
             Ok(o) => {
@@ -288,6 +297,7 @@ fn backup_path_carries_data_only_after_the_active_one_dies() {
             revive_after: None,
             backup: true,
             cookies: false,
+            server_reads: None,
         };
         let o = run(seed, &base).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         let mut failures = Vec::new();
@@ -317,6 +327,72 @@ fn backup_path_carries_data_only_after_the_active_one_dies() {
     }
 }
 
+/// `overflow`: the backup path takes what the active one cannot carry. A
+/// bulk transfer fills the active path, so the backup carries a good share
+/// and the transfer ends sooner than with `minrtt` (backup idle while the
+/// active path lives); a transfer its reader paces well below the active
+/// path's rate leaves the backup idle under `overflow` too.
+#[test]
+fn overflow_uses_the_backup_only_for_what_the_active_path_cannot_carry() {
+    for seed in seeds(3) {
+        let bulk = Setup {
+            ipv6: false,
+            paths: vec![rated(20, 10, 0.0), rated(20, 10, 0.0)],
+            client_bytes: 8 << 20,
+            server_bytes: 0,
+            checksum: false,
+            scheduler: SchedulerKind::Overflow,
+            kill_path0_at: None,
+            revive_after: None,
+            backup: true,
+            cookies: false,
+            server_reads: None,
+        };
+        let o = run(seed, &bulk).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let mut failures = Vec::new();
+        check_joined(seed, &o, &mut failures);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        let minrtt = Setup {
+            scheduler: SchedulerKind::MinRtt,
+            paths: bulk.paths.clone(),
+            ..bulk
+        };
+        let m = run(seed, &minrtt).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let share = o.path_bytes[1] as f64 / o.path_bytes.iter().sum::<u64>() as f64;
+        let speedup = m.completion.as_secs_f64() / o.completion.as_secs_f64();
+        eprintln!(
+            "seed {seed}: 8 MiB, overflow: backup share {share:.2}, {:.2} s; minrtt: {:.2} s (x{speedup:.2})",
+            o.completion.as_secs_f64(),
+            m.completion.as_secs_f64()
+        );
+        assert!(
+            share > 0.25,
+            "seed {seed}: the backup carried {share:.2} of a bulk transfer"
+        );
+        assert!(
+            speedup > 1.3,
+            "seed {seed}: overflow was only x{speedup:.2} minrtt's speed"
+        );
+
+        // Read at 6.4 Mbit/s (8,000 bytes every 10 ms), a third of the path.
+        let paced = Setup {
+            client_bytes: 2 << 20,
+            server_reads: Some(8000),
+            ..bulk
+        };
+        let p = run(seed, &paced).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        eprintln!(
+            "seed {seed}: paced 2 MiB, overflow: paths carried {:?}",
+            p.path_bytes
+        );
+        assert!(
+            p.path_bytes[1] < 64 * 1024,
+            "seed {seed}: the backup carried {} bytes of a transfer the active path could carry alone",
+            p.path_bytes[1]
+        );
+    }
+}
+
 /// Goodput of two equal rate-limited paths against one: the measured ratio must
 /// show real aggregation. Loss-free drop-tail paths make each run deterministic
 /// but chaotic (when the queues overflow decides which subflow times out), so
@@ -336,6 +412,7 @@ fn two_equal_paths_aggregate() {
             revive_after: None,
             backup: false,
             cookies: false,
+            server_reads: None,
         };
         let t1 = run(7, &one).expect("one path").completion;
         let two = Setup {
@@ -373,6 +450,7 @@ fn redundant_sends_everything_on_every_path() {
         revive_after: None,
         backup: false,
         cookies: false,
+        server_reads: None,
     };
     let o = run(3, &st).expect("redundant transfer");
     let mut failures = Vec::new();
@@ -601,6 +679,7 @@ fn mp_prio_backup(v0: bool) {
         revive_after: None,
         backup: false,
         cookies: false,
+        server_reads: None,
     };
     let seed = 11;
     let mut w = World::new(seed);

@@ -14,6 +14,9 @@ declare -A NEED=(
     [pkill]=procps
     [nstat]=iproute2
     [python3]=python3
+    [microsocks]=microsocks
+    [mptcpize]=mptcpize
+    [redsocks]=redsocks
 )
 
 missing=()

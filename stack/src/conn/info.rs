@@ -85,6 +85,8 @@ pub struct MptcpInfo {
     pub announced: Vec<(u8, IpAddr, bool)>,
     /// The peer's announced addresses: (address id, address, port).
     pub remote_addrs: Vec<(u8, IpAddr, Option<u16>)>,
+    /// Its scheduler (`minrtt`, `roundrobin`, `redundant`, `overflow`).
+    pub scheduler: &'static str,
 }
 
 impl Connection {
@@ -99,6 +101,7 @@ impl Connection {
             checksum: m.checksum(),
             fallback: m.is_fallback(),
             fallback_reason: m.fallback_reason().map(|r| format!("{r:?}")),
+            scheduler: m.scheduler_kind().as_str(),
             announced: m
                 .announced()
                 .iter()

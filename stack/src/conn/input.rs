@@ -14,6 +14,24 @@ impl Connection {
     /// A segment for subflow `sub` (the demux's answer for its 4-tuple), with
     /// its MPTCP options decoded once by the stack; `quota` is the stack-wide
     /// budget of challenge ACKs.
+    /// An ICMP destination unreachable about subflow `sub`'s segment `seq`
+    /// (see [`Tcb::icmp_unreachable`]); `None` if it changed nothing.
+    pub fn on_icmp_unreachable(
+        &mut self,
+        now: Instant,
+        sub: SubflowId,
+        seq: crate::wire::SeqNumber,
+    ) -> Option<Effects> {
+        let k = self.index(sub)?;
+        if !self.subflows[k].tcb.icmp_unreachable(seq) {
+            return None;
+        }
+        let mut fx = Effects::default();
+        self.after_changes(now, &mut fx);
+        self.path_manager_requests(&mut fx);
+        Some(fx)
+    }
+
     pub fn on_segment(
         &mut self,
         now: Instant,

@@ -133,6 +133,11 @@ impl Connection {
         self.mp.as_deref().map(|m| m.local_token())
     }
 
+    /// How an MPTCP connection spreads its data over its subflows.
+    pub fn scheduler_kind(&self) -> Option<crate::config::SchedulerKind> {
+        self.mp.as_deref().map(|m| m.scheduler_kind())
+    }
+
     fn index(&self, id: SubflowId) -> Option<usize> {
         self.subflows.binary_search_by_key(&id, |s| s.id).ok()
     }

@@ -42,6 +42,7 @@ impl Connection {
     fn map_pending(&mut self, now: Instant) {
         self.map_data();
         let rto = self.data_rto();
+        let max_rto = self.subflows[self.primary()].tcb.max_rto();
         let acts = match self.mp.as_deref_mut() {
             Some(mp) if !mp.is_fallback() => mp.upkeep(now, rto),
             _ => return,
@@ -59,7 +60,7 @@ impl Connection {
                 s.tcb.shutdown();
             }
         }
-        mp.arm_rtx(now, rto);
+        mp.arm_rtx(now, rto, max_rto);
     }
 
     /// The retransmission timeout of the data level: the shortest of the

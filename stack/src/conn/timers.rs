@@ -27,11 +27,13 @@ impl Connection {
         let mut fx = Effects::default();
         let primary = self.primary();
         let (rto, mss) = (self.data_rto(), self.subflows[primary].tcb.mss());
+        let max_rto = self.subflows[primary].tcb.max_rto();
         if let Some(mp) = self.mp.as_deref_mut() {
-            let mut acts = mp.on_timeout(now, &mut self.subflows[primary].tcb);
+            let s = &mut self.subflows[primary];
+            let mut acts = mp.on_timeout(now, &mut s.tcb, &mut s.mp);
             if !mp.is_fallback() {
                 let sfs = self.subflows.iter().map(|s| &s.mp);
-                acts.extend(mp.on_rtx_timeout(now, rto, mss, sfs));
+                acts.extend(mp.on_rtx_timeout(now, rto, max_rto, mss, sfs));
             }
             self.apply(now, primary, acts, &mut fx);
         }

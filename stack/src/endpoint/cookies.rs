@@ -171,7 +171,8 @@ impl Stack {
         out.len = t.len as u8;
         self.synacks.0.push_back(out);
         self.counters.syncookies_sent += 1;
-        if let Some(l) = self.listeners.get_mut(&tuple.local.port()) {
+        let on = self.listener_for(tuple.local);
+        if let Some(l) = self.listeners.get_mut(&on) {
             l.cookie_sent = Some(now);
         }
     }
@@ -207,10 +208,10 @@ impl Stack {
         seg: &TcpRepr<'_>,
         opts: &MptcpOptions,
     ) -> CookieAck {
-        let port = tuple.local.port();
+        let on = self.listener_for(tuple.local);
         let recent = self
             .listeners
-            .get(&port)
+            .get(&on)
             .and_then(|l| l.cookie_sent)
             .is_some_and(|t| now.saturating_since(t) <= COOKIE_ACK_WINDOW);
         if !recent || self.config.syn_cookies == SynCookies::Off {
@@ -276,10 +277,10 @@ impl Stack {
             Some(mp) => Connection::mptcp(tcb, mp),
             None => Connection::tcp(tcb),
         };
-        if let Some(l) = self.listeners.get_mut(&port) {
+        if let Some(l) = self.listeners.get_mut(&on) {
             l.pending += 1;
         }
-        let id = self.insert(tuple, conn, Some(port), false);
+        let id = self.insert(tuple, conn, Some(on), false);
         self.count_source(id, remote.ip());
         if let Some((id, sub)) = self.conns.lookup(&tuple).filter(|(i, _)| *i == id) {
             let slot = self.conns.get_mut(id).expect("just inserted");

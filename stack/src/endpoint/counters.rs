@@ -60,7 +60,11 @@ pub struct Counters {
     /// ICMP / ICMPv6 echo requests to one of our addresses with a valid checksum.
     pub icmp_echo_requests: u64,
     pub icmp_echo_replies_sent: u64,
-    /// ICMP / ICMPv6 messages other than echo requests (echo replies included).
+    /// Destination unreachable errors that failed a connection we were
+    /// opening (its SYN quoted).
+    pub icmp_unreachable: u64,
+    /// ICMP / ICMPv6 messages other than echo requests and those (echo
+    /// replies, errors about nothing we are opening, ...).
     pub drop_icmp_other: u64,
     /// Echo requests dropped because too many replies were already waiting,
     /// or by the rate limit.

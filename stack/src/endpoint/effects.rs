@@ -62,6 +62,7 @@ impl Stack {
             return;
         };
         let (local, remote) = (slot.conn.local(), slot.conn.remote());
+        let scheduler = slot.conn.scheduler_kind();
         if let Some(token) = slot.conn.token() {
             self.tokens.remove(&token);
         }
@@ -69,7 +70,11 @@ impl Stack {
         let away = (self.rng.public.next_u32() | 1) as usize;
         let tcb = self.active_tcb(now, local, remote, away);
         let key = self.new_key(MptcpVersion::V0);
-        let mp = DataLevel::client(MptcpVersion::V0, key, &self.mptcp_settings());
+        let mut settings = self.mptcp_settings();
+        if let Some(k) = scheduler {
+            settings.scheduler = k;
+        }
+        let mp = DataLevel::client(MptcpVersion::V0, key, &settings);
         self.tokens.insert(mp.local_token(), id);
         self.counters.mptcp_v0_retries += 1;
         if let Some(slot) = self.conns.get_mut(id) {
@@ -96,8 +101,8 @@ impl Stack {
         let ev = slot.conn.take_events();
         let released = slot.conn.is_released();
         if ev.established {
-            if let Some(port) = slot.listener.take() {
-                if let Some(l) = self.listeners.get_mut(&port) {
+            if let Some(on) = slot.listener.take() {
+                if let Some(l) = self.listeners.get_mut(&on) {
                     l.pending = l.pending.saturating_sub(1);
                 }
                 self.counters.connections_accepted += 1;
@@ -105,6 +110,7 @@ impl Stack {
                 if !released {
                     self.events.push_back(Event::Accepted {
                         id,
+                        on,
                         local: slot.conn.local(),
                         remote: slot.conn.remote(),
                     });
@@ -126,8 +132,8 @@ impl Stack {
             }
         }
         if slot.conn.state() == State::Closed {
-            if let Some(port) = slot.listener.take() {
-                if let Some(l) = self.listeners.get_mut(&port) {
+            if let Some(on) = slot.listener.take() {
+                if let Some(l) = self.listeners.get_mut(&on) {
                     l.pending = l.pending.saturating_sub(1);
                 }
             }
@@ -170,10 +176,13 @@ impl Stack {
                 self.counters.mptcp_connections += 1;
             }
         }
-        if let Some(port) = slot.listener {
-            if let Some(l) = self.listeners.get_mut(&port) {
+        if let Some(on) = slot.listener {
+            if let Some(l) = self.listeners.get_mut(&on) {
                 l.pending = l.pending.saturating_sub(1);
             }
+        }
+        if slot.transparent {
+            self.transparent_conns -= 1;
         }
         self.counters.add_tcb(&conn.tcp_stats());
         self.unaccount(slot.memory, slot.source);

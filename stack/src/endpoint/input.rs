@@ -6,7 +6,7 @@
 use super::cookies::CookieAck;
 use super::memory::Refusal;
 use super::output::{EchoOut, MAX_PENDING_ECHO_REPLIES};
-use super::{time_wait, Stack};
+use super::{time_wait, Listen, Stack};
 use crate::conn::{Connection, RstOut};
 use crate::demux::FourTuple;
 use crate::mptcp::action::rst_reason;
@@ -56,11 +56,12 @@ impl Stack {
                 return;
             }
         };
-        if !self.endpoints.iter().any(|e| e.addr == ip.dst) {
+        let ours = self.is_local(ip.dst);
+        if !ours && (ip.protocol != wire::IPPROTO_TCP || !self.transparent()) {
             self.counters.drop_not_for_us += 1;
             return;
         }
-        if self.endpoints.iter().any(|e| e.addr == ip.src) {
+        if self.is_local(ip.src) {
             // We never send to ourselves through the network: a spoof (a
             // "martian" source), which a RST or echo reply would reflect.
             self.counters.drop_own_source += 1;
@@ -68,8 +69,8 @@ impl Stack {
         }
         match ip.protocol {
             wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload, verify),
-            wire::IPPROTO_ICMP if ip.dst.is_ipv4() => self.handle_icmp(&ip, payload),
-            wire::IPPROTO_ICMPV6 if ip.dst.is_ipv6() => self.handle_icmp(&ip, payload),
+            wire::IPPROTO_ICMP if ip.dst.is_ipv4() => self.handle_icmp(now, &ip, payload),
+            wire::IPPROTO_ICMPV6 if ip.dst.is_ipv6() => self.handle_icmp(now, &ip, payload),
             _ => self.counters.drop_unsupported_protocol += 1,
         }
     }
@@ -85,10 +86,15 @@ impl Stack {
     }
 
     /// ICMP (IPv4) or ICMPv6 (IPv6) to one of our addresses: echo requests are
-    /// answered, everything else is counted and dropped. Never sends ICMP errors.
-    fn handle_icmp(&mut self, ip: &IpRepr, bytes: &[u8]) {
+    /// answered, a destination unreachable about a connection we are opening
+    /// fails it, everything else is counted and dropped. Never sends ICMP errors.
+    fn handle_icmp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8]) {
         let echo = match IcmpMessage::parse(ip.src, ip.dst, bytes) {
             Ok(IcmpMessage::EchoRequest(e)) => e,
+            Ok(IcmpMessage::Unreachable { quoted, .. }) => {
+                self.icmp_unreachable(now, ip, quoted);
+                return;
+            }
             Ok(IcmpMessage::EchoReply(_) | IcmpMessage::Other { .. }) => {
                 self.counters.drop_icmp_other += 1;
                 return;
@@ -124,6 +130,36 @@ impl Stack {
         });
     }
 
+    /// A destination unreachable quoting `quoted`: it must be a segment we
+    /// sent (from the address the error came to) on a connection we hold.
+    fn icmp_unreachable(&mut self, now: Instant, ip: &IpRepr, quoted: wire::QuotedTcp) {
+        let tuple = FourTuple {
+            local: quoted.src,
+            remote: quoted.dst,
+        };
+        let found = (quoted.src.ip() == ip.dst)
+            .then(|| self.conns.lookup(&tuple))
+            .flatten();
+        let fx = found.and_then(|(id, sub)| {
+            let slot = self.conns.get_mut(id)?;
+            Some((id, slot.conn.on_icmp_unreachable(now, sub, quoted.seq)?))
+        });
+        match fx {
+            Some((id, fx)) => {
+                self.counters.icmp_unreachable += 1;
+                self.apply_effects(id, now, fx, true);
+                self.touch(id);
+            }
+            None => self.counters.drop_icmp_other += 1,
+        }
+    }
+
+    /// Whether TCP to addresses not ours is taken: a transparent listener, or
+    /// connections it accepted.
+    fn transparent(&self) -> bool {
+        self.listeners.contains_key(&Listen::Transparent) || self.transparent_conns > 0
+    }
+
     fn handle_tcp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8], verify: bool) {
         let seg = match TcpRepr::parse(ip.src, ip.dst, bytes, verify) {
             Ok(s) => s,
@@ -144,7 +180,8 @@ impl Stack {
         if seg.flags.rst() {
             self.counters.resets_received += 1;
         }
-        let opts = if self.config.mptcp.enabled {
+        let on = self.listener_for(tuple.local);
+        let opts = if self.config.mptcp.enabled && on != Listen::Transparent {
             MptcpOptions::parse(&seg)
         } else {
             MptcpOptions::default()
@@ -175,7 +212,7 @@ impl Stack {
                 self.accept_join(now, tuple, &seg, j);
                 return;
             }
-            if let Some(listener) = self.listeners.get(&seg.dst_port) {
+            if let Some(listener) = self.listeners.get(&on) {
                 let pending = listener.pending;
                 match self.admit(ip.src, true) {
                     Ok(()) => {}
@@ -202,13 +239,19 @@ impl Stack {
                 return;
             }
         }
-        let cookie_ack =
-            f.ack() && !f.syn() && !f.rst() && self.listeners.contains_key(&seg.dst_port);
+        let listening = self.listeners.contains_key(&on);
+        let cookie_ack = f.ack() && !f.syn() && !f.rst() && listening;
         if cookie_ack {
             match self.accept_cookie(now, tuple, &seg, &opts) {
                 CookieAck::Accepted | CookieAck::Dropped => return,
                 CookieAck::NoCookies | CookieAck::Failed | CookieAck::Refused => {}
             }
+        }
+        if on == Listen::Transparent && !listening {
+            // Not ours to answer: we speak for others' addresses only while
+            // a transparent listener takes them.
+            self.counters.drop_not_for_us += 1;
+            return;
         }
         self.counters.drop_no_listener += 1;
         if !f.rst() {
@@ -262,11 +305,11 @@ impl Stack {
             }
             _ => Connection::tcp(tcb),
         };
-        let port = tuple.local.port();
-        if let Some(l) = self.listeners.get_mut(&port) {
+        let on = self.listener_for(tuple.local);
+        if let Some(l) = self.listeners.get_mut(&on) {
             l.pending += 1;
         }
-        let id = self.insert(tuple, conn, Some(port), false);
+        let id = self.insert(tuple, conn, Some(on), false);
         self.count_source(id, tuple.remote.ip());
         self.touch(id);
     }

@@ -19,7 +19,7 @@ mod types;
 
 pub use crate::conn::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
 pub use counters::Counters;
-pub use types::{CloseReason, ConnId, EndpointFlags, Error, Event};
+pub use types::{CloseReason, ConnId, ConnectOptions, EndpointFlags, Error, Event, Listen};
 
 use crate::config::Config;
 use crate::conn::Connection;
@@ -71,8 +71,10 @@ struct Slot {
     queued: bool,
     /// Earliest timer entry of this connection still in the heap.
     armed: Option<Instant>,
-    /// Listener port while the passive open is still pending.
-    listener: Option<u16>,
+    /// Listener while the passive open is still pending.
+    listener: Option<Listen>,
+    /// Accepted as another address's stand-in ([`Listen::Transparent`]).
+    transparent: bool,
     /// Whether the application ever heard of this connection.
     announced: bool,
     /// Heap bytes when last accounted (`memory.rs`).
@@ -89,7 +91,9 @@ pub struct Stack {
     cookies: CookieJar,
     endpoints: Vec<Endpoint>,
     next_addr_id: u8,
-    listeners: HashMap<u16, Listener>,
+    listeners: HashMap<Listen, Listener>,
+    /// Connections accepted by the transparent listener, still in the table.
+    transparent_conns: usize,
     conns: ConnTable<Slot>,
     /// Connections reduced to their TIME_WAIT (`time_wait.rs`).
     time_wait: time_wait::TimeWaitTable,
@@ -134,6 +138,7 @@ impl Stack {
             endpoints: Vec::new(),
             next_addr_id: 1,
             listeners: HashMap::new(),
+            transparent_conns: 0,
             conns: ConnTable::new(),
             time_wait: Default::default(),
             next_id: 1,
@@ -159,16 +164,43 @@ impl Stack {
 
     /// Accept connections to `port` on every local address.
     pub fn listen(&mut self, port: u16) -> Result<(), Error> {
-        if port == 0 || self.listeners.contains_key(&port) {
+        if port == 0 {
             return Err(Error::AddrInUse);
         }
-        self.listeners.insert(port, Listener::default());
+        self.listen_on(Listen::Port(port))
+    }
+
+    /// Start a listener (see [`Listen`]).
+    pub fn listen_on(&mut self, on: Listen) -> Result<(), Error> {
+        if on == Listen::Port(0) || self.listeners.contains_key(&on) {
+            return Err(Error::AddrInUse);
+        }
+        self.listeners.insert(on, Listener::default());
         Ok(())
     }
 
     /// Stop accepting on `port`; established connections are unaffected.
     pub fn unlisten(&mut self, port: u16) {
-        self.listeners.remove(&port);
+        self.unlisten_on(Listen::Port(port));
+    }
+
+    /// Stop a listener; established connections are unaffected.
+    pub fn unlisten_on(&mut self, on: Listen) {
+        self.listeners.remove(&on);
+    }
+
+    /// Whether `addr` is one of the stack's addresses.
+    pub fn is_local(&self, addr: IpAddr) -> bool {
+        self.endpoints.iter().any(|e| e.addr == addr)
+    }
+
+    /// The listener that would take a connection to `local`.
+    fn listener_for(&self, local: SocketAddr) -> Listen {
+        if self.is_local(local.ip()) {
+            Listen::Port(local.port())
+        } else {
+            Listen::Transparent
+        }
     }
 
     fn tick(&mut self, now: Instant) {
@@ -206,6 +238,18 @@ impl Stack {
         now: Instant,
         local: Option<SocketAddr>,
         remote: SocketAddr,
+    ) -> Result<ConnId, Error> {
+        self.connect_with(now, local, remote, ConnectOptions::default())
+    }
+
+    /// [`connect`](Self::connect) with choices of its own (an MPTCP
+    /// connection's scheduler) instead of the stack's.
+    pub fn connect_with(
+        &mut self,
+        now: Instant,
+        local: Option<SocketAddr>,
+        remote: SocketAddr,
+        opts: ConnectOptions,
     ) -> Result<ConnId, Error> {
         self.tick(now);
         if let Err(why) = self.admit(remote.ip(), false) {
@@ -245,7 +289,11 @@ impl Stack {
                 MptcpVersion::V0
             };
             let key = self.new_key(version);
-            Connection::mptcp(tcb, DataLevel::client(version, key, &self.mptcp_settings()))
+            let mut settings = self.mptcp_settings();
+            if let Some(k) = opts.scheduler {
+                settings.scheduler = k;
+            }
+            Connection::mptcp(tcb, DataLevel::client(version, key, &settings))
         } else {
             Connection::tcp(tcb)
         };
@@ -259,7 +307,7 @@ impl Stack {
         &mut self,
         tuple: FourTuple,
         conn: Connection,
-        listener: Option<u16>,
+        listener: Option<Listen>,
         announced: bool,
     ) -> ConnId {
         let id = ConnId(self.next_id);
@@ -271,11 +319,14 @@ impl Stack {
         if self.pressure != Pressure::None {
             conn.set_pressure(self.pressure);
         }
+        let transparent = listener == Some(Listen::Transparent);
+        self.transparent_conns += transparent as usize;
         let slot = Slot {
             conn,
             queued: false,
             armed: None,
             listener,
+            transparent,
             announced,
             memory: 0,
             source: None,
@@ -427,6 +478,12 @@ impl Stack {
 
     pub fn state(&self, id: ConnId) -> Option<State> {
         self.conn(id).map(|c| c.state())
+    }
+
+    /// The connection's (local, remote) addresses: for a transparent
+    /// listener's connection the local one is the destination the peer meant.
+    pub fn endpoints_of(&self, id: ConnId) -> Option<(SocketAddr, SocketAddr)> {
+        self.conn(id).map(|c| (c.local(), c.remote()))
     }
 
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {

@@ -15,9 +15,9 @@ use crate::wire::{self, SeqNumber, TcpFlags, TcpRepr};
 use core::time::Duration;
 use std::collections::{HashMap, VecDeque};
 
-/// One ACK per record per this interval at most (as the TCB's out-of-window
-/// ACKs): a peer replaying segments cannot make us answer each.
-const ACK_INTERVAL: Duration = Duration::from_millis(500);
+/// One ACK per record per this interval at most, as the TCB's out-of-window
+/// ACKs: a peer replaying segments cannot make us answer each.
+use crate::tcp::tcb::OOW_ACK_INTERVAL as ACK_INTERVAL;
 /// ACKs waiting to go out are bounded; past this they are dropped.
 const MAX_PENDING_ACKS: usize = 1024;
 /// What a record costs, for the memory budget: the record and its key, twice

@@ -5,11 +5,23 @@ pub use crate::tcp::state::CloseReason;
 use core::fmt;
 use std::net::SocketAddr;
 
+/// What a connection opened by [`Stack::connect_with`](super::Stack::connect_with)
+/// does differently from the stack's configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// The MPTCP scheduler (default: `MptcpConfig::scheduler`).
+    pub scheduler: Option<crate::config::SchedulerKind>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A listener accepted a connection (handshake complete).
     Accepted {
         id: ConnId,
+        /// The listener that took it.
+        on: Listen,
+        /// The address the peer connected to: one of ours, or for
+        /// [`Listen::Transparent`] the destination it meant to reach.
         local: SocketAddr,
         remote: SocketAddr,
     },
@@ -22,6 +34,19 @@ pub enum Event {
     /// The connection has ended; the handle stays valid for `recv` of any
     /// remaining data until `release`.
     Closed { id: ConnId, reason: CloseReason },
+}
+
+/// What a listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listen {
+    /// Connections to this port on every local address.
+    Port(u16),
+    /// Connections to any port of any address that is not ours: the host routes
+    /// traffic meant for others into the stack, which answers as its
+    /// destination (a transparent proxy, as tun2socks-style stacks are). Plain
+    /// TCP only: MPTCP options are ignored, since the stack cannot speak for the
+    /// destination's other addresses.
+    Transparent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

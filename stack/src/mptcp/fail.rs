@@ -134,7 +134,14 @@ impl DataLevel {
             }];
         }
         let in_order = m.dsn == self.rcv_nxt && self.assembler.is_empty();
-        if !in_order || self.fail.infinite_map_pending {
+        // From here the subflow's bytes would be taken as they come: a later
+        // mapping already known that puts its bytes elsewhere (data the peer
+        // sent again on this subflow) shows they are not one stream.
+        let raw_is_stream = sf.rx_map.iter().all(|k| {
+            let off = k.ssn.wrapping_sub(m.ssn);
+            off as i32 <= 0 || k.dsn == m.dsn + u64::from(off)
+        });
+        if !in_order || !raw_is_stream || self.fail.infinite_map_pending {
             return vec![Action::ResetAll {
                 reason: rst_reason::MIDDLEBOX,
                 fail: Some(m.dsn),
@@ -147,6 +154,23 @@ impl DataLevel {
         self.fail.timer = Some(now + tcb.rto());
         tcb.force_ack();
         Actions::new()
+    }
+
+    /// Checksummed data that no mapping will ever cover (see `pull_mapped`):
+    /// the subflow goes if others can carry the connection, else all of it.
+    pub(super) fn unmappable_reset(&mut self) -> Action {
+        self.stats.bad_mappings += 1;
+        if self.may_fall_back {
+            Action::ResetAll {
+                reason: rst_reason::MPTCP_ERROR,
+                fail: None,
+            }
+        } else {
+            Action::ResetSubflow {
+                reason: rst_reason::MPTCP_ERROR,
+                fail: None,
+            }
+        }
     }
 
     /// Data without DSS after our MP_FAIL: the peer fell back, its infinite
@@ -174,7 +198,7 @@ impl DataLevel {
         } else {
             self.fail.send = self.fail.sent_dsn;
             tcb.force_ack();
-            self.fail.timer = Some(now + tcb.rto() * (1 << self.fail.tries));
+            self.fail.timer = Some(now + tcb.rto_backed_off(self.fail.tries));
         }
         Actions::new()
     }

@@ -8,10 +8,11 @@
 //! MP_FASTCLOSE must carry our key; a DATA_FIN is the first one the peer named.
 
 use super::action::{Action, Actions};
+use super::crypto::DssChecksum;
 use super::level::{DataLevel, FallbackReason, Phase, Role};
 use super::mapping::{Mapping, MappingError};
 use super::subflow::SubflowMp;
-use crate::tcp::Tcb;
+use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::mptcp::{Dss, MpCapable, MptcpOptions, MptcpVersion};
 use crate::wire::{Dsn, TcpRepr};
@@ -20,6 +21,31 @@ use crate::wire::{Dsn, TcpRepr};
 /// advertised on one subflow, rounded up by window scaling, may run a little
 /// past the buffer's free space as seen later on another.
 pub(super) const WINDOW_SLACK: u64 = 1 << 16;
+
+/// Whether an acceptable segment (already processed by `tcb`) tells us
+/// something new about the peer's side of the subflow: it acknowledges data of
+/// ours not acknowledged before (the FIN aside), or brings the peer's FIN in
+/// order for the first time. (Payload is judged by its mapping, in `recv.rs`.) What such
+/// a segment lacks in options means something; a duplicate ACK, a window
+/// update or a challenge ACK (sent without options by some stacks) does not.
+fn brings_news(tcb: &Tcb, sf: &mut SubflowMp) -> bool {
+    let data_acked = tcb.acked_ssn().min(tcb.next_ssn());
+    let acked_news = data_acked.wrapping_sub(sf.data_acked.max(1)) as i32 > 0;
+    if acked_news {
+        sf.data_acked = data_acked;
+    }
+    // The FIN counts when the TCB takes it in order, which may be on a later
+    // segment that fills a hole before it.
+    let fin_news = !sf.fin_seen
+        && matches!(
+            tcb.state(),
+            State::CloseWait | State::Closing | State::LastAck | State::TimeWait
+        );
+    if fin_news {
+        sf.fin_seen = true;
+    }
+    acked_news || fin_news
+}
 
 impl DataLevel {
     /// The options of a segment on the subflow (`tcb`, `sf`) that its TCB
@@ -80,6 +106,50 @@ impl DataLevel {
         if !seg.flags.syn() {
             self.peer_speaks_mptcp = o.any;
         }
+        let acked_before = sf.data_acked;
+        let news = brings_news(tcb, sf);
+        if o.any && sf.data_acked != acked_before {
+            // The peer acknowledged more of our data with options, so after
+            // any plain segment acknowledging less: it still speaks MPTCP. (A
+            // FIN taken in order now may have come on an earlier plain
+            // segment: not a sign either way.)
+            self.fallback_deferred = false;
+        }
+        if news
+            && !o.any
+            && sf.is_initial()
+            && matches!(self.phase, Phase::Established | Phase::PreEstablished)
+        {
+            // RFC 8684 §3.7: a segment without DSS that acknowledges our data,
+            // or carries the peer's FIN, means the peer fell back (our first
+            // data reached it without DSS: a middlebox stripped it) or options
+            // are stripped on the way back. Fall back too: the data level
+            // would wait for a DATA_ACK or DATA_FIN that never comes, holding
+            // our DATA_FIN and so the subflow's FIN. Only news counts: a
+            // duplicate or challenge ACK's missing options say nothing.
+            if self.may_fall_back {
+                // Not while bytes the subflow took are still short of the data
+                // level (an incomplete or unchecked mapping): the peer, having
+                // no DATA_ACK for them, may send them again at the data level
+                // on this subflow, and read as plain TCP they would arrive
+                // twice. The decision waits until the data level has taken
+                // what it can (`recv.rs`).
+                if tcb.recv_available() == 0 {
+                    acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
+                } else {
+                    self.fallback_deferred = true;
+                }
+            } else {
+                // Too late to fall back (a join was tried): data sent again
+                // on this subflow at the data level would reach a peer that
+                // reads plain TCP as new bytes. The subflow goes.
+                acts.push(Action::ResetSubflow {
+                    reason: super::action::rst_reason::MPTCP_ERROR,
+                    fail: None,
+                });
+            }
+            return acts;
+        }
         if !sf.is_initial() {
             acts.extend(self.on_join_segment(now, tcb, sf, seg, o.join));
             if sf.join_established() {
@@ -122,6 +192,13 @@ impl DataLevel {
             _ => {}
         }
         if let (Role::Server, Some(c)) = (self.role, o.capable) {
+            if self.checksum && c.data_len.is_some() && c.checksum.is_none() {
+                // RFC 8684 §3.3: with checksums negotiated, a mapping without
+                // one (here MP_CAPABLE's, for the first data) is invalid, as
+                // for a DSS mapping in `on_dss`: never take data unverified.
+                acts.push(self.unmappable_reset());
+                return acts;
+            }
             self.map_first_data(tcb, sf, seg, &c);
         }
         if let Some(d) = o.dss {
@@ -131,6 +208,7 @@ impl DataLevel {
         } else if self.phase == Phase::PreEstablished
             && self.role == Role::Client
             && o.add_addr.is_none()
+            && (news || !seg.payload.is_empty())
         {
             // Linux falls back when the first segment from the server after the
             // handshake carries no DSS (RFC 8684 §3.1).
@@ -201,6 +279,28 @@ impl DataLevel {
         let Some(m) = d.mapping else {
             return Actions::new();
         };
+        let dsn = match m.dsn_64bit {
+            true => Dsn(m.dsn),
+            false => self.rcv_nxt.expand32(m.dsn as u32),
+        };
+        if self.rx_fallback && m.ssn != 0 && !seg.payload.is_empty() {
+            // After our MP_FAIL the subflow's bytes are the data stream as
+            // they come (fail.rs). A mapping that puts them elsewhere means
+            // the peer sent data again at the data level on this subflow (it
+            // had tried a join, so could not take our MP_FAIL, or it did so
+            // before our MP_FAIL reached it, and its infinite mapping then
+            // rides on those bytes, placing them where they really belong):
+            // taken as they come, those bytes would be delivered twice. The
+            // connection cannot go on.
+            let off = m.ssn.wrapping_sub(tcb.recv_ssn()) as i32 as i64;
+            if dsn != Dsn(self.rcv_nxt.0.wrapping_add(off as u64)) {
+                self.stats.bad_mappings += 1;
+                return vec![Action::ResetAll {
+                    reason: super::action::rst_reason::MIDDLEBOX,
+                    fail: None,
+                }];
+            }
+        }
         if m.data_len == 0 {
             return self.on_infinite_mapping(tcb);
         }
@@ -214,11 +314,21 @@ impl DataLevel {
             }];
         }
         sf.mapping_seen = true;
-        let dsn = match m.dsn_64bit {
-            true => Dsn(m.dsn),
-            false => self.rcv_nxt.expand32(m.dsn as u32),
-        };
-        if d.data_fin {
+        // A DATA_FIN alone (SSN 0: no subflow byte) has a data-level length
+        // of exactly 1 (RFC 8684 §3.3.3) and, with checksums, a checksum over
+        // its pseudo-header. One that fails either was altered on the way and
+        // must not count: the first DATA_FIN that counts is final, and one
+        // placed beyond the data would leave us waiting for bytes that never
+        // come.
+        let bare_fin_ok = m.ssn != 0
+            || (m.data_len == 1
+                && (!self.checksum
+                    || m.checksum
+                        .is_some_and(|c| DssChecksum::new(dsn.0, 0, 1).verify(c))));
+        if d.data_fin && !bare_fin_ok {
+            self.stats.bad_mappings += 1;
+        }
+        if d.data_fin && bare_fin_ok {
             let fin = dsn + (m.data_len as u64 - 1);
             // The first DATA_FIN counts (as in Linux); it cannot precede what
             // was already delivered, nor lie beyond any window we offered.
@@ -227,6 +337,11 @@ impl DataLevel {
                 && fin.diff(self.rcv_nxt) <= self.window_limit() as i64
             {
                 self.peer_data_fin = Some(fin);
+                // Bytes kept beyond the end of the stream came under a
+                // mapping that cannot be true: never deliver them.
+                if self.assembler.truncate(fin.since(self.rcv_nxt) as usize) > 0 {
+                    self.stats.bad_mappings += 1;
+                }
             }
         }
         // A DATA_FIN alone has SSN 0 and occupies no subflow byte. Otherwise a
@@ -250,6 +365,13 @@ impl DataLevel {
                     data_fin: d.data_fin,
                 });
                 if r == Err(MappingError::Conflict) {
+                    if self.checksum {
+                        // With checksums two mappings of the same bytes must
+                        // be identical: one of them was altered on the way,
+                        // and which cannot be told. Taking the bytes raw
+                        // after a failed check could deliver data twice.
+                        return vec![self.unmappable_reset()];
+                    }
                     self.stats.bad_mappings += 1;
                 }
             }

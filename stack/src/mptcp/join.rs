@@ -175,7 +175,7 @@ impl DataLevel {
             reset(rst_reason::MPTCP_ERROR)
         } else {
             tcb.force_ack();
-            j.timer = Some(now + tcb.rto() * (1 << j.tries));
+            j.timer = Some(now + tcb.rto_backed_off(j.tries));
             Actions::new()
         };
         sf.join = Some(j);

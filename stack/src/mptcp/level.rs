@@ -19,6 +19,7 @@ use super::fail::FailState;
 use super::pm::PmState;
 use super::scheduler::{new_scheduler, Scheduler};
 use super::stats::MptcpStats;
+use super::subflow::SubflowMp;
 use crate::config::SchedulerKind;
 use crate::memory::Pressure;
 use crate::tcp::assembler::Assembler;
@@ -65,11 +66,19 @@ pub enum FallbackReason {
     NoMpCapableSynAck,
     NoMpCapableAck,
     NoMapping,
+    /// The peer acknowledged our data on a segment without any MPTCP option:
+    /// it fell back (RFC 8684 §3.7), or a middlebox strips the options.
+    NoDataAck,
     /// The peer sent an infinite mapping (after our MP_FAIL, or on its own).
     InfiniteMapping,
     /// We answered the peer's MP_FAIL with an infinite mapping.
     MpFail,
 }
+
+/// Repeats of an unacknowledged DATA_FIN, with all data acknowledged, after
+/// which the peer is taken to have fallen back (see `on_timeout`): about 30
+/// RTOs, far longer than a live MPTCP peer takes to acknowledge it.
+const DATA_FIN_TRIES_BEFORE_FALLBACK: u32 = 4;
 
 /// Settings taken from the stack's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -143,6 +152,13 @@ pub struct DataLevel {
     pub(super) snd_max: usize,
     pub(super) pressure: Pressure,
     pub(super) rcv_nxt: Dsn,
+    /// The furthest right edge (DATA_ACK + window) any subflow offered, as
+    /// Linux's `rcv_wnd_sent`. The peer keeps the furthest edge it saw
+    /// (Linux's `wnd_end` never moves back), so the buffer must keep room up
+    /// to it: data sent there and not taken would block its subflow, and
+    /// with it whatever that subflow carries next — the retransmission that
+    /// fills a hole, when the subflow that lost it is dead.
+    pub(super) rcv_wnd_sent: Option<Dsn>,
     pub(super) peer_data_fin: Option<Dsn>,
     pub(super) peer_data_fin_done: bool,
     /// The peer's DATA_FIN was just reached: acknowledge it at once on every
@@ -160,6 +176,16 @@ pub struct DataLevel {
     /// speaks MPTCP. A peer that fell back sends plain ACKs, and data sent
     /// again at the data level would reach it as new bytes.
     pub(super) peer_speaks_mptcp: bool,
+    /// A segment without any MPTCP option brought news on the first subflow
+    /// (the sign of the peer's fallback, `input.rs`) while the peer's bytes
+    /// waited in the subflow short of the data level: the fallback is decided
+    /// once the data level has taken them (`recv.rs`). Cleared by a segment
+    /// with options that acknowledges more of our data (the peer still speaks
+    /// MPTCP); while set, nothing is sent again at the data level.
+    pub(super) fallback_deferred: bool,
+    /// Data-level timeouts (DATA_FIN or data repeats) while the fallback
+    /// was deferred, each answered by the peer with plain segments only.
+    pub(super) deferred_timeouts: u32,
     pub(super) released: bool,
     /// The receive side no longer reads mappings: subflow bytes are data bytes
     /// in order (after we sent MP_FAIL).
@@ -174,6 +200,7 @@ pub struct DataLevel {
     /// sent again on the others (RFC 8684 §3.3.6).
     pub(super) reinject: VecDeque<(Dsn, u32)>,
     pub(super) scheduler: Box<dyn Scheduler + Send>,
+    pub(super) scheduler_kind: SchedulerKind,
     /// Every byte goes on every subflow.
     pub(super) redundant: bool,
     pub(super) max_subflows: usize,
@@ -230,6 +257,7 @@ impl DataLevel {
             // hole per mapping of the others.
             assembler: Assembler::new(MAX_DATA_HOLES),
             rcv_nxt: Dsn(0),
+            rcv_wnd_sent: None,
             peer_data_fin: None,
             peer_data_fin_done: false,
             data_fin_ack_owed: false,
@@ -238,6 +266,8 @@ impl DataLevel {
             rtx_timer: None,
             rtx_backoff: 0,
             peer_speaks_mptcp: true,
+            fallback_deferred: false,
+            deferred_timeouts: 0,
             released: false,
             rx_fallback: false,
             fail: FailState::default(),
@@ -246,6 +276,7 @@ impl DataLevel {
             writable: false,
             reinject: VecDeque::new(),
             scheduler: new_scheduler(s.scheduler),
+            scheduler_kind: s.scheduler,
             redundant: s.scheduler == SchedulerKind::Redundant,
             max_subflows: s.max_subflows,
             pm: PmState::default(),
@@ -443,12 +474,22 @@ impl DataLevel {
         }
     }
 
-    /// The least the receive buffer may hold: its starting size, and the
-    /// out-of-order data kept must still fit once the holes fill (what the
-    /// subflows offered beyond it waits in them).
+    /// The least the receive buffer may hold: its starting size, and what
+    /// the window offered and the out-of-order data kept must still fit.
     fn recv_floor(&self) -> usize {
-        let kept = self.rcv_buf.len() + self.assembler.extent();
+        let offered = self
+            .rcv_wnd_sent
+            .map_or(0, |e| e.diff(self.rcv_nxt).max(0) as usize);
+        let kept = self.rcv_buf.len() + offered.max(self.assembler.extent());
         self.rcv_max.min(INITIAL_RECV_BUFFER).max(kept)
+    }
+
+    /// A subflow's segment carries our DATA_ACK with `window` bytes of window.
+    pub(super) fn offered(&mut self, window: usize) {
+        let edge = self.rcv_nxt + window;
+        if self.rcv_wnd_sent.is_none_or(|e| edge > e) {
+            self.rcv_wnd_sent = Some(edge);
+        }
     }
 
     /// The send buffer follows what the subflows together may have in
@@ -473,8 +514,8 @@ impl DataLevel {
     }
 
     /// Under memory pressure: buffers back to their starting sizes or to
-    /// what they hold, whichever is more (what the subflows were offered
-    /// beyond that waits in them); the storage of empty ones freed.
+    /// what they hold and (receiving) what the window offered, whichever is
+    /// more; the storage of empty ones freed.
     pub fn shrink(&mut self) -> usize {
         if self.pressure == Pressure::None {
             return 0;
@@ -569,22 +610,75 @@ impl DataLevel {
 
     /// Run the connection-level timers that are due; `tcb` is the subflow that
     /// speaks for the connection (its RTO paces the repeats).
-    pub fn on_timeout(&mut self, now: Instant, tcb: &mut Tcb) -> Actions {
-        let mut acts = Actions::new();
+    pub fn on_timeout(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
+        let mut acts = self.deferred_fallback_timeout(now, tcb, sf);
         if self.pm_timers(now) {
             acts.push(Action::Ack);
         }
         acts.extend(self.fail_timeout(now, tcb));
         if self.fin_timer.is_some_and(|t| t <= now) {
-            if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
+            // Every byte DATA_ACKed, and none of the peer's waiting in the
+            // subflow short of the data level (see input.rs).
+            let all_acked = self.snd_una == self.data_end() && tcb.recv_available() == 0;
+            if self.pending_data_fin().is_some()
+                && self.phase != Phase::Fallback
+                && all_acked
+                && self.may_fall_back
+                && self.fin_backoff >= DATA_FIN_TRIES_BEFORE_FALLBACK
+            {
+                // Every byte was DATA_ACKed, yet the DATA_FIN never is: the
+                // peer fell back behind our back (it took an ACK of ours that
+                // lost its options on the way for plain TCP) and ignores DSS,
+                // while it waits for our FIN, which waits for the DATA_ACK.
+                // Falling back sends the FIN; with no data outstanding nothing
+                // can be misread, and a peer that is still MPTCP falls back on
+                // that option-less FIN (input.rs).
+                acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
+                self.fin_timer = None;
+            } else if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
                 acts.push(Action::AckAll);
                 self.fin_backoff = (self.fin_backoff + 1).min(6);
-                self.fin_timer = Some(now + tcb.rto() * (1 << self.fin_backoff));
+                self.fin_timer = Some(now + tcb.rto_backed_off(self.fin_backoff));
             } else {
                 self.fin_timer = None;
             }
         }
         acts
+    }
+
+    /// A deferred fallback (`recv.rs`) waits for the peer's bytes to be
+    /// taken or for its FIN; a peer that fell back while its last mapping
+    /// was altered on the way sends neither: its bytes can never be taken,
+    /// and it waits for our plain FIN while we wait for its DATA_ACK. Each
+    /// data-level timeout that finds the peer still acknowledging plainly
+    /// counts; after a few, decide as on its FIN.
+    fn deferred_fallback_timeout(
+        &mut self,
+        now: Instant,
+        tcb: &mut Tcb,
+        sf: &mut SubflowMp,
+    ) -> Actions {
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if !self.fallback_deferred
+            || !sf.is_initial()
+            || !(due(self.fin_timer) || due(self.rtx_timer))
+        {
+            return Actions::new();
+        }
+        if self.peer_speaks_mptcp {
+            self.deferred_timeouts = 0;
+            return Actions::new();
+        }
+        self.deferred_timeouts += 1;
+        if self.deferred_timeouts < DATA_FIN_TRIES_BEFORE_FALLBACK {
+            return Actions::new();
+        }
+        self.decide_deferred_fallback(tcb, sf, true)
+    }
+
+    /// How this connection spreads its data over its subflows.
+    pub fn scheduler_kind(&self) -> SchedulerKind {
+        self.scheduler_kind
     }
 
     // ----- shared by the modules -----

@@ -40,6 +40,16 @@ impl Mapping {
     pub fn dsn_end(&self) -> Dsn {
         self.dsn + self.len as u64
     }
+
+    /// The same subflow bytes at the same DSNs, the DATA_FIN (and so the
+    /// checksum, which covers the data-level length) aside. Linux adds the
+    /// DATA_FIN to the last mapping once the application closes, so parts of
+    /// one mapping sent after that carry it and earlier parts do not; its
+    /// receiver takes them as one mapping. Either checksum verifies the bytes.
+    pub fn same_bytes(&self, other: &Mapping) -> bool {
+        (self.ssn, self.dsn, self.len) == (other.ssn, other.dsn, other.len)
+            && self.data_fin != other.data_fin
+    }
 }
 
 /// Why a received mapping was refused.
@@ -97,8 +107,16 @@ impl Mappings {
             if !overlap {
                 continue;
             }
-            if *known == m {
+            if *known == m || known.same_bytes(&m) {
                 return Ok(());
+            }
+            if known.checksum.is_some() || m.checksum.is_some() {
+                // A DSS checksum covers its mapping's whole range: two
+                // different checksummed mappings over the same bytes cannot
+                // both be right (one was altered on the way), and the
+                // bytes would wait for the longer one for ever. As Linux,
+                // only an identical repeat is accepted.
+                return Err(MappingError::Conflict);
             }
             // Overlapping bytes must agree on their DSN.
             let start = if known.contains(m.ssn) {
@@ -208,5 +226,29 @@ mod tests {
         assert_eq!(ms.insert(m(40, 140, 1)), Err(MappingError::Full));
         // Empty mappings are ignored.
         ms.insert(m(99, 0, 0)).unwrap();
+    }
+
+    #[test]
+    fn checksummed_mappings_must_be_identical() {
+        let sum = |mut x: Mapping, c, fin| {
+            x.checksum = Some(c);
+            x.data_fin = fin;
+            x
+        };
+        let mut ms = Mappings::new(8);
+        ms.insert(sum(m(1, 100, 10), 7, false)).unwrap();
+        // A longer mapping over the same bytes, or other DSNs: one of them
+        // was altered.
+        let longer = sum(m(1, 100, 12), 9, false);
+        assert_eq!(ms.insert(longer), Err(MappingError::Conflict));
+        assert_eq!(
+            ms.insert(sum(m(1, 101, 10), 7, false)),
+            Err(MappingError::Conflict)
+        );
+        // The same mapping with the DATA_FIN added (Linux, after the
+        // application closed): the same bytes, kept once.
+        ms.insert(sum(m(1, 100, 10), 8, true)).unwrap();
+        assert_eq!(ms.len(), 1);
+        assert_eq!(ms.find(1).unwrap().checksum, Some(7));
     }
 }

@@ -45,6 +45,10 @@ impl SegmentHooks for SubflowHooks<'_> {
     fn segment_options(&mut self, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize {
         options_for(self.level, self.sf, seg, room, out)
     }
+
+    fn window_cap(&mut self) -> Option<usize> {
+        self.level.window_cap_now()
+    }
 }
 
 /// Options for a RST we send to reset a subflow or connection: MP_FAIL at
@@ -239,6 +243,7 @@ fn dss_options(
         value: c.data_ack().0,
         is_64bit: true,
     });
+    c.offered(seg.window);
     let mut dss = Dss {
         data_fin: false,
         data_ack,

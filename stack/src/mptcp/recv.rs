@@ -11,6 +11,7 @@ use super::subflow::SubflowMp;
 use crate::memory::Pressure;
 use crate::tcp::Tcb;
 use crate::time::Instant;
+use crate::wire::Dsn;
 
 impl DataLevel {
     /// After the subflow's TCB took a segment (or the application read):
@@ -19,6 +20,9 @@ impl DataLevel {
         if self.phase == Phase::Fallback || self.remote_key.is_none() || sf.closed {
             return Actions::new();
         }
+        if !sf.is_initial() {
+            self.rcv_space.multipath = true;
+        }
         self.autotune_recv(now, tcb);
         let mut acts = if self.rx_fallback {
             self.pull_unmapped(tcb);
@@ -26,6 +30,13 @@ impl DataLevel {
         } else {
             self.pull_mapped(now, tcb, sf)
         };
+        if self.fallback_deferred
+            && sf.is_initial()
+            && matches!(self.phase, Phase::Established | Phase::PreEstablished)
+            && acts.is_empty()
+        {
+            acts.extend(self.decide_deferred_fallback(tcb, sf, false));
+        }
         if self.released && !self.rcv_buf.is_empty() {
             // Nobody will read it: abort, as TCP does (RFC 9293 §3.10.7.4).
             acts.push(Action::Abort);
@@ -48,6 +59,15 @@ impl DataLevel {
                 if sf.is_initial() && (!sf.mapping_seen || sf.rx_map.is_empty()) {
                     // Data without any mapping: options were stripped on the path.
                     acts.extend(self.fall_back(FallbackReason::NoMapping, tcb));
+                } else if self.checksum
+                    && sf.rx_map.iter().any(|l| l.ssn.wrapping_sub(ssn) as i32 > 0)
+                {
+                    // These bytes have no mapping while later ones do: theirs
+                    // was lost or altered on the way (an altered one that was
+                    // taken first makes the true one a contradiction, refused).
+                    // They can never be checked nor placed: reset rather than
+                    // wait for ever.
+                    acts.push(self.unmappable_reset());
                 }
                 break;
             };
@@ -55,7 +75,14 @@ impl DataLevel {
             let mut n = avail.min(in_map);
             let verified = sf.verified_end == Some(m.ssn_end());
             if self.checksum && m.checksum.is_some() && !verified {
-                if ssn != m.ssn || avail < m.len as usize {
+                if ssn != m.ssn {
+                    // Part of it was taken under another mapping: its checksum
+                    // can never be verified, and the bytes will never be
+                    // taken. Reset rather than wait for ever.
+                    acts.push(self.unmappable_reset());
+                    break;
+                }
+                if avail < m.len as usize {
                     break;
                 }
                 let mut sum = DssChecksum::new(m.dsn.0, m.ssn, m.len + m.data_fin as u16);
@@ -91,6 +118,16 @@ impl DataLevel {
                 discard(tcb, n);
                 sf.rx_map.release_before(tcb.recv_ssn());
                 continue;
+            }
+            if let Some(end) = self.peer_data_fin.map(|f| f.diff(self.rcv_nxt)) {
+                // Mapped past the peer's DATA_FIN: not part of its stream.
+                if offset >= end {
+                    self.stats.bad_mappings += 1;
+                    discard(tcb, n);
+                    sf.rx_map.release_before(tcb.recv_ssn());
+                    continue;
+                }
+                n = n.min((end - offset) as usize);
             }
             let offset = offset as usize;
             let room = self.rcv_buf.free();
@@ -134,6 +171,61 @@ impl DataLevel {
         acts
     }
 
+    /// The peer's plain segment said it fell back while its bytes waited in
+    /// the subflow short of the data level (`input.rs`). Once the data level
+    /// has taken them all, fall back. If the peer's FIN is in and what is left
+    /// can never be taken — no mapping covers it, or a checksummed mapping
+    /// runs past the subflow's end, so can never be checked — nothing more
+    /// will come on the subflow either: the peer, plain TCP now, sent those
+    /// bytes as its stream. Take them as such if every mapping known places
+    /// them there (fall back), else reset: waiting would be for ever.
+    ///
+    /// `timed_out`: the peer went on acknowledging plainly through several
+    /// data-level timeouts (see [`Self::deferred_fallback_timeout`]), which
+    /// says as much as its FIN: a peer still speaking MPTCP would have
+    /// answered one of those repeats with a DSS.
+    pub(super) fn decide_deferred_fallback(
+        &mut self,
+        tcb: &mut Tcb,
+        sf: &mut SubflowMp,
+        timed_out: bool,
+    ) -> Actions {
+        let avail = tcb.recv_available();
+        if avail == 0 {
+            self.fallback_deferred = false;
+            return self.fall_back(FallbackReason::NoDataAck, tcb);
+        }
+        if !sf.fin_seen && !timed_out {
+            return Actions::new();
+        }
+        let ssn = tcb.recv_ssn();
+        let never_taken = match sf.rx_map.find(ssn) {
+            None => true,
+            Some(m) => {
+                self.checksum
+                    && m.checksum.is_some()
+                    && sf.verified_end != Some(m.ssn_end())
+                    && m.ssn_end().wrapping_sub(ssn) as usize > avail
+            }
+        };
+        if !never_taken {
+            // Waiting for the application to read: the data level takes the
+            // rest as its buffer frees up.
+            return Actions::new();
+        }
+        self.fallback_deferred = false;
+        let raw_is_stream = self.assembler.is_empty()
+            && sf.rx_map.iter().all(|k| {
+                let off = k.ssn.wrapping_sub(ssn) as i32 as i64;
+                k.dsn == Dsn(self.rcv_nxt.0.wrapping_add(off as u64))
+            });
+        if raw_is_stream {
+            self.fall_back(FallbackReason::NoDataAck, tcb)
+        } else {
+            vec![self.unmappable_reset()]
+        }
+    }
+
     /// In receive fallback: the subflow's bytes are the data stream, in order.
     fn pull_unmapped(&mut self, tcb: &mut Tcb) {
         let n = tcb.recv_available().min(self.rcv_buf.free());
@@ -153,6 +245,15 @@ impl DataLevel {
     /// connection buffer can still take.
     fn cap_window(&mut self, tcb: &mut Tcb) {
         tcb.set_window_cap(Some(self.rcv_buf.free()));
+    }
+
+    /// The window bound for a segment any subflow is about to send: the
+    /// connection buffer's free space now. A subflow's own cap dates from
+    /// its last delivery; offered with a newer DATA_ACK after another
+    /// subflow filled the buffer, it would promise room that is not there
+    /// (and a peer keeps the furthest edge it saw).
+    pub(super) fn window_cap_now(&self) -> Option<usize> {
+        (self.phase != Phase::Fallback && !self.rx_fallback).then(|| self.rcv_buf.free())
     }
 
     /// The application read: take more from the subflow and, if the window

@@ -22,13 +22,15 @@ impl DataLevel {
     }
 
     /// Start the timer if data is outstanding and it is not running; stop it
-    /// when nothing is.
-    pub fn arm_rtx(&mut self, now: Instant, rto: Duration) {
+    /// when nothing is. Its backoff doubles `rto` (the subflows' own, maybe
+    /// backed off already) up to `max_rto`, TCP's bound: never longer.
+    pub fn arm_rtx(&mut self, now: Instant, rto: Duration, max_rto: Duration) {
         if self.phase != Phase::Established || !self.data_outstanding() {
             self.rtx_timer = None;
             self.rtx_backoff = 0;
         } else if self.rtx_timer.is_none() {
-            self.rtx_timer = Some(now + rto * (1 << self.rtx_backoff));
+            let wait = (rto * (1 << self.rtx_backoff)).min(max_rto.max(rto));
+            self.rtx_timer = Some(now + wait);
         }
     }
 
@@ -67,6 +69,7 @@ impl DataLevel {
         &mut self,
         now: Instant,
         rto: Duration,
+        max_rto: Duration,
         mss: usize,
         subflows: impl Iterator<Item = &'a SubflowMp>,
     ) -> Actions {
@@ -79,11 +82,18 @@ impl DataLevel {
             return acts;
         }
         let held = self.first_in_flight(subflows);
-        if held == Some(0) || !self.peer_speaks_mptcp {
+        if held == Some(0)
+            || !self.peer_speaks_mptcp
+            || self.fallback_deferred
+            || self.checksum_failure_pending()
+        {
             // A subflow is still at it, its own recovery (or stall) decides; or
             // the peer sends plain ACKs (it fell back, or a middlebox strips
-            // options): bytes sent again would reach it as new data.
-            self.arm_rtx(now, rto);
+            // options: also when an older segment with options arrived after
+            // the plain one that deferred our fallback), or an MP_FAIL
+            // exchange is under way (the peer falls back at its end of it,
+            // maybe already has): bytes sent again would reach it as new data.
+            self.arm_rtx(now, rto, max_rto);
             return acts;
         }
         let window = self.snd_wnd_end.diff(self.snd_una).max(0) as u64;
@@ -104,7 +114,7 @@ impl DataLevel {
             self.stats.data_rtx += 1;
         }
         self.rtx_backoff = (self.rtx_backoff + 1).min(MAX_RTX_BACKOFF);
-        self.arm_rtx(now, rto);
+        self.arm_rtx(now, rto, max_rto);
         acts
     }
 }

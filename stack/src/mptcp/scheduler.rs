@@ -26,6 +26,7 @@ pub fn new_scheduler(kind: SchedulerKind) -> Box<dyn Scheduler + Send> {
     match kind {
         SchedulerKind::MinRtt | SchedulerKind::Redundant => Box::new(MinRtt),
         SchedulerKind::RoundRobin => Box::new(RoundRobin { last: None }),
+        SchedulerKind::Overflow => Box::new(Overflow),
     }
 }
 
@@ -46,6 +47,26 @@ impl Scheduler for MinRtt {
         candidates(views)
             .min_by_key(|v| (v.srtt.unwrap_or(Duration::MAX), v.index))
             .map(|v| v.index)
+    }
+}
+
+/// Primary plus overflow: the active subflows first, lowest RTT with room
+/// first; the backups take what they cannot, as soon as every active one is
+/// full (two windows queued), not only once none is left. A gateway's
+/// metered or slow link then carries only what the primary links cannot.
+#[derive(Debug)]
+pub struct Overflow;
+
+impl Scheduler for Overflow {
+    fn pick(&mut self, views: &[SubflowView]) -> Option<usize> {
+        let best = |backup: bool| {
+            views
+                .iter()
+                .filter(|v| v.backup == backup && v.room > 0)
+                .min_by_key(|v| (v.srtt.unwrap_or(Duration::MAX), v.index))
+                .map(|v| v.index)
+        };
+        best(false).or_else(|| best(true))
     }
 }
 
@@ -101,6 +122,23 @@ mod tests {
         assert_eq!(s.pick(&views), None);
         let views = [v(1, Some(1), true, 1000)];
         assert_eq!(s.pick(&views), Some(1));
+    }
+
+    #[test]
+    fn overflow_fills_the_active_subflows_first_then_the_backups() {
+        let mut s = Overflow;
+        let views = [v(0, Some(50), false, 1000), v(1, Some(1), true, 1000)];
+        assert_eq!(s.pick(&views), Some(0), "room on the active one");
+        let views = [v(0, Some(50), false, 0), v(1, Some(1), true, 1000)];
+        assert_eq!(s.pick(&views), Some(1), "the active one is full");
+        let views = [
+            v(0, Some(50), false, 0),
+            v(1, Some(9), false, 10),
+            v(2, Some(1), true, 1000),
+        ];
+        assert_eq!(s.pick(&views), Some(1), "any active one with room");
+        let views = [v(0, Some(50), false, 0), v(1, Some(1), true, 0)];
+        assert_eq!(s.pick(&views), None);
     }
 
     #[test]

@@ -167,12 +167,12 @@ impl DataLevel {
         };
         while left > 0 {
             if !self.reinject.is_empty() {
-                match self.map_reinjection(tcb, sf, left.min(chunk_max)) {
-                    0 => break,
-                    n => {
-                        left -= n;
-                        continue;
-                    }
+                // Nothing taken: no room (new data gets none either), or the
+                // queue's head is this subflow's own (it waits for another).
+                let n = self.map_reinjection(tcb, sf, left.min(chunk_max));
+                if n > 0 {
+                    left -= n;
+                    continue;
                 }
             }
             let n = self
@@ -258,7 +258,20 @@ impl DataLevel {
                 continue;
             }
             let start = dsn.max(una);
-            let n = (end.since(start) as usize).min(max);
+            // Never onto a subflow that still holds these bytes: its own
+            // retransmission delivers them, and the same bytes twice in one
+            // subflow's stream are what a peer that loses this mapping to a
+            // middlebox (and falls back) would deliver twice.
+            let mut held_from = end;
+            for m in sf.tx_map.iter() {
+                if m.dsn <= start && m.dsn_end() > start {
+                    return 0;
+                }
+                if m.dsn > start && m.dsn < held_from {
+                    held_from = m.dsn;
+                }
+            }
+            let n = (held_from.since(start) as usize).min(max);
             let taken = self.map_range(tcb, sf, start, n);
             let rest = end.since(start) as usize - taken;
             if rest == 0 {

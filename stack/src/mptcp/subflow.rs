@@ -47,6 +47,11 @@ pub struct SubflowMp {
     /// End of the last mapping whose checksum was verified: the rest of it may
     /// be taken without checking again.
     pub(super) verified_end: Option<u32>,
+    /// How far our data was acknowledged (relative SSN, the FIN not counted)
+    /// when the peer's last acceptable segment had been processed.
+    pub(super) data_acked: u32,
+    /// The peer's FIN has arrived (in order) on this subflow.
+    pub(super) fin_seen: bool,
     /// Address ids (RFC 8684 §3.4): ours for the local address, the peer's for
     /// the remote one. The first subflow's are 0.
     pub local_id: u8,
@@ -85,6 +90,8 @@ impl SubflowMp {
             rx_map: Mappings::new(MAX_MAPPINGS),
             mapping_seen: false,
             verified_end: None,
+            data_acked: 0,
+            fin_seen: false,
             local_id: 0,
             remote_id: 0,
             local_backup: false,

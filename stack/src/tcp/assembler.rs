@@ -156,6 +156,25 @@ impl Assembler {
         }
     }
 
+    /// Drop every byte at or beyond `end` (the stream ends there); the
+    /// bytes dropped.
+    pub fn truncate(&mut self, end: usize) -> usize {
+        let before = self.held;
+        let keep = self.ranges.partition_point(|&(s, _)| s < end);
+        for d in self.data.drain(keep..) {
+            self.held -= d.len();
+        }
+        self.ranges.truncate(keep);
+        if let (Some(last), Some(d)) = (self.ranges.last_mut(), self.data.last_mut()) {
+            if last.1 > end {
+                self.held -= last.1 - end;
+                d.truncate(d.len() - (last.1 - end));
+                last.1 = end;
+            }
+        }
+        before - self.held
+    }
+
     /// Drop everything (and the storage with it).
     pub fn clear(&mut self) {
         self.ranges = Vec::new();
@@ -186,6 +205,22 @@ mod tests {
         assert!(a.is_empty());
         assert_eq!(a.pop_front(), None);
         assert_eq!(a.held(), 0);
+    }
+
+    #[test]
+    fn truncate_drops_what_lies_beyond_the_end() {
+        let mut a = Assembler::new(4);
+        add(&mut a, 10, 10).unwrap();
+        add(&mut a, 30, 10).unwrap();
+        add(&mut a, 50, 5).unwrap();
+        assert_eq!(a.truncate(35), 5 + 5);
+        assert_eq!(a.ranges(), &[(10, 20), (30, 35)]);
+        assert_eq!(a.held(), 15);
+        assert_eq!(a.truncate(30), 5);
+        assert_eq!(a.ranges(), &[(10, 20)]);
+        assert_eq!(a.truncate(100), 0);
+        add(&mut a, 0, 10).unwrap();
+        assert_eq!(a.pop_front(), Some(bytes(0, 20)));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct OutSegment {
     pub fin: bool,
     /// Whether this sequence space was sent before.
     pub retransmission: bool,
+    /// The receive window it offers, in bytes (the field, scaled).
+    pub window: usize,
 }
 
 /// Raw option bytes a hook adds: up to four options of any kind, 40 bytes in all.
@@ -101,6 +103,14 @@ pub trait SegmentHooks {
     /// largest payload the segment may carry from `seg.seq` (e.g. up to the end of a
     /// data-sequence mapping); `usize::MAX` for no limit.
     fn segment_options(&mut self, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize;
+
+    /// For a TCB whose window the layered protocol bounds: that bound now,
+    /// for the segment about to be built (MPTCP: the connection buffer's
+    /// free space, which the other subflows' data may have changed since
+    /// this subflow last heard); `None` keeps the last one.
+    fn window_cap(&mut self) -> Option<usize> {
+        None
+    }
 }
 
 /// Plain TCP: nothing to add.

@@ -70,6 +70,11 @@ impl RttEstimator {
         self.rto
     }
 
+    /// The longest RTO, however far backed off.
+    pub fn max_rto(&self) -> Duration {
+        self.max_rto
+    }
+
     /// The RTO after `backoff` doublings (RFC 6298 §5.5), bounded by the maximum.
     pub fn backed_off(&self, backoff: u32) -> Duration {
         let factor = 1u32 << backoff.min(16);

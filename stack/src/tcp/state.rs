@@ -78,4 +78,6 @@ pub enum CloseReason {
     TimedOut,
     /// The application aborted it.
     Aborted,
+    /// An ICMP destination unreachable answered our SYN.
+    Unreachable,
 }

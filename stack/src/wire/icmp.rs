@@ -1,19 +1,28 @@
-//! ICMP (RFC 792) and ICMPv6 (RFC 4443) echo messages.
+//! ICMP (RFC 792) and ICMPv6 (RFC 4443): echo messages, and destination
+//! unreachable errors about our TCP segments.
 //!
-//! Only what `ping` needs: parse a message far enough to tell an echo request or
-//! reply from anything else, and emit an echo message as a complete IP packet. The
+//! Parse a message far enough to tell an echo request or reply, or a
+//! destination unreachable quoting a TCP segment (its four-tuple and sequence
+//! number, which is all RFC 5927 lets a receiver check), from anything else;
+//! emit an echo message as a complete IP packet. The
 //! ICMPv4 checksum covers the ICMP message only; the ICMPv6 checksum also covers
 //! the IPv6 pseudo-header (RFC 8200 §8.1) with next header 58.
 
 use super::checksum;
-use super::ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6};
+use super::ip::{IpRepr, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
+use super::SeqNumber;
 use super::WireError;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub const ICMPV4_ECHO_REPLY: u8 = 0;
 pub const ICMPV4_ECHO_REQUEST: u8 = 8;
 pub const ICMPV6_ECHO_REQUEST: u8 = 128;
 pub const ICMPV6_ECHO_REPLY: u8 = 129;
+pub const ICMPV4_DEST_UNREACHABLE: u8 = 3;
+/// ICMPv4 destination unreachable, code 4: fragmentation needed (path MTU
+/// discovery, not an unreachable destination).
+pub const ICMPV4_FRAG_NEEDED: u8 = 4;
+pub const ICMPV6_DEST_UNREACHABLE: u8 = 1;
 
 /// Type, code, checksum, and four bytes whose meaning depends on the type: every
 /// ICMP and ICMPv6 message is at least this long.
@@ -34,8 +43,51 @@ pub enum IcmpMessage<'a> {
     EchoRequest(IcmpEcho<'a>),
     /// Type 0 (ICMPv4) or 129 (ICMPv6), code 0.
     EchoReply(IcmpEcho<'a>),
+    /// Destination unreachable (ICMPv4 type 3 but code 4, ICMPv6 type 1)
+    /// quoting the start of a TCP segment.
+    Unreachable { code: u8, quoted: QuotedTcp },
     /// Any other type, or an echo type with a non-zero code.
     Other { kind: u8, code: u8 },
+}
+
+/// The segment an ICMP error quotes: the IP header's addresses and the first
+/// eight bytes of TCP (ports and sequence number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotedTcp {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: SeqNumber,
+}
+
+impl QuotedTcp {
+    /// The quoted IP packet (v4 or v6, without extension headers), if it is
+    /// TCP with at least eight bytes of its header.
+    fn parse(ip: &[u8]) -> Option<QuotedTcp> {
+        let (src, dst, tcp): (IpAddr, IpAddr, &[u8]) = match ip.first()? >> 4 {
+            4 => {
+                let ihl = usize::from(ip[0] & 0x0f) * 4;
+                if ihl < 20 || ip.len() < ihl + 8 || ip[9] != IPPROTO_TCP {
+                    return None;
+                }
+                let a = |o: usize| Ipv4Addr::new(ip[o], ip[o + 1], ip[o + 2], ip[o + 3]);
+                (a(12).into(), a(16).into(), &ip[ihl..])
+            }
+            6 => {
+                if ip.len() < 40 + 8 || ip[6] != IPPROTO_TCP {
+                    return None;
+                }
+                let a = |o: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&ip[o..o + 16]).unwrap());
+                (a(8).into(), a(24).into(), &ip[40..])
+            }
+            _ => return None,
+        };
+        let port = |o: usize| u16::from_be_bytes([tcp[o], tcp[o + 1]]);
+        Some(QuotedTcp {
+            src: SocketAddr::new(src, port(0)),
+            dst: SocketAddr::new(dst, port(2)),
+            seq: SeqNumber(u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]])),
+        })
+    }
 }
 
 impl<'a> IcmpMessage<'a> {
@@ -60,6 +112,14 @@ pub fn parse_icmpv4(bytes: &[u8]) -> Result<IcmpMessage<'_>, WireError> {
     if checksum::fold(u64::from(checksum::accumulate(0, bytes))) != 0xffff {
         return Err(WireError::BadChecksum);
     }
+    if bytes[0] == ICMPV4_DEST_UNREACHABLE && bytes[1] != ICMPV4_FRAG_NEEDED {
+        if let Some(quoted) = QuotedTcp::parse(&bytes[HEADER_LEN..]) {
+            return Ok(IcmpMessage::Unreachable {
+                code: bytes[1],
+                quoted,
+            });
+        }
+    }
     Ok(classify(bytes, ICMPV4_ECHO_REQUEST, ICMPV4_ECHO_REPLY))
 }
 
@@ -75,6 +135,14 @@ pub fn parse_icmpv6(src: IpAddr, dst: IpAddr, bytes: &[u8]) -> Result<IcmpMessag
     let acc = checksum::pseudo_header(src, dst, IPPROTO_ICMPV6, len);
     if checksum::fold(u64::from(checksum::accumulate(acc, bytes))) != 0xffff {
         return Err(WireError::BadChecksum);
+    }
+    if bytes[0] == ICMPV6_DEST_UNREACHABLE {
+        if let Some(quoted) = QuotedTcp::parse(&bytes[HEADER_LEN..]) {
+            return Ok(IcmpMessage::Unreachable {
+                code: bytes[1],
+                quoted,
+            });
+        }
     }
     Ok(classify(bytes, ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY))
 }
@@ -126,6 +194,25 @@ pub fn emit_echo_reply(
     emit_echo(kind, src, dst, hop_limit, ident, seq, data, buf)
 }
 
+/// Write a complete destination unreachable (ICMPv4 type 3 / ICMPv6 type 1)
+/// with `code` from `src` to `dst`, quoting `quoted` (the start of the
+/// offending packet), as a router would; the packet's length. Errors as
+/// [`emit_echo_reply`].
+pub fn emit_unreachable(
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    code: u8,
+    quoted: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    let kind = match src {
+        IpAddr::V4(_) => ICMPV4_DEST_UNREACHABLE,
+        IpAddr::V6(_) => ICMPV6_DEST_UNREACHABLE,
+    };
+    emit_message(kind, code, [0; 4], src, dst, hop_limit, quoted, buf)
+}
+
 /// Like [`emit_echo_reply`], for an echo request (type 8 / 128).
 pub fn emit_echo_request(
     src: IpAddr,
@@ -151,6 +238,23 @@ fn emit_echo(
     hop_limit: u8,
     ident: u16,
     seq: u16,
+    data: &[u8],
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    let [a, b] = ident.to_be_bytes();
+    let [c, d] = seq.to_be_bytes();
+    emit_message(kind, 0, [a, b, c, d], src, dst, hop_limit, data, buf)
+}
+
+/// An ICMP message of `kind` and `code` whose header ends with `word`.
+#[allow(clippy::too_many_arguments)]
+fn emit_message(
+    kind: u8,
+    code: u8,
+    word: [u8; 4],
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
     data: &[u8],
     buf: &mut [u8],
 ) -> Result<usize, WireError> {
@@ -186,10 +290,9 @@ fn emit_echo(
     let (ip_buf, msg) = out.split_at_mut(ip_hl);
     ip.emit(ip_buf)?;
     msg[0] = kind;
-    msg[1] = 0;
+    msg[1] = code;
     msg[2..4].copy_from_slice(&[0, 0]);
-    msg[4..6].copy_from_slice(&ident.to_be_bytes());
-    msg[6..8].copy_from_slice(&seq.to_be_bytes());
+    msg[4..8].copy_from_slice(&word);
     msg[HEADER_LEN..].copy_from_slice(data);
     let acc = if protocol == IPPROTO_ICMPV6 {
         checksum::pseudo_header(src, dst, IPPROTO_ICMPV6, icmp_len32)

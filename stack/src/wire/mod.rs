@@ -14,7 +14,9 @@ pub mod tcp;
 
 pub use dsn::Dsn;
 pub use error::WireError;
-pub use icmp::{emit_echo_reply, emit_echo_request, IcmpEcho, IcmpMessage};
+pub use icmp::{
+    emit_echo_reply, emit_echo_request, emit_unreachable, IcmpEcho, IcmpMessage, QuotedTcp,
+};
 pub use ip::{IpRepr, Ipv4Packet, Ipv6Packet, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP};
 pub use mptcp::{
     mptcp_options, MptcpError, MptcpOption, MptcpOptions, MptcpVersion, ParseCtx, TCPOPT_MPTCP,

@@ -138,6 +138,40 @@ fn peer_data_fin_on_its_last_data_segment() {
     h.recv_seg().assert_opts(&[dss_ack(h.peer_dsn(301))]);
 }
 
+/// Linux adds the DATA_FIN to its last mapping when the application closes:
+/// the part of that mapping sent after the close carries it (length one
+/// more, another checksum), the part sent before does not. With checksums
+/// they are still one mapping, not a conflict to reset on.
+#[test]
+fn the_data_fin_added_to_a_mapping_half_sent_is_the_same_mapping() {
+    let s = MptcpSettings {
+        checksum: true,
+        ..settings()
+    };
+    let mut h = Harness::client_with(V1, s);
+    let data = bytes(600, 6);
+    let dsn = h.peer_dsn(0);
+    let _ = h.feed_data(0, &data[..300], &[h.peer_map(0, 1, &data)]);
+    let mut sum = DssChecksum::new(dsn, 1, 601);
+    sum.update(&data);
+    let with_fin = MptcpOption::Dss(Dss {
+        data_fin: true,
+        data_ack: data_ack(h.local_dsn(0)),
+        mapping: Some(Mapping {
+            dsn,
+            dsn_64bit: true,
+            ssn: 1,
+            data_len: 601,
+            checksum: Some(sum.finish()),
+        }),
+    });
+    let fx = h.feed_data(0, &data[300..], &[with_fin]);
+    assert!(fx.rsts.is_empty(), "no reset: {:?}", fx.rsts);
+    assert_eq!(h.read_all(), (data, true));
+    assert_eq!(h.stats().bad_mappings, 0);
+    assert_eq!(h.stats().checksum_errors, 0);
+}
+
 #[test]
 fn a_second_data_fin_at_another_dsn_is_ignored() {
     for (name, mut h) in Harness::all() {
@@ -194,4 +228,37 @@ fn v1_client_data_fin_waits_for_full_establishment() {
     fin.assert_tcp(ACK, ISS + 101, IRS + 1, 0);
     fin.assert_opts(&[dss_data_fin(h.peer_dsn(0), h.local_dsn(100), false)]);
     h.assert_no_segment();
+}
+
+/// Found by two_endpoints (6813362c): the path was down for a minute, the
+/// subflow's retransmission timeout backed off to tens of seconds, and the
+/// DATA_FIN's repeat doubled that again by its own backoff: once the data was
+/// acknowledged after the path came back, the DATA_FIN's next repeat was 12
+/// minutes away, and the peer, waiting for it, did not end. Repeats layered
+/// on a subflow are bounded like TCP's own (`max_rto`).
+#[test]
+fn data_fin_repeats_are_never_further_apart_than_the_longest_rto() {
+    for (name, mut h) in Harness::all() {
+        h.conn.send(&bytes(600, 1));
+        h.conn.shutdown();
+        let _ = h.recv_all();
+        let max = crate::config::TcpConfig::default().max_rto;
+        // The path is down: the data and the DATA_FIN go again and again.
+        let down = h.now;
+        while h.now.saturating_since(down) < core::time::Duration::from_secs(90) {
+            let _ = h.fire_timer();
+            let _ = h.recv_all();
+        }
+        // Back: the data is acknowledged, at the data level too, but the
+        // DATA_FIN's acknowledgement is lost.
+        let _ = h.feed(0, ACK, &[dss_ack(h.local_dsn(600))]);
+        let _ = h.recv_all();
+        for i in 0..8 {
+            let at = h.conn.poll_at().expect("the DATA_FIN's repeat timer");
+            let wait = at.saturating_since(h.now);
+            assert!(wait <= max, "{name}: timer {i} is {wait:?} away");
+            let _ = h.fire_timer();
+            let _ = h.recv_all();
+        }
+    }
 }

@@ -459,3 +459,83 @@ fn a_read_reopens_the_window_on_every_subflow() {
         }
     }
 }
+
+/// The peer keeps the furthest right edge any subflow offered (Linux's
+/// `wnd_end` never moves back), so the connection buffer may not shrink
+/// below it. Shrunk below, data the peer sent near that edge could not be
+/// taken from its subflow and blocked it, and with it the retransmission
+/// of a hole that came next on the same subflow (the subflow that lost it
+/// being dead): the connection stalled for good, as in a failover where
+/// the echoing reader stopped reading while its replies waited.
+#[test]
+fn the_buffer_never_shrinks_below_the_window_offered() {
+    use crate::memory::Pressure;
+    let s = MptcpSettings {
+        recv_buffer: 1 << 20,
+        ..settings()
+    };
+    let mut h = Harness::client_scaled(V1, s, 1 << 20);
+    h.conn.mp.as_deref_mut().unwrap().set_recv_capacity(1 << 20);
+    let p = h.active_join();
+    // DSN 0..1000 arrives on the initial subflow and is read; 1000..2000 is
+    // lost there; 2000..3000 arrives on the joined one.
+    let (a, hole, b) = (bytes(1000, 1), bytes(1000, 2), bytes(1000, 3));
+    let _ = h.feed_data(0, &a, &[h.peer_map(0, 1, &a)]);
+    assert_eq!(h.read_all(), (a, false));
+    let _ = h.feed_data(p, &b, &[h.peer_map(2000, 1, &b)]);
+    let acks = h.recv_all();
+    let offered = acks
+        .iter()
+        .map(|a| (a.window as usize) << 7)
+        .max()
+        .unwrap_or(0);
+    assert!(offered > 700_000, "window offered: {offered}");
+    h.conn.set_pressure(Pressure::High);
+    // The peer sends near the edge it was offered, then retransmits the hole,
+    // both on the joined subflow.
+    let far = bytes(1000, 4);
+    let _ = h.feed_data(p, &far, &[h.peer_map(700_000, 1001, &far)]);
+    let _ = h.feed_data(p, &hole, &[h.peer_map(1000, 2001, &hole)]);
+    let (got, _) = h.read_all();
+    assert!(got == [hole, b].concat(), "{} bytes read", got.len());
+}
+
+/// Every subflow offers the connection buffer's free space as it is when the
+/// segment leaves. A subflow's cap from its own last delivery, offered with
+/// a DATA_ACK that moved since through another subflow, promised room that
+/// was not there: the peer keeps the furthest edge, and the buffer had to
+/// grow to keep that promise (past the memory budget, t_mem_budget).
+#[test]
+fn a_subflow_offers_the_free_space_left_now_not_at_its_last_delivery() {
+    let mut h = Harness::client(V1);
+    let p = h.active_join();
+    let a = bytes(1000, 5);
+    let _ = h.feed_data(p, &a, &[h.peer_map(0, 1, &a)]);
+    let _ = h.recv_all();
+    // The initial subflow fills most of the buffer; nobody reads.
+    let big = bytes(20_000, 6);
+    let mut ssn = 1;
+    for (k, chunk) in big.chunks(1000).enumerate() {
+        let at = 1000 + (k * 1000) as u64;
+        let _ = h.feed_data(0, chunk, &[h.peer_map(at, ssn, chunk)]);
+        ssn += chunk.len() as u32;
+    }
+    let _ = h.recv_all();
+    // Now we send: the data goes out on both subflows, each segment with
+    // the window that is free now.
+    h.conn.send(&bytes(30_000, 7));
+    let segs = h.recv_all();
+    assert!(
+        segs.iter().any(|s| s.path == p),
+        "nothing went out on the joined subflow"
+    );
+    let free = BUFFER - 21_000;
+    for s in segs {
+        assert!(
+            (s.window as usize) <= free,
+            "subflow {} offered {} with {free} bytes free",
+            s.path,
+            s.window
+        );
+    }
+}

@@ -90,6 +90,31 @@ fn checksum_failure_alone_sends_mp_fail_and_the_peers_infinite_mapping_ends_mptc
     }
 }
 
+/// Found by two_endpoints (66be32da): the peer sent its data again at the
+/// data level before our MP_FAIL reached it, and that copy, sent once more
+/// after the MP_FAIL, carried its infinite mapping. The infinite mapping
+/// places those bytes at their old DSNs, before what we took raw: taken as
+/// they come they would be delivered twice. It resets, as any mapping that
+/// puts the raw stream's bytes elsewhere does after our MP_FAIL.
+#[test]
+fn an_infinite_mapping_on_data_sent_again_after_our_mp_fail_resets() {
+    for (name, mut h) in all_with_checksums() {
+        let data = bytes(500, 4);
+        let _ = h.feed_data(0, &data, &[corrupt_map(&h, 0, 1, &data)]);
+        assert_eq!(h.read_all(), (data.clone(), false), "{name}");
+        let _ = h.recv_all();
+        // The same 500 bytes again, at subflow byte 501, mapped (infinitely)
+        // from data offset 0.
+        let inf = infinite(&h, h.data_seen, 0, 501);
+        let fx = h.feed_data(0, &data, &[inf]);
+        assert_one_rst(&h, &fx, 0, &[tcprst(rst_reason::MIDDLEBOX)]);
+        let mut buf = [0u8; 1024];
+        let (r, _) = h.conn.recv(h.now, &mut buf);
+        assert_eq!(r, Err(false), "{name}: reset, nothing delivered twice");
+        assert_eq!(h.conn.state(), State::Closed, "{name}");
+    }
+}
+
 #[test]
 fn unanswered_mp_fail_resets_the_connection() {
     let mut h = Harness::client_with(V1, with_checksums());

@@ -361,6 +361,8 @@ pub(super) struct Harness {
     pub checksum: bool,
     pub paths: Vec<Path>,
     pub cfg: TcpConfig,
+    /// The window scale the peer offers on its SYNs (none: no scaling).
+    pub wscale: Option<u8>,
     /// The DSN just past the highest of our data (or DATA_FIN) the peer has
     /// seen in our mappings: what it acknowledges.
     pub data_seen: u64,
@@ -376,6 +378,7 @@ impl Harness {
             checksum: false,
             paths: vec![path],
             cfg: cfg(),
+            wscale: None,
             data_seen: crypto::idsn(alg(version), LOCAL_KEY).wrapping_add(1),
             buf: vec![0; 2048],
         }
@@ -383,7 +386,11 @@ impl Harness {
 
     /// Client in SYN_SENT offering `version`, its SYN not yet polled.
     pub fn connecting(version: MptcpVersion, s: MptcpSettings) -> Harness {
-        let tcb = Tcb::connect(&cfg(), local(), remote(), SeqNumber(ISS), 0, T0);
+        Harness::connecting_cfg(version, s, cfg())
+    }
+
+    fn connecting_cfg(version: MptcpVersion, s: MptcpSettings, cfg: TcpConfig) -> Harness {
+        let tcb = Tcb::connect(&cfg, local(), remote(), SeqNumber(ISS), 0, T0);
         let conn = Connection::mptcp(tcb, DataLevel::client(version, LOCAL_KEY, &s));
         let path = Path {
             id: SubflowId::INITIAL,
@@ -396,6 +403,7 @@ impl Harness {
         };
         let mut h = Harness::with(conn, version, path);
         h.checksum = s.checksum || version == V0;
+        h.cfg = cfg;
         h
     }
 
@@ -446,7 +454,23 @@ impl Harness {
     }
 
     pub fn client_with(version: MptcpVersion, s: MptcpSettings) -> Harness {
-        let mut h = Harness::connecting(version, s);
+        Harness::establish_client(Harness::connecting(version, s))
+    }
+
+    /// As [`Self::client_with`], with subflow buffers of `buffer` bytes and
+    /// window scaling on both sides (the peer's shift is 7, as Linux's).
+    pub fn client_scaled(version: MptcpVersion, s: MptcpSettings, buffer: usize) -> Harness {
+        let cfg = TcpConfig {
+            recv_buffer: buffer,
+            send_buffer: buffer,
+            ..cfg()
+        };
+        let mut h = Harness::connecting_cfg(version, s, cfg);
+        h.wscale = Some(7);
+        Harness::establish_client(h)
+    }
+
+    fn establish_client(mut h: Harness) -> Harness {
         let syn = h.recv_seg();
         assert_eq!(syn.flags, fl(SYN));
         h.now += ms(10);
@@ -611,6 +635,8 @@ impl Harness {
         let mut r = syn_repr(path, flags, path.rcv_nxt);
         if flags & SYN == 0 {
             r.seq = SeqNumber(path.snd_nxt);
+        } else {
+            r.window_scale = self.wscale;
         }
         r
     }

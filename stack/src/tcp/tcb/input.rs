@@ -57,7 +57,7 @@ const CHALLENGE_ACK_LIMIT: u32 = 10;
 /// At most one duplicate ACK per this interval in answer to segments without
 /// data that are out of the window or fail PAWS (Linux's
 /// `tcp_invalid_ratelimit`): a spray of blind segments gets little back.
-const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 /// TS.Recent older than this is not used for PAWS (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 

@@ -29,6 +29,7 @@ use crate::time::Instant;
 use crate::wire::{SeqNumber, TcpRepr};
 use std::net::{IpAddr, SocketAddr};
 
+pub(crate) use input::OOW_ACK_INTERVAL;
 pub use input::{RstReply, Verdict};
 
 /// Largest window scale shift (RFC 7323 §2.3).
@@ -598,6 +599,19 @@ impl Tcb {
         self.rtt.backed_off(self.backoff)
     }
 
+    /// The retransmission timeout backed off by timeouts in a row and then
+    /// `more` doublings, bounded like the RTO itself (`max_rto`): the pace of
+    /// repeats layered on this subflow (DATA_FIN, MP_FAIL, a join's third
+    /// ACK), which must not run past the longest wait TCP itself allows.
+    pub fn rto_backed_off(&self, more: u32) -> core::time::Duration {
+        self.rtt.backed_off(self.backoff.saturating_add(more))
+    }
+
+    /// The longest retransmission timeout (`TcpConfig::max_rto`).
+    pub fn max_rto(&self) -> core::time::Duration {
+        self.rtt.max_rto()
+    }
+
     /// The retransmission timeout before any backoff: how long an answer may
     /// take on this path.
     pub fn base_rto(&self) -> core::time::Duration {
@@ -945,6 +959,21 @@ impl Tcb {
         if self.state == State::FinWait2 && self.fin_wait2_at.is_none() {
             self.fin_wait2_at = Some(now + self.cfg.msl * 2);
         }
+    }
+
+    /// An ICMP destination unreachable quoting our segment with sequence
+    /// number `seq`. While our SYN is all we sent, the attempt fails at once,
+    /// as a connect() on Linux does (RFC 1122 §4.2.3.9 lets a hard error
+    /// abort an opening connection); the quoted number must be our ISN, which
+    /// an off-path sender does not know (RFC 5927 §4.1). Later it is a soft
+    /// error and changes nothing: an ICMP message must not tear down a
+    /// connection that works. True if the connection closed.
+    pub fn icmp_unreachable(&mut self, seq: SeqNumber) -> bool {
+        if self.state != State::SynSent || seq != self.iss {
+            return false;
+        }
+        self.close(CloseReason::Unreachable);
+        true
     }
 
     /// Abort: returns the RST to send, if the peer needs to hear of it.

@@ -371,6 +371,11 @@ impl Tcb {
     ) -> Option<Transmit> {
         let syn = flags & TcpFlags::SYN != 0;
         let mut extra = OptionBytes::default();
+        if self.window_cap.is_some() {
+            if let Some(cap) = hooks.window_cap() {
+                self.window_cap = Some(cap);
+            }
+        }
         let mut repr: TcpRepr<'_> = self.build_repr(now, seq, flags);
         let kind = match (syn, flags & TcpFlags::ACK != 0) {
             (true, false) => SegmentKind::Syn,
@@ -384,6 +389,11 @@ impl Tcb {
             payload: data,
             fin,
             retransmission: seq.diff(self.snd_max) < 0,
+            window: if syn {
+                repr.window as usize
+            } else {
+                (repr.window as usize) << self.rcv_wscale
+            },
         };
         let room = wire::tcp::MAX_OPTIONS_LEN.saturating_sub(repr.options_len());
         let cap = hooks.segment_options(&out, room, &mut extra);

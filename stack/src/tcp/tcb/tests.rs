@@ -451,6 +451,24 @@ fn peer_mss_bounds_segments() {
 // ----- SYN_SENT -----
 
 #[test]
+fn icmp_unreachable_fails_only_an_opening_connection_and_only_for_its_isn() {
+    let mut h = Harness::connecting(cfg(), Peer::plain());
+    h.recv_seg();
+    assert!(!h.tcb.icmp_unreachable(SeqNumber(ISS + 1)), "not our SYN");
+    assert_eq!(h.tcb.state(), State::SynSent);
+    assert!(h.tcb.icmp_unreachable(SeqNumber(ISS)));
+    assert_eq!(h.tcb.state(), State::Closed);
+    assert_eq!(h.tcb.take_events().closed, Some(CloseReason::Unreachable));
+    h.assert_no_segment();
+
+    // Established: a soft error, nothing changes.
+    let mut h = Harness::client(cfg(), Peer::plain());
+    assert!(!h.tcb.icmp_unreachable(SeqNumber(ISS + 1)));
+    assert!(!h.tcb.icmp_unreachable(SeqNumber(ISS)));
+    assert_eq!(h.tcb.state(), State::Established);
+}
+
+#[test]
 fn syn_sent_rst_with_acceptable_ack_refuses() {
     let mut h = Harness::connecting(cfg(), Peer::plain());
     h.recv_seg();

@@ -1,0 +1,277 @@
+//! Relaying a connection's bytes both ways between two ends, each a stack
+//! connection or an OS one: `--forward` (stack -> OS), `--local-forward`
+//! (OS -> stack), `--socks5` (stack -> OS) and the transparent gateway (stack ->
+//! stack upstream, or OS with `--upstream direct`).
+
+use crate::relays::Relay;
+use crate::services::ServiceStats;
+use crate::socket::StackStream;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Copy buffer per direction; large enough to keep a fast path busy.
+pub(crate) const BUF: usize = 256 * 1024;
+
+/// What a read waiting for data reads into (inside the connection's task: no
+/// allocation of its own).
+const WAIT_BUF: usize = 64;
+
+/// The next bytes of `stream` into `chunk` (empty at the end of the stream),
+/// holding no buffer while the connection idles (issue 12: 10,000 idle
+/// connections must not each keep a copy buffer). What the stack already holds
+/// is read into a chunk of that size (at most [`BUF`]), allocated
+/// uninitialised for this read; with nothing held, the wait is a read into a
+/// few bytes on the task's stack, then copied out.
+pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Vec<u8>) -> io::Result<()> {
+    let mut rd = stream;
+    let avail = stream.recv_available();
+    if avail == 0 {
+        let mut wait = [0u8; WAIT_BUF];
+        let n = rd.read(&mut wait).await?;
+        *chunk = wait[..n].to_vec();
+        return Ok(());
+    }
+    *chunk = Vec::with_capacity(avail.min(BUF));
+    rd.read_buf(chunk).await?;
+    Ok(())
+}
+
+/// The next bytes of an OS connection, as [`next_chunk`] for the stack's: no
+/// buffer while it idles (the wait is `readable`), then a chunk of up to
+/// [`BUF`] bytes allocated uninitialised for this read (only what arrived is
+/// written). Empty at the end of the stream.
+async fn next_os_chunk(os: &TcpStream, chunk: &mut Vec<u8>) -> io::Result<()> {
+    loop {
+        os.readable().await?;
+        *chunk = Vec::with_capacity(BUF);
+        match os.try_read_buf(chunk) {
+            Ok(_) => return Ok(()),
+            // A stale readiness: wait again, holding nothing.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *chunk = Vec::new(),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Closes an OS connection with a RST (`SO_LINGER` 0), not a FIN: the relay gives
+/// up on it.
+pub(crate) fn reset_os(os: TcpStream) {
+    let _ = os.set_zero_linger();
+    drop(os);
+}
+
+/// One end of a relayed connection.
+pub enum End {
+    Stack(StackStream),
+    Os(TcpStream),
+}
+
+impl End {
+    /// Gives up on the end: a RST (and MP_FASTCLOSE for MPTCP) for a stack
+    /// connection, `SO_LINGER` 0 for an OS one.
+    pub fn reset(self) {
+        match self {
+            End::Stack(s) => s.abort(),
+            End::Os(o) => reset_os(o),
+        }
+    }
+
+    fn split(&mut self) -> (Rd<'_>, Wr<'_>) {
+        match self {
+            End::Stack(s) => (Rd::Stack(s), Wr::Stack(s)),
+            End::Os(o) => {
+                let (r, w) = o.split();
+                (Rd::Os(r), Wr::Os(w))
+            }
+        }
+    }
+}
+
+enum Rd<'a> {
+    Stack(&'a StackStream),
+    Os(ReadHalf<'a>),
+}
+
+impl Rd<'_> {
+    /// The next bytes into `chunk` (empty at the end of the stream), holding
+    /// no buffer while the connection idles.
+    async fn next(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        match self {
+            Rd::Stack(s) => next_chunk(s, chunk).await,
+            Rd::Os(r) => next_os_chunk(r.as_ref(), chunk).await,
+        }
+    }
+}
+
+enum Wr<'a> {
+    Stack(&'a StackStream),
+    Os(WriteHalf<'a>),
+}
+
+impl Wr<'_> {
+    fn writer(&mut self) -> &mut (dyn AsyncWrite + Unpin + Send) {
+        match self {
+            Wr::Stack(s) => s,
+            Wr::Os(w) => w,
+        }
+    }
+}
+
+/// Copies both ways between `a` (the client's end) and `b` until both
+/// directions are closed, counting the bytes into `rec` (each way, as they
+/// move) and `stats`. With `idle`, once no byte has moved either
+/// way for that long, both are reset and the error is `TimedOut`.
+///
+/// Like `tokio::io::copy_bidirectional` (each direction shut down at the end of
+/// its source, the first error ends both), but a relayed connection holds a copy
+/// buffer only while bytes move: tokio's holds two zeroed buffers of [`BUF`]
+/// for its whole life (issue 12: 512 KiB per idle relayed connection).
+pub async fn relay(
+    mut a: End,
+    mut b: End,
+    idle: Option<Duration>,
+    stats: &ServiceStats,
+    rec: &Relay,
+) -> io::Result<()> {
+    let activity = Activity::new();
+    let (up0, down0) = (
+        rec.up.load(Ordering::Relaxed),
+        rec.down.load(Ordering::Relaxed),
+    );
+    let result = {
+        let (mut a_rd, mut a_wr) = a.split();
+        let (mut b_rd, mut b_wr) = b.split();
+        let copy = async {
+            tokio::try_join!(
+                one_way(&mut a_rd, &mut b_wr, &activity, &rec.up),
+                one_way(&mut b_rd, &mut a_wr, &activity, &rec.down),
+            )
+            .map(|_| ())
+        };
+        match idle {
+            None => copy.await,
+            Some(idle) => tokio::select! {
+                r = copy => r,
+                () = activity.idle_for(idle) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("idle for {:.0}s; both sides reset", idle.as_secs_f64()),
+                )),
+            },
+        }
+    };
+    let moved = (rec.up.load(Ordering::Relaxed) - up0) + (rec.down.load(Ordering::Relaxed) - down0);
+    stats.bytes.fetch_add(moved, Ordering::Relaxed);
+    if result
+        .as_ref()
+        .is_err_and(|e| e.kind() == io::ErrorKind::TimedOut)
+    {
+        a.reset();
+        b.reset();
+    }
+    result
+}
+
+/// Copies `from` into `to` until `from` ends, then shuts `to`'s writing down.
+async fn one_way(
+    from: &mut Rd<'_>,
+    to: &mut Wr<'_>,
+    activity: &Activity,
+    moved: &AtomicU64,
+) -> io::Result<()> {
+    loop {
+        let mut chunk = Vec::new();
+        from.next(&mut chunk).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        activity.touch();
+        moved.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        write_all_noting(to.writer(), &chunk, activity).await?;
+    }
+    to.writer().shutdown().await
+}
+
+/// When a relayed connection last moved a byte (either way), shared by its two
+/// [`Tracked`] halves.
+struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` of the last byte read or written.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing has moved for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+/// `write_all` that notes every step of progress in `activity` (a slow reader
+/// still counts as traffic for the idle timeout).
+async fn write_all_noting<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    mut data: &[u8],
+    activity: &Activity,
+) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = w.write(data).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        data = &data[n..];
+        activity.touch();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_waits_for_silence() {
+        let a = Activity::new();
+        let t0 = Instant::now();
+        a.idle_for(Duration::from_secs(5)).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(5));
+
+        // Activity pushes the deadline back.
+        let a = Arc::new(Activity::new());
+        let b = a.clone();
+        let t0 = Instant::now();
+        let toucher = tokio::spawn(async move {
+            for _ in 0..3 {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+                b.touch();
+            }
+        });
+        a.idle_for(Duration::from_secs(5)).await;
+        assert_eq!(t0.elapsed(), Duration::from_secs(17));
+        toucher.await.unwrap();
+    }
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The gateway with unmodified curl (issue 13): LAN -> GW (mptun --transparent)
+# -> two WANs (tbf 50 Mbit/s each way) -> CONC (mptun --socks5) -> WEB (an HTTP
+# server, tests/netns/httpd.py). curl on the LAN downloads and uploads 64 MiB
+# exactly (SHA-256), over IPv4 and IPv6; the upstream connection has a subflow
+# per WAN. Then the same download through a gateway with one WAN address,
+# measured side by side: two WANs must give at least 1.6x one WAN's goodput.
+. "$(dirname "$0")/lib.sh"
+. "$NETNS_DIR/gateway_topology.sh"
+
+size=$((64 << 20))
+mkdir -p "$DIR/www"
+head -c "$size" /dev/urandom >"$DIR/www/file"
+want=$(sha256sum "$DIR/www/file" | cut -d' ' -f1)
+for a in 10.50.0.2 fd55::2; do
+    ip netns exec "$WEB" python3 "$NETNS_DIR/httpd.py" "$a" 8080 --dir "$DIR/www" &
+    BG_PIDS+=($!)
+done
+for u in http://10.50.0.2:8080/ "http://[fd55::2]:8080/"; do
+    wait_until 10 ip netns exec "$WEB" curl -sg -o /dev/null "$u" || fail "the HTTP server on WEB did not start ($u)"
+done
+start_mptun "$CONC" conc --tun mpt1 --addr 10.40.1.2 --socks5 1080 --socks5-allow 10.20.0.0/16
+
+# gw_up ARGS: the gateway with these --addr options; gw_down stops it.
+gw_up() {
+    start_mptun "$GW" gw --tun mpt0 "$@" --transparent --upstream socks5://10.40.1.2:1080
+}
+gw_down() {
+    local pid
+    pid=$(pgrep -f -- "--control $DIR/gw.sock") || return 0
+    kill -TERM "$pid"
+    wait_until 10 sh -c "! kill -0 $pid 2>/dev/null" || fail "GW's mptun did not stop"
+}
+# download URL: the seconds curl took; the file must be exact.
+download() {
+    local out
+    out=$(ip netns exec "$LAN" curl -sS -g -o "$DIR/got" -w '%{time_total}' --max-time 120 "$1") ||
+        fail "curl $1: $out"
+    [ "$(sha256sum "$DIR/got" | cut -d' ' -f1)" = "$want" ] || fail "curl $1: the file differs"
+    echo "$out"
+}
+upload() {
+    local out
+    out=$(ip netns exec "$LAN" curl -sS -g -T "$DIR/www/file" --max-time 120 "$1") || fail "curl -T $1: $out"
+    [ "$(json_eval "$out" "(d['bytes'], d['sha256'])")" = "($size, '$want')" ] ||
+        fail "upload to $1: WEB got $out"
+}
+
+gw_up --addr 10.20.1.2 --addr 10.20.2.2,subflow
+gateway_routes
+# While the first download runs: its relay's upstream has a subflow per WAN
+# and both WANs carry it (GW's status), CONC accepted the join.
+download http://10.50.0.2:8080/file >"$DIR/t2" &
+dl=$!
+both_wans() {
+    json_eval "$(status_json gw)" "any(r['upstream_subflows'] == 2 for r in d['relays']['active']) and [p['bytes_received'] > 0 for p in d['paths'] if p['local'] in ('10.20.1.2', '10.20.2.2')] == [True, True]" |
+        grep -qx true
+}
+wait_until 30 both_wans || fail "GW: the download's upstream never had a subflow per WAN carrying it: $(status_json gw)"
+[ "$(json_eval "$(status_json conc)" "d['counters']['mptcp_joins_established']")" -ge 1 ] ||
+    fail "CONC: no join established: $(status_json conc)"
+wait "$dl" || fail "the first download failed"
+t2=$(cat "$DIR/t2")
+log "download of 64 MiB over two WANs: $t2 s, a subflow per WAN"
+upload http://10.50.0.2:8080/upload
+log "upload of 64 MiB over two WANs: exact"
+t6=$(download "http://[fd55::2]:8080/file")
+upload "http://[fd55::2]:8080/upload"
+log "IPv6 (LAN and WEB): download $t6 s, upload exact"
+
+# One WAN, side by side.
+gw_down
+gw_up --addr 10.20.1.2
+gateway_routes
+t1=$(download http://10.50.0.2:8080/file)
+ratio=$(python3 -c "print(round($t1 / $t2, 2))")
+log "download of 64 MiB over one WAN: $t1 s; two WANs / one: $ratio x"
+python3 -c "import sys; sys.exit(0 if $t1 / $t2 >= 1.6 else 1)" ||
+    fail "two WANs gave only ${ratio}x one WAN's goodput (must be >= 1.6)"
