@@ -125,7 +125,8 @@ impl Wr<'_> {
 /// Copies both ways between `a` (the client's end) and `b` until both
 /// directions are closed, counting the bytes into `rec` (each way, as they
 /// move) and `stats`. With `idle`, once no byte has moved either
-/// way for that long, both are reset and the error is `TimedOut`.
+/// way for that long, both are reset and the error is `TimedOut`; any other
+/// error (one end reset, a write refused) resets both as well.
 ///
 /// Like `tokio::io::copy_bidirectional` (each direction shut down at the end of
 /// its source, the first error ends both), but a relayed connection holds a copy
@@ -166,10 +167,10 @@ pub async fn relay(
     };
     let moved = (rec.up.load(Ordering::Relaxed) - up0) + (rec.down.load(Ordering::Relaxed) - down0);
     stats.bytes.fetch_add(moved, Ordering::Relaxed);
-    if result
-        .as_ref()
-        .is_err_and(|e| e.kind() == io::ErrorKind::TimedOut)
-    {
+    // An error on either end (a reset, an idle timeout) resets both: a FIN
+    // would tell the other end that the stream ended whole, and a download cut
+    // short by a reset upstream would look complete to the LAN client.
+    if result.is_err() {
         a.reset();
         b.reset();
     }
@@ -251,7 +252,49 @@ async fn write_all_noting<W: AsyncWrite + Unpin + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relays::Relays;
     use std::sync::Arc;
+    use tokio::net::TcpListener;
+
+    /// A connected pair on loopback: (the end we dial, the end accepted).
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dial = TcpStream::connect(l.local_addr().unwrap());
+        let (dialled, accepted) = tokio::join!(dial, l.accept());
+        (dialled.unwrap(), accepted.unwrap().0)
+    }
+
+    /// A download cut short by a reset upstream must reach the client as a
+    /// reset: a FIN would make the truncated stream look whole.
+    #[tokio::test]
+    async fn a_reset_far_end_resets_the_client() {
+        let (mut client, near) = pair().await;
+        let (far, mut server) = pair().await;
+        let stats = ServiceStats::new("test", 1);
+        let relays = Relays::new(1);
+        let rec = relays
+            .admit("test", client.local_addr().unwrap(), "x:1".into())
+            .unwrap();
+        let task =
+            tokio::spawn(
+                async move { relay(End::Os(near), End::Os(far), None, &stats, &rec).await },
+            );
+        server.write_all(b"partial").await.unwrap();
+        let mut got = [0u8; 7];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"partial");
+        reset_os(server);
+        let err = task.await.unwrap().expect_err("the relay ends in an error");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        let mut rest = Vec::new();
+        let end = client.read_to_end(&mut rest).await;
+        assert_eq!(
+            end.map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset),
+            "the client saw a clean end of stream after {} more bytes",
+            rest.len()
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn idle_for_waits_for_silence() {
