@@ -45,7 +45,11 @@ peer_counters_expect -ge 1 MPTcpExtMPCapableSYNRX MPTcpExtMPJoinSynRx MPTcpExtMP
 # TCP) answers without MP_CAPABLE: that one fallback (MPCapableSYNTX, and
 # FallbackSYNACK) is CONC's outgoing side, not the gateway's connection.
 peer_counters_expect -le 1 MPTcpExtMPCapableFallbackSYNACK
-peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]/MPTcpExtMPCapableFallbackSYNACK/}"
+zero=()
+for k in "${MP_PEER_ZERO[@]}"; do
+    [ "$k" = MPTcpExtMPCapableFallbackSYNACK ] || zero+=("$k")
+done
+peer_counters_expect -eq 0 "${zero[@]}"
 
 refused=$(connect_outcome "$LAN" 10.50.0.2 7001)
 [ "$refused" = reset ] || fail "a closed port behind the Linux concentrator: $refused (expected a reset)"
