@@ -9,7 +9,7 @@
 
 use crate::relay::{relay, End};
 use crate::relays::{Relay, Relays};
-use crate::services::{RelayTimeouts, ServiceStats};
+use crate::services::{refused, spawn_accept_loop, RelayTimeouts, ServiceStats};
 use crate::socket::{Handle, StackStream};
 use crate::socks5::client::{self, Credentials};
 use crate::socks5::wire::Target;
@@ -17,10 +17,8 @@ use mptun_stack::{ConnectOptions, Listen, SchedulerKind};
 use std::io;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::{debug, info};
 
 /// Where a transparent connection's bytes go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,37 +83,21 @@ pub fn transparent(
     let route = Arc::new(route);
     let listener = handle.listen_on(Listen::Transparent)?;
     let stats = ServiceStats::new("transparent", 0);
-    let st = stats.clone();
     let handle = handle.clone();
-    tokio::spawn(async move {
-        loop {
-            let (lan, client) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    debug!("transparent gateway stops accepting: {e}");
-                    return;
-                }
-            };
-            st.connections.fetch_add(1, Ordering::Relaxed);
-            let Ok(dest) = lan.local_addr() else {
-                continue;
-            };
+    spawn_accept_loop(listener, stats.clone(), move |lan, stats| {
+        let (handle, relays, route) = (handle.clone(), relays.clone(), route.clone());
+        async move {
+            let (dest, client) = (lan.local_addr()?, lan.peer_addr()?);
             let Some(rec) = relays.admit("transparent", client, dest.to_string()) else {
                 // The LAN client learns at once, as from a host that refuses.
                 lan.abort();
-                continue;
+                return Err(refused());
             };
-            let (handle, st, route) = (handle.clone(), st.clone(), route.clone());
-            tokio::spawn(async move {
-                let r = serve(&handle, lan, dest, &route, timeouts, &st, &rec).await;
-                match r {
-                    Ok(()) => debug!(%client, %dest, "transparent connection done"),
-                    Err(e) => {
-                        let via = &route.upstream;
-                        info!(%client, %dest, %via, "transparent connection ended: {e}")
-                    }
-                }
-            });
+            serve(&handle, lan, dest, &route, timeouts, &stats, &rec)
+                .await
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("to {dest} via {}: {e}", route.upstream))
+                })
         }
     });
     Ok(stats)

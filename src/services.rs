@@ -96,6 +96,44 @@ where
     });
 }
 
+/// [`spawn_accept_loop`] for a host socket's listener (`--local-forward`,
+/// `--socks5-listen`): `serve` gets each connection and its client's address.
+pub(crate) fn spawn_os_accept_loop<F, Fut>(
+    listener: tokio::net::TcpListener,
+    stats: Arc<ServiceStats>,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<ServiceStats>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let (os, remote) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(
+                        "{} on {:?}: accept failed: {e}",
+                        stats.kind,
+                        listener.local_addr()
+                    );
+                    // Out of descriptors or the like: do not spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            stats.connections.fetch_add(1, Ordering::Relaxed);
+            let fut = serve(os, remote, stats.clone());
+            let kind = stats.kind;
+            tokio::spawn(async move {
+                match fut.await {
+                    Ok(()) => debug!(%remote, "{kind} connection done"),
+                    Err(e) => info!(%remote, "{kind} connection ended: {e}"),
+                }
+            });
+        }
+    });
+}
+
 pub fn echo(handle: &Handle, port: u16) -> io::Result<Arc<ServiceStats>> {
     let listener = handle.listen(port)?;
     let stats = ServiceStats::new("echo", port);
@@ -215,45 +253,27 @@ pub async fn local_forward(
     relays: &Arc<Relays>,
 ) -> io::Result<Arc<ServiceStats>> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let relays = relays.clone();
     let stats = ServiceStats::new("local-forward", listen.port());
-    let handle = handle.clone();
-    let st = stats.clone();
-    tokio::spawn(async move {
-        loop {
-            let (os, peer) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    warn!("local-forward {listen}: accept failed: {e}");
-                    // Out of descriptors or the like: do not spin.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            st.connections.fetch_add(1, Ordering::Relaxed);
+    let (handle, relays) = (handle.clone(), relays.clone());
+    spawn_os_accept_loop(listener, stats.clone(), move |os, peer, stats| {
+        let (handle, relays) = (handle.clone(), relays.clone());
+        async move {
             let Some(rec) = relays.admit("local-forward", peer, remote.to_string()) else {
                 reset_os(os);
-                continue;
+                return Err(refused());
             };
-            let handle = handle.clone();
-            let st = st.clone();
-            tokio::spawn(async move {
-                let r = match handle.connect_timeout(remote, timeouts.connect).await {
-                    Ok(stream) => {
-                        if let Ok(local) = stream.local_addr() {
-                            rec.set_upstream(local);
-                        }
-                        relay(End::Os(os), End::Stack(stream), timeouts.idle, &st, &rec).await
+            match handle.connect_timeout(remote, timeouts.connect).await {
+                Ok(stream) => {
+                    if let Ok(local) = stream.local_addr() {
+                        rec.set_upstream(local);
                     }
-                    Err(e) => {
-                        reset_os(os);
-                        Err(e)
-                    }
-                };
-                if let Err(e) = r {
-                    info!(%peer, %remote, "local-forward connection ended: {e}");
+                    relay(End::Os(os), End::Stack(stream), timeouts.idle, &stats, &rec).await
                 }
-            });
+                Err(e) => {
+                    reset_os(os);
+                    Err(io::Error::new(e.kind(), format!("{remote}: {e}")))
+                }
+            }
         }
     });
     Ok(stats)

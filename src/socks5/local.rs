@@ -5,24 +5,19 @@
 //! resolved there), or a direct dial from the host. The concentrator's answer
 //! (refused, unreachable, ...) is passed on as the reply.
 
-use super::server::{self, Refused};
+use super::server::{self, Failed};
+use super::service::Access;
 use super::wire::Reply;
 use crate::gateway::{open, Route};
 use crate::relay::{relay, reset_os, End};
 use crate::relays::Relays;
-use crate::services::{refused, RelayTimeouts, ServiceStats};
+use crate::services::{refused, spawn_os_accept_loop, RelayTimeouts, ServiceStats};
 use crate::socket::Handle;
 use ipnet::IpNet;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tracing::{debug, info, warn};
-
-/// How long a client may take over its greeting and request.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn socks5_listen(
     handle: &Handle,
@@ -34,34 +29,21 @@ pub async fn socks5_listen(
 ) -> io::Result<Arc<ServiceStats>> {
     let listener = TcpListener::bind(listen).await?;
     let stats = ServiceStats::new("socks5-listen", listen.port());
-    let (st, handle, relays) = (stats.clone(), handle.clone(), relays.clone());
-    let (route, allow) = (Arc::new(route), Arc::new(allow));
-    tokio::spawn(async move {
-        loop {
-            let (os, client) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    warn!("--socks5-listen {listen}: accept failed: {e}");
-                    // Out of descriptors or the like: do not spin.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            st.connections.fetch_add(1, Ordering::Relaxed);
-            let (handle, st, relays, route, allow) = (
-                handle.clone(),
-                st.clone(),
-                relays.clone(),
-                route.clone(),
-                allow.clone(),
-            );
-            tokio::spawn(async move {
-                let r = serve(&handle, os, client, &allow, &route, timeouts, &st, &relays).await;
-                match r {
-                    Ok(()) => debug!(%client, "socks5-listen connection done"),
-                    Err(e) => info!(%client, "socks5-listen connection ended: {e}"),
-                }
-            });
+    let (handle, relays) = (handle.clone(), relays.clone());
+    let route = Arc::new(route);
+    let access = Arc::new(Access { allow, users: None });
+    spawn_os_accept_loop(listener, stats.clone(), move |os, client, stats| {
+        let (handle, relays, route, access) = (
+            handle.clone(),
+            relays.clone(),
+            route.clone(),
+            access.clone(),
+        );
+        async move {
+            serve(
+                &handle, os, client, &access, &route, timeouts, &stats, &relays,
+            )
+            .await
         }
     });
     Ok(stats)
@@ -72,35 +54,21 @@ async fn serve(
     handle: &Handle,
     mut os: TcpStream,
     client: SocketAddr,
-    allow: &[IpNet],
+    access: &Access,
     route: &Route,
     timeouts: RelayTimeouts,
     stats: &ServiceStats,
     relays: &Arc<Relays>,
 ) -> io::Result<()> {
-    let target = match tokio::time::timeout(HANDSHAKE_TIMEOUT, server::accept(&mut os, None)).await
-    {
-        Ok(Ok(t)) => t,
-        Ok(Err(Refused::Io(e))) => {
+    let target = match server::accept_within(&mut os, None).await {
+        Ok(t) => t,
+        Err(Failed::Reset(e)) => {
             reset_os(os);
             return Err(e);
         }
-        Ok(Err(r)) => {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                r.to_string(),
-            ))
-        }
-        Err(_) => {
-            reset_os(os);
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no SOCKS5 request within the handshake timeout",
-            ));
-        }
+        Err(Failed::Answered(e)) => return Err(e),
     };
-    let ip = client.ip().to_canonical();
-    if !allow.is_empty() && !allow.iter().any(|n| n.contains(&ip)) {
+    if !access.allows(client) {
         server::reply(&mut os, Reply::NotAllowed).await?;
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,

@@ -6,7 +6,12 @@ use super::wire::{self, protocol_error, Reply, Target};
 use super::Users;
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How long a client may take over its handshake (greeting, credentials and
+/// request): a peer that opens and says nothing does not hold a task.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How the handshake ended when it did not produce a CONNECT.
 #[derive(Debug)]
@@ -35,6 +40,36 @@ impl std::fmt::Display for Refused {
             Refused::Request(r) => write!(f, "request refused: {}", r.text()),
             Refused::Io(e) => write!(f, "{e}"),
         }
+    }
+}
+
+/// A handshake that produced no CONNECT, and what the caller owes the client.
+#[derive(Debug)]
+pub enum Failed {
+    /// The client was answered (a refusal it understands): just close.
+    Answered(io::Error),
+    /// A broken stream, not SOCKS5, or silence past [`HANDSHAKE_TIMEOUT`]:
+    /// reset the client.
+    Reset(io::Error),
+}
+
+/// [`accept`] within [`HANDSHAKE_TIMEOUT`], its refusal sorted into what
+/// the caller owes the client.
+pub async fn accept_within<S>(s: &mut S, users: Option<&Users>) -> Result<Target, Failed>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(s, users)).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(Refused::Io(e))) => Err(Failed::Reset(e)),
+        Ok(Err(r)) => Err(Failed::Answered(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            r.to_string(),
+        ))),
+        Err(_) => Err(Failed::Reset(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no SOCKS5 request within the handshake timeout",
+        ))),
     }
 }
 

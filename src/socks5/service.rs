@@ -3,7 +3,7 @@
 //! whatever the concentrator's host can reach. Each target is dialled from
 //! the host's own sockets, as `--forward` does, and relayed.
 
-use super::server::{self, Refused};
+use super::server::{self, Failed};
 use super::wire::{Reply, Target};
 use super::Users;
 use crate::relay::{relay, End};
@@ -16,10 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-
-/// How long a client may take over its handshake (greeting, credentials and
-/// request): a peer that opens and says nothing does not hold a task.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Who may use the service. Never empty: the daemon refuses to start an
 /// open proxy.
@@ -35,7 +31,7 @@ impl Access {
         self.allow.is_empty() && self.users.is_none()
     }
 
-    fn allows(&self, client: SocketAddr) -> bool {
+    pub(crate) fn allows(&self, client: SocketAddr) -> bool {
         let ip = client.ip().to_canonical();
         self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&ip))
     }
@@ -74,31 +70,13 @@ async fn serve(
     relays: &Arc<Relays>,
 ) -> io::Result<()> {
     let client = stream.peer_addr()?;
-    let accepted = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        server::accept(&mut stream, access.users.as_ref()),
-    )
-    .await;
-    let target = match accepted {
-        Ok(Ok(t)) => t,
-        Ok(Err(Refused::Io(e))) => {
+    let target = match server::accept_within(&mut stream, access.users.as_ref()).await {
+        Ok(t) => t,
+        Err(Failed::Reset(e)) => {
             stream.abort();
             return Err(e);
         }
-        Ok(Err(r)) => {
-            // Answered already; the client closes.
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                r.to_string(),
-            ));
-        }
-        Err(_) => {
-            stream.abort();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no SOCKS5 request within the handshake timeout",
-            ));
-        }
+        Err(Failed::Answered(e)) => return Err(e),
     };
     if !access.allows(client) {
         server::reply(&mut stream, Reply::NotAllowed).await?;
