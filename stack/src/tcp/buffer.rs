@@ -16,7 +16,13 @@ const FREE_WHEN_EMPTY: usize = 4096;
 
 #[derive(Debug)]
 pub struct RingBuffer {
+    /// The ring's allocation of `size` bytes, of which only the first
+    /// `storage.len()` have been written yet: a new allocation is filled as
+    /// bytes arrive, never zeroed first (zeroing a fresh ring for every
+    /// segment cost the receiver a quarter of its instructions when the
+    /// reader kept up and each emptied ring was freed).
     storage: Vec<u8>,
+    size: usize,
     capacity: usize,
     read_at: usize,
     len: usize,
@@ -27,6 +33,7 @@ impl RingBuffer {
     pub fn new(capacity: usize) -> Self {
         RingBuffer {
             storage: Vec::new(),
+            size: 0,
             capacity,
             read_at: 0,
             len: 0,
@@ -39,10 +46,9 @@ impl RingBuffer {
     /// lowered capacity is given back (the held bytes are moved).
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(self.len);
-        if self.storage.len() > self.capacity {
+        if self.size > self.capacity {
             if self.len == 0 {
-                self.storage = Vec::new();
-                self.read_at = 0;
+                self.free_storage();
             } else {
                 self.move_to(self.capacity);
             }
@@ -62,7 +68,7 @@ impl RingBuffer {
     /// Bytes of storage currently allocated (grows by doubling, never beyond
     /// `capacity`).
     pub fn allocated(&self) -> usize {
-        self.storage.len()
+        self.size
     }
     /// Drop all held bytes (storage is kept).
     pub fn clear(&mut self) {
@@ -74,16 +80,21 @@ impl RingBuffer {
         if self.len > 0 {
             return 0;
         }
-        let n = self.storage.len();
-        self.storage = Vec::new();
-        self.read_at = 0;
+        let n = self.size;
+        self.free_storage();
         n
+    }
+
+    fn free_storage(&mut self) {
+        self.storage = Vec::new();
+        self.size = 0;
+        self.read_at = 0;
     }
 
     /// Make sure storage holds at least `need` bytes from the head (`need <= capacity`),
     /// re-linearizing held bytes when it grows.
     fn ensure(&mut self, need: usize) {
-        let size = self.storage.len();
+        let size = self.size;
         if need <= size {
             return;
         }
@@ -99,29 +110,40 @@ impl RingBuffer {
     /// linearized at its start.
     fn move_to(&mut self, new_size: usize) {
         debug_assert!(new_size >= self.len);
-        let size = self.storage.len();
-        let mut new = vec![0u8; new_size];
+        let mut new = Vec::with_capacity(new_size);
         let keep = self.len;
         if keep > 0 {
-            let first = keep.min(size - self.read_at);
-            new[..first].copy_from_slice(&self.storage[self.read_at..self.read_at + first]);
-            new[first..keep].copy_from_slice(&self.storage[..keep - first]);
+            let first = keep.min(self.size - self.read_at);
+            new.extend_from_slice(&self.storage[self.read_at..self.read_at + first]);
+            new.extend_from_slice(&self.storage[..keep - first]);
         }
         self.storage = new;
+        self.size = new_size;
         self.read_at = 0;
     }
 
     /// Copy `data` to logical position `pos` from the head. Storage must cover it.
     fn write_at(&mut self, pos: usize, data: &[u8]) {
-        let size = self.storage.len();
+        let size = self.size;
         debug_assert!(pos + data.len() <= size);
         if data.is_empty() {
             return;
         }
         let idx = (self.read_at + pos) % size;
         let first = data.len().min(size - idx);
-        self.storage[idx..idx + first].copy_from_slice(&data[..first]);
-        self.storage[..data.len() - first].copy_from_slice(&data[first..]);
+        self.write_span(idx, &data[..first]);
+        self.write_span(0, &data[first..]);
+    }
+
+    /// Copy `data` to storage index `at`, extending the written part. Bytes
+    /// are only ever written at the tail, which is never past the written
+    /// part: it reaches the end of the allocation before it wraps.
+    fn write_span(&mut self, at: usize, data: &[u8]) {
+        let have = self.storage.len();
+        debug_assert!(at <= have && at + data.len() <= self.size);
+        let inside = data.len().min(have.saturating_sub(at));
+        self.storage[at..at + inside].copy_from_slice(&data[..inside]);
+        self.storage.extend_from_slice(&data[inside..]);
     }
 
     /// Append as much of `data` as fits; returns bytes taken.
@@ -149,12 +171,12 @@ impl RingBuffer {
         if n == 0 {
             return 0;
         }
-        self.read_at = (self.read_at + n) % self.storage.len();
+        self.read_at = (self.read_at + n) % self.size;
         self.len -= n;
         if self.len == 0 {
             self.read_at = 0;
-            if self.storage.len() <= FREE_WHEN_EMPTY {
-                self.storage = Vec::new();
+            if self.size <= FREE_WHEN_EMPTY {
+                self.free_storage();
             }
         }
         n
@@ -167,9 +189,8 @@ impl RingBuffer {
         if n == 0 {
             return (&[], &[]);
         }
-        let size = self.storage.len();
-        let idx = (self.read_at + start) % size;
-        let first = n.min(size - idx);
+        let idx = (self.read_at + start) % self.size;
+        let first = n.min(self.size - idx);
         (&self.storage[idx..idx + first], &self.storage[..n - first])
     }
 }
