@@ -96,6 +96,26 @@ where
     });
 }
 
+/// Listen backlog of the host-socket services. tokio's `bind` asks for 1,024;
+/// a burst of that many connects then overflows the accept queue while the
+/// loop catches up, the kernel falls back to SYN cookies, and clients whose
+/// cookie ACK found the queue still full are reset when they send (seen as
+/// `SyncookiesFailed` and `ListenOverflows` in t_time_wait's 1,000 connects).
+/// The kernel clamps it to `net.core.somaxconn` (4,096 by default).
+const HOST_LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening host socket on `addr`, as `TcpListener::bind` makes it
+/// (`SO_REUSEADDR`), with [`HOST_LISTEN_BACKLOG`].
+pub(crate) fn bind_host_listener(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(HOST_LISTEN_BACKLOG)
+}
+
 /// [`spawn_accept_loop`] for a host socket's listener (`--local-forward`,
 /// `--socks5-listen`): `serve` gets each connection and its client's address.
 pub(crate) fn spawn_os_accept_loop<F, Fut>(
@@ -252,7 +272,7 @@ pub async fn local_forward(
     timeouts: RelayTimeouts,
     relays: &Arc<Relays>,
 ) -> io::Result<Arc<ServiceStats>> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = bind_host_listener(listen)?;
     let stats = ServiceStats::new("local-forward", listen.port());
     let (handle, relays) = (handle.clone(), relays.clone());
     spawn_os_accept_loop(listener, stats.clone(), move |os, peer, stats| {

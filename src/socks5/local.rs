@@ -11,13 +11,15 @@ use super::wire::Reply;
 use crate::gateway::{open, Route};
 use crate::relay::{relay, reset_os, End};
 use crate::relays::Relays;
-use crate::services::{refused, spawn_os_accept_loop, RelayTimeouts, ServiceStats};
+use crate::services::{
+    bind_host_listener, refused, spawn_os_accept_loop, RelayTimeouts, ServiceStats,
+};
 use crate::socket::Handle;
 use ipnet::IpNet;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 pub async fn socks5_listen(
     handle: &Handle,
@@ -27,7 +29,7 @@ pub async fn socks5_listen(
     timeouts: RelayTimeouts,
     relays: &Arc<Relays>,
 ) -> io::Result<Arc<ServiceStats>> {
-    let listener = TcpListener::bind(listen).await?;
+    let listener = bind_host_listener(listen)?;
     let stats = ServiceStats::new("socks5-listen", listen.port());
     let (handle, relays) = (handle.clone(), relays.clone());
     let route = Arc::new(route);
