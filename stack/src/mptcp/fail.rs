@@ -34,6 +34,9 @@ pub(super) struct FailState {
     pub(super) infinite_map_pending: bool,
     pub(super) timer: Option<Instant>,
     pub(super) tries: u32,
+    /// Data-level timeouts spent waiting, data unacknowledged, for the
+    /// exchange to end in a fallback.
+    pub(super) stalled: u32,
 }
 
 impl DataLevel {
@@ -201,6 +204,21 @@ impl DataLevel {
             self.fail.timer = Some(now + tcb.rto_backed_off(self.fail.tries));
         }
         Actions::new()
+    }
+
+    /// A data-level timeout while the MP_FAIL exchange holds retransmissions
+    /// back. The exchange ends in a fallback only when the side owing the
+    /// infinite mapping sends data; if it has none while ours stays
+    /// unacknowledged (its data level waits for the rest of a mapping that a
+    /// middlebox altered, say), neither side would ever move again. After
+    /// [`MAX_MP_FAIL_TRIES`] such timeouts the connection is reset instead,
+    /// as an unanswered MP_FAIL is.
+    pub(super) fn fail_stalled(&mut self) -> Option<Action> {
+        self.fail.stalled += 1;
+        (self.fail.stalled > MAX_MP_FAIL_TRIES).then_some(Action::ResetAll {
+            reason: rst_reason::MIDDLEBOX,
+            fail: self.fail.sent_dsn,
+        })
     }
 
     /// An MP_FAIL exchange is under way (or done): the connection is heading

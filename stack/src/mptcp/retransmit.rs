@@ -93,6 +93,13 @@ impl DataLevel {
             // the plain one that deferred our fallback), or an MP_FAIL
             // exchange is under way (the peer falls back at its end of it,
             // maybe already has): bytes sent again would reach it as new data.
+            if self.checksum_failure_pending() {
+                if let Some(reset) = self.fail_stalled() {
+                    return vec![reset];
+                }
+                // Waits that grow, as for a retransmission.
+                self.rtx_backoff = (self.rtx_backoff + 1).min(MAX_RTX_BACKOFF);
+            }
             self.arm_rtx(now, rto, max_rto);
             return acts;
         }

@@ -213,3 +213,53 @@ fn peer_mp_fail_on_a_connection_with_a_join_asks_for_no_infinite_mapping() {
     assert_eq!(seg.dss().mapping.map(|m| m.data_len), Some(4));
     assert!(!h.conn.info().mptcp.unwrap().fallback);
 }
+
+/// Found by two_endpoints (d56490c): our MP_FAIL answered by the peer's echo,
+/// the peer owing an infinite mapping on data it never sends, and our own
+/// data taken by the subflow but never acknowledged at the data level (the
+/// network had lengthened its mapping, so the peer waits for the rest). The
+/// exchange holds our data-level retransmission back and would never end:
+/// after five data-level timeouts with growing waits the connection resets.
+#[test]
+fn an_answered_mp_fail_that_never_ends_in_a_fallback_resets() {
+    let mut h = Harness::client_with(V1, with_checksums());
+    let data = bytes(500, 5);
+    let _ = h.feed_data(0, &data, &[corrupt_map(&h, 0, 1, &data)]);
+    let _ = h.recv_all();
+    let fx = h.feed(0, ACK, &[mp_fail(h.peer_dsn(0))]);
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(h.conn.send(&bytes(300, 6)), Some(300));
+    assert!(!h.recv_all().is_empty(), "our data goes out");
+    // The subflow takes it; the data level never does.
+    let fx = h.feed(0, ACK, &[dss_ack(h.peer_dsn(500))]);
+    assert!(fx.is_empty(), "{fx:?}");
+    let _ = h.recv_all();
+    let (start, mut timeouts) = (h.now, 0);
+    let fx = loop {
+        assert!(h.conn.poll_at().is_some(), "a timer must stay armed");
+        let fx = h.fire_timer();
+        timeouts += 1;
+        if !fx.is_empty() {
+            break fx;
+        }
+        for out in h.recv_all() {
+            assert!(
+                out.payload.is_empty(),
+                "no data sent again during the exchange"
+            );
+        }
+        assert!(timeouts < 20, "no reset after {timeouts} timeouts");
+    };
+    assert_one_rst(
+        &h,
+        &fx,
+        0,
+        &[mp_fail(h.peer_dsn(0)), tcprst(rst_reason::MIDDLEBOX)],
+    );
+    assert_eq!(h.conn.state(), State::Closed);
+    assert!(
+        h.now.saturating_since(start) >= Duration::from_secs(10),
+        "the waits grow: reset after {:?}",
+        h.now.saturating_since(start)
+    );
+}
