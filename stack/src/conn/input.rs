@@ -4,8 +4,9 @@
 //! level, which then moves the subflow's in-order bytes to the data stream;
 //! what it decided is carried out, and subflows that closed are let go.
 
+use super::subflow::Subflow;
 use super::{Connection, Effects, SubflowId};
-use crate::mptcp::{Action, Actions};
+use crate::mptcp::{Action, Actions, DataLevel};
 use crate::tcp::ratelimit::ChallengeQuota;
 use crate::time::Instant;
 use crate::wire::{MptcpOptions, TcpRepr};
@@ -67,7 +68,9 @@ impl Connection {
             )
         });
         if !refused {
-            acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp));
+            let idle = others_idle(mp, &self.subflows, k);
+            let s = &mut self.subflows[k];
+            acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp, idle));
         }
         if verdict.acceptable {
             self.path_answered(k, seg);
@@ -77,4 +80,13 @@ impl Connection {
         self.path_manager_requests(&mut fx);
         fx
     }
+}
+
+/// Whether a subflow other than `k` could carry the peer's data and
+/// delivered none in the receive measure under way (`DataLevel::path_idle`).
+pub(super) fn others_idle(mp: &DataLevel, subflows: &[Subflow], k: usize) -> bool {
+    subflows
+        .iter()
+        .enumerate()
+        .any(|(i, s)| i != k && mp.path_idle(&s.tcb, &s.mp))
 }

@@ -327,11 +327,12 @@ impl Connection {
             let Some(mp) = self.mp.as_deref_mut() else {
                 return;
             };
-            let s = &mut self.subflows[k];
-            if s.tcb.state() == State::Closed {
+            if self.subflows[k].tcb.state() == State::Closed {
                 continue;
             }
-            let acts = mp.after_read(now, &mut s.tcb, &mut s.mp);
+            let idle = input::others_idle(mp, &self.subflows, k);
+            let s = &mut self.subflows[k];
+            let acts = mp.after_read(now, &mut s.tcb, &mut s.mp, idle);
             self.apply(now, k, acts, fx);
         }
         self.after_changes(now, fx);

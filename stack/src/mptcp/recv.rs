@@ -9,20 +9,26 @@ use super::crypto::DssChecksum;
 use super::level::{DataLevel, FallbackReason, Phase};
 use super::subflow::SubflowMp;
 use crate::memory::Pressure;
-use crate::tcp::Tcb;
+use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::Dsn;
 
 impl DataLevel {
     /// After the subflow's TCB took a segment (or the application read):
     /// move its in-order bytes to the connection level by their mappings.
-    pub fn pull(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
+    /// `idle_path`: another subflow could carry data and delivered none in
+    /// the receive measure under way (see [`Self::path_idle`]).
+    pub fn pull(
+        &mut self,
+        now: Instant,
+        tcb: &mut Tcb,
+        sf: &mut SubflowMp,
+        idle_path: bool,
+    ) -> Actions {
         if self.phase == Phase::Fallback || self.remote_key.is_none() || sf.closed {
             return Actions::new();
         }
-        if !sf.is_initial() {
-            self.rcv_space.multipath = true;
-        }
+        self.rcv_space.idle_path = idle_path;
         self.autotune_recv(now, tcb);
         let mut acts = if self.rx_fallback {
             self.pull_unmapped(tcb);
@@ -160,6 +166,7 @@ impl DataLevel {
             };
             let got = tcb.consume(n);
             debug_assert_eq!(got, n, "the subflow holds {avail} bytes");
+            sf.delivered_at = Some(now);
             if ready > 0 {
                 self.rcv_nxt += ready;
                 self.readable = true;
@@ -252,6 +259,25 @@ impl DataLevel {
     /// its last delivery; offered with a newer DATA_ACK after another
     /// subflow filled the buffer, it would promise room that is not there
     /// (and a peer keeps the furthest edge it saw).
+    /// Whether this subflow could carry the peer's data (established,
+    /// joined, not a backup, not given up) yet delivered none since the
+    /// receive measure under way began: the window may be what keeps the
+    /// peer's scheduler off it (a sender fills its fastest path first).
+    pub fn path_idle(&self, tcb: &Tcb, sf: &SubflowMp) -> bool {
+        let usable = sf.join_established()
+            && !sf.is_backup()
+            && !sf.closed
+            && !sf.stalled
+            && matches!(
+                tcb.state(),
+                State::Established | State::FinWait1 | State::FinWait2
+            );
+        usable
+            && sf
+                .delivered_at
+                .is_none_or(|t| t < self.rcv_space.measure_start())
+    }
+
     pub(super) fn window_cap_now(&self) -> Option<usize> {
         (self.phase != Phase::Fallback && !self.rx_fallback).then(|| self.rcv_buf.free())
     }
@@ -261,8 +287,14 @@ impl DataLevel {
     /// peer on it. Each subflow is judged by its own last offer: a subflow
     /// that offered nothing would otherwise wait for the peer's persist
     /// probes while another subflow's ACK carried the news.
-    pub fn after_read(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
-        let acts = self.pull(now, tcb, sf);
+    pub fn after_read(
+        &mut self,
+        now: Instant,
+        tcb: &mut Tcb,
+        sf: &mut SubflowMp,
+        idle_path: bool,
+    ) -> Actions {
+        let acts = self.pull(now, tcb, sf, idle_path);
         if !tcb.takes_window_updates() {
             return acts;
         }

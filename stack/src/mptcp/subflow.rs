@@ -73,6 +73,9 @@ pub struct SubflowMp {
     /// Repeated timeouts: it gets no new data while another subflow can take
     /// it; cleared when it makes progress again.
     pub(super) stalled: bool,
+    /// When the data level last took bytes from this subflow (receive
+    /// auto-tuning asks whether every usable path delivered in a measure).
+    pub(super) delivered_at: Option<Instant>,
     /// End of the data this subflow has carried (the redundant scheduler's
     /// cursor).
     pub(super) carried_end: Option<Dsn>,
@@ -101,6 +104,7 @@ impl SubflowMp {
             closed: false,
             reinjected: false,
             stalled: false,
+            delivered_at: None,
             carried_end: None,
             path_check: None,
         }

@@ -13,11 +13,20 @@
 //!   bloated router) whose delay would then ask for more window still.
 //!   A reader that falls behind (its buffer at least half full at the end
 //!   of a round trip) gets a buffer that shrinks towards twice its pace.
-//!   An MPTCP connection whose data came over more than one subflow has no
-//!   such brake: its sender fills the lowest-RTT path first, so more window
-//!   buys no rate until that path's queue is full and the next path is
-//!   used — the brake stopped it at one path's worth (a gateway over two
-//!   50 Mbit/s links moved 47 Mbit/s; without the brake 89, Linux 92).
+//!   No growth either while the reader has a backlog (it did not read in
+//!   a round trip what was waiting at its start): the reader, not the
+//!   window, holds the transfer back.
+//!   An MPTCP connection with a usable subflow that delivered nothing in
+//!   the measure has no brake: its sender fills the lowest-RTT path first,
+//!   so more window buys no rate until that path's queue is full and the
+//!   next path is used — the brake stopped it at one path's worth (a
+//!   gateway over two 50 Mbit/s links moved 47 Mbit/s; without the brake
+//!   89, Linux 92). Once every path carries data the brake applies again:
+//!   braking every multipath connection for good let 16 busy echo
+//!   connections grow to the 8 MiB ceiling (`t_mem_echo`).
+//! - A measure's bytes are counted per round trip: a measure that spanned
+//!   a pause is spread over it, and a round trip is never taken longer than
+//!   one buffer's worth took to arrive (see `per_round_trip`).
 //! - Send (as Linux's `tcp_sndbuf_expand`): twice the congestion window, so
 //!   the application refills one window while the other is on the wire; it
 //!   follows the window down as well as up.
@@ -60,9 +69,10 @@ pub struct RcvSpace {
     /// far in this one.
     rtt: Option<Duration>,
     rtt_now: Option<Duration>,
-    /// The data came over several paths: growth is not braked (see the
-    /// module doc).
-    pub multipath: bool,
+    /// A path that could carry data carried none in this measure: more
+    /// window may be what brings it into use, so growth is not braked (see
+    /// the module doc). Set by the owner before each `adjust`.
+    pub idle_path: bool,
 }
 
 impl RcvSpace {
@@ -77,13 +87,19 @@ impl RcvSpace {
             start: now,
             rtt: None,
             rtt_now: None,
-            multipath: false,
+            idle_path: false,
         }
     }
 
     /// A round-trip estimate from the path that just delivered.
     pub fn sample_rtt(&mut self, rtt: Duration) {
         self.rtt_now = Some(self.rtt_now.map_or(rtt, |r| r.max(rtt)));
+    }
+
+    /// When the measure under way began: a path that delivered nothing
+    /// since was idle in it.
+    pub fn measure_start(&self) -> Instant {
+        self.start
     }
 
     fn span(&self) -> Duration {
@@ -117,6 +133,8 @@ impl RcvSpace {
         }
         let copied = read.wrapping_sub(self.read_at_start).min(usize::MAX as u64) as usize;
         let arrived = (copied + held).saturating_sub(self.held_at_start);
+        // The reader did not even take what was waiting a round trip ago.
+        let backlog = copied < self.held_at_start;
         self.read_at_start = read;
         self.held_at_start = held;
         self.start = now;
@@ -136,14 +154,16 @@ impl RcvSpace {
         }
         // A drained backlog (a reader that had been blocked) reads more than
         // the path brings, and bytes nobody reads are no pace either.
-        let pace = copied.min(arrived);
-        let rate = rate_of(pace, elapsed);
+        let moved = copied.min(arrived);
+        let rate = rate_of(moved, elapsed);
+        let pace = per_round_trip(moved, elapsed, self.span(), arrived, capacity);
         let reference = self.recent.iter().copied().fold(self.rate, u64::max);
         self.remember(rate);
-        if pace <= self.space {
+        // A reader with a backlog is the limit, not the window.
+        if pace <= self.space || backlog {
             return None;
         }
-        if !self.multipath && reference > 0 && rate < reference + reference / 4 {
+        if !self.idle_path && reference > 0 && rate < reference + reference / 4 {
             return None;
         }
         let old = self.space;
@@ -181,6 +201,34 @@ pub fn retune(cap: usize, want: usize, floor: usize, max: usize, may_grow: bool)
         core::cmp::Ordering::Less => Some(want),
         _ => None,
     }
+}
+
+/// The bytes of one round trip, from `moved` (`arrived`) in `elapsed` with
+/// a buffer of `capacity`, `span` the round-trip estimate. When half a
+/// buffer or more arrived, the window was in use and its turnover times
+/// the round trip: `elapsed` per buffer's worth. The estimate (the longest
+/// a subflow measured, queueing included, smoothed) can lag far behind the
+/// path once a queue drains, or sit below it (a timestamp clock of 1 ms).
+/// Less than that arrived: the sender was not held by the window, and a
+/// measure, which ends only when data arrives, may span a pause of many
+/// round trips: its bytes are spread over them.
+fn per_round_trip(
+    moved: usize,
+    elapsed: Duration,
+    span: Duration,
+    arrived: usize,
+    capacity: usize,
+) -> usize {
+    let elapsed_us = elapsed.as_micros().max(1);
+    let round_trip_us = if arrived >= capacity / 2 {
+        elapsed_us * capacity.min(arrived) as u128 / arrived.max(1) as u128
+    } else {
+        span.as_micros()
+    };
+    if elapsed_us <= round_trip_us {
+        return moved;
+    }
+    (moved as u128 * round_trip_us / elapsed_us) as usize
 }
 
 /// Bytes per second.
@@ -286,7 +334,8 @@ mod tests {
     #[test]
     fn a_first_burst_grows_it_at_most_fourfold() {
         let mut r = RcvSpace::new(at(0), 14_600);
-        let want = step(&mut r, 50, 1 << 20, 0, FLOOR).unwrap();
+        // (In a buffer that could let 1 MiB in within one round trip.)
+        let want = step(&mut r, 50, 1 << 20, 0, 2 << 20).unwrap();
         assert_eq!(want, 2 * ((2 << 20) + 16 * MSS));
     }
 
@@ -395,6 +444,97 @@ mod tests {
         // It keeps up again: no shrinking, and a faster pace grows it.
         assert_eq!(step(&mut r, 1050, read + 100_000, 0, cap), None);
         assert!(step(&mut r, 1100, read + 400_000, 0, cap).is_some());
+    }
+
+    /// Growth at a constant rate, the window filled each round trip, with
+    /// and without an idle path: braked once every path carries data.
+    fn grows_at_a_constant_rate(idle_path: bool) -> bool {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        let mut cap = FLOOR;
+        let (mut t, mut read) = (0, 0u64);
+        for _ in 0..3 {
+            t += 50;
+            read += 100_000;
+            if let Some(w) = step(&mut r, t, read, 0, cap) {
+                cap = w;
+            }
+        }
+        let settled = cap;
+        r.idle_path = idle_path;
+        // The window's excess fills a queue: more bytes per round trip at
+        // the same rate (as in the test above).
+        for k in 1..=10u64 {
+            let rtt = 50 + 10 * k;
+            r.sample_rtt(Duration::from_millis(rtt));
+            t += rtt;
+            read += 2 * rtt * 1000;
+            if let Some(w) = r.adjust(at(t), read, 0, cap, FLOOR, MSS) {
+                cap = w;
+            }
+        }
+        cap > settled
+    }
+
+    /// The sender fills its fastest path first: while a usable path carries
+    /// nothing, more window may be what brings it into use.
+    #[test]
+    fn an_idle_path_lifts_the_brake_and_only_it() {
+        assert!(grows_at_a_constant_rate(true));
+        assert!(!grows_at_a_constant_rate(false));
+    }
+
+    /// A reader with a backlog holds the transfer back, not the window.
+    #[test]
+    fn no_growth_while_the_reader_has_a_backlog() {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        r.idle_path = true;
+        let cap = 4 << 20;
+        assert!(step(&mut r, 50, 100_000, 300_000, cap).is_some());
+        // 300,000 bytes were waiting; 200,000 were read.
+        assert_eq!(step(&mut r, 100, 300_000, 600_000, cap), None);
+        // The backlog read, and more: growth again.
+        assert!(step(&mut r, 150, 1_500_000, 100_000, cap).is_some());
+    }
+
+    /// A measure ends only when data arrives: one that spanned a pause
+    /// counts its bytes per round trip, not per measure.
+    #[test]
+    fn a_pause_spreads_the_bytes_over_its_round_trips() {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        r.idle_path = true;
+        let cap = 4 << 20;
+        // 1 MB over two seconds of 50 ms round trips: 25 KB each, and
+        // the buffer grows for that (from 14,600), not for 1 MB.
+        let want = step(&mut r, 2000, 1_000_000, 0, cap);
+        assert_eq!(want, Some(2 * (2 * 25_000 + 16 * MSS)));
+        assert_eq!(
+            per_round_trip(
+                1_000_000,
+                Duration::from_secs(2),
+                Duration::from_millis(50),
+                1_000_000,
+                cap
+            ),
+            25_000
+        );
+    }
+
+    /// A window in use times the round trip, whatever the estimate says:
+    /// 2 MB through a 256 KiB window in half a second is eight windows of
+    /// 62.5 ms; one window in 5 ms is a 5 ms round trip (an estimate of
+    /// 1 ms from a coarse timestamp clock notwithstanding).
+    #[test]
+    fn the_window_turnover_times_the_round_trip() {
+        let half = Duration::from_millis(500);
+        let cap = 256 * 1024;
+        assert_eq!(per_round_trip(2 << 20, half, half, 2 << 20, cap), cap);
+        let ms = Duration::from_millis;
+        assert_eq!(per_round_trip(cap, ms(5), ms(1), cap, cap), cap);
+        // Under half a window: a sender not held by it, the estimate stands.
+        assert_eq!(
+            per_round_trip(100_000, ms(2000), ms(50), 100_000, cap),
+            2500
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! A byte ring whose storage grows on demand (doubling) up to its capacity, so an
 //! idle connection costs little and a busy one stops allocating once grown.
 //! The capacity itself may move (buffer auto-tuning): storage follows it up
-//! as bytes arrive, and is given back once the ring is empty.
+//! as bytes arrive, and is given back once the ring is empty or, when a
+//! whole storage's worth has passed through while it stayed mostly empty,
+//! halved or more (a burst's storage is not kept for the quiet that follows).
 
 /// Smallest allocation (clamped to the capacity). The first one is the power
 /// of two that holds what arrived, at least this, not a whole page: a
@@ -13,6 +15,12 @@ const INITIAL_STORAGE: usize = 64;
 /// A ring this small (or smaller) is freed whenever it empties, so an idle
 /// connection holds no storage.
 const FREE_WHEN_EMPTY: usize = 4096;
+
+/// Storage this large or larger is trimmed when it turns out oversized.
+/// Trimming copies what is held (at most a quarter of the storage) once per
+/// storage's worth of bytes through it: a quarter of a copy per byte at
+/// worst, nothing in a steady flow that uses its storage.
+const TRIM_FROM: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct RingBuffer {
@@ -26,6 +34,10 @@ pub struct RingBuffer {
     capacity: usize,
     read_at: usize,
     len: usize,
+    /// The most held, and the bytes that passed through (were discarded),
+    /// since the storage was last judged.
+    peak: usize,
+    passed: usize,
 }
 
 impl RingBuffer {
@@ -37,6 +49,8 @@ impl RingBuffer {
             capacity,
             read_at: 0,
             len: 0,
+            peak: 0,
+            passed: 0,
         }
     }
     pub fn capacity(&self) -> usize {
@@ -89,6 +103,8 @@ impl RingBuffer {
         self.storage = Vec::new();
         self.size = 0;
         self.read_at = 0;
+        self.peak = self.len;
+        self.passed = 0;
     }
 
     /// Make sure storage holds at least `need` bytes from the head (`need <= capacity`),
@@ -155,6 +171,7 @@ impl RingBuffer {
         self.ensure(self.len + n);
         self.write_at(self.len, &data[..n]);
         self.len += n;
+        self.peak = self.peak.max(self.len);
         n
     }
     /// Move up to `buf.len()` bytes from the head into `buf`.
@@ -177,9 +194,34 @@ impl RingBuffer {
             self.read_at = 0;
             if self.size <= FREE_WHEN_EMPTY {
                 self.free_storage();
+                return n;
             }
         }
+        self.passed += n;
+        if self.passed >= self.size {
+            self.trim();
+        }
         n
+    }
+
+    /// A storage's worth has passed through: if no more than a quarter of it
+    /// was ever held meanwhile, move to the power of two that holds twice
+    /// the most held (so that the same load does not grow it straight back).
+    fn trim(&mut self) {
+        let want = self
+            .peak
+            .saturating_mul(2)
+            .next_power_of_two()
+            .max(TRIM_FROM);
+        if self.size >= TRIM_FROM && self.peak <= self.size / 4 && want < self.size {
+            if self.len == 0 {
+                self.free_storage();
+            } else {
+                self.move_to(want);
+            }
+        }
+        self.peak = self.len;
+        self.passed = 0;
     }
     /// The held bytes `[offset, offset + len)` from the head, clamped to what is held,
     /// as up to two slices (the second empty unless the range wraps).
@@ -363,6 +405,41 @@ mod tests {
                 assert!(all.iter().eq(model.iter()));
             }
         }
+    }
+
+    /// Storage a burst grew is given back once the flow through it stays
+    /// small for a whole storage's worth of bytes, and kept while used.
+    #[test]
+    fn oversized_storage_is_trimmed_after_a_quiet_turnover() {
+        let mut rb = RingBuffer::new(8 << 20);
+        let mut sink = vec![0u8; 4 << 20];
+        rb.enqueue(&vec![1u8; 4 << 20]);
+        assert_eq!(rb.allocated(), 4 << 20);
+        rb.dequeue(&mut sink);
+        // Freed at once? No: large storage is kept while its use is unknown.
+        rb.enqueue(&[2u8; 1000]);
+        assert_eq!(rb.allocated(), 4 << 20);
+        // A steady trickle of 100 KB at a time, well under a quarter.
+        let chunk = vec![3u8; 100_000];
+        let mut passed = 0;
+        while passed < (4 << 20) + 100_000 {
+            rb.enqueue(&chunk);
+            passed += rb.dequeue(&mut sink[..100_000]);
+        }
+        assert_eq!(
+            rb.allocated(),
+            256 * 1024,
+            "twice the most held, as a power of two"
+        );
+        assert_eq!(peek_vec(&rb, 0, 1000), vec![3u8; 1000]);
+        // A ring that uses its storage keeps it.
+        let mut rb = RingBuffer::new(8 << 20);
+        rb.enqueue(&vec![1u8; 1 << 20]);
+        for _ in 0..20 {
+            rb.dequeue(&mut sink[..600_000]);
+            rb.enqueue(&vec![4u8; 600_000]);
+        }
+        assert_eq!(rb.allocated(), 1 << 20);
     }
 
     #[test]
