@@ -20,7 +20,7 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use mptun_stack::impair::ImpairSpec;
-use mptun_stack::{CcAlgorithm, SchedulerKind, SynCookies};
+use mptun_stack::{CcAlgorithm, SchedulerKind, SynCookies, TokenPrefix};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
@@ -458,6 +458,24 @@ pub struct RunArgs {
     /// (like Linux's `add_addr_accepted`; Linux's default is 0).
     #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=8))]
     pub max_add_addr_accepted: u8,
+
+    /// Tell MPTCP peers not to open subflows to the address they connected
+    /// to (RFC 8684's "C" flag; Linux: `net.mptcp.allow_join_initial_addr_port=0`).
+    ///
+    /// For instances behind a load balancer that shares one address among
+    /// them: a join to that address could reach another instance. Give each
+    /// instance an address of its own with the `signal` flag (--addr
+    /// ADDR,signal); peers join that one instead, even Linux peers that
+    /// accept no ADD_ADDR otherwise.
+    #[arg(long)]
+    pub deny_join_initial_addr: bool,
+
+    /// Instance id ID in the first BITS bits (1-8) of every MPTCP token,
+    /// e.g. `3/4`: for load balancers that route MP_JOINs by token to the
+    /// instance that owns the connection. Keys are drawn until their token
+    /// fits (2^BITS draws on average).
+    #[arg(long, value_name = "ID/BITS", value_parser = parse_instance_id)]
+    pub instance_id: Option<TokenPrefix>,
 
     /// Fault injection on packets to and from one local address (repeatable).
     ///
@@ -1185,6 +1203,23 @@ fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
     }
 }
 
+fn parse_instance_id(s: &str) -> Result<TokenPrefix, String> {
+    let (id, bits) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not ID/BITS (e.g. 3/4)"))?;
+    let bits: u8 = bits
+        .trim()
+        .parse()
+        .map_err(|_| format!("BITS in `{s}` is not a number from 1 to 8"))?;
+    let id: u32 = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("ID in `{s}` is not a number"))?;
+    TokenPrefix::new(id, bits).ok_or_else(|| {
+        format!("`{s}`: BITS must be 1 to 8 and ID below 2^BITS (ID/BITS, e.g. 3/4)")
+    })
+}
+
 fn parse_mptcp_versions(s: &str) -> Result<MptcpVersions, String> {
     let mut v = Vec::new();
     for part in s.split(',') {
@@ -1403,6 +1438,9 @@ mod tests {
             "4",
             "--max-add-addr-accepted",
             "2",
+            "--deny-join-initial-addr",
+            "--instance-id",
+            "3/4",
             "--impair",
             "[fd00::2]:loss=1%",
             "--no-routes",
@@ -1470,6 +1508,8 @@ mod tests {
                 cc: CcAlgorithm::Olia,
                 max_subflows: 4,
                 max_add_addr_accepted: 2,
+                deny_join_initial_addr: true,
+                instance_id: TokenPrefix::new(3, 4),
                 impair: vec![ImpairArg {
                     addr: "fd00::2".parse().unwrap(),
                     spec: "loss=1%".into(),
@@ -1665,6 +1705,11 @@ mod tests {
             &["--addr", "10.0.0.1", "--max-conns-per-source", "0"],
             &["--addr", "10.0.0.1", "--max-connections", "0"],
             &["--addr", "10.0.0.1", "--syn-cookies", "sometimes"],
+            &["--addr", "10.0.0.1", "--instance-id", "3"],
+            &["--addr", "10.0.0.1", "--instance-id", "16/4"],
+            &["--addr", "10.0.0.1", "--instance-id", "0/0"],
+            &["--addr", "10.0.0.1", "--instance-id", "1/9"],
+            &["--addr", "10.0.0.1", "--instance-id", "x/2"],
         ] {
             let e = run_err(args);
             assert_eq!(e.exit_code(), 2, "{args:?}: {e}");

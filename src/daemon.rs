@@ -76,6 +76,8 @@ fn stack_config(args: &RunArgs, seed: Seed) -> Config {
     config.tcp.cc = args.cc;
     config.mptcp.max_subflows = args.max_subflows as usize;
     config.mptcp.max_add_addr_accepted = args.max_add_addr_accepted as usize;
+    config.mptcp.deny_join_id0 = args.deny_join_initial_addr;
+    config.mptcp.token_prefix = args.instance_id;
     config.max_memory = match args.max_memory {
         MemorySize::Bytes(n) => usize::try_from(n).unwrap_or(usize::MAX),
         MemorySize::Auto => auto_memory_budget(),

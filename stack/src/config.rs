@@ -143,6 +143,48 @@ pub struct MptcpConfig {
     /// Act on v0 ADD_ADDR, which has no HMAC: anyone who can put a segment in
     /// the window can make us open a subflow to an address of its choice.
     pub accept_v0_add_addr: bool,
+    /// Tell peers not to open subflows to the address and port they reached
+    /// us on (RFC 8684 §3.1, MP_CAPABLE's "C" flag; Linux's
+    /// `net.mptcp.allow_join_initial_addr_port = 0`): for an instance behind
+    /// a load balancer, where a join to the shared address could reach
+    /// another instance. Peers join the addresses we announce instead.
+    pub deny_join_id0: bool,
+    /// Draw keys whose tokens start with these bits, so that a balancer
+    /// that routes MP_JOINs by token finds the instance that owns it.
+    pub token_prefix: Option<TokenPrefix>,
+}
+
+/// The first `bits` bits of every token a stack hands out are `id`
+/// (`--instance-id ID/BITS`). A key is drawn again until its token fits:
+/// 2^bits draws on average, so `bits` is at most 8 (a cookie SYN/ACK
+/// derives its key by as many hashes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenPrefix {
+    id: u32,
+    bits: u8,
+}
+
+impl TokenPrefix {
+    pub const MAX_BITS: u8 = 8;
+
+    /// `None` unless `1 <= bits <= MAX_BITS` and `id < 2^bits`.
+    pub fn new(id: u32, bits: u8) -> Option<TokenPrefix> {
+        ((1..=Self::MAX_BITS).contains(&bits) && id < (1 << bits))
+            .then_some(TokenPrefix { id, bits })
+    }
+
+    pub fn id(self) -> u32 {
+        self.id
+    }
+
+    pub fn bits(self) -> u8 {
+        self.bits
+    }
+
+    /// Whether `token` starts with the prefix.
+    pub fn matches(self, token: u32) -> bool {
+        token >> (32 - u32::from(self.bits)) == self.id
+    }
 }
 
 impl Default for MptcpConfig {
@@ -160,6 +202,8 @@ impl Default for MptcpConfig {
             join_attempts: 8,
             join_refill: Duration::from_secs(10),
             accept_v0_add_addr: false,
+            deny_join_id0: false,
+            token_prefix: None,
         }
     }
 }
@@ -290,6 +334,27 @@ impl Default for Config {
             limits: RateLimits::default(),
             max_memory: 1 << 30,
             max_conns_per_source: 65536,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenPrefix;
+
+    #[test]
+    fn a_token_prefix_is_its_first_bits() {
+        let p = TokenPrefix::new(5, 4).unwrap();
+        assert!(p.matches(0x5fff_ffff));
+        assert!(p.matches(0x5000_0000));
+        assert!(!p.matches(0x4fff_ffff));
+        assert!(!p.matches(0x6000_0000));
+        let one = TokenPrefix::new(1, 1).unwrap();
+        assert!(one.matches(0x8000_0000) && !one.matches(0x7fff_ffff));
+        let eight = TokenPrefix::new(255, 8).unwrap();
+        assert!(eight.matches(0xff00_0000) && !eight.matches(0xfe00_0000));
+        for (id, bits) in [(0, 0), (2, 1), (16, 4), (0, 9), (256, 8)] {
+            assert_eq!(TokenPrefix::new(id, bits), None, "{id}/{bits}");
         }
     }
 }

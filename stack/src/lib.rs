@@ -21,6 +21,7 @@ pub mod wire;
 
 pub use config::{
     CcAlgorithm, Config, MptcpConfig, RateLimits, SchedulerKind, Seed, SynCookies, TcpConfig,
+    TokenPrefix,
 };
 pub use endpoint::{
     BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndpointFlags, Error, Event, Listen,

@@ -95,7 +95,23 @@ impl Connection {
 
     /// Count an announcement of the peer's acted on; false past `limit`.
     pub fn accept_peer_address(&mut self, limit: usize) -> bool {
-        self.mp.as_deref_mut().is_some_and(|m| m.accept_addr(limit))
+        self.mp.as_deref_mut().is_some_and(|m| {
+            // A peer that refuses joins to its first address announces the
+            // ones to use: one is taken even with no ADD_ADDR allowed
+            // (as Linux does), or it could never have a second subflow.
+            let limit = if m.remote_deny_join_id0() {
+                limit.max(1)
+            } else {
+                limit
+            };
+            m.accept_addr(limit)
+        })
+    }
+
+    /// Whether subflows may be opened to the peer's first address: not if
+    /// it said so (MP_CAPABLE's "C" flag).
+    pub fn may_join_first_address(&self) -> bool {
+        !self.mp.as_deref().is_some_and(|m| m.remote_deny_join_id0())
     }
 
     /// Announce our address `addr` (id `id`) to the peer (ADD_ADDR).

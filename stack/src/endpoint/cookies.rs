@@ -19,10 +19,11 @@ use crate::mptcp::{crypto, DataLevel};
 use crate::tcp::syncookie::{decode_tsecr, encode_tsval};
 use crate::tcp::Tcb;
 use crate::time::Instant;
-use crate::wire::mptcp::MpCapable;
+use crate::wire::mptcp::{MpCapable, MptcpVersion};
 use crate::wire::{MptcpOptions, SeqNumber, TcpFlags, TcpRepr};
 use core::time::Duration;
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 
 /// Cookie SYN/ACKs waiting to go out; past this, SYNs are dropped.
 const MAX_PENDING_SYNACKS: usize = 1024;
@@ -98,6 +99,27 @@ fn cookie_syn(
 }
 
 impl Stack {
+    /// Our key on a cookie connection: derived from the 4-tuple and ISN,
+    /// the first candidate whose token has the instance's prefix (under
+    /// `version`'s hash), so that the third ACK finds the same one.
+    fn cookie_key(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SeqNumber,
+        version: Option<MptcpVersion>,
+    ) -> u64 {
+        let candidate = |n| self.cookies.mptcp_key(local, remote, iss, n);
+        let (Some(prefix), Some(v)) = (self.config.mptcp.token_prefix, version) else {
+            return candidate(0);
+        };
+        let alg = version_alg(v);
+        (0..u32::MAX)
+            .map(candidate)
+            .find(|&k| prefix.matches(crypto::token(alg, k)))
+            .unwrap_or_else(|| candidate(0))
+    }
+
     /// Whether a SYN to a listener with `pending` half-open connections is
     /// answered with a cookie.
     pub(super) fn wants_cookie(&self, pending: usize) -> bool {
@@ -150,7 +172,7 @@ impl Stack {
         let tcb = Tcb::accept(&self.config.tcp, local, remote, iss, ts_offset, now, &kept);
         let settings = self.mptcp_settings();
         let version = cap.and_then(|c| DataLevel::syn_version(&c, &settings));
-        let key = self.cookies.mptcp_key(local, remote, iss);
+        let key = self.cookie_key(local, remote, iss, version);
         let mut conn = match (cap, version) {
             (Some(c), Some(v))
                 if !self
@@ -237,8 +259,8 @@ impl Stack {
         let mp = match opts.capable {
             None => None,
             Some(c) => {
-                let key = self.cookies.mptcp_key(local, remote, iss);
                 let version = DataLevel::syn_version(&c, &settings);
+                let key = self.cookie_key(local, remote, iss, version);
                 match version {
                     Some(v)
                         if c.sender_key.is_some()

@@ -336,11 +336,13 @@ impl Stack {
         id
     }
 
-    /// An MPTCP key whose token no live connection uses (RFC 8684 §3.1).
+    /// An MPTCP key whose token no live connection uses (RFC 8684 §3.1) and
+    /// starts with the configured prefix.
     fn new_key(&mut self, version: MptcpVersion) -> u64 {
         let tokens = &self.tokens;
+        let prefix = self.config.mptcp.token_prefix;
         crypto::generate_key(version_alg(version), &mut self.rng.keys, |t| {
-            tokens.contains_key(&t)
+            tokens.contains_key(&t) || prefix.is_some_and(|p| !p.matches(t))
         })
     }
 
@@ -357,6 +359,7 @@ impl Stack {
             join_attempts: self.config.mptcp.join_attempts,
             join_refill: self.config.mptcp.join_refill,
             accept_v0_add_addr: self.config.mptcp.accept_v0_add_addr,
+            deny_join_id0: self.config.mptcp.deny_join_id0,
         }
     }
 

@@ -65,14 +65,16 @@ impl Stack {
     }
 
     /// Connection `id` became fully established: on one we opened, a subflow
-    /// from every local `subflow` endpoint to the peer's address; on one we
-    /// accepted, an announcement of every `signal` endpoint.
+    /// from every local `subflow` endpoint to the peer's address (unless it
+    /// asked for none there); on one we accepted, an announcement of every
+    /// `signal` endpoint.
     pub(super) fn start_path_manager(&mut self, now: Instant, id: ConnId) {
         let Some(slot) = self.conns.get(id) else {
             return;
         };
         let (local0, remote0) = (slot.conn.local(), slot.conn.remote());
         let client = slot.conn.is_client();
+        let join_first = slot.conn.may_join_first_address();
         let endpoints: Vec<Endpoint> = self
             .endpoints
             .iter()
@@ -81,7 +83,9 @@ impl Stack {
             .collect();
         for e in endpoints {
             if client && e.flags.subflow {
-                self.open_join(now, id, e.addr, remote0, 0);
+                if join_first {
+                    self.open_join(now, id, e.addr, remote0, 0);
+                }
             } else if !client && e.flags.signal {
                 if let Some(slot) = self.conns.get_mut(id) {
                     slot.conn.announce(e.id, e.addr);
@@ -201,7 +205,9 @@ impl Stack {
                 continue;
             }
             if slot.conn.is_client() && flags.subflow {
-                self.open_join(now, id, addr, remote0, 0);
+                if slot.conn.may_join_first_address() {
+                    self.open_join(now, id, addr, remote0, 0);
+                }
             } else if !slot.conn.is_client() && flags.signal {
                 slot.conn.announce(aid, addr);
                 self.touch(id);

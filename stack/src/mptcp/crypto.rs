@@ -238,18 +238,20 @@ impl DssChecksum {
     }
 }
 
-/// Draw a local key from `rng`, redrawing while its token is in use
-/// (`token_in_use(token)` returns true), as RFC 8684 §3.1 requires. A collision is
-/// astronomically rare with few live connections, so this simply draws until it finds
-/// a free token; it only loops forever if every token is in use.
+/// Draw a local key from `rng`, redrawing while its token is unusable
+/// (`refused(token)`: in use, as RFC 8684 §3.1 forbids, or without the
+/// instance's prefix). A collision is astronomically rare with few live
+/// connections and a prefix of at most 8 bits takes 256 draws on average, so
+/// this simply draws until it finds one; it only loops forever if every
+/// token is refused.
 pub fn generate_key(
     alg: HashAlg,
     rng: &mut impl rand_core::Rng,
-    token_in_use: impl Fn(u32) -> bool,
+    refused: impl Fn(u32) -> bool,
 ) -> u64 {
     loop {
         let key = rng.next_u64();
-        if !token_in_use(token(alg, key)) {
+        if !refused(token(alg, key)) {
             return key;
         }
     }

@@ -225,6 +225,11 @@ impl DataLevel {
                 if capable.is_some_and(|c| c.flags.checksum_required()) {
                     self.checksum = true;
                 }
+                if self.version == MptcpVersion::V1
+                    && capable.is_some_and(|c| c.flags.no_join_initial())
+                {
+                    self.remote_deny_join_id0 = true;
+                }
                 self.learn_remote_key(key);
                 // Fully established at the server's first DATA_ACK. v0: the
                 // third ACK echoes both keys once (the server has had ours since

@@ -100,6 +100,8 @@ pub struct MptcpSettings {
     pub join_attempts: u32,
     pub join_refill: core::time::Duration,
     pub accept_v0_add_addr: bool,
+    /// Send MP_CAPABLE's "C" flag (`MptcpConfig::deny_join_id0`).
+    pub deny_join_id0: bool,
 }
 
 /// The hash of a protocol version: SHA-1 for v0 (RFC 6824), SHA-256 for v1.
@@ -210,6 +212,11 @@ pub struct DataLevel {
     /// MP_JOIN SYNs this connection may still take.
     pub(super) join_budget: TokenBucket,
     pub(super) accept_v0_add_addr: bool,
+    /// Our MP_CAPABLE carries the "C" flag (v1): no joins to our first
+    /// address, please.
+    pub(super) deny_join_id0: bool,
+    /// The peer's did: we open no subflow to its first address.
+    pub(super) remote_deny_join_id0: bool,
 }
 
 impl core::fmt::Debug for DataLevel {
@@ -283,6 +290,8 @@ impl DataLevel {
             may_retry_v0: s.retry_v0 && s.allow_v0,
             join_budget: TokenBucket::every(s.join_refill, s.join_attempts),
             accept_v0_add_addr: s.accept_v0_add_addr,
+            deny_join_id0: s.deny_join_id0 && version == MptcpVersion::V1,
+            remote_deny_join_id0: false,
         }
     }
 
@@ -305,6 +314,7 @@ impl DataLevel {
     ) -> Self {
         let mut c = DataLevel::new(Role::Server, version, local_key, s);
         c.checksum |= cap.flags.checksum_required() || version == MptcpVersion::V0;
+        c.remote_deny_join_id0 = version == MptcpVersion::V1 && cap.flags.no_join_initial();
         if version == MptcpVersion::V0 {
             // The v0 SYN carries the client's key (RFC 6824 §3.1).
             if let Some(key) = cap.sender_key {
@@ -437,6 +447,12 @@ impl DataLevel {
     }
 
     /// Whether the peer's latest acceptable segment spoke MPTCP.
+    /// The peer asked for no subflow to its first address (its
+    /// MP_CAPABLE's "C" flag, RFC 8684 §3.1).
+    pub fn remote_deny_join_id0(&self) -> bool {
+        self.remote_deny_join_id0
+    }
+
     pub fn peer_speaks_mptcp(&self) -> bool {
         self.peer_speaks_mptcp
     }

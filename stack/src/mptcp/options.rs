@@ -91,6 +91,9 @@ fn flags(c: &DataLevel) -> MpCapableFlags {
     if c.checksum() {
         f |= MpCapableFlags::A;
     }
+    if c.deny_join_id0 {
+        f |= MpCapableFlags::C;
+    }
     MpCapableFlags(f)
 }
 

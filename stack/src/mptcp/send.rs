@@ -374,6 +374,7 @@ mod tests {
             join_attempts: 8,
             join_refill: Duration::from_secs(10),
             accept_v0_add_addr: false,
+            deny_join_id0: false,
         };
         DataLevel::client(MptcpVersion::V1, 7, &s)
     }

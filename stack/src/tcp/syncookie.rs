@@ -168,10 +168,18 @@ impl CookieJar {
     }
 
     /// Our MPTCP key on a cookie connection with ISN `iss`: the third ACK's
-    /// MP_CAPABLE must echo it.
-    pub fn mptcp_key(&self, local: SocketAddr, remote: SocketAddr, iss: SeqNumber) -> u64 {
+    /// MP_CAPABLE must echo it. `draw` numbers the candidates, for a key
+    /// whose token must have a prefix (the first that has it is the key).
+    pub fn mptcp_key(
+        &self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        iss: SeqNumber,
+        draw: u32,
+    ) -> u64 {
         let mut h = self.hasher(b"mptcp key", local, remote);
         h.update(iss.0.to_be_bytes());
+        h.update(draw.to_be_bytes());
         let d = h.finalize();
         u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
     }
@@ -304,9 +312,10 @@ mod tests {
         let r2 = sa("10.0.0.2:40001");
         assert_eq!(jar.ts_offset(l, r), jar.ts_offset(l, r));
         assert_ne!(jar.ts_offset(l, r), jar.ts_offset(l, r2));
-        let k = jar.mptcp_key(l, r, SeqNumber(1));
-        assert_eq!(k, jar.mptcp_key(l, r, SeqNumber(1)));
-        assert_ne!(k, jar.mptcp_key(l, r, SeqNumber(2)));
-        assert_ne!(k, CookieJar::new([2; 32]).mptcp_key(l, r, SeqNumber(1)));
+        let k = jar.mptcp_key(l, r, SeqNumber(1), 0);
+        assert_eq!(k, jar.mptcp_key(l, r, SeqNumber(1), 0));
+        assert_ne!(k, jar.mptcp_key(l, r, SeqNumber(2), 0));
+        assert_ne!(k, jar.mptcp_key(l, r, SeqNumber(1), 1));
+        assert_ne!(k, CookieJar::new([2; 32]).mptcp_key(l, r, SeqNumber(1), 0));
     }
 }

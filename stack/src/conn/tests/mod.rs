@@ -138,6 +138,7 @@ pub(super) fn settings() -> MptcpSettings {
         join_attempts: 8,
         join_refill: core::time::Duration::from_secs(10),
         accept_v0_add_addr: true,
+        deny_join_id0: false,
     }
 }
 
