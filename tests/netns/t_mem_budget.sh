@@ -22,6 +22,7 @@ idle=$(kib VmRSS)
 n=16
 ( trap - ERR; set +e; while sleep 0.25; do json_eval "$(mptun_status_json 2>/dev/null)" 'd["memory"]["used_bytes"]' 2>/dev/null; done ) >"$DIR/mem.log" &
 sampler=$!
+BG_PIDS+=("$sampler")
 out=$(tcpclient_peer 10.10.1.2 7 --mptcp --connections "$n" --bytes $((64 << 20)) --timeout 300) || {
     kill "$sampler" 2>/dev/null
     log "accounted memory (bytes, every 0.25 s): $(tr '\n' ' ' <"$DIR/mem.log")"

@@ -36,11 +36,13 @@ kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$MPTUN_PID/status"; }
 idle=$(kib VmRSS)
 n=16
 ( trap - ERR; set +e; while sleep 0.5; do json_eval "$(mptun_status_json 2>/dev/null)" 'd["memory"]["used_bytes"]' 2>/dev/null; done ) >"$DIR/mem.log" &
+sampler=$!
+BG_PIDS+=("$sampler")
 # Where the memory is: per connection (means) send and receive capacity and
 # heap, and the subflows' round trips and congestion windows.
 ( trap - ERR; set +e; while sleep 1; do mptun_status_json 2>/dev/null | python3 "$(dirname "$0")/conn_buffers.py" 2>/dev/null; done ) >"$DIR/buffers.log" &
 bsampler=$!
-sampler=$!
+BG_PIDS+=("$bsampler")
 out=$(tcpclient_peer 10.10.1.2 7 --mptcp --connections "$n" --bytes $((64 << 20)) --timeout 300) ||
     mp_fail "$n MPTCP echo connections of 64 MiB: $out"
 peak=$(kib VmHWM)
