@@ -247,6 +247,11 @@ pub struct MptcpStatus {
     /// `--upstream-scheduler`).
     #[serde(default)]
     pub scheduler: String,
+    /// The peer asked for no subflow to its first address (RFC 8684's "C"
+    /// flag, e.g. behind a load balancer): only the addresses it announces
+    /// are joined.
+    #[serde(default)]
+    pub peer_denies_join_initial: bool,
 }
 
 /// An announced address.
@@ -293,6 +298,7 @@ impl MptcpStatus {
                 })
                 .collect(),
             scheduler: m.scheduler.to_string(),
+            peer_denies_join_initial: m.peer_denies_join_initial,
         }
     }
 }
@@ -684,9 +690,14 @@ impl Status {
                             .join(", ")
                     };
                     let fb = if m.fallback { "  fallback" } else { "" };
+                    let c = if m.peer_denies_join_initial {
+                        "  (peer: no joins to its first address)"
+                    } else {
+                        ""
+                    };
                     let _ = writeln!(
                         out,
-                        "{SUBFLOW_INDENT}mptcp v{}{fb}  announced [{}]  peer announced [{}]",
+                        "{SUBFLOW_INDENT}mptcp v{}{fb}  announced [{}]  peer announced [{}]{c}",
                         m.version,
                         addrs(&m.announced),
                         addrs(&m.remote_addrs)
@@ -1081,6 +1092,7 @@ mod tests {
             announced: vec![],
             remote_addrs: vec![],
             scheduler: "overflow",
+            peer_denies_join_initial: true,
         });
         let mut s = sample();
         s.connections = vec![connection_from_info(ConnId(3), &i)];
@@ -1090,7 +1102,11 @@ mod tests {
         let m = &v["connections"][0]["mptcp"];
         assert_eq!(m["local_key"], "0123456789abcdef");
         assert_eq!(m["remote_key"], "fedcba9876543210");
+        assert_eq!(m["peer_denies_join_initial"], true);
         assert!(!s.render_table().contains("withheld"));
+        assert!(s
+            .render_table()
+            .contains("(peer: no joins to its first address)"));
 
         s.redact_keys();
         let text = serde_json::to_string(&s).unwrap();

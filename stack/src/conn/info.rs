@@ -87,6 +87,9 @@ pub struct MptcpInfo {
     pub remote_addrs: Vec<(u8, IpAddr, Option<u16>)>,
     /// Its scheduler (`minrtt`, `roundrobin`, `redundant`, `overflow`).
     pub scheduler: &'static str,
+    /// The peer asked for no subflow to its first address (MP_CAPABLE's
+    /// "C" flag): only its announced addresses are joined.
+    pub peer_denies_join_initial: bool,
 }
 
 impl Connection {
@@ -102,6 +105,7 @@ impl Connection {
             fallback: m.is_fallback(),
             fallback_reason: m.fallback_reason().map(|r| format!("{r:?}")),
             scheduler: m.scheduler_kind().as_str(),
+            peer_denies_join_initial: m.remote_deny_join_id0(),
             announced: m
                 .announced()
                 .iter()
