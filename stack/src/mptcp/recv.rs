@@ -260,12 +260,13 @@ impl DataLevel {
     /// subflow filled the buffer, it would promise room that is not there
     /// (and a peer keeps the furthest edge it saw).
     /// Whether this subflow could carry the peer's data (established,
-    /// joined, not a backup, not given up) yet delivered none since the
-    /// receive measure under way began: the window may be what keeps the
-    /// peer's scheduler off it (a sender fills its fastest path first).
+    /// joined, not given up) yet delivered none since the receive measure
+    /// under way began: the window may be what keeps the peer's scheduler
+    /// off it (a sender fills its fastest path first, and one that spills
+    /// onto a backup path only when the others are full — `overflow` —
+    /// needs a window larger than they hold).
     pub fn path_idle(&self, tcb: &Tcb, sf: &SubflowMp) -> bool {
         let usable = sf.join_established()
-            && !sf.is_backup()
             && !sf.closed
             && !sf.stalled
             && matches!(
