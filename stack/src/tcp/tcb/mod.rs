@@ -480,7 +480,15 @@ impl Tcb {
     /// Send an ACK at the next opportunity (a layered protocol has news).
     /// Whether the peer is owed an acknowledgement now.
     pub(super) fn ack_owed(&self) -> bool {
-        self.ack_now || self.extra_acks > 0 || self.last_ack_sent != self.rcv_nxt
+        self.ack_now || self.dup_acks_owed() || self.last_ack_sent != self.rcv_nxt
+    }
+
+    /// Duplicate ACKs owed for out-of-order segments, while a hole remains:
+    /// once it filled within the same batch of arrivals (segments
+    /// reordered, duplicated), the one cumulative ACK says it all, and
+    /// duplicates of it would only announce a loss that never happened.
+    pub(super) fn dup_acks_owed(&self) -> bool {
+        self.extra_acks > 0 && !self.assembler.is_empty()
     }
 
     /// Make the peer answer: a keepalive probe (`snd_una − 1`, RFC 9293
@@ -680,7 +688,7 @@ impl Tcb {
     /// What a compact TIME_WAIT record needs to stand in for this TCB: only
     /// in TIME_WAIT with nothing left to send (see `endpoint::time_wait`).
     pub fn time_wait_state(&self) -> Option<TimeWaitState> {
-        if self.state != State::TimeWait || self.ack_now || self.extra_acks > 0 {
+        if self.state != State::TimeWait || self.ack_now || self.dup_acks_owed() {
             return None;
         }
         let window = (self.rcv_adv.since(self.rcv_nxt) >> self.rcv_wscale).min(0xffff) as u16;

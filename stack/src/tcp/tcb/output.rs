@@ -467,7 +467,7 @@ impl Tcb {
                 self.rto_at = Some(now + self.rtt.backed_off(self.backoff));
             }
         }
-        if flags & TcpFlags::ACK != 0 && self.extra_acks > 0 && data == 0 && !syn && !fin {
+        if flags & TcpFlags::ACK != 0 && self.dup_acks_owed() && data == 0 && !syn && !fin {
             self.extra_acks -= 1;
         } else if flags & TcpFlags::ACK != 0 {
             self.extra_acks = 0;

@@ -841,6 +841,43 @@ fn out_of_order_data_sacked_then_hole_filled() {
     assert_eq!(h.read_all(), p);
 }
 
+/// Segments reordered within one batch of arrivals (a GSO frame overtaking
+/// another): by the time ACKs go out the hole is filled, and duplicate ACKs
+/// would only tell the sender of a loss that never happened (Linux fast
+/// retransmitted a whole 45-segment frame for them). One ACK covers it.
+/// While a hole remains, each out-of-order segment still gets its own.
+#[test]
+fn a_reordering_healed_within_a_batch_costs_one_ack() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let p = bytes(400);
+    for (from, to) in [(100, 200), (200, 300), (300, 400), (0, 100)] {
+        let d = h.data(IRS + 1 + from, ISS + 1, &p[from as usize..to as usize]);
+        h.send(&d);
+    }
+    let ack = h.recv_seg();
+    assert_eq!((ack.ack, ack.sack.clone()), (IRS + 401, vec![]));
+    h.assert_no_segment();
+    // Duplicates within a batch: one ACK too.
+    for _ in 0..3 {
+        let d = h.data(IRS + 1, ISS + 1, &p[..100]);
+        h.send(&d);
+    }
+    assert_eq!(h.recv_seg().ack, IRS + 401);
+    h.assert_no_segment();
+    // A hole that stays: a duplicate ACK per out-of-order segment.
+    let q = bytes(300);
+    for from in [100usize, 200] {
+        let d = h.data(IRS + 401 + from as u32, ISS + 1, &q[from..from + 100]);
+        h.send(&d);
+    }
+    for _ in 0..2 {
+        let dup = h.recv_seg();
+        assert_eq!((dup.ack, dup.sack.len()), (IRS + 401, 1));
+    }
+    h.assert_no_segment();
+    assert_eq!(h.read_all(), p);
+}
+
 #[test]
 fn two_out_of_order_blocks_reported() {
     let mut h = Harness::client(cfg(), Peer::sack());
