@@ -155,6 +155,11 @@ impl DataLevel {
                 j.timer = None;
                 self.stats.joins_established += 1;
             }
+            // A repeated third ACK: our fourth was lost, and its sender
+            // waits for one before it sends data (RFC 8684 §3.2).
+            JoinPhase::Established if !f.syn() && matches!(join, Some(MpJoin::Ack { .. })) => {
+                tcb.force_ack();
+            }
             _ => {}
         }
         sf.join = Some(j);

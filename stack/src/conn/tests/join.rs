@@ -184,6 +184,30 @@ fn passive_join_is_established_by_the_full_hmac_and_answered_by_a_fourth_ack() {
     }
 }
 
+/// The fourth ACK was lost: the initiator repeats its third ACK (RFC 8684
+/// §3.2), and each repeat is answered, else it waits until it gives up on
+/// the subflow (fuzzing, bug 23: a server whose first subflow's peer was
+/// gone then waited for ever on a connection nobody would ever use).
+#[test]
+fn passive_join_answers_every_repeated_third_ack() {
+    for v in [V1, V0] {
+        let mut h = Harness::server(v);
+        let p = h.accept_join(remote_ip2(), 2, false);
+        h.recv_seg();
+        let _ = h.feed(p, ACK, &[h.peer_join_ack()]);
+        assert_eq!(h.recv_seg().path, p, "{v:?}: the fourth ACK");
+        for _ in 0..3 {
+            let fx = h.feed(p, ACK, &[h.peer_join_ack()]);
+            assert!(fx.is_empty(), "{v:?}: {fx:?}");
+            let again = h.recv_seg();
+            assert_eq!(again.path, p);
+            again.assert_tcp(ACK, h.paths[p].iss + 1, h.paths[p].irs + 1, 0);
+            h.assert_no_segment();
+        }
+        assert_eq!(h.stats().joins_established, 1);
+    }
+}
+
 #[test]
 fn passive_join_with_a_wrong_third_ack_hmac_is_reset_alone() {
     for v in [V1, V0] {
