@@ -74,7 +74,6 @@ impl Stack {
         };
         let (local0, remote0) = (slot.conn.local(), slot.conn.remote());
         let client = slot.conn.is_client();
-        let join_first = slot.conn.may_join_first_address();
         let endpoints: Vec<Endpoint> = self
             .endpoints
             .iter()
@@ -83,9 +82,7 @@ impl Stack {
             .collect();
         for e in endpoints {
             if client && e.flags.subflow {
-                if join_first {
-                    self.open_join(now, id, e.addr, remote0, 0);
-                }
+                self.open_join(now, id, e.addr, remote0, 0);
             } else if !client && e.flags.signal {
                 if let Some(slot) = self.conns.get_mut(id) {
                     slot.conn.announce(e.id, e.addr);
@@ -205,9 +202,7 @@ impl Stack {
                 continue;
             }
             if slot.conn.is_client() && flags.subflow {
-                if slot.conn.may_join_first_address() {
-                    self.open_join(now, id, addr, remote0, 0);
-                }
+                self.open_join(now, id, addr, remote0, 0);
             } else if !slot.conn.is_client() && flags.signal {
                 slot.conn.announce(aid, addr);
                 self.touch(id);
@@ -216,7 +211,8 @@ impl Stack {
     }
 
     /// Open a subflow of connection `id` from our address `local_ip` to `remote`
-    /// (the peer's address id `remote_id`).
+    /// (the peer's address id `remote_id`); not to the peer's first address if
+    /// it asked for none there.
     fn open_join(
         &mut self,
         now: Instant,
@@ -225,7 +221,9 @@ impl Stack {
         remote: SocketAddr,
         remote_id: u8,
     ) {
-        let allowed = self.conns.get(id).is_some_and(|s| s.conn.join_allowed());
+        let allowed = self.conns.get(id).is_some_and(|s| {
+            s.conn.join_allowed() && (remote != s.conn.remote() || s.conn.may_join_first_address())
+        });
         if !allowed || self.conns.len() >= self.config.max_connections {
             return;
         }
