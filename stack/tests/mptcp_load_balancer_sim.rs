@@ -9,7 +9,7 @@ mod sim;
 use mptun_stack::{EndpointFlags, SynCookies, TokenPrefix};
 use sim::net::LinkParams;
 use sim::rng::derive;
-use sim::transfer::{sim_config, Payload, Transfer, SERVER_PORT};
+use sim::transfer::{mptcp_pair, Payload, Transfer, SERVER_PORT};
 use sim::*;
 use std::net::SocketAddr;
 
@@ -38,12 +38,7 @@ struct Run {
 /// address and a `signal` endpoint.
 fn run(seed: u64, deny_join_id0: bool, cookies: bool) -> Run {
     let mut w = World::new(seed);
-    let mut cc = sim_config(derive(seed, 1));
-    let mut sc = sim_config(derive(seed, 2));
-    for c in [&mut cc, &mut sc] {
-        c.mptcp.enabled = true;
-        c.mptcp.max_subflows = 2;
-    }
+    let (mut cc, mut sc) = mptcp_pair(seed, 2);
     cc.mptcp.max_add_addr_accepted = 0;
     sc.mptcp.deny_join_id0 = deny_join_id0;
     sc.mptcp.token_prefix = TokenPrefix::new(5, 4);

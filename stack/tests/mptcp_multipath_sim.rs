@@ -9,7 +9,7 @@ use core::time::Duration;
 use mptun_stack::{EndpointFlags, SchedulerKind};
 use sim::net::LinkParams;
 use sim::rng::derive;
-use sim::transfer::{sim_config, Payload, SlowReader, Transfer, SERVER_PORT};
+use sim::transfer::{mptcp_pair, sim_config, Payload, SlowReader, Transfer, SERVER_PORT};
 use sim::*;
 use std::net::SocketAddr;
 
@@ -45,12 +45,9 @@ struct Outcome {
 /// `subflow` endpoints, so its path manager joins from each of them.
 fn run(seed: u64, st: &Setup) -> Result<Outcome, String> {
     let mut w = World::new(seed);
-    let mut cc = sim_config(derive(seed, 1));
-    let mut sc = sim_config(derive(seed, 2));
+    let (mut cc, mut sc) = mptcp_pair(seed, 4);
     for c in [&mut cc, &mut sc] {
-        c.mptcp.enabled = true;
         c.mptcp.scheduler = st.scheduler;
-        c.mptcp.max_subflows = 4;
     }
     if st.checksum {
         cc.mptcp.checksum = true;
@@ -480,12 +477,7 @@ fn announce_world(
     accepted: usize,
 ) -> (World, HostId, HostId, Transfer, Transfer) {
     let mut w = World::new(seed);
-    let mut cc = sim_config(derive(seed, 1));
-    let mut sc = sim_config(derive(seed, 2));
-    for c in [&mut cc, &mut sc] {
-        c.mptcp.enabled = true;
-        c.mptcp.max_subflows = 2;
-    }
+    let (mut cc, sc) = mptcp_pair(seed, 2);
     cc.mptcp.max_add_addr_accepted = accepted;
     let c = w.add_host("client", cc);
     let s = w.add_host("server", sc);

@@ -339,28 +339,31 @@ mod tests {
         assert_eq!(want, 2 * ((2 << 20) + 16 * MSS));
     }
 
-    /// The window doubled and the transfer got no faster: the path (or a
-    /// queue on it) is the limit, and the window stays. Were it to grow with
-    /// each round trip's bytes, a queue that lengthens the round trip would
-    /// ask for more window for ever.
-    #[test]
-    fn growth_stops_when_a_larger_window_buys_no_speed() {
-        let mut r = RcvSpace::new(at(0), 14_600);
-        let mut cap = FLOOR;
-        let mut read = 0u64;
-        let mut t = 0;
-        // The path carries 2 MB/s: 100 KB per 50 ms round trip at first.
+    /// A path of 2 MB/s, 100 KB per 50 ms round trip, for three round
+    /// trips: (the buffer it settles at, the time, the bytes read).
+    fn settle_at_2_mb_per_s(r: &mut RcvSpace) -> (usize, u64, u64) {
+        let (mut cap, mut t, mut read) = (FLOOR, 0, 0u64);
         for _ in 0..3 {
             t += 50;
             read += 100_000;
-            if let Some(w) = step(&mut r, t, read, 0, cap) {
+            if let Some(w) = step(r, t, read, 0, cap) {
                 cap = w;
             }
         }
-        let settled = cap;
-        // The window's excess fills a queue: the round trip grows, and with
-        // it the bytes per round trip, not the rate.
-        for k in 1..=20u64 {
+        (cap, t, read)
+    }
+
+    /// The window's excess fills a queue for `rounds` round trips: each is
+    /// 10 ms longer than the last and brings more bytes, at the same
+    /// 2 MB/s. Returns (buffer, time, bytes read) after them.
+    fn fill_a_queue(
+        r: &mut RcvSpace,
+        mut cap: usize,
+        mut t: u64,
+        mut read: u64,
+        rounds: u64,
+    ) -> (usize, u64, u64) {
+        for k in 1..=rounds {
             let rtt = 50 + 10 * k;
             r.sample_rtt(Duration::from_millis(rtt));
             t += rtt;
@@ -369,6 +372,18 @@ mod tests {
                 cap = w;
             }
         }
+        (cap, t, read)
+    }
+
+    /// The window doubled and the transfer got no faster: the path (or a
+    /// queue on it) is the limit, and the window stays. Were it to grow with
+    /// each round trip's bytes, a queue that lengthens the round trip would
+    /// ask for more window for ever.
+    #[test]
+    fn growth_stops_when_a_larger_window_buys_no_speed() {
+        let mut r = RcvSpace::new(at(0), 14_600);
+        let (settled, t, read) = settle_at_2_mb_per_s(&mut r);
+        let (cap, mut t, mut read) = fill_a_queue(&mut r, settled, t, read, 20);
         assert_eq!(
             cap, settled,
             "grew from {settled} to {cap} at a constant rate"
@@ -450,28 +465,9 @@ mod tests {
     /// and without an idle path: braked once every path carries data.
     fn grows_at_a_constant_rate(idle_path: bool) -> bool {
         let mut r = RcvSpace::new(at(0), 14_600);
-        let mut cap = FLOOR;
-        let (mut t, mut read) = (0, 0u64);
-        for _ in 0..3 {
-            t += 50;
-            read += 100_000;
-            if let Some(w) = step(&mut r, t, read, 0, cap) {
-                cap = w;
-            }
-        }
-        let settled = cap;
+        let (settled, t, read) = settle_at_2_mb_per_s(&mut r);
         r.idle_path = idle_path;
-        // The window's excess fills a queue: more bytes per round trip at
-        // the same rate (as in the test above).
-        for k in 1..=10u64 {
-            let rtt = 50 + 10 * k;
-            r.sample_rtt(Duration::from_millis(rtt));
-            t += rtt;
-            read += 2 * rtt * 1000;
-            if let Some(w) = r.adjust(at(t), read, 0, cap, FLOOR, MSS) {
-                cap = w;
-            }
-        }
+        let (cap, _, _) = fill_a_queue(&mut r, settled, t, read, 10);
         cap > settled
     }
 

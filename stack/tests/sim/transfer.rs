@@ -363,6 +363,17 @@ pub fn sim_config(seed: u64) -> Config {
     c
 }
 
+/// A client's and a server's configuration for an MPTCP run (seeds derived
+/// from `seed`, labels 1 and 2), each allowing `max_subflows` joins.
+pub fn mptcp_pair(seed: u64, max_subflows: usize) -> (Config, Config) {
+    let [mut cc, mut sc] = [1, 2].map(|label| sim_config(derive(seed, label)));
+    for c in [&mut cc, &mut sc] {
+        c.mptcp.enabled = true;
+        c.mptcp.max_subflows = max_subflows;
+    }
+    (cc, sc)
+}
+
 impl Scenario {
     /// A fixed, clean scenario (useful as a base to modify).
     pub fn basic(seed: u64, client_bytes: u64, server_bytes: u64, link: LinkParams) -> Self {
