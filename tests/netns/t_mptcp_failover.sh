@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Failover: both paths shaped to 20 Mbit/s each way; a Linux MPTCP client with a
 # second subflow (endpoint `10.2.0.1 dev p2 subflow`) echoes 32 MiB through mptun's
-# `--echo 7`. Once 16 MiB have come back, path 1 — the initial subflow's — goes down
-# (`ip link set h1 down` in HOST: no carrier on either end). The transfer must
-# complete exactly (length and SHA-256) over path 2, with MPTCP (no fallback, no
-# reset). Reports mptun's mptcp_reinjected_bytes (must be > 0: mptun had data in
-# flight on the dead subflow), Linux's MPTCPRetrans, what path 2 carried after the
+# `--echo 7`. Once 16 MiB have come back, path 1 — the initial subflow's — stalls
+# (HOST's h1 queue stops draining for 0.3 s, so mptun has data queued there) and
+# goes down (`ip link set h1 down` in HOST: no carrier on either end). The transfer
+# must complete exactly (length and SHA-256) over path 2, with MPTCP (no fallback,
+# no reset). Reports mptun's mptcp_reinjected_bytes (must be > 0: the data queued
+# on the dead subflow was lost with it), Linux's MPTCPRetrans, what path 2 carried after the
 # failure, and the client's longest wait for data (max_rx_gap_s).
 # Then path 1 comes back: PEER's stale subflow on it must be answered and go (no
 # FIN-WAIT-2 left over), as mptun reset its end once the data level was done.
@@ -37,8 +38,17 @@ wait_file 60 "$DIR/half" "$client" || mp_fail "16 MiB did not come back: $(cat "
 read -r rx0 tx0 <<<"$(link_bytes "$HOST" h2)"
 before=$(mptun_status_json)
 log "at $(cat "$DIR/half") bytes echoed, mptun subflows (remote, bytes_sent, bytes_received): $(json_eval "$before" '[(s["remote"], s["bytes_sent"], s["bytes_received"]) for c in d["connections"] for s in c["subflows"]]')"
+# Path 1 stalls before it dies (its queue stops draining for 0.3 s), so that
+# mptun surely has data queued on it when it goes: with short queues mptun's
+# whole window may be delivered at the instant of the cut, and only ACKs
+# (for data Linux also DATA_ACKs over path 2) are lost, leaving nothing to
+# reinject.
+ip netns exec "$HOST" tc qdisc change dev h1 root tbf rate 8kbit burst 32kbit latency 2s
+sleep 0.3
+backlog=$(ip netns exec "$HOST" tc -s qdisc show dev h1 | awk '/backlog/ {sub("b", "", $2); print $2}')
 ip -n "$HOST" link set h1 down
-log "path 1 down (HOST h1)"
+log "path 1 down (HOST h1) with ${backlog} bytes queued on it"
+[ "$backlog" -ge 1500 ] || fail "mptun queued no data on path 1 while it stalled (${backlog} bytes)"
 
 rc=0
 wait "$client" || rc=$?
