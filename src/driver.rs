@@ -36,6 +36,10 @@ use tracing::{debug, info, warn};
 /// the engine's output is flushed, so a flood in one direction cannot starve the
 /// other.
 const MAX_BATCH: usize = 256;
+/// How long the engine is still told its host queues after a batch last
+/// left packets waiting (the device empties between batches now and then
+/// even while the daemon cannot keep up).
+const HOST_QUEUE_HOLD: core::time::Duration = core::time::Duration::from_millis(200);
 
 /// Packets written between two readings of the clock.
 const CLOCK_EVERY: usize = 64;
@@ -189,6 +193,10 @@ pub struct Driver {
     write_errors: ErrorLog,
     /// No read before this (after read errors in a row).
     read_paused_until: Option<tokio::time::Instant>,
+    /// The last time a batch left packets waiting in the device: the engine
+    /// is told its host queues (`Stack::set_host_queue`) until a read finds
+    /// the device empty `HOST_QUEUE_HOLD` after it.
+    queued_at: Option<Instant>,
 }
 
 fn capture(pcap: &mut Option<PcapWriter>, pkt: &[u8]) {
@@ -242,6 +250,7 @@ impl Driver {
             read_errors: ErrorLog::new("TUN read"),
             write_errors: ErrorLog::new("TUN write"),
             read_paused_until: None,
+            queued_at: None,
         }
     }
 
@@ -370,11 +379,22 @@ impl Driver {
         loop {
             packets += self.inbound(&mut s, now, n);
             if packets >= MAX_BATCH {
+                self.queued_at = Some(now);
+                s.stack.set_host_queue(true);
                 return Ok(());
             }
             n = match self.tun.try_recv(&mut self.rx) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self
+                        .queued_at
+                        .is_some_and(|t| now.saturating_since(t) >= HOST_QUEUE_HOLD)
+                    {
+                        self.queued_at = None;
+                        s.stack.set_host_queue(false);
+                    }
+                    return Ok(());
+                }
                 Err(e) => {
                     drop(s);
                     return self.read_failed(e);

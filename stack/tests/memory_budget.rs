@@ -154,36 +154,6 @@ fn budget_refuses_new_connections_until_memory_is_given_back() {
 /// same transfer keeps them at their starting size.
 #[test]
 fn pressure_stops_buffers_from_growing() {
-    fn peak_for_reader(max_memory: usize, idle_fillers: usize) -> (usize, Pressure, u64) {
-        let mut c = stack(1, &["10.0.0.1"], |_| {});
-        let mut s = stack(2, &["10.0.0.2"], |cfg| cfg.max_memory = max_memory);
-        s.listen(80).unwrap();
-        let mut now = Instant::from_millis(1);
-        for _ in 0..idle_fillers {
-            let cid = c.connect(now, None, SERVER.parse().unwrap()).unwrap();
-            shuttle(&mut c, &mut s, now);
-            accepted(&mut s);
-            push(&mut c, &mut s, cid, 1 << 20, now);
-        }
-        let base = s.memory_used();
-        let cid = c.connect(now, None, SERVER.parse().unwrap()).unwrap();
-        shuttle(&mut c, &mut s, now);
-        let sid = accepted(&mut s)[0];
-        let chunk = vec![1u8; 64 * 1024];
-        let mut peak = 0;
-        let mut got = 0;
-        while got < 16 << 20 {
-            while c.send(cid, &chunk).unwrap() > 0 {}
-            shuttle(&mut c, &mut s, now);
-            peak = peak.max(s.memory_used() - base.min(s.memory_used()));
-            got += drain(&mut s, sid);
-            shuttle(&mut c, &mut s, now);
-            now += Duration::from_millis(5);
-            c.handle_timeout(now);
-            s.handle_timeout(now);
-        }
-        (peak, s.memory_pressure(), s.counters().memory_pressure)
-    }
     let (free_peak, p, _) = peak_for_reader(1 << 30, 6);
     assert_eq!(p, Pressure::None);
     let (tight_peak, p, events) = peak_for_reader(1 << 20, 6);
@@ -196,6 +166,73 @@ fn pressure_stops_buffers_from_growing() {
         free_peak > 2 * tight_peak && tight_peak <= 256 * 1024,
         "the reader's connection held {free_peak} bytes at most without pressure, {tight_peak} under it"
     );
+}
+
+/// The same fast reader on a host that queues what arrives (a daemon that
+/// cannot keep up with its TUN, `Stack::set_host_queue`): every round trip
+/// here is that queue (the stacks are wired back to back, and the reader
+/// reads every 5 ms), and the receive buffer grows to little more than its
+/// starting 128 KiB; without the host queue to twice that and more.
+#[test]
+fn a_host_queue_stops_receive_buffers_from_growing() {
+    let (_, _, _, free_cap) = reader(1 << 30, 0, false);
+    let (_, p, _, queued_cap) = reader(1 << 30, 0, true);
+    eprintln!("receive buffer: {free_cap} bytes, {queued_cap} with a host queue");
+    assert_eq!(p, Pressure::None);
+    // Four round trips of at least 1 ms at the reader's pace (~26 MB/s),
+    // rounded up to the next eighth of a power of two.
+    assert!(queued_cap <= 160 * 1024, "{queued_cap} with a host queue");
+    assert!(
+        free_cap >= 2 * queued_cap,
+        "{free_cap} without a host queue"
+    );
+}
+
+fn peak_for_reader(max_memory: usize, idle_fillers: usize) -> (usize, Pressure, u64) {
+    let (peak, p, events, _) = reader(max_memory, idle_fillers, false);
+    (peak, p, events)
+}
+
+/// A client pushing 16 MiB to a reader that reads every 5 ms, `idle_fillers`
+/// connections holding 1 MiB each beside it: (the most the reader's
+/// connection held, the server's pressure and pressure events after, its
+/// largest receive buffer).
+fn reader(
+    max_memory: usize,
+    idle_fillers: usize,
+    host_queue: bool,
+) -> (usize, Pressure, u64, usize) {
+    let mut c = stack(1, &["10.0.0.1"], |_| {});
+    let mut s = stack(2, &["10.0.0.2"], |cfg| cfg.max_memory = max_memory);
+    s.set_host_queue(host_queue);
+    s.listen(80).unwrap();
+    let mut now = Instant::from_millis(1);
+    for _ in 0..idle_fillers {
+        let cid = c.connect(now, None, SERVER.parse().unwrap()).unwrap();
+        shuttle(&mut c, &mut s, now);
+        accepted(&mut s);
+        push(&mut c, &mut s, cid, 1 << 20, now);
+    }
+    let base = s.memory_used();
+    let cid = c.connect(now, None, SERVER.parse().unwrap()).unwrap();
+    shuttle(&mut c, &mut s, now);
+    let sid = accepted(&mut s)[0];
+    let chunk = vec![1u8; 64 * 1024];
+    let mut peak = 0;
+    let mut cap = 0;
+    let mut got = 0;
+    while got < 16 << 20 {
+        while c.send(cid, &chunk).unwrap() > 0 {}
+        shuttle(&mut c, &mut s, now);
+        peak = peak.max(s.memory_used() - base.min(s.memory_used()));
+        cap = cap.max(s.info(sid).unwrap().buffers.recv_capacity);
+        got += drain(&mut s, sid);
+        shuttle(&mut c, &mut s, now);
+        now += Duration::from_millis(5);
+        c.handle_timeout(now);
+        s.handle_timeout(now);
+    }
+    (peak, s.memory_pressure(), s.counters().memory_pressure, cap)
 }
 
 /// `max_conns_per_source`: a source at its limit gets a RST for a further

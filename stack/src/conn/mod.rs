@@ -182,6 +182,16 @@ impl Connection {
         }
     }
 
+    /// Whether the host queues what arrives (see `RcvSpace::host_queue`).
+    pub fn set_host_queue(&mut self, queued: bool) {
+        for s in &mut self.subflows {
+            s.tcb.set_host_queue(queued);
+        }
+        if let Some(mp) = self.mp.as_deref_mut() {
+            mp.set_host_queue(queued);
+        }
+    }
+
     /// Under memory pressure, shrink buffers that drained (`Tcb::shrink`).
     pub fn shrink(&mut self) {
         for s in &mut self.subflows {

@@ -40,6 +40,20 @@ impl Stack {
         self.memory + self.time_wait.len() * super::time_wait::RECORD_BYTES
     }
 
+    /// The host tells whether packets wait for the stack (a daemon that
+    /// reads its TUN in batches and found more than a batch waiting): the
+    /// round trips every connection measures then include that queue, and
+    /// receive windows do not grow for it (see `tcp::autotune`).
+    pub fn set_host_queue(&mut self, queued: bool) {
+        if queued == self.host_queue {
+            return;
+        }
+        self.host_queue = queued;
+        for (_, slot) in self.conns.iter_mut() {
+            slot.conn.set_host_queue(queued);
+        }
+    }
+
     /// How short of memory the stack is.
     pub fn memory_pressure(&self) -> Pressure {
         self.pressure

@@ -119,6 +119,8 @@ pub struct Stack {
     /// per source (`memory.rs`).
     memory: usize,
     pressure: Pressure,
+    /// The host queues what arrives (`set_host_queue`).
+    host_queue: bool,
     sources: HashMap<SourceKey, u32>,
 }
 
@@ -154,6 +156,7 @@ impl Stack {
             tokens: HashMap::new(),
             memory: 0,
             pressure: Pressure::None,
+            host_queue: false,
             sources: HashMap::new(),
         }
     }
@@ -318,6 +321,9 @@ impl Stack {
         let mut conn = conn;
         if self.pressure != Pressure::None {
             conn.set_pressure(self.pressure);
+        }
+        if self.host_queue {
+            conn.set_host_queue(true);
         }
         let transparent = listener == Some(Listen::Transparent);
         self.transparent_conns += transparent as usize;

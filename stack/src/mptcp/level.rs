@@ -476,6 +476,9 @@ impl DataLevel {
         if let Some(rtt) = tcb.rcv_rtt() {
             self.rcv_space.sample_rtt(rtt);
         }
+        if let Some(rtt) = tcb.min_rtt() {
+            self.rcv_space.sample_least_rtt(rtt);
+        }
         let cap = self.rcv_buf.capacity();
         let held = self.rcv_buf.len();
         let floor = self.recv_floor();
@@ -521,6 +524,11 @@ impl DataLevel {
                 self.writable = true;
             }
         }
+    }
+
+    /// Whether the host queues what arrives (see `RcvSpace::host_queue`).
+    pub fn set_host_queue(&mut self, queued: bool) {
+        self.rcv_space.host_queue = queued;
     }
 
     /// The stack's memory pressure changed (see `Tcb::set_pressure`).

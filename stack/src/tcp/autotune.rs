@@ -24,6 +24,19 @@
 //!   89, Linux 92). Once every path carries data the brake applies again:
 //!   braking every multipath connection for good let 16 busy echo
 //!   connections grow to the 8 MiB ceiling (`t_mem_echo`).
+//! - While the host queues what arrives (a CPU-bound daemon that finds
+//!   more than a batch waiting in its TUN; the stack is told), nor does it
+//!   grow past a few of the paths' least round trips' worth at the measured
+//!   rate (`queue_ceiling`): that queue holds what the windows let in, every
+//!   round trip measured waits in it, and it grows with the window, so no
+//!   rate-based brake alone stops it: 16 echo connections grew to 8-13 MB
+//!   each (`t_mem_echo`). The least round trip is taken no shorter than
+//!   1 ms (the daemon's batches, the timestamp clock), and for MPTCP it is
+//!   the slowest delivering path's. A queue on the path (a router's) is
+//!   left alone: a loss-based sender fills it whatever the window, and an
+//!   MPTCP window must cover the longest path's queued round trip for the
+//!   sender to spread over the paths (two 50 Mbit/s WANs carried 1.0-1.6x
+//!   one WAN's goodput with the ceiling, `t_gateway_curl`).
 //! - A measure's bytes are counted per round trip: a measure that spanned
 //!   a pause is spread over it, and a round trip is never taken longer than
 //!   one buffer's worth took to arrive (see `per_round_trip`).
@@ -44,6 +57,11 @@ pub const INITIAL_RECV_BUFFER: usize = 128 * 1024;
 pub const INITIAL_SEND_BUFFER: usize = 64 * 1024;
 /// Round trips whose rates a growth must beat.
 const RECENT: usize = 8;
+/// A ceiling's round trip is never taken shorter (a daemon's batches and
+/// the timestamp clock's 1 ms).
+const MIN_RTT_FLOOR: Duration = Duration::from_millis(1);
+/// Round trips' worth at the path's least delay a window may grow to.
+const QUEUE_RTTS: u128 = 4;
 /// The round trip assumed before any was measured.
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
@@ -73,6 +91,16 @@ pub struct RcvSpace {
     /// window may be what brings it into use, so growth is not braked (see
     /// the module doc). Set by the owner before each `adjust`.
     pub idle_path: bool,
+    /// The host that runs the stack queues what arrives (a daemon that
+    /// cannot keep up with its TUN): every round trip measured includes that
+    /// queue, which the windows themselves fill. Set by the stack.
+    pub host_queue: bool,
+    /// The paths' own delay, without the queues a window fills: the least
+    /// round trip each path that delivered has seen, the longest of them
+    /// (the slowest path in use needs its round trips' worth of window),
+    /// in the last measure and so far in this one.
+    least: Option<Duration>,
+    least_now: Option<Duration>,
 }
 
 impl RcvSpace {
@@ -88,7 +116,15 @@ impl RcvSpace {
             rtt: None,
             rtt_now: None,
             idle_path: false,
+            host_queue: false,
+            least: None,
+            least_now: None,
         }
+    }
+
+    /// The least round trip the path that just delivered has seen.
+    pub fn sample_least_rtt(&mut self, rtt: Duration) {
+        self.least_now = Some(self.least_now.map_or(rtt, |r| r.max(rtt)));
     }
 
     /// A round-trip estimate from the path that just delivered.
@@ -139,6 +175,7 @@ impl RcvSpace {
         self.held_at_start = held;
         self.start = now;
         self.rtt = self.rtt_now.take().or(self.rtt);
+        self.least = self.least_now.take().or(self.least);
         // A reader that falls behind: what it read is its pace, and a buffer
         // larger than twice that holds only what it has not read yet.
         if held >= capacity / 2 && capacity > floor {
@@ -175,7 +212,12 @@ impl RcvSpace {
         // after a quiet start says little of the pace to come.
         let base = pace.saturating_mul(2).saturating_add(16 * mss);
         let grow = (base as u128 * (pace - old) as u128 / old as u128) as usize;
-        Some(base.saturating_add(grow.saturating_mul(2).min(base)))
+        let want = base.saturating_add(grow.saturating_mul(2).min(base));
+        if self.idle_path || !self.host_queue {
+            return Some(want);
+        }
+        let ceiling = queue_ceiling(rate, self.least, mss);
+        (want.min(ceiling) > capacity).then(|| want.min(ceiling))
     }
 }
 
@@ -229,6 +271,16 @@ fn per_round_trip(
         return moved;
     }
     (moved as u128 * round_trip_us / elapsed_us) as usize
+}
+
+/// The most window worth growing to at `rate`: a few of the path's least
+/// round trips. Past it a larger window only lengthens a queue (a CPU-bound
+/// daemon's own TUN queue, whose delay the round-trip measures include), and
+/// that queue's delay would ask for more window still.
+fn queue_ceiling(rate: u64, least: Option<Duration>, mss: usize) -> usize {
+    let rtt = least.unwrap_or(DEFAULT_RTT).max(MIN_RTT_FLOOR);
+    let bytes = rate as u128 * rtt.as_micros() * QUEUE_RTTS / 1_000_000;
+    (bytes.min(usize::MAX as u128) as usize).saturating_add(16 * mss)
 }
 
 /// Bytes per second.
@@ -396,6 +448,44 @@ mod tests {
             grew |= step(&mut r, t, read, 0, cap).is_some();
         }
         assert!(grew, "no growth at four times the rate");
+    }
+
+    /// A sender that always fills the window, over round trips of 10 ms, on
+    /// a host that queues what arrives: where the path's least round trip is
+    /// 1 ms the other 9 are that queue, which the window itself fills (a
+    /// CPU-bound daemon's TUN queue), and the window never grows past the
+    /// starting buffer, though each larger window would have bought a
+    /// faster transfer; where the path is 10 ms long it grows every round
+    /// trip, also when a second path of 1 ms delivers in the same round
+    /// trips (MPTCP: the slower path in use needs its round trips' worth).
+    /// A host that keeps up leaves the queue to the path (a router's, which
+    /// a loss-based sender fills whatever the window): no ceiling.
+    #[test]
+    fn a_window_that_only_fills_a_queue_does_not_grow() {
+        let cases = [
+            (&[1][..], true, false),
+            (&[10], true, true),
+            (&[1, 10], true, true),
+            (&[1], false, true),
+        ];
+        for (paths, host_queue, grows) in cases {
+            let mut r = RcvSpace::new(at(0), 14_600);
+            r.host_queue = host_queue;
+            let (mut cap, mut t, mut read) = (FLOOR, 0, 0u64);
+            for _ in 0..6 {
+                r.sample_rtt(Duration::from_millis(10));
+                for &least in paths {
+                    r.sample_least_rtt(Duration::from_millis(least));
+                }
+                t += 10;
+                read += cap as u64;
+                let before = cap;
+                if let Some(w) = r.adjust(at(t), read, 0, cap, FLOOR, MSS) {
+                    cap = w;
+                }
+                assert_eq!(cap > before, grows, "{paths:?} ms: {before} -> {cap}");
+            }
+        }
     }
 
     /// A rate that jitters (a CPU-bound daemon reads its TUN in batches)

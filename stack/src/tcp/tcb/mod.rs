@@ -820,6 +820,14 @@ impl Tcb {
         }
     }
 
+    /// The least round trip either side measured.
+    pub fn min_rtt(&self) -> Option<core::time::Duration> {
+        match (self.rtt.min_rtt(), self.rcv_rtt.get()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The receiver's round-trip estimate, else the sender's.
     pub fn rcv_rtt(&self) -> Option<core::time::Duration> {
         self.rcv_rtt.get().or(self.rtt.srtt())
@@ -833,6 +841,9 @@ impl Tcb {
         }
         if let Some(rtt) = self.rcv_rtt() {
             self.rcv_space.sample_rtt(rtt);
+        }
+        if let Some(rtt) = self.min_rtt() {
+            self.rcv_space.sample_least_rtt(rtt);
         }
         let cap = self.recv_buf.capacity();
         let floor = self.recv_floor();
@@ -877,6 +888,11 @@ impl Tcb {
         if p != Pressure::None {
             self.shrink();
         }
+    }
+
+    /// Whether the host queues what arrives (see `RcvSpace::host_queue`).
+    pub fn set_host_queue(&mut self, queued: bool) {
+        self.rcv_space.host_queue = queued;
     }
 
     pub fn pressure(&self) -> Pressure {
