@@ -65,11 +65,8 @@ impl DataLevel {
     pub fn flush_fallback(&mut self, tcb: &mut Tcb) {
         let end = self.data_end();
         let offset = self.snd_nxt.since(self.snd_una) as usize;
-        let (a, b) = self
-            .snd_buf
-            .peek(offset, self.snd_buf.len().saturating_sub(offset));
         let mut moved = 0;
-        for part in [a, b] {
+        for part in self.snd_buf.slices(offset, usize::MAX) {
             moved += tcb.send(part).unwrap_or(0);
         }
         self.snd_nxt += moved;

@@ -237,9 +237,9 @@ impl DataLevel {
     fn pull_unmapped(&mut self, tcb: &mut Tcb) {
         let n = tcb.recv_available().min(self.rcv_buf.free());
         if n > 0 {
-            let (a, b) = tcb.peek_recv(0, n);
-            self.rcv_buf.enqueue(a);
-            self.rcv_buf.enqueue(b);
+            for part in tcb.recv_slices(0, n) {
+                self.rcv_buf.enqueue(part);
+            }
             tcb.consume(n);
             self.rcv_nxt += n;
             self.readable = true;

@@ -1,70 +1,74 @@
-//! A byte ring whose storage grows on demand (doubling) up to its capacity, so an
-//! idle connection costs little and a busy one stops allocating once grown.
-//! The capacity itself may move (buffer auto-tuning): storage follows it up
-//! as bytes arrive, and is given back once the ring is empty or, when a
-//! whole storage's worth has passed through while it stayed mostly empty,
-//! halved or more (a burst's storage is not kept for the quiet that follows).
+//! A byte queue for a connection's send or receive data whose storage
+//! follows what it holds, not what it may hold: bytes live in chunks of
+//! 64 KiB, a chunk is taken when the last one is full and given back as soon
+//! as its bytes are gone, so a buffer holds its bytes and less than two
+//! chunks more (a partly read first and a partly written last one; keeping
+//! a spare chunk to spare the allocator saved no instruction measurable in
+//! `scripts/bench_cost.sh`, and cost memory). The capacity (the
+//! most it may hold, which auto-tuning moves) costs nothing until used.
+//!
+//! A buffer that never held more than a chunk keeps its bytes in one
+//! allocation that starts at the power of two holding what arrived (a
+//! connection holding a few bytes, an echo of 16, costs that, not 64 KiB:
+//! issue 12's 10,000 connections that each sent a few bytes) and doubles as
+//! needed. Growing past a chunk copies nothing: the next chunk is added.
+//! (A contiguous ring doubled its storage and copied everything it held at
+//! each step, and kept storage grown in a burst until trimmed: 16 echo
+//! connections held 1-3 MB of empty storage each, `t_mem_echo`.)
 
-/// Smallest allocation (clamped to the capacity). The first one is the power
-/// of two that holds what arrived, at least this, not a whole page: a
-/// connection holding a few bytes (a request line not complete yet, an echo
-/// of 16 bytes) costs that, not 4 KiB (issue 12: 10,000 connections each sent
-/// a few bytes at once). Growth doubles from there.
+use std::collections::VecDeque;
+
+/// Smallest allocation (clamped to the capacity).
 const INITIAL_STORAGE: usize = 64;
 
-/// A ring this small (or smaller) is freed whenever it empties, so an idle
-/// connection holds no storage.
-const FREE_WHEN_EMPTY: usize = 4096;
+/// Bytes per chunk once a buffer holds more than one: a segment or a DSS
+/// mapping (at most 65,535 bytes) then spans at most two chunks, which
+/// [`RingBuffer::peek`] returns.
+pub const CHUNK: usize = 64 * 1024;
 
-/// Storage this large or larger is trimmed when it turns out oversized.
-/// Trimming copies what is held (at most a quarter of the storage) once per
-/// storage's worth of bytes through it: a quarter of a copy per byte at
-/// worst, nothing in a steady flow that uses its storage.
-const TRIM_FROM: usize = 64 * 1024;
+/// A single allocation this small (or smaller) is freed whenever the buffer
+/// empties, so an idle connection holds no storage; a larger one is kept
+/// (a flow whose reader keeps up empties it after every segment).
+const FREE_WHEN_EMPTY: usize = 4096;
 
 #[derive(Debug)]
 pub struct RingBuffer {
-    /// The ring's allocation of `size` bytes, of which only the first
-    /// `storage.len()` have been written yet: a new allocation is filled as
-    /// bytes arrive, never zeroed first (zeroing a fresh ring for every
-    /// segment cost the receiver a quarter of its instructions when the
-    /// reader kept up and each emptied ring was freed).
-    storage: Vec<u8>,
-    size: usize,
-    capacity: usize,
-    read_at: usize,
+    /// The held bytes start at `head` in the first chunk and end at the
+    /// last one's length (its written part; a chunk is never zeroed, only
+    /// written). With more than one chunk every chunk is `CHUNK` bytes and
+    /// all but the last are full; a single one may be smaller.
+    chunks: VecDeque<Vec<u8>>,
+    head: usize,
     len: usize,
-    /// The most held, and the bytes that passed through (were discarded),
-    /// since the storage was last judged.
-    peak: usize,
-    passed: usize,
+    capacity: usize,
+    /// Bytes allocated (the stack accounts every connection's after each
+    /// packet).
+    allocated: usize,
 }
 
 impl RingBuffer {
-    /// An empty ring that may hold up to `capacity` bytes.
+    /// An empty buffer that may hold up to `capacity` bytes.
     pub fn new(capacity: usize) -> Self {
         RingBuffer {
-            storage: Vec::new(),
-            size: 0,
-            capacity,
-            read_at: 0,
+            chunks: VecDeque::new(),
+            head: 0,
             len: 0,
-            peak: 0,
-            passed: 0,
+            capacity,
+            allocated: 0,
         }
     }
     pub fn capacity(&self) -> usize {
         self.capacity
     }
-    /// Change the capacity; never below what is held. Storage beyond a
-    /// lowered capacity is given back (the held bytes are moved).
+    /// Change the capacity; never below what is held. A single allocation
+    /// larger than the new capacity is given back (the held bytes moved).
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(self.len);
-        if self.size > self.capacity {
+        if self.chunks.len() == 1 && self.chunks[0].capacity() > self.capacity {
             if self.len == 0 {
                 self.free_storage();
             } else {
-                self.move_to(self.capacity);
+                self.move_single(self.capacity);
             }
         }
     }
@@ -79,107 +83,122 @@ impl RingBuffer {
     pub fn free(&self) -> usize {
         self.capacity - self.len
     }
-    /// Bytes of storage currently allocated (grows by doubling, never beyond
-    /// `capacity`).
+    /// Bytes of storage allocated.
     pub fn allocated(&self) -> usize {
-        self.size
-    }
-    /// Drop all held bytes (storage is kept).
-    pub fn clear(&mut self) {
-        self.read_at = 0;
-        self.len = 0;
+        self.allocated
     }
     /// Give the storage back if nothing is held; the bytes freed.
     pub fn release(&mut self) -> usize {
         if self.len > 0 {
             return 0;
         }
-        let n = self.size;
+        let n = self.allocated();
         self.free_storage();
         n
     }
 
     fn free_storage(&mut self) {
-        self.storage = Vec::new();
-        self.size = 0;
-        self.read_at = 0;
-        self.peak = self.len;
-        self.passed = 0;
+        // The queue's own few slots stay (a ring that empties after every
+        // segment, as an MPTCP subflow's does, would allocate them again).
+        if self.chunks.capacity() > 4 {
+            self.chunks = VecDeque::new();
+        } else {
+            self.chunks.clear();
+        }
+        self.head = 0;
+        self.allocated = 0;
     }
 
-    /// Make sure storage holds at least `need` bytes from the head (`need <= capacity`),
-    /// re-linearizing held bytes when it grows.
-    fn ensure(&mut self, need: usize) {
-        let size = self.size;
-        if need <= size {
-            return;
-        }
-        let need = need.min(self.capacity);
-        let mut new_size = if size == 0 { INITIAL_STORAGE } else { size };
-        while new_size < need {
-            new_size = new_size.saturating_mul(2);
-        }
-        self.move_to(new_size.min(self.capacity));
+    /// A new allocation of `size` bytes, accounted.
+    fn alloc(&mut self, size: usize) -> Vec<u8> {
+        self.allocated += size;
+        Vec::with_capacity(size)
     }
 
-    /// New storage of `new_size` bytes (at least `len`), the held bytes
-    /// linearized at its start.
-    fn move_to(&mut self, new_size: usize) {
-        debug_assert!(new_size >= self.len);
-        let mut new = Vec::with_capacity(new_size);
-        let keep = self.len;
-        if keep > 0 {
-            let first = keep.min(self.size - self.read_at);
-            new.extend_from_slice(&self.storage[self.read_at..self.read_at + first]);
-            new.extend_from_slice(&self.storage[..keep - first]);
+    /// The single allocation replaced by one of `size` bytes (at least
+    /// `len`) holding the held bytes at its start.
+    fn move_single(&mut self, size: usize) {
+        debug_assert!(self.chunks.len() <= 1 && size >= self.len);
+        let mut new = self.alloc(size);
+        if let Some(old) = self.chunks.front() {
+            new.extend_from_slice(&old[self.head..]);
+            self.allocated -= old.capacity();
         }
-        self.storage = new;
-        self.size = new_size;
-        self.read_at = 0;
+        self.chunks.clear();
+        self.chunks.push_back(new);
+        self.head = 0;
     }
 
-    /// Copy `data` to logical position `pos` from the head. Storage must cover it.
-    fn write_at(&mut self, pos: usize, data: &[u8]) {
-        let size = self.size;
-        debug_assert!(pos + data.len() <= size);
-        if data.is_empty() {
-            return;
+    /// Room for more bytes after the last one, `need` the total to hold.
+    fn make_room(&mut self, need: usize) {
+        let single = match self.chunks.len() {
+            0 => {
+                let size = need
+                    .next_power_of_two()
+                    .clamp(INITIAL_STORAGE, CHUNK)
+                    .min(self.capacity);
+                let c = self.alloc(size);
+                self.chunks.push_back(c);
+                return;
+            }
+            1 => self.chunks[0].capacity(),
+            _ => CHUNK,
+        };
+        if single >= CHUNK {
+            let c = self.alloc(CHUNK);
+            self.chunks.push_back(c);
+        } else if need <= single && self.len <= single / 2 {
+            // The bytes move to the start: at most one byte copied for
+            // each byte of room made.
+            let c = &mut self.chunks[0];
+            c.copy_within(self.head.., 0);
+            c.truncate(self.len);
+            self.head = 0;
+        } else {
+            // Doubled (a copy of less than a chunk), past the capacity if
+            // need be: a full buffer that made room by moving its bytes
+            // would copy them for every few bytes let in.
+            let mut size = (single * 2).max(INITIAL_STORAGE);
+            while size < need && size < CHUNK {
+                size *= 2;
+            }
+            self.move_single(size.min(CHUNK));
         }
-        let idx = (self.read_at + pos) % size;
-        let first = data.len().min(size - idx);
-        self.write_span(idx, &data[..first]);
-        self.write_span(0, &data[first..]);
-    }
-
-    /// Copy `data` to storage index `at`, extending the written part. Bytes
-    /// are only ever written at the tail, which is never past the written
-    /// part: it reaches the end of the allocation before it wraps.
-    fn write_span(&mut self, at: usize, data: &[u8]) {
-        let have = self.storage.len();
-        debug_assert!(at <= have && at + data.len() <= self.size);
-        let inside = data.len().min(have.saturating_sub(at));
-        self.storage[at..at + inside].copy_from_slice(&data[..inside]);
-        self.storage.extend_from_slice(&data[inside..]);
     }
 
     /// Append as much of `data` as fits; returns bytes taken.
     pub fn enqueue(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
-        if n == 0 {
-            return 0;
+        if let Some(c) = self.chunks.back_mut() {
+            if c.capacity() - c.len() >= n {
+                c.extend_from_slice(&data[..n]);
+                self.len += n;
+                return n;
+            }
         }
-        self.ensure(self.len + n);
-        self.write_at(self.len, &data[..n]);
-        self.len += n;
-        self.peak = self.peak.max(self.len);
+        let mut rest = &data[..n];
+        while !rest.is_empty() {
+            let room = self.chunks.back().map_or(0, |c| c.capacity() - c.len());
+            if room == 0 {
+                self.make_room(self.len + rest.len());
+                continue;
+            }
+            let take = rest.len().min(room);
+            if let Some(c) = self.chunks.back_mut() {
+                c.extend_from_slice(&rest[..take]);
+            }
+            self.len += take;
+            rest = &rest[take..];
+        }
         n
     }
     /// Move up to `buf.len()` bytes from the head into `buf`.
     pub fn dequeue(&mut self, buf: &mut [u8]) -> usize {
-        let (a, b) = self.peek(0, buf.len());
-        let n = a.len() + b.len();
-        buf[..a.len()].copy_from_slice(a);
-        buf[a.len()..n].copy_from_slice(b);
+        let mut n = 0;
+        for part in self.slices(0, buf.len()) {
+            buf[n..n + part.len()].copy_from_slice(part);
+            n += part.len();
+        }
         self.discard(n)
     }
     /// Drop up to `n` bytes from the head; returns bytes dropped.
@@ -188,52 +207,61 @@ impl RingBuffer {
         if n == 0 {
             return 0;
         }
-        self.read_at = (self.read_at + n) % self.size;
+        self.head += n;
         self.len -= n;
-        if self.len == 0 {
-            self.read_at = 0;
-            if self.size <= FREE_WHEN_EMPTY {
-                self.free_storage();
-                return n;
+        while self.chunks.len() > 1 && self.head >= self.chunks[0].len() {
+            self.head -= self.chunks[0].len();
+            if let Some(done) = self.chunks.pop_front() {
+                self.allocated -= done.capacity();
             }
         }
-        self.passed += n;
-        if self.passed >= self.size {
-            self.trim();
+        if self.len == 0 {
+            self.head = 0;
+            match self.chunks.front_mut() {
+                Some(c) if c.capacity() > FREE_WHEN_EMPTY => c.clear(),
+                _ => self.free_storage(),
+            }
         }
         n
     }
 
-    /// A storage's worth has passed through: if no more than a quarter of it
-    /// was ever held meanwhile, move to the power of two that holds twice
-    /// the most held (so that the same load does not grow it straight back).
-    fn trim(&mut self) {
-        let want = self
-            .peak
-            .saturating_mul(2)
-            .next_power_of_two()
-            .max(TRIM_FROM);
-        if self.size >= TRIM_FROM && self.peak <= self.size / 4 && want < self.size {
-            if self.len == 0 {
-                self.free_storage();
-            } else {
-                self.move_to(want);
-            }
-        }
-        self.peak = self.len;
-        self.passed = 0;
-    }
-    /// The held bytes `[offset, offset + len)` from the head, clamped to what is held,
-    /// as up to two slices (the second empty unless the range wraps).
-    pub fn peek(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+    /// The held bytes `[offset, offset + len)` from the head, clamped to what
+    /// is held, in order, as up to `len / CHUNK + 2` slices.
+    pub fn slices(&self, offset: usize, len: usize) -> impl Iterator<Item = &[u8]> {
         let start = offset.min(self.len);
-        let n = len.min(self.len - start);
-        if n == 0 {
-            return (&[], &[]);
-        }
-        let idx = (self.read_at + start) % self.size;
-        let first = n.min(self.size - idx);
-        (&self.storage[idx..idx + first], &self.storage[..n - first])
+        let mut left = len.min(self.len - start);
+        let at = self.head + start;
+        let (mut chunk, mut within) = if self.chunks.len() > 1 {
+            (at / CHUNK, at % CHUNK)
+        } else {
+            (0, at)
+        };
+        core::iter::from_fn(move || {
+            if left == 0 {
+                return None;
+            }
+            let c = &self.chunks[chunk];
+            let n = left.min(c.len() - within);
+            let part = &c[within..within + n];
+            left -= n;
+            chunk += 1;
+            within = 0;
+            Some(part)
+        })
+    }
+
+    /// As [`slices`](Self::slices), for a range of at most `CHUNK + 1`
+    /// bytes (a segment, a DSS mapping): up to two slices, the second empty
+    /// unless the range spans two chunks.
+    pub fn peek(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        let mut parts = self.slices(offset, len);
+        let a = parts.next().unwrap_or(&[]);
+        let b = parts.next().unwrap_or(&[]);
+        debug_assert!(
+            parts.next().is_none(),
+            "peek of {len} bytes spans three chunks"
+        );
+        (a, b)
     }
 }
 
@@ -241,86 +269,103 @@ impl RingBuffer {
 mod tests {
     use super::*;
     use crate::tcp::test_util::Rng;
-    use std::collections::VecDeque;
 
     fn peek_vec(rb: &RingBuffer, offset: usize, len: usize) -> Vec<u8> {
-        let (a, b) = rb.peek(offset, len);
-        let mut v = a.to_vec();
-        v.extend_from_slice(b);
-        v
+        rb.slices(offset, len).flatten().copied().collect()
+    }
+
+    fn pattern(n: usize, from: usize) -> Vec<u8> {
+        (from..from + n).map(|i| (i % 251) as u8).collect()
     }
 
     #[test]
-    fn starts_unallocated_and_grows_by_doubling() {
-        let mut rb = RingBuffer::new(100_000);
+    fn starts_unallocated_and_grows_by_doubling_then_by_chunks() {
+        let mut rb = RingBuffer::new(200_000);
         assert_eq!(rb.allocated(), 0);
         assert!(rb.is_empty());
         assert_eq!(rb.enqueue(&[1, 2, 3]), 3);
         assert_eq!(rb.allocated(), INITIAL_STORAGE);
-        let big: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let big = pattern(10_000, 0);
         assert_eq!(rb.enqueue(&big), 10_000);
         assert_eq!(rb.allocated(), 16 * 1024);
         let mut expect = vec![1, 2, 3];
         expect.extend_from_slice(&big);
         assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
-        // Fill to capacity: storage is clamped to capacity (not a power of two).
-        let rest = vec![7u8; 100_000];
-        assert_eq!(rb.enqueue(&rest), 100_000 - 10_003);
-        assert_eq!(rb.allocated(), 100_000);
+        // Past a chunk: more chunks, nothing copied; storage is what is
+        // held rounded up to chunks, not the capacity.
+        let rest = pattern(200_000, 7);
+        assert_eq!(rb.enqueue(&rest), 200_000 - 10_003);
+        assert_eq!(rb.allocated(), 4 * CHUNK);
         assert_eq!(rb.free(), 0);
         assert_eq!(rb.enqueue(&[1]), 0);
+        expect.extend_from_slice(&rest[..200_000 - 10_003]);
+        assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
     }
 
-    /// A lowered capacity gives storage back, keeping the held bytes.
+    /// Storage follows what is held: chunks whose bytes are gone are given
+    /// back, and an emptied buffer
+    /// keeps one chunk at most.
+    #[test]
+    fn storage_follows_what_is_held() {
+        let mut rb = RingBuffer::new(8 << 20);
+        let mut sink = vec![0u8; 4 << 20];
+        rb.enqueue(&vec![1u8; 4 << 20]);
+        assert_eq!(rb.allocated(), 4 << 20);
+        rb.dequeue(&mut sink[..(3 << 20) + 10]);
+        assert!(rb.allocated() <= (1 << 20) + CHUNK, "{}", rb.allocated());
+        rb.dequeue(&mut sink);
+        assert_eq!(rb.allocated(), CHUNK);
+        // A steady flow of 100 KB at a time through a buffer that may hold
+        // 8 MiB: two or three chunks.
+        let chunk = pattern(100_000, 3);
+        for _ in 0..100 {
+            rb.enqueue(&chunk);
+            assert!(rb.allocated() <= 3 * CHUNK, "{}", rb.allocated());
+            assert_eq!(rb.dequeue(&mut sink[..100_000]), 100_000);
+            assert_eq!(&sink[..100_000], &chunk[..]);
+        }
+        assert_eq!(rb.release(), CHUNK);
+        assert_eq!(rb.allocated(), 0);
+    }
+
+    /// A lowered capacity gives a single oversized allocation back, keeping
+    /// the held bytes.
     #[test]
     fn lowered_capacity_frees_storage() {
-        let mut rb = RingBuffer::new(1 << 20);
-        rb.enqueue(&vec![1u8; 600_000]);
-        let mut sink = vec![0u8; 590_000];
+        let mut rb = RingBuffer::new(60_000);
+        rb.enqueue(&vec![1u8; 50_000]);
+        let mut sink = vec![0u8; 45_000];
         rb.dequeue(&mut sink);
-        let tail: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
-        rb.enqueue(&tail);
-        assert!(rb.allocated() >= 600_000);
-        rb.set_capacity(64 * 1024);
-        assert_eq!(rb.allocated(), 64 * 1024);
-        let mut expect = vec![1u8; 10_000];
-        expect.extend_from_slice(&tail);
-        assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
+        assert_eq!(rb.allocated(), 60_000);
+        rb.set_capacity(8 * 1024);
+        assert_eq!(rb.allocated(), 8 * 1024);
+        assert_eq!(peek_vec(&rb, 0, usize::MAX), vec![1u8; 5_000]);
         // Never below what is held.
         rb.set_capacity(10);
-        assert_eq!(rb.capacity(), 30_000);
-        assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
+        assert_eq!(rb.capacity(), 5_000);
+        assert_eq!(rb.allocated(), 5_000);
+        assert_eq!(peek_vec(&rb, 0, usize::MAX), vec![1u8; 5_000]);
         rb.dequeue(&mut sink);
         rb.set_capacity(10);
         assert_eq!(rb.allocated(), 0);
     }
 
+    /// A range across two chunks comes as two slices; a larger one as more.
     #[test]
-    fn wraparound_two_slices() {
-        let mut rb = RingBuffer::new(10);
-        assert_eq!(rb.allocated(), 0);
-        assert_eq!(rb.enqueue(b"abcdefgh"), 8);
-        assert_eq!(rb.allocated(), 10);
-        let mut buf = [0u8; 6];
-        assert_eq!(rb.dequeue(&mut buf), 6);
-        assert_eq!(&buf, b"abcdef");
-        assert_eq!(rb.enqueue(b"ijklmnopqr"), 8);
-        assert_eq!(rb.len(), 10);
-        let (a, b) = rb.peek(0, 10);
-        assert_eq!(a, b"ghij");
-        assert_eq!(b, b"klmnop");
-        let (a, b) = rb.peek(3, 4);
-        assert_eq!(a, b"j");
-        assert_eq!(b, b"klm");
-        let (a, b) = rb.peek(5, 100);
-        assert_eq!(a, b"lmnop");
-        assert!(b.is_empty());
-        let (a, b) = rb.peek(usize::MAX, usize::MAX);
-        assert!(a.is_empty() && b.is_empty());
-        let mut out = [0u8; 20];
-        assert_eq!(rb.dequeue(&mut out), 10);
-        assert_eq!(&out[..10], b"ghijklmnop");
-        assert!(rb.is_empty());
+    fn ranges_across_chunks() {
+        let mut rb = RingBuffer::new(1 << 20);
+        let data = pattern(300_000, 0);
+        rb.enqueue(&data);
+        rb.discard(1000);
+        let (a, b) = rb.peek(CHUNK - 1500, 1460);
+        assert_eq!((a.len(), b.len()), (500, 960));
+        assert_eq!([a, b].concat(), &data[CHUNK - 500..CHUNK + 960]);
+        let (a, b) = rb.peek(10, 1460);
+        assert_eq!((a, b.len()), (&data[1010..2470], 0));
+        assert_eq!(rb.slices(0, usize::MAX).count(), 5);
+        assert_eq!(peek_vec(&rb, 100_000, 150_000), &data[101_000..251_000]);
+        assert_eq!(peek_vec(&rb, 299_000, 10), &data[300_000..]);
+        assert!(peek_vec(&rb, usize::MAX, usize::MAX).is_empty());
     }
 
     #[test]
@@ -332,17 +377,23 @@ mod tests {
         assert_eq!(peek_vec(&rb, 0, 10), b"345");
         assert_eq!(rb.discard(100), 3);
         assert!(rb.is_empty());
-        assert_eq!(rb.read_at, 0);
+        assert_eq!(rb.allocated(), 0);
         assert_eq!(rb.enqueue(b"abcdefgh"), 7);
         assert_eq!(peek_vec(&rb, 0, 10), b"abcdefg");
+        // Full at the capacity: room is made by moving the bytes, or by
+        // growing past it (at most to a chunk).
+        assert_eq!(rb.discard(5), 5);
+        assert_eq!(rb.enqueue(b"hijklmn"), 5);
+        assert_eq!(peek_vec(&rb, 0, 10), b"fghijkl");
     }
 
     #[test]
     fn model_against_vecdeque() {
-        for seed in 1..40u64 {
+        use std::collections::VecDeque;
+        for seed in 1..60u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let mut capacity = 1 + rng.below(20_000);
-            let mut max_capacity = capacity;
+            let limit = if seed % 2 == 0 { 20_000 } else { 400_000 };
+            let mut capacity = 1 + rng.below(limit);
             let mut rb = RingBuffer::new(capacity);
             let mut model: VecDeque<u8> = VecDeque::new();
             let mut counter = 0u8;
@@ -376,7 +427,7 @@ mod tests {
                     }
                     3 => {
                         // Auto-tuning moves the capacity; never below what is held.
-                        let cap = rng.below(20_000) + 1;
+                        let cap = rng.below(limit) + 1;
                         rb.set_capacity(cap);
                         capacity = cap.max(model.len());
                         assert_eq!(rb.capacity(), capacity);
@@ -387,6 +438,10 @@ mod tests {
                     }
                     _ => {
                         let off = rng.below(model.len() + 3);
+                        let n = rng.below(model.len().min(CHUNK) + 3);
+                        let want: Vec<u8> = model.iter().skip(off).take(n).copied().collect();
+                        let (a, b) = rb.peek(off, n);
+                        assert_eq!([a, b].concat(), want);
                         let n = rng.below(model.len() + 3);
                         let got = peek_vec(&rb, off, n);
                         let want: Vec<u8> = model.iter().skip(off).take(n).copied().collect();
@@ -395,51 +450,25 @@ mod tests {
                 }
                 assert_eq!(rb.len(), model.len());
                 assert_eq!(rb.free(), capacity - model.len());
-                // Storage above a lowered capacity waits for a release.
-                max_capacity = max_capacity.max(capacity);
-                assert!(rb.allocated() <= max_capacity);
+                let counted = rb.chunks.iter().map(Vec::capacity).sum::<usize>();
+                assert_eq!(rb.allocated(), counted);
+                // Storage follows what is held: its chunks (a partly read
+                // first, a partly written last), or a single allocation.
+                let held_chunks = model.len().div_ceil(CHUNK) + 1;
+                assert!(
+                    rb.allocated() <= held_chunks * CHUNK,
+                    "{} allocated for {}",
+                    rb.allocated(),
+                    model.len()
+                );
                 if model.is_empty() {
                     assert!(rb.allocated() > FREE_WHEN_EMPTY || rb.allocated() == 0);
+                    assert!(rb.allocated() <= CHUNK);
                 }
                 let all = peek_vec(&rb, 0, usize::MAX);
                 assert!(all.iter().eq(model.iter()));
             }
         }
-    }
-
-    /// Storage a burst grew is given back once the flow through it stays
-    /// small for a whole storage's worth of bytes, and kept while used.
-    #[test]
-    fn oversized_storage_is_trimmed_after_a_quiet_turnover() {
-        let mut rb = RingBuffer::new(8 << 20);
-        let mut sink = vec![0u8; 4 << 20];
-        rb.enqueue(&vec![1u8; 4 << 20]);
-        assert_eq!(rb.allocated(), 4 << 20);
-        rb.dequeue(&mut sink);
-        // Freed at once? No: large storage is kept while its use is unknown.
-        rb.enqueue(&[2u8; 1000]);
-        assert_eq!(rb.allocated(), 4 << 20);
-        // A steady trickle of 100 KB at a time, well under a quarter.
-        let chunk = vec![3u8; 100_000];
-        let mut passed = 0;
-        while passed < (4 << 20) + 100_000 {
-            rb.enqueue(&chunk);
-            passed += rb.dequeue(&mut sink[..100_000]);
-        }
-        assert_eq!(
-            rb.allocated(),
-            256 * 1024,
-            "twice the most held, as a power of two"
-        );
-        assert_eq!(peek_vec(&rb, 0, 1000), vec![3u8; 1000]);
-        // A ring that uses its storage keeps it.
-        let mut rb = RingBuffer::new(8 << 20);
-        rb.enqueue(&vec![1u8; 1 << 20]);
-        for _ in 0..20 {
-            rb.dequeue(&mut sink[..600_000]);
-            rb.enqueue(&vec![4u8; 600_000]);
-        }
-        assert_eq!(rb.allocated(), 1 << 20);
     }
 
     #[test]

@@ -467,9 +467,16 @@ impl Tcb {
             .wrapping_sub(self.irs.0)
     }
 
-    /// In-order received bytes `[offset, offset + len)` without consuming them.
+    /// In-order received bytes `[offset, offset + len)` without consuming
+    /// them, for a range of at most 64 KiB (see `RingBuffer::peek`).
     pub fn peek_recv(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
         self.recv_buf.peek(offset, len)
+    }
+
+    /// In-order received bytes `[offset, offset + len)` without consuming
+    /// them, in as many slices as they take.
+    pub fn recv_slices(&self, offset: usize, len: usize) -> impl Iterator<Item = &[u8]> {
+        self.recv_buf.slices(offset, len)
     }
 
     /// The application gave up the handle; a layered protocol closes it.
