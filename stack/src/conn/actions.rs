@@ -121,6 +121,21 @@ impl Connection {
     }
 
     /// Reset subflow index `k` alone, with `extra` options on its RST.
+    /// A connection that fell back to TCP has no joins: those still in
+    /// their handshake when it did (fallback is refused once one is past
+    /// it, `DataLevel::may_fall_back`) are reset.
+    pub(super) fn drop_joins_after_fallback(&mut self, fx: &mut Effects) {
+        if self.subflows.len() < 2 || !self.mp.as_deref().is_some_and(|m| m.is_fallback()) {
+            return;
+        }
+        let extra = options::reset_options(rst_reason::MPTCP_ERROR, None);
+        for k in 0..self.subflows.len() {
+            if !self.subflows[k].mp.is_initial() {
+                self.reset_subflow(k, extra, fx);
+            }
+        }
+    }
+
     pub(super) fn reset_subflow(&mut self, k: usize, extra: OptionBytes, fx: &mut Effects) {
         let s = &mut self.subflows[k];
         if s.tcb.state() == State::Closed {

@@ -32,6 +32,7 @@ impl Connection {
 
     /// After anything that may have closed subflows or finished the data level.
     pub(super) fn after_changes(&mut self, now: Instant, fx: &mut Effects) {
+        self.drop_joins_after_fallback(fx);
         if !self.multipath {
             return;
         }

@@ -65,7 +65,6 @@ impl DataLevel {
         s.local_backup = r.local_backup;
         s.remote_backup = r.remote_backup;
         self.stats.join_syn_rx += 1;
-        self.may_fall_back = false;
         s
     }
 
@@ -81,7 +80,6 @@ impl DataLevel {
         s.local_id = local_id;
         s.remote_id = remote_id;
         s.local_backup = backup;
-        self.may_fall_back = false;
         s
     }
 
@@ -116,6 +114,10 @@ impl DataLevel {
                     ) =>
                 {
                     j.phase = JoinPhase::AckSent;
+                    // The peer may send data on it once our third ACK is in:
+                    // from here on, data sent again on the first subflow
+                    // could not be read as plain TCP (`may_fall_back`).
+                    self.may_fall_back = false;
                     j.remote_nonce = nonce;
                     j.timer = Some(now + tcb.rto());
                     sf.remote_id = addr_id;
@@ -140,6 +142,7 @@ impl DataLevel {
                         ) =>
                 {
                     j.phase = JoinPhase::Established;
+                    self.may_fall_back = false;
                     self.stats.joins_established += 1;
                     // The fourth ACK: the initiator waits for it before sending data.
                     tcb.force_ack();

@@ -122,8 +122,11 @@ pub struct DataLevel {
     pub(super) checksum: bool,
     pub(super) local_key: u64,
     pub(super) remote_key: Option<u64>,
-    /// No subflow ever joined: a fallback to plain TCP is still possible (as
-    /// Linux's `allow_infinite_fallback`). The first join ends it for good.
+    /// No join got as far as its third ACK: a fallback to plain TCP is
+    /// still possible (as Linux's `allow_infinite_fallback`, cleared when a
+    /// join completes, not when one is tried); joins still in their
+    /// handshake are then reset. The first to get that far ends it for
+    /// good: the peer may send on it from then on.
     pub(super) may_fall_back: bool,
 
     // Sending: snd_buf[0] has DSN snd_una.
