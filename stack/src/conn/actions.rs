@@ -120,7 +120,6 @@ impl Connection {
         }
     }
 
-    /// Reset subflow index `k` alone, with `extra` options on its RST.
     /// A connection that fell back to TCP has no joins: those still in
     /// their handshake when it did (fallback is refused once one is past
     /// it, `DataLevel::may_fall_back`) are reset.
@@ -136,6 +135,7 @@ impl Connection {
         }
     }
 
+    /// Reset subflow index `k` alone, with `extra` options on its RST.
     pub(super) fn reset_subflow(&mut self, k: usize, extra: OptionBytes, fx: &mut Effects) {
         let s = &mut self.subflows[k];
         if s.tcb.state() == State::Closed {

@@ -45,9 +45,9 @@ impl Connection {
         let Some(k) = self.index(sub) else {
             return fx;
         };
-        // A fallback decided outside segment processing (an application's
-        // read pulls data): a join still in its handshake must not take
-        // this segment as plain TCP.
+        // A fallback decided outside segment processing (an infinite mapping
+        // going out ends an MP_FAIL exchange on the output path): a join
+        // still in its handshake must not take this segment as plain TCP.
         self.drop_joins_after_fallback(&mut fx);
         let s = &mut self.subflows[k];
         let verdict = s.tcb.on_segment(now, seg, quota);
