@@ -35,8 +35,12 @@ echo "== fuzz targets: corpus, regressions and a short run each (scripts/fuzz.sh
 scripts/fuzz.sh
 
 if [ "$(id -u)" = 0 ]; then
-    echo "== network-namespace interop tests (tests/netns)"
-    tests/netns/run.sh
+    # Every daemon test runs with two engine threads (a multiqueue TUN, the
+    # kernel spreading flows over both) and then with one.
+    echo "== network-namespace interop tests (tests/netns), --threads 2"
+    MPTUN_THREADS=2 tests/netns/run.sh
+    echo "== network-namespace interop tests (tests/netns), --threads 1"
+    MPTUN_THREADS=1 NETNS_NO_DEPS=1 tests/netns/run.sh
 else
     echo "== network-namespace interop tests skipped: they need root"
 fi

@@ -470,6 +470,20 @@ pub struct RunArgs {
     #[arg(long)]
     pub deny_join_initial_addr: bool,
 
+    /// Engine threads (default: one per CPU). Each runs its own engine on its
+    /// own queue of a multiqueue TUN device; the kernel spreads flows over
+    /// the queues, and a segment that reaches the wrong one (an MP_JOIN, say)
+    /// is handed to the engine that holds its connection. The connection
+    /// limits and --max-memory are shared out evenly among them. Tokens carry
+    /// the thread's index after --instance-id's bits: at most 8 bits in all.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+
+    /// For tests: every packet read from a TUN queue is first handed to the
+    /// next thread's engine, as if the kernel had picked the wrong queue.
+    #[arg(long, hide = true)]
+    pub debug_misroute: bool,
+
     /// Instance id ID in the first BITS bits (1-8) of every MPTCP token,
     /// e.g. `3/4`: for load balancers that route MP_JOINs by token to the
     /// instance that owns the connection. Keys are drawn until their token
@@ -565,6 +579,19 @@ impl RunArgs {
             .unwrap_or_else(|| default_control_path(&self.tun))
     }
 
+    /// Engine threads: `--threads`, or one per CPU (at most what the token
+    /// bits left by `--instance-id` allow).
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            Some(n) => usize::from(n),
+            None => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let spare = TokenPrefix::MAX_BITS - self.instance_id.map_or(0, |p| p.bits());
+                cpus.min(1 << spare)
+            }
+        }
+    }
+
     /// The primary address: the first `--addr`.
     ///
     /// # Panics
@@ -607,6 +634,9 @@ impl RunArgs {
                 return Err(CliError::new(format!("--addr {} is given twice", a.addr)));
             }
         }
+        let threads = self.threads();
+        crate::shards::token_prefix(self.instance_id, threads - 1, threads)
+            .map_err(|e| CliError::new(format!("--threads {threads}: {e}")))?;
 
         if self.mtu < self.min_mtu() {
             let why = if self.has_ipv6() {
@@ -1441,6 +1471,8 @@ mod tests {
             "--deny-join-initial-addr",
             "--instance-id",
             "3/4",
+            "--threads",
+            "2",
             "--impair",
             "[fd00::2]:loss=1%",
             "--no-routes",
@@ -1510,6 +1542,8 @@ mod tests {
                 max_add_addr_accepted: 2,
                 deny_join_initial_addr: true,
                 instance_id: TokenPrefix::new(3, 4),
+                threads: Some(2),
+                debug_misroute: false,
                 impair: vec![ImpairArg {
                     addr: "fd00::2".parse().unwrap(),
                     spec: "loss=1%".into(),
@@ -1838,6 +1872,32 @@ mod tests {
             "10.0.0.1:delay=1ms",
         ])
         .contains("given twice"));
+        let too_many = e(&[
+            "--addr",
+            "10.0.0.1",
+            "--instance-id",
+            "1/7",
+            "--threads",
+            "4",
+        ]);
+        assert!(
+            too_many.contains("--threads 4") && too_many.contains("more than 8"),
+            "{too_many}"
+        );
+        run(&[
+            "--addr",
+            "10.0.0.1",
+            "--instance-id",
+            "1/7",
+            "--threads",
+            "2",
+        ])
+        .validate()
+        .unwrap();
+        // The default never asks for more bits than --instance-id leaves.
+        let r = run(&["--addr", "10.0.0.1", "--instance-id", "3/8"]);
+        assert_eq!(r.threads(), 1);
+        r.validate().unwrap();
         // A programmatically built RunArgs without addresses is rejected, not a panic.
         let mut r = run(&["--addr", "10.0.0.1"]);
         r.addrs.clear();

@@ -6,7 +6,7 @@ use crate::control::{self, ControlServer, Request, Response, SocketAccess};
 use crate::daemon::Runtime;
 use crate::status::{
     connection_from_info, counters_from, paths_from, MemoryStatus, RelayStatus, RelaysStatus,
-    ServiceStatus, Status,
+    ServiceStatus, ShardStatus, Status,
 };
 use crate::tun;
 use mptun_stack::memory::Pressure;
@@ -68,7 +68,13 @@ fn parse_ip(addr: &str) -> Result<IpAddr, String> {
 /// path manager use it on existing connections (announce, open subflows).
 fn addr_add(rt: &Runtime, spec: &str) -> Result<(), String> {
     let spec: AddrSpec = spec.parse().map_err(|e: CliError| e.to_string())?;
-    let known = rt.handle.lock().stack.endpoint(spec.addr).is_some();
+    let known = rt
+        .shards
+        .handle(0)
+        .lock()
+        .stack
+        .endpoint(spec.addr)
+        .is_some();
     if rt.routes && !known {
         tun::host_route(&rt.tun, spec.addr, true).map_err(|e| e.to_string())?;
     }
@@ -77,9 +83,11 @@ fn addr_add(rt: &Runtime, spec: &str) -> Result<(), String> {
         subflow: spec.subflow,
         backup: spec.backup,
     };
-    rt.handle.lock().stack.add_endpoint(spec.addr, flags);
+    for h in rt.shards.handles() {
+        h.lock().stack.add_endpoint(spec.addr, flags);
+    }
     tracing::info!(addr = %spec.addr, ?flags, "address added");
-    rt.handle.kick();
+    rt.shards.kick_all();
     Ok(())
 }
 
@@ -87,16 +95,18 @@ fn addr_add(rt: &Runtime, spec: &str) -> Result<(), String> {
 fn addr_del(rt: &Runtime, addr: &str) -> Result<(), String> {
     let ip = parse_ip(addr)?;
     {
-        let mut s = rt.handle.lock();
+        let s = rt.shards.handle(0).lock();
         if s.stack.endpoint(ip).is_none() {
             return Err(format!("{ip} is not one of the stack's addresses"));
         }
         if s.stack.addresses().len() == 1 {
             return Err(format!("{ip} is the stack's only address"));
         }
-        s.stack.remove_address(ip);
     }
-    rt.handle.kick();
+    for h in rt.shards.handles() {
+        h.lock().stack.remove_address(ip);
+    }
+    rt.shards.kick_all();
     if rt.routes {
         tun::host_route(&rt.tun, ip, false).map_err(|e| e.to_string())?;
     }
@@ -107,12 +117,13 @@ fn addr_del(rt: &Runtime, addr: &str) -> Result<(), String> {
 /// `addr set IP backup|nobackup`: MP_PRIO on the subflows using it.
 fn addr_set(rt: &Runtime, addr: &str, backup: bool) -> Result<(), String> {
     let ip = parse_ip(addr)?;
-    rt.handle
-        .lock()
-        .stack
-        .set_backup(ip, backup)
-        .map_err(|_| format!("{ip} is not one of the stack's addresses"))?;
-    rt.handle.kick();
+    for h in rt.shards.handles() {
+        h.lock()
+            .stack
+            .set_backup(ip, backup)
+            .map_err(|_| format!("{ip} is not one of the stack's addresses"))?;
+    }
+    rt.shards.kick_all();
     tracing::info!(addr = %ip, backup, "address priority changed");
     Ok(())
 }
@@ -141,13 +152,54 @@ pub async fn addr(args: AddrArgs) -> Result<(), String> {
 
 /// The daemon's state as `mptun status` shows it.
 pub fn snapshot(rt: &Runtime) -> Status {
-    let s = rt.handle.lock();
-    let connections: Vec<_> = s
-        .stack
-        .connections()
-        .into_iter()
-        .filter_map(|id| s.stack.info(id).map(|info| connection_from_info(id, &info)))
-        .collect();
+    // Each engine is locked in turn, never two at once.
+    let mut connections = Vec::new();
+    let mut counters = std::collections::BTreeMap::new();
+    let mut memory = MemoryStatus {
+        used_bytes: 0,
+        budget_bytes: 0,
+        pressure: "none".to_string(),
+        time_wait: 0,
+    };
+    let mut worst = Pressure::None;
+    let mut shards = Vec::new();
+    for (shard, h) in rt.shards.handles().enumerate() {
+        let s = h.lock();
+        let c = s.stack.counters();
+        shards.push(ShardStatus {
+            index: shard as u32,
+            connections: s.stack.connection_count() as u64,
+            connections_accepted: c.connections_accepted,
+            connections_opened: c.connections_opened,
+            packets_in: c.packets_in,
+            packets_out: c.packets_out,
+        });
+        connections.extend(s.stack.connections().into_iter().filter_map(|id| {
+            let mut c = connection_from_info(id, &s.stack.info(id)?);
+            c.shard = shard as u32;
+            Some(c)
+        }));
+        for (k, v) in counters_from(&s.stack.counters()) {
+            *counters.entry(k).or_insert(0) += v;
+        }
+        memory.used_bytes += s.stack.memory_used() as u64;
+        memory.budget_bytes += s.stack.config().max_memory as u64;
+        memory.time_wait += s.stack.time_wait_records() as u64;
+        worst = worst.max(s.stack.memory_pressure());
+    }
+    memory.pressure = match worst {
+        Pressure::None => "none",
+        Pressure::High => "high",
+        Pressure::Exhausted => "exhausted",
+    }
+    .to_string();
+    let (forwarded, dropped) = rt.shards.forwarded();
+    counters.insert("shard_forwarded".to_string(), forwarded);
+    counters.insert("shard_forward_dropped".to_string(), dropped);
+    let (addresses, uptime_s) = {
+        let s = rt.shards.handle(0).lock();
+        (s.stack.addresses().to_vec(), s.uptime().as_secs_f64())
+    };
     let relays = RelaysStatus {
         limit: rt.relays.limit() as u64,
         refused: rt.relays.refused(),
@@ -178,43 +230,61 @@ pub fn snapshot(rt: &Runtime) -> Status {
             })
             .collect(),
     };
-    let services = rt
-        .services
-        .iter()
-        .map(|svc| ServiceStatus {
-            kind: svc.kind.to_string(),
-            port: svc.port,
-            connections: svc.connections.load(Ordering::Relaxed),
-            bytes: svc.bytes.load(Ordering::Relaxed),
-            sha256: svc
-                .last_sha256
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        })
-        .collect();
     Status {
         tun: rt.tun.clone(),
-        addresses: s.stack.addresses().to_vec(),
-        uptime_s: s.uptime().as_secs_f64(),
+        addresses,
+        uptime_s,
         paths: paths_from(&connections),
         connections,
-        services,
+        services: services_status(&rt.services),
         relays,
-        counters: counters_from(&s.stack.counters()),
+        counters,
         keys_redacted: false,
-        memory: MemoryStatus {
-            used_bytes: s.stack.memory_used() as u64,
-            budget_bytes: s.stack.config().max_memory as u64,
-            pressure: match s.stack.memory_pressure() {
-                Pressure::None => "none",
-                Pressure::High => "high",
-                Pressure::Exhausted => "exhausted",
-            }
-            .to_string(),
-            time_wait: s.stack.time_wait_records() as u64,
-        },
+        memory,
+        shards,
     }
+}
+
+/// One line per service: each thread runs its own copy of a stack service,
+/// whose counters are added up; a sink's SHA-256 is the latest completed.
+fn services_status(stats: &[Arc<crate::services::ServiceStats>]) -> Vec<ServiceStatus> {
+    let mut out: Vec<(ServiceStatus, u64)> = Vec::new();
+    for svc in stats {
+        let sha = svc
+            .last_sha256
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let seq = svc.last_sha256_seq.load(Ordering::Relaxed);
+        let (connections, bytes) = (
+            svc.connections.load(Ordering::Relaxed),
+            svc.bytes.load(Ordering::Relaxed),
+        );
+        match out
+            .iter_mut()
+            .find(|(s, _)| s.kind == svc.kind && s.port == svc.port)
+        {
+            Some((s, latest)) => {
+                s.connections += connections;
+                s.bytes += bytes;
+                if sha.is_some() && seq > *latest {
+                    s.sha256 = sha;
+                    *latest = seq;
+                }
+            }
+            None => out.push((
+                ServiceStatus {
+                    kind: svc.kind.to_string(),
+                    port: svc.port,
+                    connections,
+                    bytes,
+                    sha256: sha,
+                },
+                seq,
+            )),
+        }
+    }
+    out.into_iter().map(|(s, _)| s).collect()
 }
 
 /// `mptun status`: ask a running daemon and print a table or JSON.

@@ -8,13 +8,14 @@
 
 use crate::cli::{MemorySize, RunArgs};
 use crate::control::{ControlServer, SocketAccess};
-use crate::driver::{Driver, DriverError, Impairment};
+use crate::driver::{Driver, DriverError, Impairment, Pcap, Router};
 use crate::pcap::PcapWriter;
 use crate::services::{self, RelayTimeouts, ServiceStats};
+use crate::shards::Mesh;
 use crate::socket::{Handle, Shared};
 use crate::tun::{Tun, TunConfig};
 use mptun_stack::impair::ImpairSpec;
-use mptun_stack::{Config, EndpointFlags, Seed, Stack};
+use mptun_stack::{Config, EndpointFlags, Seed, Shard, Stack};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,12 +57,21 @@ pub struct Runtime {
     pub tun: String,
     /// Whether addresses get host routes through the TUN (not `--no-routes`).
     pub routes: bool,
-    pub handle: Handle,
+    /// The engines, one per thread (`--threads`).
+    pub shards: Arc<Mesh>,
     pub services: Vec<Arc<ServiceStats>>,
     pub relays: Arc<crate::relays::Relays>,
 }
 
-fn stack_config(args: &RunArgs, seed: Seed) -> Config {
+/// Shard `index`'s engine configuration among `count`: limits shared out
+/// evenly, its own random streams, ephemeral ports and token bits.
+fn stack_config(
+    args: &RunArgs,
+    seed: Seed,
+    index: usize,
+    count: usize,
+) -> Result<Config, RunError> {
+    let share = |n: usize| n.div_ceil(count).max(1);
     let mut config = Config {
         seed,
         ..Config::default()
@@ -77,15 +87,20 @@ fn stack_config(args: &RunArgs, seed: Seed) -> Config {
     config.mptcp.max_subflows = args.max_subflows as usize;
     config.mptcp.max_add_addr_accepted = args.max_add_addr_accepted as usize;
     config.mptcp.deny_join_id0 = args.deny_join_initial_addr;
-    config.mptcp.token_prefix = args.instance_id;
-    config.max_memory = match args.max_memory {
+    config.mptcp.token_prefix = crate::shards::token_prefix(args.instance_id, index, count)
+        .map_err(|e| err("--threads", e))?;
+    config.max_memory = share(match args.max_memory {
         MemorySize::Bytes(n) => usize::try_from(n).unwrap_or(usize::MAX),
         MemorySize::Auto => auto_memory_budget(),
-    };
-    config.max_conns_per_source = args.max_conns_per_source as usize;
-    config.max_connections = args.max_connections as usize;
+    });
+    config.max_conns_per_source = share(args.max_conns_per_source as usize);
+    config.max_connections = share(args.max_connections as usize);
     config.syn_cookies = args.syn_cookies;
-    config
+    config.shard = Shard {
+        index: index as u16,
+        count: count as u16,
+    };
+    Ok(config)
 }
 
 /// `--max-memory auto`: an eighth of the RAM (`MemTotal`), between 64 MiB and
@@ -104,6 +119,158 @@ fn auto_memory_budget() -> usize {
     usize::try_from(budget).unwrap_or(usize::MAX)
 }
 
+/// The services that listen on the stack, started on one shard (in the
+/// runtime current at the call: their tasks run there).
+fn start_stack_services(
+    args: &RunArgs,
+    handle: &Handle,
+    timeouts: RelayTimeouts,
+    relays: &Arc<crate::relays::Relays>,
+) -> Result<Vec<Arc<ServiceStats>>, RunError> {
+    let mut services = Vec::new();
+    for &port in &args.echo {
+        services.push(services::echo(handle, port).map_err(|e| err(format!("--echo {port}"), e))?);
+    }
+    for &port in &args.sink {
+        services.push(
+            services::sink(handle, port, args.sink_sha256)
+                .map_err(|e| err(format!("--sink {port}"), e))?,
+        );
+    }
+    for f in &args.forward {
+        services.push(
+            services::forward(
+                handle,
+                f.port,
+                f.host.clone(),
+                f.host_port,
+                timeouts,
+                relays,
+            )
+            .map_err(|e| err(format!("--forward {f}"), e))?,
+        );
+    }
+    if let Some(port) = args.socks5 {
+        let users = match &args.socks5_users {
+            Some(path) => Some(
+                crate::socks5::Users::load(path)
+                    .map_err(|e| err("--socks5-users", std::io::Error::other(e)))?,
+            ),
+            None => None,
+        };
+        let access = crate::socks5::service::Access {
+            allow: args.socks5_allow.clone(),
+            users,
+        };
+        services.push(
+            crate::socks5::service::socks5(handle, port, access, timeouts, relays)
+                .map_err(|e| err(format!("--socks5 {port}"), e))?,
+        );
+    }
+    if let (Some(route), true) = (gateway_route(args)?, args.transparent) {
+        services.push(
+            crate::gateway::transparent(handle, route, timeouts, relays)
+                .map_err(|e| err("--transparent", e))?,
+        );
+    }
+    Ok(services)
+}
+
+/// `--upstream` and its options, if given.
+fn gateway_route(args: &RunArgs) -> Result<Option<crate::gateway::Route>, RunError> {
+    let Some(upstream) = &args.upstream else {
+        return Ok(None);
+    };
+    let creds = match &args.upstream_credentials {
+        Some(path) => Some(
+            crate::gateway::load_credentials(path)
+                .map_err(|e| err("--upstream-credentials", std::io::Error::other(e)))?,
+        ),
+        None => None,
+    };
+    Ok(Some(crate::gateway::Route {
+        upstream: upstream.clone(),
+        creds,
+        scheduler: args.upstream_scheduler,
+    }))
+}
+
+/// The services on host sockets: one listener, whose connections go out
+/// through the shards in turn.
+async fn start_host_services(
+    args: &RunArgs,
+    shards: &Arc<Mesh>,
+    timeouts: RelayTimeouts,
+    relays: &Arc<crate::relays::Relays>,
+) -> Result<Vec<Arc<ServiceStats>>, RunError> {
+    let mut services = Vec::new();
+    if let (Some(route), Some(listen)) = (gateway_route(args)?, args.socks5_listen) {
+        let allow = args.socks5_listen_allow.clone();
+        services.push(
+            crate::socks5::local::socks5_listen(shards, listen, allow, route, timeouts, relays)
+                .await
+                .map_err(|e| err(format!("--socks5-listen {listen}"), e))?,
+        );
+    }
+    for f in &args.local_forward {
+        services.push(
+            services::local_forward(shards, f.listen, f.remote, timeouts, relays)
+                .await
+                .map_err(|e| err(format!("--local-forward {f}"), e))?,
+        );
+    }
+    Ok(services)
+}
+
+/// How one shard's driver ended: the driver (its TUN queue in it), and why.
+type ShardEnd = Result<(Driver, Result<(), DriverError>), String>;
+
+/// Run a shard's driver until `stop`, then close its connections gracefully
+/// (no new ones, FIN on the rest, at most [`SHUTDOWN_GRACE`]). The driver
+/// runs in a task of its own, so that its panic is an error we see
+/// (`JoinError`: the message), not an unwinding through here.
+async fn run_shard(mut driver: Driver, handle: Handle, stop: watch::Receiver<bool>) -> ShardEnd {
+    let (d, r) = tokio::spawn(async move {
+        let r = driver.run(stop).await;
+        (driver, r)
+    })
+    .await
+    .map_err(join_message)?;
+    driver = d;
+    let mut result = r;
+    if result.is_ok() && handle.is_poisoned() {
+        // Stopped (signal) at the same time as a task panicked with the engine.
+        result = Err(DriverError::Internal(crate::panics::last().unwrap_or_else(
+            || "a task panicked while holding the engine".to_string(),
+        )));
+    }
+    if result.is_err() {
+        return Ok((driver, result));
+    }
+    {
+        let mut s = handle.lock();
+        s.stop_accepting();
+        for id in s.stack.connections() {
+            let _ = s.stack.shutdown(id);
+        }
+    }
+    handle.kick();
+    tokio::spawn(async move {
+        let r = driver.drain(SHUTDOWN_GRACE).await;
+        (driver, r)
+    })
+    .await
+    .map_err(join_message)
+}
+
+fn join_message(e: tokio::task::JoinError) -> String {
+    if e.is_panic() {
+        crate::panics::message(e.into_panic())
+    } else {
+        "the driver task was cancelled".to_string()
+    }
+}
+
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // The stack's secrets (ISN secret, MPTCP keys, nonces) come from 256 bits
     // of OS entropy; a --seed makes them predictable, for tests only. Neither
@@ -119,16 +286,21 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             Seed::from_bytes(bytes)
         }
     };
-    let mut stack = Stack::new(stack_config(&args, seed));
-    for a in &args.addrs {
-        stack.add_endpoint(
-            a.addr,
-            EndpointFlags {
-                signal: a.signal,
-                subflow: a.subflow,
-                backup: a.backup,
-            },
-        );
+    let count = args.threads();
+    let mut stacks = Vec::with_capacity(count);
+    for index in 0..count {
+        let mut stack = Stack::new(stack_config(&args, seed, index, count)?);
+        for a in &args.addrs {
+            stack.add_endpoint(
+                a.addr,
+                EndpointFlags {
+                    signal: a.signal,
+                    subflow: a.subflow,
+                    backup: a.backup,
+                },
+            );
+        }
+        stacks.push(stack);
     }
 
     // The control socket first: a path that cannot be used safely (or another
@@ -151,25 +323,27 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             )
         })?;
 
-    let tun = Tun::create(&TunConfig {
+    let mut tun = Tun::create(&TunConfig {
         name: args.tun.clone(),
         mtu: args.mtu,
         txqueuelen: args.txqueuelen,
         routes: args.addrs.iter().map(|a| a.addr).collect(),
         add_routes: !args.no_routes,
         offload: !args.no_offload,
+        queues: count,
     })
     .map_err(|e| RunError(e.to_string()))?;
-    info!(tun = %tun.name(), mtu = tun.mtu(), offload = tun.offload(), "TUN device up");
+    info!(tun = %tun.name(), mtu = tun.mtu(), offload = tun.offload(), threads = count, "TUN device up");
+    let queues = tun.take_queues();
 
-    let pcap = match &args.pcap {
-        Some(path) => Some(
+    let pcap: Option<Pcap> = match &args.pcap {
+        Some(path) => Some(Arc::new(std::sync::Mutex::new(
             PcapWriter::create(path).map_err(|e| err(format!("--pcap {}", path.display()), e))?,
-        ),
+        ))),
         None => None,
     };
 
-    let mut impairments = Vec::new();
+    let mut specs = Vec::new();
     for (i, imp) in args.impair.iter().enumerate() {
         let spec: ImpairSpec = imp
             .spec
@@ -181,162 +355,149 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             (None, None) => getrandom::u64().map_err(|e| err("cannot read OS entropy", e))?,
         };
         info!(addr = %imp.addr, spec = %imp.spec, "fault injection on");
-        impairments.push(Impairment::new(imp.addr, spec.params, link_seed));
+        specs.push((imp.addr, spec.params, link_seed));
     }
+    // Each shard's links draw from seeds of their own.
+    let impairments = |shard: usize| -> Vec<Impairment> {
+        specs
+            .iter()
+            .map(|(addr, params, seed)| {
+                Impairment::new(
+                    *addr,
+                    params.clone(),
+                    seed.wrapping_add((shard as u64) << 32),
+                )
+            })
+            .collect()
+    };
 
-    let handle = Handle::new(Shared::new(stack));
-    // From here on a panic wakes the driver, which stops the daemon if the
-    // panicking task held the engine.
-    crate::panics::install(handle.waker());
+    let handles: Vec<Handle> = stacks
+        .into_iter()
+        .map(|s| Handle::new(Shared::new(s)))
+        .collect();
+    let mesh = Mesh::new(handles, args.instance_id);
+    // From here on a panic wakes the drivers, which stop the daemon if the
+    // panicking task held an engine.
+    let woken = mesh.clone();
+    crate::panics::install(move || woken.kick_all());
     let timeouts = RelayTimeouts {
         connect: args.connect_timeout,
         idle: (!args.idle_timeout.is_zero()).then_some(args.idle_timeout),
     };
     let relays = crate::relays::Relays::new(args.max_relays as usize);
-    let mut services = Vec::new();
-    for &port in &args.echo {
-        services.push(services::echo(&handle, port).map_err(|e| err(format!("--echo {port}"), e))?);
-    }
-    for &port in &args.sink {
-        services.push(
-            services::sink(&handle, port, args.sink_sha256)
-                .map_err(|e| err(format!("--sink {port}"), e))?,
+
+    // Shards 1.. run on threads of their own, each a single-threaded runtime
+    // (as shard 0 on this one): a connection's tasks stay with its engine.
+    let mut runtimes = Vec::new();
+    for index in 1..count {
+        runtimes.push(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| err(format!("runtime of thread {index}"), e))?,
         );
     }
-    for f in &args.forward {
-        services.push(
-            services::forward(
-                &handle,
-                f.port,
-                f.host.clone(),
-                f.host_port,
-                timeouts,
-                &relays,
-            )
-            .map_err(|e| err(format!("--forward {f}"), e))?,
-        );
+    let mut services = start_stack_services(&args, mesh.handle(0), timeouts, &relays)?;
+    for (i, rt) in runtimes.iter().enumerate() {
+        let _in = rt.enter();
+        services.extend(start_stack_services(
+            &args,
+            mesh.handle(i + 1),
+            timeouts,
+            &relays,
+        )?);
     }
-    if let Some(port) = args.socks5 {
-        let users = match &args.socks5_users {
-            Some(path) => Some(
-                crate::socks5::Users::load(path)
-                    .map_err(|e| err("--socks5-users", std::io::Error::other(e)))?,
-            ),
-            None => None,
-        };
-        let access = crate::socks5::service::Access {
-            allow: args.socks5_allow.clone(),
-            users,
-        };
-        services.push(
-            crate::socks5::service::socks5(&handle, port, access, timeouts, &relays)
-                .map_err(|e| err(format!("--socks5 {port}"), e))?,
-        );
-    }
-    if let Some(upstream) = &args.upstream {
-        let creds = match &args.upstream_credentials {
-            Some(path) => Some(
-                crate::gateway::load_credentials(path)
-                    .map_err(|e| err("--upstream-credentials", std::io::Error::other(e)))?,
-            ),
-            None => None,
-        };
-        let route = crate::gateway::Route {
-            upstream: upstream.clone(),
-            creds,
-            scheduler: args.upstream_scheduler,
-        };
-        if args.transparent {
-            services.push(
-                crate::gateway::transparent(&handle, route.clone(), timeouts, &relays)
-                    .map_err(|e| err("--transparent", e))?,
-            );
-        }
-        if let Some(listen) = args.socks5_listen {
-            let allow = args.socks5_listen_allow.clone();
-            services.push(
-                crate::socks5::local::socks5_listen(
-                    &handle, listen, allow, route, timeouts, &relays,
-                )
-                .await
-                .map_err(|e| err(format!("--socks5-listen {listen}"), e))?,
-            );
-        }
-    }
-    for f in &args.local_forward {
-        services.push(
-            services::local_forward(&handle, f.listen, f.remote, timeouts, &relays)
-                .await
-                .map_err(|e| err(format!("--local-forward {f}"), e))?,
-        );
-    }
+    services.extend(start_host_services(&args, &mesh, timeouts, &relays).await?);
 
     let runtime = Arc::new(Runtime {
         tun: args.tun.clone(),
         routes: !args.no_routes,
-        handle: handle.clone(),
+        shards: mesh.clone(),
         services,
         relays,
     });
     let control = crate::control_glue::serve(control_server, runtime.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| err("signal handler", e))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| err("signal handler", e))?;
+    let stopper = stop_tx.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = sigint.recv() => info!("SIGINT: shutting down"),
             _ = sigterm.recv() => info!("SIGTERM: shutting down"),
         }
-        let _ = stop_tx.send(true);
+        stopper.send_replace(true);
     });
+
+    let router =
+        |index: usize| (count > 1).then(|| Router::new(mesh.clone(), index, args.debug_misroute));
+    let mut others = Vec::new();
+    for (i, (rt, queue)) in runtimes.into_iter().zip(queues).enumerate() {
+        let index = i + 1;
+        let handle = mesh.handle(index).clone();
+        let (pcap, imps, router, stop) = (
+            pcap.clone(),
+            impairments(index),
+            router(index),
+            stop_rx.clone(),
+        );
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Result<(), DriverError>>();
+        let stopper = stop_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("mptun-{index}"))
+            .spawn(move || {
+                let end = rt.block_on(async move {
+                    let tun = queue
+                        .attach()
+                        .map_err(|e| format!("TUN queue {index}: {e}"))?;
+                    let driver = Driver::new(handle.clone(), tun, pcap, imps, router);
+                    run_shard(driver, handle, stop).await
+                });
+                let r = match end {
+                    Ok((_driver, r)) => r,
+                    Err(msg) => Err(DriverError::Internal(msg)),
+                };
+                if r.is_err() {
+                    // The others stop too.
+                    stopper.send_replace(true);
+                }
+                let _ = done_tx.send(r);
+                // Services' tasks of this shard are dropped with `rt` here.
+            })
+            .map_err(|e| err(format!("thread {index}"), e))?;
+        others.push((thread, done_rx));
+    }
 
     let addrs: Vec<String> = args.addrs.iter().map(|a| a.addr.to_string()).collect();
     info!(addresses = %addrs.join(","), "mptun running");
     let tun_name = args.tun.clone();
-    let driver = Driver::new(handle.clone(), tun, pcap, impairments);
-    // The driver runs in a task of its own, so that its panic is an error we see
-    // (`JoinError`), not an unwinding through this function. The TUN it owns is
-    // torn down by `Tun`'s `Drop` while the panic unwinds.
-    let (mut driver, mut result) = match tokio::spawn(async move {
-        let mut driver = driver;
-        let r = driver.run(stop_rx).await;
-        (driver, r)
-    })
-    .await
-    {
+    let driver = Driver::new(mesh.handle(0).clone(), tun, pcap, impairments(0), router(0));
+    let (mut driver, mut result) = match run_shard(driver, mesh.handle(0).clone(), stop_rx).await {
         Ok(done) => done,
-        Err(e) => return Err(fatal(control, e)),
+        Err(msg) => return Err(fatal(control, msg)),
     };
-
-    if result.is_ok() && handle.is_poisoned() {
-        // Stopped (signal) at the same time as a task panicked with the engine.
-        result = Err(DriverError::Internal(crate::panics::last().unwrap_or_else(
-            || "a task panicked while holding the engine".to_string(),
-        )));
+    if result.is_err() {
+        stop_tx.send_replace(true);
     }
-    if result.is_ok() {
-        // Graceful shutdown: no new connections, FIN on the rest, bounded wait.
-        {
-            let mut s = handle.lock();
-            s.stop_accepting();
-            for id in s.stack.connections() {
-                let _ = s.stack.shutdown(id);
+    for (thread, done) in others {
+        let r = done.await.unwrap_or_else(|_| {
+            Err(DriverError::Internal(crate::panics::last().unwrap_or_else(
+                || "a thread of the daemon ended unexpectedly".to_string(),
+            )))
+        });
+        let _ = thread.join();
+        result = match (result, r) {
+            (Err(e @ DriverError::Internal(_)), _) | (_, Err(e @ DriverError::Internal(_))) => {
+                Err(e)
             }
-        }
-        handle.kick();
-        let drained = tokio::spawn(async move {
-            let r = driver.drain(SHUTDOWN_GRACE).await;
-            (driver, r)
-        })
-        .await;
-        match drained {
-            Ok((d, r)) => {
-                driver = d;
-                result = r;
-            }
-            Err(e) => return Err(fatal(control, e)),
-        }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(()), Ok(())) => Ok(()),
+        };
+    }
+    if let Err(DriverError::Internal(msg)) = &result {
+        return Err(fatal(control, msg.clone()));
     }
     drop(control);
     if let Err(DriverError::DeviceGone(_)) = result {
@@ -361,15 +522,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
 }
 
-/// The driver task panicked: the device went with it (its `Drop`); remove the
-/// control socket and report.
-fn fatal(control: crate::control_glue::ControlTask, e: tokio::task::JoinError) -> RunError {
+/// A driver panicked, or a task did while holding an engine: remove the
+/// control socket and report (the device goes with `main`'s exit, or went
+/// with the panicking driver's `Drop`).
+fn fatal(control: crate::control_glue::ControlTask, msg: String) -> RunError {
     drop(control);
-    let msg = if e.is_panic() {
-        crate::panics::message(e.into_panic())
-    } else {
-        "the driver task was cancelled".to_string()
-    };
     error!("internal error: {msg}: stopping");
     RunError(format!("{INTERNAL}{msg}"))
 }

@@ -21,13 +21,15 @@
 
 use crate::gso::{self, Coalescer, Commit};
 use crate::pcap::PcapWriter;
+use crate::shards::{Forwarded, Mesh};
 use crate::socket::{Handle, Shared};
 use crate::tun::Tun;
 use mptun_stack::impair::{Link, LinkParams};
-use mptun_stack::Instant;
+use mptun_stack::{Instant, Steer};
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -180,11 +182,39 @@ impl Impairment {
     }
 }
 
+/// A capture file, shared by the drivers of all shards.
+pub type Pcap = Arc<Mutex<PcapWriter>>;
+
+/// This driver's place among several shards (`crate::shards`).
+pub struct Router {
+    mesh: Arc<Mesh>,
+    me: usize,
+    /// Segments of 4-tuples this shard does not hold, read in the current
+    /// batch: offered to the other shards once our lock is released.
+    strays: Vec<Forwarded>,
+    /// `--debug-misroute`: every packet read from the TUN goes first to the
+    /// next shard, as if the kernel had picked the wrong queue (tests).
+    misroute: bool,
+}
+
+impl Router {
+    pub fn new(mesh: Arc<Mesh>, me: usize, misroute: bool) -> Self {
+        Router {
+            mesh,
+            me,
+            strays: Vec::new(),
+            misroute,
+        }
+    }
+}
+
 pub struct Driver {
     handle: Handle,
     tun: Tun,
-    pcap: Option<PcapWriter>,
+    pcap: Option<Pcap>,
     impairments: Vec<Impairment>,
+    /// `None` when this is the only shard.
+    router: Option<Router>,
     /// One frame read from the device.
     rx: Vec<u8>,
     /// The frame being built for the device out of the engine's packets.
@@ -199,9 +229,13 @@ pub struct Driver {
     queued_at: Option<Instant>,
 }
 
-fn capture(pcap: &mut Option<PcapWriter>, pkt: &[u8]) {
+fn capture(pcap: &mut Option<Pcap>, pkt: &[u8]) {
     if let Some(p) = pcap {
-        if let Err(e) = p.write_packet(SystemTime::now(), pkt) {
+        let r = p
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_packet(SystemTime::now(), pkt);
+        if let Err(e) = r {
             warn!("pcap write failed, capture stopped: {e}");
             *pcap = None;
         }
@@ -229,8 +263,9 @@ impl Driver {
     pub fn new(
         handle: Handle,
         tun: Tun,
-        pcap: Option<PcapWriter>,
+        pcap: Option<Pcap>,
         impairments: Vec<Impairment>,
+        router: Option<Router>,
     ) -> Self {
         // Room for the largest frame the device can hand us.
         let mtu = usize::from(tun.mtu());
@@ -245,6 +280,7 @@ impl Driver {
             tun,
             pcap,
             impairments,
+            router,
             rx: vec![0; size],
             out,
             read_errors: ErrorLog::new("TUN read"),
@@ -411,17 +447,18 @@ impl Driver {
             rx,
             pcap,
             impairments,
+            router,
             ..
         } = self;
         if !tun.offload() {
-            Self::deliver(s, pcap, impairments, now, &rx[..n], false);
+            Self::deliver(s, pcap, impairments, router, now, &rx[..n], false);
             return 1;
         }
         // The capture and the fault injector need packets as on a wire, with
         // complete checksums; the engine alone can take the kernel's partial ones.
         let full = pcap.is_some() || !impairments.is_empty();
         let r = gso::split(&mut rx[..n], full, |pkt, checksum_ok| {
-            Self::deliver(s, pcap, impairments, now, pkt, checksum_ok)
+            Self::deliver(s, pcap, impairments, router, now, pkt, checksum_ok)
         });
         r.unwrap_or_else(|e| {
             debug!("TUN frame dropped: {e}");
@@ -434,8 +471,9 @@ impl Driver {
     /// the TCP checksum (offloads), so the engine need not verify it.
     fn deliver(
         s: &mut Shared,
-        pcap: &mut Option<PcapWriter>,
+        pcap: &mut Option<Pcap>,
         impairments: &mut [Impairment],
+        router: &mut Option<Router>,
         now: Instant,
         pkt: &[u8],
         checksum_ok: bool,
@@ -449,6 +487,48 @@ impl Driver {
                 }
             }
         }
+        Self::input(s, router, now, pkt, checksum_ok, true);
+    }
+
+    /// A packet to this shard's engine, or on its way to the shard that
+    /// holds its connection.
+    fn input(
+        s: &mut Shared,
+        router: &mut Option<Router>,
+        now: Instant,
+        pkt: &[u8],
+        checksum_ok: bool,
+        from_tun: bool,
+    ) {
+        if let Some(r) = router {
+            if r.misroute && from_tun {
+                let next = (r.me + 1) % r.mesh.len();
+                r.mesh.forward(next, pkt, checksum_ok, false);
+                return;
+            }
+            match s.stack.steer(pkt) {
+                Steer::Here => {}
+                Steer::Join { token } => {
+                    let owner = r.mesh.owner_of_token(token);
+                    if owner != r.me {
+                        r.mesh.forward(owner, pkt, checksum_ok, true);
+                        return;
+                    }
+                }
+                Steer::Stray => {
+                    r.strays.push(Forwarded {
+                        packet: pkt.to_vec(),
+                        checksum_ok,
+                        owner_known: false,
+                    });
+                    return;
+                }
+            }
+        }
+        Self::to_engine(s, now, pkt, checksum_ok);
+    }
+
+    fn to_engine(s: &mut Shared, now: Instant, pkt: &[u8], checksum_ok: bool) {
         if checksum_ok {
             s.stack.handle_packet_checksum_offloaded(now, pkt);
         } else {
@@ -456,10 +536,54 @@ impl Driver {
         }
     }
 
+    /// This batch's strays to the shards that hold them; those nobody holds,
+    /// and the packets other shards forwarded to us, to our engine.
+    fn exchange(&mut self, now: Instant) {
+        let Some(r) = &self.router else {
+            return;
+        };
+        let inbox = r.mesh.take_inbox(r.me);
+        if !inbox.is_empty() {
+            let handle = self.handle.clone();
+            let mut s = handle.lock();
+            for f in &inbox {
+                if f.owner_known {
+                    Self::to_engine(&mut s, now, &f.packet, f.checksum_ok);
+                } else {
+                    Self::input(
+                        &mut s,
+                        &mut self.router,
+                        now,
+                        &f.packet,
+                        f.checksum_ok,
+                        false,
+                    );
+                }
+            }
+        }
+        let Some(r) = &mut self.router else {
+            return;
+        };
+        let mut ours = Vec::new();
+        for f in r.strays.drain(..) {
+            match r.mesh.find_owner(r.me, &f.packet) {
+                Some(k) => r.mesh.forward(k, &f.packet, f.checksum_ok, true),
+                None => ours.push(f),
+            }
+        }
+        if !ours.is_empty() {
+            let mut s = self.handle.lock();
+            for f in &ours {
+                Self::to_engine(&mut s, now, &f.packet, f.checksum_ok);
+            }
+        }
+    }
+
     /// Timers, delayed packets, events, then every packet the engine wants to send.
     async fn service(&mut self) -> Result<(), DriverError> {
         let now = self.handle.lock().now();
         self.deliver_impaired(now).await?;
+        self.exchange(now);
         {
             let mut s = self.handle.lock();
             s.stack.handle_timeout(now);
@@ -547,9 +671,10 @@ impl Driver {
             }
         }
         if !inbound.is_empty() {
-            let mut s = self.handle.lock();
+            let handle = self.handle.clone();
+            let mut s = handle.lock();
             for p in &inbound {
-                s.stack.handle_packet(now, p);
+                Self::input(&mut s, &mut self.router, now, p, false, false);
             }
         }
         for p in outbound {
@@ -650,12 +775,13 @@ mod tests {
             routes: vec![],
             add_routes: false,
             offload: false,
+            queues: 1,
         })
         .unwrap_or_else(|e| panic!("{e}"));
         let handle = Handle::new(Shared::new(Stack::new(Config::default())));
         crate::panics::install(handle.waker());
         let (_stop_tx, stop_rx) = watch::channel(false);
-        let mut driver = Driver::new(handle.clone(), tun, None, vec![]);
+        let mut driver = Driver::new(handle.clone(), tun, None, vec![], None);
         let run = tokio::spawn(async move { driver.run(stop_rx).await });
 
         let h = handle.clone();

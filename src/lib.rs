@@ -12,6 +12,7 @@ pub mod pcap;
 pub mod relay;
 pub mod relays;
 pub mod services;
+pub mod shards;
 pub mod socket;
 pub mod socks5;
 pub mod status;

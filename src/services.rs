@@ -9,6 +9,7 @@
 
 use crate::relay::{next_chunk, relay, reset_os, End};
 use crate::relays::Relays;
+use crate::shards::Mesh;
 use crate::socket::{Handle, StackListener, StackStream};
 use sha2::{Digest, Sha256};
 use std::io;
@@ -48,7 +49,13 @@ pub struct ServiceStats {
     pub bytes: AtomicU64,
     /// SHA-256 of the last completed sink connection's bytes (sink only).
     pub last_sha256: Mutex<Option<String>>,
+    /// When it was set, in [`COMPLETIONS`]' order: several threads run a
+    /// service, each with its own stats, and `status` shows the latest.
+    pub last_sha256_seq: AtomicU64,
 }
+
+/// Sink connections completed, in the process.
+static COMPLETIONS: AtomicU64 = AtomicU64::new(0);
 
 impl ServiceStats {
     pub(crate) fn new(kind: &'static str, port: u16) -> Arc<Self> {
@@ -198,6 +205,8 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
                     let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
                     info!(port = stats.port, bytes = total, sha256 = %digest, "sink connection complete");
                     *stats.last_sha256.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
+                    let seq = COMPLETIONS.fetch_add(1, Ordering::Relaxed) + 1;
+                    stats.last_sha256_seq.store(seq, Ordering::Relaxed);
                 }
                 None => info!(port = stats.port, bytes = total, "sink connection complete"),
             }
@@ -264,9 +273,9 @@ pub fn forward(
 }
 
 /// Accept OS TCP connections on `listen` and relay each through a new stack
-/// connection to `remote` (like `ssh -L`).
+/// connection to `remote` (like `ssh -L`), opened by each shard in turn.
 pub async fn local_forward(
-    handle: &Handle,
+    shards: &Arc<Mesh>,
     listen: SocketAddr,
     remote: SocketAddr,
     timeouts: RelayTimeouts,
@@ -274,9 +283,9 @@ pub async fn local_forward(
 ) -> io::Result<Arc<ServiceStats>> {
     let listener = bind_host_listener(listen)?;
     let stats = ServiceStats::new("local-forward", listen.port());
-    let (handle, relays) = (handle.clone(), relays.clone());
+    let (shards, relays) = (shards.clone(), relays.clone());
     spawn_os_accept_loop(listener, stats.clone(), move |os, peer, stats| {
-        let (handle, relays) = (handle.clone(), relays.clone());
+        let (handle, relays) = (shards.pick().clone(), relays.clone());
         async move {
             let Some(rec) = relays.admit("local-forward", peer, remote.to_string()) else {
                 reset_os(os);

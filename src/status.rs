@@ -67,6 +67,23 @@ pub struct Status {
     /// Relayed connections in progress, against `--max-relays`.
     #[serde(default)]
     pub relays: RelaysStatus,
+    /// Each engine thread (`--threads`): how the load is spread.
+    #[serde(default)]
+    pub shards: Vec<ShardStatus>,
+}
+
+/// One engine thread and its TUN queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardStatus {
+    pub index: u32,
+    /// Connections it holds now, and has accepted and opened since the start.
+    pub connections: u64,
+    pub connections_accepted: u64,
+    pub connections_opened: u64,
+    /// Packets its engine took in (from its queue or from other threads)
+    /// and sent.
+    pub packets_in: u64,
+    pub packets_out: u64,
 }
 
 /// One local address's share of the traffic.
@@ -172,8 +189,11 @@ impl Status {
 /// One connection: a plain TCP connection or an MPTCP connection with its subflows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionStatus {
-    /// The engine's connection handle ([`ConnId`]).
+    /// The engine's connection handle ([`ConnId`]), unique within its shard.
     pub id: u64,
+    /// The engine (thread, TUN queue) that holds it (`--threads`).
+    #[serde(default)]
+    pub shard: u32,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// TCP state name, e.g. `"ESTABLISHED"`.
@@ -390,6 +410,7 @@ pub fn connection_from_info(id: ConnId, info: &ConnInfo) -> ConnectionStatus {
         .collect();
     ConnectionStatus {
         id: id.0,
+        shard: 0,
         local: info.local,
         remote: info.remote,
         state,
@@ -615,6 +636,19 @@ impl Status {
             "tun {}  addresses {}  uptime {:.1}s",
             self.tun, addresses, self.uptime_s
         );
+        if self.shards.len() > 1 {
+            let each: Vec<String> = self
+                .shards
+                .iter()
+                .map(|s| {
+                    format!(
+                        "#{} {} conns {} pkts in",
+                        s.index, s.connections, s.packets_in
+                    )
+                })
+                .collect();
+            let _ = writeln!(out, "threads {}: {}", self.shards.len(), each.join(", "));
+        }
 
         out.push('\n');
         if self.connections.is_empty() {
@@ -901,6 +935,7 @@ mod tests {
             ..Counters::default()
         });
         Status {
+            shards: Vec::new(),
             tun: "mptun0".into(),
             addresses: vec!["10.10.1.2".parse().unwrap(), "fd00::2".parse().unwrap()],
             uptime_s: 12.3,
@@ -1170,6 +1205,7 @@ mod tests {
     #[test]
     fn table_of_an_idle_daemon() {
         let s = Status {
+            shards: Vec::new(),
             tun: "mptun0".into(),
             addresses: vec![],
             uptime_s: 0.0,

@@ -47,6 +47,9 @@ pub struct TunConfig {
     /// Ask for TCP segmentation and checksum offloads (`IFF_VNET_HDR`); falls back
     /// to plain packets if the kernel refuses. See [`Tun::offload`].
     pub offload: bool,
+    /// Queues (`IFF_MULTI_QUEUE` when more than one): the kernel spreads
+    /// flows over them; see [`Tun::take_queues`].
+    pub queues: usize,
 }
 
 /// Why [`Tun::create`] failed.
@@ -130,6 +133,34 @@ pub struct Tun {
     created: bool,
     /// Host routes that `create` added and teardown removes.
     routes: Vec<IpAddr>,
+    /// The device's further queues, until [`Tun::take_queues`].
+    queues: Vec<tun_rs::SyncDevice>,
+}
+
+/// A further queue of a multiqueue device, not yet registered with a
+/// runtime: [`TunQueue::attach`] it in the runtime that will use it.
+pub struct TunQueue {
+    dev: tun_rs::SyncDevice,
+    name: String,
+    mtu: u16,
+    offload: bool,
+}
+
+impl TunQueue {
+    /// The queue as a [`Tun`] of the current tokio runtime. Dropping or
+    /// tearing it down closes only this queue: the device, its routes and
+    /// its removal stay with the `Tun` that created it.
+    pub fn attach(self) -> io::Result<Tun> {
+        Ok(Tun {
+            dev: Some(tun_rs::AsyncDevice::new(self.dev)?),
+            name: self.name,
+            mtu: self.mtu,
+            offload: self.offload,
+            created: false,
+            routes: Vec::new(),
+            queues: Vec::new(),
+        })
+    }
 }
 
 impl fmt::Debug for Tun {
@@ -261,11 +292,13 @@ impl Tun {
             Existing::Other => return Err(TunError::NameInUse(name.to_string())),
         };
 
+        let multi_queue = cfg.queues > 1;
         let open = |offload: bool| {
             tun_rs::DeviceBuilder::new()
                 .name(name)
                 .inherit_enable_state()
                 .offload(offload)
+                .multi_queue(multi_queue)
                 .build_sync()
         };
         // The offload mask is device-wide state that outlives our descriptor: on a
@@ -304,6 +337,12 @@ impl Tun {
             }
             _ => TunError::Setup(name.to_string(), "open /dev/net/tun", e),
         })?;
+        // Further queues are opened now, while nothing else can have changed
+        // the device; each one gets the device's offloads.
+        let queues = (1..cfg.queues)
+            .map(|_| sync.try_clone())
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|e| TunError::Setup(name.to_string(), "open a further queue", e))?;
         let dev = tun_rs::AsyncDevice::new(sync)
             .map_err(|e| TunError::Setup(name.to_string(), "register the device with tokio", e))?;
 
@@ -316,6 +355,7 @@ impl Tun {
             offload,
             created,
             routes: Vec::new(),
+            queues,
         };
         tun.configure(cfg)?;
         Ok(tun)
@@ -350,6 +390,20 @@ impl Tun {
             }
         }
         Ok(())
+    }
+
+    /// The further queues opened by `create` (`TunConfig::queues` - 1), for
+    /// other threads; this `Tun` keeps the first.
+    pub fn take_queues(&mut self) -> Vec<TunQueue> {
+        std::mem::take(&mut self.queues)
+            .into_iter()
+            .map(|dev| TunQueue {
+                dev,
+                name: self.name.clone(),
+                mtu: self.mtu,
+                offload: self.offload,
+            })
+            .collect()
     }
 
     /// The interface name.
@@ -434,6 +488,7 @@ impl Tun {
         self.routes.clear();
         self.created = false;
         self.dev = None;
+        self.queues.clear();
     }
 
     /// Removes what `create` configured: the routes it added, and the device itself if
@@ -451,6 +506,7 @@ impl Tun {
                 }
             }
         }
+        self.queues.clear();
         if let Some(dev) = self.dev.take() {
             // Closing the last descriptor of a non-persistent TUN device deletes it.
             drop(dev);
@@ -588,6 +644,7 @@ mod tests {
             routes: vec![],
             add_routes: false,
             offload: false,
+            queues: 1,
         };
         for bad in ["", "0123456789abcdef", "a/b", "a b", ".."] {
             cfg.name = bad.to_string();
@@ -646,6 +703,7 @@ mod tests {
             routes: vec![v4.into(), v6.into()],
             add_routes: true,
             offload: false,
+            queues: 1,
         };
         let mut tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(tun.name(), name);
@@ -730,6 +788,7 @@ mod tests {
             routes: vec![v4.into()],
             add_routes: true,
             offload: true,
+            queues: 1,
         };
         let tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
         assert!(tun.offload(), "this kernel takes TUN offloads");
@@ -781,6 +840,7 @@ mod tests {
             routes: vec![],
             add_routes: false,
             offload: false,
+            queues: 1,
         };
         let e = Tun::create(&cfg).unwrap_err();
         assert!(matches!(e, TunError::PermissionDenied(_)), "{e}");
@@ -811,6 +871,7 @@ mod tests {
             routes: vec![],
             add_routes: true,
             offload: false,
+            queues: 1,
         };
         let e = Tun::create(&cfg).unwrap_err();
         assert!(matches!(e, TunError::NameInUse(ref n) if *n == name), "{e}");
@@ -845,6 +906,7 @@ mod tests {
             routes: vec![v4.into()],
             add_routes: true,
             offload: true,
+            queues: 1,
         };
         let mut tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
         assert!(
@@ -880,6 +942,7 @@ mod tests {
             routes: vec![v4.into()],
             add_routes: false,
             offload: false,
+            queues: 1,
         };
         let tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
         assert!(exists(&name));

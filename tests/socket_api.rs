@@ -221,7 +221,7 @@ async fn local_forward_relays_both_ways_with_half_close() {
         .port();
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     services::local_forward(
-        &client,
+        &mptun::shards::Mesh::new(vec![client.clone()], None),
         listen,
         "10.0.0.2:7".parse().unwrap(),
         services::RelayTimeouts::default(),

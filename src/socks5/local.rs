@@ -14,6 +14,7 @@ use crate::relays::Relays;
 use crate::services::{
     bind_host_listener, refused, spawn_os_accept_loop, RelayTimeouts, ServiceStats,
 };
+use crate::shards::Mesh;
 use crate::socket::Handle;
 use ipnet::IpNet;
 use std::io;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use tokio::net::TcpStream;
 
 pub async fn socks5_listen(
-    handle: &Handle,
+    shards: &Arc<Mesh>,
     listen: SocketAddr,
     allow: Vec<IpNet>,
     route: Route,
@@ -31,12 +32,12 @@ pub async fn socks5_listen(
 ) -> io::Result<Arc<ServiceStats>> {
     let listener = bind_host_listener(listen)?;
     let stats = ServiceStats::new("socks5-listen", listen.port());
-    let (handle, relays) = (handle.clone(), relays.clone());
+    let (shards, relays) = (shards.clone(), relays.clone());
     let route = Arc::new(route);
     let access = Arc::new(Access { allow, users: None });
     spawn_os_accept_loop(listener, stats.clone(), move |os, client, stats| {
         let (handle, relays, route, access) = (
-            handle.clone(),
+            shards.pick().clone(),
             relays.clone(),
             route.clone(),
             access.clone(),

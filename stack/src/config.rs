@@ -185,6 +185,29 @@ impl TokenPrefix {
     pub fn matches(self, token: u32) -> bool {
         token >> (32 - u32::from(self.bits)) == self.id
     }
+
+    /// `outer` (an instance's prefix, if any) followed by `inner_bits` bits
+    /// holding `inner` (a shard's index); `None` if more than
+    /// [`MAX_BITS`](Self::MAX_BITS) in all or `inner` does not fit.
+    pub fn nested(outer: Option<TokenPrefix>, inner: u32, inner_bits: u8) -> Option<TokenPrefix> {
+        if inner_bits == 0 {
+            return outer;
+        }
+        let (id, bits) = outer.map_or((0, 0), |p| (p.id, p.bits));
+        if inner >= 1 << inner_bits {
+            return None;
+        }
+        TokenPrefix::new((id << inner_bits) | inner, bits + inner_bits)
+    }
+
+    /// The `inner_bits` bits of `token` that follow `outer` (see [`nested`](Self::nested)).
+    pub fn inner(outer: Option<TokenPrefix>, inner_bits: u8, token: u32) -> u32 {
+        if inner_bits == 0 {
+            return 0;
+        }
+        let skip = u32::from(outer.map_or(0, |p| p.bits));
+        (token << skip) >> (32 - u32::from(inner_bits))
+    }
 }
 
 impl Default for MptcpConfig {
@@ -318,6 +341,27 @@ pub struct Config {
     /// Connections one source (an IPv4 address, an IPv6 /64) may open to us
     /// at a time; further SYNs are answered with a RST.
     pub max_conns_per_source: usize,
+    /// Which of several stacks sharing one seed and one set of addresses
+    /// this is (the daemon's `--threads`): see [`Shard`].
+    pub shard: Shard,
+}
+
+/// One of `count` stacks that share a seed and addresses, each owning the
+/// connections the host hands it (one queue of a multiqueue TUN each).
+/// They share the ISN and SYN cookie secrets, so that each can check the
+/// others' cookies, but draw keys, nonces and the rest from streams of
+/// their own, and pick ephemeral ports from disjoint sets (port ≡ index mod
+/// count), so that two shards never open the same 4-tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u16,
+    pub count: u16,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard { index: 0, count: 1 }
+    }
 }
 
 impl Default for Config {
@@ -334,6 +378,7 @@ impl Default for Config {
             limits: RateLimits::default(),
             max_memory: 1 << 30,
             max_conns_per_source: 65536,
+            shard: Shard::default(),
         }
     }
 }
@@ -356,5 +401,21 @@ mod tests {
         for (id, bits) in [(0, 0), (2, 1), (16, 4), (0, 9), (256, 8)] {
             assert_eq!(TokenPrefix::new(id, bits), None, "{id}/{bits}");
         }
+    }
+
+    #[test]
+    fn a_shard_index_follows_the_instance_id() {
+        let inst = TokenPrefix::new(1, 1);
+        let p = TokenPrefix::nested(inst, 2, 2).unwrap();
+        assert_eq!((p.id(), p.bits()), (0b110, 3));
+        assert!(p.matches(0xc000_0000) && !p.matches(0xe000_0000));
+        assert_eq!(TokenPrefix::inner(inst, 2, 0xc000_0000), 2);
+        assert_eq!(TokenPrefix::inner(inst, 2, 0xe7ff_ffff), 3);
+        assert_eq!(TokenPrefix::inner(None, 1, 0x8000_0000), 1);
+        assert_eq!(TokenPrefix::inner(inst, 0, 0xffff_ffff), 0);
+        assert_eq!(TokenPrefix::nested(None, 0, 0), None);
+        assert_eq!(TokenPrefix::nested(inst, 0, 0), inst);
+        assert_eq!(TokenPrefix::nested(None, 4, 2), None);
+        assert_eq!(TokenPrefix::nested(TokenPrefix::new(1, 7), 1, 2), None);
     }
 }

@@ -20,12 +20,12 @@ pub mod time;
 pub mod wire;
 
 pub use config::{
-    CcAlgorithm, Config, MptcpConfig, RateLimits, SchedulerKind, Seed, SynCookies, TcpConfig,
-    TokenPrefix,
+    CcAlgorithm, Config, MptcpConfig, RateLimits, SchedulerKind, Seed, Shard, SynCookies,
+    TcpConfig, TokenPrefix,
 };
 pub use endpoint::{
     BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndpointFlags, Error, Event, Listen,
-    MptcpInfo, Stack, SubflowInfo,
+    MptcpInfo, Stack, Steer, SubflowInfo,
 };
 pub use tcp::State;
 pub use time::Instant;

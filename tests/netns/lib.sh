@@ -131,6 +131,11 @@ mptun_start() {
     local a
     for a in "${MPTUN_ADDRS[@]}"; do args+=(--addr "$a"); done
     [ -n "${MPTUN_SEED:-}" ] && args+=(--seed "$MPTUN_SEED")
+    # The suite runs twice, with MPTUN_THREADS=2 and 1 (scripts/test.sh);
+    # a test that sets --threads itself keeps its own.
+    if [ -n "${MPTUN_THREADS:-}" ] && [[ " $* " != *" --threads "* ]]; then
+        args+=(--threads "$MPTUN_THREADS")
+    fi
     args+=("$@")
     log "mptun ${args[*]}"
     echo "# ip netns exec $HOST $MPTUN ${args[*]}" >"$MPTUN_LOG"

@@ -13,15 +13,17 @@ mod memory;
 mod output;
 mod pm;
 mod random;
+mod steer;
 mod time_wait;
 mod timers;
 mod types;
 
 pub use crate::conn::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
 pub use counters::Counters;
+pub use steer::Steer;
 pub use types::{CloseReason, ConnId, ConnectOptions, EndpointFlags, Error, Event, Listen};
 
-use crate::config::Config;
+use crate::config::{Config, Shard};
 use crate::conn::Connection;
 use crate::demux::{ConnTable, FourTuple};
 use crate::memory::Pressure;
@@ -126,7 +128,7 @@ pub struct Stack {
 
 impl Stack {
     pub fn new(config: Config) -> Self {
-        let (mut rng, secrets) = Randomness::new(&config.seed);
+        let (mut rng, secrets) = Randomness::new(&config.seed, config.shard.index);
         let l = config.limits;
         let challenge_quota = ChallengeQuota::new(l.challenge_acks, rng.public.next_u64());
         Stack {
@@ -220,11 +222,16 @@ impl Stack {
         self.time_wait.len()
     }
 
+    /// A free port of this shard's share of the ephemeral range (every
+    /// `count`th, see `config::Shard`), from a random start.
     fn ephemeral_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<u16> {
-        let span = (*EPHEMERAL.end() - *EPHEMERAL.start()) as u32 + 1;
-        let start = self.rng.public.next_u32() % span;
+        let Shard { index, count } = self.config.shard;
+        let (count, index) = (u32::from(count.max(1)), u32::from(index));
+        let range = (*EPHEMERAL.end() - *EPHEMERAL.start()) as u32 + 1;
+        let span = range.saturating_sub(index).div_ceil(count);
+        let start = self.rng.public.next_u32() % span.max(1);
         (0..span)
-            .map(|i| *EPHEMERAL.start() + ((start + i) % span) as u16)
+            .map(|i| *EPHEMERAL.start() + (((start + i) % span) * count + index) as u16)
             .find(|&p| {
                 let t = FourTuple {
                     local: SocketAddr::new(local, p),

@@ -41,18 +41,20 @@ fn stream(seed: &Seed, n: u64) -> ChaCha20Rng {
 }
 
 impl Randomness {
-    /// The streams of `seed`, and the secrets, each drawn from its own.
-    pub(super) fn new(seed: &Seed) -> (Randomness, Secrets) {
+    /// The streams of `seed` for shard `shard` (see `config::Shard`), and
+    /// the secrets, each drawn from its own; shards share the secrets.
+    pub(super) fn new(seed: &Seed, shard: u16) -> (Randomness, Secrets) {
         let mut secrets = Secrets {
             isn: [0; 32],
             cookie: [0; 32],
         };
         stream(seed, ISN_SECRET).fill_bytes(&mut secrets.isn);
         stream(seed, COOKIE_SECRET).fill_bytes(&mut secrets.cookie);
+        let own = |n: u64| stream(seed, n | u64::from(shard) << 32);
         let r = Randomness {
-            keys: stream(seed, KEYS),
-            nonces: stream(seed, NONCES),
-            public: stream(seed, PUBLIC),
+            keys: own(KEYS),
+            nonces: own(NONCES),
+            public: own(PUBLIC),
         };
         (r, secrets)
     }
@@ -65,17 +67,29 @@ mod tests {
     #[test]
     fn streams_are_independent_and_reproducible() {
         let seed = Seed::from_u64(7);
-        let (mut a, secrets_a) = Randomness::new(&seed);
-        let (mut b, secrets_b) = Randomness::new(&seed);
+        let (mut a, secrets_a) = Randomness::new(&seed, 0);
+        let (mut b, secrets_b) = Randomness::new(&seed, 0);
         let secret_a = secrets_a.isn;
         assert_eq!(secret_a, secrets_b.isn);
         assert_ne!(secret_a, secrets_a.cookie);
         assert_eq!(a.keys.next_u64(), b.keys.next_u64());
         let (k, n, p) = (a.keys.next_u64(), a.nonces.next_u64(), a.public.next_u64());
         assert!(k != n && n != p && k != p);
-        let (mut c, secrets_c) = Randomness::new(&Seed::from_u64(8));
+        let (mut c, secrets_c) = Randomness::new(&Seed::from_u64(8), 0);
         assert_ne!(secret_a, secrets_c.isn);
         assert_ne!(secrets_a.cookie, secrets_c.cookie);
         assert_ne!(b.keys.next_u64(), c.keys.next_u64());
+    }
+
+    #[test]
+    fn shards_share_the_secrets_but_not_the_streams() {
+        let seed = Seed::from_u64(7);
+        let (mut a, sa) = Randomness::new(&seed, 0);
+        let (mut b, sb) = Randomness::new(&seed, 1);
+        assert_eq!(sa.isn, sb.isn);
+        assert_eq!(sa.cookie, sb.cookie);
+        assert_ne!(a.keys.next_u64(), b.keys.next_u64());
+        assert_ne!(a.nonces.next_u64(), b.nonces.next_u64());
+        assert_ne!(a.public.next_u64(), b.public.next_u64());
     }
 }
