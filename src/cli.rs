@@ -474,13 +474,14 @@ pub struct RunArgs {
     /// own queue of a multiqueue TUN device; the kernel spreads flows over
     /// the queues, and a segment that reaches the wrong one (an MP_JOIN, say)
     /// is handed to the engine that holds its connection. The connection
-    /// limits and --max-memory are shared out evenly among them. Tokens carry
+    /// limits hold for all together; --max-memory is shared out evenly among
+    /// them. Tokens carry
     /// the thread's index after --instance-id's bits: at most 8 bits in all.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 
-    /// For tests: every packet read from a TUN queue is first handed to the
-    /// next thread's engine, as if the kernel had picked the wrong queue.
+    /// For tests: every other packet read from a TUN queue is first handed to
+    /// the next thread's engine, as if the kernel had picked the wrong queue.
     #[arg(long, hide = true)]
     pub debug_misroute: bool,
 

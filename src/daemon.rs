@@ -15,7 +15,7 @@ use crate::shards::Mesh;
 use crate::socket::{Handle, Shared};
 use crate::tun::{Tun, TunConfig};
 use mptun_stack::impair::ImpairSpec;
-use mptun_stack::{Config, EndpointFlags, Seed, Shard, Stack};
+use mptun_stack::{Config, EndpointFlags, Seed, Shard, SharedCounts, Stack};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,8 +63,10 @@ pub struct Runtime {
     pub relays: Arc<crate::relays::Relays>,
 }
 
-/// Shard `index`'s engine configuration among `count`: limits shared out
-/// evenly, its own random streams, ephemeral ports and token bits.
+/// Shard `index`'s engine configuration among `count`: its own random
+/// streams, ephemeral ports and token bits, and an even share of the memory
+/// budget (the connection limits are counted over all shards together:
+/// `SharedCounts`).
 fn stack_config(
     args: &RunArgs,
     seed: Seed,
@@ -93,8 +95,8 @@ fn stack_config(
         MemorySize::Bytes(n) => usize::try_from(n).unwrap_or(usize::MAX),
         MemorySize::Auto => auto_memory_budget(),
     });
-    config.max_conns_per_source = share(args.max_conns_per_source as usize);
-    config.max_connections = share(args.max_connections as usize);
+    config.max_conns_per_source = args.max_conns_per_source as usize;
+    config.max_connections = args.max_connections as usize;
     config.syn_cookies = args.syn_cookies;
     config.shard = Shard {
         index: index as u16,
@@ -286,10 +288,23 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             Seed::from_bytes(bytes)
         }
     };
-    let count = args.threads();
+    let mut count = args.threads();
+    if count > 1 && crate::tun::existing_multi_queue(&args.tun) == Some(false) {
+        // A persistent device made with one queue cannot take more.
+        if args.threads.is_some() {
+            return Err(RunError(format!(
+                "--threads {count}: the persistent TUN device {} has a single queue (create it with `ip tuntap add {} mode tun multi_queue`)",
+                args.tun, args.tun
+            )));
+        }
+        info!(tun = %args.tun, "the persistent TUN device has a single queue: one engine thread");
+        count = 1;
+    }
     let mut stacks = Vec::with_capacity(count);
+    let counts = Arc::new(SharedCounts::new());
     for index in 0..count {
-        let mut stack = Stack::new(stack_config(&args, seed, index, count)?);
+        let config = stack_config(&args, seed, index, count)?;
+        let mut stack = Stack::sharing(config, counts.clone());
         for a in &args.addrs {
             stack.add_endpoint(
                 a.addr,

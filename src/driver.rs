@@ -192,9 +192,12 @@ pub struct Router {
     /// Segments of 4-tuples this shard does not hold, read in the current
     /// batch: offered to the other shards once our lock is released.
     strays: Vec<Forwarded>,
-    /// `--debug-misroute`: every packet read from the TUN goes first to the
-    /// next shard, as if the kernel had picked the wrong queue (tests).
+    /// `--debug-misroute`: every other packet read from the TUN goes first
+    /// to the next shard, as if the kernel had picked the wrong queue, and
+    /// overtakes or falls behind its neighbours (tests).
     misroute: bool,
+    /// Packets read from the TUN (for `misroute`).
+    read: u64,
 }
 
 impl Router {
@@ -204,6 +207,7 @@ impl Router {
             me,
             strays: Vec::new(),
             misroute,
+            read: 0,
         }
     }
 }
@@ -501,7 +505,8 @@ impl Driver {
         from_tun: bool,
     ) {
         if let Some(r) = router {
-            if r.misroute && from_tun {
+            r.read += u64::from(from_tun);
+            if r.misroute && from_tun && r.read % 2 == 0 {
                 let next = (r.me + 1) % r.mesh.len();
                 r.mesh.forward(next, pkt, checksum_ok, false);
                 return;

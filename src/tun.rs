@@ -200,6 +200,18 @@ fn existing_kind(name: &str) -> Existing {
     }
 }
 
+/// Whether the existing TUN device `name` takes several queues
+/// (`IFF_MULTI_QUEUE`); `None` if there is no TUN device of that name.
+pub fn existing_multi_queue(name: &str) -> Option<bool> {
+    if !matches!(existing_kind(name), Existing::Tun) {
+        return None;
+    }
+    let flags =
+        std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("tun_flags")).ok()?;
+    let v = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok()?;
+    Some(v & 0x0100 != 0)
+}
+
 fn validate_name(name: &str) -> Result<(), TunError> {
     let bad = |why| Err(TunError::InvalidName(name.to_string(), why));
     if name.is_empty() {
@@ -925,6 +937,60 @@ mod tests {
         tun.teardown();
         assert!(exists(&name), "pre-existing persistent device kept");
         assert!(!ip_out(&["-4", "route", "show", "dev", &name]).contains(&v4.to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_multiqueue_device_hands_out_its_further_queues() {
+        if !can_run() {
+            return;
+        }
+        let name = format!("mptq{}", std::process::id());
+        let _guard = LinkGuard(name.clone());
+        assert_eq!(existing_multi_queue(&name), None);
+        let cfg = TunConfig {
+            name: name.clone(),
+            mtu: 1500,
+            txqueuelen: 1000,
+            routes: vec![],
+            add_routes: false,
+            offload: true,
+            queues: 3,
+        };
+        let mut tun = Tun::create(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(existing_multi_queue(&name), Some(true));
+        let queues = tun.take_queues();
+        assert_eq!(queues.len(), 2);
+        assert!(tun.take_queues().is_empty());
+        let mut attached: Vec<Tun> = queues.into_iter().map(|q| q.attach().unwrap()).collect();
+        for q in &attached {
+            assert_eq!(
+                q.offload(),
+                tun.offload(),
+                "every queue gets the device's offloads"
+            );
+            assert_eq!(
+                q.try_recv(&mut [0u8; 64]).unwrap_err().kind(),
+                io::ErrorKind::WouldBlock
+            );
+        }
+        // A further queue's teardown leaves the device to its creator.
+        attached[0].teardown();
+        assert!(exists(&name));
+        attached.clear();
+        tun.teardown();
+        assert!(!exists(&name));
+
+        // A persistent device made with one queue says so.
+        let out = Command::new("ip")
+            .args(["tuntap", "add", "dev", &name, "mode", "tun"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(existing_multi_queue(&name), Some(false));
     }
 
     #[tokio::test]

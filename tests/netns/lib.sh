@@ -19,7 +19,9 @@
 #   tcpclient_peer 10.10.1.2 7 --bytes $((64<<20)) || fail "echo failed"
 #
 # Environment: MPTUN (binary, default target/release/mptun), MPTUN_SEED (passed as
-# --seed if set), KEEP_NETNS=1 (keep namespaces and temp dir for debugging).
+# --seed if set), MPTUN_THREADS (passed as --threads unless the test gives one),
+# MPTUN_EXTRA_ARGS (more daemon options, e.g. --debug-misroute), KEEP_NETNS=1
+# (keep namespaces and temp dir for debugging).
 
 set -Eeuo pipefail
 
@@ -136,6 +138,10 @@ mptun_start() {
     if [ -n "${MPTUN_THREADS:-}" ] && [[ " $* " != *" --threads "* ]]; then
         args+=(--threads "$MPTUN_THREADS")
     fi
+    # MPTUN_EXTRA_ARGS: more options for every daemon (debugging), e.g.
+    # "--debug-misroute".
+    # shellcheck disable=SC2206
+    [ -n "${MPTUN_EXTRA_ARGS:-}" ] && args+=($MPTUN_EXTRA_ARGS)
     args+=("$@")
     log "mptun ${args[*]}"
     echo "# ip netns exec $HOST $MPTUN ${args[*]}" >"$MPTUN_LOG"

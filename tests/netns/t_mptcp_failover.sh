@@ -43,9 +43,14 @@ log "at $(cat "$DIR/half") bytes echoed, mptun subflows (remote, bytes_sent, byt
 # whole window may be delivered at the instant of the cut, and only ACKs
 # (for data Linux also DATA_ACKs over path 2) are lost, leaving nothing to
 # reinject.
+# The scheduler may have kept path 1 idle at that instant (a lower RTT on
+# path 2): wait up to 2 s for data to queue there.
 ip netns exec "$HOST" tc qdisc change dev h1 root tbf rate 8kbit burst 32kbit latency 2s
-sleep 0.3
-backlog=$(ip netns exec "$HOST" tc -s qdisc show dev h1 | awk '/backlog/ {sub("b", "", $2); print $2}')
+for _ in $(seq 20); do
+    sleep 0.1
+    backlog=$(ip netns exec "$HOST" tc -s qdisc show dev h1 | awk '/backlog/ {sub("b", "", $2); print $2}')
+    [ "$backlog" -ge 3000 ] && break
+done
 ip -n "$HOST" link set h1 down
 log "path 1 down (HOST h1) with ${backlog} bytes queued on it"
 [ "$backlog" -ge 1500 ] || fail "mptun queued no data on path 1 while it stalled (${backlog} bytes)"

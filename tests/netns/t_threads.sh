@@ -9,9 +9,10 @@
 # (Linux's MPJoinSynAckRx = 20, nothing refused, no fallback), and mptun
 # counts the handed-over packets.
 #
-# MISROUTE=1 (`--debug-misroute`): every packet read from a queue goes to
-# the other engine first, as if the kernel always picked the wrong queue —
-# SYNs, joins, data and FINs alike — and the same must hold.
+# MISROUTE=1 (`--debug-misroute`): every other packet read from a queue goes
+# to the other engine first, as if the kernel had picked the wrong queue —
+# SYNs, joins, data and FINs alike, which thereby also overtake each other —
+# and the same must hold.
 . "$(dirname "$0")/lib.sh"
 mp_topology_up
 extra=()
@@ -47,5 +48,5 @@ log "packets handed between engines: $fwd"
 [ "$fwd" -ge 1 ] || fail "no packet was handed to the other engine: no join reached the wrong queue?"
 if [ "${MISROUTE:-0}" = 1 ]; then
     pin=$(json_eval "$status" 'sum(s["packets_in"] for s in d["shards"])')
-    [ "$fwd" -ge "$((pin / 2))" ] || fail "--debug-misroute handed over only $fwd of $pin packets"
+    [ "$fwd" -ge "$((pin / 4))" ] || fail "--debug-misroute handed over only $fwd of $pin packets"
 fi

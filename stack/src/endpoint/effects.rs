@@ -166,6 +166,7 @@ impl Stack {
         let Some(slot) = self.conns.remove(id) else {
             return;
         };
+        self.shared.conn_removed();
         let conn = &slot.conn;
         if let Some(mp) = conn.data_level() {
             self.tokens.remove(&mp.local_token());

@@ -78,12 +78,7 @@ impl Stack {
     pub(super) fn unaccount(&mut self, memory: usize, source: Option<SourceKey>) {
         self.memory -= memory;
         if let Some(k) = source {
-            if let Some(n) = self.sources.get_mut(&k) {
-                *n -= 1;
-                if *n == 0 {
-                    self.sources.remove(&k);
-                }
-            }
+            self.shared.source_removed(k);
         }
         self.update_pressure();
     }
@@ -111,14 +106,14 @@ impl Stack {
     /// Whether a new connection (or subflow) from `remote` may be taken on;
     /// `passive`: the peer opens it (it counts against its source).
     pub(super) fn admit(&self, remote: IpAddr, passive: bool) -> Result<(), Refusal> {
-        if self.conns.len() >= self.config.max_connections {
+        if self.shared.connections() >= self.config.max_connections {
             return Err(Refusal::Connections);
         }
         if self.pressure == Pressure::Exhausted {
             return Err(Refusal::Memory);
         }
-        let from_source = self.sources.get(&SourceKey::of(remote)).copied();
-        if passive && from_source.unwrap_or(0) as usize >= self.config.max_conns_per_source {
+        let from_source = self.shared.from_source(SourceKey::of(remote));
+        if passive && from_source as usize >= self.config.max_conns_per_source {
             return Err(Refusal::Source);
         }
         Ok(())
@@ -138,7 +133,7 @@ impl Stack {
         if let Some(slot) = self.conns.get_mut(id) {
             let k = SourceKey::of(remote);
             slot.source = Some(k);
-            *self.sources.entry(k).or_default() += 1;
+            self.shared.source_added(k);
         }
     }
 }

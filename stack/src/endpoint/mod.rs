@@ -13,6 +13,7 @@ mod memory;
 mod output;
 mod pm;
 mod random;
+mod shared;
 mod steer;
 mod time_wait;
 mod timers;
@@ -20,6 +21,7 @@ mod types;
 
 pub use crate::conn::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
 pub use counters::Counters;
+pub use shared::SharedCounts;
 pub use steer::Steer;
 pub use types::{CloseReason, ConnId, ConnectOptions, EndpointFlags, Error, Event, Listen};
 
@@ -39,11 +41,13 @@ use crate::wire::TcpRepr;
 use cookies::SynAckQueue;
 use core::cmp::Reverse;
 use memory::SourceKey;
+
 use output::{EchoOut, RstQueue};
 use rand_core::Rng;
 use random::Randomness;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Ephemeral port range (IANA, RFC 6335).
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
@@ -123,11 +127,18 @@ pub struct Stack {
     pressure: Pressure,
     /// The host queues what arrives (`set_host_queue`).
     host_queue: bool,
-    sources: HashMap<SourceKey, u32>,
+    /// Connection counts kept with the other shards, if any.
+    shared: Arc<SharedCounts>,
 }
 
 impl Stack {
     pub fn new(config: Config) -> Self {
+        Self::sharing(config, Arc::new(SharedCounts::new()))
+    }
+
+    /// A stack that counts its connections against the limits together with
+    /// the other stacks given the same `shared` (the daemon's shards).
+    pub fn sharing(config: Config, shared: Arc<SharedCounts>) -> Self {
         let (mut rng, secrets) = Randomness::new(&config.seed, config.shard.index);
         let l = config.limits;
         let challenge_quota = ChallengeQuota::new(l.challenge_acks, rng.public.next_u64());
@@ -159,7 +170,7 @@ impl Stack {
             memory: 0,
             pressure: Pressure::None,
             host_queue: false,
-            sources: HashMap::new(),
+            shared,
         }
     }
 
@@ -345,6 +356,7 @@ impl Stack {
             source: None,
         };
         self.conns.insert(id, tuple, slot);
+        self.shared.conn_added();
         self.account(id);
         id
     }

@@ -224,7 +224,7 @@ impl Stack {
         let allowed = self.conns.get(id).is_some_and(|s| {
             s.conn.join_allowed() && (remote != s.conn.remote() || s.conn.may_join_first_address())
         });
-        if !allowed || self.conns.len() >= self.config.max_connections {
+        if !allowed || self.shared.connections() >= self.config.max_connections {
             return;
         }
         let Some(port) = self.ephemeral_port(local_ip, remote) else {
