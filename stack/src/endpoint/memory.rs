@@ -112,7 +112,7 @@ impl Stack {
         if self.pressure == Pressure::Exhausted {
             return Err(Refusal::Memory);
         }
-        let from_source = self.shared.from_source(SourceKey::of(remote));
+        let from_source = self.shared.of_source(SourceKey::of(remote));
         if passive && from_source as usize >= self.config.max_conns_per_source {
             return Err(Refusal::Source);
         }

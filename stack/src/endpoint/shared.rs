@@ -39,7 +39,7 @@ impl SharedCounts {
         self.sources.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn from_source(&self, k: SourceKey) -> u32 {
+    pub(super) fn of_source(&self, k: SourceKey) -> u32 {
         self.sources().get(&k).copied().unwrap_or(0)
     }
 
