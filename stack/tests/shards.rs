@@ -120,7 +120,7 @@ fn joins_and_data_on_the_wrong_queue_reach_their_owner() {
             if sent < data.len() {
                 sent += c.send(cid, &data[sent..]).unwrap_or(0);
             }
-            now = now + core::time::Duration::from_millis(1);
+            now += core::time::Duration::from_millis(1);
             shuttle(&mut c, &mut sh, now, &mut pick);
             for s in sh.iter_mut() {
                 s.handle_timeout(now);
