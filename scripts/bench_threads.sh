@@ -15,7 +15,8 @@
 #
 # Usage: scripts/bench_threads.sh [--conns N] [--bytes N] [--reps N] [--mptcp] [--write] [--no-build]
 #   --conns N   connections at once (default 16)
-#   --bytes N   bytes per connection (default 268435456 = 256 MiB)
+#   --bytes N   bytes per connection (default 1073741824 = 1 GiB; shorter runs
+#               measure mostly the connections' ramp-up)
 #   --reps N    repetitions (default 3)
 #   --mptcp     the clients use MPTCP sockets (IPPROTO_MPTCP; `mptcpize`)
 #   --write     also replace the "Many connections" section of docs/BENCHMARKS.md
@@ -25,7 +26,7 @@ set -Eeuo pipefail
 
 ORIG_ARGS=("$@")
 CONNS=16
-BYTES=$((256 << 20))
+BYTES=$((1 << 30))
 REPS=3
 MPTCP=0
 WRITE=0
@@ -103,6 +104,8 @@ topology_up
 for rep in $(seq "$REPS"); do
     # Alternate which case goes first.
     if [ $((rep % 2)) = 1 ]; then order=(1 2); else order=(2 1); fi
+    # BENCH_CASES="2" (say) runs only those, e.g. to profile one.
+    [ -n "${BENCH_CASES:-}" ] && read -r -a order <<<"$BENCH_CASES"
     for t in "${order[@]}"; do run_case "$rep" "$t"; done
 done
 

@@ -30,6 +30,14 @@ impl Stack {
     /// Where `packet` (an IP datagram as for `handle_packet`) belongs; reads
     /// the headers only and changes nothing but a lookup cache.
     pub fn steer(&mut self, packet: &[u8]) -> Steer {
+        // Nearly every packet belongs to a connection held here: its
+        // 4-tuple is read straight from the headers, without parsing them
+        // whole (the engine does that next).
+        if let Some(tuple) = quick_tuple(packet) {
+            if self.conns.lookup(&tuple).is_some() {
+                return Steer::Here;
+            }
+        }
         let Ok((ip, payload)) = IpRepr::parse(packet) else {
             return Steer::Here;
         };
@@ -58,4 +66,36 @@ impl Stack {
             _ => Steer::Here,
         }
     }
+}
+
+/// The 4-tuple of a TCP segment in an IPv4 packet (any header length) or an
+/// IPv6 packet without extension headers, as the receiver sees it; `None`
+/// for anything else or anything too short (the full parse decides then).
+fn quick_tuple(p: &[u8]) -> Option<FourTuple> {
+    let (src, dst, tcp): (std::net::IpAddr, std::net::IpAddr, &[u8]) = match p.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(p[0] & 0x0f) * 4;
+            if ihl < 20 || p.len() < ihl + 4 || p[9] != wire::IPPROTO_TCP {
+                return None;
+            }
+            let s: [u8; 4] = p[12..16].try_into().ok()?;
+            let d: [u8; 4] = p[16..20].try_into().ok()?;
+            (s.into(), d.into(), &p[ihl..])
+        }
+        6 => {
+            if p.len() < 44 || p[6] != wire::IPPROTO_TCP {
+                return None;
+            }
+            let s: [u8; 16] = p[8..24].try_into().ok()?;
+            let d: [u8; 16] = p[24..40].try_into().ok()?;
+            (s.into(), d.into(), &p[40..])
+        }
+        _ => return None,
+    };
+    let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
+    let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+    Some(FourTuple {
+        local: SocketAddr::new(dst, dport),
+        remote: SocketAddr::new(src, sport),
+    })
 }
