@@ -66,6 +66,8 @@ pub struct Connection {
     peer_addrs: Vec<RemoteAddr>,
     /// Subflow the next transmission round starts at.
     next_tx: usize,
+    /// The multipath scheduling round's working space, kept between rounds.
+    round: output::Round,
     close_reported: bool,
     /// The application released its handle.
     released: bool,
@@ -85,6 +87,7 @@ impl Connection {
             pm_started: false,
             peer_addrs: Vec::new(),
             next_tx: 0,
+            round: output::Round::default(),
             close_reported: false,
             released: false,
         }

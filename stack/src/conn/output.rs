@@ -7,7 +7,8 @@
 use super::{Connection, Effects, Subflow};
 use crate::mptcp::options::SubflowHooks;
 use crate::mptcp::scheduler::SubflowView;
-use crate::tcp::cc::coupled::{couple, SubflowCc};
+use crate::tcp::cc::coupled::{couple_into, SubflowCc};
+use crate::tcp::cc::Coupling;
 use crate::tcp::tcb::Transmit;
 use crate::tcp::State;
 use crate::time::Instant;
@@ -73,10 +74,15 @@ impl Connection {
     }
 
     fn map_data(&mut self) {
-        let Some(mp) = self.mp.as_deref_mut() else {
+        let Connection {
+            mp,
+            subflows,
+            round,
+            ..
+        } = self;
+        let Some(mp) = mp.as_deref_mut() else {
             return;
         };
-        let subflows = &mut self.subflows;
         if mp.is_fallback() {
             let s = &mut subflows[0];
             mp.push(&mut s.tcb, &mut s.mp, 0);
@@ -101,7 +107,7 @@ impl Connection {
             mp.push(&mut s.tcb, &mut s.mp, budget);
             return;
         }
-        couple_cc(subflows);
+        couple_cc(subflows, round);
         if mp.is_redundant() {
             // Every usable subflow carries every byte.
             for (k, s) in subflows.iter_mut().enumerate() {
@@ -113,11 +119,14 @@ impl Connection {
         }
         // The views are taken once per round and only the chosen subflow's is
         // refreshed after it took data.
-        let mut views: Vec<SubflowView> = subflows
-            .iter()
-            .enumerate()
-            .filter_map(|(k, s)| view_of(s, k))
-            .collect();
+        let views = &mut round.views;
+        views.clear();
+        views.extend(
+            subflows
+                .iter()
+                .enumerate()
+                .filter_map(|(k, s)| view_of(s, k)),
+        );
         // A stalled subflow (its data already reinjected) gets no more while
         // another can take it.
         let stalled = |v: &SubflowView| subflows[v.index].mp.is_stalled();
@@ -125,7 +134,7 @@ impl Connection {
             views.retain(|v| !stalled(v));
         }
         while mp.has_pending() {
-            let Some(k) = mp.pick_subflow(&views) else {
+            let Some(k) = mp.pick_subflow(views) else {
                 break;
             };
             let Some(at) = views.iter().position(|v| v.index == k) else {
@@ -146,29 +155,44 @@ impl Connection {
     }
 }
 
+/// A multipath transmission round's working space: the same few entries
+/// are rebuilt for every segment scheduled, so they keep their allocation.
+#[derive(Debug, Default)]
+pub(super) struct Round {
+    views: Vec<SubflowView>,
+    live: Vec<usize>,
+    subs: Vec<SubflowCc>,
+    couplings: Vec<Coupling>,
+}
+
 /// Coupled congestion control (LIA, OLIA): every usable subflow learns the
 /// others' windows and RTTs (algorithms that are not coupled ignore it).
-fn couple_cc(subflows: &mut [Subflow]) {
-    let live: Vec<usize> = (0..subflows.len())
-        .filter(|&k| view_of(&subflows[k], k).is_some() && subflows[k].tcb.srtt().is_some())
-        .collect();
-    let subs: Vec<SubflowCc> = live
-        .iter()
-        .map(|&k| {
-            let t = &subflows[k].tcb;
-            SubflowCc {
-                cwnd: t.cwnd(),
-                mss: t.mss(),
-                srtt: t.srtt().unwrap_or_default(),
-                loss_interval: t.cc_loss_interval(),
-            }
-        })
-        .collect();
-    let couplings = if subs.len() > 1 {
-        couple(&subs)
-    } else {
-        Vec::new()
-    };
+fn couple_cc(subflows: &mut [Subflow], round: &mut Round) {
+    let Round {
+        live,
+        subs,
+        couplings,
+        ..
+    } = round;
+    live.clear();
+    live.extend(
+        (0..subflows.len())
+            .filter(|&k| view_of(&subflows[k], k).is_some() && subflows[k].tcb.srtt().is_some()),
+    );
+    subs.clear();
+    subs.extend(live.iter().map(|&k| {
+        let t = &subflows[k].tcb;
+        SubflowCc {
+            cwnd: t.cwnd(),
+            mss: t.mss(),
+            srtt: t.srtt().unwrap_or_default(),
+            loss_interval: t.cc_loss_interval(),
+        }
+    }));
+    couplings.clear();
+    if subs.len() > 1 {
+        couple_into(subs, couplings);
+    }
     for (j, &k) in live.iter().enumerate() {
         subflows[k].tcb.set_coupling(couplings.get(j).copied());
     }

@@ -77,11 +77,16 @@ pub struct RoundRobin {
 
 impl Scheduler for RoundRobin {
     fn pick(&mut self, views: &[SubflowView]) -> Option<usize> {
-        let mut c: Vec<usize> = candidates(views).map(|v| v.index).collect();
-        c.sort_unstable();
+        // The next candidate after the last one, wrapping around (no
+        // allocation: this runs for every segment scheduled).
+        let first = candidates(views).map(|v| v.index).min();
         let next = match self.last {
-            Some(l) => c.iter().copied().find(|&i| i > l).or(c.first().copied()),
-            None => c.first().copied(),
+            Some(l) => candidates(views)
+                .map(|v| v.index)
+                .filter(|&i| i > l)
+                .min()
+                .or(first),
+            None => first,
         };
         if next.is_some() {
             self.last = next;

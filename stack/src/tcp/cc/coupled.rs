@@ -155,6 +155,15 @@ pub struct SubflowCc {
 
 /// The coupling of each subflow in `subs` (same order), for LIA and OLIA alike.
 pub fn couple(subs: &[SubflowCc]) -> Vec<Coupling> {
+    let mut out = Vec::with_capacity(subs.len());
+    couple_into(subs, &mut out);
+    out
+}
+
+/// [`couple`] into `out` (cleared first), so that a caller that couples on
+/// every transmission round can keep one allocation.
+pub fn couple_into(subs: &[SubflowCc], out: &mut Vec<Coupling>) {
+    out.clear();
     let rtt = |s: &SubflowCc| s.srtt.as_secs_f64().max(1e-6);
     let total: usize = subs.iter().map(|s| s.cwnd).sum();
     // LIA (RFC 6356 §3): alpha = total * max(cwnd_i / rtt_i^2) / (sum cwnd_i / rtt_i)^2.
@@ -182,30 +191,28 @@ pub fn couple(subs: &[SubflowCc]) -> Vec<Coupling> {
     let collected = subs.iter().filter(|s| in_best(s) && !in_max(s)).count();
     let maxed = subs.iter().filter(|s| in_max(s)).count();
     let n = subs.len() as f64;
-    subs.iter()
-        .map(|s| {
-            let olia_alpha = if collected == 0 {
-                0.0
-            } else if in_best(s) && !in_max(s) {
-                1.0 / (n * collected as f64)
-            } else if in_max(s) {
-                -1.0 / (n * maxed as f64)
-            } else {
-                0.0
-            };
-            let olia_share = if sum_w > 0.0 {
-                (w(s) / (rtt(s) * rtt(s))) / (sum_w * sum_w)
-            } else {
-                0.0
-            };
-            Coupling {
-                lia_alpha,
-                total_cwnd: total,
-                olia_share,
-                olia_alpha,
-            }
-        })
-        .collect()
+    out.extend(subs.iter().map(|s| {
+        let olia_alpha = if collected == 0 {
+            0.0
+        } else if in_best(s) && !in_max(s) {
+            1.0 / (n * collected as f64)
+        } else if in_max(s) {
+            -1.0 / (n * maxed as f64)
+        } else {
+            0.0
+        };
+        let olia_share = if sum_w > 0.0 {
+            (w(s) / (rtt(s) * rtt(s))) / (sum_w * sum_w)
+        } else {
+            0.0
+        };
+        Coupling {
+            lia_alpha,
+            total_cwnd: total,
+            olia_share,
+            olia_alpha,
+        }
+    }));
 }
 
 #[cfg(test)]
