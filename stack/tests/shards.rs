@@ -204,3 +204,30 @@ fn shards_pick_ephemeral_ports_of_their_own() {
         }
     }
 }
+
+/// A destination unreachable about a connection one shard is opening goes
+/// to that shard, wherever it arrived.
+#[test]
+fn an_icmp_error_is_steered_to_the_connection_it_quotes() {
+    use mptun_stack::wire::{self, IpRepr};
+    let mut sh = shards(100);
+    let remote: SocketAddr = "10.0.0.1:80".parse().unwrap();
+    let now = Instant::from_millis(1);
+    let id = sh[1].connect(now, None, remote).unwrap();
+    let mut buf = vec![0u8; 2000];
+    let n = sh[1].poll_transmit(now, &mut buf).expect("a SYN");
+    let syn = &buf[..n];
+    let (ip, _) = IpRepr::parse(syn).unwrap();
+    let quoted = &syn[..ip.header_len() + 8];
+    let mut icmp = vec![0u8; 200];
+    let router = "10.0.9.1".parse().unwrap();
+    let k = wire::emit_unreachable(router, ip.src, 64, 1, quoted, &mut icmp).unwrap();
+    let icmp = &icmp[..k];
+    assert_eq!(sh[0].steer(icmp), Steer::Stray);
+    assert_eq!(sh[1].steer(icmp), Steer::Here);
+    assert_eq!(deliver(&mut sh, 0, now, icmp), 1);
+    assert_eq!(sh[1].counters().icmp_unreachable, 1);
+    assert!(sh[1]
+        .info(id)
+        .is_none_or(|i| i.state == mptun_stack::State::Closed));
+}

@@ -40,7 +40,14 @@ peer_counters_expect -eq "$n" MPTcpExtMPCapableSYNACKRX MPTcpExtMPJoinSynAckRx
 peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]}"
 [ "$(mptun_counter mptcp_joins_established "$status")" -eq "$n" ] ||
     fail "mptun established $(mptun_counter mptcp_joins_established "$status") joins, not $n"
-for k in mptcp_join_rejected mptcp_join_hmac_failures mptcp_fallbacks shard_forward_dropped drop_no_listener; do
+# Nothing refused or reset by mptun. (With --debug-misroute, segments that
+# overtake each other at the very end reach subflows already closed on one
+# side — mptun resends data after Linux closed a subflow and Linux resets it,
+# or a late segment of Linux's finds mptun's side gone and is answered with a
+# RST, as TCP must — so those two counters are checked without it only.)
+zero=(mptcp_join_rejected mptcp_join_hmac_failures mptcp_fallbacks shard_forward_dropped)
+[ "${MISROUTE:-0}" = 1 ] || zero+=(drop_no_listener resets_sent)
+for k in "${zero[@]}"; do
     [ "$(mptun_counter "$k" "$status")" = 0 ] || fail "mptun: $k is $(mptun_counter "$k" "$status"), not 0"
 done
 fwd=$(mptun_counter shard_forwarded "$status")

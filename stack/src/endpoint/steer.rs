@@ -8,7 +8,7 @@
 use super::Stack;
 use crate::demux::FourTuple;
 use crate::mptcp::join;
-use crate::wire::{self, IpRepr, MptcpOptions, TcpRepr};
+use crate::wire::{self, IcmpMessage, IpRepr, MptcpOptions, TcpRepr};
 use std::net::SocketAddr;
 
 /// Where a packet goes, as far as this stack can tell.
@@ -21,8 +21,9 @@ pub enum Steer {
     /// A SYN with MP_JOIN to a token this stack does not hold: its owner is
     /// the shard the token names.
     Join { token: u32 },
-    /// Any other segment of a 4-tuple this stack does not hold: another shard
-    /// may hold it; if none does, this stack answers it (RST, SYN cookie).
+    /// Any other segment of a 4-tuple this stack does not hold, or an ICMP
+    /// destination unreachable quoting one: another shard may hold it; if
+    /// none does, this stack answers it (RST, SYN cookie) or drops it.
     Stray,
 }
 
@@ -41,6 +42,24 @@ impl Stack {
         let Ok((ip, payload)) = IpRepr::parse(packet) else {
             return Steer::Here;
         };
+        if ip.protocol == wire::IPPROTO_ICMP || ip.protocol == wire::IPPROTO_ICMPV6 {
+            // A destination unreachable is news for whoever holds the
+            // connection it quotes (an active open failing, say).
+            return match IcmpMessage::parse(ip.src, ip.dst, payload) {
+                Ok(IcmpMessage::Unreachable { quoted, .. }) => {
+                    let tuple = FourTuple {
+                        local: quoted.src,
+                        remote: quoted.dst,
+                    };
+                    if self.conns.lookup(&tuple).is_some() {
+                        Steer::Here
+                    } else {
+                        Steer::Stray
+                    }
+                }
+                _ => Steer::Here,
+            };
+        }
         if ip.protocol != wire::IPPROTO_TCP {
             return Steer::Here;
         }
