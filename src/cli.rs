@@ -120,6 +120,20 @@ pub enum Command {
     Status(StatusArgs),
     /// Change the addresses of a running mptun (like `ip mptcp endpoint`).
     Addr(AddrArgs),
+    /// Read a configuration file as `mptun run --config FILE` would, and print
+    /// the configuration it amounts to (TOML, every setting, defaults too).
+    ///
+    /// Exit status 0 if the file is good, 2 if not (with the file, line and
+    /// key of the first error).
+    CheckConfig(CheckConfigArgs),
+}
+
+/// Options of `mptun check-config`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct CheckConfigArgs {
+    /// The configuration file (TOML).
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
 }
 
 /// Options of `mptun addr`.
@@ -185,6 +199,17 @@ fn parse_addr_spec_str(s: &str) -> Result<String, CliError> {
 /// Options of `mptun run`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RunArgs {
+    /// Read the settings from FILE (TOML; see examples/mptun.toml); options
+    /// given here too override the file's.
+    ///
+    /// Every option below has a key in the file (--mtu is `mtu` in `[tun]`,
+    /// each --addr an `[[address]]` table, ...). An option given on the
+    /// command line replaces the file's value; a list option (--addr, --echo,
+    /// --forward, ...) replaces the file's whole list. `mptun check-config
+    /// FILE` shows what a file amounts to.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+
     /// TUN device to create (or attach to).
     ///
     /// A Linux interface name: 1 to 15 bytes, without '/', ':' or whitespace.
@@ -207,7 +232,7 @@ pub struct RunArgs {
         verbatim_doc_comment,
         long = "addr",
         value_name = "IP[,FLAG...]",
-        required = true
+        required_unless_present = "config"
     )]
     pub addrs: Vec<AddrSpec>,
 
@@ -563,7 +588,7 @@ impl Cli {
     pub fn validate(&self) -> Result<(), CliError> {
         match &self.command {
             Command::Run(run) => run.validate(),
-            Command::Status(_) | Command::Addr(_) => Ok(()),
+            Command::Status(_) | Command::Addr(_) | Command::CheckConfig(_) => Ok(()),
         }
     }
 
@@ -1518,6 +1543,7 @@ mod tests {
         .unwrap();
         let expected = Cli {
             command: Command::Run(RunArgs {
+                config: None,
                 tun: "tun7".into(),
                 addrs: vec![
                     AddrSpec::new(v4(10, 10, 1, 2)),
