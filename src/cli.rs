@@ -1973,6 +1973,7 @@ mod tests {
         let top = cmd.render_long_help().to_string();
         assert!(top.contains("RUST_LOG=mptun=debug"), "{top}");
         assert!(top.contains("run") && top.contains("status"), "{top}");
+        assert!(top.contains("check-config"), "{top}");
 
         let run_help = cmd
             .find_subcommand_mut("run")
@@ -1980,6 +1981,7 @@ mod tests {
             .render_long_help()
             .to_string();
         for opt in [
+            "--config <FILE>",
             "--tun <NAME>",
             "--addr <IP[,FLAG...]>",
             "--mtu <N>",

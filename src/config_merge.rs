@@ -116,17 +116,22 @@ where
     let file = ConfigFile::load(path)?;
     // `run` is the first argument: the top level has no options of its own
     // but --help and --version, which never get this far.
-    let split = args
-        .iter()
-        .position(|a| a == "run")
-        .map_or(args.len(), |i| i + 1);
+    let split = (args.iter().skip(1).position(|a| a == "run")).map_or(args.len(), |i| i + 2);
     let build = |skip: Option<&'static str>| {
         let mut argv = args[..split].to_vec();
         argv.extend(file.argv(|id| !given.contains(id) && Some(id) != skip));
         argv.extend_from_slice(&args[split..]);
         argv
     };
-    file.parse(&build, &given)
+    file.parse(&build, &given).map_err(|e| match e {
+        // A mistake of the command line alone: clap's message without the
+        // file's arguments in its usage line.
+        ArgsError::Clap(e) => match Cli::try_parse_from(&args) {
+            Err(plain) if plain.kind() == e.kind() => ArgsError::Clap(plain),
+            _ => ArgsError::Clap(e),
+        },
+        other => other,
+    })
 }
 
 /// `mptun check-config FILE`: the effective configuration as TOML.

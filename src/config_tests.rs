@@ -378,6 +378,12 @@ fn errors_between_file_and_command_line() {
     );
     let e = run_with(&path, &["--mtu", "5"]).unwrap_err();
     assert!(matches!(e, ArgsError::Clap(_)), "{e:?}");
+    // Its usage line does not list the file's settings as if typed.
+    let ArgsError::Clap(e) = run_with(&path, &["--bogus"]).unwrap_err() else {
+        panic!("a command-line error")
+    };
+    assert!(e.to_string().contains("'--bogus'"), "{e}");
+    assert!(!e.to_string().contains("--addr"), "{e}");
     // The file's companion satisfies the command line's option.
     let r = run_text(
         &format!("{ADDR}[gateway]\nupstream = \"direct\"\n"),
