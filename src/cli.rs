@@ -56,22 +56,40 @@ Logging:
 
 /// A one-line description of a bad argument or a bad combination of arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CliError(String);
+pub struct CliError {
+    msg: String,
+    at: Option<(&'static str, usize)>,
+}
 
 impl CliError {
     fn new(msg: impl Into<String>) -> Self {
-        Self(msg.into())
+        Self {
+            msg: msg.into(),
+            at: None,
+        }
+    }
+
+    /// Blames the `index`th value of the argument `id` (a `RunArgs` field),
+    /// so that a configuration file can name the line it came from.
+    fn at(mut self, id: &'static str, index: usize) -> Self {
+        self.at = Some((id, index));
+        self
     }
 
     /// The message (without a trailing newline).
     pub fn message(&self) -> &str {
-        &self.0
+        &self.msg
+    }
+
+    /// The argument (its id) and which of its values the error is about.
+    pub fn location(&self) -> Option<(&'static str, usize)> {
+        self.at
     }
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.msg)
     }
 }
 
@@ -102,6 +120,20 @@ pub enum Command {
     Status(StatusArgs),
     /// Change the addresses of a running mptun (like `ip mptcp endpoint`).
     Addr(AddrArgs),
+    /// Read a configuration file as `mptun run --config FILE` would, and print
+    /// the configuration it amounts to (TOML, every setting, defaults too).
+    ///
+    /// Exit status 0 if the file is good, 2 if not (with the file, line and
+    /// key of the first error).
+    CheckConfig(CheckConfigArgs),
+}
+
+/// Options of `mptun check-config`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct CheckConfigArgs {
+    /// The configuration file (TOML).
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub file: PathBuf,
 }
 
 /// Options of `mptun addr`.
@@ -167,6 +199,17 @@ fn parse_addr_spec_str(s: &str) -> Result<String, CliError> {
 /// Options of `mptun run`.
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RunArgs {
+    /// Read the settings from FILE (TOML; see examples/mptun.toml); options
+    /// given here too override the file's.
+    ///
+    /// Every option below has a key in the file (--mtu is `mtu` in `[tun]`,
+    /// each --addr an `[[address]]` table, ...). An option given on the
+    /// command line replaces the file's value; a list option (--addr, --echo,
+    /// --forward, ...) replaces the file's whole list. `mptun check-config
+    /// FILE` shows what a file amounts to.
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+
     /// TUN device to create (or attach to).
     ///
     /// A Linux interface name: 1 to 15 bytes, without '/', ':' or whitespace.
@@ -189,7 +232,7 @@ pub struct RunArgs {
         verbatim_doc_comment,
         long = "addr",
         value_name = "IP[,FLAG...]",
-        required = true
+        required_unless_present = "config"
     )]
     pub addrs: Vec<AddrSpec>,
 
@@ -545,7 +588,7 @@ impl Cli {
     pub fn validate(&self) -> Result<(), CliError> {
         match &self.command {
             Command::Run(run) => run.validate(),
-            Command::Status(_) | Command::Addr(_) => Ok(()),
+            Command::Status(_) | Command::Addr(_) | Command::CheckConfig(_) => Ok(()),
         }
     }
 
@@ -628,16 +671,25 @@ impl RunArgs {
             .as_deref()
             .is_some_and(|g| g.trim().is_empty())
         {
-            return Err(CliError::new("--control-group needs a group name or gid"));
+            return Err(
+                CliError::new("--control-group needs a group name or gid").at("control_group", 0)
+            );
         }
         for (i, a) in self.addrs.iter().enumerate() {
             if self.addrs[..i].iter().any(|b| b.addr == a.addr) {
-                return Err(CliError::new(format!("--addr {} is given twice", a.addr)));
+                return Err(
+                    CliError::new(format!("--addr {} is given twice", a.addr)).at("addrs", i)
+                );
             }
         }
         let threads = self.threads();
+        let blame = if self.threads.is_some() || self.instance_id.is_none() {
+            "threads"
+        } else {
+            "instance_id"
+        };
         crate::shards::token_prefix(self.instance_id, threads - 1, threads)
-            .map_err(|e| CliError::new(format!("--threads {threads}: {e}")))?;
+            .map_err(|e| CliError::new(format!("--threads {threads}: {e}")).at(blame, 0))?;
 
         if self.mtu < self.min_mtu() {
             let why = if self.has_ipv6() {
@@ -649,42 +701,47 @@ impl RunArgs {
                 "--mtu {} is too small {why}: the minimum is {}",
                 self.mtu,
                 self.min_mtu()
-            )));
+            ))
+            .at("mtu", 0));
         }
 
         let mut ports: HashMap<u16, &str> = HashMap::new();
-        let services = self
-            .echo
-            .iter()
-            .map(|&p| (p, "--echo"))
-            .chain(self.sink.iter().map(|&p| (p, "--sink")))
-            .chain(self.forward.iter().map(|f| (f.port, "--forward")))
-            .chain(self.socks5.iter().map(|&p| (p, "--socks5")));
-        for (port, option) in services {
+        let services = (self.echo.iter().copied().enumerate())
+            .map(|(i, p)| (p, "--echo", "echo", i))
+            .chain((self.sink.iter().copied().enumerate()).map(|(i, p)| (p, "--sink", "sink", i)))
+            .chain(
+                (self.forward.iter().enumerate()).map(|(i, f)| (f.port, "--forward", "forward", i)),
+            )
+            .chain(self.socks5.iter().map(|&p| (p, "--socks5", "socks5", 0)));
+        for (port, option, id, i) in services {
             if let Some(previous) = ports.insert(port, option) {
                 return Err(CliError::new(format!(
                     "port {port} is used by both {previous} and {option}"
-                )));
+                ))
+                .at(id, i));
             }
         }
 
         if self.upstream.is_some() && !self.transparent && self.socks5_listen.is_none() {
             return Err(CliError::new(
                 "--upstream is where --transparent or --socks5-listen connections go: give one of them",
-            ));
+            )
+            .at("upstream", 0));
         }
         if let Some(l) = self.socks5_listen {
             if !l.ip().is_loopback() && self.socks5_listen_allow.is_empty() {
                 return Err(CliError::new(format!(
                     "--socks5-listen {l} would be an open proxy to whoever reaches {}: give --socks5-listen-allow PREFIX,...",
                     l.ip()
-                )));
+                ))
+                .at("socks5_listen", 0));
             }
         }
         if self.socks5.is_some() && self.socks5_allow.is_empty() && self.socks5_users.is_none() {
             return Err(CliError::new(
                 "--socks5 would be an open proxy: give --socks5-allow PREFIX,... or --socks5-users FILE",
-            ));
+            )
+            .at("socks5", 0));
         }
 
         for (i, lf) in self.local_forward.iter().enumerate() {
@@ -695,7 +752,8 @@ impl RunArgs {
                 return Err(CliError::new(format!(
                     "--local-forward listens on {} twice",
                     lf.listen
-                )));
+                ))
+                .at("local_forward", i));
             }
         }
 
@@ -704,17 +762,19 @@ impl RunArgs {
                 return Err(CliError::new(format!(
                     "--impair {}: not one of the --addr addresses",
                     imp.addr
-                )));
+                ))
+                .at("impair", i));
             }
             if self.impair[..i].iter().any(|o| o.addr == imp.addr) {
                 return Err(CliError::new(format!(
                     "--impair is given twice for {}; put all impairments in one SPEC",
                     imp.addr
-                )));
+                ))
+                .at("impair", i));
             }
-            imp.spec
-                .parse::<ImpairSpec>()
-                .map_err(|e| CliError::new(format!("--impair {}: {e}", imp.addr)))?;
+            imp.spec.parse::<ImpairSpec>().map_err(|e| {
+                CliError::new(format!("--impair {}: {e}", imp.addr)).at("impair", i)
+            })?;
         }
         Ok(())
     }
@@ -1483,6 +1543,7 @@ mod tests {
         .unwrap();
         let expected = Cli {
             command: Command::Run(RunArgs {
+                config: None,
                 tun: "tun7".into(),
                 addrs: vec![
                     AddrSpec::new(v4(10, 10, 1, 2)),
@@ -1912,6 +1973,7 @@ mod tests {
         let top = cmd.render_long_help().to_string();
         assert!(top.contains("RUST_LOG=mptun=debug"), "{top}");
         assert!(top.contains("run") && top.contains("status"), "{top}");
+        assert!(top.contains("check-config"), "{top}");
 
         let run_help = cmd
             .find_subcommand_mut("run")
@@ -1919,6 +1981,7 @@ mod tests {
             .render_long_help()
             .to_string();
         for opt in [
+            "--config <FILE>",
             "--tun <NAME>",
             "--addr <IP[,FLAG...]>",
             "--mtu <N>",

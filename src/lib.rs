@@ -1,6 +1,8 @@
 //! The `mptun` daemon's building blocks, above the `mptun-stack` engine.
 
 pub mod cli;
+pub mod config_file;
+pub mod config_merge;
 pub mod control;
 pub mod control_glue;
 pub mod daemon;
