@@ -407,6 +407,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "GROUP")]
     pub control_group: Option<String>,
 
+    /// Serve Prometheus metrics on ADDR:PORT (plain HTTP, `GET /metrics`).
+    ///
+    /// A host TCP socket, e.g. 127.0.0.1:9100 or [::1]:9100. The metrics are
+    /// what `mptun status` shows (counters, connections by state, each
+    /// address's and subflow's RTT, cwnd and bytes, memory, relays, threads),
+    /// in the Prometheus text format. They name peers' addresses (never keys),
+    /// and anyone who reaches ADDR:PORT may read them: keep it on loopback
+    /// or behind a firewall.
+    #[arg(verbatim_doc_comment, long, value_name = "ADDR:PORT", value_parser = parse_metrics_addr)]
+    pub metrics: Option<SocketAddr>,
+
     /// How long --forward waits for its backend to accept a connection.
     ///
     /// A backend that does not answer within DURATION (e.g. 500ms, 10s, 1m) is
@@ -787,6 +798,19 @@ impl StatusArgs {
             .clone()
             .unwrap_or_else(|| default_control_path(&self.tun))
     }
+}
+
+/// `--metrics`: an IP address and a port other than 0.
+fn parse_metrics_addr(s: &str) -> Result<SocketAddr, CliError> {
+    let addr: SocketAddr = s.parse().map_err(|_| {
+        CliError::new(format!(
+            "'{s}' is not ADDR:PORT (e.g. 127.0.0.1:9100, or [::1]:9100 for IPv6)"
+        ))
+    })?;
+    if addr.port() == 0 {
+        return Err(CliError::new("port 0 is not allowed (use 1 to 65535)"));
+    }
+    Ok(addr)
 }
 
 /// A TCP port number other than 0.
@@ -1587,6 +1611,7 @@ mod tests {
                 pcap: Some("/tmp/x.pcap".into()),
                 control: Some("/tmp/ctl.sock".into()),
                 control_group: Some("mptun".into()),
+                metrics: None,
                 connect_timeout: Duration::from_millis(500),
                 idle_timeout: Duration::ZERO,
                 max_relays: 50,

@@ -175,6 +175,8 @@ pub struct Control {
     pub socket: Option<S<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -263,6 +265,7 @@ pub const KEYS: &[Key] = &[
     key("idle_timeout", "limits.idle-timeout"),
     key("control", "control.socket"),
     key("control_group", "control.group"),
+    key("metrics", "control.metrics"),
     key("pcap", "debug.pcap"),
     key("impair", "debug.impair"),
     key("seed", "debug.seed"),
@@ -359,6 +362,7 @@ impl FileConfig {
         if let Some(c) = &self.control {
             scalar!("control", &c.socket, str_);
             scalar!("control_group", &c.group, str_);
+            scalar!("metrics", &c.metrics, str_);
         }
         if let Some(d) = &self.debug {
             scalar!("pcap", &d.pcap, str_);
@@ -512,8 +516,9 @@ impl FileConfig {
             control: Some(Control {
                 socket: opt_path(&args.control)?,
                 group: args.control_group.clone().map(s),
+                metrics: args.metrics.map(|a| s(a.to_string())),
             })
-            .filter(|c| c.socket.is_some() || c.group.is_some()),
+            .filter(|c| c.socket.is_some() || c.group.is_some() || c.metrics.is_some()),
             debug: Some(Debug {
                 pcap: opt_path(&args.pcap)?,
                 impair: list(args.impair.iter().map(ToString::to_string).collect()),

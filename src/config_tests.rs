@@ -208,6 +208,8 @@ fn check_config_output_reads_back_the_same() {
         "/tmp/c.sock",
         "--control-group",
         "wheel",
+        "--metrics",
+        "[::1]:9100",
         "--connect-timeout",
         "1500ms",
         "--idle-timeout",

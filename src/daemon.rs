@@ -338,6 +338,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             )
         })?;
 
+    // The metrics listener too: a port in use stops us before the network changes.
+    let metrics_listener = match args.metrics {
+        Some(addr) => Some(
+            crate::metrics_http::bind(addr)
+                .await
+                .map_err(|e| err(format!("--metrics {addr}"), e))?,
+        ),
+        None => None,
+    };
+
     let mut tun = Tun::create(&TunConfig {
         name: args.tun.clone(),
         mtu: args.mtu,
@@ -432,6 +442,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         relays,
     });
     let control = crate::control_glue::serve(control_server, runtime.clone());
+    let _metrics = metrics_listener.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            if !addr.ip().is_loopback() {
+                warn!(%addr, "--metrics is not on loopback: the metrics name peers' addresses; firewall it");
+            }
+            info!(%addr, "metrics at http://{addr}/metrics");
+        }
+        let rt = runtime.clone();
+        crate::metrics_http::serve(
+            listener,
+            Arc::new(move || crate::metrics::render(&crate::control_glue::snapshot(&rt))),
+        )
+    });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);

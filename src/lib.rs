@@ -9,6 +9,8 @@ pub mod daemon;
 pub mod driver;
 pub mod gateway;
 pub mod gso;
+pub mod metrics;
+pub mod metrics_http;
 pub mod panics;
 pub mod pcap;
 pub mod relay;

@@ -27,6 +27,19 @@ for cmd in "${!NEED[@]}"; do
     fi
 done
 
+# Python module -> Debian package (t_metrics parses scrapes with the reference
+# Prometheus text parser). Debian's python3 has it once installed, even where
+# another python3 (pyenv, a venv) comes first in PATH: tests look in both.
+declare -A NEED_PY=(
+    [prometheus_client]=python3-prometheus-client
+)
+for mod in "${!NEED_PY[@]}"; do
+    if ! python3 -c "import $mod" >/dev/null 2>&1 &&
+        ! /usr/bin/python3 -c "import $mod" >/dev/null 2>&1; then
+        missing+=("${NEED_PY[$mod]}")
+    fi
+done
+
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
