@@ -3,10 +3,11 @@
 # MPTCP client with a join (PEER endpoint 10.2.0.1 subflow, as t_mptcp_join)
 # echoes 16 MiB through `--echo 7`. Every scrape is parsed with the reference
 # parser (Python's prometheus_client). During the transfer: a series per live
-# subflow (two, distinct remotes) with RTT and cwnd, each path's series. While
-# the connection idles (the client paused): per-path bytes and subflow counts
-# equal `mptun status --json`'s paths, and every counter lies between two status
-# snapshots taken around the scrape. After it: mptcp_joins_established >= 1,
+# subflow (two, distinct remotes) with RTT and cwnd; both on path 10.10.1.2
+# (Linux joins the initial address), 10.10.2.2 listed at 0. While the
+# connection idles (the client paused): per-path and per-subflow bytes, cwnd,
+# RTT and subflow counts equal `mptun status --json`'s, and every counter lies
+# between two status snapshots taken around the scrape. After it: mptcp_joins_established >= 1,
 # the same in the scrape and in status, and equal to Linux's
 # MPTcpExtMPJoinSynAckRx (mptun's SYN/ACKs Linux accepted), join SYNs equal
 # Linux's MPJoinSynTx. HTTP: text/plain; version=0.0.4, 404 elsewhere. Bad
@@ -73,8 +74,9 @@ if mode == "during":
         need(s["cwnd"] > 0 and s["rtt"] is not None and 0 < s["rtt"] < 1, f"subflow without cwnd or a sane RTT: {s}")
         l = {k: s[k] for k in ("conn", "shard", "local", "remote")}
         need(get("mptun_subflow_sent_bytes_total", **l) is not None, f"no bytes for {l}")
-    for ip in ("10.10.1.2", "10.10.2.2"):
-        need((get("mptun_path_subflows_established", local=ip) or 0) >= 1, f"path {ip} has no established subflow")
+    # Linux joins mptun's initial address: both subflows are on 10.10.1.2.
+    need(get("mptun_path_subflows_established", local="10.10.1.2") == 2, "path 10.10.1.2 has not 2 established subflows")
+    need(get("mptun_path_subflows", local="10.10.2.2") == 0, "path 10.10.2.2 (idle) is not listed at 0")
     need(get("mptun_connections", state="ESTABLISHED", protocol="mptcp") >= 1, "no ESTABLISHED mptcp connection")
     print(f"subflows: {subs}")
 
@@ -87,7 +89,16 @@ elif mode == "idle":
                          ("mptun_path_retransmitted_bytes", "retransmitted_bytes"), ("mptun_path_subflows", "subflows"),
                          ("mptun_path_subflows_established", "established"), ("mptun_path_subflows_backup", "backup")):
             need(get(fam, local=ip) == p[key], f"{fam}{{local={ip}}} = {get(fam, local=ip)}, status says {p[key]}")
-    need(any(p["bytes_sent"] > 0 for p in after["paths"] if p["local"] == "10.10.2.2"), f"path 2 sent nothing: {after['paths']}")
+    # Each subflow's bytes, the join's (from 10.2.0.1) included, as status has them.
+    subs = [(c, s) for c in after["connections"] for s in c["subflows"] if c["local"].endswith(":7")]
+    need(len(subs) == 2, f"want 2 subflows in status: {subs}")
+    for c, s in subs:
+        l = dict(conn=str(c["id"]), shard=str(c["shard"]), local=s["local"], remote=s["remote"])
+        for fam, key in (("mptun_subflow_sent_bytes_total", "bytes_sent"), ("mptun_subflow_received_bytes_total", "bytes_received"),
+                         ("mptun_subflow_cwnd_bytes", "cwnd")):
+            need(get(fam, **l) == s[key], f"{fam}{l} = {get(fam, **l)}, status says {s[key]}")
+        need(get("mptun_subflow_rtt_seconds", **l) == s["rtt_us"] / 1e6, f"rtt of {l}: {get('mptun_subflow_rtt_seconds', **l)} vs {s['rtt_us']} us")
+        need(s["bytes_received"] > 0, f"subflow {l} received nothing")
     for k, v in after["counters"].items():
         got = get(f"mptun_{k}_total")
         need(got is not None and before["counters"][k] <= got <= v, f"counter {k}: scrape {got}, status {before['counters'][k]}..{v}")
@@ -119,7 +130,7 @@ host_exec "$MPTUN" run --tun mpt9 --control "$DIR/busy.sock" --addr 10.10.9.2 --
 [ "$rc" = 1 ] || fail "--metrics on a port in use exited $rc, want 1: $(cat "$DIR/busy.out")"
 grep -q -- "--metrics $METRICS" "$DIR/busy.out" || fail "port in use: the message does not name it: $(cat "$DIR/busy.out")"
 ! ip -n "$HOST" link show mpt9 >/dev/null 2>&1 || fail "a TUN was left behind by the failed start"
-log "bad values: $(tail -n 1 "$DIR/bad.out" | cut -c1-120) / $(tail -n 1 "$DIR/busy.out")"
+log "bad values: $(grep -m1 error "$DIR/bad.out") / $(tail -n 1 "$DIR/busy.out")"
 
 # The transfer: it pauses after 8 MiB until we have looked.
 bg_run "$PEER" python3 "$NETNS_DIR/tcpclient.py" 10.10.1.2 7 --mptcp --bytes $((16 << 20)) --idle-timeout 20 \
