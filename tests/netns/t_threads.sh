@@ -37,7 +37,13 @@ if [ "${MISROUTE:-0}" != 1 ]; then
     [ "$a" -ge 1 ] && [ "$b" -ge 1 ] || fail "all connections on one engine ($a, $b): the kernel did not spread them"
 fi
 peer_counters_expect -eq "$n" MPTcpExtMPCapableSYNACKRX MPTcpExtMPJoinSynAckRx
-peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]}"
+if [ "${MISROUTE:-0}" = 1 ]; then
+    # Segments overtaking the close may meet a subflow already gone on one
+    # side and be reset (see below): MPRstRx aside, nothing may go wrong.
+    peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]/MPTcpExtMPRstRx/}"
+else
+    peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]}"
+fi
 [ "$(mptun_counter mptcp_joins_established "$status")" -eq "$n" ] ||
     fail "mptun established $(mptun_counter mptcp_joins_established "$status") joins, not $n"
 # Nothing refused or reset by mptun. (With --debug-misroute, segments that
