@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod driver;
 pub mod gateway;
 pub mod gso;
+pub mod manuals;
 pub mod notify;
 pub mod panics;
 pub mod pcap;
