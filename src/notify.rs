@@ -90,6 +90,15 @@ impl Notifier {
         }
     }
 
+    /// To the socket at `value` (as `NOTIFY_SOCKET` would name it), whatever
+    /// the environment says.
+    pub fn to(value: &str) -> Result<Notifier, String> {
+        Ok(Notifier {
+            target: Some(Self::connect(value)?),
+            failed: AtomicBool::new(false),
+        })
+    }
+
     fn connect(value: &str) -> Result<Target, String> {
         let addr = parse_socket(value)?;
         let socket = UnixDatagram::unbound().map_err(|e| format!("NOTIFY_SOCKET: {e}"))?;

@@ -67,6 +67,62 @@ mod tests {
         assert_eq!(stalled(&[1, 5], &[1, 5], &[false, false]), [0, 1]);
     }
 
+    /// The task itself: pings while stand-in drivers answer every wake-up
+    /// with a turn; none once one of them stops turning.
+    #[tokio::test]
+    async fn pings_stop_when_one_driver_stops_turning() {
+        use crate::socket::{Handle, Shared};
+        use mptun_stack::{Config, Stack};
+        use std::os::unix::net::UnixDatagram;
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        let dir = std::env::temp_dir().join(format!("mptun-watchdog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("notify.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixDatagram::bind(&path).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let pings = || {
+            let mut n = 0;
+            let mut buf = [0u8; 64];
+            while let Ok(k) = listener.recv(&mut buf) {
+                assert_eq!(&buf[..k], b"WATCHDOG=1\n");
+                n += 1;
+            }
+            n
+        };
+        let handles: Vec<Handle> = (0..2)
+            .map(|_| Handle::new(Shared::new(Stack::new(Config::default()))))
+            .collect();
+        let stuck = Arc::new(AtomicBool::new(false));
+        for (i, h) in handles.iter().cloned().enumerate() {
+            let stuck = stuck.clone();
+            tokio::spawn(async move {
+                loop {
+                    h.notified().await;
+                    if i == 1 && stuck.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    h.count_turn();
+                }
+            });
+        }
+        let mesh = Mesh::new(handles, None);
+        let notifier = Arc::new(Notifier::to(path.to_str().unwrap()).unwrap());
+        let interval = Duration::from_millis(40);
+        let task = tokio::spawn(run(mesh, notifier, interval));
+        tokio::time::sleep(interval * 8).await;
+        let alive = pings();
+        assert!(alive >= 5, "{alive} pings in 8 intervals");
+        stuck.store(true, Ordering::Relaxed);
+        tokio::time::sleep(interval * 2).await;
+        pings(); // at most one round was already under way
+        tokio::time::sleep(interval * 8).await;
+        assert_eq!(pings(), 0, "pings while shard 1 makes no turn");
+        task.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_poisoned_engine_is_stalled_even_if_it_turned() {
         assert_eq!(stalled(&[1, 5], &[2, 6], &[true, false]), [0]);
