@@ -95,6 +95,15 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
+/// What `mptun --version` prints after the name: the crate's version and the
+/// git commit it was built from ("unknown" outside a repository; `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("MPTUN_GIT_COMMIT"),
+    ")"
+);
+
 /// mptun: a userspace TCP/MPTCP stack that owns a Linux TUN interface.
 ///
 /// mptun reads raw IP packets from a TUN device, runs them through its own TCP
@@ -102,7 +111,7 @@ impl std::error::Error for CliError {}
 /// Linux hosts see a genuine TCP/MPTCP peer. `mptun run` starts the stack with its
 /// services; `mptun status` asks a running instance what it is doing.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
-#[command(name = "mptun", version, propagate_version = true, after_long_help = LOGGING_HELP)]
+#[command(name = "mptun", version = VERSION, propagate_version = true, after_long_help = LOGGING_HELP)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -126,6 +135,36 @@ pub enum Command {
     /// Exit status 0 if the file is good, 2 if not (with the file, line and
     /// key of the first error).
     CheckConfig(CheckConfigArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// bash: `mptun completions bash > /etc/bash_completion.d/mptun`;
+    /// zsh: into a directory of `$fpath` as `_mptun`; fish:
+    /// `~/.config/fish/completions/mptun.fish`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to stdout: mptun(1), or mptun-COMMAND(1).
+    ///
+    /// `mptun man | man -l -` reads it; `mptun man --dir DIR` writes every page
+    /// (mptun.1, mptun-run.1, ...) into DIR instead.
+    Man(ManArgs),
+}
+
+/// Options of `mptun completions`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// Options of `mptun man`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (mptun-COMMAND(1)); none: mptun(1).
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+    /// Write all pages into this directory instead of one to stdout.
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath, conflicts_with = "command")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Options of `mptun check-config`.
@@ -599,7 +638,11 @@ impl Cli {
     pub fn validate(&self) -> Result<(), CliError> {
         match &self.command {
             Command::Run(run) => run.validate(),
-            Command::Status(_) | Command::Addr(_) | Command::CheckConfig(_) => Ok(()),
+            Command::Status(_)
+            | Command::Addr(_)
+            | Command::CheckConfig(_)
+            | Command::Completions(_)
+            | Command::Man(_) => Ok(()),
         }
     }
 

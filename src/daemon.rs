@@ -460,11 +460,28 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let stop_tx = Arc::new(stop_tx);
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| err("signal handler", e))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| err("signal handler", e))?;
+    // systemd (`Type=notify`): nothing happens without NOTIFY_SOCKET.
+    let notifier = Arc::new(crate::notify::Notifier::from_env());
+    let watchdog = notifier.watchdog().map(|interval| {
+        info!(?interval, "systemd watchdog on");
+        tokio::spawn(crate::watchdog::run(
+            mesh.clone(),
+            notifier.clone(),
+            interval,
+        ))
+    });
     let stopper = stop_tx.clone();
+    let notify_stop = notifier.clone();
     tokio::spawn(async move {
         tokio::select! {
             _ = sigint.recv() => info!("SIGINT: shutting down"),
             _ = sigterm.recv() => info!("SIGTERM: shutting down"),
+        }
+        // Before the drain: systemd shows "deactivating" and stops expecting
+        // pings while connections close.
+        notify_stop.stopping("closing connections");
+        if let Some(w) = watchdog {
+            w.abort();
         }
         stopper.send_replace(true);
     });
@@ -510,6 +527,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
 
     let addrs: Vec<String> = args.addrs.iter().map(|a| a.addr.to_string()).collect();
     info!(addresses = %addrs.join(","), "mptun running");
+    // Every service listens and the control socket is served (clients that
+    // came early wait in its backlog): ready.
+    notifier.ready(&format!(
+        "serving {} on {} ({count} engine thread{})",
+        addrs.join(","),
+        args.tun,
+        if count == 1 { "" } else { "s" }
+    ));
     let tun_name = args.tun.clone();
     let driver = Driver::new(mesh.handle(0).clone(), tun, pcap, impairments(0), router(0));
     let (mut driver, mut result) = match run_shard(driver, mesh.handle(0).clone(), stop_rx).await {

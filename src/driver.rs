@@ -362,6 +362,7 @@ impl Driver {
         }
         self.check_engine()?;
         self.service().await?;
+        self.handle.count_turn();
         Ok(true)
     }
 

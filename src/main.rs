@@ -27,6 +27,23 @@ fn main() -> ExitCode {
             Err(e) => e.exit(),
         };
     }
+    // Generated text on stdout, before any logging or runtime.
+    match &cli.command {
+        Command::Completions(args) => {
+            mptun::manuals::completions(args.shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man(args) => {
+            return match mptun::manuals::man(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mptun: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+        _ => {}
+    }
     init_logging();
     // One thread: the driver and the services it wakes share a core without
     // cross-thread wake-ups or lock contention (measured faster on this path).
@@ -54,7 +71,9 @@ fn main() -> ExitCode {
         },
         Command::Status(args) => rt.block_on(mptun::control_glue::status(args)),
         Command::Addr(args) => rt.block_on(mptun::control_glue::addr(args)),
-        Command::CheckConfig(_) => unreachable!("answered above"),
+        Command::CheckConfig(_) | Command::Completions(_) | Command::Man(_) => {
+            unreachable!("answered above")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -152,6 +153,9 @@ fn wake(w: &mut Option<Waker>) {
 pub struct Handle {
     shared: Arc<Mutex<Shared>>,
     notify: Arc<Notify>,
+    /// Turns the driver has completed: the watchdog's proof that it is alive
+    /// (`crate::watchdog`).
+    turns: Arc<AtomicU64>,
 }
 
 impl Handle {
@@ -159,6 +163,7 @@ impl Handle {
         Handle {
             shared: Arc::new(Mutex::new(shared)),
             notify: Arc::new(Notify::new()),
+            turns: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -187,6 +192,16 @@ impl Handle {
     pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
         let notify = Arc::clone(&self.notify);
         move || notify.notify_one()
+    }
+
+    /// The driver finished a turn (it took the engine's lock and served it).
+    pub fn count_turn(&self) {
+        self.turns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many turns the driver has finished.
+    pub fn turns(&self) -> u64 {
+        self.turns.load(Ordering::Relaxed)
     }
 
     /// Wake the driver: the engine may have something to send.
