@@ -184,32 +184,33 @@ enum Existing {
 }
 
 fn existing_kind(name: &str) -> Existing {
-    let dir = Path::new("/sys/class/net").join(name);
-    if !dir.exists() {
-        Existing::None
-    } else if let Ok(flags) = std::fs::read_to_string(dir.join("tun_flags")) {
-        // tun_flags is hex, e.g. "0x1001"; IFF_TUN = 0x0001, IFF_TAP = 0x0002.
-        let v = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-        if v & 0x0001 != 0 {
-            Existing::Tun
-        } else {
-            Existing::Other
-        }
-    } else {
-        Existing::Other
+    if !Path::new("/sys/class/net").join(name).exists() {
+        return Existing::None;
     }
+    match tun_flags(name) {
+        Some(v) if v & IFF_TUN != 0 => Existing::Tun,
+        _ => Existing::Other,
+    }
+}
+
+const IFF_TUN: u32 = 0x0001;
+const IFF_MULTI_QUEUE: u32 = 0x0100;
+
+/// The flags of the TUN/TAP device `name` (sysfs `tun_flags`, hex such as
+/// "0x1001"); `None` if it has none (no such device, or not TUN/TAP). An
+/// unreadable value counts as no flags.
+fn tun_flags(name: &str) -> Option<u32> {
+    let flags =
+        std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("tun_flags")).ok()?;
+    Some(u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap_or(0))
 }
 
 /// Whether the existing TUN device `name` takes several queues
 /// (`IFF_MULTI_QUEUE`); `None` if there is no TUN device of that name.
 pub fn existing_multi_queue(name: &str) -> Option<bool> {
-    if !matches!(existing_kind(name), Existing::Tun) {
-        return None;
-    }
-    let flags =
-        std::fs::read_to_string(Path::new("/sys/class/net").join(name).join("tun_flags")).ok()?;
-    let v = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).ok()?;
-    Some(v & 0x0100 != 0)
+    tun_flags(name)
+        .filter(|v| v & IFF_TUN != 0)
+        .map(|v| v & IFF_MULTI_QUEUE != 0)
 }
 
 fn validate_name(name: &str) -> Result<(), TunError> {
@@ -590,6 +591,19 @@ mod tests {
             .to_string()
     }
 
+    /// A persistent single-queue TUN device `name` (`ip tuntap add`).
+    fn add_persistent(name: &str) {
+        let out = Command::new("ip")
+            .args(["tuntap", "add", "dev", name, "mode", "tun"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn exists(name: &str) -> bool {
         Path::new("/sys/class/net").join(name).exists()
     }
@@ -901,15 +915,7 @@ mod tests {
         }
         let name = format!("mptc{}", std::process::id());
         let _guard = LinkGuard(name.clone());
-        let out = Command::new("ip")
-            .args(["tuntap", "add", "dev", &name, "mode", "tun"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        add_persistent(&name);
         let v4 = Ipv4Addr::new(198, 19, test_addrs().0.octets()[2], 7);
         let cfg = TunConfig {
             name: name.clone(),
@@ -981,15 +987,7 @@ mod tests {
         assert!(!exists(&name));
 
         // A persistent device made with one queue says so.
-        let out = Command::new("ip")
-            .args(["tuntap", "add", "dev", &name, "mode", "tun"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        add_persistent(&name);
         assert_eq!(existing_multi_queue(&name), Some(false));
     }
 
