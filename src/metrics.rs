@@ -324,15 +324,7 @@ fn path_rows(s: &Status) -> Vec<PathStatus> {
         s.paths.iter().map(|p| (p.local, p.clone())).collect();
     for a in &s.addresses {
         let ip = a.to_canonical();
-        by.entry(ip).or_insert(PathStatus {
-            local: ip,
-            subflows: 0,
-            established: 0,
-            backup: 0,
-            bytes_sent: 0,
-            bytes_received: 0,
-            retransmitted_bytes: 0,
-        });
+        by.entry(ip).or_insert_with(|| PathStatus::idle(ip));
     }
     by.into_values().collect()
 }

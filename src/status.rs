@@ -130,20 +130,27 @@ pub struct RelayStatus {
     pub age_s: f64,
 }
 
-/// Per local address, the subflows of `connections` on it and their bytes.
-pub fn paths_from(connections: &[ConnectionStatus]) -> Vec<PathStatus> {
-    let mut by: BTreeMap<IpAddr, PathStatus> = BTreeMap::new();
-    for s in connections.iter().flat_map(|c| &c.subflows) {
-        let ip = s.local.ip().to_canonical();
-        let p = by.entry(ip).or_insert(PathStatus {
-            local: ip,
+impl PathStatus {
+    /// An address with no subflow on it.
+    pub fn idle(local: IpAddr) -> Self {
+        PathStatus {
+            local,
             subflows: 0,
             established: 0,
             backup: 0,
             bytes_sent: 0,
             bytes_received: 0,
             retransmitted_bytes: 0,
-        });
+        }
+    }
+}
+
+/// Per local address, the subflows of `connections` on it and their bytes.
+pub fn paths_from(connections: &[ConnectionStatus]) -> Vec<PathStatus> {
+    let mut by: BTreeMap<IpAddr, PathStatus> = BTreeMap::new();
+    for s in connections.iter().flat_map(|c| &c.subflows) {
+        let ip = s.local.ip().to_canonical();
+        let p = by.entry(ip).or_insert_with(|| PathStatus::idle(ip));
         p.subflows += 1;
         p.established += u64::from(s.state == "ESTABLISHED");
         p.backup += u64::from(s.backup);
