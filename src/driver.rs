@@ -507,9 +507,14 @@ impl Driver {
     ) {
         if let Some(r) = router {
             r.read += u64::from(from_tun);
+            let copy = |owner_known| Forwarded {
+                packet: pkt.to_vec(),
+                checksum_ok,
+                owner_known,
+            };
             if r.misroute && from_tun && r.read % 2 == 0 {
                 let next = (r.me + 1) % r.mesh.len();
-                r.mesh.forward(next, pkt, checksum_ok, false);
+                r.mesh.forward(next, copy(false));
                 return;
             }
             match s.stack.steer(pkt) {
@@ -517,16 +522,12 @@ impl Driver {
                 Steer::Join { token } => {
                     let owner = r.mesh.owner_of_token(token);
                     if owner != r.me {
-                        r.mesh.forward(owner, pkt, checksum_ok, true);
+                        r.mesh.forward(owner, copy(true));
                         return;
                     }
                 }
                 Steer::Stray => {
-                    r.strays.push(Forwarded {
-                        packet: pkt.to_vec(),
-                        checksum_ok,
-                        owner_known: false,
-                    });
+                    r.strays.push(copy(false));
                     return;
                 }
             }
@@ -573,7 +574,13 @@ impl Driver {
         let mut ours = Vec::new();
         for f in r.strays.drain(..) {
             match r.mesh.find_owner(r.me, &f.packet) {
-                Some(k) => r.mesh.forward(k, &f.packet, f.checksum_ok, true),
+                Some(k) => r.mesh.forward(
+                    k,
+                    Forwarded {
+                        owner_known: true,
+                        ..f
+                    },
+                ),
                 None => ours.push(f),
             }
         }

@@ -152,9 +152,9 @@ impl Mesh {
             .find(|&k| self.shards[k].handle.lock().stack.steer(packet) == Steer::Here)
     }
 
-    /// Queue `packet` for shard `to` and wake its driver; dropped if its
-    /// inbox is full.
-    pub fn forward(&self, to: usize, packet: &[u8], checksum_ok: bool, owner_known: bool) {
+    /// Queue `f` for shard `to` and wake its driver; dropped if its inbox
+    /// is full.
+    pub fn forward(&self, to: usize, f: Forwarded) {
         let shard = &self.shards[to];
         {
             let mut inbox = shard.inbox.lock().unwrap_or_else(|e| e.into_inner());
@@ -162,11 +162,7 @@ impl Mesh {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            inbox.push_back(Forwarded {
-                packet: packet.to_vec(),
-                checksum_ok,
-                owner_known,
-            });
+            inbox.push_back(f);
         }
         self.forwarded.fetch_add(1, Ordering::Relaxed);
         shard.handle.kick();
