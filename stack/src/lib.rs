@@ -24,8 +24,9 @@ pub use config::{
     TcpConfig, TokenPrefix,
 };
 pub use endpoint::{
-    BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndpointFlags, Error, Event, Listen,
-    MptcpInfo, SharedCounts, Stack, Steer, SubflowInfo,
+    BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndpointFlags, Error, Event,
+    JoinFailure, Listen, LocalReset, MptcpInfo, PathEvent, PathEventKind, SharedCounts, Stack,
+    Steer, SubflowEnd, SubflowInfo, SubflowRef,
 };
 pub use tcp::State;
 pub use time::Instant;

@@ -2,12 +2,13 @@
 //! to a withdrawn address, or of all; priorities; ACKs; a fast close; and
 //! requests for the stack.
 
-use super::{Connection, Effects, Request};
+use super::{Connection, Effects, LocalReset, PathEventKind, Request};
 use crate::mptcp::action::rst_reason;
 use crate::mptcp::{options, Action, Actions};
 use crate::tcp::hooks::OptionBytes;
 use crate::tcp::State;
 use crate::time::Instant;
+use crate::wire::Dsn;
 use core::time::Duration;
 
 /// A path the peer withdrew has at least this long to answer a probe.
@@ -20,9 +21,10 @@ impl Connection {
         for a in acts {
             match a {
                 Action::ResetSubflow { reason, fail } => {
-                    self.reset_subflow(k, options::reset_options(reason, fail), fx)
+                    self.reset_subflow(k, LocalReset::MptcpError(reason), fail, fx)
                 }
                 Action::RemoveRemote(id) => {
+                    self.note(PathEventKind::Removed { id });
                     for s in &mut self.subflows {
                         if s.mp.remote_id == id && s.tcb.state() != State::Closed {
                             // Confirm the path is gone before closing it.
@@ -38,16 +40,15 @@ impl Connection {
                     }
                 }
                 Action::ResetAll { reason, fail } => {
-                    let extra = options::reset_options(reason, fail);
                     for j in 0..self.subflows.len() {
-                        self.reset_subflow(j, extra, fx);
+                        self.reset_subflow(j, LocalReset::MptcpError(reason), fail, fx);
                     }
                 }
                 Action::FastClosed => {
                     // Every subflow goes (RFC 8684 §3.5); the peer hears a RST
                     // on each one still open.
                     for j in 0..self.subflows.len() {
-                        self.reset_subflow(j, OptionBytes::default(), fx);
+                        self.reset_subflow(j, LocalReset::FastClosed, None, fx);
                     }
                 }
                 Action::Abort => self.abort_all(fx),
@@ -74,7 +75,14 @@ impl Connection {
                         s.mp.rewind_redundant();
                     }
                 }
-                Action::PeerAddress(r) => self.peer_addrs.push(r),
+                Action::PeerAddress(r) => {
+                    self.note(PathEventKind::Announced {
+                        id: r.id,
+                        addr: r.addr,
+                        port: r.port,
+                    });
+                    self.peer_addrs.push(r)
+                }
             }
         }
     }
@@ -107,7 +115,6 @@ impl Connection {
 
     /// Subflows whose path check ran out without an answer are reset.
     pub(super) fn path_checks_due(&mut self, now: Instant, fx: &mut Effects) {
-        let extra = options::reset_options(rst_reason::UNSPECIFIED, None);
         for k in 0..self.subflows.len() {
             if self.subflows[k]
                 .mp
@@ -115,7 +122,7 @@ impl Connection {
                 .is_some_and(|t| t <= now)
             {
                 self.subflows[k].mp.path_check_passed();
-                self.reset_subflow(k, extra, fx);
+                self.reset_subflow(k, LocalReset::PathCheckFailed, None, fx);
             }
         }
     }
@@ -127,20 +134,39 @@ impl Connection {
         if self.subflows.len() < 2 || !self.mp.as_deref().is_some_and(|m| m.is_fallback()) {
             return;
         }
-        let extra = options::reset_options(rst_reason::MPTCP_ERROR, None);
         for k in 0..self.subflows.len() {
             if !self.subflows[k].mp.is_initial() {
-                self.reset_subflow(k, extra, fx);
+                self.reset_subflow(k, LocalReset::Fallback, None, fx);
             }
         }
     }
 
-    /// Reset subflow index `k` alone, with `extra` options on its RST.
-    pub(super) fn reset_subflow(&mut self, k: usize, extra: OptionBytes, fx: &mut Effects) {
+    /// Reset subflow index `k` alone, for `why`: MP_TCPRST with its reason
+    /// code on the RST (none after MP_FASTCLOSE), and MP_FAIL at `fail`
+    /// after a DSS checksum failure.
+    pub(super) fn reset_subflow(
+        &mut self,
+        k: usize,
+        why: LocalReset,
+        fail: Option<Dsn>,
+        fx: &mut Effects,
+    ) {
         let s = &mut self.subflows[k];
         if s.tcb.state() == State::Closed {
             return;
         }
+        let extra = match why {
+            LocalReset::FastClosed => OptionBytes::default(),
+            LocalReset::AddressRemoved => {
+                options::reset_options(rst_reason::ADMIN_PROHIBITED, fail)
+            }
+            LocalReset::PathCheckFailed | LocalReset::Stale => {
+                options::reset_options(rst_reason::UNSPECIFIED, fail)
+            }
+            LocalReset::MptcpError(r) => options::reset_options(r, fail),
+            LocalReset::Fallback => options::reset_options(rst_reason::MPTCP_ERROR, fail),
+        };
+        s.reported.reset = Some(why);
         let reply = s.tcb.reset();
         fx.rst(s.tuple(), reply, extra);
     }

@@ -3,9 +3,7 @@
 //! are reset once the data level is done, and a closed subflow is freed — its
 //! buffers and its 4-tuple — while another record remains.
 
-use super::{Connection, Effects, Request};
-use crate::mptcp::action::rst_reason;
-use crate::mptcp::options;
+use super::{Connection, Effects, LocalReset, Request};
 use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::TimeWaitState;
 use crate::tcp::State;
@@ -46,7 +44,6 @@ impl Connection {
             // path may come back much later), or timed out twice on its FIN (its
             // path may be gone). A live subflow whose last acknowledgment is
             // merely on its way is left to close.
-            let extra = options::reset_options(rst_reason::UNSPECIFIED, None);
             for k in 0..self.subflows.len() {
                 let t = &self.subflows[k].tcb;
                 let stale = match t.rto_backoff() {
@@ -55,7 +52,7 @@ impl Connection {
                     _ => true,
                 };
                 if stale {
-                    self.reset_subflow(k, extra, fx);
+                    self.reset_subflow(k, LocalReset::Stale, None, fx);
                 } else {
                     // Nobody waits for a subflow's FIN any more.
                     self.subflows[k].tcb.orphan(now);
@@ -88,6 +85,7 @@ impl Connection {
             else {
                 return;
             };
+            self.report_subflow_end(k);
             let s = self.subflows.remove(k);
             self.freed_stats.add(s.tcb.stats());
             if let Some(r) = s.tcb.close_reason().filter(|r| *r != CloseReason::Normal) {

@@ -52,6 +52,9 @@ impl Connection {
         let s = &mut self.subflows[k];
         let verdict = s.tcb.on_segment(now, seg, quota);
         fx.rst(s.tuple(), verdict.rst, Default::default());
+        if verdict.acceptable && seg.flags.rst() {
+            s.reported.peer_reason = opts.tcprst.map(|r| r.reason);
+        }
         let Some(mp) = self.mp.as_deref_mut().filter(|m| !m.is_fallback()) else {
             return fx;
         };

@@ -19,6 +19,7 @@
 mod actions;
 mod close;
 pub mod effects;
+mod events;
 pub mod info;
 mod input;
 mod output;
@@ -29,6 +30,7 @@ mod tests;
 mod timers;
 
 pub use effects::{Effects, Request, RstOut};
+pub use events::{JoinFailure, LocalReset, PathEventKind, SubflowEnd, SubflowRef, SubflowReported};
 pub use info::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
 pub use subflow::{Subflow, SubflowId};
 
@@ -69,6 +71,8 @@ pub struct Connection {
     /// The multipath scheduling round's working space, kept between rounds.
     round: output::Round,
     close_reported: bool,
+    /// What was reported to the path-event monitor (`events.rs`).
+    reported: events::Reported,
     /// The application released its handle.
     released: bool,
 }
@@ -89,6 +93,7 @@ impl Connection {
             next_tx: 0,
             round: output::Round::default(),
             close_reported: false,
+            reported: events::Reported::default(),
             released: false,
         }
     }

@@ -3,10 +3,9 @@
 //! manager (`endpoint/pm.rs`) decides which; this adds the subflow records and
 //! tells the MPTCP level.
 
-use super::{Connection, Effects, Subflow, SubflowId};
-use crate::mptcp::action::rst_reason;
+use super::{Connection, Effects, LocalReset, PathEventKind, Subflow, SubflowId};
 use crate::mptcp::join::JoinRequest;
-use crate::mptcp::{options, Phase};
+use crate::mptcp::Phase;
 use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 use std::net::IpAddr;
@@ -90,7 +89,11 @@ impl Connection {
             .mp
             .as_deref_mut()?
             .open_join(nonce, local_id, remote_id, backup);
-        Some(self.add_subflow(tcb, sf))
+        let id = self.add_subflow(tcb, sf);
+        if let Some(s) = self.subflows.last_mut() {
+            s.reported.active = true;
+        }
+        Some(id)
     }
 
     /// Count an announcement of the peer's acted on; false past `limit`.
@@ -117,6 +120,7 @@ impl Connection {
     /// Announce our address `addr` (id `id`) to the peer (ADD_ADDR).
     pub fn announce(&mut self, id: u8, addr: IpAddr) {
         if self.mp.as_deref_mut().is_some_and(|m| m.announce(id, addr)) {
+            self.note(PathEventKind::LocalAnnounced { id, addr });
             let p = self.primary();
             self.subflows[p].tcb.force_ack();
         }
@@ -133,10 +137,12 @@ impl Connection {
         if mp.is_fallback() {
             return fx;
         }
-        let extra = options::reset_options(rst_reason::ADMIN_PROHIBITED, None);
+        if ack {
+            self.note(PathEventKind::LocalRemoved { id });
+        }
         for k in 0..self.subflows.len() {
             if self.subflows[k].tcb.local().ip() == addr {
-                self.reset_subflow(k, extra, &mut fx);
+                self.reset_subflow(k, LocalReset::AddressRemoved, None, &mut fx);
             }
         }
         if ack {

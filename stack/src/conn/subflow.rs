@@ -13,11 +13,18 @@ pub struct Subflow {
     pub id: SubflowId,
     pub tcb: Tcb,
     pub mp: SubflowMp,
+    /// What the path-event monitor was told about it.
+    pub reported: super::SubflowReported,
 }
 
 impl Subflow {
     pub fn new(id: SubflowId, tcb: Tcb, mp: SubflowMp) -> Subflow {
-        Subflow { id, tcb, mp }
+        Subflow {
+            id,
+            tcb,
+            mp,
+            reported: Default::default(),
+        }
     }
 
     pub fn tuple(&self) -> crate::demux::FourTuple {

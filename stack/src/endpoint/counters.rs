@@ -53,6 +53,8 @@ pub struct Counters {
     pub oow_acks_limited: u64,
     pub drop_unsupported_protocol: u64,
     pub drop_rst_queue_full: u64,
+    /// Path events not queued: the monitor's queue was full.
+    pub path_events_dropped: u64,
     /// RSTs in answer to segments withheld by `Config::limits`.
     pub drop_rst_rate_limited: u64,
     /// Packets from one of our own addresses (spoofed).

@@ -3,7 +3,7 @@
 //! events reported to the application, and it is freed once finished, or
 //! queued for transmission and its timer re-armed.
 
-use super::{ConnId, Event, Stack};
+use super::{monitor, ConnId, Event, Stack};
 use crate::conn::{Effects, Request, RstOut};
 use crate::mptcp::DataLevel;
 use crate::tcp::State;
@@ -99,6 +99,8 @@ impl Stack {
             return;
         };
         let ev = slot.conn.take_events();
+        let dropped = &mut self.counters.path_events_dropped;
+        monitor::collect(&mut self.path_events, dropped, id, &mut slot.conn, false);
         let released = slot.conn.is_released();
         if ev.established {
             if let Some(on) = slot.listener.take() {
@@ -163,9 +165,11 @@ impl Stack {
 
     /// Free connection `id`; its statistics stay in the stack's totals.
     pub(super) fn remove(&mut self, id: ConnId) {
-        let Some(slot) = self.conns.remove(id) else {
+        let Some(mut slot) = self.conns.remove(id) else {
             return;
         };
+        let dropped = &mut self.counters.path_events_dropped;
+        monitor::collect(&mut self.path_events, dropped, id, &mut slot.conn, true);
         self.shared.conn_removed();
         let conn = &slot.conn;
         if let Some(mp) = conn.data_level() {

@@ -10,6 +10,7 @@ mod counters;
 mod effects;
 mod input;
 mod memory;
+mod monitor;
 mod output;
 mod pm;
 mod random;
@@ -19,8 +20,12 @@ mod time_wait;
 mod timers;
 mod types;
 
-pub use crate::conn::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
+pub use crate::conn::{
+    BufferInfo, ConnInfo, JoinFailure, LocalReset, MptcpInfo, PathEventKind, SubflowEnd,
+    SubflowInfo, SubflowRef,
+};
 pub use counters::Counters;
+pub use monitor::{PathEvent, PATH_EVENT_LIMIT};
 pub use shared::SharedCounts;
 pub use steer::Steer;
 pub use types::{CloseReason, ConnId, ConnectOptions, EndpointFlags, Error, Event, Listen};
@@ -105,6 +110,7 @@ pub struct Stack {
     time_wait: time_wait::TimeWaitTable,
     next_id: u64,
     events: VecDeque<Event>,
+    path_events: monitor::PathEvents,
     /// Connections with something to send, each once, in turn.
     ready: VecDeque<ConnId>,
     timers: BinaryHeap<Reverse<(Instant, ConnId)>>,
@@ -158,6 +164,7 @@ impl Stack {
             time_wait: Default::default(),
             next_id: 1,
             events: VecDeque::new(),
+            path_events: Default::default(),
             ready: VecDeque::new(),
             timers: BinaryHeap::new(),
             rsts: RstQueue::default(),
@@ -516,6 +523,14 @@ impl Stack {
 
     pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
         self.conn(id).map(|c| c.info())
+    }
+
+    /// The last joins of ours on connection `id` that never worked, oldest
+    /// first (at most `conn::JOIN_FAILURES_KEPT`).
+    pub fn join_failures(&self, id: ConnId) -> Vec<JoinFailure> {
+        self.conn(id)
+            .map(|c| c.join_failures().to_vec())
+            .unwrap_or_default()
     }
 
     /// Handles of every connection not yet released.

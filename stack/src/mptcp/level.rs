@@ -75,6 +75,19 @@ pub enum FallbackReason {
     MpFail,
 }
 
+impl FallbackReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FallbackReason::NoMpCapableSynAck => "no MP_CAPABLE in the SYN/ACK",
+            FallbackReason::NoMpCapableAck => "no MP_CAPABLE in the third ACK",
+            FallbackReason::NoMapping => "first data without a DSS mapping",
+            FallbackReason::NoDataAck => "data acknowledged without DATA_ACK",
+            FallbackReason::InfiniteMapping => "peer sent an infinite mapping",
+            FallbackReason::MpFail => "infinite mapping after MP_FAIL",
+        }
+    }
+}
+
 /// Repeats of an unacknowledged DATA_FIN, with all data acknowledged, after
 /// which the peer is taken to have fallen back (see `on_timeout`): about 30
 /// RTOs, far longer than a live MPTCP peer takes to acknowledge it.
@@ -409,6 +422,11 @@ impl DataLevel {
 
     pub fn stats(&self) -> MptcpStats {
         self.stats
+    }
+
+    /// MP_FAILs received and sent.
+    pub fn mp_fail_counts(&self) -> (u64, u64) {
+        (self.stats.mp_fail_rx, self.stats.mp_fail_tx)
     }
 
     pub fn is_redundant(&self) -> bool {

@@ -134,6 +134,16 @@ impl SubflowMp {
         self.join.is_none_or(|j| j.phase == JoinPhase::Established)
     }
 
+    /// Whether the MP_JOIN handshake is done as far as this side can tell:
+    /// the active side once it checked the peer's HMAC and sent its third
+    /// ACK (when Linux reports the subflow established), the passive side
+    /// once that ACK's HMAC checked.
+    pub fn join_handshake_done(&self) -> bool {
+        self.join
+            .as_ref()
+            .is_none_or(|j| matches!(j.phase, JoinPhase::AckSent | JoinPhase::Established))
+    }
+
     pub fn is_backup(&self) -> bool {
         self.local_backup || self.remote_backup
     }
