@@ -129,6 +129,18 @@ pub enum Command {
     Status(StatusArgs),
     /// Change the addresses of a running mptun (like `ip mptcp endpoint`).
     Addr(AddrArgs),
+    /// Print the path events of a running mptun as they happen (like `ip mptcp
+    /// monitor`).
+    ///
+    /// One line per event of an MPTCP connection: CREATED, ESTABLISHED and
+    /// CLOSED; SF_ESTABLISHED and SF_CLOSED for each subflow (with `error=`,
+    /// `reset_reason=` and why in words); ANNOUNCED and REMOVED for the
+    /// peer's addresses, LOCAL_ANNOUNCED and LOCAL_REMOVED for ours;
+    /// SF_PRIORITY when a subflow becomes a backup or stops being one;
+    /// FALLBACK (with why) and MP_FAIL. Runs until interrupted or the daemon
+    /// stops. A reader too slow for the daemon is told how many events it
+    /// lost.
+    Monitor(MonitorArgs),
     /// Read a configuration file as `mptun run --config FILE` would, and print
     /// the configuration it amounts to (TOML, every setting, defaults too).
     ///
@@ -628,6 +640,31 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// Options of `mptun monitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct MonitorArgs {
+    /// Control socket of the instance to watch [default: /run/mptun/<TUN>.sock].
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub control: Option<PathBuf>,
+
+    /// TUN device of the instance to watch; used to find its control socket.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_TUN, value_parser = parse_tun_name)]
+    pub tun: String,
+
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl MonitorArgs {
+    /// The control socket path: `--control`, or `/run/mptun/<tun>.sock`.
+    pub fn control_path(&self) -> PathBuf {
+        self.control
+            .clone()
+            .unwrap_or_else(|| default_control_path(&self.tun))
+    }
+}
+
 /// The control socket path for a TUN device when `--control` is not given.
 pub fn default_control_path(tun: &str) -> PathBuf {
     PathBuf::from(DEFAULT_CONTROL_DIR).join(format!("{tun}.sock"))
@@ -639,6 +676,7 @@ impl Cli {
         match &self.command {
             Command::Run(run) => run.validate(),
             Command::Status(_)
+            | Command::Monitor(_)
             | Command::Addr(_)
             | Command::CheckConfig(_)
             | Command::Completions(_)

@@ -41,7 +41,10 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::warn;
 
+use crate::monitor::{EventSender, MonitorLine, MAX_WATCHERS};
 use crate::status::Status;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::sync::broadcast;
 
 /// Longest request line the server accepts, newline excluded.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -68,11 +71,15 @@ pub enum Request {
     AddrDel { addr: String },
     /// Mark an address backup or not (MP_PRIO on its subflows).
     AddrSet { addr: String, backup: bool },
+    /// Stream path events (`mptun monitor`): an `ok` response, then one
+    /// [`MonitorLine`] per line until the client hangs up.
+    Monitor,
 }
 
 impl Request {
     /// The `cmd` values the server understands, for error messages.
-    pub const COMMANDS: &'static [&'static str] = &["status", "addr_add", "addr_del", "addr_set"];
+    pub const COMMANDS: &'static [&'static str] =
+        &["status", "addr_add", "addr_del", "addr_set", "monitor"];
 
     /// The request's `cmd` value.
     pub fn cmd(&self) -> &'static str {
@@ -81,13 +88,14 @@ impl Request {
             Request::AddrAdd { .. } => "addr_add",
             Request::AddrDel { .. } => "addr_del",
             Request::AddrSet { .. } => "addr_set",
+            Request::Monitor => "monitor",
         }
     }
 
     /// Whether the request changes the daemon's state: only privileged callers
     /// (root or the daemon's user) may send it.
     pub fn changes_state(&self) -> bool {
-        !matches!(self, Request::Status)
+        !matches!(self, Request::Status | Request::Monitor)
     }
 }
 
@@ -270,6 +278,8 @@ pub struct ControlServer {
     read_timeout: Duration,
     /// Callers with these uids are privileged: root and the daemon's own uid.
     privileged_uids: Vec<u32>,
+    /// Where `monitor` requests subscribe, if the daemon publishes events.
+    monitor: Option<EventSender>,
 }
 
 /// An `io::Error` of `kind` with `msg`.
@@ -565,6 +575,7 @@ impl ControlServer {
             identity,
             read_timeout: DEFAULT_READ_TIMEOUT,
             privileged_uids,
+            monitor: None,
         })
     }
 
@@ -594,6 +605,10 @@ impl ControlServer {
         let guard = self;
         let read_timeout = guard.read_timeout;
         let privileged_uids: Arc<[u32]> = guard.privileged_uids.clone().into();
+        let monitor = Watch {
+            events: guard.monitor.clone(),
+            watchers: Arc::new(AtomicUsize::new(0)),
+        };
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
@@ -605,15 +620,27 @@ impl ControlServer {
                     });
                     let caller = Caller::from_peer(peer, &privileged_uids);
                     let uids = Arc::clone(&privileged_uids);
+                    let monitor = monitor.clone();
                     tokio::spawn(async move {
                         // A client that misbehaves or goes away only ends its own task.
-                        let _ = serve_client(stream, caller, &uids, &*handler, read_timeout).await;
+                        let client = Client {
+                            caller,
+                            privileged_uids: &uids,
+                            read_timeout,
+                            monitor,
+                        };
+                        let _ = serve_client(stream, client, &*handler).await;
                     });
                 }
                 // Out of file descriptors or the like: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }
         }
+    }
+
+    /// Serve `monitor` requests from `events`.
+    pub fn set_monitor(&mut self, events: EventSender) {
+        self.monitor = Some(events);
     }
 
     /// Only callers with these uids are privileged (tests).
@@ -675,16 +702,31 @@ fn denied(req: &Request, caller: &Caller, privileged_uids: &[u32]) -> Response {
     ))
 }
 
-async fn serve_client<F>(
-    stream: UnixStream,
+/// The event channel `monitor` requests subscribe to, and how many do.
+#[derive(Clone)]
+struct Watch {
+    events: Option<EventSender>,
+    watchers: Arc<AtomicUsize>,
+}
+
+/// One control client as the server sees it.
+struct Client<'a> {
     caller: Caller,
-    privileged_uids: &[u32],
-    handler: &F,
+    privileged_uids: &'a [u32],
     read_timeout: Duration,
-) -> io::Result<()>
+    monitor: Watch,
+}
+
+async fn serve_client<F>(stream: UnixStream, client: Client<'_>, handler: &F) -> io::Result<()>
 where
     F: Fn(&Caller, Request) -> Response,
 {
+    let Client {
+        caller,
+        privileged_uids,
+        read_timeout,
+        monitor,
+    } = client;
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
@@ -720,6 +762,7 @@ where
             Ok(req) if req.changes_state() && !caller.privileged => {
                 denied(&req, &caller, privileged_uids)
             }
+            Ok(Request::Monitor) => return stream_events(reader, write, &monitor).await,
             Ok(req) => handler(&caller, req),
             Err(msg) => Response::error(msg),
         };
@@ -727,6 +770,53 @@ where
         if !complete {
             return Ok(()); // EOF without a newline: answered the last request
         }
+    }
+}
+
+/// Answer `monitor`: `ok`, then every event as a line until the client hangs
+/// up (anything else it sends is ignored) or the daemon stops. A client that
+/// falls behind is told how many events it lost.
+async fn stream_events<R, W>(mut reader: R, mut write: W, watch: &Watch) -> io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: AsyncWriteExt + Unpin,
+{
+    let Some(events) = &watch.events else {
+        let resp = Response::error("this daemon publishes no events");
+        return write_response(&mut write, &resp).await;
+    };
+    if watch.watchers.fetch_add(1, Ordering::SeqCst) >= MAX_WATCHERS {
+        watch.watchers.fetch_sub(1, Ordering::SeqCst);
+        let resp = Response::error(format!("too many monitors (at most {MAX_WATCHERS})"));
+        return write_response(&mut write, &resp).await;
+    }
+    struct Leave<'a>(&'a AtomicUsize);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let _leave = Leave(&watch.watchers);
+    // Subscribed before `ok` goes out: nothing after it is missed.
+    let mut rx = events.subscribe();
+    write_response(&mut write, &Response::ok()).await?;
+    let mut sink = [0u8; 256];
+    loop {
+        let line = tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(e) => MonitorLine::Event(Box::new((*e).clone())),
+                Err(broadcast::error::RecvError::Lagged(n)) => MonitorLine::Lost { lost: n },
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            r = reader.read(&mut sink) => match r {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => continue,
+            },
+        };
+        let mut out = serde_json::to_vec(&line).map_err(io::Error::other)?;
+        out.push(b'\n');
+        write.write_all(&out).await?;
+        write.flush().await?;
     }
 }
 
@@ -845,6 +935,62 @@ async fn exchange(path: &Path, req: &Request) -> Result<Response, ControlError> 
         }));
     }
     serde_json::from_slice(&answer).map_err(|e| ControlError::Protocol(e.to_string()))
+}
+
+/// `mptun monitor`: subscribe to the daemon's events at `path` and hand each
+/// line to `on_line` until the daemon goes away (`Ok`) or `on_line` says
+/// stop (false).
+pub async fn monitor(
+    path: &Path,
+    mut on_line: impl FnMut(MonitorLine) -> bool,
+) -> Result<(), ControlError> {
+    let stream = tokio::time::timeout(DEFAULT_CLIENT_TIMEOUT, UnixStream::connect(path))
+        .await
+        .map_err(|_| ControlError::Timeout(DEFAULT_CLIENT_TIMEOUT))?
+        .map_err(|source| ControlError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let (read, mut write) = stream.into_split();
+    let mut line =
+        serde_json::to_vec(&Request::Monitor).map_err(|e| ControlError::Protocol(e.to_string()))?;
+    line.push(b'\n');
+    write.write_all(&line).await.map_err(ControlError::Io)?;
+    let mut reader = BufReader::new(read);
+    let mut first = Vec::new();
+    tokio::time::timeout(DEFAULT_CLIENT_TIMEOUT, reader.read_until(b'\n', &mut first))
+        .await
+        .map_err(|_| ControlError::Timeout(DEFAULT_CLIENT_TIMEOUT))?
+        .map_err(ControlError::Io)?;
+    let resp: Response = serde_json::from_slice(&first).map_err(|e| {
+        ControlError::Protocol(if first.is_empty() {
+            "connection closed without an answer".into()
+        } else {
+            e.to_string()
+        })
+    })?;
+    if !resp.ok {
+        return Err(ControlError::Daemon(
+            resp.error.unwrap_or_else(|| "unspecified error".into()),
+        ));
+    }
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = (&mut reader)
+            .take(MAX_REQUEST as u64)
+            .read_until(b'\n', &mut buf)
+            .await
+            .map_err(ControlError::Io)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let l: MonitorLine =
+            serde_json::from_slice(&buf).map_err(|e| ControlError::Protocol(e.to_string()))?;
+        if !on_line(l) {
+            return Ok(());
+        }
+    }
 }
 
 /// Asks the daemon at `path` for its status: what `mptun status` does.
@@ -1420,5 +1566,126 @@ mod tests {
             serde_json::to_string(&Response::ok()).unwrap(),
             r#"{"ok":true}"#
         );
+    }
+}
+
+#[cfg(test)]
+mod monitor_tests {
+    use super::*;
+    use crate::monitor::{channel, MonitorEvent};
+
+    fn event(n: u64) -> Arc<MonitorEvent> {
+        let line = format!(r#"{{"time_ms":{n},"event":"CLOSED","token":"00000001","shard":0}}"#);
+        Arc::new(serde_json::from_str(&line).unwrap())
+    }
+
+    async fn serving(name: &str, events: Option<EventSender>) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mptun-mon-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.sock");
+        let mut server = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap();
+        if let Some(tx) = events {
+            server.set_monitor(tx);
+        }
+        tokio::spawn(server.serve(|_, _| Response::error("not here")));
+        path
+    }
+
+    /// Runs `mptun monitor`'s client until it has `n` lines.
+    fn watch(path: PathBuf, n: usize) -> tokio::task::JoinHandle<Vec<MonitorLine>> {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            monitor(&path, |l| {
+                got.push(l);
+                got.len() < n
+            })
+            .await
+            .unwrap();
+            got
+        })
+    }
+
+    async fn until_watched(tx: &EventSender, watchers: usize) {
+        while tx.receiver_count() < watchers {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn events_stream_to_every_watcher_in_order() {
+        let tx = channel();
+        let path = serving("order", Some(tx.clone())).await;
+        let a = watch(path.clone(), 3);
+        let b = watch(path, 3);
+        until_watched(&tx, 2).await;
+        for n in 1..=3 {
+            tx.send(event(n)).unwrap();
+        }
+        for w in [a, b] {
+            let got = w.await.unwrap();
+            let times: Vec<u64> = got
+                .iter()
+                .map(|l| match l {
+                    MonitorLine::Event(e) => e.time_ms,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(times, [1, 2, 3]);
+        }
+        // Both watchers hung up: the server let go of their subscriptions.
+        tokio::time::timeout(Duration::from_secs(5), until_gone(&tx))
+            .await
+            .expect("subscriptions dropped");
+    }
+
+    async fn until_gone(tx: &EventSender) {
+        while tx.receiver_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_watcher_that_falls_behind_is_told_how_much_it_lost() {
+        let tx = channel();
+        let path = serving("lag", Some(tx.clone())).await;
+        // Subscribe by hand and send everything before reading a line.
+        let stream = UnixStream::connect(&path).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        write.write_all(b"{\"cmd\":\"monitor\"}\n").await.unwrap();
+        let mut reader = BufReader::new(read);
+        let mut first = String::new();
+        reader.read_line(&mut first).await.unwrap();
+        assert_eq!(first.trim(), r#"{"ok":true}"#);
+        let extra = 10;
+        for n in 0..(crate::monitor::MONITOR_BACKLOG as u64 + extra) {
+            tx.send(event(n)).unwrap();
+        }
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        assert_eq!(
+            serde_json::from_str::<MonitorLine>(&line).unwrap(),
+            MonitorLine::Lost { lost: extra }
+        );
+    }
+
+    #[tokio::test]
+    async fn watchers_are_bounded_and_a_daemon_without_events_says_so() {
+        let path = serving("none", None).await;
+        let e = monitor(&path, |_| true).await.unwrap_err();
+        assert!(e.to_string().contains("publishes no events"), "{e}");
+
+        let tx = channel();
+        let path = serving("many", Some(tx.clone())).await;
+        let held: Vec<_> = (0..MAX_WATCHERS).map(|_| watch(path.clone(), 1)).collect();
+        until_watched(&tx, MAX_WATCHERS).await;
+        let e = monitor(&path, |_| true).await.unwrap_err();
+        assert!(e.to_string().contains("too many monitors"), "{e}");
+        tx.send(event(1)).unwrap();
+        for h in held {
+            h.await.unwrap();
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! Connects the running daemon to the control socket (`status` answered from the
 //! engine's state) and implements the `mptun status` client command.
 
-use crate::cli::{AddrArgs, AddrOp, AddrSpec, CliError, Prio, StatusArgs};
+use crate::cli::{AddrArgs, AddrOp, AddrSpec, CliError, MonitorArgs, Prio, StatusArgs};
 use crate::control::{self, ControlServer, Request, Response, SocketAccess};
 use crate::daemon::Runtime;
+use crate::monitor::MonitorLine;
 use crate::status::{
     connection_from_info, counters_from, paths_from, MemoryStatus, RelayStatus, RelaysStatus,
     ServiceStatus, ShardStatus, Status,
@@ -47,6 +48,8 @@ pub fn serve(server: ControlServer, rt: Arc<Runtime>) -> ControlTask {
         Request::AddrAdd { addr } => respond(addr_add(&rt, &addr)),
         Request::AddrDel { addr } => respond(addr_del(&rt, &addr)),
         Request::AddrSet { addr, backup } => respond(addr_set(&rt, &addr, backup)),
+        // The server streams it itself (`ControlServer::set_monitor`).
+        Request::Monitor => Response::error("monitor is not served here"),
     }));
     ControlTask(task)
 }
@@ -285,6 +288,27 @@ fn services_status(stats: &[Arc<crate::services::ServiceStats>]) -> Vec<ServiceS
         }
     }
     out.into_iter().map(|(s, _)| s).collect()
+}
+
+/// `mptun monitor`: print the daemon's path events until it stops (or
+/// whoever reads our output goes away).
+pub async fn monitor(args: MonitorArgs) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let r = control::monitor(&args.control_path(), |line| {
+        let text = match &line {
+            MonitorLine::Event(e) if !args.json => e.to_text(),
+            MonitorLine::Lost { lost } if !args.json => {
+                eprintln!("mptun: monitor: {lost} events lost (this reader fell behind)");
+                return true;
+            }
+            l => serde_json::to_string(l).unwrap_or_default(),
+        };
+        // A closed pipe (`| head`) ends the monitor quietly.
+        writeln!(out, "{text}").and_then(|()| out.flush()).is_ok()
+    })
+    .await;
+    r.map_err(|e| e.to_string())
 }
 
 /// `mptun status`: ask a running daemon and print a table or JSON.

@@ -396,9 +396,19 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             .collect()
     };
 
+    // Every shard publishes its path events to one channel (`mptun monitor`).
+    let events = crate::monitor::channel();
     let handles: Vec<Handle> = stacks
         .into_iter()
-        .map(|s| Handle::new(Shared::new(s)))
+        .enumerate()
+        .map(|(shard, s)| {
+            let mut shared = Shared::new(s);
+            shared.publish_to(crate::monitor::Publisher {
+                shard,
+                tx: events.clone(),
+            });
+            Handle::new(shared)
+        })
         .collect();
     let mesh = Mesh::new(handles, args.instance_id);
     // From here on a panic wakes the drivers, which stop the daemon if the
@@ -441,6 +451,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         services,
         relays,
     });
+    let mut control_server = control_server;
+    control_server.set_monitor(events);
     let control = crate::control_glue::serve(control_server, runtime.clone());
     let _metrics = metrics_listener.map(|listener| {
         if let Ok(addr) = listener.local_addr() {

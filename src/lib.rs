@@ -12,6 +12,7 @@ pub mod gso;
 pub mod manuals;
 pub mod metrics;
 pub mod metrics_http;
+pub mod monitor;
 pub mod notify;
 pub mod panics;
 pub mod pcap;

@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         },
         Command::Status(args) => rt.block_on(mptun::control_glue::status(args)),
         Command::Addr(args) => rt.block_on(mptun::control_glue::addr(args)),
+        Command::Monitor(args) => rt.block_on(mptun::control_glue::monitor(args)),
         Command::CheckConfig(_) | Command::Completions(_) | Command::Man(_) => {
             unreachable!("answered above")
         }

@@ -79,6 +79,7 @@ pub const COUNTER_HELP: &[(&str, &str)] = &[
     ("oow_acks_limited", "Duplicate ACKs to out-of-window segments withheld by the rate limit."),
     ("drop_unsupported_protocol", "Packets dropped: IP protocol other than TCP and ICMP."),
     ("drop_rst_queue_full", "RSTs not sent: their queue was full."),
+    ("path_events_dropped", "Path events not published: the engine's event queue was full."),
     ("drop_rst_rate_limited", "RSTs not sent: rate limit."),
     ("drop_own_source", "Packets dropped: source is one of the stack's own addresses (spoofed)."),
     ("icmp_echo_requests", "ICMP/ICMPv6 echo requests received."),

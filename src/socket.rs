@@ -41,6 +41,8 @@ pub struct Shared {
     conns: HashMap<ConnId, ConnSlot>,
     listeners: HashMap<Listen, ListenerSlot>,
     accepting: bool,
+    /// Where the engine's path events go (`mptun monitor`), if anywhere.
+    publisher: Option<crate::monitor::Publisher>,
 }
 
 impl Shared {
@@ -51,7 +53,14 @@ impl Shared {
             conns: HashMap::new(),
             listeners: HashMap::new(),
             accepting: true,
+            publisher: None,
         }
+    }
+
+    /// Publish the engine's path events (turned on in the engine here).
+    pub fn publish_to(&mut self, p: crate::monitor::Publisher) {
+        self.stack.set_path_events(true);
+        self.publisher = Some(p);
     }
 
     /// The engine's clock: microseconds since the daemon started.
@@ -70,6 +79,11 @@ impl Shared {
 
     /// Hand the engine's events to the streams and listeners waiting on them.
     pub fn dispatch_events(&mut self) {
+        if let Some(p) = &self.publisher {
+            while let Some(e) = self.stack.poll_path_event() {
+                p.publish(&e);
+            }
+        }
         while let Some(ev) = self.stack.poll_event() {
             match ev {
                 Event::Accepted { id, on, remote, .. } => {

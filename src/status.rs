@@ -479,6 +479,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         oow_acks_limited,
         drop_unsupported_protocol,
         drop_rst_queue_full,
+        path_events_dropped,
         drop_rst_rate_limited,
         drop_own_source,
         icmp_echo_requests,
