@@ -184,7 +184,8 @@ impl MonitorEvent {
     /// One line as `ip mptcp monitor` prints it: the event name right-aligned
     /// in brackets, then `key=value` fields (`saddr4`/`saddr6` by family).
     pub fn to_text(&self) -> String {
-        let mut s = format!("[{:>16}] token={}", self.event, self.token);
+        // iproute2's width; our longer names (LOCAL_ANNOUNCED) overflow it.
+        let mut s = format!("[{:>14}] token={}", self.event, self.token);
         let mut field = |k: &str, v: &dyn std::fmt::Display| {
             let _ = write!(s, " {k}={v}");
         };
@@ -312,7 +313,7 @@ mod tests {
         let e = ev(PathEventKind::SubflowEstablished(sf()));
         assert_eq!(
             e.to_text(),
-            "[  SF_ESTABLISHED] token=0ee54d63 remid=0 locid=2 saddr4=10.0.2.1 \
+            "[SF_ESTABLISHED] token=0ee54d63 remid=0 locid=2 saddr4=10.0.2.1 \
              daddr4=10.0.1.2 sport=40000 dport=5201 backup=0"
         );
         let e = ev(PathEventKind::Announced {
@@ -322,14 +323,14 @@ mod tests {
         });
         assert_eq!(
             e.to_text(),
-            "[       ANNOUNCED] token=0ee54d63 remid=3 daddr6=fd00::2"
+            "[     ANNOUNCED] token=0ee54d63 remid=3 daddr6=fd00::2"
         );
         let e = ev(PathEventKind::SubflowClosed {
             subflow: sf(),
             end: SubflowEnd::Refused { reason: Some(3) },
         });
         let t = e.to_text();
-        assert!(t.starts_with("[       SF_CLOSED] token=0ee54d63"), "{t}");
+        assert!(t.starts_with("[     SF_CLOSED] token=0ee54d63"), "{t}");
         assert!(
             t.ends_with(
                 "error=111 reset_reason=3 reason=\"join refused by the peer \
