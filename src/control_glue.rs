@@ -7,7 +7,7 @@ use crate::daemon::Runtime;
 use crate::monitor::MonitorLine;
 use crate::status::{
     connection_from_info, counters_from, paths_from, MemoryStatus, RelayStatus, RelaysStatus,
-    ServiceStatus, ShardStatus, Status,
+    ServiceStatus, ShardStatus, Status, UnusedPathStatus,
 };
 use crate::tun;
 use mptun_stack::memory::Pressure;
@@ -180,6 +180,12 @@ pub fn snapshot(rt: &Runtime) -> Status {
         connections.extend(s.stack.connections().into_iter().filter_map(|id| {
             let mut c = connection_from_info(id, &s.stack.info(id)?);
             c.shard = shard as u32;
+            c.unused_paths = s
+                .stack
+                .unused_paths(id)
+                .iter()
+                .map(UnusedPathStatus::from_engine)
+                .collect();
             Some(c)
         }));
         for (k, v) in counters_from(&s.stack.counters()) {

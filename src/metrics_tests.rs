@@ -60,6 +60,7 @@ fn conn(
         },
         mptcp,
         subflows,
+        unused_paths: Vec::new(),
     }
 }
 

@@ -215,6 +215,64 @@ pub struct ConnectionStatus {
     /// The TCP subflows; a plain TCP connection has exactly one, with the
     /// connection's own addresses.
     pub subflows: Vec<SubflowStatus>,
+    /// Paths (our addresses, the peer's announced ones) that carry none of
+    /// its data, each with why. Absent when every path is used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unused_paths: Vec<UnusedPathStatus>,
+}
+
+/// A path of a connection that carries none of its data, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnusedPathStatus {
+    /// Our address.
+    pub local: std::net::IpAddr,
+    /// The peer's address, where the reason concerns one of its announced ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<std::net::IpAddr>,
+    /// A stable name: `no_subflow_flag`, `no_signal_flag`, `subflow_limit`,
+    /// `add_addr_limit`, `peer_denies_initial`, `announced_not_echoed`,
+    /// `not_joined_by_peer`, `not_announced`, `not_joinable`, `backup`,
+    /// `stalled`, `joining`, `subflow_ended`, `not_established`,
+    /// `other_family`, `not_mptcp`.
+    pub reason: String,
+    /// The same in words.
+    pub detail: String,
+}
+
+impl UnusedPathStatus {
+    pub fn from_engine(u: &mptun_stack::UnusedPath) -> Self {
+        UnusedPathStatus {
+            local: u.local,
+            remote: u.remote,
+            reason: u.reason.code().to_string(),
+            detail: describe_unused(u.reason),
+        }
+    }
+}
+
+/// Why a path is unused, in words.
+pub fn describe_unused(r: mptun_stack::UnusedReason) -> String {
+    use mptun_stack::UnusedReason as U;
+    match r {
+        U::NotMptcp => "plain TCP: the peer did not use MPTCP, or the connection fell back".into(),
+        U::NotEstablished => "the MPTCP connection is not fully established yet".into(),
+        U::NoSubflowFlag => "no subflow is opened from it: the address lacks the `subflow` flag".into(),
+        U::NoSignalFlag => "not announced to the peer: the address lacks the `signal` flag".into(),
+        U::OtherFamily => "the other IP family than the connection's".into(),
+        U::SubflowLimit { max } => format!("subflow limit reached (--max-subflows {max})"),
+        U::AddAddrLimit { max } => {
+            format!("the peer's announcement is not joined: --max-add-addr-accepted {max} reached")
+        }
+        U::PeerDeniesInitial => "the peer asked for no subflow to its first address (MP_CAPABLE's C flag) and announced no other".into(),
+        U::AnnouncedNotEchoed => "announced (ADD_ADDR); the peer has not echoed it".into(),
+        U::NotJoinedByPeer => "announced and echoed; the peer has not joined it (on Linux: `ip mptcp limits set subflows N add_addr_accepted N`)".into(),
+        U::NotAnnounced => "not announced yet".into(),
+        U::NotJoinable => "announced by the peer but never joined: one of ours, loopback, link-local or the like".into(),
+        U::Backup => "backup: its subflows carry data only when no other subflow works".into(),
+        U::Stalled => "its subflow timed out repeatedly: data goes over the others until it recovers".into(),
+        U::Joining => "a join is in its handshake".into(),
+        U::Ended(end) => format!("its last subflow ended: {}", crate::monitor::describe_end(end)),
+    }
 }
 
 /// A connection's buffers (an MPTCP connection's data level), in bytes.
@@ -426,6 +484,7 @@ pub fn connection_from_info(id: ConnId, info: &ConnInfo) -> ConnectionStatus {
         buffers: BuffersStatus::from_info(&info.buffers),
         mptcp: info.mptcp.as_ref().map(MptcpStatus::from_info),
         subflows,
+        unused_paths: Vec::new(),
     }
 }
 
@@ -751,6 +810,14 @@ impl Status {
                         subflows.write_row(&mut out, SUBFLOW_INDENT, &sw, r);
                     }
                 }
+                for u in &self.connections[i].unused_paths {
+                    let to = u.remote.map_or(String::new(), |r| format!(" -> {r}"));
+                    let _ = writeln!(
+                        out,
+                        "{SUBFLOW_INDENT}unused path {}{to}: {}",
+                        u.local, u.detail
+                    );
+                }
             }
         }
 
@@ -932,6 +999,7 @@ mod tests {
                 remote_id: 0,
                 backup: false,
                 established: true,
+                stalled: false,
             }],
         }
     }

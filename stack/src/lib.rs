@@ -24,9 +24,9 @@ pub use config::{
     TcpConfig, TokenPrefix,
 };
 pub use endpoint::{
-    BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndpointFlags, Error, Event,
-    JoinFailure, Listen, LocalReset, MptcpInfo, PathEvent, PathEventKind, SharedCounts, Stack,
-    Steer, SubflowEnd, SubflowInfo, SubflowRef,
+    BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndedSubflow, EndpointFlags, Error,
+    Event, Listen, LocalReset, MptcpInfo, PathEvent, PathEventKind, SharedCounts, Stack, Steer,
+    SubflowEnd, SubflowInfo, SubflowRef, UnusedPath, UnusedReason,
 };
 pub use tcp::State;
 pub use time::Instant;

@@ -6,7 +6,10 @@
 mod sim;
 
 use core::time::Duration;
-use mptun_stack::{EndpointFlags, LocalReset, PathEvent, PathEventKind, Stack, SubflowEnd};
+use mptun_stack::{
+    EndpointFlags, LocalReset, PathEvent, PathEventKind, Stack, SubflowEnd, UnusedPath,
+    UnusedReason,
+};
 use sim::net::LinkParams;
 use sim::rng::derive;
 use sim::transfer::{mptcp_pair, sim_config, Payload, Transfer, SERVER_PORT};
@@ -243,11 +246,13 @@ fn a_refused_join_is_reported_and_kept() {
     );
     let mut server = Transfer::server(sp, cp, derive(seed, 21));
     let mut failures = Vec::new();
+    let mut unused = Vec::new();
     w.run_until(&mut [&mut client, &mut server], |w, _| {
         w.stack(c).connections().into_iter().any(|id| {
             let f = w.stack(c).join_failures(id);
             if !f.is_empty() {
                 failures = f;
+                unused = w.stack(c).unused_paths(id);
             }
             !failures.is_empty()
         }) || w.idle()
@@ -269,6 +274,68 @@ fn a_refused_join_is_reported_and_kept() {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].local.ip(), c1);
     assert!(matches!(failures[0].end, SubflowEnd::Refused { .. }));
+    assert_eq!(
+        unused,
+        [UnusedPath {
+            local: c1,
+            remote: None,
+            reason: UnusedReason::Ended(failures[0].end),
+        }]
+    );
+}
+
+/// `status`'s "why is this path unused": an address without the `subflow`
+/// flag, one past `max_subflows`, one whose join works (not listed), and a
+/// backup.
+#[test]
+fn unused_paths_say_why() {
+    let seed = 11;
+    let mut w = World::new(seed);
+    let (mut cc, sc) = mptcp_pair(seed, 4);
+    cc.mptcp.max_subflows = 2;
+    let c = w.add_host("client", cc);
+    let s = w.add_host("server", sc);
+    let s0 = addr(false, 0, 2);
+    let ca: Vec<IpAddr> = (0..5).map(|i| addr(false, i, 1)).collect();
+    for &a in &ca {
+        w.add_path(c, a, s, s0, link(10), link(10));
+    }
+    let flags = |subflow, backup| EndpointFlags {
+        subflow,
+        backup,
+        ..EndpointFlags::default()
+    };
+    w.stack_mut(c).add_endpoint(ca[1], flags(true, false));
+    w.stack_mut(c).add_endpoint(ca[2], flags(true, true));
+    w.stack_mut(c).add_endpoint(ca[3], flags(true, false));
+    w.stack_mut(c).add_endpoint(ca[4], flags(false, false));
+    w.stack_mut(s).listen(SERVER_PORT).expect("listen");
+    let cp = Payload::new(derive(seed, 10), 4 << 20);
+    let sp = Payload::new(derive(seed, 11), 64 << 10);
+    let mut client = Transfer::client(
+        Some(SocketAddr::new(ca[0], 0)),
+        SocketAddr::new(s0, SERVER_PORT),
+        cp,
+        sp,
+        derive(seed, 20),
+    );
+    let mut server = Transfer::server(sp, cp, derive(seed, 21));
+    w.run_until(&mut [&mut client, &mut server], |w, _| {
+        w.stack(c).counters().mptcp_joins_established >= 2 || w.idle()
+    })
+    .expect("run");
+    let id = w.stack(c).connections()[0];
+    let mut unused = w.stack(c).unused_paths(id);
+    unused.sort_by_key(|u| u.local);
+    let want = [
+        (ca[2], UnusedReason::Backup),
+        (ca[3], UnusedReason::SubflowLimit { max: 2 }),
+        (ca[4], UnusedReason::NoSubflowFlag),
+    ];
+    let got: Vec<(IpAddr, UnusedReason)> = unused.iter().map(|u| (u.local, u.reason)).collect();
+    assert_eq!(got, want, "{unused:?}");
+    w.run_until_done(&mut [&mut client, &mut server])
+        .expect("transfer");
 }
 
 /// Plain TCP has no path events; a connection whose peer does not speak

@@ -166,18 +166,29 @@ impl PathEventKind {
     }
 }
 
-/// A join of ours that never became a working subflow, kept for `status`
+/// A subflow that ended while its connection lives on, kept for `status`
 /// ("why is this path unused").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JoinFailure {
+pub struct EndedSubflow {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub remote_id: u8,
     pub end: SubflowEnd,
+    /// We opened it (an MP_JOIN of ours, not the peer's).
+    pub active: bool,
+    /// Its handshake completed: it was a working subflow once.
+    pub established: bool,
 }
 
-/// The last join failures a connection keeps.
-pub const JOIN_FAILURES_KEPT: usize = 8;
+impl EndedSubflow {
+    /// A join of ours that never worked.
+    pub fn is_failed_join(&self) -> bool {
+        self.active && !self.established
+    }
+}
+
+/// The last ended subflows a connection keeps.
+pub const ENDED_KEPT: usize = 8;
 
 /// What a subflow has reported so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -204,7 +215,7 @@ pub(super) struct Reported {
     mp_fail_tx: u64,
     /// Address events noted where their options were handled.
     pub(super) notes: Vec<PathEventKind>,
-    pub(super) join_failures: Vec<JoinFailure>,
+    pub(super) ended: Vec<EndedSubflow>,
     /// The peer's address ids reported removed and not announced since: a
     /// repeated REMOVE_ADDR is one event.
     removed: [u64; 4],
@@ -275,24 +286,23 @@ impl Connection {
         }
         let end = s.end();
         let sub = s.as_ref();
-        let joined = s.reported.established;
-        let ours = s.reported.active && !joined;
+        let record = EndedSubflow {
+            local: sub.local,
+            remote: sub.remote,
+            remote_id: sub.remote_id,
+            end,
+            active: s.reported.active,
+            established: s.reported.established,
+        };
         self.subflows[k].reported.closed = true;
         if !self.reported.created {
             return;
         }
-        if ours {
-            let f = &mut self.reported.join_failures;
-            if f.len() == JOIN_FAILURES_KEPT {
-                f.remove(0);
-            }
-            f.push(JoinFailure {
-                local: sub.local,
-                remote: sub.remote,
-                remote_id: sub.remote_id,
-                end,
-            });
+        let f = &mut self.reported.ended;
+        if f.len() == ENDED_KEPT {
+            f.remove(0);
         }
+        f.push(record);
         self.reported
             .notes
             .push(PathEventKind::SubflowClosed { subflow: sub, end });
@@ -387,8 +397,8 @@ impl Connection {
         self.subflows.iter().all(|s| s.tcb.state() == State::Closed)
     }
 
-    /// Our joins that failed, the latest last.
-    pub fn join_failures(&self) -> &[JoinFailure] {
-        &self.reported.join_failures
+    /// Subflows that ended, the latest last (at most [`ENDED_KEPT`]).
+    pub fn ended_subflows(&self) -> &[EndedSubflow] {
+        &self.reported.ended
     }
 }

@@ -25,6 +25,9 @@ pub struct SubflowInfo {
     pub backup: bool,
     /// The MP_JOIN handshake is done (always true for the first subflow).
     pub established: bool,
+    /// Repeated timeouts without progress: it gets no new data while another
+    /// subflow can take it.
+    pub stalled: bool,
 }
 
 /// A connection's buffers: the data level's for an MPTCP connection (its
@@ -161,6 +164,7 @@ impl Connection {
                         remote_id: s.mp.remote_id,
                         backup: s.mp.is_backup(),
                         established: s.mp.join_established(),
+                        stalled: s.mp.is_stalled(),
                     }
                 })
                 .collect(),

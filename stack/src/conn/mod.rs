@@ -30,7 +30,9 @@ mod tests;
 mod timers;
 
 pub use effects::{Effects, Request, RstOut};
-pub use events::{JoinFailure, LocalReset, PathEventKind, SubflowEnd, SubflowRef, SubflowReported};
+pub use events::{
+    EndedSubflow, LocalReset, PathEventKind, SubflowEnd, SubflowRef, SubflowReported,
+};
 pub use info::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
 pub use subflow::{Subflow, SubflowId};
 

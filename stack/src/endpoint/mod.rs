@@ -19,9 +19,10 @@ mod steer;
 mod time_wait;
 mod timers;
 mod types;
+mod unused;
 
 pub use crate::conn::{
-    BufferInfo, ConnInfo, JoinFailure, LocalReset, MptcpInfo, PathEventKind, SubflowEnd,
+    BufferInfo, ConnInfo, EndedSubflow, LocalReset, MptcpInfo, PathEventKind, SubflowEnd,
     SubflowInfo, SubflowRef,
 };
 pub use counters::Counters;
@@ -29,6 +30,7 @@ pub use monitor::{PathEvent, PATH_EVENT_LIMIT};
 pub use shared::SharedCounts;
 pub use steer::Steer;
 pub use types::{CloseReason, ConnId, ConnectOptions, EndpointFlags, Error, Event, Listen};
+pub use unused::{UnusedPath, UnusedReason};
 
 use crate::config::{Config, Shard};
 use crate::conn::Connection;
@@ -526,10 +528,16 @@ impl Stack {
     }
 
     /// The last joins of ours on connection `id` that never worked, oldest
-    /// first (at most `conn::JOIN_FAILURES_KEPT`).
-    pub fn join_failures(&self, id: ConnId) -> Vec<JoinFailure> {
+    /// first (of the last `conn::ENDED_KEPT` subflows that ended).
+    pub fn join_failures(&self, id: ConnId) -> Vec<EndedSubflow> {
         self.conn(id)
-            .map(|c| c.join_failures().to_vec())
+            .map(|c| {
+                c.ended_subflows()
+                    .iter()
+                    .filter(|e| e.is_failed_join())
+                    .copied()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

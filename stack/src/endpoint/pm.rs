@@ -127,7 +127,7 @@ impl Stack {
     /// no host's (loopback, unspecified, multicast, broadcast, link-local
     /// without a scope, IPv4-mapped IPv6). The port is the one announced, or
     /// the connection's.
-    fn may_join_to(&self, addr: IpAddr) -> bool {
+    pub(super) fn may_join_to(&self, addr: IpAddr) -> bool {
         if self.endpoints.iter().any(|e| e.addr == addr) {
             return false;
         }

@@ -106,6 +106,11 @@ impl DataLevel {
         &self.pm.remote
     }
 
+    /// Announcements of the peer's acted on so far.
+    pub fn addr_accepted(&self) -> usize {
+        self.pm.accepted
+    }
+
     /// Count an announcement acted on; false when the limit is reached.
     pub fn accept_addr(&mut self, limit: usize) -> bool {
         if self.pm.accepted >= limit {
