@@ -11,10 +11,18 @@
 # twice; the counts equal Linux's counters (MPJoinSynAckRx, AddAddr, RmAddr)
 # and mptun's (its REMOVE_ADDR goes up to three times, each counted by Linux); Linux's monitor saw the same address id ANNOUNCED and REMOVED
 # and the same subflow (ports mirrored) established; the text watcher printed
-# the same events in ip-mptcp-monitor layout.
+# the same events in ip-mptcp-monitor layout. A Prometheus scrape at the end
+# (`--metrics`, parsed with prometheus_client) has the same join, ADD_ADDR and
+# REMOVE_ADDR counts as status and Linux.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/lib_pm.sh"
-mp_signal_up 20mbit --echo 7
+PY=""
+for p in python3 /usr/bin/python3; do
+    if "$p" -c 'import prometheus_client' 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || fail "no python3 with prometheus_client: run tests/netns/install-deps.sh"
+METRICS=127.0.0.1:9100
+mp_signal_up 20mbit --echo 7 --metrics "$METRICS"
 
 "$MPTUN" monitor --control "$CTL" --json >"$DIR/events.json" 2>"$DIR/events.err" &
 json_watcher=$!
@@ -51,6 +59,7 @@ wait_until 20 sh -c "! '$MPTUN' status --control '$CTL' --json | grep -q '\"loca
     fail "the echo connection never went away"
 sleep 0.5
 mptun_status_json >"$DIR/status.json"
+host_exec curl -sS --max-time 10 -o "$DIR/metrics.txt" "http://$METRICS/metrics" || fail "scrape failed"
 stop_watchers
 log "mptun events: $(wc -l <"$DIR/events.json"), Linux events: $(wc -l <"$DIR/linux.txt")"
 
@@ -133,5 +142,21 @@ for k in MPTcpExtMPJoinSynAckRx MPTcpExtAddAddr MPTcpExtRmAddr; do counters+=("$
 summary=$(python3 "$DIR/check.py" "$DIR/events.json" "$DIR/events.txt" "$DIR/linux.txt" "$DIR/status.json" "${counters[@]}") ||
     fail "events disagree (above); Linux monitor: $(cat "$DIR/linux.txt")"
 log "echo connection: $summary"
+"$PY" - "$DIR/metrics.txt" "$DIR/status.json" "${counters[@]}" <<'PY' || fail "the scrape disagrees (above)"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+values = {s.name: s.value for f in text_string_to_metric_families(open(sys.argv[1]).read()) for s in f.samples if not s.labels}
+c = json.load(open(sys.argv[2]))["counters"]
+peer = dict(a.split("=") for a in sys.argv[3:])
+for k in ("mptcp_joins_established", "mptcp_add_addr_tx", "mptcp_rm_addr_tx", "mptcp_add_addr_echo_rx"):
+    got = values.get(f"mptun_{k}_total")
+    if got != c[k]:
+        sys.exit(f"{k}: scrape {got}, status {c[k]}")
+if values["mptun_mptcp_joins_established_total"] != int(peer["MPTcpExtMPJoinSynAckRx"]):
+    sys.exit("joins: scrape vs Linux MPJoinSynAckRx")
+if values["mptun_mptcp_rm_addr_tx_total"] != int(peer["MPTcpExtRmAddr"]):
+    sys.exit("REMOVE_ADDR: scrape vs Linux RmAddr")
+print("scrape agrees: " + " ".join(f"{k}={int(values[f'mptun_{k}_total'])}" for k in ("mptcp_joins_established", "mptcp_add_addr_tx", "mptcp_rm_addr_tx")))
+PY
 peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]}"
 log "PEER: $(peer_counters_nonzero)"
