@@ -28,7 +28,9 @@ use mptun_fuzz::packet::rewrite_options;
 use mptun_fuzz::sim::{addr, describe_packet, Payload};
 use mptun_stack::endpoint::CloseReason;
 use mptun_stack::wire::{emit_packet, IpRepr, TcpRepr, TCPOPT_MPTCP};
-use mptun_stack::{Config, ConnId, EndpointFlags, Error, Event, Instant, Stack};
+use mptun_stack::{
+    Config, ConnId, EndpointFlags, Error, Event, Instant, PathEvent, PathEventKind, Stack,
+};
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -442,6 +444,31 @@ fn stuck(why: &str, now: Instant, clean_at: Instant, ends: &[End; 2], stacks: &[
     )
 }
 
+/// What the path-event monitor reported per connection: each connection's
+/// events come between its CREATED and its CLOSED, once each.
+#[derive(Default)]
+struct PathLog {
+    created: std::collections::HashSet<ConnId>,
+    closed: std::collections::HashSet<ConnId>,
+}
+
+impl PathLog {
+    fn check(&mut self, e: PathEvent) {
+        assert!(!self.closed.contains(&e.id), "an event after CLOSED: {e:?}");
+        match e.kind {
+            PathEventKind::Created { .. } => {
+                assert!(self.created.insert(e.id), "CREATED twice: {e:?}");
+            }
+            PathEventKind::Fallback { .. } => {}
+            PathEventKind::Closed => {
+                assert!(self.created.contains(&e.id), "CLOSED without CREATED: {e:?}");
+                self.closed.insert(e.id);
+            }
+            _ => assert!(self.created.contains(&e.id), "before CREATED: {e:?}"),
+        }
+    }
+}
+
 fn run(inp: &Input) {
     let ipv6 = inp.ipv6;
     let mptcp = inp.mode != Mode::Tcp;
@@ -449,6 +476,10 @@ fn run(inp: &Input) {
         Stack::new(config(11, inp.mode)),
         Stack::new(config(22, inp.mode)),
     ];
+    for s in stacks.iter_mut() {
+        s.set_path_events(true);
+    }
+    let mut paths = [PathLog::default(), PathLog::default()];
     let (c0, s0) = (addr(ipv6, 0, 1), addr(ipv6, 0, 2));
     stacks[0].add_address(c0);
     stacks[1].add_address(s0);
@@ -519,6 +550,12 @@ fn run(inp: &Input) {
                     eprintln!("{now} host {h} event {ev:?}");
                 }
                 ends[h].on_event(s, ev, h == 1);
+            }
+            while let Some(e) = s.poll_path_event() {
+                if tracing {
+                    eprintln!("{now} host {h} path event {e:?}");
+                }
+                paths[h].check(e);
             }
             ends[h].poll(s);
         }
