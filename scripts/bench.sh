@@ -10,6 +10,9 @@
 #   mptun-plain  the same with --no-offload: one packet per TUN read/write, like
 #            smoltcp's TunTapInterface (shown for reference)
 #   smoltcp  bench/smoltcp-sink (smoltcp's TunTapInterface) at 10.10.1.2 in HOST
+#   linux-mptcp, mptun-mptcp  linux and mptun with MPTCP sockets at the Linux end
+#            (one subflow): a Linux MPTCP client to the sink, and the sink in PEER
+#            an MPTCP socket that mptun's --local-forward connection reaches
 #
 #   ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST ─┬─ TUN mpt0/smt0 ── mptun | smoltcp
 #                                                         └─ veth h9 10.10.9.1 ── s9 10.10.9.2  ns SRV
@@ -101,6 +104,9 @@ trap bench_cleanup EXIT
 srv_up() {
     srv_ns_up
     ip -n "$PEER" route add 10.10.9.0/24 via 10.1.0.2
+    # The *-mptcp cases: MPTCP sockets in PEER and SRV.
+    peer_exec sysctl -qw net.mptcp.enabled=1
+    ip netns exec "$SRV" sysctl -qw net.mptcp.enabled=1
 }
 
 # cpu_ticks PID: utime+stime of PID in clock ticks.
@@ -151,38 +157,45 @@ py_server() {
 
 client_peer() { peer_exec python3 "$BENCHNET" "$@" --timeout 120; }
 
+# mptcp_flag CASE: --mptcp for the *-mptcp cases (sockets at the Linux ends).
+mptcp_flag() { [[ $1 == *-mptcp ]] && echo --mptcp || true; }
+
+# run_linux REP [CASE]: CASE linux (default) or linux-mptcp.
 run_linux() {
-    local rep=$1 pid t0 out
-    py_server "$SRV" serve-sink 10.10.9.2 9
+    local rep=$1 case=${2:-linux} pid t0 out m
+    m=$(mptcp_flag "$case")
+    py_server "$SRV" serve-sink 10.10.9.2 9 $m
     pid=$BG_PID t0=$(cpu_ticks "$BG_PID")
-    if out=$(client_peer send 10.10.9.2 9 --bytes "$BYTES"); then
-        record linux to-server "$rep" "$pid" "$t0" "$out"
-    else fail_case linux to-server "$rep" "client failed"; fi
+    if out=$(client_peer send 10.10.9.2 9 --bytes "$BYTES" $m); then
+        record "$case" to-server "$rep" "$pid" "$t0" "$out"
+    else fail_case "$case" to-server "$rep" "client failed"; fi
     stop_pid "$pid"
 
-    py_server "$SRV" serve-source 10.10.9.2 10 --bytes "$BYTES"
+    py_server "$SRV" serve-source 10.10.9.2 10 --bytes "$BYTES" $m
     pid=$BG_PID t0=$(cpu_ticks "$BG_PID")
-    if out=$(client_peer recv 10.10.9.2 10 --bytes "$BYTES"); then
-        record linux from-server "$rep" "$pid" "$t0" "$out"
-    else fail_case linux from-server "$rep" "client failed"; fi
+    if out=$(client_peer recv 10.10.9.2 10 --bytes "$BYTES" $m); then
+        record "$case" from-server "$rep" "$pid" "$t0" "$out"
+    else fail_case "$case" from-server "$rep" "client failed"; fi
     stop_pid "$pid"
 }
 
-# run_mptun REP [CASE [MPTUN_ARGS...]]: CASE defaults to mptun.
+# run_mptun REP [CASE [MPTUN_ARGS...]]: CASE defaults to mptun (mptun-mptcp:
+# MPTCP sockets at the Linux ends).
 run_mptun() {
-    local rep=$1 case=${2:-mptun} t0 out rfile sink_pid
+    local rep=$1 case=${2:-mptun} t0 out rfile sink_pid m
     rfile="$DIR/lf-sink.$rep"
+    m=$(mptcp_flag "$case")
     shift $(($# < 2 ? $# : 2))
     mptun_start --sink 9 --echo 7 --local-forward 127.0.0.1:6000=10.1.0.1:5001 "$@"
     t0=$(cpu_ticks "$MPTUN_PID")
-    if out=$(client_peer send 10.10.1.2 9 --bytes "$BYTES"); then
+    if out=$(client_peer send 10.10.1.2 9 --bytes "$BYTES" $m); then
         record "$case" to-server "$rep" "$MPTUN_PID" "$t0" "$out"
     else fail_case "$case" to-server "$rep" "client failed"; fi
 
     # from-server: HOST writer -> 127.0.0.1:6000 -> mptun -> Linux sink in PEER.
     : >"$rfile"
     local ready="$DIR/ready.$RANDOM"
-    bg_run "$PEER" python3 "$BENCHNET" serve-sink 10.1.0.1 5001 --report --ready-file "$ready" >"$rfile"
+    bg_run "$PEER" python3 "$BENCHNET" serve-sink 10.1.0.1 5001 --report $m --ready-file "$ready" >"$rfile"
     sink_pid=$BG_PID
     wait_until 5 test -e "$ready" || fail "Linux sink in PEER did not start"
     t0=$(cpu_ticks "$MPTUN_PID")
@@ -245,6 +258,8 @@ for rep in $(seq 1 "$REPS"); do
         run_mptun "$rep"
         run_smoltcp "$rep"
         run_mptun "$rep" mptun-plain --no-offload
+        run_linux "$rep" linux-mptcp
+        run_mptun "$rep" mptun-mptcp
     elif ((rep % 2)); then
         # Each mptun case next to its baseline, which of the two first alternating.
         run_mptun "$rep"
@@ -267,7 +282,7 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 base = sys.argv[2] == "base"
 cases = (["linux", "mptun", "mptun-base", "smoltcp", "mptun-plain", "mptun-plain-base"] if base
-         else ["linux", "mptun", "smoltcp", "mptun-plain"])
+         else ["linux", "mptun", "smoltcp", "mptun-plain", "linux-mptcp", "mptun-mptcp"])
 dirs = ["to-server", "from-server"]
 def med(xs):
     return statistics.median(xs) if xs else None
@@ -327,7 +342,9 @@ if [ "$WRITE" = 1 ]; then
     # Before the redirection below truncates the file, which would count as a change.
     DIRTY=$(git -C "$REPO" diff --quiet HEAD -- . ':!docs/BENCHMARKS.md' 2>/dev/null || echo ' (with uncommitted changes)')
     # scripts/bench_multipath.sh's section is its own: kept as it is, at the end.
-    MULTIPATH=$(awk '/^## /{keep = ($0 == "## Multipath (two shaped paths)")} keep' "$REPO/docs/BENCHMARKS.md" 2>/dev/null || true)
+    # The other scripts' sections (multipath, gateway, engine cost, threads)
+    # are theirs: kept as they are, after this one's.
+    MULTIPATH=$(awk '/^## /{keep = ($0 != "## Setup")} keep' "$REPO/docs/BENCHMARKS.md" 2>/dev/null || true)
     {
         echo "# Benchmarks"
         echo
@@ -353,7 +370,8 @@ ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST (router) ─┬─ 
 
 Every transfer is one TCP connection between Linux in PEER and the server, forwarded
 by HOST, MTU 1500 everywhere. Cases are run interleaved (linux, mptun, smoltcp,
-mptun-plain, then again) and each server is started fresh for its case.
+mptun-plain, linux-mptcp, mptun-mptcp, then again) and each server is started
+fresh for its case.
 
 - **linux**: a Python socket server (`scripts/benchnet.py`) in namespace SRV behind
   a veth from HOST. The upper bound of the path. Note that veth keeps TSO/GRO, so
@@ -372,6 +390,11 @@ mptun-plain, then again) and each server is started fresh for its case.
 - **mptun-plain**: the same with `--no-offload`: one 1500-byte packet per read or
   write, the framing smoltcp's `TunTapInterface` uses (it has no offload support).
   For reference: the engines on identical device framing.
+- **linux-mptcp**, **mptun-mptcp**: linux and mptun again, with MPTCP sockets
+  (`IPPROTO_MPTCP`) at the Linux ends, one subflow: the PEER client in
+  to-server; in from-server, the SRV server for linux-mptcp and, for
+  mptun-mptcp, the PEER sink that mptun's `--local-forward` connection (MPTCP,
+  mptun's default) reaches. Their "vs linux" ratio is against Linux's plain TCP.
 - **smoltcp**: `bench/smoltcp-sink` (smoltcp 0.14, `TunTapInterface`, one TCP socket
   with 4 MiB rx/tx buffers, `Interface::poll` + `phy::wait(poll_delay)` loop) on TUN
   smt0 in HOST, brought up with the same MTU and txqueuelen and a host route for

@@ -7,8 +7,8 @@
                               with --report, print one JSON line per connection
   serve-source ADDR PORT --bytes N
                               accept one connection at a time, write N bytes, close
-  --mptcp (servers)           listen on an MPTCP socket (IPPROTO_MPTCP=262), for
-                              scripts/bench_multipath.sh's Linux-to-Linux case
+  --mptcp                     an MPTCP socket (IPPROTO_MPTCP=262): servers listen
+                              on one, clients connect with one
 
 The client modes print one JSON line: bytes, seconds, mbit_s, cpu_s (this process's
 user+system CPU during the transfer). Timing runs from just
@@ -64,7 +64,12 @@ def client(args):
     buf = bytearray(BUF)
     c0 = cpu_now()
     t0 = time.monotonic()
-    sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
+    if args.mptcp:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+        sock.settimeout(args.timeout)
+        sock.connect((args.host, args.port))
+    else:
+        sock = socket.create_connection((args.host, args.port), timeout=args.timeout)
     sock.settimeout(args.timeout)
     if args.cmd == "send":
         send_all(sock, args.bytes)
@@ -118,6 +123,7 @@ def main():
         c.add_argument("port", type=int)
         c.add_argument("--bytes", type=int, required=(name == "send"))
         c.add_argument("--timeout", type=float, default=120.0)
+        c.add_argument("--mptcp", action="store_true")
     for name in ("serve-sink", "serve-source"):
         s = sub.add_parser(name)
         s.add_argument("addr")
