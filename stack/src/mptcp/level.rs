@@ -134,6 +134,8 @@ pub struct DataLevel {
     pub(super) fallback_reason: Option<FallbackReason>,
     pub(super) checksum: bool,
     pub(super) local_key: u64,
+    /// The token of `local_key` (a SHA hash: computed once, asked for often).
+    local_token: u32,
     pub(super) remote_key: Option<u64>,
     /// No join got as far as its third ACK: a fallback to plain TCP is
     /// still possible (as Linux's `allow_infinite_fallback`, cleared when a
@@ -259,6 +261,7 @@ impl DataLevel {
             fallback_reason: None,
             checksum: s.checksum,
             local_key,
+            local_token: crypto::token(version_alg(version), local_key),
             remote_key: None,
             may_fall_back: true,
             snd_buf: RingBuffer::new(s.send_buffer.min(INITIAL_SEND_BUFFER)),
@@ -413,7 +416,7 @@ impl DataLevel {
     }
 
     pub fn local_token(&self) -> u32 {
-        crypto::token(self.alg(), self.local_key)
+        self.local_token
     }
 
     pub fn remote_token(&self) -> Option<u32> {
