@@ -25,7 +25,7 @@ pub use config::{
 };
 pub use endpoint::{
     BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndpointFlags, Error, Event, Listen,
-    MptcpInfo, SharedCounts, Stack, Steer, SubflowInfo,
+    MptcpInfo, RuntimeLimits, SharedCounts, Stack, Steer, SubflowInfo,
 };
 pub use tcp::State;
 pub use time::Instant;

@@ -9,6 +9,7 @@ mod cookies;
 mod counters;
 mod effects;
 mod input;
+mod limits;
 mod memory;
 mod output;
 mod pm;
@@ -21,6 +22,7 @@ mod types;
 
 pub use crate::conn::{BufferInfo, ConnInfo, MptcpInfo, SubflowInfo};
 pub use counters::Counters;
+pub use limits::RuntimeLimits;
 pub use shared::SharedCounts;
 pub use steer::Steer;
 pub use types::{CloseReason, ConnId, ConnectOptions, EndpointFlags, Error, Event, Listen};
