@@ -436,26 +436,23 @@ impl Reloader {
         }
         let (applied, failed) = self.apply(rt, &plan, &new);
         let not_applied: Vec<String> = plan.not_applied.iter().map(|n| n.key.to_string()).collect();
-        let list = |v: &[String]| {
+        // Counts first: the items themselves hold commas and semicolons.
+        let list = |v: &[String], sep: &str| {
             if v.is_empty() {
-                "nothing".into()
+                "0".to_string()
             } else {
-                v.join("; ")
+                format!("{} ({})", v.len(), v.join(sep))
             }
         };
+        let summary = format!(
+            "applied {}, not applied {}",
+            list(&applied, "; "),
+            list(&not_applied, ", ")
+        );
         if failed.is_empty() {
-            info!(
-                "reload done: applied {}; not applied: {}",
-                list(&applied),
-                list(&not_applied)
-            );
+            info!("reload done: {summary}");
         } else {
-            error!(
-                "reload: failed: {}; applied {}; not applied: {}",
-                failed.join("; "),
-                list(&applied),
-                list(&not_applied)
-            );
+            error!("reload: failed: {}; {summary}", failed.join("; "));
         }
         Record {
             at: SystemTime::now(),
