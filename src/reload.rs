@@ -203,6 +203,7 @@ fn changed_settings(old: &RunArgs, new: &RunArgs) -> Vec<(&'static str, String, 
         return if rest == *old {
             live_changes(old, new)
         } else {
+            // Named by an id that has no key: reported as "(unknown)", not applied.
             vec![("config", "-".into(), "(changed)".into())]
         };
     };
