@@ -622,6 +622,15 @@ pub struct RunArgs {
     /// entropy, drawn at startup and never logged.
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// What to log: a level (`error`, `warn`, `info`, `debug`, `trace`) or
+    /// directives as RUST_LOG takes them (`info,mptun::control=debug`)
+    /// [default: info].
+    ///
+    /// RUST_LOG, when set at start, wins over it. A reload (SIGHUP) applies
+    /// a changed value without a restart.
+    #[arg(long, value_name = "FILTER", value_parser = parse_log_filter)]
+    pub log_level: Option<String>,
 }
 
 /// Options of `mptun status`.
@@ -1399,6 +1408,15 @@ fn parse_scheduler(s: &str) -> Result<SchedulerKind, String> {
     }
 }
 
+/// A filter `tracing_subscriber::EnvFilter` accepts, kept as text (the
+/// daemon builds the filter, and a reload compares the text).
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("`{s}` is not a log filter: {e}"))
+}
+
 fn parse_instance_id(s: &str) -> Result<TokenPrefix, String> {
     let (id, bits) = s
         .split_once('/')
@@ -1718,6 +1736,7 @@ mod tests {
                 }],
                 no_routes: true,
                 seed: Some(42),
+                log_level: None,
             }),
         };
         assert_eq!(cli, expected);

@@ -44,6 +44,8 @@ pub struct FileConfig {
     pub control: Option<Control>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub debug: Option<Debug>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<Log>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -192,6 +194,13 @@ pub struct Debug {
     pub misroute: Option<S<bool>>,
 }
 
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Log {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<S<String>>,
+}
+
 fn is_false(b: &bool) -> bool {
     !b
 }
@@ -270,6 +279,7 @@ pub const KEYS: &[Key] = &[
     key("impair", "debug.impair"),
     key("seed", "debug.seed"),
     key("debug_misroute", "debug.misroute"),
+    key("log_level", "log.level"),
 ];
 
 /// The file key of an argument id.
@@ -371,6 +381,9 @@ impl FileConfig {
                 v.span()
             ));
             flag!("debug_misroute", &d.misroute, true);
+        }
+        if let Some(l) = &self.log {
+            scalar!("log_level", &l.level, str_);
         }
 
         let mut list = |id, values: Vec<(String, Range<usize>)>| {
@@ -527,6 +540,9 @@ impl FileConfig {
             })
             .filter(|d| {
                 d.pcap.is_some() || !d.impair.is_empty() || d.seed.is_some() || d.misroute.is_some()
+            }),
+            log: args.log_level.as_ref().map(|l| Log {
+                level: Some(s(l.clone())),
             }),
         })
     }

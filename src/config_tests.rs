@@ -246,6 +246,8 @@ fn check_config_output_reads_back_the_same() {
         "--no-routes",
         "--seed",
         "42",
+        "--log-level",
+        "info,mptun::control=debug",
     ];
     let cli = Cli::try_parse_validated_from(["mptun", "run"].iter().chain(&argv)).unwrap();
     let Command::Run(a) = cli.command else {
@@ -278,7 +280,7 @@ fn errors_name_the_file_the_line_and_the_key() {
         ),
         (
             "mtu = 1500\n",
-            "FILE:1:1: mtu: unknown field `mtu`, expected one of `tun`, `address`, `services`, `socks5`, `gateway`, `tcp`, `mptcp`, `limits`, `control`, `debug`",
+            "FILE:1:1: mtu: unknown field `mtu`, expected one of `tun`, `address`, `services`, `socks5`, `gateway`, `tcp`, `mptcp`, `limits`, `control`, `debug`, `log`",
         ),
         // Wrong types.
         (
@@ -340,6 +342,10 @@ fn errors_name_the_file_the_line_and_the_key() {
             "FILE: at least one address is required",
         ),
         ("[services\n", "FILE:1:10: unclosed table, expected `]`"),
+        (
+            &format!("{ADDR}[log]\nlevel = \"mptun=loud\"\n"),
+            "FILE:4:9: log.level: `mptun=loud` is not a log filter: error parsing level filter: expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\", or a number 0-5",
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(&config_err(text, &[]), want, "for:\n{text}");

@@ -1017,6 +1017,8 @@ mod tests {
     fn sample_status() -> Status {
         Status {
             shards: Vec::new(),
+            limits: Default::default(),
+            reload: None,
             tun: "mptun0".into(),
             addresses: vec!["10.10.1.2".parse().unwrap()],
             uptime_s: 1.5,

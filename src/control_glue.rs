@@ -6,8 +6,8 @@ use crate::control::{self, ControlServer, Request, Response, SocketAccess};
 use crate::daemon::Runtime;
 use crate::monitor::MonitorLine;
 use crate::status::{
-    connection_from_info, counters_from, paths_from, MemoryStatus, RelayStatus, RelaysStatus,
-    ServiceStatus, ShardStatus, Status, UnusedPathStatus,
+    connection_from_info, counters_from, paths_from, LimitsStatus, MemoryStatus, RelayStatus,
+    RelaysStatus, ServiceStatus, ShardStatus, Status, UnusedPathStatus,
 };
 use crate::tun;
 use mptun_stack::memory::Pressure;
@@ -71,6 +71,25 @@ fn parse_ip(addr: &str) -> Result<IpAddr, String> {
 /// path manager use it on existing connections (announce, open subflows).
 fn addr_add(rt: &Runtime, spec: &str) -> Result<(), String> {
     let spec: AddrSpec = spec.parse().map_err(|e: CliError| e.to_string())?;
+    let flags = flags_of(&spec);
+    add_address(rt, &spec)?;
+    tracing::info!(addr = %spec.addr, ?flags, "address added");
+    Ok(())
+}
+
+fn flags_of(spec: &AddrSpec) -> EndpointFlags {
+    EndpointFlags {
+        signal: spec.signal,
+        subflow: spec.subflow,
+        backup: spec.backup,
+    }
+}
+
+/// Answers for `spec`'s address with its flags on every shard (a known
+/// address gets the new flags: MP_PRIO for a backup change, the others for
+/// connections established from now on); a new one gets its host route
+/// first. Shared by `addr add` and a reload.
+pub(crate) fn add_address(rt: &Runtime, spec: &AddrSpec) -> Result<(), String> {
     let known = rt
         .shards
         .handle(0)
@@ -81,15 +100,10 @@ fn addr_add(rt: &Runtime, spec: &str) -> Result<(), String> {
     if rt.routes && !known {
         tun::host_route(&rt.tun, spec.addr, true).map_err(|e| e.to_string())?;
     }
-    let flags = EndpointFlags {
-        signal: spec.signal,
-        subflow: spec.subflow,
-        backup: spec.backup,
-    };
+    let flags = flags_of(spec);
     for h in rt.shards.handles() {
         h.lock().stack.add_endpoint(spec.addr, flags);
     }
-    tracing::info!(addr = %spec.addr, ?flags, "address added");
     rt.shards.kick_all();
     Ok(())
 }
@@ -97,6 +111,14 @@ fn addr_add(rt: &Runtime, spec: &str) -> Result<(), String> {
 /// `addr del IP`: withdraw it (REMOVE_ADDR, its subflows reset) and its route.
 fn addr_del(rt: &Runtime, addr: &str) -> Result<(), String> {
     let ip = parse_ip(addr)?;
+    remove_address(rt, ip)?;
+    tracing::info!(addr = %ip, "address removed");
+    Ok(())
+}
+
+/// Withdraws `ip` on every shard (REMOVE_ADDR to MPTCP peers), then its
+/// route; never the last address. Shared by `addr del` and a reload.
+pub(crate) fn remove_address(rt: &Runtime, ip: IpAddr) -> Result<(), String> {
     {
         let s = rt.shards.handle(0).lock();
         if s.stack.endpoint(ip).is_none() {
@@ -113,7 +135,6 @@ fn addr_del(rt: &Runtime, addr: &str) -> Result<(), String> {
     if rt.routes {
         tun::host_route(&rt.tun, ip, false).map_err(|e| e.to_string())?;
     }
-    tracing::info!(addr = %ip, "address removed");
     Ok(())
 }
 
@@ -196,6 +217,15 @@ pub fn snapshot(rt: &Runtime) -> Status {
         memory.time_wait += s.stack.time_wait_records() as u64;
         worst = worst.max(s.stack.memory_pressure());
     }
+    let limits = {
+        let l = rt.shards.handle(0).lock().stack.limits();
+        LimitsStatus {
+            max_connections: l.max_connections as u64,
+            max_conns_per_source: l.max_conns_per_source as u64,
+            max_subflows: l.max_subflows as u64,
+            max_add_addr_accepted: l.max_add_addr_accepted as u64,
+        }
+    };
     memory.pressure = match worst {
         Pressure::None => "none",
         Pressure::High => "high",
@@ -251,6 +281,8 @@ pub fn snapshot(rt: &Runtime) -> Status {
         keys_redacted: false,
         memory,
         shards,
+        limits,
+        reload: rt.last_reload(),
     }
 }
 

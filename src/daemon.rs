@@ -1,5 +1,6 @@
 //! `mptun run`: configure the TUN, start services and the control socket, drive the
 //! engine until SIGINT/SIGTERM, then close connections gracefully and clean up.
+//! SIGHUP reloads the configuration file (`crate::reload`).
 //!
 //! It also ends, with an error (exit status 1), when the TUN device goes away, or
 //! after a panic that may have left the engine half updated (see `crate::panics`):
@@ -15,7 +16,7 @@ use crate::shards::Mesh;
 use crate::socket::{Handle, Shared};
 use crate::tun::{Tun, TunConfig};
 use mptun_stack::impair::ImpairSpec;
-use mptun_stack::{Config, EndpointFlags, Seed, Shard, SharedCounts, Stack};
+use mptun_stack::{Config, EndpointFlags, RuntimeLimits, Seed, Shard, SharedCounts, Stack};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +62,16 @@ pub struct Runtime {
     pub shards: Arc<Mesh>,
     pub services: Vec<Arc<ServiceStats>>,
     pub relays: Arc<crate::relays::Relays>,
+    /// The last reload's result (SIGHUP).
+    pub reload: std::sync::Mutex<Option<crate::reload::Record>>,
+}
+
+/// What `run` needs besides its arguments to reload them on SIGHUP.
+pub struct ReloadSource {
+    /// The whole command line as started (program name first).
+    pub argv: Vec<std::ffi::OsString>,
+    /// The log filter's control (absent where logging is not ours).
+    pub log: Option<Arc<crate::logging::LogControl>>,
 }
 
 /// Shard `index`'s engine configuration among `count`: its own random
@@ -73,7 +84,6 @@ fn stack_config(
     index: usize,
     count: usize,
 ) -> Result<Config, RunError> {
-    let share = |n: usize| n.div_ceil(count).max(1);
     let mut config = Config {
         seed,
         ..Config::default()
@@ -86,23 +96,38 @@ fn stack_config(
     config.mptcp.checksum = args.checksum;
     config.mptcp.scheduler = args.scheduler;
     config.tcp.cc = args.cc;
-    config.mptcp.max_subflows = args.max_subflows as usize;
-    config.mptcp.max_add_addr_accepted = args.max_add_addr_accepted as usize;
     config.mptcp.deny_join_id0 = args.deny_join_initial_addr;
     config.mptcp.token_prefix = crate::shards::token_prefix(args.instance_id, index, count)
         .map_err(|e| err("--threads", e))?;
-    config.max_memory = share(match args.max_memory {
-        MemorySize::Bytes(n) => usize::try_from(n).unwrap_or(usize::MAX),
-        MemorySize::Auto => auto_memory_budget(),
-    });
-    config.max_conns_per_source = args.max_conns_per_source as usize;
-    config.max_connections = args.max_connections as usize;
+    let l = limits_for(args, count);
+    config.max_connections = l.max_connections;
+    config.max_conns_per_source = l.max_conns_per_source;
+    config.max_memory = l.max_memory;
+    config.mptcp.max_subflows = l.max_subflows;
+    config.mptcp.max_add_addr_accepted = l.max_add_addr_accepted;
     config.syn_cookies = args.syn_cookies;
     config.shard = Shard {
         index: index as u16,
         count: count as u16,
     };
     Ok(config)
+}
+
+/// The limits a reload may change, for one shard among `count`: the memory
+/// budget is shared out evenly; the connection limits hold for all shards
+/// together (`SharedCounts`).
+pub fn limits_for(args: &RunArgs, count: usize) -> RuntimeLimits {
+    let share = |n: usize| n.div_ceil(count.max(1)).max(1);
+    RuntimeLimits {
+        max_connections: args.max_connections as usize,
+        max_conns_per_source: args.max_conns_per_source as usize,
+        max_memory: share(match args.max_memory {
+            MemorySize::Bytes(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            MemorySize::Auto => auto_memory_budget(),
+        }),
+        max_subflows: args.max_subflows as usize,
+        max_add_addr_accepted: args.max_add_addr_accepted as usize,
+    }
 }
 
 /// `--max-memory auto`: an eighth of the RAM (`MemTotal`), between 64 MiB and
@@ -273,7 +298,7 @@ fn join_message(e: tokio::task::JoinError) -> String {
     }
 }
 
-pub async fn run(args: RunArgs) -> Result<(), RunError> {
+pub async fn run(args: RunArgs, source: ReloadSource) -> Result<(), RunError> {
     // The stack's secrets (ISN secret, MPTCP keys, nonces) come from 256 bits
     // of OS entropy; a --seed makes them predictable, for tests only. Neither
     // is ever logged.
@@ -450,6 +475,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         shards: mesh.clone(),
         services,
         relays,
+        reload: std::sync::Mutex::new(None),
     });
     let mut control_server = control_server;
     control_server.set_monitor(events);
@@ -472,6 +498,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let stop_tx = Arc::new(stop_tx);
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| err("signal handler", e))?;
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| err("signal handler", e))?;
+    // Before READY=1: SIGHUP's default action would end the daemon.
+    let sighup = signal(SignalKind::hangup()).map_err(|e| err("signal handler", e))?;
     // systemd (`Type=notify`): nothing happens without NOTIFY_SOCKET.
     let notifier = Arc::new(crate::notify::Notifier::from_env());
     let watchdog = notifier.watchdog().map(|interval| {
@@ -541,12 +569,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     info!(addresses = %addrs.join(","), "mptun running");
     // Every service listens and the control socket is served (clients that
     // came early wait in its backlog): ready.
-    notifier.ready(&format!(
-        "serving {} on {} ({count} engine thread{})",
-        addrs.join(","),
-        args.tun,
-        if count == 1 { "" } else { "s" }
-    ));
+    notifier.ready(&serving_status(&args, count));
+    let reloader =
+        crate::reload::Reloader::new(source.argv, args.clone(), count, source.log.clone());
+    let _reloads = AbortOnDrop(tokio::spawn(crate::reload::serve(
+        sighup,
+        reloader,
+        runtime.clone(),
+        notifier.clone(),
+        move |a| serving_status(a, count),
+    )));
     let tun_name = args.tun.clone();
     let driver = Driver::new(mesh.handle(0).clone(), tun, pcap, impairments(0), router(0));
     let (mut driver, mut result) = match run_shard(driver, mesh.handle(0).clone(), stop_rx).await {
@@ -594,6 +626,27 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             error!("{e}: stopping");
             Err(RunError(e.to_string()))
         }
+    }
+}
+
+/// systemd's STATUS line while serving.
+fn serving_status(args: &RunArgs, count: usize) -> String {
+    let addrs: Vec<String> = args.addrs.iter().map(|a| a.addr.to_string()).collect();
+    format!(
+        "serving {} on {} ({count} engine thread{})",
+        addrs.join(","),
+        args.tun,
+        if count == 1 { "" } else { "s" }
+    )
+}
+
+/// Ends a task when the daemon stops (a reload must not run during the
+/// shutdown).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

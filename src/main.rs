@@ -1,23 +1,15 @@
 //! `mptun`: a userspace TCP/MPTCP stack on a Linux TUN interface.
 
 use mptun::cli::Command;
-use std::io::IsTerminal;
+use std::ffi::OsString;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
-
-fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
+use std::sync::Arc;
 
 fn main() -> ExitCode {
     // Bad arguments exit 2 (inside clap, with a one-line error), and so does a
     // bad configuration file (`mptun: FILE:LINE:COL: KEY: ...`).
-    let cli = mptun::config_merge::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = mptun::config_merge::parse_args(argv.clone()).unwrap_or_else(|e| e.exit());
     if let Command::CheckConfig(args) = &cli.command {
         return match mptun::config_merge::check_config(&args.file) {
             Ok(toml) => {
@@ -44,7 +36,11 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    init_logging();
+    let level = match &cli.command {
+        Command::Run(args) => args.log_level.as_deref(),
+        _ => None,
+    };
+    let log = Arc::new(mptun::logging::init(level));
     // One thread: the driver and the services it wakes share a core without
     // cross-thread wake-ups or lock contention (measured faster on this path).
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -58,17 +54,23 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => match rt.block_on(mptun::daemon::run(args)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_internal() => {
-                // The engine may be inconsistent: exit now, without dropping the
-                // runtime's tasks (which would call into it). The device, its
-                // routes and the control socket are already removed.
-                eprintln!("mptun: {e}");
-                std::process::exit(1);
+        Command::Run(args) => {
+            let source = mptun::daemon::ReloadSource {
+                argv,
+                log: Some(log),
+            };
+            match rt.block_on(mptun::daemon::run(args, source)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.is_internal() => {
+                    // The engine may be inconsistent: exit now, without dropping the
+                    // runtime's tasks (which would call into it). The device, its
+                    // routes and the control socket are already removed.
+                    eprintln!("mptun: {e}");
+                    std::process::exit(1);
+                }
+                Err(e) => Err(e.to_string()),
             }
-            Err(e) => Err(e.to_string()),
-        },
+        }
         Command::Status(args) => rt.block_on(mptun::control_glue::status(args)),
         Command::Addr(args) => rt.block_on(mptun::control_glue::addr(args)),
         Command::Monitor(args) => rt.block_on(mptun::control_glue::monitor(args)),

@@ -189,6 +189,8 @@ pub(crate) fn sample() -> Status {
                 packets_out: 40,
             },
         ],
+        limits: Default::default(),
+        reload: None,
     }
 }
 
@@ -514,6 +516,8 @@ fn an_empty_daemon_exposes_the_families_too() {
         paths: vec![],
         relays: RelaysStatus::default(),
         shards: vec![],
+        limits: Default::default(),
+        reload: None,
     };
     let text = render(&s);
     let (samples, types) = parse(&text);

@@ -61,6 +61,24 @@ pub fn ready_message(pid: u32, status: &str) -> String {
     format!("READY=1\nMAINPID={pid}\nSTATUS={}\n", one_line(status))
 }
 
+/// The `RELOADING=1` message: systemd wants the time the reload began on
+/// CLOCK_MONOTONIC, in microseconds, to tell it from an earlier one; `READY=1`
+/// ends it.
+pub fn reloading_message(monotonic_usec: u64, status: &str) -> String {
+    format!(
+        "RELOADING=1\nMONOTONIC_USEC={monotonic_usec}\nSTATUS={}\n",
+        one_line(status)
+    )
+}
+
+/// CLOCK_MONOTONIC now, in microseconds (0 if it cannot be read, which
+/// Linux never does).
+pub fn monotonic_usec() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        (t.tv_sec() as u64).saturating_mul(1_000_000) + (t.tv_nsec() as u64) / 1000
+    })
+}
+
 /// The `STOPPING=1` message.
 pub fn stopping_message(status: &str) -> String {
     format!("STOPPING=1\nSTATUS={}\n", one_line(status))
@@ -144,6 +162,13 @@ impl Notifier {
         self.send(&ready_message(std::process::id(), status));
     }
 
+    /// A reload begins (`READY=1` ends it).
+    pub fn reloading(&self, status: &str) {
+        if self.enabled() {
+            self.send(&reloading_message(monotonic_usec(), status));
+        }
+    }
+
     pub fn stopping(&self, status: &str) {
         self.send(&stopping_message(status));
     }
@@ -184,6 +209,10 @@ mod tests {
         assert_eq!(
             ready_message(42, "serving 10.0.0.1"),
             "READY=1\nMAINPID=42\nSTATUS=serving 10.0.0.1\n"
+        );
+        assert_eq!(
+            reloading_message(1234567, "reloading"),
+            "RELOADING=1\nMONOTONIC_USEC=1234567\nSTATUS=reloading\n"
         );
         assert_eq!(
             stopping_message("a\nb"),
@@ -236,6 +265,16 @@ mod tests {
             target: Some(Notifier::connect(&format!("@{name}")).unwrap()),
             failed: AtomicBool::new(false),
         };
+        n.reloading("again");
+        let k = listener.recv(&mut buf).unwrap();
+        let msg = std::str::from_utf8(&buf[..k]).unwrap();
+        let usec: u64 = msg
+            .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+            .and_then(|r| r.strip_suffix("\nSTATUS=again\n"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{msg:?}"));
+        // The same clock as std's Instant on Linux: a later reading is not smaller.
+        assert!(usec > 0 && monotonic_usec() >= usec);
         n.stopping("bye");
         let k = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..k], b"STOPPING=1\nSTATUS=bye\n");

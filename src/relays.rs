@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -17,7 +17,8 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct Relays {
-    limit: usize,
+    /// A reload may change it: relays past a lower one carry on.
+    limit: AtomicUsize,
     active: Mutex<BTreeMap<u64, Arc<Relay>>>,
     next_id: AtomicU64,
     refused: AtomicU64,
@@ -77,7 +78,7 @@ impl Relays {
     /// At most `limit` relayed connections at a time.
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Relays {
-            limit,
+            limit: AtomicUsize::new(limit),
             active: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(0),
             refused: AtomicU64::new(0),
@@ -98,7 +99,7 @@ impl Relays {
         target: String,
     ) -> Option<Admitted> {
         let mut active = self.lock();
-        if active.len() >= self.limit {
+        if active.len() >= self.limit() {
             drop(active);
             self.refused.fetch_add(1, Ordering::Relaxed);
             self.warn_refusal(service, client);
@@ -130,7 +131,7 @@ impl Relays {
             warn!(
                 %client,
                 service,
-                limit = self.limit,
+                limit = self.limit(),
                 refused = self.refused(),
                 "relayed connections at --max-relays: new ones are refused"
             );
@@ -138,7 +139,12 @@ impl Relays {
     }
 
     pub fn limit(&self) -> usize {
-        self.limit
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// A new `--max-relays`, for the connections that come from now on.
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
     }
 
     /// Connections refused at the limit so far.
@@ -180,5 +186,19 @@ mod tests {
         assert_eq!(r.snapshot()[1].upstream(), Some(client(9)));
         drop((b, c));
         assert!(r.snapshot().is_empty());
+    }
+
+    #[test]
+    fn a_lower_limit_keeps_the_relays_and_refuses_the_next() {
+        let r = Relays::new(3);
+        let held: Vec<_> = (1..=3)
+            .map(|p| r.admit("forward", client(p), "x:1".into()).unwrap())
+            .collect();
+        r.set_limit(1);
+        assert_eq!(r.limit(), 1);
+        assert_eq!(r.snapshot().len(), 3, "nothing dropped");
+        assert!(r.admit("forward", client(4), "x:1".into()).is_none());
+        drop(held);
+        assert!(r.admit("forward", client(5), "x:1".into()).is_some());
     }
 }

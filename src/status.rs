@@ -70,6 +70,41 @@ pub struct Status {
     /// Each engine thread (`--threads`): how the load is spread.
     #[serde(default)]
     pub shards: Vec<ShardStatus>,
+    /// The admission limits in force (a reload may have changed them).
+    #[serde(default)]
+    pub limits: LimitsStatus,
+    /// The last reload (SIGHUP), if any since the start.
+    #[serde(default)]
+    pub reload: Option<ReloadStatus>,
+}
+
+/// The limits a reload can change, as in force now (`--max-memory` is
+/// `memory.budget_bytes`, `--max-relays` `relays.limit`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitsStatus {
+    pub max_connections: u64,
+    pub max_conns_per_source: u64,
+    pub max_subflows: u64,
+    pub max_add_addr_accepted: u64,
+}
+
+/// What the last reload did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// When it ran: seconds since the Unix epoch, and how long ago.
+    pub unix_time_s: u64,
+    pub age_s: f64,
+    /// Everything it found to apply was applied (a file that cannot be read
+    /// or parsed applies nothing and is not ok).
+    pub ok: bool,
+    /// Why not, if not: the file's error, or the changes that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The changes applied, each `KEY: what` (`address: added 10.10.3.2
+    /// (signal)`, `limits.max-connections: 65536 -> 100`).
+    pub applied: Vec<String>,
+    /// Keys whose new values were not applied (a restart applies them).
+    pub not_applied: Vec<String>,
 }
 
 /// One engine thread and its TUN queue.
@@ -177,6 +212,38 @@ pub struct MemoryStatus {
     /// each, counted in `used_bytes`); they are not in `connections`.
     #[serde(default)]
     pub time_wait: u64,
+}
+
+impl ReloadStatus {
+    /// One line for the table: `reload 12s ago: ok; applied ...; not applied
+    /// (restart needed): ...`.
+    pub fn line(&self) -> String {
+        let mut line = format!("reload {:.0}s ago: ", self.age_s);
+        match &self.error {
+            None if self.ok => line.push_str("ok"),
+            None => line.push_str("failed"),
+            Some(e) => {
+                line.push_str("failed: ");
+                line.push_str(e);
+            }
+        }
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "nothing".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let _ = write!(line, "; applied: {}", list(&self.applied));
+        if !self.not_applied.is_empty() {
+            let _ = write!(
+                line,
+                "; not applied (restart needed): {}",
+                self.not_applied.join(", ")
+            );
+        }
+        line
+    }
 }
 
 impl Status {
@@ -716,6 +783,15 @@ impl Status {
                 .collect();
             let _ = writeln!(out, "threads {}: {}", self.shards.len(), each.join(", "));
         }
+        let l = &self.limits;
+        let _ = writeln!(
+            out,
+            "limits: connections {}  per source {}  subflows {}  add_addr accepted {}",
+            l.max_connections, l.max_conns_per_source, l.max_subflows, l.max_add_addr_accepted
+        );
+        if let Some(r) = &self.reload {
+            let _ = writeln!(out, "{}", r.line());
+        }
 
         out.push('\n');
         if self.connections.is_empty() {
@@ -1012,6 +1088,8 @@ mod tests {
         });
         Status {
             shards: Vec::new(),
+            limits: Default::default(),
+            reload: None,
             tun: "mptun0".into(),
             addresses: vec!["10.10.1.2".parse().unwrap(), "fd00::2".parse().unwrap()],
             uptime_s: 12.3,
@@ -1282,6 +1360,8 @@ mod tests {
     fn table_of_an_idle_daemon() {
         let s = Status {
             shards: Vec::new(),
+            limits: Default::default(),
+            reload: None,
             tun: "mptun0".into(),
             addresses: vec![],
             uptime_s: 0.0,

@@ -70,6 +70,8 @@ fn the_systemd_unit_verifies() {
     let unit = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd/mptun@.service");
     let text = std::fs::read_to_string(&unit).unwrap();
     assert!(text.contains("ExecStart=/usr/local/bin/mptun run --config /etc/mptun/%i.toml"));
+    // `systemctl reload` is SIGHUP, which mptun answers with a reload.
+    assert!(text.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"));
     // systemd-analyze wants an executable at ExecStart: this test's binary.
     let text = text.replace("/usr/local/bin/mptun", env!("CARGO_BIN_EXE_mptun"));
     let dir = std::env::temp_dir().join(format!("mptun-unit-{}", std::process::id()));

@@ -25,8 +25,8 @@ pub use config::{
 };
 pub use endpoint::{
     BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndedSubflow, EndpointFlags, Error,
-    Event, Listen, LocalReset, MptcpInfo, PathEvent, PathEventKind, SharedCounts, Stack, Steer,
-    SubflowEnd, SubflowInfo, SubflowRef, UnusedPath, UnusedReason,
+    Event, Listen, LocalReset, MptcpInfo, PathEvent, PathEventKind, RuntimeLimits, SharedCounts,
+    Stack, Steer, SubflowEnd, SubflowInfo, SubflowRef, UnusedPath, UnusedReason,
 };
 pub use tcp::State;
 pub use time::Instant;

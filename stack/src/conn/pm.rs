@@ -153,6 +153,14 @@ impl Connection {
         fx
     }
 
+    /// Joined subflows allowed from now on (the stack's limit changed):
+    /// those open stay, whatever the new limit.
+    pub fn set_max_subflows(&mut self, n: usize) {
+        if let Some(m) = self.mp.as_deref_mut() {
+            m.set_max_subflows(n);
+        }
+    }
+
     /// Mark our subflows from `addr` backup or not (MP_PRIO on each).
     pub fn set_local_backup(&mut self, addr: IpAddr, backup: bool) {
         if self.mp.as_deref().is_none_or(|m| m.is_fallback()) {

@@ -9,6 +9,7 @@ mod cookies;
 mod counters;
 mod effects;
 mod input;
+mod limits;
 mod memory;
 mod monitor;
 mod output;
@@ -26,6 +27,7 @@ pub use crate::conn::{
     SubflowInfo, SubflowRef,
 };
 pub use counters::Counters;
+pub use limits::RuntimeLimits;
 pub use monitor::{PathEvent, PATH_EVENT_LIMIT};
 pub use shared::SharedCounts;
 pub use steer::Steer;

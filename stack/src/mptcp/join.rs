@@ -45,6 +45,12 @@ impl DataLevel {
             && !self.checksum_failure_pending()
     }
 
+    /// Joined subflows allowed from now on; checked only when one more
+    /// would join, so a lower limit closes none.
+    pub fn set_max_subflows(&mut self, n: usize) {
+        self.max_subflows = n;
+    }
+
     /// Whether the peer may open one more join at `now` (its budget of
     /// attempts, live or not, is not spent).
     pub fn join_budget_left(&mut self, now: Instant) -> bool {
