@@ -476,10 +476,22 @@ impl DataLevel {
     /// the out-of-order data kept; what the subflows offered beyond it waits
     /// in them.
     pub(super) fn autotune_recv(&mut self, now: Instant, tcb: &Tcb) {
-        if let Some(rtt) = tcb.rcv_rtt() {
+        self.autotune_recv_with(now, tcb.rcv_rtt(), tcb.min_rtt(), tcb.mss());
+    }
+
+    /// [`autotune_recv`](Self::autotune_recv) with the subflow's round trips
+    /// and MSS given.
+    pub(super) fn autotune_recv_with(
+        &mut self,
+        now: Instant,
+        rcv_rtt: Option<core::time::Duration>,
+        min_rtt: Option<core::time::Duration>,
+        mss: usize,
+    ) {
+        if let Some(rtt) = rcv_rtt {
             self.rcv_space.sample_rtt(rtt);
         }
-        if let Some(rtt) = tcb.min_rtt() {
+        if let Some(rtt) = min_rtt {
             self.rcv_space.sample_least_rtt(rtt);
         }
         let cap = self.rcv_buf.capacity();
@@ -487,7 +499,7 @@ impl DataLevel {
         let floor = self.recv_floor();
         let Some(want) = self
             .rcv_space
-            .adjust(now, self.bytes_read, held, cap, floor, tcb.mss())
+            .adjust(now, self.bytes_read, held, cap, floor, mss)
         else {
             return;
         };

@@ -5,13 +5,14 @@
 //! what it keeps per subflow, beside that subflow's TCB. The data level acts on
 //! the options of segments their TCB accepted (`input`), moves bytes between
 //! the subflows and the data stream (`recv`, `send`), falls back or exchanges
-//! MP_FAIL (`fail`), retransmits at the data level (`retransmit`), joins
+//! MP_FAIL (`fail`), takes in-order bytes straight from segments (`direct`), retransmits at the data level (`retransmit`), joins
 //! subflows (`join`) and keeps the path manager's per-connection state (`pm`);
 //! `options` builds every option we send. What concerns more than the subflow
 //! at hand comes back as [`action::Action`]s.
 
 pub mod action;
 pub mod crypto;
+pub mod direct;
 mod fail;
 mod input;
 pub mod join;
