@@ -636,15 +636,13 @@ impl DataLevel {
     /// The DATA_FIN, MP_FAIL, data retransmission and address option timers
     /// (a joined subflow's third-ACK timer is the subflow's, see `join.rs`).
     pub fn poll_at(&self) -> Option<Instant> {
-        [
-            self.fin_timer,
-            self.fail.timer,
-            self.pm_poll_at(),
-            self.rtx_poll_at(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let at = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        let mut t = at(self.fin_timer, self.fail.timer);
+        t = at(t, self.rtx_poll_at());
+        at(t, self.pm_poll_at())
     }
 
     /// Run the connection-level timers that are due; `tcb` is the subflow that
