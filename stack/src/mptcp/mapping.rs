@@ -98,6 +98,12 @@ impl Mappings {
         if m.len == 0 {
             return Ok(());
         }
+        // A sender repeats its mapping on every segment of it (mptun, and
+        // Linux on every segment of a TSO burst): the newest or oldest known
+        // one, taken without the search (it was checked when first seen).
+        if self.list.back() == Some(&m) || self.list.front() == Some(&m) {
+            return Ok(());
+        }
         let key = self.key(m.ssn);
         let at = self.list.partition_point(|x| self.key(x.ssn) <= key);
         let lo = at.saturating_sub(2);
@@ -147,7 +153,20 @@ impl Mappings {
 
     /// The mapping covering subflow byte `ssn`.
     pub fn find(&self, ssn: u32) -> Option<&Mapping> {
+        // Per segment, both ways: a receiver reads from its oldest mapping, a
+        // sender sends mostly from its newest; both answered without the
+        // search, and as it would answer (the last mapping starting at or
+        // before `ssn` that covers it).
+        let last = self.list.back()?;
+        if last.contains(ssn) {
+            return Some(last);
+        }
         let key = self.key(ssn);
+        let first = &self.list[0];
+        let next_after = self.list.get(1).is_none_or(|m| self.key(m.ssn) > key);
+        if next_after && first.contains(ssn) {
+            return Some(first);
+        }
         let at = self.list.partition_point(|x| self.key(x.ssn) <= key);
         // The candidate starts at or before `ssn`; an overlapping repeat may too.
         self.list
