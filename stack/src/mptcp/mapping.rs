@@ -3,6 +3,7 @@
 //! (32-bit DSNs and DATA_ACKs are expanded by `wire::mptcp::expand_seq32`.)
 
 use crate::wire::Dsn;
+use core::cell::Cell;
 use std::collections::VecDeque;
 
 /// One mapping: `len` bytes from subflow-relative sequence number `ssn` carry the
@@ -68,6 +69,9 @@ pub enum MappingError {
 pub struct Mappings {
     list: VecDeque<Mapping>,
     max: usize,
+    /// Where `find` found the last one (an index into `list`, kept as the
+    /// front goes; only a guess, checked before use).
+    hint: Cell<usize>,
 }
 
 impl Mappings {
@@ -75,6 +79,7 @@ impl Mappings {
         Mappings {
             list: VecDeque::new(),
             max,
+            hint: Cell::new(0),
         }
     }
 
@@ -162,10 +167,18 @@ impl Mappings {
             return Some(last);
         }
         let key = self.key(ssn);
-        let first = &self.list[0];
-        let next_after = self.list.get(1).is_none_or(|m| self.key(m.ssn) > key);
-        if next_after && first.contains(ssn) {
-            return Some(first);
+        // The one found last, then the next: a sender's segments go through
+        // its mappings in order.
+        let hint = self.hint.get();
+        for i in [0, hint, hint + 1] {
+            let Some(m) = self.list.get(i) else {
+                continue;
+            };
+            let next_after = self.list.get(i + 1).is_none_or(|n| self.key(n.ssn) > key);
+            if next_after && m.contains(ssn) {
+                self.hint.set(i);
+                return Some(m);
+            }
         }
         let at = self.list.partition_point(|x| self.key(x.ssn) <= key);
         // The candidate starts at or before `ssn`; an overlapping repeat may too.
@@ -181,6 +194,7 @@ impl Mappings {
             // `ssn` at or past the end, within half the space.
             if (ssn.wrapping_sub(m.ssn_end()) as i32) >= 0 {
                 self.list.pop_front();
+                self.hint.set(self.hint.get().saturating_sub(1));
             } else {
                 break;
             }
