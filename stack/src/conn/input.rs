@@ -96,6 +96,11 @@ impl Connection {
         if verdict.acceptable {
             self.path_answered(k, seg);
         }
+        if let Some(mp) = self.mp.as_deref_mut().filter(|m| m.holds_acked()) {
+            // What the peer acknowledged leaves the data level's buffer once
+            // no subflow may send it again.
+            super::output::settle_sends(mp, &mut self.subflows);
+        }
         self.apply(now, k, acts, &mut fx);
         self.after_changes(now, &mut fx);
         self.path_manager_requests(&mut fx);

@@ -129,8 +129,14 @@ pub struct DataLevel {
     /// good: the peer may send on it from then on.
     pub(super) may_fall_back: bool,
 
-    // Sending: snd_buf[0] has DSN snd_una.
+    // Sending: snd_buf[0] has DSN snd_buf_dsn, at or below snd_una: bytes
+    // DATA_ACKed stay while a subflow that sends straight from this buffer
+    // (`send_mapped.rs`) may still need them.
     pub(super) snd_buf: RingBuffer,
+    pub(super) snd_buf_dsn: Dsn,
+    /// The lowest DSN a subflow sending from `snd_buf` may still need (a
+    /// bound: it only falls between the connection's recomputations).
+    pub(super) snd_pin: Option<Dsn>,
     pub(super) snd_una: Dsn,
     /// Next DSN to hand to a subflow.
     pub(super) snd_nxt: Dsn,
@@ -249,6 +255,8 @@ impl DataLevel {
             remote_key: None,
             may_fall_back: true,
             snd_buf: RingBuffer::new(s.send_buffer.min(INITIAL_SEND_BUFFER)),
+            snd_buf_dsn: first,
+            snd_pin: None,
             snd_una: first,
             snd_nxt: first,
             snd_wnd_end: first,
@@ -728,7 +736,7 @@ impl DataLevel {
 
     /// DSN just past the last byte the application queued.
     pub(super) fn data_end(&self) -> Dsn {
-        self.snd_una + self.snd_buf.len()
+        self.snd_buf_dsn + self.snd_buf.len()
     }
 
     /// The DATA_FIN's DSN while it still needs sending.

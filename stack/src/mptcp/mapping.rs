@@ -72,6 +72,10 @@ pub struct Mappings {
     /// Where `find` found the last one (an index into `list`, kept as the
     /// front goes; only a guess, checked before use).
     hint: Cell<usize>,
+    /// Every mapping starts at or after the DSN where the one before ends (a
+    /// sender's, until it sends data again under a new mapping): the oldest
+    /// holds the lowest DSN.
+    ascending: bool,
 }
 
 impl Mappings {
@@ -80,6 +84,7 @@ impl Mappings {
             list: VecDeque::new(),
             max,
             hint: Cell::new(0),
+            ascending: true,
         }
     }
 
@@ -142,6 +147,11 @@ impl Mappings {
         if self.list.len() >= self.max {
             return Err(MappingError::Full);
         }
+        if self.list.is_empty() {
+            self.ascending = true;
+        } else if at != self.list.len() || self.list[at - 1].dsn_end().diff(m.dsn) > 0 {
+            self.ascending = false;
+        }
         self.list.insert(at, m);
         Ok(())
     }
@@ -199,6 +209,16 @@ impl Mappings {
                 break;
             }
         }
+    }
+
+    /// The lowest DSN mapped at or after subflow byte `ssn` (the mappings
+    /// before it released).
+    pub fn lowest_dsn_from(&self, ssn: u32) -> Option<Dsn> {
+        let at = |m: &Mapping| m.dsn_of(ssn).unwrap_or(m.dsn);
+        if self.ascending {
+            return self.list.front().map(at);
+        }
+        self.list.iter().map(at).reduce(|a, b| a.min(b))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Mapping> {

@@ -113,6 +113,15 @@ pub trait SegmentHooks {
     fn window_cap(&mut self) -> Option<usize> {
         None
     }
+
+    /// For a TCB whose send queue only counts its bytes
+    /// ([`SendQueue::Mapped`](crate::tcp::send_queue::SendQueue)): the
+    /// `len` bytes from subflow-relative sequence number `ssn`, as up to two
+    /// slices (a segment never crosses the end of what `segment_options`
+    /// allowed it).
+    fn payload(&self, _ssn: u32, _len: usize) -> Option<(&[u8], &[u8])> {
+        None
+    }
 }
 
 /// Plain TCP: nothing to add.
