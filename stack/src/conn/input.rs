@@ -93,6 +93,7 @@ impl Connection {
             let s = &mut self.subflows[k];
             acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp, idle));
         }
+        mp.segment_done();
         if verdict.acceptable {
             self.path_answered(k, seg);
         }

@@ -102,6 +102,10 @@ impl Connection {
             .sum();
         mp.autotune_send(cwnd);
         if subflows.len() == 1 {
+            if !mp.has_pending() {
+                // Nothing to map (a receiver's rounds).
+                return;
+            }
             // Data handed to the only subflow stays there: keep it to what the
             // subflow can soon send, so that a subflow joining later gets its
             // share (and a dead one leaves little to reinject).

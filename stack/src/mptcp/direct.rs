@@ -52,6 +52,8 @@ impl TextHooks for DirectRx<'_> {
         // What `pull` does first, with the samples it would take from the TCB.
         l.rcv_space.idle_path = self.idle_path;
         l.autotune_recv_with(self.now, at.rcv_rtt, at.min_rtt, at.mss);
+        // Done for this segment: `pull` need not again.
+        l.rx_tuned = true;
         if data.len() > l.rcv_buf.free() {
             // Tuned down meanwhile: the TCB keeps the bytes, `pull` takes
             // what fits.
@@ -72,6 +74,13 @@ impl TextHooks for DirectRx<'_> {
             .rx_map
             .release_before(at.ssn.wrapping_add(data.len() as u32));
         true
+    }
+}
+
+impl DataLevel {
+    /// The segment's processing is over (a refused one's `pull` never ran).
+    pub fn segment_done(&mut self) {
+        self.rx_tuned = false;
     }
 }
 

@@ -159,6 +159,9 @@ pub struct DataLevel {
     /// whether growth is allowed.
     pub(super) rcv_space: RcvSpace,
     pub(super) bytes_read: u64,
+    /// The segment being taken was already counted by the receive
+    /// auto-tuning (`direct.rs`, before its bytes went in): `pull` skips it.
+    pub(super) rx_tuned: bool,
     pub(super) rcv_max: usize,
     pub(super) snd_max: usize,
     pub(super) pressure: Pressure,
@@ -268,6 +271,7 @@ impl DataLevel {
             rcv_buf: RingBuffer::new(s.recv_buffer.min(INITIAL_RECV_BUFFER)),
             rcv_space: RcvSpace::new(Instant::ZERO, INITIAL_RCV_SPACE),
             bytes_read: 0,
+            rx_tuned: false,
             rcv_max: s.recv_buffer,
             snd_max: s.send_buffer,
             pressure: Pressure::None,
