@@ -31,6 +31,10 @@ impl SendQueue {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn capacity(&self) -> usize {
         match self {
             SendQueue::Bytes(b) => b.capacity(),

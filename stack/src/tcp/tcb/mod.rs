@@ -755,7 +755,7 @@ impl Tcb {
     /// Count the send queue's bytes from now on instead of holding them;
     /// only while it is empty (false otherwise).
     pub fn map_sends(&mut self) -> bool {
-        if self.send_buf.len() > 0 {
+        if !self.send_buf.is_empty() {
             return false;
         }
         if !self.send_buf.is_mapped() {
