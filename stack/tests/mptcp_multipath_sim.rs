@@ -45,6 +45,8 @@ struct Outcome {
 /// `subflow` endpoints, so its path manager joins from each of them.
 fn run(seed: u64, st: &Setup) -> Result<Outcome, String> {
     let mut w = World::new(seed);
+    let (dss, tap) = sim::dss_check::DssCheck::tap();
+    w.tap = Some(tap);
     let (mut cc, mut sc) = mptcp_pair(seed, 4);
     for c in [&mut cc, &mut sc] {
         c.mptcp.scheduler = st.scheduler;
@@ -106,6 +108,10 @@ fn run(seed: u64, st: &Setup) -> Result<Outcome, String> {
         })
         .collect();
     let done = client.rx_done_at.max(server.rx_done_at).unwrap_or(w.now);
+    let dss = dss.borrow();
+    if !dss.problems.is_empty() {
+        return Err(format!("DSS on the wire: {}", dss.problems.join("; ")));
+    }
     Ok(Outcome {
         completion: done - mptun_stack::Instant::ZERO,
         path_bytes,

@@ -18,6 +18,10 @@ impl Connection {
     /// Carry out `acts`, decided about subflow index `k` (the one a segment
     /// arrived on, or the one a timer ran for).
     pub(super) fn apply(&mut self, now: Instant, k: usize, acts: Actions, fx: &mut Effects) {
+        if acts.is_empty() {
+            // The common case, after every segment and scheduling round.
+            return;
+        }
         for a in acts {
             match a {
                 Action::ResetSubflow { reason, fail } => {

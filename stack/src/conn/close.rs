@@ -65,9 +65,14 @@ impl Connection {
         for s in &mut self.subflows {
             if s.tcb.state() == State::Closed {
                 mp.subflow_closed(&mut s.mp);
-            } else if s.tcb.state() == State::CloseWait && !mp.peer_data_finished() {
+            } else if s.tcb.state() == State::CloseWait
+                && !mp.peer_data_finished()
+                && !mp.is_fallback()
+            {
                 // The peer closed this subflow alone (RFC 8684 §3.3.3): close
-                // ours too; the data level goes on over the others.
+                // ours too; the data level goes on over the others. (Fallen
+                // back, its FIN ends the stream: ours follows the data still
+                // held at the data level, `Connection::shutdown`.)
                 s.tcb.shutdown();
             }
         }

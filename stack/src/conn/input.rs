@@ -6,6 +6,7 @@
 
 use super::subflow::Subflow;
 use super::{Connection, Effects, SubflowId};
+use crate::mptcp::direct::DirectRx;
 use crate::mptcp::{Action, Actions, DataLevel};
 use crate::tcp::ratelimit::ChallengeQuota;
 use crate::time::Instant;
@@ -49,8 +50,24 @@ impl Connection {
         // going out ends an MP_FAIL exchange on the output path): a join
         // still in its handshake must not take this segment as plain TCP.
         self.drop_joins_after_fallback(&mut fx);
+        let verdict = match self.mp.as_deref_mut().filter(|m| !m.is_fallback()) {
+            Some(mp) => {
+                // In-order bytes go straight to the data level when they can
+                // (`mptcp/direct.rs`); `pull` below takes whatever stays.
+                let idle_path = others_idle(mp, &self.subflows, k);
+                let s = &mut self.subflows[k];
+                let mut direct = DirectRx {
+                    level: mp,
+                    sf: &mut s.mp,
+                    opts,
+                    now,
+                    idle_path,
+                };
+                s.tcb.on_segment_with(now, seg, quota, &mut direct)
+            }
+            None => self.subflows[k].tcb.on_segment(now, seg, quota),
+        };
         let s = &mut self.subflows[k];
-        let verdict = s.tcb.on_segment(now, seg, quota);
         fx.rst(s.tuple(), verdict.rst, Default::default());
         if verdict.acceptable && seg.flags.rst() {
             s.reported.peer_reason = opts.tcprst.map(|r| r.reason);
@@ -79,8 +96,14 @@ impl Connection {
             let s = &mut self.subflows[k];
             acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp, idle));
         }
+        mp.segment_done();
         if verdict.acceptable {
             self.path_answered(k, seg);
+        }
+        if let Some(mp) = self.mp.as_deref_mut().filter(|m| m.holds_acked()) {
+            // What the peer acknowledged leaves the data level's buffer once
+            // no subflow may send it again.
+            super::output::settle_sends(mp, &mut self.subflows);
         }
         self.apply(now, k, acts, &mut fx);
         self.after_changes(now, &mut fx);

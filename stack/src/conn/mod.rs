@@ -277,10 +277,13 @@ impl Connection {
         if !self.state().can_send() {
             return None;
         }
-        let first = &mut self.subflows[0].tcb;
         match self.mp.as_deref_mut() {
             Some(mp) if !mp.is_fallback() => mp.can_send().then(|| mp.send(data)),
             Some(mp) => {
+                // A subflow that sent from the data level's buffer holds its
+                // own bytes from now on (`mptcp/send_mapped.rs`).
+                output::settle_sends(mp, &mut self.subflows);
+                let first = &mut self.subflows[0].tcb;
                 // After a fallback, bytes still held at the data level go first.
                 mp.flush_fallback(first);
                 if mp.send_pending() > 0 {
@@ -288,7 +291,7 @@ impl Connection {
                 }
                 first.send(data)
             }
-            None => first.send(data),
+            None => self.subflows[0].tcb.send(data),
         }
     }
 

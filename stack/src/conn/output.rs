@@ -7,11 +7,13 @@
 use super::{Connection, Effects, Subflow};
 use crate::mptcp::options::SubflowHooks;
 use crate::mptcp::scheduler::SubflowView;
+use crate::mptcp::DataLevel;
 use crate::tcp::cc::coupled::{couple_into, SubflowCc};
 use crate::tcp::cc::Coupling;
 use crate::tcp::tcb::Transmit;
 use crate::tcp::State;
 use crate::time::Instant;
+use crate::wire::Dsn;
 use core::time::Duration;
 
 impl Connection {
@@ -84,6 +86,7 @@ impl Connection {
             return;
         };
         if mp.is_fallback() {
+            settle_sends(mp, subflows);
             let s = &mut subflows[0];
             mp.push(&mut s.tcb, &mut s.mp, 0);
             return;
@@ -91,6 +94,7 @@ impl Connection {
         for s in subflows.iter_mut().filter(|s| !s.mp.is_closed()) {
             mp.subflow_upkeep(&s.tcb, &mut s.mp);
         }
+        settle_sends(mp, subflows);
         let cwnd = subflows
             .iter()
             .filter(|s| !s.mp.is_closed() && !s.mp.is_backup())
@@ -98,6 +102,10 @@ impl Connection {
             .sum();
         mp.autotune_send(cwnd);
         if subflows.len() == 1 {
+            if !mp.has_pending() {
+                // Nothing to map (a receiver's rounds).
+                return;
+            }
             // Data handed to the only subflow stays there: keep it to what the
             // subflow can soon send, so that a subflow joining later gets its
             // share (and a dead one leaves little to reinject).
@@ -153,6 +161,41 @@ impl Connection {
             }
         }
     }
+}
+
+/// Which subflows send straight from the data level's buffer
+/// (`mptcp/send_mapped.rs`): one that should no longer takes a copy of what
+/// it holds, an empty one that may starts to; then the buffer frees what
+/// none of them needs any more.
+pub(super) fn settle_sends(mp: &mut DataLevel, subflows: &mut [Subflow]) {
+    if mp.send_idle() {
+        // Nothing queued: no subflow holds any of it, nothing to free.
+        return;
+    }
+    let mut pin: Option<Dsn> = None;
+    for s in subflows.iter_mut() {
+        if s.mp.is_closed() || s.tcb.state() == State::Closed {
+            // It sends nothing any more (its mappings are gone with it).
+            continue;
+        }
+        let wants = mp.wants_mapped(&s.mp);
+        if !s.tcb.sends_mapped() {
+            if wants {
+                s.tcb.map_sends();
+            }
+            continue;
+        }
+        let p = mp.subflow_pin(&s.tcb, &mut s.mp);
+        let keeps = wants && !p.is_some_and(|p| mp.pins_too_much(p));
+        if !keeps && mp.hold_for(&mut s.tcb, &s.mp) {
+            continue;
+        }
+        debug_assert!(keeps, "a subflow's bytes not found in the data level");
+        if let Some(p) = p {
+            pin = Some(pin.map_or(p, |q| q.min(p)));
+        }
+    }
+    mp.release_sent(pin);
 }
 
 /// A multipath transmission round's working space: the same few entries

@@ -63,8 +63,15 @@ impl DataLevel {
     /// In fallback: move what the data level still holds to the subflow, and
     /// let the subflow's acknowledgements free it.
     pub fn flush_fallback(&mut self, tcb: &mut Tcb) {
+        // A subflow that sends from our buffer takes a copy of what it holds
+        // first (the connection has it do so before the next round,
+        // `send_mapped.rs`); holding nothing, it just holds its bytes from
+        // now on.
+        if tcb.sends_mapped() && !tcb.hold_sends(|_, _| {}) {
+            return;
+        }
         let end = self.data_end();
-        let offset = self.snd_nxt.since(self.snd_una) as usize;
+        let offset = self.snd_nxt.since(self.snd_buf_dsn) as usize;
         let mut moved = 0;
         for part in self.snd_buf.slices(offset, usize::MAX) {
             moved += tcb.send(part).unwrap_or(0);
@@ -72,10 +79,13 @@ impl DataLevel {
         self.snd_nxt += moved;
         // Handed down, the bytes are the subflow's to deliver (there is no
         // data level left to send them again).
-        let handed = self.snd_nxt.since(self.snd_una) as usize;
+        let handed = self.snd_nxt.since(self.snd_buf_dsn) as usize;
         if handed > 0 {
             self.snd_buf.discard(handed);
-            self.snd_una += handed;
+            self.snd_buf_dsn = self.snd_nxt;
+            if self.snd_nxt.diff(self.snd_una) > 0 {
+                self.snd_una = self.snd_nxt;
+            }
             if self.send_was_full {
                 self.send_was_full = false;
                 self.writable = true;

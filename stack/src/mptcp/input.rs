@@ -413,14 +413,9 @@ impl DataLevel {
         };
         let advance = data_ack.since(self.snd_una);
         if advance > 0 {
-            let data = (advance as usize).min(self.snd_buf.len());
-            self.snd_buf.discard(data);
             self.snd_una = data_ack;
+            self.free_sent();
             self.rtx_progress();
-            if self.send_was_full && data > 0 {
-                self.send_was_full = false;
-                self.writable = true;
-            }
         }
         // The subflow window is relative to the DATA_ACK.
         self.snd_wnd_end = ack + tcb.scaled_window(seg.window) as u64;

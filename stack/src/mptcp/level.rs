@@ -144,8 +144,14 @@ pub struct DataLevel {
     /// good: the peer may send on it from then on.
     pub(super) may_fall_back: bool,
 
-    // Sending: snd_buf[0] has DSN snd_una.
+    // Sending: snd_buf[0] has DSN snd_buf_dsn, at or below snd_una: bytes
+    // DATA_ACKed stay while a subflow that sends straight from this buffer
+    // (`send_mapped.rs`) may still need them.
     pub(super) snd_buf: RingBuffer,
+    pub(super) snd_buf_dsn: Dsn,
+    /// The lowest DSN a subflow sending from `snd_buf` may still need (a
+    /// bound: it only falls between the connection's recomputations).
+    pub(super) snd_pin: Option<Dsn>,
     pub(super) snd_una: Dsn,
     /// Next DSN to hand to a subflow.
     pub(super) snd_nxt: Dsn,
@@ -168,6 +174,9 @@ pub struct DataLevel {
     /// whether growth is allowed.
     pub(super) rcv_space: RcvSpace,
     pub(super) bytes_read: u64,
+    /// The segment being taken was already counted by the receive
+    /// auto-tuning (`direct.rs`, before its bytes went in): `pull` skips it.
+    pub(super) rx_tuned: bool,
     pub(super) rcv_max: usize,
     pub(super) snd_max: usize,
     pub(super) pressure: Pressure,
@@ -265,6 +274,8 @@ impl DataLevel {
             remote_key: None,
             may_fall_back: true,
             snd_buf: RingBuffer::new(s.send_buffer.min(INITIAL_SEND_BUFFER)),
+            snd_buf_dsn: first,
+            snd_pin: None,
             snd_una: first,
             snd_nxt: first,
             snd_wnd_end: first,
@@ -276,6 +287,7 @@ impl DataLevel {
             rcv_buf: RingBuffer::new(s.recv_buffer.min(INITIAL_RECV_BUFFER)),
             rcv_space: RcvSpace::new(Instant::ZERO, INITIAL_RCV_SPACE),
             bytes_read: 0,
+            rx_tuned: false,
             rcv_max: s.recv_buffer,
             snd_max: s.send_buffer,
             pressure: Pressure::None,
@@ -497,10 +509,22 @@ impl DataLevel {
     /// the out-of-order data kept; what the subflows offered beyond it waits
     /// in them.
     pub(super) fn autotune_recv(&mut self, now: Instant, tcb: &Tcb) {
-        if let Some(rtt) = tcb.rcv_rtt() {
+        self.autotune_recv_with(now, tcb.rcv_rtt(), tcb.min_rtt(), tcb.mss());
+    }
+
+    /// [`autotune_recv`](Self::autotune_recv) with the subflow's round trips
+    /// and MSS given.
+    pub(super) fn autotune_recv_with(
+        &mut self,
+        now: Instant,
+        rcv_rtt: Option<core::time::Duration>,
+        min_rtt: Option<core::time::Duration>,
+        mss: usize,
+    ) {
+        if let Some(rtt) = rcv_rtt {
             self.rcv_space.sample_rtt(rtt);
         }
-        if let Some(rtt) = tcb.min_rtt() {
+        if let Some(rtt) = min_rtt {
             self.rcv_space.sample_least_rtt(rtt);
         }
         let cap = self.rcv_buf.capacity();
@@ -508,7 +532,7 @@ impl DataLevel {
         let floor = self.recv_floor();
         let Some(want) = self
             .rcv_space
-            .adjust(now, self.bytes_read, held, cap, floor, tcb.mss())
+            .adjust(now, self.bytes_read, held, cap, floor, mss)
         else {
             return;
         };
@@ -645,15 +669,13 @@ impl DataLevel {
     /// The DATA_FIN, MP_FAIL, data retransmission and address option timers
     /// (a joined subflow's third-ACK timer is the subflow's, see `join.rs`).
     pub fn poll_at(&self) -> Option<Instant> {
-        [
-            self.fin_timer,
-            self.fail.timer,
-            self.pm_poll_at(),
-            self.rtx_poll_at(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        let at = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        let mut t = at(self.fin_timer, self.fail.timer);
+        t = at(t, self.rtx_poll_at());
+        at(t, self.pm_poll_at())
     }
 
     /// Run the connection-level timers that are due; `tcb` is the subflow that
@@ -739,7 +761,7 @@ impl DataLevel {
 
     /// DSN just past the last byte the application queued.
     pub(super) fn data_end(&self) -> Dsn {
-        self.snd_una + self.snd_buf.len()
+        self.snd_buf_dsn + self.snd_buf.len()
     }
 
     /// The DATA_FIN's DSN while it still needs sending.

@@ -3,6 +3,7 @@
 //! (32-bit DSNs and DATA_ACKs are expanded by `wire::mptcp::expand_seq32`.)
 
 use crate::wire::Dsn;
+use core::cell::Cell;
 use std::collections::VecDeque;
 
 /// One mapping: `len` bytes from subflow-relative sequence number `ssn` carry the
@@ -68,6 +69,13 @@ pub enum MappingError {
 pub struct Mappings {
     list: VecDeque<Mapping>,
     max: usize,
+    /// Where `find` found the last one (an index into `list`, kept as the
+    /// front goes; only a guess, checked before use).
+    hint: Cell<usize>,
+    /// Every mapping starts at or after the DSN where the one before ends (a
+    /// sender's, until it sends data again under a new mapping): the oldest
+    /// holds the lowest DSN.
+    ascending: bool,
 }
 
 impl Mappings {
@@ -75,6 +83,8 @@ impl Mappings {
         Mappings {
             list: VecDeque::new(),
             max,
+            hint: Cell::new(0),
+            ascending: true,
         }
     }
 
@@ -96,6 +106,12 @@ impl Mappings {
     /// in order, so only the neighbours of its place are compared.
     pub fn insert(&mut self, m: Mapping) -> Result<(), MappingError> {
         if m.len == 0 {
+            return Ok(());
+        }
+        // A sender repeats its mapping on every segment of it (mptun, and
+        // Linux on every segment of a TSO burst): the newest or oldest known
+        // one, taken without the search (it was checked when first seen).
+        if self.list.back() == Some(&m) || self.list.front() == Some(&m) {
             return Ok(());
         }
         let key = self.key(m.ssn);
@@ -131,6 +147,11 @@ impl Mappings {
         if self.list.len() >= self.max {
             return Err(MappingError::Full);
         }
+        if self.list.is_empty() {
+            self.ascending = true;
+        } else if at != self.list.len() || self.list[at - 1].dsn_end().diff(m.dsn) > 0 {
+            self.ascending = false;
+        }
         self.list.insert(at, m);
         Ok(())
     }
@@ -147,7 +168,28 @@ impl Mappings {
 
     /// The mapping covering subflow byte `ssn`.
     pub fn find(&self, ssn: u32) -> Option<&Mapping> {
+        // Per segment, both ways: a receiver reads from its oldest mapping, a
+        // sender sends mostly from its newest; both answered without the
+        // search, and as it would answer (the last mapping starting at or
+        // before `ssn` that covers it).
+        let last = self.list.back()?;
+        if last.contains(ssn) {
+            return Some(last);
+        }
         let key = self.key(ssn);
+        // The one found last, then the next: a sender's segments go through
+        // its mappings in order.
+        let hint = self.hint.get();
+        for i in [0, hint, hint + 1] {
+            let Some(m) = self.list.get(i) else {
+                continue;
+            };
+            let next_after = self.list.get(i + 1).is_none_or(|n| self.key(n.ssn) > key);
+            if next_after && m.contains(ssn) {
+                self.hint.set(i);
+                return Some(m);
+            }
+        }
         let at = self.list.partition_point(|x| self.key(x.ssn) <= key);
         // The candidate starts at or before `ssn`; an overlapping repeat may too.
         self.list
@@ -162,10 +204,21 @@ impl Mappings {
             // `ssn` at or past the end, within half the space.
             if (ssn.wrapping_sub(m.ssn_end()) as i32) >= 0 {
                 self.list.pop_front();
+                self.hint.set(self.hint.get().saturating_sub(1));
             } else {
                 break;
             }
         }
+    }
+
+    /// The lowest DSN mapped at or after subflow byte `ssn` (the mappings
+    /// before it released).
+    pub fn lowest_dsn_from(&self, ssn: u32) -> Option<Dsn> {
+        let at = |m: &Mapping| m.dsn_of(ssn).unwrap_or(m.dsn);
+        if self.ascending {
+            return self.list.front().map(at);
+        }
+        self.list.iter().map(at).reduce(|a, b| a.min(b))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Mapping> {

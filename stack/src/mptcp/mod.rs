@@ -4,14 +4,16 @@
 //! [`level::DataLevel`] is one connection's MPTCP level; [`subflow::SubflowMp`]
 //! what it keeps per subflow, beside that subflow's TCB. The data level acts on
 //! the options of segments their TCB accepted (`input`), moves bytes between
-//! the subflows and the data stream (`recv`, `send`), falls back or exchanges
-//! MP_FAIL (`fail`), retransmits at the data level (`retransmit`), joins
+//! the subflows and the data stream (`recv`, `send`; subflows send straight
+//! from the data level's buffer, `send_mapped`), falls back or exchanges
+//! MP_FAIL (`fail`), takes in-order bytes straight from segments (`direct`), retransmits at the data level (`retransmit`), joins
 //! subflows (`join`) and keeps the path manager's per-connection state (`pm`);
 //! `options` builds every option we send. What concerns more than the subflow
 //! at hand comes back as [`action::Action`]s.
 
 pub mod action;
 pub mod crypto;
+pub mod direct;
 mod fail;
 mod input;
 pub mod join;
@@ -23,6 +25,7 @@ mod recv;
 mod retransmit;
 pub mod scheduler;
 mod send;
+mod send_mapped;
 pub mod stats;
 pub mod subflow;
 

@@ -49,6 +49,10 @@ impl SegmentHooks for SubflowHooks<'_> {
     fn window_cap(&mut self) -> Option<usize> {
         self.level.window_cap_now()
     }
+
+    fn payload(&self, ssn: u32, len: usize) -> Option<(&[u8], &[u8])> {
+        self.level.payload(self.sf, ssn, len)
+    }
 }
 
 /// Options for a RST we send to reset a subflow or connection: MP_FAIL at
@@ -197,6 +201,13 @@ pub fn established_options(
         return 0;
     }
     match c.phase() {
+        // Fallen back, a subflow may still send from the data level's buffer
+        // until it takes its own copy (`send_mapped.rs`): a segment's bytes
+        // come from one mapping at a time.
+        Phase::Fallback if seg.payload > 0 => sf
+            .tx_map
+            .find(seg.ssn)
+            .map_or(ANY, |m| m.ssn_end().wrapping_sub(seg.ssn) as usize),
         Phase::Fallback | Phase::Handshake => ANY,
         Phase::PreEstablished if c.role() == Role::Client && c.version() == MptcpVersion::V1 => {
             client_key_echo(c, sf, seg, room, out)
@@ -275,11 +286,12 @@ fn dss_options(
     } else if seg.payload > 0 && c.infinite_map_pending() {
         // The answer to the peer's MP_FAIL (RFC 8684 §3.7): data-level length 0
         // from this segment's DSN on; everything after is plain TCP.
-        let dsn = sf
-            .tx_map
-            .find(seg.ssn)
-            .and_then(|m| m.dsn_of(seg.ssn))
-            .unwrap_or(c.snd_una);
+        let known = sf.tx_map.find(seg.ssn);
+        let dsn = known.and_then(|m| m.dsn_of(seg.ssn)).unwrap_or(c.snd_una);
+        if let Some(m) = known {
+            // Its bytes still come from one mapping (`send_mapped.rs`).
+            cap = m.ssn_end().wrapping_sub(seg.ssn) as usize;
+        }
         dss.mapping = Some(DssMapping {
             dsn: dsn.0,
             dsn_64bit: true,

@@ -28,8 +28,10 @@ impl DataLevel {
         if self.phase == Phase::Fallback || self.remote_key.is_none() || sf.closed {
             return Actions::new();
         }
-        self.rcv_space.idle_path = idle_path;
-        self.autotune_recv(now, tcb);
+        if !core::mem::take(&mut self.rx_tuned) {
+            self.rcv_space.idle_path = idle_path;
+            self.autotune_recv(now, tcb);
+        }
         let mut acts = if self.rx_fallback {
             self.pull_unmapped(tcb);
             Actions::new()

@@ -239,9 +239,13 @@ impl DataLevel {
         if !grows {
             return 0;
         }
-        let offset = snd_nxt.since(self.snd_una) as usize;
-        let (a, b) = self.snd_buf.peek(offset, n);
-        let taken = tcb.send(a).unwrap_or(0) + tcb.send(b).unwrap_or(0);
+        let taken = if tcb.sends_mapped() {
+            tcb.send_mapped(n).unwrap_or(0)
+        } else {
+            let offset = snd_nxt.since(self.snd_buf_dsn) as usize;
+            let (a, b) = self.snd_buf.peek(offset, n);
+            tcb.send(a).unwrap_or(0) + tcb.send(b).unwrap_or(0)
+        };
         last.len += taken as u16;
         carried(sf, snd_nxt + taken);
         taken
@@ -293,7 +297,7 @@ impl DataLevel {
             return 0;
         }
         let ssn = tcb.next_ssn();
-        let offset = start.since(self.snd_una) as usize;
+        let offset = start.since(self.snd_buf_dsn) as usize;
         let (a, b) = self.snd_buf.peek(offset, n);
         let mut sum = self
             .checksum
@@ -303,7 +307,14 @@ impl DataLevel {
             if let Some(s) = &mut sum {
                 s.update(part);
             }
-            taken += tcb.send(part).unwrap_or(0);
+            if !tcb.sends_mapped() {
+                taken += tcb.send(part).unwrap_or(0);
+            }
+        }
+        if tcb.sends_mapped() {
+            // The bytes stay here until the subflow no longer needs them.
+            taken = tcb.send_mapped(n).unwrap_or(0);
+            self.snd_pin = Some(self.snd_pin.map_or(start, |p| p.min(start)));
         }
         debug_assert_eq!(taken, n, "the subflow took less than its capacity");
         let _ = sf.tx_map.insert(Mapping {

@@ -3,7 +3,9 @@
 //! may carry. The TCB stays ignorant of what the options mean, much as Linux's TCP
 //! calls out to MPTCP for `syn_options`, `synack_options` and
 //! `established_options`. (The incoming half is the TCB's `Verdict`: the layered
-//! protocol acts on a segment's options only if the TCB found it acceptable.)
+//! protocol acts on a segment's options only if the TCB found it acceptable;
+//! besides, [`TextHooks`] lets it take in-order payload straight from the
+//! segment.)
 
 use crate::wire::SeqNumber;
 
@@ -111,6 +113,15 @@ pub trait SegmentHooks {
     fn window_cap(&mut self) -> Option<usize> {
         None
     }
+
+    /// For a TCB whose send queue only counts its bytes
+    /// ([`SendQueue::Mapped`](crate::tcp::send_queue::SendQueue)): the
+    /// `len` bytes from subflow-relative sequence number `ssn`, as up to two
+    /// slices (a segment never crosses the end of what `segment_options`
+    /// allowed it).
+    fn payload(&self, _ssn: u32, _len: usize) -> Option<(&[u8], &[u8])> {
+        None
+    }
 }
 
 /// Plain TCP: nothing to add.
@@ -120,6 +131,46 @@ pub struct NoHooks;
 impl SegmentHooks for NoHooks {
     fn segment_options(&mut self, _: &OutSegment, _: usize, _: &mut OptionBytes) -> usize {
         usize::MAX
+    }
+}
+
+/// In-order payload of an acceptable segment, as the TCB is about to place it
+/// while its receive buffer is empty: where it starts and what the TCB knows
+/// of the receiver's round trip (the layered protocol's buffer auto-tuning
+/// takes the same samples it would take after reading the bytes from the
+/// TCB).
+#[derive(Debug, Clone, Copy)]
+pub struct InOrder {
+    /// Subflow-relative sequence number of the first byte (RFC 8684 §3.3).
+    pub ssn: u32,
+    pub rcv_rtt: Option<core::time::Duration>,
+    pub min_rtt: Option<core::time::Duration>,
+    pub mss: usize,
+}
+
+/// Called by the TCB for in-order payload that would go into an empty
+/// receive buffer, only to be read out of it at once by the layer above
+/// (MPTCP moves a subflow's bytes to the connection level after every
+/// segment): a layer that takes all of `data` here spares the copy into the
+/// TCB's buffer, its allocation and its release.
+pub trait TextHooks {
+    /// Whether in-order payload is to be offered at all.
+    fn wants_in_order(&self) -> bool {
+        true
+    }
+
+    /// Take all of `data` (true; the TCB then counts it as placed and read)
+    /// or none of it (false; the TCB keeps it as usual).
+    fn take_in_order(&mut self, at: &InOrder, data: &[u8]) -> bool;
+}
+
+impl TextHooks for NoHooks {
+    fn wants_in_order(&self) -> bool {
+        false
+    }
+
+    fn take_in_order(&mut self, _: &InOrder, _: &[u8]) -> bool {
+        false
     }
 }
 

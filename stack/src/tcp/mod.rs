@@ -12,6 +12,7 @@ pub mod isn;
 pub mod ratelimit;
 pub mod rtt;
 pub mod sack;
+pub mod send_queue;
 pub mod state;
 pub mod syncookie;
 pub mod tcb;

@@ -77,6 +77,7 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod dss_check;
 pub mod net;
 pub mod rng;
 pub mod transfer;

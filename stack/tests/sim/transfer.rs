@@ -615,6 +615,12 @@ pub fn run_transfer(sc: &Scenario) -> Result<TransferReport, String> {
         sc.server_to_client.clone(),
     );
     w.path_mut(0).middlebox = sc.middlebox;
+    // Every DSS mapping on the wire consistent, every DSN's byte the same.
+    let dss = sc.client_config.mptcp.enabled.then(|| {
+        let (check, tap) = super::dss_check::DssCheck::tap();
+        w.tap = Some(tap);
+        check
+    });
     w.stack_mut(s)
         .listen(SERVER_PORT)
         .map_err(|e| format!("listen: {e}"))?;
@@ -643,6 +649,11 @@ pub fn run_transfer(sc: &Scenario) -> Result<TransferReport, String> {
     w.run_until_done(&mut [&mut client, &mut server])
         .map_err(|e| e.to_string())?;
 
+    if let Some(problems) = dss.map(|d| d.borrow().problems.clone()) {
+        if !problems.is_empty() {
+            return Err(format!("DSS on the wire: {}", problems.join("; ")));
+        }
+    }
     let since = |t: Option<Instant>| t.unwrap_or(Instant::ZERO) - Instant::ZERO;
     let counters = [w.stack(c).counters().clone(), w.stack(s).counters().clone()];
     Ok(TransferReport {

@@ -3,6 +3,7 @@
 
 use super::Tcb;
 use crate::memory::Pressure;
+use crate::tcp::hooks::{InOrder, NoHooks, TextHooks};
 use crate::tcp::ratelimit::ChallengeQuota;
 use crate::tcp::state::CloseReason;
 use crate::tcp::State;
@@ -74,11 +75,23 @@ impl Tcb {
         seg: &TcpRepr<'_>,
         quota: &mut ChallengeQuota,
     ) -> Verdict {
+        self.on_segment_with(now, seg, quota, &mut NoHooks)
+    }
+
+    /// As [`on_segment`](Self::on_segment), offering in-order payload to
+    /// `text` before keeping it (see [`TextHooks`]).
+    pub fn on_segment_with(
+        &mut self,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        quota: &mut ChallengeQuota,
+        text: &mut dyn TextHooks,
+    ) -> Verdict {
         self.stats.segments_in += 1;
         match self.state {
             State::Closed | State::Listen => Verdict::DROPPED,
             State::SynSent => self.on_segment_syn_sent(now, seg),
-            _ => self.on_segment_synchronized(now, seg, quota),
+            _ => self.on_segment_synchronized(now, seg, quota, text),
         }
     }
 
@@ -203,6 +216,7 @@ impl Tcb {
         now: Instant,
         seg: &TcpRepr<'_>,
         quota: &mut ChallengeQuota,
+        text: &mut dyn TextHooks,
     ) -> Verdict {
         let f = seg.flags;
 
@@ -369,13 +383,13 @@ impl Tcb {
                     rst,
                 };
             }
-            self.on_text(now, seg);
+            self.on_text(now, seg, text);
         }
         Verdict::ACCEPTED
     }
 
     /// Place payload (and note a FIN) in the receive buffer.
-    fn on_text(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+    fn on_text(&mut self, now: Instant, seg: &TcpRepr<'_>, text: &mut dyn TextHooks) {
         let mut seq = seg.seq;
         let mut data = seg.payload;
         if seg.flags.syn() {
@@ -400,7 +414,26 @@ impl Tcb {
         }
         let had_holes = !self.assembler.is_empty();
         if !data.is_empty() {
-            let ready = if offset == 0 {
+            // In order into an empty buffer: the layer above may take it
+            // straight from the segment.
+            let offer =
+                offset == 0 && !had_holes && self.recv_buf.is_empty() && text.wants_in_order();
+            let direct = offer && {
+                // Sampled first: the layer above tunes its buffer with it.
+                self.measure_rcv_rtt(now, seg);
+                let at = InOrder {
+                    ssn: self.rcv_nxt.0.wrapping_sub(self.irs.0),
+                    rcv_rtt: self.rcv_rtt(),
+                    min_rtt: self.min_rtt(),
+                    mss: self.mss(),
+                };
+                text.take_in_order(&at, data)
+            };
+            let ready = if direct {
+                // Placed and read at once: as `consume` counts it.
+                self.bytes_read += data.len() as u64;
+                data.len()
+            } else if offset == 0 {
                 // In order: always accepted, however many holes are tracked.
                 let mut ready = self.recv_buf.enqueue(data);
                 debug_assert_eq!(ready, data.len());
@@ -428,7 +461,7 @@ impl Tcb {
                 self.last_ooo = Some(seq);
                 0
             };
-            if ready > 0 {
+            if ready > 0 && !offer {
                 self.measure_rcv_rtt(now, seg);
             }
             self.autotune_recv(now);

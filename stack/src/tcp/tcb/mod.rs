@@ -21,6 +21,7 @@ use super::cc::{self, CongestionControl};
 use super::hystart::HyStart;
 use super::rtt::RttEstimator;
 use super::sack::Scoreboard;
+use super::send_queue::SendQueue;
 use super::State;
 use crate::config::TcpConfig;
 use crate::memory::Pressure;
@@ -132,7 +133,7 @@ pub struct Tcb {
     snd_wl2: SeqNumber,
     /// Shift applied to windows the peer advertises.
     snd_wscale: u8,
-    send_buf: RingBuffer,
+    send_buf: SendQueue,
     buf_seq: SeqNumber,
     fin_queued: bool,
     send_was_full: bool,
@@ -274,7 +275,7 @@ impl Tcb {
             snd_wl1: SeqNumber(0),
             snd_wl2: iss,
             snd_wscale: 0,
-            send_buf: RingBuffer::new(cfg.send_buffer.min(INITIAL_SEND_BUFFER)),
+            send_buf: SendQueue::new(cfg.send_buffer.min(INITIAL_SEND_BUFFER)),
             buf_seq: iss + 1,
             fin_queued: false,
             send_was_full: false,
@@ -725,11 +726,67 @@ impl Tcb {
         if !self.state.can_send() || self.fin_queued {
             return None;
         }
+        debug_assert!(!self.send_buf.is_mapped(), "bytes given to a mapped queue");
+        if self.send_buf.is_mapped() {
+            return None;
+        }
         let n = self.send_buf.enqueue(data);
         if n < data.len() {
             self.send_was_full = true;
         }
         Some(n)
+    }
+
+    /// Queue `n` bytes that the layer above holds and supplies for each
+    /// segment (see [`SendQueue`]); bytes accepted. Only in mapped mode.
+    pub fn send_mapped(&mut self, n: usize) -> Option<usize> {
+        if !self.state.can_send() || self.fin_queued || !self.send_buf.is_mapped() {
+            return None;
+        }
+        Some(self.send_buf.enqueue_mapped(n))
+    }
+
+    /// Whether the send queue only counts its bytes (they are the layer
+    /// above's).
+    pub fn sends_mapped(&self) -> bool {
+        self.send_buf.is_mapped()
+    }
+
+    /// Count the send queue's bytes from now on instead of holding them;
+    /// only while it is empty (false otherwise).
+    pub fn map_sends(&mut self) -> bool {
+        if !self.send_buf.is_empty() {
+            return false;
+        }
+        if !self.send_buf.is_mapped() {
+            self.send_buf = SendQueue::Mapped {
+                len: 0,
+                capacity: self.send_buf.capacity(),
+            };
+        }
+        true
+    }
+
+    /// Hold the send queue's bytes again: `fill` is handed a buffer to put
+    /// exactly the queued bytes into, in order, from subflow-relative
+    /// sequence number [`buf_ssn`](Self::buf_ssn); false (and the queue left
+    /// as it was) if it did not.
+    pub fn hold_sends(&mut self, fill: impl FnOnce(u32, &mut RingBuffer)) -> bool {
+        let SendQueue::Mapped { len, capacity } = self.send_buf else {
+            return true;
+        };
+        let mut ring = RingBuffer::new(capacity.max(len));
+        fill(self.buf_ssn(), &mut ring);
+        if ring.len() != len {
+            return false;
+        }
+        self.send_buf = SendQueue::Bytes(ring);
+        true
+    }
+
+    /// Subflow-relative sequence number of the oldest queued byte.
+    pub fn buf_ssn(&self) -> u32 {
+        self.buf_seq.0.wrapping_sub(self.iss.0)
     }
 
     pub fn send_capacity(&self) -> usize {

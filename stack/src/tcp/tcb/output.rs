@@ -430,7 +430,18 @@ impl Tcb {
         }
         repr.flags = TcpFlags(flags);
         let offset = seq.since(self.buf_seq);
-        let (a, b) = self.send_buf.peek(offset, data);
+        let (a, b) = match self.send_buf.peek(offset, data) {
+            Some(held) => held,
+            None if data == 0 => (&[][..], &[][..]),
+            // Mapped: the layer above holds the bytes.
+            None => match hooks.payload(out.ssn, data) {
+                Some(parts) => parts,
+                None => {
+                    debug_assert!(false, "no payload for {data} bytes at ssn {}", out.ssn);
+                    return None;
+                }
+            },
+        };
         let len =
             wire::emit_packet(self.local.ip(), self.remote.ip(), hop, &repr, &[a, b], buf).ok()?;
 
