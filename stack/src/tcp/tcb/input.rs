@@ -190,6 +190,31 @@ impl Tcb {
         self.ack_now = true;
     }
 
+    /// A segment whose data all came before (below `rcv_nxt`): D-SACK it
+    /// (RFC 2883) if the peer does SACK and it is recent enough to be a
+    /// retransmission of ours rather than a stray.
+    fn note_duplicate(&mut self, seg: &TcpRepr<'_>) {
+        let len = seg.payload.len();
+        if !self.sack_ok || len == 0 || seg.flags.syn() {
+            return;
+        }
+        let end = seg.seq + len;
+        let recent = self.rcv_nxt.since(seg.seq) <= self.recv_buf.capacity().max(1 << 16);
+        if end.diff(self.rcv_nxt) > 0 || seg.seq.diff(self.rcv_nxt) >= 0 || !recent {
+            return;
+        }
+        // A run of duplicates (a burst the sender thought lost) goes out as one
+        // block, so that the sender learns of all of them from one ACK.
+        self.dsack = Some(match self.dsack {
+            Some((a, b)) if seg.seq.diff(b) <= 0 && end.diff(a) >= 0 => {
+                let lo = if seg.seq.diff(a) < 0 { seg.seq } else { a };
+                let hi = if end.diff(b) > 0 { end } else { b };
+                (lo, hi)
+            }
+            _ => (seg.seq, end),
+        });
+    }
+
     fn rcv_wnd(&self) -> usize {
         self.rcv_adv.since(self.rcv_nxt)
     }
@@ -275,6 +300,7 @@ impl Tcb {
             if !zero_window_ok {
                 if !f.rst() {
                     self.stats.drop_out_of_window += 1;
+                    self.note_duplicate(seg);
                     self.oow_ack(now, seg);
                 }
                 return Verdict::DROPPED;

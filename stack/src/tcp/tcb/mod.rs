@@ -165,6 +165,11 @@ pub struct Tcb {
     peer_fin: Option<SeqNumber>,
     /// The out-of-order block most recently extended (first SACK block, RFC 2018).
     last_ooo: Option<SeqNumber>,
+    /// Data that arrived twice, to report once as the first SACK block of
+    /// the next segment (D-SACK, RFC 2883): the sender learns that its
+    /// retransmission was spurious (reordering, not loss) and tolerates more
+    /// reordering from then on, as Linux does.
+    dsack: Option<(SeqNumber, SeqNumber)>,
     last_ack_sent: SeqNumber,
     /// Upper bound on the window we advertise, set by a layered protocol whose
     /// receive buffer is shared across connections (MPTCP's connection level).
@@ -298,6 +303,7 @@ impl Tcb {
             pressure: Pressure::None,
             peer_fin: None,
             last_ooo: None,
+            dsack: None,
             last_ack_sent: SeqNumber(0),
             window_cap: None,
             wscale_ok: false,

@@ -329,20 +329,25 @@ impl Tcb {
         r
     }
 
-    /// RFC 2018 §4: the block holding the most recent out-of-order segment first.
-    /// As many blocks as the option space left allows (MPTCP's DSS may take most).
-    fn fill_sack_blocks(&self, r: &mut TcpRepr<'_>) {
+    /// RFC 2018 §4: the block holding the most recent out-of-order segment first
+    /// — after a D-SACK block, which goes first and once (RFC 2883 §4). As many
+    /// blocks as the option space left allows (MPTCP's DSS may take most).
+    fn fill_sack_blocks(&mut self, r: &mut TcpRepr<'_>) {
         // NOP NOP kind len, then 8 bytes a block.
         let room = wire::tcp::MAX_OPTIONS_LEN.saturating_sub(r.options_len());
         let max = (room.saturating_sub(4) / 8).min(4);
+        let dsack = self.dsack.take();
         if max == 0 {
             return;
+        }
+        if let Some((a, b)) = dsack {
+            r.sack_blocks.push(a, b);
         }
         let first = self
             .last_ooo
             .filter(|s| s.diff(self.rcv_nxt) > 0)
             .and_then(|s| self.assembler.range_containing(s.since(self.rcv_nxt)));
-        if let Some((a, b)) = first {
+        if let Some((a, b)) = first.filter(|_| r.sack_blocks.len() < max) {
             r.sack_blocks.push(self.rcv_nxt + a, self.rcv_nxt + b);
         }
         for &(a, b) in self.assembler.ranges() {
@@ -406,7 +411,7 @@ impl Tcb {
         for (k, d) in extra.iter() {
             repr.unknown.push(k, d);
         }
-        if !syn && self.sack_ok && !self.assembler.is_empty() {
+        if !syn && self.sack_ok && (!self.assembler.is_empty() || self.dsack.is_some()) {
             self.fill_sack_blocks(&mut repr);
         }
         let data = data.min(cap);

@@ -2017,3 +2017,83 @@ fn challenge_acks_respect_the_stack_wide_quota() {
     assert_eq!(h.tcb.stats().challenge_acks, sent);
     assert_eq!(h.tcb.stats().challenge_acks_limited, 5 - sent);
 }
+
+/// RFC 2883: data that arrives a second time (a retransmission the sender
+/// did not need) is reported once, as the first SACK block of the next ACK,
+/// before the ordinary blocks; the ACK after it has none.
+#[test]
+fn a_duplicate_is_reported_once_as_a_dsack_block() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let p = bytes(300);
+    let d1 = h.data(IRS + 1, ISS + 1, &p[..100]);
+    h.send(&d1);
+    assert_eq!(h.recv_seg().ack, IRS + 101);
+    // The same bytes again: a duplicate ACK carrying them as a D-SACK block.
+    h.send(&d1);
+    let ack = h.recv_seg();
+    assert_eq!(
+        (ack.ack, ack.sack.clone()),
+        (IRS + 101, vec![(IRS + 1, IRS + 101)])
+    );
+    h.assert_no_segment();
+    // With a hole open: the D-SACK block first, then the out-of-order one.
+    let d3 = h.data(IRS + 201, ISS + 1, &p[200..300]);
+    h.send(&d3);
+    assert_eq!(h.recv_seg().sack, vec![(IRS + 201, IRS + 301)]);
+    h.send(&d1);
+    let ack = h.recv_seg();
+    assert_eq!(
+        (ack.ack, ack.sack.clone()),
+        (
+            IRS + 101,
+            vec![(IRS + 1, IRS + 101), (IRS + 201, IRS + 301)]
+        )
+    );
+    // Reported once: the next ACK has only the ordinary block.
+    let d2 = h.data(IRS + 101, ISS + 1, &p[100..200]);
+    h.send(&d2);
+    let ack = h.recv_seg();
+    assert_eq!((ack.ack, ack.sack.clone()), (IRS + 301, vec![]));
+    h.assert_no_segment();
+    assert_eq!(h.read_all(), p);
+}
+
+/// Without SACK negotiated there is no D-SACK either, and a segment from far
+/// below the window (a stray, not a retransmission) is not reported.
+#[test]
+fn no_dsack_without_sack_or_for_strays() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    let p = bytes(100);
+    let d1 = h.data(IRS + 1, ISS + 1, &p);
+    h.send(&d1);
+    h.recv_seg();
+    h.send(&d1);
+    assert!(h.recv_seg().sack.is_empty());
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let d1 = h.data(IRS + 1, ISS + 1, &p);
+    h.send(&d1);
+    h.recv_seg();
+    let far = h.data((IRS + 1).wrapping_sub(1 << 24), ISS + 1, &p);
+    h.send(&far);
+    assert!(h.recv_seg().sack.is_empty());
+}
+
+/// A burst of duplicates before the next ACK goes out is one D-SACK block
+/// covering them all; a duplicate elsewhere replaces it.
+#[test]
+fn a_run_of_duplicates_is_one_dsack_block() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let p = bytes(300);
+    let all = h.data(IRS + 1, ISS + 1, &p);
+    h.send(&all);
+    assert_eq!(h.recv_seg().ack, IRS + 301);
+    let (d1, d2) = (
+        h.data(IRS + 1, ISS + 1, &p[..100]),
+        h.data(IRS + 101, ISS + 1, &p[100..200]),
+    );
+    h.send(&d1);
+    h.send(&d2);
+    let ack = h.recv_seg();
+    assert_eq!(ack.sack, vec![(IRS + 1, IRS + 201)]);
+    h.assert_no_segment();
+}
