@@ -204,9 +204,7 @@ pub struct AddrArgs {
 
 impl AddrArgs {
     pub fn control_path(&self) -> PathBuf {
-        self.control
-            .clone()
-            .unwrap_or_else(|| default_control_path(&self.tun))
+        control_path(self.control.as_deref(), &self.tun)
     }
 }
 
@@ -668,10 +666,14 @@ pub struct MonitorArgs {
 impl MonitorArgs {
     /// The control socket path: `--control`, or `/run/mptun/<tun>.sock`.
     pub fn control_path(&self) -> PathBuf {
-        self.control
-            .clone()
-            .unwrap_or_else(|| default_control_path(&self.tun))
+        control_path(self.control.as_deref(), &self.tun)
     }
+}
+
+/// The control socket: `--control`, or the TUN device's default (`run`,
+/// `status`, `addr` and `monitor` alike).
+fn control_path(control: Option<&std::path::Path>, tun: &str) -> PathBuf {
+    control.map_or_else(|| default_control_path(tun), PathBuf::from)
 }
 
 /// The control socket path for a TUN device when `--control` is not given.
@@ -719,9 +721,7 @@ impl Cli {
 impl RunArgs {
     /// The control socket path: `--control`, or `/run/mptun/<tun>.sock`.
     pub fn control_path(&self) -> PathBuf {
-        self.control
-            .clone()
-            .unwrap_or_else(|| default_control_path(&self.tun))
+        control_path(self.control.as_deref(), &self.tun)
     }
 
     /// Engine threads: `--threads`, or one per CPU (at most what the token
@@ -884,9 +884,7 @@ impl RunArgs {
 impl StatusArgs {
     /// The control socket path: `--control`, or `/run/mptun/<tun>.sock`.
     pub fn control_path(&self) -> PathBuf {
-        self.control
-            .clone()
-            .unwrap_or_else(|| default_control_path(&self.tun))
+        control_path(self.control.as_deref(), &self.tun)
     }
 }
 

@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::warn;
 
@@ -908,7 +909,11 @@ pub async fn request_with_timeout(
         .unwrap_or(Err(ControlError::Timeout(timeout)))
 }
 
-async fn exchange(path: &Path, req: &Request) -> Result<Response, ControlError> {
+/// Connect to the daemon at `path` and send `req`; the connection's halves.
+async fn send_request(
+    path: &Path,
+    req: &Request,
+) -> Result<(OwnedReadHalf, OwnedWriteHalf), ControlError> {
     let stream = UnixStream::connect(path)
         .await
         .map_err(|source| ControlError::Connect {
@@ -920,6 +925,11 @@ async fn exchange(path: &Path, req: &Request) -> Result<Response, ControlError> 
     line.push(b'\n');
     write.write_all(&line).await.map_err(ControlError::Io)?;
     write.flush().await.map_err(ControlError::Io)?;
+    Ok((read, write))
+}
+
+async fn exchange(path: &Path, req: &Request) -> Result<Response, ControlError> {
+    let (read, _write) = send_request(path, req).await?;
 
     let mut answer = Vec::new();
     BufReader::new(read)
@@ -944,18 +954,13 @@ pub async fn monitor(
     path: &Path,
     mut on_line: impl FnMut(MonitorLine) -> bool,
 ) -> Result<(), ControlError> {
-    let stream = tokio::time::timeout(DEFAULT_CLIENT_TIMEOUT, UnixStream::connect(path))
-        .await
-        .map_err(|_| ControlError::Timeout(DEFAULT_CLIENT_TIMEOUT))?
-        .map_err(|source| ControlError::Connect {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let (read, mut write) = stream.into_split();
-    let mut line =
-        serde_json::to_vec(&Request::Monitor).map_err(|e| ControlError::Protocol(e.to_string()))?;
-    line.push(b'\n');
-    write.write_all(&line).await.map_err(ControlError::Io)?;
+    // The write half stays open: closing it is how a watcher hangs up.
+    let (read, _write) = tokio::time::timeout(
+        DEFAULT_CLIENT_TIMEOUT,
+        send_request(path, &Request::Monitor),
+    )
+    .await
+    .map_err(|_| ControlError::Timeout(DEFAULT_CLIENT_TIMEOUT))??;
     let mut reader = BufReader::new(read);
     let mut first = Vec::new();
     tokio::time::timeout(DEFAULT_CLIENT_TIMEOUT, reader.read_until(b'\n', &mut first))
