@@ -25,6 +25,27 @@ fn link(delay_ms: u64) -> LinkParams {
     }
 }
 
+/// A client (from `local`, if given) sending `up` bytes to the server at
+/// `server` and reading `down` back, and the server's side of it.
+fn transfers(
+    seed: u64,
+    local: Option<SocketAddr>,
+    server: IpAddr,
+    up: u64,
+    down: u64,
+) -> (Transfer, Transfer) {
+    let cp = Payload::new(derive(seed, 10), up);
+    let sp = Payload::new(derive(seed, 11), down);
+    let client = Transfer::client(
+        local,
+        SocketAddr::new(server, SERVER_PORT),
+        cp,
+        sp,
+        derive(seed, 20),
+    );
+    (client, Transfer::server(sp, cp, derive(seed, 21)))
+}
+
 fn drain(stack: &mut Stack) -> Vec<PathEvent> {
     std::iter::from_fn(|| stack.poll_path_event()).collect()
 }
@@ -92,16 +113,7 @@ fn announce_join_and_withdraw_are_reported_in_order() {
         for h in [c, s] {
             w.stack_mut(h).set_path_events(true);
         }
-        let cp = Payload::new(derive(seed, 10), 4 << 20);
-        let sp = Payload::new(derive(seed, 11), 1 << 20);
-        let mut client = Transfer::client(
-            None,
-            SocketAddr::new(s0, SERVER_PORT),
-            cp,
-            sp,
-            derive(seed, 20),
-        );
-        let mut server = Transfer::server(sp, cp, derive(seed, 21));
+        let (mut client, mut server) = transfers(seed, None, s0, 4 << 20, 1 << 20);
         w.run_until(&mut [&mut client, &mut server], |w, _| {
             let ss = w.stack(s).counters();
             (ss.mptcp_joins_established >= 1 && ss.mptcp_add_addr_echo_rx >= 1) || w.idle()
@@ -182,16 +194,8 @@ fn a_cut_path_reports_its_subflow_closed() {
         for h in [c, s] {
             w.stack_mut(h).set_path_events(true);
         }
-        let cp = Payload::new(derive(seed, 10), 6 << 20);
-        let sp = Payload::new(derive(seed, 11), 1 << 20);
-        let mut client = Transfer::client(
-            Some(SocketAddr::new(c0, 0)),
-            SocketAddr::new(s0, SERVER_PORT),
-            cp,
-            sp,
-            derive(seed, 20),
-        );
-        let mut server = Transfer::server(sp, cp, derive(seed, 21));
+        let (mut client, mut server) =
+            transfers(seed, Some(SocketAddr::new(c0, 0)), s0, 6 << 20, 1 << 20);
         w.run_for(&mut [&mut client, &mut server], Duration::from_millis(500))
             .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         w.set_path_up(0, false);
@@ -235,16 +239,8 @@ fn a_refused_join_is_reported_and_kept() {
     w.stack_mut(c).add_endpoint(c1, subflow);
     w.stack_mut(s).listen(SERVER_PORT).expect("listen");
     w.stack_mut(c).set_path_events(true);
-    let cp = Payload::new(derive(seed, 10), 1 << 20);
-    let sp = Payload::new(derive(seed, 11), 1 << 20);
-    let mut client = Transfer::client(
-        Some(SocketAddr::new(c0, 0)),
-        SocketAddr::new(s0, SERVER_PORT),
-        cp,
-        sp,
-        derive(seed, 20),
-    );
-    let mut server = Transfer::server(sp, cp, derive(seed, 21));
+    let (mut client, mut server) =
+        transfers(seed, Some(SocketAddr::new(c0, 0)), s0, 1 << 20, 1 << 20);
     let mut failures = Vec::new();
     let mut unused = Vec::new();
     w.run_until(&mut [&mut client, &mut server], |w, _| {
@@ -310,16 +306,8 @@ fn unused_paths_say_why() {
     w.stack_mut(c).add_endpoint(ca[3], flags(true, false));
     w.stack_mut(c).add_endpoint(ca[4], flags(false, false));
     w.stack_mut(s).listen(SERVER_PORT).expect("listen");
-    let cp = Payload::new(derive(seed, 10), 4 << 20);
-    let sp = Payload::new(derive(seed, 11), 64 << 10);
-    let mut client = Transfer::client(
-        Some(SocketAddr::new(ca[0], 0)),
-        SocketAddr::new(s0, SERVER_PORT),
-        cp,
-        sp,
-        derive(seed, 20),
-    );
-    let mut server = Transfer::server(sp, cp, derive(seed, 21));
+    let (mut client, mut server) =
+        transfers(seed, Some(SocketAddr::new(ca[0], 0)), s0, 4 << 20, 64 << 10);
     w.run_until(&mut [&mut client, &mut server], |w, _| {
         w.stack(c).counters().mptcp_joins_established >= 2 || w.idle()
     })
@@ -355,16 +343,7 @@ fn plain_tcp_reports_nothing_and_a_fallback_reports_why() {
     for h in [c, s] {
         w.stack_mut(h).set_path_events(true);
     }
-    let cp = Payload::new(derive(seed, 10), 64 << 10);
-    let sp = Payload::new(derive(seed, 11), 64 << 10);
-    let mut client = Transfer::client(
-        None,
-        SocketAddr::new(s0, SERVER_PORT),
-        cp,
-        sp,
-        derive(seed, 20),
-    );
-    let mut server = Transfer::server(sp, cp, derive(seed, 21));
+    let (mut client, mut server) = transfers(seed, None, s0, 64 << 10, 64 << 10);
     w.run_until_done(&mut [&mut client, &mut server])
         .expect("transfer");
     assert!(drain(w.stack_mut(s)).is_empty());
