@@ -199,11 +199,12 @@ pub fn snapshot(rt: &Runtime) -> Status {
             packets_out: c.packets_out,
         });
         connections.extend(s.stack.connections().into_iter().filter_map(|id| {
-            let mut c = connection_from_info(id, &s.stack.info(id)?);
+            let info = s.stack.info(id)?;
+            let mut c = connection_from_info(id, &info);
             c.shard = shard as u32;
             c.unused_paths = s
                 .stack
-                .unused_paths(id)
+                .unused_paths_of(id, &info)
                 .iter()
                 .map(UnusedPathStatus::from_engine)
                 .collect();

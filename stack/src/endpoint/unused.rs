@@ -4,7 +4,7 @@
 //! know (flags, limits, the peer's announcements and refusals, backups,
 //! subflows that ended).
 
-use super::{ConnId, Stack};
+use super::{ConnId, ConnInfo, Stack};
 use crate::conn::{EndedSubflow, SubflowEnd};
 use crate::tcp::State;
 use std::net::IpAddr;
@@ -85,10 +85,18 @@ impl Stack {
     /// Why paths of connection `id` carry no data; empty for an unknown
     /// connection, and for one where every path is in use.
     pub fn unused_paths(&self, id: ConnId) -> Vec<UnusedPath> {
+        match self.info(id) {
+            Some(info) => self.unused_paths_of(id, &info),
+            None => Vec::new(),
+        }
+    }
+
+    /// [`Stack::unused_paths`] for a caller that already holds the
+    /// connection's [`ConnInfo`] (a status snapshot).
+    pub fn unused_paths_of(&self, id: ConnId, info: &ConnInfo) -> Vec<UnusedPath> {
         let Some(conn) = self.conn(id).filter(|_| self.config.mptcp.enabled) else {
             return Vec::new();
         };
-        let info = conn.info();
         let local0 = info.local.ip();
         let v4 = local0.is_ipv4();
         let mut out = Vec::new();
