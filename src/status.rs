@@ -592,6 +592,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         syncookies_sent,
         syncookies_recv,
         syncookies_failed,
+        syncookies_dropped,
         drop_out_of_window,
         drop_paws,
         drop_ooo_overflow,

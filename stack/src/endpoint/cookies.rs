@@ -70,6 +70,9 @@ pub(super) enum CookieAck {
     NoCookies,
     /// A wrong cookie (or MP_CAPABLE key): answer with a RST.
     Failed,
+    /// The cookie did not verify against this segment's sequence number:
+    /// `accept_cookie` decides whether it is a late segment or a forgery.
+    Unverified,
     /// Dropped without an answer.
     Dropped,
     /// A right cookie from a source at its connection limit: answer with a
@@ -209,16 +212,24 @@ impl Stack {
         opts: &MptcpOptions,
     ) -> CookieAck {
         match self.check_cookie(now, tuple, seg, opts) {
-            CookieAck::Failed if self.cookies.plausible(now, seg.ack - 1) => {
+            CookieAck::Unverified if self.cookies.plausible(now, seg.ack - 1) => {
                 // Segments sent right after the handshake may overtake the
-                // one that carries the cookie (only the first one does: the
-                // cookie's MAC covers the client's ISN). Their sender will
-                // send them again once the connection exists; a RST would
-                // kill that connection before it is made. An ACK whose
+                // one that carries the cookie, or outlive its loss (a full
+                // TUN queue under a flood): the cookie's MAC covers the
+                // client's ISN, which only the first segment names. Their
+                // sender will send them again once the connection exists; a
+                // RST would kill that connection before it is made. Counted
+                // apart from the failures, which are answered: an ACK whose
                 // cookie names a tick that cannot be (15 in 16 random ones,
-                // a stale connection's) is answered with a RST.
+                // a stale connection's) gets a RST.
+                self.counters.syncookies_dropped += 1;
                 CookieAck::Dropped
             }
+            CookieAck::Unverified => {
+                self.counters.syncookies_failed += 1;
+                CookieAck::Failed
+            }
+            CookieAck::Failed if self.cookies.plausible(now, seg.ack - 1) => CookieAck::Dropped,
             r => r,
         }
     }
@@ -242,8 +253,7 @@ impl Stack {
         let (local, remote) = (tuple.local, tuple.remote);
         let (irs, iss) = (seg.seq - 1, seg.ack - 1);
         let Some(mss) = self.cookies.check(now, local, remote, irs, iss) else {
-            self.counters.syncookies_failed += 1;
-            return CookieAck::Failed;
+            return CookieAck::Unverified;
         };
         let ts = match (self.config.tcp.timestamps, seg.timestamp) {
             (true, Some((tsval, tsecr))) => match decode_tsecr(tsecr) {

@@ -29,6 +29,11 @@ pub struct Counters {
     pub syncookies_sent: u64,
     pub syncookies_recv: u64,
     pub syncookies_failed: u64,
+    /// ACKs whose cookie did not verify but names a current tick: a segment
+    /// that overtook the third ACK or outlived its loss (or a forgery that
+    /// guessed the tick), dropped without an answer. Linux counts these as
+    /// SyncookiesFailed.
+    pub syncookies_dropped: u64,
     pub drop_out_of_window: u64,
     pub drop_paws: u64,
     pub drop_ooo_overflow: u64,

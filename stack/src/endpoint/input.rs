@@ -244,7 +244,10 @@ impl Stack {
         if cookie_ack {
             match self.accept_cookie(now, tuple, &seg, &opts) {
                 CookieAck::Accepted | CookieAck::Dropped => return,
-                CookieAck::NoCookies | CookieAck::Failed | CookieAck::Refused => {}
+                CookieAck::NoCookies
+                | CookieAck::Failed
+                | CookieAck::Unverified
+                | CookieAck::Refused => {}
             }
         }
         if on == Listen::Transparent && !listening {
