@@ -44,35 +44,40 @@ impl Connection {
     /// level is done, the data-level retransmission timer.
     fn map_pending(&mut self, now: Instant) {
         self.map_data();
-        let rto = self.data_rto();
-        let max_rto = self.subflows[self.primary()].tcb.max_rto();
-        let acts = match self.mp.as_deref_mut() {
+        let primary = self.primary();
+        let Connection { mp, subflows, .. } = self;
+        // The data level's RTO is the subflows' shortest: worked out only
+        // when a timer is to be armed, not in every round.
+        let rto = || data_rto(subflows, primary);
+        let acts = match mp.as_deref_mut() {
             Some(mp) if !mp.is_fallback() => mp.upkeep(now, rto),
             _ => return,
         };
-        let mut fx = Effects::default();
-        self.apply(now, self.primary(), acts, &mut fx);
-        debug_assert!(fx.is_empty(), "upkeep decides only ACKs");
-        let Some(mp) = self.mp.as_deref_mut() else {
+        if !acts.is_empty() {
+            let mut fx = Effects::default();
+            self.apply(now, primary, acts, &mut fx);
+            debug_assert!(fx.is_empty(), "upkeep decides only ACKs");
+        }
+        let Connection { mp, subflows, .. } = self;
+        let Some(mp) = mp.as_deref_mut() else {
             return;
         };
         if mp.subflows_may_close() {
             // Both directions done at the data level (or nobody will read any
             // more): close the subflows.
-            for s in &mut self.subflows {
+            for s in subflows.iter_mut() {
                 s.tcb.shutdown();
             }
         }
-        mp.arm_rtx(now, rto, max_rto);
+        mp.arm_rtx(now, || {
+            (data_rto(subflows, primary), subflows[primary].tcb.max_rto())
+        });
     }
 
     /// The retransmission timeout of the data level: the shortest of the
     /// subflows that can carry data (the primary's when none can).
     pub(super) fn data_rto(&self) -> Duration {
-        (0..self.subflows.len())
-            .filter_map(|k| view_of(&self.subflows[k], k).map(|_| self.subflows[k].tcb.rto()))
-            .min()
-            .unwrap_or_else(|| self.subflows[self.primary()].tcb.rto())
+        data_rto(&self.subflows, self.primary())
     }
 
     fn map_data(&mut self) {
@@ -94,6 +99,11 @@ impl Connection {
         for s in subflows.iter_mut().filter(|s| !s.mp.is_closed()) {
             mp.subflow_upkeep(&s.tcb, &mut s.mp);
         }
+        if subflows.len() == 1 && mp.send_idle() && !mp.has_pending() {
+            // Nothing queued (a receiver's rounds): nothing to map, and the
+            // send buffer is sized when there is something to send.
+            return;
+        }
         settle_sends(mp, subflows);
         let cwnd = subflows
             .iter()
@@ -103,7 +113,7 @@ impl Connection {
         mp.autotune_send(cwnd);
         if subflows.len() == 1 {
             if !mp.has_pending() {
-                // Nothing to map (a receiver's rounds).
+                // Nothing to map (the rest of the queue is in flight).
                 return;
             }
             // Data handed to the only subflow stays there: keep it to what the
@@ -161,6 +171,14 @@ impl Connection {
             }
         }
     }
+}
+
+/// See `Connection::data_rto`.
+fn data_rto(subflows: &[Subflow], primary: usize) -> Duration {
+    (0..subflows.len())
+        .filter_map(|k| view_of(&subflows[k], k).map(|_| subflows[k].tcb.rto()))
+        .min()
+        .unwrap_or_else(|| subflows[primary].tcb.rto())
 }
 
 /// Which subflows send straight from the data level's buffer

@@ -527,6 +527,9 @@ impl DataLevel {
         if let Some(rtt) = min_rtt {
             self.rcv_space.sample_least_rtt(rtt);
         }
+        if !self.rcv_space.due(now) {
+            return;
+        }
         let cap = self.rcv_buf.capacity();
         let held = self.rcv_buf.len();
         let floor = self.recv_floor();

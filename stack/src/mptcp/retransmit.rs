@@ -24,11 +24,12 @@ impl DataLevel {
     /// Start the timer if data is outstanding and it is not running; stop it
     /// when nothing is. Its backoff doubles `rto` (the subflows' own, maybe
     /// backed off already) up to `max_rto`, TCP's bound: never longer.
-    pub fn arm_rtx(&mut self, now: Instant, rto: Duration, max_rto: Duration) {
+    pub fn arm_rtx(&mut self, now: Instant, rto_max: impl FnOnce() -> (Duration, Duration)) {
         if self.phase != Phase::Established || !self.data_outstanding() {
             self.rtx_timer = None;
             self.rtx_backoff = 0;
         } else if self.rtx_timer.is_none() {
+            let (rto, max_rto) = rto_max();
             let wait = (rto * (1 << self.rtx_backoff)).min(max_rto.max(rto));
             self.rtx_timer = Some(now + wait);
         }
@@ -100,7 +101,7 @@ impl DataLevel {
                 // Waits that grow, as for a retransmission.
                 self.rtx_backoff = (self.rtx_backoff + 1).min(MAX_RTX_BACKOFF);
             }
-            self.arm_rtx(now, rto, max_rto);
+            self.arm_rtx(now, || (rto, max_rto));
             return acts;
         }
         let window = self.snd_wnd_end.diff(self.snd_una).max(0) as u64;
@@ -121,7 +122,7 @@ impl DataLevel {
             self.stats.data_rtx += 1;
         }
         self.rtx_backoff = (self.rtx_backoff + 1).min(MAX_RTX_BACKOFF);
-        self.arm_rtx(now, rto, max_rto);
+        self.arm_rtx(now, || (rto, max_rto));
         acts
     }
 }

@@ -34,7 +34,7 @@ impl DataLevel {
     /// Connection-wide upkeep before a scheduling round: the DATA_FIN goes out
     /// (on every live subflow) once all data is mapped, and the repeat timers
     /// of DATA_FIN and address options are armed.
-    pub fn upkeep(&mut self, now: Instant, rto: Duration) -> Actions {
+    pub fn upkeep(&mut self, now: Instant, rto: impl FnOnce() -> Duration) -> Actions {
         let mut acts = Actions::new();
         if self.phase == Phase::Fallback {
             return acts;
@@ -43,7 +43,7 @@ impl DataLevel {
             if self.fin_timer.is_none() {
                 // The DATA_FIN rides on segments without data.
                 acts.push(Action::AckAll);
-                self.fin_timer = Some(now + rto);
+                self.fin_timer = Some(now + rto());
             } else if !self.data_fin_sent && self.dss_in_use() {
                 // A data segment took the ACK it was to ride on: ask again
                 // rather than wait for the repeat timer.

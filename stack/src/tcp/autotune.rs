@@ -138,6 +138,13 @@ impl RcvSpace {
         self.start
     }
 
+    /// Whether a round trip has passed since the measure began: only then
+    /// has `adjust` anything to do (the buffer's figures it takes need not
+    /// be gathered for every segment).
+    pub fn due(&self, now: Instant) -> bool {
+        now.saturating_since(self.start) >= self.span()
+    }
+
     fn span(&self) -> Duration {
         match (self.rtt, self.rtt_now) {
             (Some(a), Some(b)) => a.max(b),
@@ -163,10 +170,10 @@ impl RcvSpace {
         floor: usize,
         mss: usize,
     ) -> Option<usize> {
-        let elapsed = now.saturating_since(self.start);
-        if elapsed < self.span() {
+        if !self.due(now) {
             return None;
         }
+        let elapsed = now.saturating_since(self.start);
         let copied = read.wrapping_sub(self.read_at_start).min(usize::MAX as u64) as usize;
         let arrived = (copied + held).saturating_sub(self.held_at_start);
         // The reader did not even take what was waiting a round trip ago.

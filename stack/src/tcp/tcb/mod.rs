@@ -915,6 +915,9 @@ impl Tcb {
         if let Some(rtt) = self.min_rtt() {
             self.rcv_space.sample_least_rtt(rtt);
         }
+        if !self.rcv_space.due(now) {
+            return;
+        }
         let cap = self.recv_buf.capacity();
         let floor = self.recv_floor();
         let held = self.recv_buf.len();
