@@ -335,7 +335,10 @@ fn a_segment_ahead_of_the_lost_third_ack_waits_for_it() {
     // The third ACK and the first data segment were lost before the stack
     // (a full TUN queue under a flood); the second segment arrives first.
     s.handle_packet(T, &seg(c, ACK | PSH, 7006, sa.seq + 1, ts, b"world"));
-    assert!(drain(&mut s, T).is_empty(), "no RST for a client that is real");
+    assert!(
+        drain(&mut s, T).is_empty(),
+        "no RST for a client that is real"
+    );
     assert_eq!(s.connection_count(), 0);
     assert_eq!(s.counters().syncookies_dropped, 1);
     assert_eq!(s.counters().syncookies_failed, 0);
