@@ -129,7 +129,10 @@ impl<'a> RawOptions<'a> {
         true
     }
     pub fn iter(&self) -> impl Iterator<Item = (u8, &'a [u8])> + '_ {
-        self.items[..self.len as usize].iter().copied()
+        self.as_slice().iter().copied()
+    }
+    pub fn as_slice(&self) -> &[(u8, &'a [u8])] {
+        &self.items[..self.len as usize]
     }
     pub fn len(&self) -> usize {
         self.len as usize
@@ -209,6 +212,10 @@ pub const MAX_OPTIONS_LEN: usize = 40;
 /// length is `BadOptionLength` (checked before overrun). After an error, `None`.
 impl<'a> Iterator for TcpOptionIter<'a> {
     type Item = Result<TcpOption<'a>, WireError>;
+    // Inlined into `TcpRepr::parse`, which calls it once per option (NOPs
+    // included): out of line, each call returned the large `TcpOption` through
+    // memory, which cost more than decoding most options.
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;

@@ -104,66 +104,7 @@ impl<'a> MptcpOption<'a> {
                 };
                 MptcpOption::MpJoin(join)
             }
-            subtype::DSS => {
-                let Some(&flags) = data.get(1) else {
-                    return Err(bad);
-                };
-                let has_ack = flags & Dss::FLAG_A != 0;
-                let ack64 = flags & Dss::FLAG_ACK64 != 0;
-                let has_map = flags & Dss::FLAG_M != 0;
-                let dsn64 = flags & Dss::FLAG_DSN64 != 0;
-                let ack_len = match (has_ack, ack64) {
-                    (false, _) => 0,
-                    (true, false) => 4,
-                    (true, true) => 8,
-                };
-                let map_len = match (has_map, dsn64) {
-                    (false, _) => 0,
-                    (true, false) => 10,
-                    (true, true) => 14,
-                };
-                let base = 4 + ack_len + map_len;
-                let csum = if len == base {
-                    false
-                } else if has_map && len == base + 2 {
-                    true
-                } else {
-                    return Err(bad);
-                };
-                let mut pos = 2;
-                let data_ack = has_ack.then(|| {
-                    let value = if ack64 {
-                        be_u64(data, pos)
-                    } else {
-                        u64::from(be_u32(data, pos))
-                    };
-                    pos += ack_len;
-                    DataAck {
-                        value,
-                        is_64bit: ack64,
-                    }
-                });
-                let mapping = has_map.then(|| {
-                    let dsn = if dsn64 {
-                        be_u64(data, pos)
-                    } else {
-                        u64::from(be_u32(data, pos))
-                    };
-                    pos += if dsn64 { 8 } else { 4 };
-                    Mapping {
-                        dsn,
-                        dsn_64bit: dsn64,
-                        ssn: be_u32(data, pos),
-                        data_len: be_u16(data, pos + 4),
-                        checksum: csum.then(|| be_u16(data, pos + 6)),
-                    }
-                });
-                MptcpOption::Dss(Dss {
-                    data_fin: flags & Dss::FLAG_F != 0,
-                    data_ack,
-                    mapping,
-                })
-            }
+            subtype::DSS => MptcpOption::Dss(Dss::parse(data)?),
             subtype::ADD_ADDR => {
                 let addr_id = data.get(1).copied().unwrap_or(0);
                 let a = match nibble {
@@ -241,5 +182,81 @@ impl<'a> MptcpOption<'a> {
             _ => MptcpOption::Unknown { subtype: st, data },
         };
         Ok(opt)
+    }
+}
+
+/// Reads big-endian fields front to back; `None` once the bytes run out.
+struct Cursor<'a>(&'a [u8]);
+
+impl Cursor<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take().map(u16::from_be_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_be_bytes)
+    }
+    /// A DSS sequence number: 8 bytes if `wide`, else 4.
+    fn seq(&mut self, wide: bool) -> Option<u64> {
+        if wide {
+            self.take().map(u64::from_be_bytes)
+        } else {
+            self.u32().map(u64::from)
+        }
+    }
+}
+
+impl Dss {
+    /// Decode `data`, the bytes of a DSS option after kind and length (the
+    /// subtype byte first); the DSS arm of [`MptcpOption::parse`].
+    ///
+    /// The flags select the fields; the only length they allow is exactly their
+    /// sum, plus 2 for a checksum after a mapping. Each field is read once with
+    /// its own bounds check, so a short option is caught as it is read.
+    pub(super) fn parse(data: &[u8]) -> Result<Dss, MptcpError> {
+        let bad = MptcpError::BadLength {
+            subtype: subtype::DSS,
+            len: data.len() + 2,
+        };
+        let [_, flags, fields @ ..] = data else {
+            return Err(bad);
+        };
+        let mut r = Cursor(fields);
+        let data_ack = if flags & Dss::FLAG_A != 0 {
+            let is_64bit = flags & Dss::FLAG_ACK64 != 0;
+            let value = r.seq(is_64bit).ok_or(bad)?;
+            Some(DataAck { value, is_64bit })
+        } else {
+            None
+        };
+        let mapping = if flags & Dss::FLAG_M != 0 {
+            let dsn_64bit = flags & Dss::FLAG_DSN64 != 0;
+            let dsn = r.seq(dsn_64bit).ok_or(bad)?;
+            let ssn = r.u32().ok_or(bad)?;
+            let data_len = r.u16().ok_or(bad)?;
+            // The checksum's presence shows only in the length.
+            let checksum = r.u16();
+            Some(Mapping {
+                dsn,
+                dsn_64bit,
+                ssn,
+                data_len,
+                checksum,
+            })
+        } else {
+            None
+        };
+        if !r.0.is_empty() {
+            return Err(bad);
+        }
+        Ok(Dss {
+            data_fin: flags & Dss::FLAG_F != 0,
+            data_ack,
+            mapping,
+        })
     }
 }

@@ -876,6 +876,125 @@ fn mptcp_error_display() {
     }
 }
 
+/// The DSS decoder as first written (lengths tabulated from the flags, then
+/// fields read at offsets): the oracle for [`Dss::parse`].
+fn dss_oracle(data: &[u8]) -> Result<Dss, MptcpError> {
+    fn be(d: &[u8], off: usize, n: usize) -> u64 {
+        d.get(off..off + n)
+            .map_or(0, |s| s.iter().fold(0, |v, &b| v << 8 | u64::from(b)))
+    }
+    let len = data.len() + 2;
+    let bad = MptcpError::BadLength {
+        subtype: subtype::DSS,
+        len,
+    };
+    let Some(&flags) = data.get(1) else {
+        return Err(bad);
+    };
+    let has_ack = flags & Dss::FLAG_A != 0;
+    let ack64 = flags & Dss::FLAG_ACK64 != 0;
+    let has_map = flags & Dss::FLAG_M != 0;
+    let dsn64 = flags & Dss::FLAG_DSN64 != 0;
+    let ack_len = match (has_ack, ack64) {
+        (false, _) => 0,
+        (true, false) => 4,
+        (true, true) => 8,
+    };
+    let dsn_len = if dsn64 { 8 } else { 4 };
+    let map_len = if has_map { dsn_len + 6 } else { 0 };
+    let base = 4 + ack_len + map_len;
+    let csum = match len {
+        l if l == base => false,
+        l if has_map && l == base + 2 => true,
+        _ => return Err(bad),
+    };
+    let m = 2 + ack_len;
+    Ok(Dss {
+        data_fin: flags & Dss::FLAG_F != 0,
+        data_ack: has_ack.then(|| DataAck {
+            value: be(data, 2, ack_len),
+            is_64bit: ack64,
+        }),
+        mapping: has_map.then(|| Mapping {
+            dsn: be(data, m, dsn_len),
+            dsn_64bit: dsn64,
+            ssn: be(data, m + dsn_len, 4) as u32,
+            data_len: be(data, m + dsn_len + 4, 2) as u16,
+            checksum: csum.then(|| be(data, m + dsn_len + 6, 2) as u16),
+        }),
+    })
+}
+
+/// A segment carrying `options` as raw (kind, data) options.
+fn repr_with<'a>(options: &'a [(u8, Vec<u8>)], ctx: ParseCtx) -> TcpRepr<'a> {
+    let mut flags = TcpFlags(0);
+    if ctx.syn {
+        flags.0 |= TcpFlags::SYN;
+    }
+    if ctx.ack {
+        flags.0 |= TcpFlags::ACK;
+    }
+    let mut repr = TcpRepr {
+        flags,
+        payload: if ctx.has_payload { b"x" } else { b"" },
+        ..TcpRepr::new(40000, 80)
+    };
+    for (kind, data) in options {
+        repr.unknown.push(*kind, data);
+    }
+    repr
+}
+
+#[test]
+fn mptcp_options_only_dss_fast_path() {
+    let dss = Dss {
+        data_fin: false,
+        data_ack: Some(DataAck {
+            value: 7,
+            is_64bit: false,
+        }),
+        mapping: None,
+    };
+    let enc = MptcpOption::Dss(dss).encode().unwrap().as_slice().to_vec();
+    let o = MptcpOptions::parse(&repr_with(&[(TCPOPT_MPTCP, enc.clone())], ACK));
+    let want = MptcpOptions {
+        dss: Some(dss),
+        any: true,
+        ..MptcpOptions::default()
+    };
+    assert_eq!(o, want);
+    // One byte short: malformed, counted and otherwise ignored.
+    let short = enc[..enc.len() - 1].to_vec();
+    let o = MptcpOptions::parse(&repr_with(&[(TCPOPT_MPTCP, short)], ACK));
+    let want = MptcpOptions {
+        malformed: 1,
+        ..MptcpOptions::default()
+    };
+    assert_eq!(o, want);
+    // A DSS after another kind goes the general way, to the same result.
+    let o = MptcpOptions::parse(&repr_with(&[(253, vec![1]), (TCPOPT_MPTCP, enc)], ACK));
+    assert_eq!(o.dss, Some(dss));
+    assert!(o.any);
+}
+
+/// Raw options as segments carry them: mostly kind 30, DSS often, lengths
+/// around the valid ones.
+fn raw_options() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {
+    let data = (
+        prop_oneof![Just(subtype::DSS), 0u8..16],
+        0u8..16,
+        proptest::collection::vec(any::<u8>(), 0..=30),
+    )
+        .prop_map(|(st, nibble, rest)| {
+            let mut d = vec![st << 4 | nibble];
+            d.extend(rest);
+            d
+        });
+    let data = prop_oneof![Just(Vec::new()), data];
+    let kind = prop_oneof![Just(TCPOPT_MPTCP), Just(TCPOPT_MPTCP), any::<u8>()];
+    proptest::collection::vec((kind, data), 0..=5)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4096))]
 
@@ -918,5 +1037,30 @@ proptest! {
             let enc = opt.encode().unwrap();
             prop_assert_eq!(MptcpOption::parse(enc.as_slice(), ctx), Ok(opt));
         }
+    }
+
+    #[test]
+    fn mptcp_dss_parse_matches_oracle(
+        flags in any::<u8>(),
+        nibble in 0u8..16,
+        rest in proptest::collection::vec(any::<u8>(), 0..=36),
+    ) {
+        let mut data = vec![subtype::DSS << 4 | nibble, flags];
+        data.extend_from_slice(&rest);
+        for n in 1..=data.len() {
+            prop_assert_eq!(Dss::parse(&data[..n]), dss_oracle(&data[..n]));
+        }
+    }
+
+    #[test]
+    fn mptcp_options_parse_matches_one_at_a_time(
+        options in raw_options(),
+        syn in any::<bool>(),
+        ack in any::<bool>(),
+        has_payload in any::<bool>(),
+    ) {
+        let ctx = ParseCtx { syn, ack, has_payload };
+        let repr = repr_with(&options, ctx);
+        prop_assert_eq!(MptcpOptions::parse(&repr), MptcpOptions::parse_each(&repr));
     }
 }
