@@ -2,10 +2,11 @@
 //! follows what it holds, not what it may hold: bytes live in chunks of
 //! 64 KiB, a chunk is taken when the last one is full and given back as soon
 //! as its bytes are gone, so a buffer holds its bytes and less than two
-//! chunks more (a partly read first and a partly written last one; keeping
-//! a spare chunk to spare the allocator saved no instruction measurable in
-//! `scripts/bench_cost.sh`, and cost memory). The capacity (the
-//! most it may hold, which auto-tuning moves) costs nothing until used.
+//! chunks more (a partly read first and a partly written last one). Chunks
+//! given back wait in a small per-thread store for the next buffer
+//! (`spare_chunks.rs`: the allocator would return them to the kernel and
+//! fault them in again page by page). The capacity (the most it may hold,
+//! which auto-tuning moves) costs nothing until used.
 //!
 //! A buffer that never held more than a chunk keeps its bytes in one
 //! allocation that starts at the power of two holding what arrived (a
@@ -16,6 +17,7 @@
 //! each step, and kept storage grown in a burst until trimmed: 16 echo
 //! connections held 1-3 MB of empty storage each, `t_mem_echo`.)
 
+use super::spare_chunks;
 use std::collections::VecDeque;
 
 /// Smallest allocation (clamped to the capacity).
@@ -44,6 +46,14 @@ pub struct RingBuffer {
     /// Bytes allocated (the stack accounts every connection's after each
     /// packet).
     allocated: usize,
+}
+
+impl Drop for RingBuffer {
+    fn drop(&mut self) {
+        for c in self.chunks.drain(..) {
+            spare_chunks::give(c);
+        }
+    }
 }
 
 impl RingBuffer {
@@ -100,10 +110,11 @@ impl RingBuffer {
     fn free_storage(&mut self) {
         // The queue's own few slots stay (a ring that empties after every
         // segment, as an MPTCP subflow's does, would allocate them again).
+        for c in self.chunks.drain(..) {
+            spare_chunks::give(c);
+        }
         if self.chunks.capacity() > 4 {
             self.chunks = VecDeque::new();
-        } else {
-            self.chunks.clear();
         }
         self.head = 0;
         self.allocated = 0;
@@ -112,7 +123,11 @@ impl RingBuffer {
     /// A new allocation of `size` bytes, accounted.
     fn alloc(&mut self, size: usize) -> Vec<u8> {
         self.allocated += size;
-        Vec::with_capacity(size)
+        if size == CHUNK {
+            spare_chunks::take()
+        } else {
+            Vec::with_capacity(size)
+        }
     }
 
     /// The single allocation replaced by one of `size` bytes (at least
@@ -124,7 +139,9 @@ impl RingBuffer {
             new.extend_from_slice(&old[self.head..]);
             self.allocated -= old.capacity();
         }
-        self.chunks.clear();
+        for c in self.chunks.drain(..) {
+            spare_chunks::give(c);
+        }
         self.chunks.push_back(new);
         self.head = 0;
     }
@@ -213,6 +230,7 @@ impl RingBuffer {
             self.head -= self.chunks[0].len();
             if let Some(done) = self.chunks.pop_front() {
                 self.allocated -= done.capacity();
+                spare_chunks::give(done);
             }
         }
         if self.len == 0 {

@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod rtt;
 pub mod sack;
 pub mod send_queue;
+mod spare_chunks;
 pub mod state;
 pub mod syncookie;
 pub mod tcb;
