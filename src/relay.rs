@@ -25,8 +25,9 @@ const WAIT_BUF: usize = 64;
 /// holding no buffer while the connection idles (issue 12: 10,000 idle
 /// connections must not each keep a copy buffer). What the stack already holds
 /// is read into a chunk of that size (at most [`BUF`]), allocated
-/// uninitialised for this read; with nothing held, the wait is a read into a
-/// few bytes on the task's stack, then copied out.
+/// uninitialised, or into the last chunk's storage while bytes flow; with
+/// nothing held, the wait is a read into a few bytes on the task's stack,
+/// then copied out (and the last chunk let go).
 pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Vec<u8>) -> io::Result<()> {
     let mut rd = stream;
     let avail = stream.recv_available();
@@ -36,16 +37,33 @@ pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Vec<u8>) -> io:
         *chunk = wait[..n].to_vec();
         return Ok(());
     }
-    *chunk = Vec::with_capacity(avail.min(BUF));
+    let want = avail.min(BUF);
+    if chunk.capacity() >= want {
+        // Bytes flow: the last chunk's storage again (a new one for every
+        // read was faulted in anew: glibc returns a freed 256 KiB to the
+        // kernel).
+        chunk.clear();
+    } else {
+        *chunk = Vec::with_capacity(want);
+    }
     rd.read_buf(chunk).await?;
     Ok(())
 }
 
 /// The next bytes of an OS connection, as [`next_chunk`] for the stack's: no
 /// buffer while it idles (the wait is `readable`), then a chunk of up to
-/// [`BUF`] bytes allocated uninitialised for this read (only what arrived is
-/// written). Empty at the end of the stream.
+/// [`BUF`] bytes allocated uninitialised (only what arrived is written), or
+/// the last chunk's storage while bytes flow. Empty at the end of the stream.
 async fn next_os_chunk(os: &TcpStream, chunk: &mut Vec<u8>) -> io::Result<()> {
+    if chunk.capacity() >= BUF {
+        // Bytes flow: try the last chunk's storage again before waiting.
+        chunk.clear();
+        match os.try_read_buf(chunk) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *chunk = Vec::new(),
+            Err(e) => return Err(e),
+        }
+    }
     loop {
         os.readable().await?;
         *chunk = Vec::with_capacity(BUF);
@@ -184,8 +202,10 @@ async fn one_way(
     activity: &Activity,
     moved: &AtomicU64,
 ) -> io::Result<()> {
+    // Kept from one read to the next while bytes flow (`Rd::next` lets it
+    // go when it waits).
+    let mut chunk = Vec::new();
     loop {
-        let mut chunk = Vec::new();
         from.next(&mut chunk).await?;
         if chunk.is_empty() {
             break;
