@@ -3,6 +3,7 @@
 //! (OS -> stack), `--socks5` (stack -> OS) and the transparent gateway (stack ->
 //! stack upstream, or OS with `--upstream direct`).
 
+use crate::chunk::Chunk;
 use crate::relays::Relay;
 use crate::services::ServiceStats;
 use crate::socket::StackStream;
@@ -22,55 +23,51 @@ pub(crate) const BUF: usize = 256 * 1024;
 const WAIT_BUF: usize = 64;
 
 /// The next bytes of `stream` into `chunk` (empty at the end of the stream),
-/// holding no buffer while the connection idles (issue 12: 10,000 idle
+/// holding no storage while the connection idles (issue 12: 10,000 idle
 /// connections must not each keep a copy buffer). What the stack already holds
-/// is read into a chunk of that size (at most [`BUF`]), allocated
-/// uninitialised, or into the last chunk's storage while bytes flow; with
-/// nothing held, the wait is a read into a few bytes on the task's stack,
-/// then copied out (and the last chunk let go).
-pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Vec<u8>) -> io::Result<()> {
+/// is read into the chunk's storage (at most [`BUF`] of it, kept while bytes
+/// flow: `chunk.rs`); with nothing held, the wait is a read into a few bytes
+/// on the task's stack, then copied out.
+pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::Result<()> {
     let mut rd = stream;
     let avail = stream.recv_available();
     if avail == 0 {
+        chunk.let_go();
         let mut wait = [0u8; WAIT_BUF];
         let n = rd.read(&mut wait).await?;
-        *chunk = wait[..n].to_vec();
+        chunk.set(&wait[..n]);
         return Ok(());
     }
-    let want = avail.min(BUF);
-    if chunk.capacity() >= want {
-        // Bytes flow: the last chunk's storage again (a new one for every
-        // read was faulted in anew: glibc returns a freed 256 KiB to the
-        // kernel).
-        chunk.clear();
-    } else {
-        *chunk = Vec::with_capacity(want);
-    }
-    rd.read_buf(chunk).await?;
+    let n = rd.read(chunk.room(avail.min(BUF))).await?;
+    chunk.filled(n);
     Ok(())
 }
 
 /// The next bytes of an OS connection, as [`next_chunk`] for the stack's: no
-/// buffer while it idles (the wait is `readable`), then a chunk of up to
-/// [`BUF`] bytes allocated uninitialised (only what arrived is written), or
-/// the last chunk's storage while bytes flow. Empty at the end of the stream.
-async fn next_os_chunk(os: &TcpStream, chunk: &mut Vec<u8>) -> io::Result<()> {
-    if chunk.capacity() >= BUF {
-        // Bytes flow: try the last chunk's storage again before waiting.
-        chunk.clear();
-        match os.try_read_buf(chunk) {
-            Ok(_) => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *chunk = Vec::new(),
+/// storage while it idles (the wait is `readable`), then a read of up to
+/// [`BUF`] bytes into the chunk's storage, kept while bytes flow. Empty at
+/// the end of the stream.
+async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
+    if chunk.holds_storage() {
+        // Bytes flow: read again before waiting.
+        match os.try_read(chunk.room(BUF)) {
+            Ok(n) => {
+                chunk.filled(n);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => chunk.let_go(),
             Err(e) => return Err(e),
         }
     }
     loop {
         os.readable().await?;
-        *chunk = Vec::with_capacity(BUF);
-        match os.try_read_buf(chunk) {
-            Ok(_) => return Ok(()),
+        match os.try_read(chunk.room(BUF)) {
+            Ok(n) => {
+                chunk.filled(n);
+                return Ok(());
+            }
             // A stale readiness: wait again, holding nothing.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => *chunk = Vec::new(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => chunk.let_go(),
             Err(e) => return Err(e),
         }
     }
@@ -118,7 +115,7 @@ enum Rd<'a> {
 impl Rd<'_> {
     /// The next bytes into `chunk` (empty at the end of the stream), holding
     /// no buffer while the connection idles.
-    async fn next(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+    async fn next(&mut self, chunk: &mut Chunk) -> io::Result<()> {
         match self {
             Rd::Stack(s) => next_chunk(s, chunk).await,
             Rd::Os(r) => next_os_chunk(r.as_ref(), chunk).await,
@@ -204,7 +201,7 @@ async fn one_way(
 ) -> io::Result<()> {
     // Kept from one read to the next while bytes flow (`Rd::next` lets it
     // go when it waits).
-    let mut chunk = Vec::new();
+    let mut chunk = Chunk::new();
     loop {
         from.next(&mut chunk).await?;
         if chunk.is_empty() {
@@ -212,7 +209,7 @@ async fn one_way(
         }
         activity.touch();
         moved.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        write_all_noting(to.writer(), &chunk, activity).await?;
+        write_all_noting(to.writer(), chunk.bytes(), activity).await?;
     }
     to.writer().shutdown().await
 }

@@ -7,6 +7,7 @@
 //! connect timeout is given up and the client reset; a relayed connection on which
 //! no byte moved either way for the idle timeout is reset on both sides.
 
+use crate::chunk::Chunk;
 use crate::relay::{next_chunk, relay, reset_os, End};
 use crate::relays::Relays;
 use crate::shards::Mesh;
@@ -165,13 +166,13 @@ pub fn echo(handle: &Handle, port: u16) -> io::Result<Arc<ServiceStats>> {
     let listener = handle.listen(port)?;
     let stats = ServiceStats::new("echo", port);
     spawn_accept_loop(listener, stats.clone(), |mut stream, stats| async move {
+        let mut data = Chunk::new();
         loop {
-            let mut data = Vec::new();
             next_chunk(&stream, &mut data).await?;
             if data.is_empty() {
                 break;
             }
-            stream.write_all(&data).await?;
+            stream.write_all(data.bytes()).await?;
             stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         stream.shutdown().await
@@ -188,14 +189,14 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
         move |mut stream, stats| async move {
             let mut hash = sha256.then(Sha256::new);
             let mut total = 0u64;
+            let mut data = Chunk::new();
             loop {
-                let mut data = Vec::new();
                 next_chunk(&stream, &mut data).await?;
                 if data.is_empty() {
                     break;
                 }
                 if let Some(h) = &mut hash {
-                    h.update(&data);
+                    h.update(data.bytes());
                 }
                 total += data.len() as u64;
                 stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
