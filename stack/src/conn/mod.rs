@@ -72,6 +72,10 @@ pub struct Connection {
     next_tx: usize,
     /// The multipath scheduling round's working space, kept between rounds.
     round: output::Round,
+    /// The last scheduling round left nothing for the next one to do unless
+    /// something besides the connection's own segments happens first: every
+    /// other call into the connection clears it (`unsettle`).
+    settled: bool,
     close_reported: bool,
     /// What was reported to the path-event monitor (`events.rs`).
     reported: events::Reported,
@@ -94,6 +98,7 @@ impl Connection {
             peer_addrs: Vec::new(),
             next_tx: 0,
             round: output::Round::default(),
+            settled: false,
             close_reported: false,
             reported: events::Reported::default(),
             released: false,
@@ -184,6 +189,7 @@ impl Connection {
     /// The stack's memory pressure changed (`crate::memory`); the bytes
     /// given back.
     pub fn set_pressure(&mut self, p: Pressure) {
+        self.unsettle();
         for s in &mut self.subflows {
             s.tcb.set_pressure(p);
         }
@@ -194,6 +200,7 @@ impl Connection {
 
     /// Whether the host queues what arrives (see `RcvSpace::host_queue`).
     pub fn set_host_queue(&mut self, queued: bool) {
+        self.unsettle();
         for s in &mut self.subflows {
             s.tcb.set_host_queue(queued);
         }
@@ -204,6 +211,7 @@ impl Connection {
 
     /// Under memory pressure, shrink buffers that drained (`Tcb::shrink`).
     pub fn shrink(&mut self) {
+        self.unsettle();
         for s in &mut self.subflows {
             s.tcb.shrink();
         }
@@ -240,6 +248,7 @@ impl Connection {
 
     /// Events for the application: the data-level ones come from the MPTCP level.
     pub fn take_events(&mut self) -> TcbEvents {
+        self.unsettle();
         let mut ev = self.subflows[0].tcb.take_events();
         for s in &mut self.subflows[1..] {
             // Only the connection's events matter; a joined subflow closing is
@@ -274,6 +283,7 @@ impl Connection {
 
     /// Queue data; `None` once the connection cannot send any more.
     pub fn send(&mut self, data: &[u8]) -> Option<usize> {
+        self.unsettle();
         if !self.state().can_send() {
             return None;
         }
@@ -318,6 +328,7 @@ impl Connection {
     /// reset. Reading lets subflows hand up more, which may uncover a DSS
     /// checksum failure: hence the effects.
     pub fn recv(&mut self, now: Instant, buf: &mut [u8]) -> (Result<usize, bool>, Effects) {
+        self.unsettle();
         let reason = self.close_reason();
         let mut fx = Effects::default();
         let Some(mp) = self.mp.as_deref_mut() else {
@@ -367,6 +378,7 @@ impl Connection {
     }
 
     pub fn shutdown(&mut self) {
+        self.unsettle();
         let first = &mut self.subflows[0].tcb;
         match self.mp.as_deref_mut() {
             Some(mp) if !mp.is_fallback() => mp.shutdown(),
@@ -385,6 +397,7 @@ impl Connection {
     /// Abort: RSTs on every subflow (with MP_FASTCLOSE and MP_TCPRST under
     /// MPTCP).
     pub fn abort(&mut self) -> Effects {
+        self.unsettle();
         let mut fx = Effects::default();
         self.abort_all(&mut fx);
         fx
@@ -405,6 +418,7 @@ impl Connection {
     /// Release the handle: the connection closes on its own (or is aborted if
     /// data waits unread).
     pub fn release(&mut self, now: Instant) -> Effects {
+        self.unsettle();
         self.released = true;
         let mut fx = Effects::default();
         for s in &mut self.subflows {

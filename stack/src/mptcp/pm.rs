@@ -239,6 +239,18 @@ impl DataLevel {
         due
     }
 
+    /// No address option waits or may be repeated: `pm_timers` has nothing
+    /// to do, now or later.
+    pub(super) fn pm_quiet(&self) -> bool {
+        let pm = &self.pm;
+        pm.echoes.is_empty()
+            && pm.removes.iter().all(|r| r.tries >= REMOVE_ADDR_TRIES)
+            && pm
+                .announced
+                .iter()
+                .all(|a| a.echoed || (a.timer.is_none() && a.tries >= MAX_ADD_ADDR_TRIES))
+    }
+
     pub(super) fn pm_poll_at(&self) -> Option<Instant> {
         let removes = self.pm.removes.iter().filter_map(|r| r.timer);
         self.pm

@@ -85,6 +85,20 @@ pub struct SubflowMp {
 }
 
 impl SubflowMp {
+    /// What a scheduling round may change of the subflow (see
+    /// `Connection::schedule`).
+    #[cfg(debug_assertions)]
+    pub fn round_state(&self) -> impl PartialEq + core::fmt::Debug {
+        let last = self.tx_map.iter().last().copied();
+        (
+            self.tx_map.len(),
+            last,
+            self.reinjected,
+            self.stalled,
+            self.carried_end,
+        )
+    }
+
     /// The first subflow, opened by MP_CAPABLE (also the state a plain TCP
     /// connection's only subflow carries, unused).
     pub fn initial() -> Self {
