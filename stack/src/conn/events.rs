@@ -310,7 +310,6 @@ impl Connection {
 
     /// Every event since the last call, in order, to `out`.
     pub fn take_path_events(&mut self, out: &mut impl FnMut(PathEventKind)) {
-        self.unsettle();
         let Some(mp) = self.mp.as_deref() else {
             return;
         };
@@ -381,7 +380,6 @@ impl Connection {
 
     /// The connection is being freed: report its end if it has not yet.
     pub fn finish_path_events(&mut self, out: &mut impl FnMut(PathEventKind)) {
-        self.unsettle();
         if !self.reported.created || self.reported.closed {
             return;
         }

@@ -74,7 +74,8 @@ pub struct Connection {
     round: output::Round,
     /// The last scheduling round left nothing for the next one to do unless
     /// something besides the connection's own segments happens first: every
-    /// other call into the connection clears it (`unsettle`).
+    /// other call into the connection clears it (`unsettle`), but those
+    /// that only hand over what happened (events, path events).
     settled: bool,
     close_reported: bool,
     /// What was reported to the path-event monitor (`events.rs`).
@@ -248,7 +249,6 @@ impl Connection {
 
     /// Events for the application: the data-level ones come from the MPTCP level.
     pub fn take_events(&mut self) -> TcbEvents {
-        self.unsettle();
         let mut ev = self.subflows[0].tcb.take_events();
         for s in &mut self.subflows[1..] {
             // Only the connection's events matter; a joined subflow closing is
@@ -283,7 +283,16 @@ impl Connection {
 
     /// Queue data; `None` once the connection cannot send any more.
     pub fn send(&mut self, data: &[u8]) -> Option<usize> {
-        self.unsettle();
+        let sent = self.queue(data);
+        if sent.is_some_and(|n| n > 0) {
+            // Not when nothing was taken (a full buffer, which the
+            // application may try after every event): nothing changed.
+            self.unsettle();
+        }
+        sent
+    }
+
+    fn queue(&mut self, data: &[u8]) -> Option<usize> {
         if !self.state().can_send() {
             return None;
         }

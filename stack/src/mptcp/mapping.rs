@@ -177,10 +177,11 @@ impl Mappings {
             return Some(last);
         }
         let key = self.key(ssn);
-        // The one found last, then the next: a sender's segments go through
-        // its mappings in order.
+        // The one found last (a segment's options and its payload ask for the
+        // same one), then the next (a sender's segments go through its
+        // mappings in order), then the oldest (a receiver's).
         let hint = self.hint.get();
-        for i in [0, hint, hint + 1] {
+        for i in [hint, hint + 1, 0] {
             let Some(m) = self.list.get(i) else {
                 continue;
             };

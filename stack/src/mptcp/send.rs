@@ -61,12 +61,13 @@ impl DataLevel {
     /// Whether a scheduling round, repeated with nothing but the subflows'
     /// own segments in between, finds nothing to do: once established, but
     /// not while a segment sent changes what the round does or when — the
-    /// DATA_FIN (it asks for an ACK again when a data segment took its
-    /// ride), the MP_FAIL exchange (the infinite mapping ends in a fallback),
-    /// address options (repeats timed from when they went out).
+    /// DATA_FIN once all data is mapped (it asks for an ACK again when a
+    /// data segment took its ride), the MP_FAIL exchange (the infinite
+    /// mapping ends in a fallback), address options (repeats timed from when
+    /// they went out).
     pub fn round_steady(&self) -> bool {
         self.phase == Phase::Established
-            && !self.data_fin_queued
+            && self.pending_data_fin().is_none()
             && self.fin_timer.is_none()
             && !self.fail.infinite_map_pending
             && self.fail.send.is_none()
