@@ -16,8 +16,8 @@ use super::pm::AddrOption;
 use super::subflow::SubflowMp;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks, SegmentKind};
 use crate::wire::mptcp::{
-    DataAck, Dss, FastClose, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MpPrio,
-    MptcpOption, MptcpVersion, TcpRst, TCPOPT_MPTCP,
+    DataAck, Dss, EncodedOption, FastClose, Mapping as DssMapping, MpCapable, MpCapableFlags,
+    MpFail, MpPrio, MptcpOption, MptcpVersion, TcpRst, TCPOPT_MPTCP,
 };
 use crate::wire::Dsn;
 
@@ -26,13 +26,42 @@ const ANY: usize = usize::MAX;
 
 /// Put `opt` into `out` if it fits within `room` option bytes; whether it did.
 pub(super) fn push(out: &mut OptionBytes, room: usize, opt: MptcpOption<'_>) -> bool {
-    let Ok(e) = opt.encode() else {
-        return false;
-    };
-    if e.as_slice().len() + 2 + out.wire_len() > room {
+    // Written in place: an option on every segment.
+    let len = opt.encoded_len();
+    if len + 2 + out.wire_len() > room {
         return false;
     }
-    out.push(TCPOPT_MPTCP, e.as_slice())
+    out.push_with(TCPOPT_MPTCP, len, |b| opt.emit(b) == Ok(len))
+}
+
+/// Put `dss` into `out` like [`push`], its bytes taken from `last` when it
+/// is the DSS sent last: the segments of one mapping carry the same one (RFC
+/// 8684 §3.3: each may repeat the whole mapping), the DATA_ACK moving only as
+/// data arrives. Not a DSS without a mapping: a receiver's ACKs each
+/// acknowledge more.
+fn push_dss(
+    out: &mut OptionBytes,
+    room: usize,
+    dss: Dss,
+    last: &mut Option<(Dss, EncodedOption)>,
+) -> bool {
+    if dss.mapping.is_none() {
+        return push(out, room, MptcpOption::Dss(dss));
+    }
+    let bytes = match last {
+        Some((known, bytes)) if *known == dss => bytes,
+        _ => {
+            let Ok(bytes) = MptcpOption::Dss(dss).encode() else {
+                return false;
+            };
+            &last.insert((dss, bytes)).1
+        }
+    };
+    let bytes = bytes.as_slice();
+    if bytes.len() + 2 + out.wire_len() > room {
+        return false;
+    }
+    out.push(TCPOPT_MPTCP, bytes)
 }
 
 /// The options hook of one subflow: what its outgoing segments carry.
@@ -340,7 +369,7 @@ fn dss_options(
             }),
         );
     }
-    if !push(out, room, MptcpOption::Dss(dss)) {
+    if !push_dss(out, room, dss, &mut sf.last_dss) {
         // No room for the mapping: the segment must not carry unmapped data.
         return if seg.payload > 0 { 0 } else { ANY };
     }

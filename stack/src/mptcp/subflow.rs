@@ -6,6 +6,7 @@
 
 use super::mapping::Mappings;
 use crate::time::Instant;
+use crate::wire::mptcp::{Dss, EncodedOption};
 use crate::wire::Dsn;
 
 /// Mappings remembered per subflow and direction: enough for a full 8 MiB window
@@ -82,6 +83,8 @@ pub struct SubflowMp {
     /// The peer withdrew this subflow's address (REMOVE_ADDR): a probe went
     /// out at `.0`; without an answer by `.1` the subflow is reset.
     path_check: Option<(Instant, Instant)>,
+    /// The DSS this subflow sent last, and its bytes (`options::push_dss`).
+    pub(super) last_dss: Option<(Dss, EncodedOption)>,
 }
 
 impl SubflowMp {
@@ -121,6 +124,7 @@ impl SubflowMp {
             delivered_at: None,
             carried_end: None,
             path_check: None,
+            last_dss: None,
         }
     }
 
