@@ -27,10 +27,7 @@ impl Connection {
         for j in 0..n {
             let k = (self.next_tx + j) % n;
             let s = &mut self.subflows[k];
-            let mut hooks = SubflowHooks {
-                level: mp,
-                sf: &mut s.mp,
-            };
+            let mut hooks = SubflowHooks::new(mp, &mut s.mp);
             if let Some(t) = s.tcb.poll_transmit_with(now, hop, buf, &mut hooks) {
                 self.next_tx = (k + 1) % n;
                 return Some(t);

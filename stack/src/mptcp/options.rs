@@ -12,6 +12,7 @@
 use super::action::rst_reason;
 use super::crypto::DssChecksum;
 use super::level::{DataLevel, Phase, Role};
+use super::mapping::Mapping;
 use super::pm::AddrOption;
 use super::subflow::SubflowMp;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks, SegmentKind};
@@ -68,11 +69,25 @@ fn push_dss(
 pub struct SubflowHooks<'a> {
     pub level: &'a mut DataLevel,
     pub sf: &'a mut SubflowMp,
+    /// The mapping the segment being built carries (its DSS), where its
+    /// payload is then taken from.
+    mapping: Option<Mapping>,
+}
+
+impl<'a> SubflowHooks<'a> {
+    pub fn new(level: &'a mut DataLevel, sf: &'a mut SubflowMp) -> Self {
+        SubflowHooks {
+            level,
+            sf,
+            mapping: None,
+        }
+    }
 }
 
 impl SegmentHooks for SubflowHooks<'_> {
     fn segment_options(&mut self, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize {
-        options_for(self.level, self.sf, seg, room, out)
+        self.mapping = None;
+        options_for(self.level, self.sf, seg, room, out, &mut self.mapping)
     }
 
     fn window_cap(&mut self) -> Option<usize> {
@@ -80,7 +95,7 @@ impl SegmentHooks for SubflowHooks<'_> {
     }
 
     fn payload(&self, ssn: u32, len: usize) -> Option<(&[u8], &[u8])> {
-        self.level.payload(self.sf, ssn, len)
+        self.level.payload(self.sf, self.mapping.as_ref(), ssn, len)
     }
 }
 
@@ -137,14 +152,15 @@ fn options_for(
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
+    mapping: &mut Option<Mapping>,
 ) -> usize {
     if !sf.is_initial() {
-        return join_subflow_options(c, sf, seg, room, out);
+        return join_subflow_options(c, sf, seg, room, out, mapping);
     }
     match seg.kind {
         SegmentKind::Syn => syn_options(c, room, out),
         SegmentKind::SynAck => synack_options(c, room, out),
-        SegmentKind::Established => established_options(c, sf, seg, room, out),
+        SegmentKind::Established => established_options(c, sf, seg, room, out, mapping),
     }
 }
 
@@ -156,6 +172,7 @@ fn join_subflow_options(
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
+    mapping: &mut Option<Mapping>,
 ) -> usize {
     let syn = seg.kind != SegmentKind::Established;
     let ack = seg.kind != SegmentKind::Syn;
@@ -166,7 +183,7 @@ fn join_subflow_options(
     if !sf.join_established() || c.phase() == Phase::Fallback {
         return if seg.payload > 0 { 0 } else { ANY };
     }
-    dss_options(c, sf, seg, room, out)
+    dss_options(c, sf, seg, room, out, mapping)
 }
 
 /// MP_CAPABLE v1 with our flags and whichever keys and data length the segment
@@ -217,6 +234,7 @@ pub fn established_options(
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
+    mapping: &mut Option<Mapping>,
 ) -> usize {
     if c.take_v0_keys() {
         // The v0 third ACK: both keys (RFC 6824 §3.1), without data even if
@@ -241,7 +259,7 @@ pub fn established_options(
         Phase::PreEstablished if c.role() == Role::Client && c.version() == MptcpVersion::V1 => {
             client_key_echo(c, sf, seg, room, out)
         }
-        _ => dss_options(c, sf, seg, room, out),
+        _ => dss_options(c, sf, seg, room, out, mapping),
     }
 }
 
@@ -273,14 +291,15 @@ fn client_key_echo(
     }
 }
 
-/// DSS: DATA_ACK always, the mapping of the segment's data, or a DATA_FIN on a
-/// segment without data.
+/// DSS: DATA_ACK always, the mapping of the segment's data (also left in
+/// `mapping`), or a DATA_FIN on a segment without data.
 fn dss_options(
     c: &mut DataLevel,
     sf: &mut SubflowMp,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
+    mapping: &mut Option<Mapping>,
 ) -> usize {
     let data_ack = Some(DataAck {
         value: c.data_ack().0,
@@ -332,6 +351,7 @@ fn dss_options(
         infinite = true;
     } else if seg.payload > 0 {
         if let Some(m) = sf.tx_map.find(seg.ssn) {
+            *mapping = Some(*m);
             dss.mapping = Some(DssMapping {
                 dsn: m.dsn.0,
                 dsn_64bit: true,
