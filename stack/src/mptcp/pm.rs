@@ -263,15 +263,21 @@ impl DataLevel {
 
     /// The address option for the next pure ACK, if one waits (taken): an echo,
     /// an announcement, or a REMOVE_ADDR.
+    #[inline]
     pub(super) fn take_addr_option(&mut self) -> Option<AddrOption> {
         let pm = &self.pm;
         if pm.echoes.is_empty()
             && !pm.announced.iter().any(|a| a.send)
             && !pm.removes.iter().any(|r| r.send)
         {
-            // Asked for every segment; nearly always nothing waits.
+            // Asked for every segment; nearly always nothing waits (checked
+            // inline, without a call).
             return None;
         }
+        self.take_waiting_addr_option()
+    }
+
+    fn take_waiting_addr_option(&mut self) -> Option<AddrOption> {
         if let Some(r) = self.pm.echoes.pop() {
             return Some(AddrOption::Add(AddAddr::V1 {
                 echo: true,
