@@ -345,7 +345,7 @@ impl DataLevel {
             self.snd_pin = Some(self.snd_pin.map_or(start, |p| p.min(start)));
         }
         debug_assert_eq!(taken, n, "the subflow took less than its capacity");
-        let _ = sf.tx_map.insert(Mapping {
+        let _ = sf.tx_map.append(Mapping {
             ssn,
             dsn: start,
             len: taken as u16,
