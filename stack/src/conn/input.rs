@@ -24,6 +24,7 @@ impl Connection {
         sub: SubflowId,
         seq: crate::wire::SeqNumber,
     ) -> Option<Effects> {
+        self.unsettle();
         let k = self.index(sub)?;
         if !self.subflows[k].tcb.icmp_unreachable(seq) {
             return None;
@@ -42,6 +43,7 @@ impl Connection {
         opts: &MptcpOptions,
         quota: &mut ChallengeQuota,
     ) -> Effects {
+        self.unsettle();
         let mut fx = Effects::default();
         let Some(k) = self.index(sub) else {
             return fx;

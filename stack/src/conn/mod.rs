@@ -72,6 +72,11 @@ pub struct Connection {
     next_tx: usize,
     /// The multipath scheduling round's working space, kept between rounds.
     round: output::Round,
+    /// The last scheduling round left nothing for the next one to do unless
+    /// something besides the connection's own segments happens first: every
+    /// other call into the connection clears it (`unsettle`), but those
+    /// that only hand over what happened (events, path events).
+    settled: bool,
     close_reported: bool,
     /// What was reported to the path-event monitor (`events.rs`).
     reported: events::Reported,
@@ -94,6 +99,7 @@ impl Connection {
             peer_addrs: Vec::new(),
             next_tx: 0,
             round: output::Round::default(),
+            settled: false,
             close_reported: false,
             reported: events::Reported::default(),
             released: false,
@@ -184,6 +190,7 @@ impl Connection {
     /// The stack's memory pressure changed (`crate::memory`); the bytes
     /// given back.
     pub fn set_pressure(&mut self, p: Pressure) {
+        self.unsettle();
         for s in &mut self.subflows {
             s.tcb.set_pressure(p);
         }
@@ -194,6 +201,7 @@ impl Connection {
 
     /// Whether the host queues what arrives (see `RcvSpace::host_queue`).
     pub fn set_host_queue(&mut self, queued: bool) {
+        self.unsettle();
         for s in &mut self.subflows {
             s.tcb.set_host_queue(queued);
         }
@@ -204,6 +212,7 @@ impl Connection {
 
     /// Under memory pressure, shrink buffers that drained (`Tcb::shrink`).
     pub fn shrink(&mut self) {
+        self.unsettle();
         for s in &mut self.subflows {
             s.tcb.shrink();
         }
@@ -274,6 +283,16 @@ impl Connection {
 
     /// Queue data; `None` once the connection cannot send any more.
     pub fn send(&mut self, data: &[u8]) -> Option<usize> {
+        let sent = self.queue(data);
+        if sent.is_some_and(|n| n > 0) {
+            // Not when nothing was taken (a full buffer, which the
+            // application may try after every event): nothing changed.
+            self.unsettle();
+        }
+        sent
+    }
+
+    fn queue(&mut self, data: &[u8]) -> Option<usize> {
         if !self.state().can_send() {
             return None;
         }
@@ -318,6 +337,7 @@ impl Connection {
     /// reset. Reading lets subflows hand up more, which may uncover a DSS
     /// checksum failure: hence the effects.
     pub fn recv(&mut self, now: Instant, buf: &mut [u8]) -> (Result<usize, bool>, Effects) {
+        self.unsettle();
         let reason = self.close_reason();
         let mut fx = Effects::default();
         let Some(mp) = self.mp.as_deref_mut() else {
@@ -367,6 +387,7 @@ impl Connection {
     }
 
     pub fn shutdown(&mut self) {
+        self.unsettle();
         let first = &mut self.subflows[0].tcb;
         match self.mp.as_deref_mut() {
             Some(mp) if !mp.is_fallback() => mp.shutdown(),
@@ -385,6 +406,7 @@ impl Connection {
     /// Abort: RSTs on every subflow (with MP_FASTCLOSE and MP_TCPRST under
     /// MPTCP).
     pub fn abort(&mut self) -> Effects {
+        self.unsettle();
         let mut fx = Effects::default();
         self.abort_all(&mut fx);
         fx
@@ -405,6 +427,7 @@ impl Connection {
     /// Release the handle: the connection closes on its own (or is aborted if
     /// data waits unread).
     pub fn release(&mut self, now: Instant) -> Effects {
+        self.unsettle();
         self.released = true;
         let mut fx = Effects::default();
         for s in &mut self.subflows {

@@ -31,6 +31,7 @@ impl Connection {
     /// Whether the peer may join one more subflow now: allowed, and its
     /// budget of join attempts not spent.
     pub fn passive_join_allowed(&mut self, now: Instant) -> bool {
+        self.unsettle();
         self.join_allowed()
             && self
                 .mp
@@ -71,6 +72,7 @@ impl Connection {
         tcb: Tcb,
         req: &JoinRequest,
     ) -> Option<SubflowId> {
+        self.unsettle();
         let sf = self.mp.as_deref_mut()?.accept_join(now, req);
         Some(self.add_subflow(tcb, sf))
     }
@@ -85,6 +87,7 @@ impl Connection {
         remote_id: u8,
         backup: bool,
     ) -> Option<SubflowId> {
+        self.unsettle();
         let sf = self
             .mp
             .as_deref_mut()?
@@ -98,6 +101,7 @@ impl Connection {
 
     /// Count an announcement of the peer's acted on; false past `limit`.
     pub fn accept_peer_address(&mut self, limit: usize) -> bool {
+        self.unsettle();
         self.mp.as_deref_mut().is_some_and(|m| {
             // A peer that refuses joins to its first address announces the
             // ones to use: one is taken even with no ADD_ADDR allowed
@@ -119,6 +123,7 @@ impl Connection {
 
     /// Announce our address `addr` (id `id`) to the peer (ADD_ADDR).
     pub fn announce(&mut self, id: u8, addr: IpAddr) {
+        self.unsettle();
         if self.mp.as_deref_mut().is_some_and(|m| m.announce(id, addr)) {
             self.note(PathEventKind::LocalAnnounced { id, addr });
             let p = self.primary();
@@ -129,6 +134,7 @@ impl Connection {
     /// Our address `addr` (id `id`; 0 if it is the initial subflow's) is
     /// gone: REMOVE_ADDR, and the subflows on it are reset.
     pub fn withdraw(&mut self, now: Instant, addr: IpAddr, id: u8) -> Effects {
+        self.unsettle();
         let mut fx = Effects::default();
         let Some(mp) = self.mp.as_deref_mut() else {
             return fx;
@@ -156,6 +162,7 @@ impl Connection {
     /// Joined subflows allowed from now on (the stack's limit changed):
     /// those open stay, whatever the new limit.
     pub fn set_max_subflows(&mut self, n: usize) {
+        self.unsettle();
         if let Some(m) = self.mp.as_deref_mut() {
             m.set_max_subflows(n);
         }
@@ -163,6 +170,7 @@ impl Connection {
 
     /// Mark our subflows from `addr` backup or not (MP_PRIO on each).
     pub fn set_local_backup(&mut self, addr: IpAddr, backup: bool) {
+        self.unsettle();
         if self.mp.as_deref().is_none_or(|m| m.is_fallback()) {
             return;
         }

@@ -20,6 +20,7 @@ impl Connection {
     }
 
     pub fn on_timeout(&mut self, now: Instant) -> Effects {
+        self.unsettle();
         let mut fx = Effects::default();
         let primary = self.primary();
         let (rto, mss) = (self.data_rto(), self.subflows[primary].tcb.mss());

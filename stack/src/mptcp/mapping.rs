@@ -156,6 +156,27 @@ impl Mappings {
         Ok(())
     }
 
+    /// Add a sender's mapping of the subflow's next bytes: when it starts
+    /// where the newest ends, as a sender's mappings follow each other
+    /// without overlapping, there is nothing to compare it with; else as
+    /// [`insert`](Self::insert).
+    pub fn append(&mut self, m: Mapping) -> Result<(), MappingError> {
+        let Some(last) = self.list.back() else {
+            return self.insert(m);
+        };
+        if m.len == 0 || m.ssn != last.ssn_end() {
+            return self.insert(m);
+        }
+        if self.list.len() >= self.max {
+            return Err(MappingError::Full);
+        }
+        if last.dsn_end().diff(m.dsn) > 0 {
+            self.ascending = false;
+        }
+        self.list.push_back(m);
+        Ok(())
+    }
+
     /// Whether another mapping can be added.
     pub fn is_full(&self) -> bool {
         self.list.len() >= self.max
@@ -177,10 +198,11 @@ impl Mappings {
             return Some(last);
         }
         let key = self.key(ssn);
-        // The one found last, then the next: a sender's segments go through
-        // its mappings in order.
+        // The one found last (a segment's options and its payload ask for the
+        // same one), then the next (a sender's segments go through its
+        // mappings in order), then the oldest (a receiver's).
         let hint = self.hint.get();
-        for i in [0, hint, hint + 1] {
+        for i in [hint, hint + 1, 0] {
             let Some(m) = self.list.get(i) else {
                 continue;
             };
@@ -266,6 +288,23 @@ mod tests {
         ms.release_before(25);
         assert_eq!(ms.len(), 1);
         assert!(ms.find(5).is_none());
+    }
+
+    /// A sender's next mapping goes at the end as `insert` would put it.
+    #[test]
+    fn append_after_the_newest() {
+        let mut a = Mappings::new(3);
+        let mut b = Mappings::new(3);
+        for x in [m(1, 100, 10), m(11, 90, 10), m(21, 200, 5), m(26, 205, 5)] {
+            assert_eq!(a.append(x), b.insert(x));
+        }
+        assert_eq!(a.iter().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+        assert_eq!(a.lowest_dsn_from(1), b.lowest_dsn_from(1));
+        assert_eq!(a.lowest_dsn_from(1), Some(Dsn(90)), "not ascending");
+        // Not where the newest ends: as `insert`.
+        let mut c = Mappings::new(8);
+        c.append(m(1, 100, 10)).unwrap();
+        assert_eq!(c.append(m(5, 500, 4)), Err(MappingError::Conflict));
     }
 
     #[test]

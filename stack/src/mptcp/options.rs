@@ -12,12 +12,13 @@
 use super::action::rst_reason;
 use super::crypto::DssChecksum;
 use super::level::{DataLevel, Phase, Role};
+use super::mapping::Mapping;
 use super::pm::AddrOption;
 use super::subflow::SubflowMp;
 use crate::tcp::hooks::{OptionBytes, OutSegment, SegmentHooks, SegmentKind};
 use crate::wire::mptcp::{
-    DataAck, Dss, FastClose, Mapping as DssMapping, MpCapable, MpCapableFlags, MpFail, MpPrio,
-    MptcpOption, MptcpVersion, TcpRst, TCPOPT_MPTCP,
+    DataAck, Dss, EncodedOption, FastClose, Mapping as DssMapping, MpCapable, MpCapableFlags,
+    MpFail, MpPrio, MptcpOption, MptcpVersion, TcpRst, TCPOPT_MPTCP,
 };
 use crate::wire::Dsn;
 
@@ -26,24 +27,67 @@ const ANY: usize = usize::MAX;
 
 /// Put `opt` into `out` if it fits within `room` option bytes; whether it did.
 pub(super) fn push(out: &mut OptionBytes, room: usize, opt: MptcpOption<'_>) -> bool {
-    let Ok(e) = opt.encode() else {
-        return false;
-    };
-    if e.as_slice().len() + 2 + out.wire_len() > room {
+    // Written in place: an option on every segment.
+    let len = opt.encoded_len();
+    if len + 2 + out.wire_len() > room {
         return false;
     }
-    out.push(TCPOPT_MPTCP, e.as_slice())
+    out.push_with(TCPOPT_MPTCP, len, |b| opt.emit(b) == Ok(len))
+}
+
+/// Put `dss` into `out` like [`push`], its bytes taken from `last` when it
+/// is the DSS sent last: the segments of one mapping carry the same one (RFC
+/// 8684 §3.3: each may repeat the whole mapping), the DATA_ACK moving only as
+/// data arrives. Not a DSS without a mapping: a receiver's ACKs each
+/// acknowledge more.
+fn push_dss(
+    out: &mut OptionBytes,
+    room: usize,
+    dss: Dss,
+    last: &mut Option<(Dss, EncodedOption)>,
+) -> bool {
+    if dss.mapping.is_none() {
+        return push(out, room, MptcpOption::Dss(dss));
+    }
+    let bytes = match last {
+        Some((known, bytes)) if *known == dss => bytes,
+        _ => {
+            let Ok(bytes) = MptcpOption::Dss(dss).encode() else {
+                return false;
+            };
+            &last.insert((dss, bytes)).1
+        }
+    };
+    let bytes = bytes.as_slice();
+    if bytes.len() + 2 + out.wire_len() > room {
+        return false;
+    }
+    out.push(TCPOPT_MPTCP, bytes)
 }
 
 /// The options hook of one subflow: what its outgoing segments carry.
 pub struct SubflowHooks<'a> {
     pub level: &'a mut DataLevel,
     pub sf: &'a mut SubflowMp,
+    /// The mapping the segment being built carries (its DSS), where its
+    /// payload is then taken from.
+    mapping: Option<Mapping>,
+}
+
+impl<'a> SubflowHooks<'a> {
+    pub fn new(level: &'a mut DataLevel, sf: &'a mut SubflowMp) -> Self {
+        SubflowHooks {
+            level,
+            sf,
+            mapping: None,
+        }
+    }
 }
 
 impl SegmentHooks for SubflowHooks<'_> {
     fn segment_options(&mut self, seg: &OutSegment, room: usize, out: &mut OptionBytes) -> usize {
-        options_for(self.level, self.sf, seg, room, out)
+        self.mapping = None;
+        options_for(self.level, self.sf, seg, room, out, &mut self.mapping)
     }
 
     fn window_cap(&mut self) -> Option<usize> {
@@ -51,7 +95,7 @@ impl SegmentHooks for SubflowHooks<'_> {
     }
 
     fn payload(&self, ssn: u32, len: usize) -> Option<(&[u8], &[u8])> {
-        self.level.payload(self.sf, ssn, len)
+        self.level.payload(self.sf, self.mapping.as_ref(), ssn, len)
     }
 }
 
@@ -108,14 +152,15 @@ fn options_for(
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
+    mapping: &mut Option<Mapping>,
 ) -> usize {
     if !sf.is_initial() {
-        return join_subflow_options(c, sf, seg, room, out);
+        return join_subflow_options(c, sf, seg, room, out, mapping);
     }
     match seg.kind {
         SegmentKind::Syn => syn_options(c, room, out),
         SegmentKind::SynAck => synack_options(c, room, out),
-        SegmentKind::Established => established_options(c, sf, seg, room, out),
+        SegmentKind::Established => established_options(c, sf, seg, room, out, mapping),
     }
 }
 
@@ -127,6 +172,7 @@ fn join_subflow_options(
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
+    mapping: &mut Option<Mapping>,
 ) -> usize {
     let syn = seg.kind != SegmentKind::Established;
     let ack = seg.kind != SegmentKind::Syn;
@@ -137,7 +183,7 @@ fn join_subflow_options(
     if !sf.join_established() || c.phase() == Phase::Fallback {
         return if seg.payload > 0 { 0 } else { ANY };
     }
-    dss_options(c, sf, seg, room, out)
+    dss_options(c, sf, seg, room, out, mapping)
 }
 
 /// MP_CAPABLE v1 with our flags and whichever keys and data length the segment
@@ -188,6 +234,7 @@ pub fn established_options(
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
+    mapping: &mut Option<Mapping>,
 ) -> usize {
     if c.take_v0_keys() {
         // The v0 third ACK: both keys (RFC 6824 §3.1), without data even if
@@ -212,7 +259,7 @@ pub fn established_options(
         Phase::PreEstablished if c.role() == Role::Client && c.version() == MptcpVersion::V1 => {
             client_key_echo(c, sf, seg, room, out)
         }
-        _ => dss_options(c, sf, seg, room, out),
+        _ => dss_options(c, sf, seg, room, out, mapping),
     }
 }
 
@@ -244,14 +291,15 @@ fn client_key_echo(
     }
 }
 
-/// DSS: DATA_ACK always, the mapping of the segment's data, or a DATA_FIN on a
-/// segment without data.
+/// DSS: DATA_ACK always, the mapping of the segment's data (also left in
+/// `mapping`), or a DATA_FIN on a segment without data.
 fn dss_options(
     c: &mut DataLevel,
     sf: &mut SubflowMp,
     seg: &OutSegment,
     room: usize,
     out: &mut OptionBytes,
+    mapping: &mut Option<Mapping>,
 ) -> usize {
     let data_ack = Some(DataAck {
         value: c.data_ack().0,
@@ -303,6 +351,7 @@ fn dss_options(
         infinite = true;
     } else if seg.payload > 0 {
         if let Some(m) = sf.tx_map.find(seg.ssn) {
+            *mapping = Some(*m);
             dss.mapping = Some(DssMapping {
                 dsn: m.dsn.0,
                 dsn_64bit: true,
@@ -340,7 +389,7 @@ fn dss_options(
             }),
         );
     }
-    if !push(out, room, MptcpOption::Dss(dss)) {
+    if !push_dss(out, room, dss, &mut sf.last_dss) {
         // No room for the mapping: the segment must not carry unmapped data.
         return if seg.payload > 0 { 0 } else { ANY };
     }

@@ -239,6 +239,18 @@ impl DataLevel {
         due
     }
 
+    /// No address option waits or may be repeated: `pm_timers` has nothing
+    /// to do, now or later.
+    pub(super) fn pm_quiet(&self) -> bool {
+        let pm = &self.pm;
+        pm.echoes.is_empty()
+            && pm.removes.iter().all(|r| r.tries >= REMOVE_ADDR_TRIES)
+            && pm
+                .announced
+                .iter()
+                .all(|a| a.echoed || (a.timer.is_none() && a.tries >= MAX_ADD_ADDR_TRIES))
+    }
+
     pub(super) fn pm_poll_at(&self) -> Option<Instant> {
         let removes = self.pm.removes.iter().filter_map(|r| r.timer);
         self.pm
@@ -251,15 +263,21 @@ impl DataLevel {
 
     /// The address option for the next pure ACK, if one waits (taken): an echo,
     /// an announcement, or a REMOVE_ADDR.
+    #[inline]
     pub(super) fn take_addr_option(&mut self) -> Option<AddrOption> {
         let pm = &self.pm;
         if pm.echoes.is_empty()
             && !pm.announced.iter().any(|a| a.send)
             && !pm.removes.iter().any(|r| r.send)
         {
-            // Asked for every segment; nearly always nothing waits.
+            // Asked for every segment; nearly always nothing waits (checked
+            // inline, without a call).
             return None;
         }
+        self.take_waiting_addr_option()
+    }
+
+    fn take_waiting_addr_option(&mut self) -> Option<AddrOption> {
         if let Some(r) = self.pm.echoes.pop() {
             return Some(AddrOption::Add(AddAddr::V1 {
                 echo: true,

@@ -58,6 +58,34 @@ impl DataLevel {
         acts
     }
 
+    /// Whether a scheduling round, repeated with nothing but the subflows'
+    /// own segments in between, finds nothing to do: once established, but
+    /// not while a segment sent changes what the round does or when — the
+    /// DATA_FIN once all data is mapped (it asks for an ACK again when a
+    /// data segment took its ride), the MP_FAIL exchange (the infinite
+    /// mapping ends in a fallback), address options (repeats timed from when
+    /// they went out).
+    pub fn round_steady(&self) -> bool {
+        self.phase == Phase::Established
+            && self.pending_data_fin().is_none()
+            && self.fin_timer.is_none()
+            && !self.fail.infinite_map_pending
+            && self.fail.send.is_none()
+            && self.fail.timer.is_none()
+            && self.pm_quiet()
+    }
+
+    /// What a scheduling round may change at the data level (see
+    /// `Connection::schedule`).
+    #[cfg(debug_assertions)]
+    pub fn round_state(&self) -> impl PartialEq + core::fmt::Debug {
+        (
+            (self.snd_nxt, self.snd_pin, self.snd_buf_dsn),
+            (self.snd_buf.capacity(), self.reinject.len()),
+            (self.fin_timer, self.rtx_timer, self.rtx_backoff),
+        )
+    }
+
     /// A subflow's housekeeping before it is given data: forget what it had
     /// acknowledged, and reinject its data when it times out. A stalled
     /// subflow gets no new data until it makes progress again.
@@ -317,7 +345,7 @@ impl DataLevel {
             self.snd_pin = Some(self.snd_pin.map_or(start, |p| p.min(start)));
         }
         debug_assert_eq!(taken, n, "the subflow took less than its capacity");
-        let _ = sf.tx_map.insert(Mapping {
+        let _ = sf.tx_map.append(Mapping {
             ssn,
             dsn: start,
             len: taken as u16,

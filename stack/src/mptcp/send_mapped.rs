@@ -18,6 +18,7 @@
 //! `redundant` scheduler, whose subflows each carry every byte.
 
 use super::level::{DataLevel, Phase};
+use super::mapping::Mapping;
 use super::subflow::SubflowMp;
 use crate::tcp::Tcb;
 use crate::wire::Dsn;
@@ -82,9 +83,20 @@ impl DataLevel {
     }
 
     /// The `len` bytes a mapped subflow sends from subflow sequence number
-    /// `ssn`, all under one mapping (a segment never crosses a mapping's end).
-    pub fn payload(&self, sf: &SubflowMp, ssn: u32, len: usize) -> Option<(&[u8], &[u8])> {
-        let m = sf.tx_map.find(ssn)?;
+    /// `ssn`, all under one mapping (a segment never crosses a mapping's end):
+    /// `known` if it covers `ssn` (the one the segment's DSS carries), else
+    /// the subflow's.
+    pub fn payload(
+        &self,
+        sf: &SubflowMp,
+        known: Option<&Mapping>,
+        ssn: u32,
+        len: usize,
+    ) -> Option<(&[u8], &[u8])> {
+        let m = match known {
+            Some(m) if m.contains(ssn) => m,
+            _ => sf.tx_map.find(ssn)?,
+        };
         if (m.ssn_end().wrapping_sub(ssn) as usize) < len {
             return None;
         }

@@ -6,6 +6,7 @@
 
 use super::mapping::Mappings;
 use crate::time::Instant;
+use crate::wire::mptcp::{Dss, EncodedOption};
 use crate::wire::Dsn;
 
 /// Mappings remembered per subflow and direction: enough for a full 8 MiB window
@@ -82,9 +83,25 @@ pub struct SubflowMp {
     /// The peer withdrew this subflow's address (REMOVE_ADDR): a probe went
     /// out at `.0`; without an answer by `.1` the subflow is reset.
     path_check: Option<(Instant, Instant)>,
+    /// The DSS this subflow sent last, and its bytes (`options::push_dss`).
+    pub(super) last_dss: Option<(Dss, EncodedOption)>,
 }
 
 impl SubflowMp {
+    /// What a scheduling round may change of the subflow (see
+    /// `Connection::schedule`).
+    #[cfg(debug_assertions)]
+    pub fn round_state(&self) -> impl PartialEq + core::fmt::Debug {
+        let last = self.tx_map.iter().last().copied();
+        (
+            self.tx_map.len(),
+            last,
+            self.reinjected,
+            self.stalled,
+            self.carried_end,
+        )
+    }
+
     /// The first subflow, opened by MP_CAPABLE (also the state a plain TCP
     /// connection's only subflow carries, unused).
     pub fn initial() -> Self {
@@ -107,6 +124,7 @@ impl SubflowMp {
             delivered_at: None,
             carried_end: None,
             path_check: None,
+            last_dss: None,
         }
     }
 

@@ -59,12 +59,19 @@ impl Default for OptionBytes {
 impl OptionBytes {
     /// Append an option of `kind` whose bytes after kind and length are written by
     /// `fill` into a slice of `len` bytes. False (and nothing added) if it does not
-    /// fit.
-    pub fn push_with(&mut self, kind: u8, len: usize, fill: impl FnOnce(&mut [u8])) -> bool {
+    /// fit or `fill` fails.
+    pub fn push_with(
+        &mut self,
+        kind: u8,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> bool {
         if self.n == self.items.len() || self.used + len > self.buf.len() {
             return false;
         }
-        fill(&mut self.buf[self.used..self.used + len]);
+        if !fill(&mut self.buf[self.used..self.used + len]) {
+            return false;
+        }
         self.items[self.n] = (kind, self.used as u8, len as u8);
         self.used += len;
         self.n += 1;
@@ -72,7 +79,10 @@ impl OptionBytes {
     }
 
     pub fn push(&mut self, kind: u8, data: &[u8]) -> bool {
-        self.push_with(kind, data.len(), |b| b.copy_from_slice(data))
+        self.push_with(kind, data.len(), |b| {
+            b.copy_from_slice(data);
+            true
+        })
     }
 
     /// Bytes these options take on the wire (kind and length bytes included).
@@ -182,7 +192,11 @@ mod tests {
     fn option_bytes_bounded_and_ordered() {
         let mut o = OptionBytes::default();
         assert!(o.push(30, &[1, 2, 3]));
-        assert!(o.push_with(30, 20, |b| b.fill(7)));
+        assert!(o.push_with(30, 20, |b| {
+            b.fill(7);
+            true
+        }));
+        assert!(!o.push_with(30, 2, |_| false), "fill failed");
         assert_eq!(o.wire_len(), 5 + 22);
         assert!(!o.push(30, &[0; 20]), "over 40 bytes of data");
         let items: Vec<_> = o.iter().collect();
