@@ -430,6 +430,8 @@ pub struct MptcpOptions {
 impl MptcpOptions {
     pub fn parse(repr: &TcpRepr<'_>) -> MptcpOptions {
         match repr.unknown.as_slice() {
+            // Plain TCP: nothing to look at.
+            [] => MptcpOptions::default(),
             [(TCPOPT_MPTCP, data)] if data.first().map(|b| b >> 4) == Some(subtype::DSS) => {
                 Self::only_dss(data)
             }
