@@ -48,28 +48,32 @@ pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::R
 /// [`BUF`] bytes into the chunk's storage, kept while bytes flow. Empty at
 /// the end of the stream.
 async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
-    if chunk.holds_storage() {
-        // Bytes flow: read again before waiting.
-        match os.try_read(chunk.room(BUF)) {
-            Ok(n) => {
-                chunk.filled(n);
-                return Ok(());
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => chunk.let_go(),
-            Err(e) => return Err(e),
-        }
+    // Bytes flow: read again before waiting.
+    if chunk.holds_storage() && try_read_os(os, chunk)? {
+        return Ok(());
     }
     loop {
         os.readable().await?;
-        match os.try_read(chunk.room(BUF)) {
-            Ok(n) => {
-                chunk.filled(n);
-                return Ok(());
-            }
-            // A stale readiness: wait again, holding nothing.
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => chunk.let_go(),
-            Err(e) => return Err(e),
+        // A stale readiness: wait again, holding nothing.
+        if try_read_os(os, chunk)? {
+            return Ok(());
         }
+    }
+}
+
+/// A read of up to [`BUF`] bytes into `chunk` that does not wait: whether
+/// one came (none would block: the chunk is let go).
+fn try_read_os(os: &TcpStream, chunk: &mut Chunk) -> io::Result<bool> {
+    match os.try_read(chunk.room(BUF)) {
+        Ok(n) => {
+            chunk.filled(n);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            chunk.let_go();
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
 }
 
