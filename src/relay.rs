@@ -22,16 +22,33 @@ pub(crate) const BUF: usize = 256 * 1024;
 /// allocation of its own).
 const WAIT_BUF: usize = 64;
 
+/// How long a reader that had bytes waits for more holding its chunk's storage
+/// before letting it go. A reader faster than its peer drains the stack and
+/// waits between every burst (a sink, every fraction of a millisecond): letting
+/// go at each wait made the next read zero its storage again (a tenth of the
+/// daemon's instructions in a bulk transfer into `--sink`), while a connection
+/// that has gone quiet still holds nothing after this (issue 12).
+const LINGER: Duration = Duration::from_millis(20);
+
 /// The next bytes of `stream` into `chunk` (empty at the end of the stream),
 /// holding no storage while the connection idles (issue 12: 10,000 idle
 /// connections must not each keep a copy buffer). What the stack already holds
 /// is read into the chunk's storage (at most [`BUF`] of it, kept while bytes
-/// flow: `chunk.rs`); with nothing held, the wait is a read into a few bytes
-/// on the task's stack, then copied out.
+/// flow: `chunk.rs`); with nothing held, the reader waits up to [`LINGER`]
+/// with that storage, then lets it go and waits with a read into a few bytes
+/// on the task's stack, copied out.
 pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::Result<()> {
     let mut rd = stream;
     let avail = stream.recv_available();
     if avail == 0 {
+        if chunk.holds_storage() {
+            // The read is cancel safe: bytes are taken only by a poll that
+            // returns them.
+            if let Ok(n) = tokio::time::timeout(LINGER, rd.read(chunk.room_held())).await {
+                chunk.filled(n?);
+                return Ok(());
+            }
+        }
         chunk.let_go();
         let mut wait = [0u8; WAIT_BUF];
         let n = rd.read(&mut wait).await?;
@@ -43,14 +60,25 @@ pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::R
     Ok(())
 }
 
-/// The next bytes of an OS connection, as [`next_chunk`] for the stack's: no
-/// storage while it idles (the wait is `readable`), then a read of up to
-/// [`BUF`] bytes into the chunk's storage, kept while bytes flow. Empty at
-/// the end of the stream.
+/// The next bytes of an OS connection, as [`next_chunk`] for the stack's: a
+/// read of up to [`BUF`] bytes into the chunk's storage, kept while bytes flow
+/// and for [`LINGER`] after; no storage while it idles (the wait is
+/// `readable`). Empty at the end of the stream.
 async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
-    // Bytes flow: read again before waiting.
-    if chunk.holds_storage() && try_read_os(os, chunk)? {
-        return Ok(());
+    if chunk.holds_storage() {
+        // Bytes flow: read again before waiting, then wait a moment holding
+        // the storage.
+        let deadline = Instant::now() + LINGER;
+        loop {
+            if try_read_os(os, chunk)? {
+                return Ok(());
+            }
+            match tokio::time::timeout_at(deadline, os.readable()).await {
+                Ok(ready) => ready?,
+                Err(_) => break,
+            }
+        }
+        chunk.let_go();
     }
     loop {
         os.readable().await?;
@@ -58,21 +86,19 @@ async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
         if try_read_os(os, chunk)? {
             return Ok(());
         }
+        chunk.let_go();
     }
 }
 
 /// A read of up to [`BUF`] bytes into `chunk` that does not wait: whether
-/// one came (none would block: the chunk is let go).
+/// one came.
 fn try_read_os(os: &TcpStream, chunk: &mut Chunk) -> io::Result<bool> {
     match os.try_read(chunk.room(BUF)) {
         Ok(n) => {
             chunk.filled(n);
             Ok(true)
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            chunk.let_go();
-            Ok(false)
-        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -283,6 +309,31 @@ mod tests {
         let dial = TcpStream::connect(l.local_addr().unwrap());
         let (dialled, accepted) = tokio::join!(dial, l.accept());
         (dialled.unwrap(), accepted.unwrap().0)
+    }
+
+    /// A reader keeps its storage across a short wait (no zeroing it again
+    /// for the next burst) and lets it go once the connection has been quiet
+    /// for [`LINGER`].
+    #[tokio::test]
+    async fn storage_outlives_a_short_wait_only() {
+        let (mut w, r) = pair().await;
+        let mut chunk = Chunk::new();
+        w.write_all(&[7u8; 1000]).await.unwrap();
+        next_os_chunk(&r, &mut chunk).await.unwrap();
+        assert_eq!(chunk.bytes(), &[7u8; 1000][..]);
+        assert_eq!(chunk.room_held().len(), BUF);
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(LINGER / 4).await;
+            w.write_all(b"late").await.unwrap();
+            w
+        });
+        next_os_chunk(&r, &mut chunk).await.unwrap();
+        assert_eq!(chunk.bytes(), b"late");
+        assert_eq!(chunk.room_held().len(), BUF, "kept across the wait");
+        let _w = late.await.unwrap();
+        let quiet = tokio::time::timeout(LINGER * 5, next_os_chunk(&r, &mut chunk)).await;
+        assert!(quiet.is_err(), "nothing to read");
+        assert!(!chunk.holds_storage(), "let go once quiet");
     }
 
     /// A download cut short by a reset upstream must reach the client as a
