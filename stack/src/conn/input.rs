@@ -96,7 +96,13 @@ impl Connection {
         if !refused {
             let idle = others_idle(mp, &self.subflows, k);
             let s = &mut self.subflows[k];
-            acts.extend(mp.pull(now, &mut s.tcb, &mut s.mp, idle));
+            let pulled = mp.pull(now, &mut s.tcb, &mut s.mp, idle);
+            // Both are empty for almost every segment.
+            if acts.is_empty() {
+                acts = pulled;
+            } else {
+                acts.extend(pulled);
+            }
         }
         mp.segment_done();
         if verdict.acceptable {

@@ -3,7 +3,7 @@
 //! events reported to the application, and it is freed once finished, or
 //! queued for transmission and its timer re-armed.
 
-use super::{monitor, ConnId, Event, Stack};
+use super::{monitor, ConnId, Event, Slot, Stack};
 use crate::conn::{Effects, Request, RstOut};
 use crate::mptcp::DataLevel;
 use crate::tcp::State;
@@ -11,6 +11,7 @@ use crate::time::Instant;
 use crate::wire::mptcp::MptcpVersion;
 use core::cmp::Reverse;
 use rand_core::Rng;
+use std::collections::{BinaryHeap, VecDeque};
 
 impl Stack {
     /// Carry out what connection `id` returned; `answer`: in answer to a
@@ -85,10 +86,7 @@ impl Stack {
     /// Add the connection to the transmit queue.
     pub(super) fn queue_for_transmit(&mut self, id: ConnId) {
         if let Some(slot) = self.conns.get_mut(id) {
-            if !slot.queued {
-                slot.queued = true;
-                self.ready.push_back(id);
-            }
+            queue_slot(&mut self.ready, id, slot);
         }
     }
 
@@ -133,7 +131,7 @@ impl Stack {
                 self.events.push_back(Event::Closed { id, reason });
             }
         }
-        if slot.conn.state() == State::Closed {
+        let slot = if slot.conn.state() == State::Closed {
             if let Some(on) = slot.listener.take() {
                 if let Some(l) = self.listeners.get_mut(&on) {
                     l.pending = l.pending.saturating_sub(1);
@@ -145,21 +143,24 @@ impl Stack {
                 self.remove(id);
                 return;
             }
-        }
-        self.queue_for_transmit(id);
-        self.arm(id);
-        self.account(id);
+            let Some(slot) = self.conns.get_mut(id) else {
+                return;
+            };
+            slot
+        } else {
+            slot
+        };
+        // The same slot for the rest: this runs after every segment, and a
+        // look-up per step cost as much as the steps.
+        queue_slot(&mut self.ready, id, slot);
+        arm_slot(&mut self.timers, id, slot);
+        super::memory::recount(&mut self.memory, self.pressure, slot);
+        self.update_pressure();
     }
 
     pub(super) fn arm(&mut self, id: ConnId) {
-        let Some(slot) = self.conns.get_mut(id) else {
-            return;
-        };
-        if let Some(at) = slot.conn.poll_at() {
-            if slot.armed.is_none_or(|a| at < a) {
-                slot.armed = Some(at);
-                self.timers.push(Reverse((at, id)));
-            }
+        if let Some(slot) = self.conns.get_mut(id) {
+            arm_slot(&mut self.timers, id, slot);
         }
     }
 
@@ -191,5 +192,22 @@ impl Stack {
         }
         self.counters.add_tcb(&conn.tcp_stats());
         self.unaccount(slot.memory, slot.source);
+    }
+}
+
+fn queue_slot(ready: &mut VecDeque<ConnId>, id: ConnId, slot: &mut Slot) {
+    if !slot.queued {
+        slot.queued = true;
+        ready.push_back(id);
+    }
+}
+
+/// A timer for the connection's next deadline, unless one as early is set.
+fn arm_slot(timers: &mut BinaryHeap<Reverse<(Instant, ConnId)>>, id: ConnId, slot: &mut Slot) {
+    if let Some(at) = slot.conn.poll_at() {
+        if slot.armed.is_none_or(|a| at < a) {
+            slot.armed = Some(at);
+            timers.push(Reverse((at, id)));
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! date at the cost of one look per operation on a connection; and admission
 //! of new connections (the budget, and `Config::max_conns_per_source`).
 
-use super::{ConnId, Stack};
+use super::{ConnId, Slot, Stack};
 use crate::memory::Pressure;
 use std::net::IpAddr;
 
@@ -65,12 +65,7 @@ impl Stack {
         let Some(slot) = self.conns.get_mut(id) else {
             return;
         };
-        if self.pressure != Pressure::None {
-            slot.conn.shrink();
-        }
-        let now = slot.conn.memory();
-        let before = core::mem::replace(&mut slot.memory, now);
-        self.memory = self.memory - before + now;
+        recount(&mut self.memory, self.pressure, slot);
         self.update_pressure();
     }
 
@@ -136,4 +131,15 @@ impl Stack {
             self.shared.source_added(k);
         }
     }
+}
+
+/// Counts what `slot`'s connection holds into `memory` again (shrunk first
+/// under pressure); [`Stack::update_pressure`] must follow.
+pub(super) fn recount(memory: &mut usize, pressure: Pressure, slot: &mut Slot) {
+    if pressure != Pressure::None {
+        slot.conn.shrink();
+    }
+    let now = slot.conn.memory();
+    let before = core::mem::replace(&mut slot.memory, now);
+    *memory = *memory - before + now;
 }
