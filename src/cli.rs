@@ -321,6 +321,13 @@ pub struct RunArgs {
     #[arg(long = "sink", value_name = "PORT", value_parser = parse_port)]
     pub sink: Vec<u16>,
 
+    /// Character generator (RFC 864): listen on PORT and send every connection
+    /// an endless stream of text lines until the client closes it; what the
+    /// client sends is discarded (repeatable). A download test: read what you
+    /// want, then close.
+    #[arg(long = "chargen", value_name = "PORT", value_parser = parse_port)]
+    pub chargen: Vec<u16>,
+
     /// Sinks also compute the SHA-256 of each connection's bytes (logged and shown
     /// by `status`), to check transfers end to end. Costs about a CPU second per GB.
     #[arg(long)]
@@ -810,6 +817,10 @@ impl RunArgs {
         let services = (self.echo.iter().copied().enumerate())
             .map(|(i, p)| (p, "--echo", "echo", i))
             .chain((self.sink.iter().copied().enumerate()).map(|(i, p)| (p, "--sink", "sink", i)))
+            .chain(
+                (self.chargen.iter().copied().enumerate())
+                    .map(|(i, p)| (p, "--chargen", "chargen", i)),
+            )
             .chain(
                 (self.forward.iter().enumerate()).map(|(i, f)| (f.port, "--forward", "forward", i)),
             )
@@ -1617,6 +1628,8 @@ mod tests {
             "1007",
             "--sink",
             "9",
+            "--chargen",
+            "19",
             "--forward",
             "80=localhost:8080",
             "--local-forward",
@@ -1686,6 +1699,7 @@ mod tests {
                 no_offload: true,
                 echo: vec![7, 1007],
                 sink: vec![9],
+                chargen: vec![19],
                 sink_sha256: false,
                 forward: vec![ForwardSpec {
                     port: 80,
@@ -2033,6 +2047,10 @@ mod tests {
         assert_eq!(
             e(&["--addr", "10.0.0.1", "--echo", "7", "--sink", "7"]),
             "port 7 is used by both --echo and --sink"
+        );
+        assert_eq!(
+            e(&["--addr", "10.0.0.1", "--sink", "19", "--chargen", "19"]),
+            "port 19 is used by both --sink and --chargen"
         );
         assert!(
             e(&["--addr", "10.0.0.1", "--echo", "80", "--forward", "80=h:1"]).contains("--forward")

@@ -85,6 +85,8 @@ pub struct Services {
     pub echo: Vec<S<i64>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sink: Vec<S<i64>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chargen: Vec<S<i64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink_sha256: Option<S<bool>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -244,6 +246,7 @@ pub const KEYS: &[Key] = &[
     key("echo", "services.echo"),
     key("sink", "services.sink"),
     key("sink_sha256", "services.sink-sha256"),
+    key("chargen", "services.chargen"),
     key("forward", "services.forward"),
     key("local_forward", "services.local-forward"),
     key("socks5", "socks5.port"),
@@ -422,6 +425,7 @@ impl FileConfig {
         if let Some(s) = &self.services {
             list("echo", ints(&s.echo));
             list("sink", ints(&s.sink));
+            list("chargen", ints(&s.chargen));
             list("forward", strs(&s.forward));
             list("local_forward", strs(&s.local_forward));
         }
@@ -478,6 +482,7 @@ impl FileConfig {
                 echo: args.echo.iter().map(|&p| n(p.into())).collect(),
                 sink: args.sink.iter().map(|&p| n(p.into())).collect(),
                 sink_sha256: b(args.sink_sha256),
+                chargen: args.chargen.iter().map(|&p| n(p.into())).collect(),
                 forward: list(args.forward.iter().map(ToString::to_string).collect()),
                 local_forward: list(args.local_forward.iter().map(ToString::to_string).collect()),
             }),

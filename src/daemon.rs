@@ -164,6 +164,12 @@ fn start_stack_services(
                 .map_err(|e| err(format!("--sink {port}"), e))?,
         );
     }
+    for &port in &args.chargen {
+        services.push(
+            crate::chargen::chargen(handle, port)
+                .map_err(|e| err(format!("--chargen {port}"), e))?,
+        );
+    }
     for f in &args.forward {
         services.push(
             services::forward(

@@ -1,5 +1,6 @@
 //! The `mptun` daemon's building blocks, above the `mptun-stack` engine.
 
+pub mod chargen;
 pub mod chunk;
 pub mod cli;
 pub mod config_file;

@@ -135,6 +135,46 @@ async fn many_concurrent_streams() {
     assert_eq!(open, 0);
 }
 
+/// `--chargen`: the client reads RFC 864's lines for as long as it likes,
+/// what it sends meanwhile is discarded, and its close ends the connection on
+/// the server too (its stack answers the data still coming with a RST).
+#[tokio::test]
+async fn chargen_streams_until_the_client_closes() {
+    let client = stack(11, "10.0.0.1");
+    let server = stack(12, "10.0.0.2");
+    let _wire = spawn_wire(client.clone(), server.clone());
+    let stats = mptun::chargen::chargen(&server, 19).unwrap();
+    let mut s = client
+        .connect("10.0.0.2:19".parse().unwrap())
+        .await
+        .unwrap();
+    s.write_all(&data(100_000)).await.unwrap();
+    let want = 3 << 20;
+    let mut got = vec![0u8; want];
+    tokio::time::timeout(Duration::from_secs(30), s.read_exact(&mut got))
+        .await
+        .expect("in time")
+        .unwrap();
+    assert!(
+        got == mptun::chargen::pattern(want),
+        "not the chargen pattern"
+    );
+    drop(s);
+    let gone = async {
+        while server.lock().stack.connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), gone)
+        .await
+        .expect("the server let the connection go");
+    assert_eq!(
+        stats.connections.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(stats.bytes.load(std::sync::atomic::Ordering::Relaxed) >= want as u64);
+}
+
 /// An OS echo server on 127.0.0.1 (tokio's TCP), one task per connection.
 async fn os_echo_server() -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -40,6 +40,8 @@ for a in 10.10.1.2 10.10.2.2; do
 done
 out=$(tcpclient_peer 10.10.1.2 9 --mode sink --bytes $((1 << 20))) || fail "sink on 10.10.1.2:9 from the file: $out"
 log "sink 10.10.1.2:9: $out"
+out=$(peer_exec python3 "$NETNS_DIR/chargenclient.py" 10.10.1.2 19 $((1 << 20))) || fail "chargen on 10.10.1.2:19 from the file: $out"
+log "chargen 10.10.1.2:19: $out"
 out=$(tcpclient_peer 10.10.1.2 17 --expect-refused) || fail "port 17 is in no file: $out"
 mptun_stop || fail "mptun (examples/mptun.toml) did not exit cleanly"
 
