@@ -492,7 +492,7 @@ pub struct SubflowStatus {
 /// One built-in service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
-    /// `"sink"`, `"echo"`, `"source"`, `"forward"`, ...
+    /// `"sink"`, `"echo"`, `"chargen"`, `"forward"`, ...
     pub kind: String,
     pub port: u16,
     /// Connections handled so far.
