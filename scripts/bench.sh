@@ -4,15 +4,16 @@
 #
 #   linux    a plain Linux socket server in namespace SRV (10.10.9.2), behind a veth
 #            from the HOST router: the upper bound for this forwarding path
-#   mptun    `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --echo 7
+#   mptun    `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --chargen 19
 #            --local-forward 127.0.0.1:6000=10.1.0.1:5001` in HOST (TUN offloads on,
 #            the default)
 #   mptun-plain  the same with --no-offload: one packet per TUN read/write, like
 #            smoltcp's TunTapInterface (shown for reference)
 #   smoltcp  bench/smoltcp-sink (smoltcp's TunTapInterface) at 10.10.1.2 in HOST
 #   linux-mptcp, mptun-mptcp  linux and mptun with MPTCP sockets at the Linux end
-#            (one subflow): a Linux MPTCP client to the sink, and the sink in PEER
-#            an MPTCP socket that mptun's --local-forward connection reaches
+#            (one subflow): the PEER client's socket in both directions
+#   mptun-fwd  from-server only: mptun relaying a local client's bytes
+#            (--local-forward) over its own MPTCP connection to an MPTCP sink in PEER
 #
 #   ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST ─┬─ TUN mpt0/smt0 ── mptun | smoltcp
 #                                                         └─ veth h9 10.10.9.1 ── s9 10.10.9.2  ns SRV
@@ -23,10 +24,11 @@
 #                waits for the server's close.
 #   from-server  the server sends N bytes to Linux in PEER, which reads until EOF.
 #                linux/smoltcp: the server writes N bytes on an accepted connection and
-#                closes. mptun has no source service, so its send side is driven through
-#                --local-forward: a local client in HOST writes N bytes to
-#                127.0.0.1:6000, mptun opens its own connection to a Linux sink in PEER
-#                (10.1.0.1:5001) and sends them; the PEER sink times accept to EOF.
+#                closes. mptun: its --chargen service (RFC 864) sends until the
+#                client has read N bytes and closes. mptun-fwd: a local client in
+#                HOST writes N bytes to 127.0.0.1:6000, mptun opens its own
+#                connection to a Linux sink in PEER (10.1.0.1:5001) and sends
+#                them; the PEER sink times accept to EOF.
 #
 # CPU: user+system seconds of the server process per 10^9 bytes, from
 # /proc/PID/stat (utime+stime) before and after each transfer. For linux that is the
@@ -42,7 +44,8 @@
 #   --baseline BIN  also run every mptun case with the daemon BIN, as cases mptun-base
 #                   and mptun-plain-base, each next to its mptun case in every
 #                   repetition (which of the two goes first alternates), and print the
-#                   ratios mptun / mptun-base; not with --write
+#                   ratios mptun / mptun-base; not with --write. BIN must have
+#                   --chargen
 # The daemon: $MPTUN if set (tests/netns/lib.sh), else target/release/mptun.
 # Needs root (network namespaces, TUN), python3, iproute2.
 set -Eeuo pipefail
@@ -182,20 +185,31 @@ run_linux() {
 # run_mptun REP [CASE [MPTUN_ARGS...]]: CASE defaults to mptun (mptun-mptcp:
 # MPTCP sockets at the Linux ends).
 run_mptun() {
-    local rep=$1 case=${2:-mptun} t0 out rfile sink_pid m
-    rfile="$DIR/lf-sink.$rep"
+    local rep=$1 case=${2:-mptun} t0 out m
     m=$(mptcp_flag "$case")
     shift $(($# < 2 ? $# : 2))
-    mptun_start --sink 9 --echo 7 --local-forward 127.0.0.1:6000=10.1.0.1:5001 "$@"
+    mptun_start --sink 9 --chargen 19 "$@"
     t0=$(cpu_ticks "$MPTUN_PID")
     if out=$(client_peer send 10.10.1.2 9 --bytes "$BYTES" $m); then
         record "$case" to-server "$rep" "$MPTUN_PID" "$t0" "$out"
     else fail_case "$case" to-server "$rep" "client failed"; fi
 
-    # from-server: HOST writer -> 127.0.0.1:6000 -> mptun -> Linux sink in PEER.
+    t0=$(cpu_ticks "$MPTUN_PID")
+    if out=$(client_peer recv 10.10.1.2 19 --bytes "$BYTES" --then-close $m); then
+        record "$case" from-server "$rep" "$MPTUN_PID" "$t0" "$out"
+    else fail_case "$case" from-server "$rep" "client failed"; fi
+    mptun_stop 5 || log "mptun exited with status $?"
+}
+
+# run_mptun_fwd REP: from-server through --local-forward: HOST writer ->
+# 127.0.0.1:6000 -> mptun -> its MPTCP connection -> Linux MPTCP sink in PEER.
+run_mptun_fwd() {
+    local rep=$1 case=mptun-fwd t0 rfile sink_pid ready
+    rfile="$DIR/lf-sink.$rep"
+    mptun_start --local-forward 127.0.0.1:6000=10.1.0.1:5001
     : >"$rfile"
-    local ready="$DIR/ready.$RANDOM"
-    bg_run "$PEER" python3 "$BENCHNET" serve-sink 10.1.0.1 5001 --report $m --ready-file "$ready" >"$rfile"
+    ready="$DIR/ready.$RANDOM"
+    bg_run "$PEER" python3 "$BENCHNET" serve-sink 10.1.0.1 5001 --report --mptcp --ready-file "$ready" >"$rfile"
     sink_pid=$BG_PID
     wait_until 5 test -e "$ready" || fail "Linux sink in PEER did not start"
     t0=$(cpu_ticks "$MPTUN_PID")
@@ -260,6 +274,7 @@ for rep in $(seq 1 "$REPS"); do
         run_mptun "$rep" mptun-plain --no-offload
         run_linux "$rep" linux-mptcp
         run_mptun "$rep" mptun-mptcp
+        run_mptun_fwd "$rep"
     elif ((rep % 2)); then
         # Each mptun case next to its baseline, which of the two first alternating.
         run_mptun "$rep"
@@ -282,7 +297,7 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 base = sys.argv[2] == "base"
 cases = (["linux", "mptun", "mptun-base", "smoltcp", "mptun-plain", "mptun-plain-base"] if base
-         else ["linux", "mptun", "smoltcp", "mptun-plain", "linux-mptcp", "mptun-mptcp"])
+         else ["linux", "mptun", "smoltcp", "mptun-plain", "linux-mptcp", "mptun-mptcp", "mptun-fwd"])
 dirs = ["to-server", "from-server"]
 def med(xs):
     return statistics.median(xs) if xs else None
@@ -306,6 +321,8 @@ print("|---|---|---:|---|---:|---:|---:|---:|")
 for d in dirs:
     for c in cases:
         r = res[c, d]
+        if not r["runs"]:
+            continue  # a case of the other direction only
         print(f"| {c} | {d} | {f(r['mbit'], '.0f')} | {' / '.join(r['runs'])} | "
               f"{f(r['scpu'], '.2f')} | {f(r['ccpu'], '.2f')} | "
               f"{ratio(r['mbit'], res['linux', d]['mbit'])} | "
@@ -370,16 +387,16 @@ ns PEER  p1 10.1.0.1 ── veth ── h1 10.1.0.2  ns HOST (router) ─┬─ 
 
 Every transfer is one TCP connection between Linux in PEER and the server, forwarded
 by HOST, MTU 1500 everywhere. Cases are run interleaved (linux, mptun, smoltcp,
-mptun-plain, linux-mptcp, mptun-mptcp, then again) and each server is started
-fresh for its case.
+mptun-plain, linux-mptcp, mptun-mptcp, mptun-fwd, then again) and each server is
+started fresh for its case.
 
 - **linux**: a Python socket server (`scripts/benchnet.py`) in namespace SRV behind
   a veth from HOST. The upper bound of the path. Note that veth keeps TSO/GRO, so
   Linux moves 64 KiB super-packets through HOST; a TUN device without
   `IFF_VNET_HDR` gets one 1500-byte packet per read/write, so part of the gap is the
   device, not the TCP stack.
-- **mptun**: `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --echo 7
-  --local-forward 127.0.0.1:6000=10.1.0.1:5001` in HOST (TUN txqueuelen 10000, its
+- **mptun**: `mptun run --tun mpt0 --addr 10.10.1.2 --sink 9 --chargen 19`
+  in HOST (TUN txqueuelen 10000, its
   default), with its default TUN offloads: `IFF_VNET_HDR` + TSO, so a read or write
   carries a TCP super-packet of up to 64 KiB, which mptun splits into, or builds
   from, its 1500-byte segments (docs/ARCHITECTURE.md, "TUN offloads"). The engine
@@ -391,10 +408,16 @@ fresh for its case.
   write, the framing smoltcp's `TunTapInterface` uses (it has no offload support).
   For reference: the engines on identical device framing.
 - **linux-mptcp**, **mptun-mptcp**: linux and mptun again, with MPTCP sockets
-  (`IPPROTO_MPTCP`) at the Linux ends, one subflow: the PEER client in
-  to-server; in from-server, the SRV server for linux-mptcp and, for
-  mptun-mptcp, the PEER sink that mptun's `--local-forward` connection (MPTCP,
-  mptun's default) reaches. Their "vs linux" ratio is against Linux's plain TCP.
+  (`IPPROTO_MPTCP`) at the Linux ends, one subflow: the PEER client in both
+  directions, and for linux-mptcp the SRV server too. Their "vs linux" ratio is
+  against Linux's plain TCP.
+- **mptun-fwd** (from-server only): mptun as a relay, the way a gateway sends:
+  `mptun run ... --local-forward 127.0.0.1:6000=10.1.0.1:5001`; a local client in
+  HOST writes N bytes to 127.0.0.1:6000 and mptun carries them over its own
+  connection (MPTCP, its default) to an MPTCP sink in PEER, which times accept
+  to EOF. mptun's CPU here also includes reading the bytes from the loopback
+  socket, and the HOST writer competes for the same CPUs. (Until 2026-12-06 this
+  was how the mptun rows' from-server figures were measured.)
 - **smoltcp**: `bench/smoltcp-sink` (smoltcp 0.14, `TunTapInterface`, one TCP socket
   with 4 MiB rx/tx buffers, `Interface::poll` + `phy::wait(poll_delay)` loop) on TUN
   smt0 in HOST, brought up with the same MTU and txqueuelen and a host route for
@@ -406,13 +429,11 @@ accept, to EOF):
 - **to-server**: the PEER client writes N bytes to port 9 (sink), half-closes and
   waits for the server to close.
 - **from-server**: the server sends N bytes to Linux in PEER, which reads until EOF.
-  linux and smoltcp write N bytes on the accepted connection and close. mptun has no
-  source service and the daemon was not changed for the benchmark, so its send side
-  is driven through `--local-forward`: a local client in HOST writes N bytes to
-  127.0.0.1:6000, mptun opens its own connection to a Linux sink in PEER
-  (10.1.0.1:5001) and sends them; the PEER sink times accept to EOF. mptun's CPU
-  here therefore also includes reading the bytes from the loopback socket, and the
-  HOST writer competes for the same CPUs. (The same for mptun-plain.)
+  linux and smoltcp write N bytes on the accepted connection and close. mptun's
+  `--chargen` service (RFC 864) sends an endless stream: the PEER client reads N
+  bytes and closes (`benchnet.py recv --then-close`), timed from connect to the
+  Nth byte. Like the smoltcp source and the Linux server, the sender makes its
+  bytes in the process that sends them.
 
 CPU columns: user+system CPU seconds per 10^9 bytes. "server" is the server process
 from `/proc/PID/stat` (utime+stime, `getconf CLK_TCK` ticks) before and after the

@@ -2,7 +2,9 @@
 """Minimal TCP endpoints for scripts/bench.sh (throughput, not correctness).
 
   send HOST PORT --bytes N    connect, write N zero bytes, half-close, wait for EOF
-  recv HOST PORT [--bytes N]  connect, read until EOF (fails unless N bytes came, if given)
+  recv HOST PORT [--bytes N]  connect, read until EOF (fails unless N bytes came, if given);
+                              with --then-close, read N bytes and close (a server
+                              that never ends its stream, such as mptun's --chargen)
   serve-sink ADDR PORT        accept one connection at a time, read until EOF, close;
                               with --report, print one JSON line per connection
   serve-source ADDR PORT --bytes N
@@ -52,6 +54,18 @@ def drain(sock, buf):
         n += k
 
 
+def drain_n(sock, buf, total):
+    """Reads `total` bytes (fewer if the stream ends first); returns the count."""
+    view = memoryview(buf)
+    n = 0
+    while n < total:
+        k = sock.recv_into(view[:min(len(buf), total - n)])
+        if k == 0:
+            break
+        n += k
+    return n
+
+
 def send_all(sock, total):
     view = memoryview(bytes(BUF))
     left = total
@@ -79,6 +93,8 @@ def client(args):
         if extra:
             print(f"benchnet: server sent {extra} bytes", file=sys.stderr)
             return 1
+    elif args.then_close:
+        moved = drain_n(sock, buf, args.bytes)
     else:
         moved = drain(sock, buf)
     secs = time.monotonic() - t0
@@ -124,6 +140,8 @@ def main():
         c.add_argument("--bytes", type=int, required=(name == "send"))
         c.add_argument("--timeout", type=float, default=120.0)
         c.add_argument("--mptcp", action="store_true")
+        if name == "recv":
+            c.add_argument("--then-close", action="store_true")
     for name in ("serve-sink", "serve-source"):
         s = sub.add_parser(name)
         s.add_argument("addr")
@@ -133,6 +151,8 @@ def main():
         s.add_argument("--mptcp", action="store_true")
         s.add_argument("--ready-file")
     args = p.parse_args()
+    if args.cmd == "recv" and args.then_close and args.bytes is None:
+        p.error("recv --then-close needs --bytes")
     if args.cmd in ("send", "recv"):
         return client(args)
     return server(args)
