@@ -12,6 +12,8 @@
 pub struct Chunk {
     storage: Vec<u8>,
     len: usize,
+    /// Storage allocated (grown, or set) so far: what reusing it saves.
+    allocations: u32,
 }
 
 impl Chunk {
@@ -42,6 +44,7 @@ impl Chunk {
         self.len = 0;
         if self.storage.len() < want {
             self.storage.resize(want, 0);
+            self.allocations = self.allocations.wrapping_add(1);
         }
         &mut self.storage[..want]
     }
@@ -63,11 +66,18 @@ impl Chunk {
     pub fn set(&mut self, bytes: &[u8]) {
         self.storage = bytes.to_vec();
         self.len = bytes.len();
+        self.allocations = self.allocations.wrapping_add(1);
+    }
+
+    /// How many times storage was allocated (grown or set).
+    pub fn allocations(&self) -> u32 {
+        self.allocations
     }
 
     /// Nothing held, no storage.
     pub fn let_go(&mut self) {
-        *self = Chunk::default();
+        self.storage = Vec::new();
+        self.len = 0;
     }
 }
 

@@ -1,5 +1,6 @@
 //! The `mptun` daemon's building blocks, above the `mptun-stack` engine.
 
+pub mod cable;
 pub mod chargen;
 pub mod chunk;
 pub mod cli;

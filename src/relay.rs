@@ -22,26 +22,33 @@ pub(crate) const BUF: usize = 256 * 1024;
 /// allocation of its own).
 const WAIT_BUF: usize = 64;
 
-/// How long a reader that had bytes waits for more holding its chunk's storage
-/// before letting it go. A reader faster than its peer drains the stack and
-/// waits between every burst (a sink, every fraction of a millisecond): letting
-/// go at each wait made the next read zero its storage again (a tenth of the
-/// daemon's instructions in a bulk transfer into `--sink`), while a connection
-/// that has gone quiet still holds nothing after this (issue 12).
+/// How long a reader whose last read was bulk waits for more holding its
+/// chunk's storage before letting it go. A reader faster than its peer drains
+/// the stack and waits between every burst (a sink, every fraction of a
+/// millisecond): letting go at each wait made the next read zero its storage
+/// again (a tenth of the daemon's instructions in a bulk transfer into
+/// `--sink`), while a connection that has gone quiet still holds nothing after
+/// this (issue 12).
 const LINGER: Duration = Duration::from_millis(20);
+
+/// A read of at least this much is bulk: only then is the storage kept through
+/// a wait. A connection trickling small reads more often than [`LINGER`]
+/// (interactive traffic, a media stream) would otherwise hold up to [`BUF`]
+/// for as long as it trickles.
+const BULK: usize = 16 * 1024;
 
 /// The next bytes of `stream` into `chunk` (empty at the end of the stream),
 /// holding no storage while the connection idles (issue 12: 10,000 idle
 /// connections must not each keep a copy buffer). What the stack already holds
 /// is read into the chunk's storage (at most [`BUF`] of it, kept while bytes
 /// flow: `chunk.rs`); with nothing held, the reader waits up to [`LINGER`]
-/// with that storage, then lets it go and waits with a read into a few bytes
-/// on the task's stack, copied out.
+/// with that storage if its last read was [`BULK`], then lets it go and waits
+/// with a read into a few bytes on the task's stack, copied out.
 pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::Result<()> {
     let mut rd = stream;
     let avail = stream.recv_available();
     if avail == 0 {
-        if chunk.holds_storage() {
+        if chunk.len() >= BULK {
             // The read is cancel safe: bytes are taken only by a poll that
             // returns them.
             if let Ok(n) = tokio::time::timeout(LINGER, rd.read(chunk.room_held())).await {
@@ -62,20 +69,23 @@ pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::R
 
 /// The next bytes of an OS connection, as [`next_chunk`] for the stack's: a
 /// read of up to [`BUF`] bytes into the chunk's storage, kept while bytes flow
-/// and for [`LINGER`] after; no storage while it idles (the wait is
-/// `readable`). Empty at the end of the stream.
+/// and, after a [`BULK`] read, for [`LINGER`] of waiting; no storage while it
+/// idles (the wait is `readable`). Empty at the end of the stream.
 async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
     if chunk.holds_storage() {
-        // Bytes flow: read again before waiting, then wait a moment holding
-        // the storage.
-        let deadline = Instant::now() + LINGER;
-        loop {
-            if try_read_os(os, chunk)? {
-                return Ok(());
-            }
-            match tokio::time::timeout_at(deadline, os.readable()).await {
-                Ok(ready) => ready?,
-                Err(_) => break,
+        // Bytes flow: read again before waiting.
+        let bulk = chunk.len() >= BULK;
+        if try_read_os(os, chunk)? {
+            return Ok(());
+        }
+        if bulk {
+            // Wait a moment holding the storage.
+            let deadline = Instant::now() + LINGER;
+            while let Ok(ready) = tokio::time::timeout_at(deadline, os.readable()).await {
+                ready?;
+                if try_read_os(os, chunk)? {
+                    return Ok(());
+                }
             }
         }
         chunk.let_go();
@@ -311,17 +321,29 @@ mod tests {
         (dialled.unwrap(), accepted.unwrap().0)
     }
 
-    /// A reader keeps its storage across a short wait (no zeroing it again
-    /// for the next burst) and lets it go once the connection has been quiet
-    /// for [`LINGER`].
+    /// A reader keeps its storage across a short wait after a bulk read (the
+    /// next read zeroes nothing), lets it go once the connection has been
+    /// quiet for [`LINGER`], and at once after a small read.
     #[tokio::test]
-    async fn storage_outlives_a_short_wait_only() {
+    async fn os_storage_outlives_a_short_wait_after_bulk_only() {
         let (mut w, r) = pair().await;
         let mut chunk = Chunk::new();
-        w.write_all(&[7u8; 1000]).await.unwrap();
+        w.write_all(&[7u8; BUF]).await.unwrap();
         next_os_chunk(&r, &mut chunk).await.unwrap();
-        assert_eq!(chunk.bytes(), &[7u8; 1000][..]);
-        assert_eq!(chunk.room_held().len(), BUF);
+        assert!(
+            chunk.len() >= BULK,
+            "one read of a 256 KiB write on loopback"
+        );
+        let mut got = chunk.len();
+        while got < BUF {
+            next_os_chunk(&r, &mut chunk).await.unwrap();
+            got += chunk.len();
+        }
+        // (Small reads at the end of the write let the storage go.)
+        w.write_all(&[7u8; 2 * BULK]).await.unwrap();
+        next_os_chunk(&r, &mut chunk).await.unwrap();
+        assert_eq!(chunk.len(), 2 * BULK);
+        let grown = chunk.allocations();
         let late = tokio::spawn(async move {
             tokio::time::sleep(LINGER / 4).await;
             w.write_all(b"late").await.unwrap();
@@ -329,11 +351,79 @@ mod tests {
         });
         next_os_chunk(&r, &mut chunk).await.unwrap();
         assert_eq!(chunk.bytes(), b"late");
-        assert_eq!(chunk.room_held().len(), BUF, "kept across the wait");
-        let _w = late.await.unwrap();
-        let quiet = tokio::time::timeout(LINGER * 5, next_os_chunk(&r, &mut chunk)).await;
+        assert_eq!(
+            chunk.allocations(),
+            grown,
+            "the storage was kept across the wait"
+        );
+        let mut w = late.await.unwrap();
+        // After that small read the next wait holds nothing at all.
+        let quiet = tokio::time::timeout(LINGER / 4, next_os_chunk(&r, &mut chunk)).await;
         assert!(quiet.is_err(), "nothing to read");
-        assert!(!chunk.holds_storage(), "let go once quiet");
+        assert!(!chunk.holds_storage(), "let go at once after a small read");
+        // And after a bulk read, once quiet for LINGER.
+        w.write_all(&[7u8; 2 * BULK]).await.unwrap();
+        next_os_chunk(&r, &mut chunk).await.unwrap();
+        assert_eq!(chunk.len(), 2 * BULK);
+        let quiet = tokio::time::timeout(LINGER / 4, next_os_chunk(&r, &mut chunk)).await;
+        assert!(
+            quiet.is_err() && chunk.holds_storage(),
+            "kept while waiting briefly"
+        );
+        let quiet = tokio::time::timeout(LINGER * 3, next_os_chunk(&r, &mut chunk)).await;
+        assert!(
+            quiet.is_err() && !chunk.holds_storage(),
+            "let go once quiet"
+        );
+    }
+
+    /// The same for a stack connection's reader (`next_chunk`).
+    #[tokio::test]
+    async fn stack_storage_outlives_a_short_wait_after_bulk_only() {
+        let client = crate::cable::engine(21, "10.0.0.1");
+        let server = crate::cable::engine(22, "10.0.0.2");
+        let _cable = crate::cable::spawn_cable(client.clone(), server.clone());
+        let listener = server.listen(5).unwrap();
+        let mut w = client.connect("10.0.0.2:5".parse().unwrap()).await.unwrap();
+        let (r, _) = listener.accept().await.unwrap();
+        let mut chunk = Chunk::new();
+        w.write_all(&[7u8; 2 * BULK]).await.unwrap();
+        // All of it in the stack first, so that one read takes it.
+        let arrived = async {
+            while r.recv_available() < 2 * BULK {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), arrived)
+            .await
+            .unwrap();
+        next_chunk(&r, &mut chunk).await.unwrap();
+        assert_eq!(chunk.len(), 2 * BULK);
+        let grown = chunk.allocations();
+        // Full segments (a small one would wait for the last ACK: Nagle).
+        const LATE: usize = 8 * 1024;
+        let late = tokio::spawn(async move {
+            tokio::time::sleep(LINGER / 4).await;
+            w.write_all(&[9u8; LATE]).await.unwrap();
+            w
+        });
+        next_chunk(&r, &mut chunk).await.unwrap();
+        assert!(!chunk.is_empty() && chunk.bytes().iter().all(|&b| b == 9));
+        assert_eq!(
+            chunk.allocations(),
+            grown,
+            "the storage was kept across the wait"
+        );
+        let _w = late.await.unwrap();
+        let mut got = chunk.len();
+        while got < LATE {
+            next_chunk(&r, &mut chunk).await.unwrap();
+            got += chunk.len();
+        }
+        // After small reads the next wait holds nothing at all.
+        let quiet = tokio::time::timeout(LINGER / 4, next_chunk(&r, &mut chunk)).await;
+        assert!(quiet.is_err(), "nothing to read");
+        assert!(!chunk.holds_storage(), "let go at once after a small read");
     }
 
     /// A download cut short by a reset upstream must reach the client as a

@@ -8,11 +8,11 @@
 //! as long as it was open, even when nothing moved; t_idle_conns measured ~140 KiB
 //! of RSS per idle connection from it, t_ooo_flood up to ~250 KiB.
 
+use mptun::cable::{engine, spawn_cable};
 use mptun::services;
-use mptun::socket::{Handle, Shared};
-use mptun_stack::{Config, Stack};
+use mptun::socket::Handle;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,51 +55,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-fn stack(seed: u64, addr: &str) -> Handle {
-    let mut s = Stack::new(Config {
-        seed: seed.into(),
-        ..Config::default()
-    });
-    s.add_address(addr.parse::<IpAddr>().unwrap());
-    Handle::new(Shared::new(s))
-}
-
-/// Packets between the two engines, and their timers (as in socket_api.rs).
-fn spawn_wire(a: Handle, b: Handle) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let mut moved = false;
-            for (from, to) in [(&a, &b), (&b, &a)] {
-                loop {
-                    let pkt = {
-                        let mut s = from.lock();
-                        let now = s.now();
-                        s.stack.handle_timeout(now);
-                        s.dispatch_events();
-                        s.stack
-                            .poll_transmit(now, &mut buf)
-                            .map(|n| buf[..n].to_vec())
-                    };
-                    let Some(pkt) = pkt else { break };
-                    moved = true;
-                    let mut s = to.lock();
-                    let now = s.now();
-                    s.stack.handle_packet(now, &pkt);
-                    s.dispatch_events();
-                }
-            }
-            if !moved {
-                tokio::select! {
-                    _ = a.notified() => {}
-                    _ = b.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
-                }
-            }
-        }
-    })
-}
 
 const CONNS: usize = 200;
 
@@ -166,9 +121,9 @@ async fn small_os_echo_server() -> SocketAddr {
 
 #[tokio::test]
 async fn idle_service_connections_hold_no_copy_buffer() {
-    let client = stack(21, "10.0.0.1");
-    let server = stack(22, "10.0.0.2");
-    let _wire = spawn_wire(client.clone(), server.clone());
+    let client = engine(21, "10.0.0.1");
+    let server = engine(22, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
     services::echo(&server, 7).unwrap();
     let sink = services::sink(&server, 9, true).unwrap();
     let backend = small_os_echo_server().await;

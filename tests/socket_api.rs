@@ -3,59 +3,12 @@
 //! stream on the other. Exercises listener, connect, AsyncRead/AsyncWrite,
 //! half-close, refused connects and release.
 
+use mptun::cable::{engine, spawn_cable};
 use mptun::relays::Relays;
 use mptun::services;
-use mptun::socket::{Handle, Shared};
-use mptun_stack::{Config, Stack};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn stack(seed: u64, addr: &str) -> Handle {
-    let mut s = Stack::new(Config {
-        seed: seed.into(),
-        ..Config::default()
-    });
-    s.add_address(addr.parse::<IpAddr>().unwrap());
-    Handle::new(Shared::new(s))
-}
-
-/// Move packets between the two engines and run their timers, like two drivers
-/// and a cable.
-fn spawn_wire(a: Handle, b: Handle) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        loop {
-            let mut moved = false;
-            for (from, to) in [(&a, &b), (&b, &a)] {
-                loop {
-                    let pkt = {
-                        let mut s = from.lock();
-                        let now = s.now();
-                        s.stack.handle_timeout(now);
-                        s.dispatch_events();
-                        s.stack
-                            .poll_transmit(now, &mut buf)
-                            .map(|n| buf[..n].to_vec())
-                    };
-                    let Some(pkt) = pkt else { break };
-                    moved = true;
-                    let mut s = to.lock();
-                    let now = s.now();
-                    s.stack.handle_packet(now, &pkt);
-                    s.dispatch_events();
-                }
-            }
-            if !moved {
-                tokio::select! {
-                    _ = a.notified() => {}
-                    _ = b.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(1)) => {}
-                }
-            }
-        }
-    })
-}
 
 fn data(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
@@ -63,9 +16,9 @@ fn data(n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn echo_through_streams_and_half_close() {
-    let client = stack(1, "10.0.0.1");
-    let server = stack(2, "10.0.0.2");
-    let _wire = spawn_wire(client.clone(), server.clone());
+    let client = engine(1, "10.0.0.1");
+    let server = engine(2, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
     let stats = services::echo(&server, 7).unwrap();
 
     let remote: SocketAddr = "10.0.0.2:7".parse().unwrap();
@@ -95,9 +48,9 @@ async fn echo_through_streams_and_half_close() {
 
 #[tokio::test]
 async fn connect_to_closed_port_is_refused() {
-    let client = stack(3, "10.0.0.1");
-    let server = stack(4, "10.0.0.2");
-    let _wire = spawn_wire(client.clone(), server.clone());
+    let client = engine(3, "10.0.0.1");
+    let server = engine(4, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
     let err = match client.connect("10.0.0.2:9".parse().unwrap()).await {
         Ok(_) => panic!("connected to a closed port"),
         Err(e) => e,
@@ -107,9 +60,9 @@ async fn connect_to_closed_port_is_refused() {
 
 #[tokio::test]
 async fn many_concurrent_streams() {
-    let client = stack(5, "10.0.0.1");
-    let server = stack(6, "10.0.0.2");
-    let _wire = spawn_wire(client.clone(), server.clone());
+    let client = engine(5, "10.0.0.1");
+    let server = engine(6, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
     services::echo(&server, 7).unwrap();
     let mut tasks = Vec::new();
     for i in 0..50usize {
@@ -140,9 +93,9 @@ async fn many_concurrent_streams() {
 /// the server too (its stack answers the data still coming with a RST).
 #[tokio::test]
 async fn chargen_streams_until_the_client_closes() {
-    let client = stack(11, "10.0.0.1");
-    let server = stack(12, "10.0.0.2");
-    let _wire = spawn_wire(client.clone(), server.clone());
+    let client = engine(11, "10.0.0.1");
+    let server = engine(12, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
     let stats = mptun::chargen::chargen(&server, 19).unwrap();
     let mut s = client
         .connect("10.0.0.2:19".parse().unwrap())
@@ -216,9 +169,9 @@ async fn echo_through<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + '
 #[tokio::test]
 async fn forward_relays_both_ways_with_half_close() {
     // Stack client -> --forward on the server stack -> OS echo server.
-    let client = stack(7, "10.0.0.1");
-    let server = stack(8, "10.0.0.2");
-    let _wire = spawn_wire(client.clone(), server.clone());
+    let client = engine(7, "10.0.0.1");
+    let server = engine(8, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
     let backend = os_echo_server().await;
     let stats = services::forward(
         &server,
@@ -250,9 +203,9 @@ async fn forward_relays_both_ways_with_half_close() {
 #[tokio::test]
 async fn local_forward_relays_both_ways_with_half_close() {
     // OS client -> --local-forward on the client stack -> echo on the server stack.
-    let client = stack(9, "10.0.0.1");
-    let server = stack(10, "10.0.0.2");
-    let _wire = spawn_wire(client.clone(), server.clone());
+    let client = engine(9, "10.0.0.1");
+    let server = engine(10, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
     services::echo(&server, 7).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -278,9 +231,9 @@ async fn local_forward_relays_both_ways_with_half_close() {
 
 #[tokio::test]
 async fn relays_past_the_limit_are_reset_and_counted() {
-    let client = stack(11, "10.0.0.1");
-    let server = stack(12, "10.0.0.2");
-    let _wire = spawn_wire(client.clone(), server.clone());
+    let client = engine(11, "10.0.0.1");
+    let server = engine(12, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
     let backend = os_echo_server().await;
     let relays = Relays::new(1);
     services::forward(
