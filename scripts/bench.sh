@@ -70,6 +70,8 @@ done
 if [ -n "$BASELINE" ]; then
     [ "$WRITE" = 0 ] || { echo "bench.sh: --baseline and --write do not go together" >&2; exit 2; }
     [ -x "$BASELINE" ] || { echo "bench.sh: --baseline $BASELINE is not an executable" >&2; exit 2; }
+    "$BASELINE" run --help 2>/dev/null | grep -q -- --chargen ||
+        { echo "bench.sh: --baseline $BASELINE has no --chargen (the from-server rows need it)" >&2; exit 2; }
     BASELINE=$(realpath "$BASELINE")
 fi
 [ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (network namespaces, TUN)" >&2; exit 1; }

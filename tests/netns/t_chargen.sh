@@ -14,10 +14,10 @@ BYTES=$((32 << 20))
 read_chargen() {
     peer_exec python3 "$NETNS_DIR/chargenclient.py" 10.10.1.2 19 "$@"
 }
-out=$(read_chargen "$BYTES") || fail "TCP chargen read: $out"
+out=$(read_chargen "$BYTES" 2>&1) || fail "TCP chargen read: $out"
 log "TCP: $out"
 syn_ack_before=$(peer_counter MPTcpExtMPCapableSYNACKRX)
-out=$(read_chargen "$BYTES" --mptcp) || fail "MPTCP chargen read: $out"
+out=$(read_chargen "$BYTES" --mptcp 2>&1) || fail "MPTCP chargen read: $out"
 log "MPTCP: $out"
 [ "$(peer_counter MPTcpExtMPCapableSYNACKRX)" -gt "$syn_ack_before" ] \
     || fail "Linux saw no MP_CAPABLE SYN-ACK: the MPTCP read was plain TCP ($(peer_counters_nonzero))"
@@ -31,4 +31,4 @@ bytes=$(json_eval "$svc" '[s for s in d["services"] if s["kind"] == "chargen"][0
 [ "$conns" = 2 ] || fail "chargen counted $conns connections, expected 2"
 [ "$bytes" -ge $((2 * BYTES)) ] || fail "chargen counted $bytes bytes sent, fewer than the $((2 * BYTES)) read"
 log "chargen: $conns connections, $bytes bytes sent"
-out=$(read_chargen 1000) || fail "a third read after the first two: $out"
+out=$(read_chargen 1000 2>&1) || fail "a third read after the first two: $out"
