@@ -7,6 +7,43 @@
 //! daemon's sink as much as copying the bytes, and a large freed one went
 //! back to the kernel to be faulted in again on the next read.
 
+use std::cell::Cell;
+
+thread_local! {
+    /// Storage this thread's readers keep through their waits ([`Linger`]).
+    static LINGERING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Storage a reader keeps through a wait, counted against its thread's
+/// budget for as long as this lives: a few bulk readers keep theirs (no
+/// zeroing it again for the next burst), many at once do not all add to the
+/// process's peak memory. Connection tasks stay on their engine's thread
+/// (single-threaded runtimes), so the count is the thread's.
+#[derive(Debug)]
+pub struct Linger {
+    bytes: usize,
+}
+
+impl Linger {
+    /// `bytes` more kept through a wait, unless the thread's readers would
+    /// then keep more than `budget`.
+    pub fn take(bytes: usize, budget: usize) -> Option<Linger> {
+        LINGERING.with(|held| {
+            let now = held.get() + bytes;
+            (now <= budget).then(|| {
+                held.set(now);
+                Linger { bytes }
+            })
+        })
+    }
+}
+
+impl Drop for Linger {
+    fn drop(&mut self) {
+        LINGERING.with(|held| held.set(held.get().saturating_sub(self.bytes)));
+    }
+}
+
 /// The bytes of the last read, in storage kept for the next.
 #[derive(Debug, Default)]
 pub struct Chunk {
@@ -32,6 +69,11 @@ impl Chunk {
 
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// How much storage it holds.
+    pub fn storage_len(&self) -> usize {
+        self.storage.len()
     }
 
     /// Whether it holds storage (it is let go while its reader waits).
@@ -84,6 +126,25 @@ impl Chunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lingering_storage_is_bounded_per_thread() {
+        let a = Linger::take(300, 512).expect("within the budget");
+        assert!(
+            Linger::take(300, 512).is_none(),
+            "600 would pass the budget"
+        );
+        let b = Linger::take(200, 512).expect("500 still fits");
+        drop(a);
+        let c = Linger::take(300, 512).expect("room again once one is let go");
+        drop((b, c));
+        assert!(Linger::take(512, 512).is_some());
+        // Another thread has its own budget.
+        let _held = Linger::take(512, 512).unwrap();
+        std::thread::spawn(|| assert!(Linger::take(512, 512).is_some()))
+            .join()
+            .unwrap();
+    }
 
     #[test]
     fn storage_is_kept_and_grown_and_let_go() {

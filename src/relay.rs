@@ -3,7 +3,7 @@
 //! (OS -> stack), `--socks5` (stack -> OS) and the transparent gateway (stack ->
 //! stack upstream, or OS with `--upstream direct`).
 
-use crate::chunk::Chunk;
+use crate::chunk::{Chunk, Linger};
 use crate::relays::Relay;
 use crate::services::ServiceStats;
 use crate::socket::StackStream;
@@ -37,18 +37,28 @@ const LINGER: Duration = Duration::from_millis(20);
 /// for as long as it trickles.
 const BULK: usize = 16 * 1024;
 
+/// Storage a thread's readers keep through their waits, in all: enough for
+/// a bulk transfer each way of a relay or two; beyond it readers let go as
+/// they wait (16 echo connections in bulk would otherwise each add their
+/// 256 KiB to the peak: t_mem_echo).
+const LINGER_BUDGET: usize = 2 * BUF;
+
 /// The next bytes of `stream` into `chunk` (empty at the end of the stream),
 /// holding no storage while the connection idles (issue 12: 10,000 idle
 /// connections must not each keep a copy buffer). What the stack already holds
 /// is read into the chunk's storage (at most [`BUF`] of it, kept while bytes
 /// flow: `chunk.rs`); with nothing held, the reader waits up to [`LINGER`]
-/// with that storage if its last read was [`BULK`], then lets it go and waits
-/// with a read into a few bytes on the task's stack, copied out.
+/// with that storage if its last read was [`BULK`] and its thread's readers
+/// keep less than [`LINGER_BUDGET`], then lets it go and waits with a read
+/// into a few bytes on the task's stack, copied out.
 pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::Result<()> {
     let mut rd = stream;
     let avail = stream.recv_available();
     if avail == 0 {
-        if chunk.len() >= BULK {
+        let linger = (chunk.len() >= BULK)
+            .then(|| Linger::take(chunk.storage_len(), LINGER_BUDGET))
+            .flatten();
+        if let Some(_kept) = linger {
             // The read is cancel safe: bytes are taken only by a poll that
             // returns them.
             if let Ok(n) = tokio::time::timeout(LINGER, rd.read(chunk.room_held())).await {
@@ -69,7 +79,8 @@ pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::R
 
 /// The next bytes of an OS connection, as [`next_chunk`] for the stack's: a
 /// read of up to [`BUF`] bytes into the chunk's storage, kept while bytes flow
-/// and, after a [`BULK`] read, for [`LINGER`] of waiting; no storage while it
+/// and, after a [`BULK`] read, for [`LINGER`] of waiting (within
+/// [`LINGER_BUDGET`]); no storage while it
 /// idles (the wait is `readable`). Empty at the end of the stream.
 async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
     if chunk.holds_storage() {
@@ -78,7 +89,10 @@ async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
         if try_read_os(os, chunk)? {
             return Ok(());
         }
-        if bulk {
+        let linger = bulk
+            .then(|| Linger::take(chunk.storage_len(), LINGER_BUDGET))
+            .flatten();
+        if let Some(_kept) = linger {
             // Wait a moment holding the storage.
             let deadline = Instant::now() + LINGER;
             while let Ok(ready) = tokio::time::timeout_at(deadline, os.readable()).await {
@@ -375,6 +389,8 @@ mod tests {
             quiet.is_err() && !chunk.holds_storage(),
             "let go once quiet"
         );
+        // The waits cut short above gave their place in the budget back.
+        assert!(Linger::take(LINGER_BUDGET, LINGER_BUDGET).is_some());
     }
 
     /// The same for a stack connection's reader (`next_chunk`).
@@ -424,6 +440,52 @@ mod tests {
         let quiet = tokio::time::timeout(LINGER / 4, next_chunk(&r, &mut chunk)).await;
         assert!(quiet.is_err(), "nothing to read");
         assert!(!chunk.holds_storage(), "let go at once after a small read");
+        assert!(Linger::take(LINGER_BUDGET, LINGER_BUDGET).is_some());
+    }
+
+    /// Readers on one thread keep at most [`LINGER_BUDGET`] through their
+    /// waits: beyond it, a bulk reader lets its storage go as it waits.
+    #[tokio::test]
+    async fn lingering_readers_share_a_budget() {
+        let mut ends = Vec::new();
+        for _ in 0..3 {
+            ends.push(pair().await);
+        }
+        let mut chunks: Vec<Chunk> = (0..3).map(|_| Chunk::new()).collect();
+        for ((w, r), chunk) in ends.iter_mut().zip(chunks.iter_mut()) {
+            w.write_all(&[7u8; BUF]).await.unwrap();
+            let mut got = 0;
+            while got < BUF {
+                next_os_chunk(r, chunk).await.unwrap();
+                got += chunk.len();
+            }
+            // One more bulk read, so that the next wait may linger.
+            w.write_all(&[7u8; 2 * BULK]).await.unwrap();
+            next_os_chunk(r, chunk).await.unwrap();
+            assert_eq!(chunk.len(), 2 * BULK);
+            assert_eq!(chunk.storage_len(), BUF);
+        }
+        // All three wait at once.
+        let [(_, r0), (_, r1), (_, r2)] = &ends[..] else {
+            unreachable!()
+        };
+        let [c0, c1, c2] = &mut chunks[..] else {
+            unreachable!()
+        };
+        let waits = async {
+            tokio::join!(
+                next_os_chunk(r0, c0),
+                next_os_chunk(r1, c1),
+                next_os_chunk(r2, c2)
+            )
+        };
+        assert!(tokio::time::timeout(LINGER / 2, waits).await.is_err());
+        let held = chunks.iter().filter(|c| c.holds_storage()).count();
+        assert_eq!(
+            held,
+            LINGER_BUDGET / BUF,
+            "only the budget's worth lingered"
+        );
     }
 
     /// A download cut short by a reset upstream must reach the client as a
