@@ -43,23 +43,13 @@ def report(nbytes, secs, cpu):
     print(json.dumps(out), flush=True)
 
 
-def drain(sock, buf):
-    """Reads until EOF; returns the byte count."""
+def drain(sock, buf, limit=None):
+    """Reads until EOF, or `limit` bytes if given; returns the byte count."""
     view = memoryview(buf)
     n = 0
-    while True:
-        k = sock.recv_into(view)
-        if k == 0:
-            return n
-        n += k
-
-
-def drain_n(sock, buf, total):
-    """Reads `total` bytes (fewer if the stream ends first); returns the count."""
-    view = memoryview(buf)
-    n = 0
-    while n < total:
-        k = sock.recv_into(view[:min(len(buf), total - n)])
+    while limit is None or n < limit:
+        want = len(buf) if limit is None else min(len(buf), limit - n)
+        k = sock.recv_into(view[:want])
         if k == 0:
             break
         n += k
@@ -94,7 +84,7 @@ def client(args):
             print(f"benchnet: server sent {extra} bytes", file=sys.stderr)
             return 1
     elif args.then_close:
-        moved = drain_n(sock, buf, args.bytes)
+        moved = drain(sock, buf, args.bytes)
     else:
         moved = drain(sock, buf)
     secs = time.monotonic() - t0

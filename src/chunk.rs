@@ -91,13 +91,6 @@ impl Chunk {
         &mut self.storage[..want]
     }
 
-    /// All the storage held, to read into without growing (or zeroing) it;
-    /// the bytes held are forgotten.
-    pub fn room_held(&mut self) -> &mut [u8] {
-        self.len = 0;
-        &mut self.storage
-    }
-
     /// The read into [`room`](Self::room) brought `n` bytes.
     pub fn filled(&mut self, n: usize) {
         self.len = n.min(self.storage.len());

@@ -55,13 +55,11 @@ pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::R
     let mut rd = stream;
     let avail = stream.recv_available();
     if avail == 0 {
-        let linger = (chunk.len() >= BULK)
-            .then(|| Linger::take(chunk.storage_len(), LINGER_BUDGET))
-            .flatten();
-        if let Some(_kept) = linger {
+        if let Some(_kept) = linger(chunk.len() >= BULK, chunk) {
             // The read is cancel safe: bytes are taken only by a poll that
             // returns them.
-            if let Ok(n) = tokio::time::timeout(LINGER, rd.read(chunk.room_held())).await {
+            let room = chunk.room(chunk.storage_len());
+            if let Ok(n) = tokio::time::timeout(LINGER, rd.read(room)).await {
                 chunk.filled(n?);
                 return Ok(());
             }
@@ -89,10 +87,7 @@ async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
         if try_read_os(os, chunk)? {
             return Ok(());
         }
-        let linger = bulk
-            .then(|| Linger::take(chunk.storage_len(), LINGER_BUDGET))
-            .flatten();
-        if let Some(_kept) = linger {
+        if let Some(_kept) = linger(bulk, chunk) {
             // Wait a moment holding the storage.
             let deadline = Instant::now() + LINGER;
             while let Ok(ready) = tokio::time::timeout_at(deadline, os.readable()).await {
@@ -112,6 +107,14 @@ async fn next_os_chunk(os: &TcpStream, chunk: &mut Chunk) -> io::Result<()> {
         }
         chunk.let_go();
     }
+}
+
+/// Whether a reader waits holding `chunk`'s storage: after a [`BULK`] read
+/// (`bulk`), within its thread's [`LINGER_BUDGET`], for as long as the guard
+/// lives.
+fn linger(bulk: bool, chunk: &Chunk) -> Option<Linger> {
+    bulk.then(|| Linger::take(chunk.storage_len(), LINGER_BUDGET))
+        .flatten()
 }
 
 /// A read of up to [`BUF`] bytes into `chunk` that does not wait: whether
