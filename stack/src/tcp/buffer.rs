@@ -50,9 +50,7 @@ pub struct RingBuffer {
 
 impl Drop for RingBuffer {
     fn drop(&mut self) {
-        for c in self.chunks.drain(..) {
-            spare_chunks::give(c);
-        }
+        self.free_storage();
     }
 }
 
