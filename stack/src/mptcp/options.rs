@@ -94,6 +94,15 @@ impl SegmentHooks for SubflowHooks<'_> {
         self.level.window_cap_now()
     }
 
+    /// The server before the client's key: the segment that teaches it (the
+    /// third ACK or the first data, with MP_CAPABLE) was lost or overtaken,
+    /// and a bare duplicate ACK for the data that overtook it would make
+    /// Linux's client fall back (`check_fully_established`), where its
+    /// retransmission of the first data would have carried the keys.
+    fn options_required(&self) -> bool {
+        self.level.role() == Role::Server && self.level.phase() == Phase::Handshake
+    }
+
     fn payload(&self, ssn: u32, len: usize) -> Option<(&[u8], &[u8])> {
         self.level.payload(self.sf, self.mapping.as_ref(), ssn, len)
     }

@@ -124,6 +124,16 @@ pub trait SegmentHooks {
         None
     }
 
+    /// True while a segment without the layered protocol's options would
+    /// mislead the peer and `segment_options` has none to give (an MPTCP
+    /// server that has not yet learned the client's key: Linux's client
+    /// falls back to TCP at the first segment without MPTCP options). The
+    /// TCB then sends no pure ACK and forgets the one it owed: the peer's
+    /// retransmission brings what the layer above waits for.
+    fn options_required(&self) -> bool {
+        false
+    }
+
     /// For a TCB whose send queue only counts its bytes
     /// ([`SendQueue::Mapped`](crate::tcp::send_queue::SendQueue)): the
     /// `len` bytes from subflow-relative sequence number `ssn`, as up to two

@@ -372,3 +372,47 @@ fn v0_server_is_established_by_data_with_dss_when_the_third_ack_is_lost() {
     assert_eq!(h.phase(), Phase::Established);
     assert_eq!(h.read_all(), (data, false));
 }
+
+#[test]
+fn v1_server_sends_nothing_bare_when_data_overtakes_the_clients_mp_capable() {
+    let mut h = Harness::accepting(V1, false, settings());
+    h.recv_seg();
+    // The third ACK and the first data (with MP_CAPABLE) are lost or late; the
+    // next data, with its DSS, arrives first.
+    let mut later = TcpRepr {
+        payload: b"world",
+        ..h.seg(0, ACK | PSH)
+    };
+    later.seq = SeqNumber(IRS + 1 + 5);
+    let fx = h.feed_seg(0, &later, &[h.peer_map(5, 6, b"world")]);
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(h.phase(), Phase::Handshake);
+    // A duplicate ACK without MPTCP options would make Linux's client fall
+    // back (it has no DATA_ACK yet): nothing goes, now or at any timer.
+    h.assert_no_segment();
+    while h
+        .conn
+        .poll_at()
+        .is_some_and(|at| at <= h.now + Duration::from_secs(1))
+    {
+        assert!(h.fire_timer().is_empty());
+        h.assert_no_segment();
+    }
+
+    // The client's retransmission of its first data carries MP_CAPABLE.
+    let first = MptcpOption::MpCapable(MpCapable {
+        data_len: Some(5),
+        ..match h.third_ack_capable() {
+            MptcpOption::MpCapable(c) => c,
+            _ => unreachable!(),
+        }
+    });
+    let fx = h.feed_data(0, b"hello", &[first]);
+    assert_eq!(fx.requests, vec![Request::StartPathManager]);
+    assert_eq!(h.phase(), Phase::Established);
+    assert_eq!(h.read_all(), (b"helloworld".to_vec(), false));
+    let ack = h.recv_seg();
+    ack.assert_tcp(ACK, ISS + 1, IRS + 11, 0);
+    ack.assert_opts(&[dss_ack(h.peer_dsn(10))]);
+    assert!(!h.conn.info().mptcp.unwrap().fallback);
+}

@@ -408,6 +408,10 @@ impl Tcb {
             // only be asked for again and again.
             return None;
         }
+        if data == 0 && !fin && !syn && extra.is_empty() && hooks.options_required() {
+            self.ack_went();
+            return None;
+        }
         for (k, d) in extra.iter() {
             repr.unknown.push(k, d);
         }
@@ -486,16 +490,22 @@ impl Tcb {
         if flags & TcpFlags::ACK != 0 && self.dup_acks_owed() && data == 0 && !syn && !fin {
             self.extra_acks -= 1;
         } else if flags & TcpFlags::ACK != 0 {
-            self.extra_acks = 0;
-            self.ack_now = false;
-            self.delack_at = None;
-            self.segs_unacked = 0;
-            self.last_ack_sent = self.rcv_nxt;
+            self.ack_went();
         }
         self.stats.segments_out += 1;
         Some(Transmit {
             len,
             retransmitted: if retransmitted { data } else { 0 },
         })
+    }
+
+    /// Nothing owed to the peer any more: an ACK went out, or the layer above
+    /// vetoed it.
+    fn ack_went(&mut self) {
+        self.extra_acks = 0;
+        self.ack_now = false;
+        self.delack_at = None;
+        self.segs_unacked = 0;
+        self.last_ack_sent = self.rcv_nxt;
     }
 }
