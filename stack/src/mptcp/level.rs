@@ -137,11 +137,13 @@ pub struct DataLevel {
     /// The token of `local_key` (a SHA hash: computed once, asked for often).
     local_token: u32,
     pub(super) remote_key: Option<u64>,
-    /// No join got as far as its third ACK: a fallback to plain TCP is
-    /// still possible (as Linux's `allow_infinite_fallback`, cleared when a
-    /// join completes, not when one is tried); joins still in their
-    /// handshake are then reset. The first to get that far ends it for
-    /// good: the peer may send on it from then on.
+    /// No join got as far as its third ACK and no data went again at the
+    /// data level: a fallback to plain TCP is still possible (as Linux's
+    /// `allow_infinite_fallback`, cleared when a join completes, not when
+    /// one is tried, and by a data-level retransmission); joins still in
+    /// their handshake are then reset. The first join to get that far ends
+    /// it for good: the peer may send on it from then on. A retransmission
+    /// does too: the subflow may then carry the same bytes twice.
     pub(super) may_fall_back: bool,
 
     // Sending: snd_buf[0] has DSN snd_buf_dsn, at or below snd_una: bytes

@@ -112,6 +112,12 @@ impl DataLevel {
             .min(held.unwrap_or(u64::MAX))
             .min(u32::MAX as u64);
         if end_off > 0 {
+            // The bytes go again on a subflow that may have carried them
+            // already: a peer reading that subflow as plain TCP from now on
+            // would take them twice. No fallback (nor infinite mapping) any
+            // more, as Linux's `__mptcp_retrans` clears
+            // `allow_infinite_fallback`; what would have fallen back resets.
+            self.may_fall_back = false;
             if self.redundant {
                 // The redundant scheduler sends the stream in order on every
                 // subflow from its cursor: move the cursors back.

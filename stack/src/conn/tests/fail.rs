@@ -263,3 +263,43 @@ fn an_answered_mp_fail_that_never_ends_in_a_fallback_resets() {
         h.now.saturating_since(start)
     );
 }
+
+/// Found by two_endpoints: our data, acknowledged by the subflow but not at
+/// the data level, went again at the data level on the same (only) subflow;
+/// then the peer's MP_FAIL for the first copy. An infinite mapping would have
+/// had the peer read the subflow's stream as the data stream, with those
+/// bytes twice in it. After a data-level retransmission there is no fallback
+/// (as Linux's `__mptcp_retrans` forbids it): the peer's MP_FAIL gets no
+/// infinite mapping, and our data keeps its mappings.
+#[test]
+fn no_infinite_mapping_after_data_went_again_on_the_same_subflow() {
+    let mut h = Harness::server_with(V1, with_checksums());
+    let data = bytes(300, 7);
+    h.conn.send(&data);
+    let first = h.recv_seg();
+    assert_eq!(first.payload.len(), 300);
+    // The subflow acknowledges the bytes; the DATA_ACK does not move.
+    let fx = h.feed(0, ACK, &[dss_ack(h.local_dsn(0))]);
+    assert!(fx.is_empty(), "{fx:?}");
+    let again = loop {
+        let _ = h.fire_timer();
+        if let Some(s) = h.recv_all().into_iter().find(|s| !s.payload.is_empty()) {
+            break s;
+        }
+    };
+    assert_eq!((again.seq, again.payload.len()), (ISS + 301, 300));
+    let m = again.dss().mapping.expect("a mapping");
+    assert_eq!((m.dsn, m.ssn), (h.local_dsn(0), 301));
+
+    let fx = h.feed(0, ACK, &[mp_fail(h.local_dsn(0)), dss_ack(h.local_dsn(0))]);
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(h.stats().mp_fail_rx, 1);
+    h.conn.send(b"more");
+    for s in h.recv_all() {
+        if let Some(m) = s.mp.dss.and_then(|d| d.mapping) {
+            assert_ne!(m.data_len, 0, "an infinite mapping went out: {s:?}");
+        }
+    }
+    assert!(!h.conn.info().mptcp.unwrap().fallback);
+    assert_eq!(h.stats().infinite_map_tx, 0);
+}
