@@ -29,6 +29,9 @@ impl Connection {
             let s = &mut self.subflows[k];
             let mut hooks = SubflowHooks::new(mp, &mut s.mp);
             if let Some(t) = s.tcb.poll_transmit_with(now, hop, buf, &mut hooks) {
+                if s.mp.take_data_ack_owed() {
+                    s.tcb.force_ack();
+                }
                 self.next_tx = (k + 1) % n;
                 return Some(t);
             }

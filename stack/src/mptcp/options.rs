@@ -324,6 +324,7 @@ fn dss_options(
     // and its mapping there is no room): a data segment gives way to one. The
     // DSS follows if there is room left.
     let mut pure = seg.payload == 0;
+    let mut with_addr = false;
     if let Some(o) = c.take_addr_option() {
         let opt = match o {
             AddrOption::Add(a) => MptcpOption::AddAddr(a),
@@ -331,6 +332,7 @@ fn dss_options(
         };
         if push(out, room, opt) {
             pure = true;
+            with_addr = true;
         } else {
             c.untake_addr_option(o);
         }
@@ -399,6 +401,12 @@ fn dss_options(
         );
     }
     if !push_dss(out, room, dss, &mut sf.last_dss) {
+        // The address option took the DSS's room (an IPv6 ADD_ADDR echo
+        // with timestamps): a pure ACK with the DATA_ACK follows at once.
+        // Without it a peer with nothing more to send would never see its
+        // data acknowledged, and would send it again at the data level on
+        // this subflow, which a fallback could then deliver twice.
+        sf.data_ack_owed |= with_addr;
         // No room for the mapping: the segment must not carry unmapped data.
         return if seg.payload > 0 { 0 } else { ANY };
     }

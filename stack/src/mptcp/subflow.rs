@@ -64,6 +64,8 @@ pub struct SubflowMp {
     pub remote_backup: bool,
     /// An MP_PRIO to send with this B bit.
     pub(super) prio_pending: Option<bool>,
+    /// A pure ACK is owed for the DATA_ACK an address option crowded out.
+    pub(super) data_ack_owed: bool,
     /// `None` on the first subflow (MP_CAPABLE opened it, RFC 8684 §3.1).
     pub(super) join: Option<Join>,
     /// The subflow closed; what it held unacknowledged went to the others.
@@ -117,6 +119,7 @@ impl SubflowMp {
             local_backup: false,
             remote_backup: false,
             prio_pending: None,
+            data_ack_owed: false,
             join: None,
             closed: false,
             reinjected: false,
@@ -184,6 +187,11 @@ impl SubflowMp {
         self.local_backup = backup;
         self.prio_pending = Some(backup);
         true
+    }
+
+    /// Whether a pure ACK must follow the segment just sent (taken).
+    pub fn take_data_ack_owed(&mut self) -> bool {
+        core::mem::take(&mut self.data_ack_owed)
     }
 
     /// The redundant scheduler's cursor starts over from the DATA_ACK (a

@@ -168,6 +168,39 @@ fn peer_add_addr_with_a_good_hmac_is_echoed_and_handed_to_the_path_manager() {
     }
 }
 
+/// An echo that leaves no room for the DSS (here an IPv6 one with a port
+/// beside an MP_FAIL echo; in the field, beside timestamps) is followed at
+/// once by a pure ACK with the DATA_ACK. (Found by two_endpoints: the peer,
+/// its data never acknowledged at the data level, sent it again on the same
+/// subflow.)
+#[test]
+fn an_echo_that_crowds_out_the_data_ack_is_followed_by_one() {
+    let mut h = Harness::server(V1);
+    let data = bytes(100, 3);
+    let _ = h.feed_data(0, &data, &[h.peer_map(0, 1, &data)]);
+    let _ = h.recv_all();
+    let v6: IpAddr = "fd00:0:0:1::2".parse().unwrap();
+    let hmac = crypto::add_addr_hmac(h.alg(), PEER_KEY, LOCAL_KEY, 6, v6, Some(8080));
+    let add = MptcpOption::AddAddr(AddAddr::V1 {
+        echo: false,
+        addr_id: 6,
+        addr: v6,
+        port: Some(8080),
+        hmac: Some(hmac),
+    });
+    let fail = MptcpOption::MpFail(crate::wire::mptcp::MpFail {
+        dsn: h.local_dsn(0),
+    });
+    let _ = h.feed(0, ACK, &[add, fail, h.peer_dss_ack()]);
+    let first = h.recv_seg();
+    assert!(first.mp.dss.is_none(), "{first:?}");
+    assert!(first.mp.add_addr.is_some(), "{first:?}");
+    let then = h.recv_seg();
+    then.assert_tcp(ACK, ISS + 1, IRS + 101, 0);
+    then.assert_opts(&[dss_ack(h.peer_dsn(100))]);
+    h.assert_no_segment();
+}
+
 #[test]
 fn peer_add_addr_repeated_is_echoed_again_but_reported_once() {
     let mut h = Harness::client(V1);
