@@ -5,8 +5,9 @@
 //! chunks more (a partly read first and a partly written last one). Chunks
 //! given back wait in a small per-thread store for the next buffer
 //! (`spare_chunks.rs`: the allocator would return them to the kernel and
-//! fault them in again page by page). The capacity (the most it may hold,
-//! which auto-tuning moves) costs nothing until used.
+//! fault them in again page by page), and so do small allocations. The
+//! capacity (the most it may hold, which auto-tuning moves) costs nothing
+//! until used.
 //!
 //! A buffer that never held more than a chunk keeps its bytes in one
 //! allocation that starts at the power of two holding what arrived (a
@@ -121,11 +122,7 @@ impl RingBuffer {
     /// A new allocation of `size` bytes, accounted.
     fn alloc(&mut self, size: usize) -> Vec<u8> {
         self.allocated += size;
-        if size == CHUNK {
-            spare_chunks::take()
-        } else {
-            Vec::with_capacity(size)
-        }
+        spare_chunks::take(size)
     }
 
     /// The single allocation replaced by one of `size` bytes (at least

@@ -1,4 +1,4 @@
-//! Buffer chunks given back, kept for the next buffer that needs one.
+//! Buffer storage given back, kept for the next buffer that needs some.
 //!
 //! A bulk transfer takes a 64 KiB chunk and gives one back for every 64 KiB
 //! that passes through a buffer. Handed to the allocator, a freed chunk at
@@ -7,10 +7,18 @@
 //! measured on the daemon, 100,000-200,000 page faults per GiB received and
 //! a quarter of its CPU time. Chunks kept here stay mapped.
 //!
+//! A receive buffer whose reader keeps up holds a segment or two at a time
+//! in one small allocation (2 or 4 KiB), given back each time it empties so
+//! that an idle connection holds nothing. Those sizes are past glibc's
+//! per-thread cache (1 KiB), so each segment paid a full `malloc` and `free`
+//! (some 350 instructions, 6 % of the receiver's work per segment): small
+//! power-of-two allocations are kept here as well, per size.
+//!
 //! Per thread (every engine shard runs on its own), and bounded: at most
-//! `MAX_SPARE` chunks, 4 MiB, outside every connection's accounting. A
-//! sender frees its chunks in bursts as ACKs come: 16 left a sending
-//! daemon 8,000-14,000 page faults per GiB, 64 about 2,000.
+//! `MAX_SPARE` chunks, 4 MiB, and `SMALL_BYTES` per small size (640 KiB in
+//! all), outside every connection's accounting. A sender frees its chunks in
+//! bursts as ACKs come: 16 left a sending daemon 8,000-14,000 page faults
+//! per GiB, 64 about 2,000.
 
 use super::buffer::CHUNK;
 use std::cell::RefCell;
@@ -18,27 +26,56 @@ use std::cell::RefCell;
 /// Chunks kept per thread (4 MiB).
 const MAX_SPARE: usize = 64;
 
+/// Smallest size kept; sizes are powers of two up to half a chunk.
+const SMALL_MIN: usize = 64;
+const SMALL_CLASSES: usize = (CHUNK / 2 / SMALL_MIN).trailing_zeros() as usize + 1;
+
+/// Bytes kept per small size (32 blocks of 2 KiB, 2 of 32 KiB).
+const SMALL_BYTES: usize = 64 * 1024;
+
+#[derive(Default)]
+struct Spare {
+    chunks: Vec<Vec<u8>>,
+    small: [Vec<Vec<u8>>; SMALL_CLASSES],
+}
+
 thread_local! {
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Spare> = RefCell::new(Spare::default());
 }
 
-/// An empty chunk of `CHUNK` bytes' capacity: a spare one if there is one.
-pub(super) fn take() -> Vec<u8> {
-    SPARE
-        .with_borrow_mut(|s| s.pop())
-        .unwrap_or_else(|| Vec::with_capacity(CHUNK))
+/// The class of a small size, if it is one kept.
+fn class(size: usize) -> Option<usize> {
+    (size.is_power_of_two() && (SMALL_MIN..CHUNK).contains(&size))
+        .then(|| (size / SMALL_MIN).trailing_zeros() as usize)
 }
 
-/// `chunk`, whose bytes are done with, kept if it is a whole chunk and
-/// there is room; else freed.
-pub(super) fn give(mut chunk: Vec<u8>) {
-    if chunk.capacity() != CHUNK {
+/// An empty allocation of `size` bytes' capacity: a spare one if there is
+/// one of that size.
+pub(super) fn take(size: usize) -> Vec<u8> {
+    let spare = SPARE.with_borrow_mut(|s| match class(size) {
+        _ if size == CHUNK => s.chunks.pop(),
+        Some(k) => s.small[k].pop(),
+        None => None,
+    });
+    spare.unwrap_or_else(|| Vec::with_capacity(size))
+}
+
+/// `block`, whose bytes are done with, kept if it is a whole chunk or a
+/// small size and there is room; else freed.
+pub(super) fn give(mut block: Vec<u8>) {
+    let size = block.capacity();
+    let k = class(size);
+    if size != CHUNK && k.is_none() {
         return;
     }
-    chunk.clear();
+    block.clear();
     SPARE.with_borrow_mut(|s| {
-        if s.len() < MAX_SPARE {
-            s.push(chunk);
+        let (list, max) = match k {
+            Some(k) => (&mut s.small[k], SMALL_BYTES / size),
+            None => (&mut s.chunks, MAX_SPARE),
+        };
+        if list.len() < max {
+            list.push(block);
         }
     });
 }
@@ -46,7 +83,7 @@ pub(super) fn give(mut chunk: Vec<u8>) {
 /// Spare chunks kept by this thread (for tests).
 #[cfg(test)]
 pub(super) fn count() -> usize {
-    SPARE.with_borrow(|s| s.len())
+    SPARE.with_borrow(|s| s.chunks.len())
 }
 
 #[cfg(test)]
@@ -56,18 +93,50 @@ mod tests {
     #[test]
     fn keeps_whole_chunks_up_to_the_bound() {
         let before = count();
-        give(Vec::with_capacity(CHUNK / 2));
-        assert_eq!(count(), before, "a partial allocation is freed");
+        give(Vec::with_capacity(CHUNK / 2 + 1));
+        assert_eq!(count(), before, "an odd size is freed");
         for _ in 0..2 * MAX_SPARE {
             give(vec![7u8; CHUNK]);
         }
         assert_eq!(count(), MAX_SPARE);
-        let c = take();
+        let c = take(CHUNK);
         assert!(c.is_empty() && c.capacity() == CHUNK);
         assert_eq!(count(), MAX_SPARE - 1);
         while count() > 0 {
-            take();
+            take(CHUNK);
         }
-        assert_eq!(take().capacity(), CHUNK, "a new one when none is spare");
+        assert_eq!(
+            take(CHUNK).capacity(),
+            CHUNK,
+            "a new one when none is spare"
+        );
+    }
+
+    #[test]
+    fn keeps_small_powers_of_two_per_size_up_to_their_bound() {
+        let small = |k: usize| SPARE.with_borrow(|s| s.small[k].len());
+        let k = class(2048).unwrap();
+        while small(k) > 0 {
+            take(2048);
+        }
+        let b = vec![1u8; 2048];
+        let ptr = b.as_ptr();
+        give(b);
+        assert_eq!(small(k), 1);
+        let again = take(2048);
+        assert_eq!(
+            (again.as_ptr(), again.len()),
+            (ptr, 0),
+            "the same one, empty"
+        );
+        for _ in 0..100 {
+            give(Vec::with_capacity(2048));
+        }
+        assert_eq!(small(k), SMALL_BYTES / 2048);
+        give(Vec::with_capacity(3000));
+        give(Vec::with_capacity(32));
+        assert_eq!(class(3000), None);
+        assert_eq!(class(32), None);
+        assert_eq!(class(CHUNK / 2), Some(SMALL_CLASSES - 1));
     }
 }
