@@ -710,6 +710,23 @@ impl DataLevel {
                 // that option-less FIN (input.rs).
                 acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
                 self.fin_timer = None;
+            } else if self.pending_data_fin().is_some()
+                && self.phase != Phase::Fallback
+                && all_acked
+                && !self.may_fall_back
+                && !self.peer_speaks_mptcp
+                && self.fin_backoff >= DATA_FIN_TRIES_BEFORE_FALLBACK
+            {
+                // The same, where falling back is no longer allowed (a join
+                // got as far as its third ACK, though the peer may have
+                // refused it): the connection cannot end cleanly, and the
+                // peer would wait for our FIN for ever. Reset it, as Linux's
+                // close timeout does.
+                self.fin_timer = None;
+                acts.push(Action::ResetAll {
+                    reason: super::action::rst_reason::MPTCP_ERROR,
+                    fail: None,
+                });
             } else if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
                 acts.push(Action::AckAll);
                 self.fin_backoff = (self.fin_backoff + 1).min(6);

@@ -262,3 +262,33 @@ fn data_fin_repeats_are_never_further_apart_than_the_longest_rto() {
         }
     }
 }
+
+/// Found by two_endpoints: the peer fell back behind our back (it took one
+/// of our ACKs, stripped of its options, for plain TCP) and answers only
+/// plainly, so our DATA_FIN is never acknowledged; we cannot fall back too,
+/// a join having got as far as its third ACK. After the repeats that would
+/// otherwise end in a fallback the connection is reset: repeated for ever,
+/// the DATA_FIN would leave the peer waiting for our FIN for ever.
+#[test]
+fn a_data_fin_the_peer_answers_only_plainly_ends_in_a_reset_after_a_join() {
+    let mut h = Harness::client(V1);
+    let _ = h.active_join();
+    h.conn.shutdown();
+    let _ = h.recv_all();
+    // The peer, fallen back, acknowledges plainly.
+    let fx = h.feed(0, ACK, &[]);
+    assert!(fx.is_empty(), "{fx:?}");
+    let mut repeats = 0;
+    let fx = loop {
+        let fx = h.fire_timer();
+        if !fx.rsts.is_empty() {
+            break fx;
+        }
+        let _ = h.recv_all();
+        repeats += 1;
+        assert!(repeats < 20, "the DATA_FIN repeats for ever");
+    };
+    assert!(repeats >= 4, "reset after {repeats} repeats");
+    assert_eq!(h.conn.state(), State::Closed);
+    assert!(!fx.rsts.is_empty());
+}
