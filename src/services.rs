@@ -189,17 +189,24 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
         move |mut stream, stats| async move {
             let mut hash = sha256.then(Sha256::new);
             let mut total = 0u64;
-            let mut data = Chunk::new();
             loop {
-                next_chunk(&stream, &mut data).await?;
-                if data.is_empty() {
+                // The bytes are hashed (or dropped) where the engine holds
+                // them: a discard service needs no copy of its own. As much
+                // at a time as a relay reads (the engine is locked meanwhile).
+                let n = std::future::poll_fn(|cx| {
+                    stream.poll_read_with(cx, crate::relay::BUF, |part| {
+                        if let Some(h) = &mut hash {
+                            h.update(part);
+                        }
+                        part.len()
+                    })
+                })
+                .await?;
+                if n == 0 {
                     break;
                 }
-                if let Some(h) = &mut hash {
-                    h.update(data.bytes());
-                }
-                total += data.len() as u64;
-                stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                total += n as u64;
+                stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
             match hash {
                 Some(h) => {

@@ -467,24 +467,55 @@ impl StackStream {
 // `TcpStream::split`, without `tokio::io::split`'s shared lock.
 impl StackStream {
     fn poll_read_ref(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let wanted = buf.remaining() > 0;
+        self.poll_recv(cx, wanted, |stack, id| {
+            // Initialise (zero) only what this read may fill: a caller reading
+            // into uninitialised capacity (`read_buf`) would otherwise have the
+            // whole of it written, and made resident, on every read. At least
+            // one byte, so that the end of the stream or a reset still shows.
+            let avail = stack.recv_available(id).unwrap_or(0);
+            let want = buf.remaining().min(avail.max(1));
+            let n = stack.recv(id, buf.initialize_unfilled_to(want))?;
+            buf.advance(n);
+            Ok(n)
+        })
+        .map_ok(|_| ())
+    }
+
+    /// Read without copying: `f` is given the next bytes in place (slices of
+    /// the engine's receive buffer, at most `max` in all) and returns how many
+    /// of each it took. `Ready(Ok(0))` at the end of the stream. A reader that
+    /// takes nothing of what it is offered waits for more, like one that was
+    /// offered nothing.
+    pub fn poll_read_with(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        f: impl FnMut(&[u8]) -> usize,
+    ) -> Poll<io::Result<usize>> {
+        self.poll_recv(cx, max > 0, |stack, id| stack.recv_with(id, max, f))
+    }
+
+    /// A read by `read` (`wanted`: the caller asked for at least a byte):
+    /// waits while there is nothing, ends at a clean close, fails on a reset.
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        wanted: bool,
+        read: impl FnOnce(&mut Stack, ConnId) -> Result<usize, StackError>,
+    ) -> Poll<io::Result<usize>> {
         let this = self;
         let mut s = this.handle.lock();
-        // Initialise (zero) only what this read may fill: a caller reading into
-        // uninitialised capacity (`read_buf`) would otherwise have the whole of
-        // it written, and made resident, on every read. At least one byte, so
-        // that the end of the stream or a reset still shows.
-        let avail = s.stack.recv_available(this.id).unwrap_or(0);
-        let want = buf.remaining().min(avail.max(1));
-        let r = s.stack.recv(this.id, buf.initialize_unfilled_to(want));
+        let r = read(&mut s.stack, this.id);
         match r {
-            Ok(0) if buf.remaining() > 0 => {
+            Ok(0) if wanted => {
                 let Some(slot) = s.conns.get_mut(&this.id) else {
                     return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
                 };
                 if let Some(reason) = slot.closed {
                     // Closed with nothing left to read: a clean close reads as EOF.
                     return match reason {
-                        CloseReason::Normal => Poll::Ready(Ok(())),
+                        CloseReason::Normal => Poll::Ready(Ok(0)),
                         other => Poll::Ready(Err(close_error(other))),
                     };
                 }
@@ -492,16 +523,15 @@ impl StackStream {
                 Poll::Pending
             }
             Ok(n) => {
-                buf.advance(n);
                 // Reading may reopen the window: wake the driver if an update is due.
                 let wake = s.stack.wants_transmit();
                 drop(s);
                 if wake {
                     this.handle.kick();
                 }
-                Poll::Ready(Ok(()))
+                Poll::Ready(Ok(n))
             }
-            Err(StackError::Finished) => Poll::Ready(Ok(())),
+            Err(StackError::Finished) => Poll::Ready(Ok(0)),
             Err(e) => Poll::Ready(Err(to_io(e))),
         }
     }

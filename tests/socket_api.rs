@@ -128,6 +128,41 @@ async fn chargen_streams_until_the_client_closes() {
     assert!(stats.bytes.load(std::sync::atomic::Ordering::Relaxed) >= want as u64);
 }
 
+/// The sink hashes the bytes where the engine holds them (no copy of its
+/// own): every byte counted, and the digest is the data's.
+#[tokio::test]
+async fn sink_counts_and_hashes_every_byte_in_place() {
+    use sha2::{Digest, Sha256};
+    let client = engine(13, "10.0.0.1");
+    let server = engine(14, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
+    let stats = services::sink(&server, 9, true).unwrap();
+    let sent = data(3 << 20);
+    let mut s = client.connect("10.0.0.2:9".parse().unwrap()).await.unwrap();
+    s.write_all(&sent).await.unwrap();
+    s.shutdown().await.unwrap();
+    let done = async {
+        while stats.last_sha256.lock().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), done)
+        .await
+        .expect("the sink finished");
+    let want: String = Sha256::digest(&sent)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        stats.last_sha256.lock().unwrap().as_deref(),
+        Some(&want[..])
+    );
+    assert_eq!(
+        stats.bytes.load(std::sync::atomic::Ordering::Relaxed),
+        sent.len() as u64
+    );
+}
+
 /// An OS echo server on 127.0.0.1 (tokio's TCP), one task per connection.
 async fn os_echo_server() -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

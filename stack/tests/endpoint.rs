@@ -336,6 +336,50 @@ fn ipv6_passive_open_and_data() {
     assert_eq!(&buf[..7], b"over v6");
 }
 
+/// `recv_with` hands the bytes over in place, takes only what the reader
+/// took, and ends as `recv` does (`Finished` after the peer's FIN).
+#[test]
+fn recv_with_hands_over_the_bytes_in_place() {
+    let mut s = stack(config());
+    s.listen(443).unwrap();
+    let server = SocketAddr::new(us4(), 443);
+    let (iss, id) = accept(&mut s, peer4(5555), server);
+    s.handle_packet(
+        T,
+        &packet(
+            peer4(5555),
+            server,
+            ACK | PSH,
+            1001,
+            iss + 1,
+            b"hello, world",
+        ),
+    );
+    let mut seen = Vec::new();
+    let took = s.recv_with(id, 5, |p| {
+        seen.extend_from_slice(p);
+        p.len()
+    });
+    assert_eq!((took, &seen[..]), (Ok(5), &b"hello"[..]));
+    assert_eq!(s.recv_available(id), Ok(7));
+    // A reader that takes nothing leaves everything.
+    assert_eq!(s.recv_with(id, usize::MAX, |_| 0), Ok(0));
+    let mut rest = Vec::new();
+    let took = s.recv_with(id, usize::MAX, |p| {
+        rest.extend_from_slice(p);
+        p.len()
+    });
+    assert_eq!((took, &rest[..]), (Ok(7), &b", world"[..]));
+    s.handle_packet(
+        T,
+        &packet(peer4(5555), server, ACK | FIN, 1013, iss + 1, b""),
+    );
+    assert_eq!(
+        s.recv_with(id, usize::MAX, |p| p.len()),
+        Err(Error::Finished)
+    );
+}
+
 #[test]
 fn ipv6_syn_to_closed_port_gets_rst_ack() {
     let mut s = stack(config());

@@ -39,6 +39,7 @@ pub use subflow::{Subflow, SubflowId};
 use crate::memory::Pressure;
 use crate::mptcp::pm::RemoteAddr;
 use crate::mptcp::{options, DataLevel, SubflowMp};
+use crate::tcp::buffer::{CopyTo, Reader};
 use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{TcbEvents, TcbStats};
 use crate::tcp::{State, Tcb};
@@ -337,20 +338,29 @@ impl Connection {
     /// reset. Reading lets subflows hand up more, which may uncover a DSS
     /// checksum failure: hence the effects.
     pub fn recv(&mut self, now: Instant, buf: &mut [u8]) -> (Result<usize, bool>, Effects) {
+        self.recv_into(now, &mut CopyTo::new(buf))
+    }
+
+    /// [`recv`](Self::recv) to any [`Reader`].
+    pub fn recv_into(
+        &mut self,
+        now: Instant,
+        r: &mut dyn Reader,
+    ) -> (Result<usize, bool>, Effects) {
         self.unsettle();
         let reason = self.close_reason();
         let mut fx = Effects::default();
         let Some(mp) = self.mp.as_deref_mut() else {
-            return (self.subflows[0].tcb.recv(buf), fx);
+            return (self.subflows[0].tcb.recv_into(r), fx);
         };
         if mp.is_fallback() {
             // What reached the data level before the fallback is read first.
             if mp.recv_available() > 0 {
-                return (Ok(mp.recv(buf).unwrap_or(0)), fx);
+                return (Ok(mp.recv(r).unwrap_or(0)), fx);
             }
-            return (self.subflows[0].tcb.recv(buf), fx);
+            return (self.subflows[0].tcb.recv_into(r), fx);
         }
-        let r = match mp.recv(buf) {
+        let r = match mp.recv(r) {
             Some(n) if n > 0 => Ok(n),
             None => Err(true),
             Some(_) => match reason {

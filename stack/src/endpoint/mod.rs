@@ -40,6 +40,7 @@ use crate::demux::{ConnTable, FourTuple};
 use crate::memory::Pressure;
 use crate::mptcp::level::version_alg;
 use crate::mptcp::{crypto, DataLevel, MptcpSettings};
+use crate::tcp::buffer::{CopyTo, Reader, With};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::ratelimit::{ChallengeQuota, TokenBucket};
 use crate::tcp::syncookie::CookieJar;
@@ -456,9 +457,26 @@ impl Stack {
     /// Read in-order data. `Ok(0)`: nothing yet. `Err(Finished)`: the peer's FIN has
     /// been read past. `Err(Reset)`: the connection was reset.
     pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, Error> {
+        self.recv_into(id, &mut CopyTo::new(buf))
+    }
+
+    /// Read in-order data without copying it out: `f` is given the bytes in
+    /// order, as slices of the connection's receive buffer, at most `max` in
+    /// all, and returns how many of each it took (fewer than offered ends the
+    /// read). Results as for [`recv`](Self::recv).
+    pub fn recv_with(
+        &mut self,
+        id: ConnId,
+        max: usize,
+        f: impl FnMut(&[u8]) -> usize,
+    ) -> Result<usize, Error> {
+        self.recv_into(id, &mut With { max, f })
+    }
+
+    fn recv_into(&mut self, id: ConnId, reader: &mut dyn Reader) -> Result<usize, Error> {
         let now = self.now;
         let conn = self.conn_mut(id)?;
-        let (r, fx) = conn.recv(now, buf);
+        let (r, fx) = conn.recv_into(now, reader);
         let wants_ack = conn.wants_ack();
         if !fx.is_empty() {
             self.apply_effects(id, now, fx, false);

@@ -26,6 +26,7 @@ use crate::tcp::assembler::Assembler;
 use crate::tcp::autotune::{
     retune, send_buffer_for, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER,
 };
+use crate::tcp::buffer::Reader;
 use crate::tcp::buffer::RingBuffer;
 use crate::tcp::ratelimit::TokenBucket;
 use crate::tcp::Tcb;
@@ -643,10 +644,11 @@ impl DataLevel {
     }
 
     /// Read connection-level data; `None` at the end of the peer's data.
-    pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
-        let n = self.rcv_buf.dequeue(buf);
+    pub fn recv(&mut self, r: &mut dyn Reader) -> Option<usize> {
+        let wanted = r.wants() > 0;
+        let n = self.rcv_buf.read(r);
         self.bytes_read += n as u64;
-        if n == 0 && !buf.is_empty() && self.peer_data_fin_done {
+        if n == 0 && wanted && self.peer_data_fin_done {
             return None;
         }
         Some(n)

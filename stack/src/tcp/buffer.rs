@@ -34,6 +34,58 @@ pub const CHUNK: usize = 64 * 1024;
 /// (a flow whose reader keeps up empties it after every segment).
 const FREE_WHEN_EMPTY: usize = 4096;
 
+/// Where a read puts the bytes: a caller's buffer ([`CopyTo`]), or code that
+/// takes them straight from the buffer's storage (a discard service, a hash,
+/// a write to a socket), with no copy in between.
+pub trait Reader {
+    /// Bytes it may take at most now.
+    fn wants(&self) -> usize;
+    /// Take what it can of `part`, the next bytes in order; how many it took
+    /// (fewer than offered ends the read).
+    fn take(&mut self, part: &[u8]) -> usize;
+}
+
+/// A read into a caller's buffer.
+pub struct CopyTo<'a> {
+    buf: &'a mut [u8],
+    filled: usize,
+}
+
+impl<'a> CopyTo<'a> {
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        CopyTo { buf, filled: 0 }
+    }
+}
+
+impl Reader for CopyTo<'_> {
+    fn wants(&self) -> usize {
+        self.buf.len() - self.filled
+    }
+    fn take(&mut self, part: &[u8]) -> usize {
+        let n = part.len().min(self.wants());
+        self.buf[self.filled..self.filled + n].copy_from_slice(&part[..n]);
+        self.filled += n;
+        n
+    }
+}
+
+/// A read by a function given each part (at most `max` bytes in all).
+pub struct With<F> {
+    pub max: usize,
+    pub f: F,
+}
+
+impl<F: FnMut(&[u8]) -> usize> Reader for With<F> {
+    fn wants(&self) -> usize {
+        self.max
+    }
+    fn take(&mut self, part: &[u8]) -> usize {
+        let n = (self.f)(&part[..part.len().min(self.max)]);
+        self.max -= n.min(self.max);
+        n
+    }
+}
+
 #[derive(Debug)]
 pub struct RingBuffer {
     /// The held bytes start at `head` in the first chunk and end at the
@@ -206,10 +258,19 @@ impl RingBuffer {
     }
     /// Move up to `buf.len()` bytes from the head into `buf`.
     pub fn dequeue(&mut self, buf: &mut [u8]) -> usize {
+        self.read(&mut CopyTo::new(buf))
+    }
+
+    /// Hand bytes from the head to `r`, in order, until it has had all it
+    /// wants or takes less than it was offered; drop what it took.
+    pub fn read(&mut self, r: &mut dyn Reader) -> usize {
         let mut n = 0;
-        for part in self.slices(0, buf.len()) {
-            buf[n..n + part.len()].copy_from_slice(part);
-            n += part.len();
+        for part in self.slices(0, r.wants()) {
+            let took = r.take(part).min(part.len());
+            n += took;
+            if took < part.len() {
+                break;
+            }
         }
         self.discard(n)
     }
@@ -313,6 +374,45 @@ mod tests {
         assert_eq!(rb.enqueue(&[1]), 0);
         expect.extend_from_slice(&rest[..200_000 - 10_003]);
         assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
+    }
+
+    /// A reader given the storage's own slices takes what it wants and no
+    /// more: a part taken short ends the read, and only what was taken goes.
+    #[test]
+    fn a_reader_takes_slices_in_order_and_only_what_it_took_goes() {
+        let mut rb = RingBuffer::new(4 * CHUNK);
+        let data = pattern(CHUNK + 5000, 3);
+        rb.enqueue(&data);
+        let mut seen = Vec::new();
+        let mut parts = 0;
+        let n = rb.read(&mut With {
+            max: usize::MAX,
+            f: |p: &[u8]| {
+                parts += 1;
+                seen.extend_from_slice(p);
+                p.len()
+            },
+        });
+        assert_eq!((n, parts), (data.len(), 2), "two chunks, two slices");
+        assert_eq!(seen, data);
+        assert!(rb.is_empty());
+
+        rb.enqueue(&data);
+        let mut seen = Vec::new();
+        let n = rb.read(&mut With {
+            max: 10_000,
+            f: |p: &[u8]| {
+                let k = p.len().min(7_000);
+                seen.extend_from_slice(&p[..k]);
+                k
+            },
+        });
+        assert_eq!(n, 7_000, "a short take ends the read");
+        assert_eq!(seen, data[..7_000]);
+        assert_eq!(rb.len(), data.len() - 7_000);
+        let mut rest = vec![0u8; data.len()];
+        assert_eq!(rb.dequeue(&mut rest), data.len() - 7_000);
+        assert_eq!(rest[..data.len() - 7_000], data[7_000..]);
     }
 
     /// Storage follows what is held: chunks whose bytes are gone are given

@@ -25,6 +25,7 @@ use super::send_queue::SendQueue;
 use super::State;
 use crate::config::TcpConfig;
 use crate::memory::Pressure;
+use crate::tcp::buffer::{CopyTo, Reader};
 use crate::tcp::state::CloseReason;
 use crate::time::Instant;
 use crate::wire::{SeqNumber, TcpRepr};
@@ -832,13 +833,19 @@ impl Tcb {
     /// Read in-order data. `Ok(0)` means nothing yet; `Err(true)` that the peer's
     /// FIN has been read past; `Err(false)` that the connection was reset.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize, bool> {
-        let n = self.recv_buf.dequeue(buf);
+        self.recv_into(&mut CopyTo::new(buf))
+    }
+
+    /// [`recv`](Self::recv) to any [`Reader`].
+    pub fn recv_into(&mut self, r: &mut dyn Reader) -> Result<usize, bool> {
+        let wanted = r.wants() > 0;
+        let n = self.recv_buf.read(r);
         if n > 0 {
             self.bytes_read += n as u64;
             self.maybe_window_update();
             return Ok(n);
         }
-        if buf.is_empty() {
+        if !wanted {
             return Ok(0);
         }
         if self.peer_fin.is_some_and(|f| self.rcv_nxt.diff(f) > 0) {
