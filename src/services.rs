@@ -180,6 +180,9 @@ pub fn echo(handle: &Handle, port: u16) -> io::Result<Arc<ServiceStats>> {
     Ok(stats)
 }
 
+/// Bytes the sink takes (and hashes) per read, under the engine's lock.
+const SINK_READ: usize = 64 * 1024;
+
 pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceStats>> {
     let listener = handle.listen(port)?;
     let stats = ServiceStats::new("sink", port);
@@ -191,10 +194,10 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
             let mut total = 0u64;
             loop {
                 // The bytes are hashed (or dropped) where the engine holds
-                // them: a discard service needs no copy of its own. As much
-                // at a time as a relay reads (the engine is locked meanwhile).
+                // them: a discard service needs no copy of its own. A chunk
+                // at a time: the engine is locked meanwhile.
                 let n = std::future::poll_fn(|cx| {
-                    stream.poll_read_with(cx, crate::relay::BUF, |part| {
+                    stream.poll_read_with(cx, SINK_READ, |part| {
                         if let Some(h) = &mut hash {
                             h.update(part);
                         }

@@ -484,9 +484,11 @@ impl StackStream {
 
     /// Read without copying: `f` is given the next bytes in place (slices of
     /// the engine's receive buffer, at most `max` in all) and returns how many
-    /// of each it took. `Ready(Ok(0))` at the end of the stream. A reader that
-    /// takes nothing of what it is offered waits for more, like one that was
-    /// offered nothing.
+    /// of each it took. `Ready(Ok(0))` at the end of the stream (or for a `max`
+    /// of 0). A reader that takes nothing of what it is offered waits for
+    /// more, like one that was offered nothing. `f` runs with the engine
+    /// locked: it must be quick (keep `max` modest), must not touch another
+    /// stream of the same engine, and must not panic.
     pub fn poll_read_with(
         &self,
         cx: &mut Context<'_>,
@@ -509,10 +511,12 @@ impl StackStream {
         let r = read(&mut s.stack, this.id);
         match r {
             Ok(0) if wanted => {
+                // Bytes held that the reader declined: it waits for more.
+                let declined = s.stack.recv_available(this.id).unwrap_or(0) > 0;
                 let Some(slot) = s.conns.get_mut(&this.id) else {
                     return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
                 };
-                if let Some(reason) = slot.closed {
+                if let Some(reason) = slot.closed.filter(|_| !declined) {
                     // Closed with nothing left to read: a clean close reads as EOF.
                     return match reason {
                         CloseReason::Normal => Poll::Ready(Ok(0)),

@@ -372,8 +372,11 @@ fn recv_with_hands_over_the_bytes_in_place() {
     assert_eq!((took, &rest[..]), (Ok(7), &b", world"[..]));
     s.handle_packet(
         T,
-        &packet(peer4(5555), server, ACK | FIN, 1013, iss + 1, b""),
+        &packet(peer4(5555), server, ACK | PSH | FIN, 1013, iss + 1, b"!"),
     );
+    // Bytes before the FIN that a reader declines are not the end.
+    assert_eq!(s.recv_with(id, usize::MAX, |_| 0), Ok(0));
+    assert_eq!(s.recv_with(id, usize::MAX, |p| p.len()), Ok(1));
     assert_eq!(
         s.recv_with(id, usize::MAX, |p| p.len()),
         Err(Error::Finished)

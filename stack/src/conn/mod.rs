@@ -363,6 +363,8 @@ impl Connection {
         let r = match mp.recv(r) {
             Some(n) if n > 0 => Ok(n),
             None => Err(true),
+            // Bytes the reader declined: not the end, even after a reset.
+            Some(_) if mp.recv_available() > 0 => Ok(0),
             Some(_) => match reason {
                 Some(CloseReason::Normal) | None => Ok(0),
                 Some(_) => Err(false),

@@ -124,6 +124,7 @@ impl DataLevel {
                     // from here on, data sent again on the first subflow
                     // could not be read as plain TCP (`may_fall_back`).
                     self.may_fall_back = false;
+                    self.joined = true;
                     j.remote_nonce = nonce;
                     j.timer = Some(now + tcb.rto());
                     sf.remote_id = addr_id;
@@ -149,6 +150,7 @@ impl DataLevel {
                 {
                     j.phase = JoinPhase::Established;
                     self.may_fall_back = false;
+                    self.joined = true;
                     self.stats.joins_established += 1;
                     // The fourth ACK: the initiator waits for it before sending data.
                     tcb.force_ack();

@@ -146,6 +146,9 @@ pub struct DataLevel {
     /// it for good: the peer may send on it from then on. A retransmission
     /// does too: the subflow may then carry the same bytes twice.
     pub(super) may_fall_back: bool,
+    /// A join got as far as its third ACK: there may be another subflow to
+    /// reinject to (`subflow_upkeep`).
+    pub(super) joined: bool,
 
     // Sending: snd_buf[0] has DSN snd_buf_dsn, at or below snd_una: bytes
     // DATA_ACKed stay while a subflow that sends straight from this buffer
@@ -276,6 +279,7 @@ impl DataLevel {
             local_token: crypto::token(version_alg(version), local_key),
             remote_key: None,
             may_fall_back: true,
+            joined: false,
             snd_buf: RingBuffer::new(s.send_buffer.min(INITIAL_SEND_BUFFER)),
             snd_buf_dsn: first,
             snd_pin: None,
@@ -648,7 +652,7 @@ impl DataLevel {
         let wanted = r.wants() > 0;
         let n = self.rcv_buf.read(r);
         self.bytes_read += n as u64;
-        if n == 0 && wanted && self.peer_data_fin_done {
+        if n == 0 && wanted && self.peer_data_fin_done && self.rcv_buf.is_empty() {
             return None;
         }
         Some(n)

@@ -91,7 +91,7 @@ impl DataLevel {
     /// subflow gets no new data until it makes progress again.
     pub fn subflow_upkeep(&mut self, tcb: &Tcb, sf: &mut SubflowMp) {
         sf.tx_map.release_before(tcb.acked_ssn());
-        if self.may_fall_back {
+        if !self.joined {
             // A single subflow ever: there is nowhere else to reinject to.
             return;
         }

@@ -125,7 +125,7 @@ pub trait SegmentHooks {
     }
 
     /// True while a segment without the layered protocol's options would
-    /// mislead the peer and `segment_options` has none to give (an MPTCP
+    /// mislead the peer and `segment_options` would have none to give (an MPTCP
     /// server that has not yet learned the client's key: Linux's client
     /// falls back to TCP at the first segment without MPTCP options). The
     /// TCB then sends no pure ACK and forgets the one it owed: the peer's

@@ -281,11 +281,14 @@ fn no_infinite_mapping_after_data_went_again_on_the_same_subflow() {
     // The subflow acknowledges the bytes; the DATA_ACK does not move.
     let fx = h.feed(0, ACK, &[dss_ack(h.local_dsn(0))]);
     assert!(fx.is_empty(), "{fx:?}");
+    let mut timeouts = 0;
     let again = loop {
         let _ = h.fire_timer();
         if let Some(s) = h.recv_all().into_iter().find(|s| !s.payload.is_empty()) {
             break s;
         }
+        timeouts += 1;
+        assert!(timeouts < 20, "the data never went again");
     };
     assert_eq!((again.seq, again.payload.len()), (ISS + 301, 300));
     let m = again.dss().mapping.expect("a mapping");

@@ -845,7 +845,8 @@ impl Tcb {
             self.maybe_window_update();
             return Ok(n);
         }
-        if !wanted {
+        if !wanted || !self.recv_buf.is_empty() {
+            // Nothing asked for, or bytes the reader declined: not the end.
             return Ok(0);
         }
         if self.peer_fin.is_some_and(|f| self.rcv_nxt.diff(f) > 0) {

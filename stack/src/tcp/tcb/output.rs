@@ -375,6 +375,12 @@ impl Tcb {
         mut fin: bool,
     ) -> Option<Transmit> {
         let syn = flags & TcpFlags::SYN != 0;
+        if data == 0 && !fin && !syn && hooks.options_required() {
+            // Before the header is built: a vetoed ACK must not move the
+            // window edge it would have advertised.
+            self.ack_went();
+            return None;
+        }
         let mut extra = OptionBytes::default();
         if self.window_cap.is_some() {
             if let Some(cap) = hooks.window_cap() {
@@ -406,10 +412,6 @@ impl Tcb {
             // The layer above allows no data here now (an MPTCP subflow whose join
             // is not done) and nothing else asks for a segment: an empty one would
             // only be asked for again and again.
-            return None;
-        }
-        if data == 0 && !fin && !syn && extra.is_empty() && hooks.options_required() {
-            self.ack_went();
             return None;
         }
         for (k, d) in extra.iter() {
