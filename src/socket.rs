@@ -498,6 +498,37 @@ impl StackStream {
         self.poll_recv(cx, max > 0, |stack, id| stack.recv_with(id, max, f))
     }
 
+    /// Waits until a read would return something: `true` with bytes to read,
+    /// `false` at the end of the stream; an error after a reset.
+    pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        self.poll_recv(cx, true, |stack, id| {
+            if stack.recv_available(id).unwrap_or(0) > 0 {
+                return Ok(1);
+            }
+            // Takes nothing: tells the end (or a reset) from "nothing yet".
+            stack.recv_with(id, 1, |_| 0)
+        })
+        .map_ok(|n| n > 0)
+    }
+
+    /// As [`poll_read_with`](Self::poll_read_with) without waiting: `Ok(0)`
+    /// when there is nothing now (or the reader took nothing), or at the end.
+    pub fn read_now_with(&self, max: usize, f: impl FnMut(&[u8]) -> usize) -> io::Result<usize> {
+        let mut s = self.handle.lock();
+        let r = s.stack.recv_with(self.id, max, f);
+        // Reading may reopen the window: wake the driver if an update is due.
+        let wake = s.stack.wants_transmit();
+        drop(s);
+        if wake {
+            self.handle.kick();
+        }
+        match r {
+            Ok(n) => Ok(n),
+            Err(StackError::Finished) => Ok(0),
+            Err(e) => Err(to_io(e)),
+        }
+    }
+
     /// A read by `read` (`wanted`: the caller asked for at least a byte):
     /// waits while there is nothing, ends at a clean close, fails on a reset.
     fn poll_recv(

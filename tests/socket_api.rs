@@ -235,6 +235,62 @@ async fn forward_relays_both_ways_with_half_close() {
     .expect("relay counted both directions");
 }
 
+/// Stack to OS, the bytes written in place from the engine's buffer: an OS
+/// backend that reads slowly (small reads with pauses) pushes back through
+/// the socket's buffer, and every byte still arrives, in order, with the end
+/// of the stream after them.
+#[tokio::test]
+async fn forward_writes_in_place_to_a_slow_os_reader() {
+    use sha2::{Digest, Sha256};
+    let client = engine(15, "10.0.0.1");
+    let server = engine(16, "10.0.0.2");
+    let _wire = spawn_cable(client.clone(), server.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = l.local_addr().unwrap();
+    let reader = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let (mut hash, mut total, mut buf) = (Sha256::new(), 0usize, vec![0u8; 4096]);
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            total += n;
+            if total % (256 << 10) < 4096 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        (total, hash.finalize().to_vec())
+    });
+    let _stats = services::forward(
+        &server,
+        81,
+        backend.ip().to_string(),
+        backend.port(),
+        services::RelayTimeouts::default(),
+        &Relays::new(100),
+    )
+    .unwrap();
+    let sent = data(8 << 20);
+    let mut stream = client
+        .connect("10.0.0.2:81".parse().unwrap())
+        .await
+        .unwrap();
+    stream.write_all(&sent).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let (total, digest) = tokio::time::timeout(Duration::from_secs(60), reader)
+        .await
+        .expect("the backend got everything in time")
+        .unwrap();
+    assert_eq!(total, sent.len());
+    assert_eq!(
+        digest,
+        Sha256::digest(&sent).to_vec(),
+        "relayed bytes differ"
+    );
+}
+
 #[tokio::test]
 async fn local_forward_relays_both_ways_with_half_close() {
     // OS client -> --local-forward on the client stack -> echo on the server stack.
