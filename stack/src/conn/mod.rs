@@ -342,10 +342,10 @@ impl Connection {
     }
 
     /// [`recv`](Self::recv) to any [`Reader`].
-    pub fn recv_into(
+    pub fn recv_into<R: Reader + ?Sized>(
         &mut self,
         now: Instant,
-        r: &mut dyn Reader,
+        r: &mut R,
     ) -> (Result<usize, bool>, Effects) {
         self.unsettle();
         let reason = self.close_reason();
@@ -377,6 +377,7 @@ impl Connection {
     }
 
     /// The application read: every subflow may hand up more.
+    #[inline]
     fn after_read(&mut self, now: Instant, fx: &mut Effects) {
         for k in 0..self.subflows.len() {
             let Some(mp) = self.mp.as_deref_mut() else {

@@ -473,7 +473,11 @@ impl Stack {
         self.recv_into(id, &mut With { max, f })
     }
 
-    fn recv_into(&mut self, id: ConnId, reader: &mut dyn Reader) -> Result<usize, Error> {
+    fn recv_into<R: Reader + ?Sized>(
+        &mut self,
+        id: ConnId,
+        reader: &mut R,
+    ) -> Result<usize, Error> {
         let now = self.now;
         let conn = self.conn_mut(id)?;
         let (r, fx) = conn.recv_into(now, reader);

@@ -69,6 +69,7 @@ impl TextHooks for DirectRx<'_> {
         }
         l.rcv_nxt += ready;
         l.readable = true;
+        self.sf.direct_map = self.opts.dss.and_then(|d| d.mapping);
         self.sf.delivered_at = Some(self.now);
         self.sf
             .rx_map

@@ -284,6 +284,13 @@ impl DataLevel {
         let Some(m) = d.mapping else {
             return Actions::new();
         };
+        if sf.direct_map.take() == Some(m) && !d.data_fin {
+            // The segment's bytes went straight to the data level by this
+            // very mapping (`direct.rs`, which checked it and recorded it as
+            // what follows would): only a DATA_FIN they complete is left.
+            self.check_data_fin();
+            return Actions::new();
+        }
         let dsn = match m.dsn_64bit {
             true => Dsn(m.dsn),
             false => self.rcv_nxt.expand32(m.dsn as u32),

@@ -648,9 +648,9 @@ impl DataLevel {
     }
 
     /// Read connection-level data; `None` at the end of the peer's data.
-    pub fn recv(&mut self, r: &mut dyn Reader) -> Option<usize> {
+    pub fn recv<R: Reader + ?Sized>(&mut self, r: &mut R) -> Option<usize> {
         let wanted = r.wants() > 0;
-        let n = self.rcv_buf.read(r);
+        let n = r.drain(&mut self.rcv_buf);
         self.bytes_read += n as u64;
         if n == 0 && wanted && self.peer_data_fin_done && self.rcv_buf.is_empty() {
             return None;

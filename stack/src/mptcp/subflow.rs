@@ -66,6 +66,10 @@ pub struct SubflowMp {
     pub(super) prio_pending: Option<bool>,
     /// A pure ACK is owed for the DATA_ACK an address option crowded out.
     pub(super) data_ack_owed: bool,
+    /// The DSS mapping (as received) that `direct.rs` last delivered a
+    /// segment's bytes by, checked against the known ones and recorded
+    /// there: `on_dss` has nothing left to do with it.
+    pub(super) direct_map: Option<crate::wire::mptcp::Mapping>,
     /// `None` on the first subflow (MP_CAPABLE opened it, RFC 8684 §3.1).
     pub(super) join: Option<Join>,
     /// The subflow closed; what it held unacknowledged went to the others.
@@ -120,6 +124,7 @@ impl SubflowMp {
             remote_backup: false,
             prio_pending: None,
             data_ack_owed: false,
+            direct_map: None,
             join: None,
             closed: false,
             reinjected: false,

@@ -43,6 +43,10 @@ pub trait Reader {
     /// Take what it can of `part`, the next bytes in order; how many it took
     /// (fewer than offered ends the read).
     fn take(&mut self, part: &[u8]) -> usize;
+    /// Read from `from` (what a reader with a faster way overrides).
+    fn drain(&mut self, from: &mut RingBuffer) -> usize {
+        from.read(self)
+    }
 }
 
 /// A read into a caller's buffer.
@@ -60,6 +64,11 @@ impl<'a> CopyTo<'a> {
 impl Reader for CopyTo<'_> {
     fn wants(&self) -> usize {
         self.buf.len() - self.filled
+    }
+    fn drain(&mut self, from: &mut RingBuffer) -> usize {
+        let n = from.dequeue(&mut self.buf[self.filled..]);
+        self.filled += n;
+        n
     }
     fn take(&mut self, part: &[u8]) -> usize {
         let n = part.len().min(self.wants());
@@ -258,12 +267,18 @@ impl RingBuffer {
     }
     /// Move up to `buf.len()` bytes from the head into `buf`.
     pub fn dequeue(&mut self, buf: &mut [u8]) -> usize {
-        self.read(&mut CopyTo::new(buf))
+        let mut n = 0;
+        for part in self.slices(0, buf.len()) {
+            buf[n..n + part.len()].copy_from_slice(part);
+            n += part.len();
+        }
+        self.discard(n)
     }
 
     /// Hand bytes from the head to `r`, in order, until it has had all it
     /// wants or takes less than it was offered; drop what it took.
-    pub fn read(&mut self, r: &mut dyn Reader) -> usize {
+    #[inline]
+    pub fn read<R: Reader + ?Sized>(&mut self, r: &mut R) -> usize {
         let mut n = 0;
         for part in self.slices(0, r.wants()) {
             let took = r.take(part).min(part.len());

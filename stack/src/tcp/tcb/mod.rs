@@ -837,9 +837,10 @@ impl Tcb {
     }
 
     /// [`recv`](Self::recv) to any [`Reader`].
-    pub fn recv_into(&mut self, r: &mut dyn Reader) -> Result<usize, bool> {
+    #[inline]
+    pub fn recv_into<R: Reader + ?Sized>(&mut self, r: &mut R) -> Result<usize, bool> {
         let wanted = r.wants() > 0;
-        let n = self.recv_buf.read(r);
+        let n = r.drain(&mut self.recv_buf);
         if n > 0 {
             self.bytes_read += n as u64;
             self.maybe_window_update();
