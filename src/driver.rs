@@ -25,6 +25,7 @@ use crate::shards::{Forwarded, Mesh};
 use crate::socket::{Handle, Shared};
 use crate::tun::Tun;
 use mptun_stack::impair::{Link, LinkParams};
+use mptun_stack::wire::TxChecksum;
 use mptun_stack::{Instant, Steer};
 use std::fmt;
 use std::io;
@@ -278,7 +279,16 @@ impl Driver {
         } else {
             mtu.max(1500) + 64
         };
-        let out = Coalescer::new(tun.offload(), mtu);
+        let mut out = Coalescer::new(tun.offload(), mtu);
+        // With offloads the kernel completes TCP checksums: the engine need
+        // not sum every payload it sends. Not when something reads the
+        // packets on the way (a capture, the fault injector): they see
+        // complete checksums.
+        let partial = tun.offload() && pcap.is_none() && impairments.is_empty();
+        out.set_partial_checksums(partial);
+        if partial {
+            handle.lock().stack.set_tx_checksum(TxChecksum::Partial);
+        }
         Driver {
             handle,
             tun,

@@ -319,6 +319,9 @@ pub enum Commit {
 /// virtio-net header: the device's plain `IFF_TUN | IFF_NO_PI` framing.
 pub struct Coalescer {
     offload: bool,
+    /// The engine leaves TCP checksums partial (`TxChecksum::Partial`): every
+    /// TCP frame, alone or not, asks the kernel to complete its checksum.
+    partial: bool,
     mtu: usize,
     /// `[virtio-net header | packet(s) | room for one more packet]`.
     buf: Vec<u8>,
@@ -340,6 +343,7 @@ impl Coalescer {
         let size = VNET_HDR_LEN + MAX_SUPER + mtu.max(1500) + 64;
         Coalescer {
             offload,
+            partial: false,
             mtu: mtu.max(1500) + 64,
             buf: vec![0; size],
             len: 0,
@@ -349,6 +353,12 @@ impl Coalescer {
             cur: None,
             spill: Vec::new(),
         }
+    }
+
+    /// Whether the engine's TCP segments carry only the pseudo-header sum in
+    /// their checksum field (with offloads only: the kernel completes it).
+    pub fn set_partial_checksums(&mut self, partial: bool) {
+        self.partial = partial && self.offload;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -482,8 +492,16 @@ impl Coalescer {
             return &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.len];
         }
         let mut hdr = VnetHdr::default();
-        if let Some(c) = self.cur.filter(|c| c.segs > 1) {
-            let p = &mut self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.len];
+        let gso = self.cur.filter(|c| c.segs > 1);
+        let p = &mut self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.len];
+        let l4 = match gso {
+            Some(c) => Some(c.l4),
+            // A segment alone (a pure ACK, a FIN, a short one) whose checksum
+            // the engine left partial: the kernel completes it too.
+            None if self.partial => tcp_l4(p),
+            None => None,
+        };
+        if let Some(l4) = l4 {
             let v6 = p[0] >> 4 == 6;
             if v6 {
                 put_u16(p, 4, (self.len - 40) as u16);
@@ -496,17 +514,23 @@ impl Coalescer {
                 src,
                 dst,
                 IPPROTO_TCP,
-                (self.len - c.l4) as u32,
+                (self.len - l4) as u32,
             )));
-            put_u16(p, c.l4 + 16, psum);
+            put_u16(p, l4 + 16, psum);
             hdr = VnetHdr {
                 flags: F_NEEDS_CSUM,
-                gso_type: if v6 { GSO_TCPV6 } else { GSO_TCPV4 },
-                hdr_len: c.hlen as u16,
-                gso_size: c.gso_size as u16,
-                csum_start: c.l4 as u16,
+                gso_type: match gso {
+                    None => GSO_NONE,
+                    Some(_) if v6 => GSO_TCPV6,
+                    Some(_) => GSO_TCPV4,
+                },
+                hdr_len: gso.map_or(0, |c| c.hlen as u16),
+                gso_size: gso.map_or(0, |c| c.gso_size as u16),
+                csum_start: l4 as u16,
                 csum_offset: 16,
             };
+        }
+        if let Some(c) = gso {
             // No further segment may join a finished frame.
             self.cur = Some(Super { open: false, ..c });
         }
@@ -522,6 +546,18 @@ impl Coalescer {
         if !self.spill.is_empty() {
             self.restart();
         }
+    }
+}
+
+/// Where the TCP header of an unfragmented IPv4 (no options) or IPv6 (no
+/// extension header) TCP packet starts: what the engine sends.
+fn tcp_l4(p: &[u8]) -> Option<usize> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 40 && p[0] == 0x45 && p[9] == IPPROTO_TCP => {
+            (get_u16(p, 6) & 0x3fff == 0).then_some(20)
+        }
+        6 if p.len() >= 60 && p[6] == IPPROTO_TCP => Some(40),
+        _ => None,
     }
 }
 
@@ -603,7 +639,9 @@ fn joins(first: &[u8], pkt: &[u8], c: &Super, len: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mptun_stack::wire::{emit_packet, IpRepr, SeqNumber, TcpFlags, TcpRepr};
+    use mptun_stack::wire::{
+        emit_packet, emit_packet_with, IpRepr, SeqNumber, TcpFlags, TcpRepr, TxChecksum,
+    };
 
     fn v4(a: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, a))
@@ -733,6 +771,77 @@ mod tests {
             let lazy = split_all(&frames[0], false);
             assert!(lazy.iter().all(|(_, ok)| *ok));
             assert_eq!(lazy.len(), frames[0].len() / mss);
+        }
+    }
+
+    /// The engine leaves checksums partial (pseudo-header sum only): every
+    /// TCP frame, super-packet or segment alone (pure ACK, FIN, short), asks
+    /// the kernel to complete it, and what the kernel makes of it is what
+    /// the engine would have sent with complete checksums.
+    #[test]
+    fn partial_checksums_are_completed_for_every_tcp_frame() {
+        for (src, dst) in [(v4(1), v4(2)), (v6(1), v6(2))] {
+            let emit = |seq, flags, len, csum| {
+                let mut r = TcpRepr::new(5000, 80);
+                r.seq = SeqNumber(seq);
+                r.ack = SeqNumber(77);
+                r.flags = TcpFlags(flags);
+                r.window = 1000;
+                r.timestamp = Some((1, 2));
+                let mut buf = vec![0u8; 2000];
+                let data = payload(seq as usize, len);
+                let n = emit_packet_with(src, dst, 64, &r, &[&data], &mut buf, csum).unwrap();
+                buf.truncate(n);
+                buf
+            };
+            let ack = TcpFlags::ACK;
+            let plan = [
+                (1000, ack, 0),
+                (1000, ack, 1000),
+                (2000, ack, 1000),
+                (3000, ack | TcpFlags::PSH, 10),
+                (3010, ack | TcpFlags::FIN, 0),
+            ];
+            let partial: Vec<_> = plan
+                .iter()
+                .map(|&(q, f, l)| emit(q, f, l, TxChecksum::Partial))
+                .collect();
+            let full: Vec<_> = plan
+                .iter()
+                .map(|&(q, f, l)| emit(q, f, l, TxChecksum::Full))
+                .collect();
+            assert!(!valid(&partial[1]), "partial: not a complete checksum");
+            let mut c = Coalescer::new(true, 1500);
+            c.set_partial_checksums(true);
+            let mut frames = Vec::new();
+            for p in &partial {
+                if c.is_full() {
+                    frames.push(c.frame().to_vec());
+                    c.clear();
+                }
+                c.slot()[..p.len()].copy_from_slice(p);
+                if c.commit(p.len()) == Commit::Rejected {
+                    frames.push(c.frame().to_vec());
+                    c.clear();
+                }
+            }
+            frames.push(c.frame().to_vec());
+            assert_eq!(
+                frames.len(),
+                3,
+                "the ACK, three segments (PSH on the last), the FIN"
+            );
+            let mut back = Vec::new();
+            for f in &frames {
+                let h = VnetHdr::parse(f).unwrap();
+                assert_eq!(h.flags, F_NEEDS_CSUM);
+                back.extend(split_all(f, true).into_iter().map(|(p, _)| p));
+            }
+            assert_eq!(back.len(), full.len());
+            for (a, b) in full.iter().zip(&back) {
+                assert!(valid(b), "complete after the kernel's part");
+                assert!(same_but_ip_id(a, b));
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! Engine configuration. Defaults suit a 1 Gbit/s path with 50 ms RTT.
 
+use crate::wire::TxChecksum;
 use core::time::Duration;
 
 /// Congestion control algorithm for each TCP connection (MPTCP subflow).
@@ -58,6 +59,10 @@ pub struct TcpConfig {
     pub max_ooo_ranges: usize,
     /// Duplicate ACK threshold for fast retransmit.
     pub dupthresh: usize,
+    /// How connections fill the checksum of the segments they send: `Partial`
+    /// when the device completes it (the daemon's TUN with offloads, when
+    /// nothing reads the packets on the way: no capture, no fault injector).
+    pub tx_checksum: TxChecksum,
 }
 
 impl Default for TcpConfig {
@@ -84,6 +89,7 @@ impl Default for TcpConfig {
             initial_cwnd_segments: 10,
             max_ooo_ranges: 64,
             dupthresh: 3,
+            tx_checksum: TxChecksum::Full,
         }
     }
 }

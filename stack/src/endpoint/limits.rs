@@ -37,6 +37,13 @@ impl Stack {
     /// past it; what already exists stays. A smaller memory budget takes
     /// effect as pressure (buffers stop growing, then new connections are
     /// refused), never as a drop.
+    /// How connections opened from now on fill their segments' checksums
+    /// (`TcpConfig::tx_checksum`): the driver knows whether its device
+    /// completes them.
+    pub fn set_tx_checksum(&mut self, c: crate::wire::TxChecksum) {
+        self.config.tcp.tx_checksum = c;
+    }
+
     pub fn set_limits(&mut self, l: RuntimeLimits) {
         self.config.max_connections = l.max_connections;
         self.config.max_conns_per_source = l.max_conns_per_source;

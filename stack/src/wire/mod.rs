@@ -23,5 +23,6 @@ pub use mptcp::{
 };
 pub use seq::SeqNumber;
 pub use tcp::{
-    emit_packet, RawOptions, SackBlocks, TcpFlags, TcpOption, TcpOptionIter, TcpRepr, TcpSegment,
+    emit_packet, emit_packet_with, RawOptions, SackBlocks, TcpFlags, TcpOption, TcpOptionIter,
+    TcpRepr, TcpSegment, TxChecksum,
 };

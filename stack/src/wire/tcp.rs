@@ -563,6 +563,31 @@ pub fn emit_packet(
     payload: &[&[u8]],
     buf: &mut [u8],
 ) -> Result<usize, WireError> {
+    emit_packet_with(src, dst, hop_limit, tcp, payload, buf, TxChecksum::Full)
+}
+
+/// How [`emit_packet_with`] fills the TCP checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TxChecksum {
+    /// The complete checksum.
+    #[default]
+    Full,
+    /// Only the pseudo-header's sum (folded, not complemented), for a device
+    /// that completes it (a TUN with checksum offload, Linux's
+    /// CHECKSUM_PARTIAL): the segment's bytes are not summed at all.
+    Partial,
+}
+
+/// [`emit_packet`] with the TCP checksum filled as `csum` says.
+pub fn emit_packet_with(
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tcp: &TcpRepr<'_>,
+    payload: &[&[u8]],
+    buf: &mut [u8],
+    csum: TxChecksum,
+) -> Result<usize, WireError> {
     if tcp.options_len() > MAX_OPTIONS_LEN {
         return Err(WireError::BufferTooSmall);
     }
@@ -609,12 +634,13 @@ pub fn emit_packet(
         pos += p.len();
     }
 
-    // Sum over the contiguous output so odd-length slices need no special care.
-    let acc = checksum::accumulate(
-        checksum::pseudo_header(src, dst, IPPROTO_TCP, tcp_len32),
-        seg,
-    );
-    let c = !checksum::fold(u64::from(acc));
+    let pseudo = checksum::pseudo_header(src, dst, IPPROTO_TCP, tcp_len32);
+    let c = match csum {
+        TxChecksum::Partial => checksum::fold(u64::from(pseudo)),
+        // Sum over the contiguous output so odd-length slices need no
+        // special care.
+        TxChecksum::Full => !checksum::fold(u64::from(checksum::accumulate(pseudo, seg))),
+    };
     seg[16..18].copy_from_slice(&c.to_be_bytes());
     Ok(total)
 }

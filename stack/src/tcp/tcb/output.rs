@@ -453,8 +453,16 @@ impl Tcb {
                 }
             },
         };
-        let len =
-            wire::emit_packet(self.local.ip(), self.remote.ip(), hop, &repr, &[a, b], buf).ok()?;
+        let len = wire::emit_packet_with(
+            self.local.ip(),
+            self.remote.ip(),
+            hop,
+            &repr,
+            &[a, b],
+            buf,
+            self.cfg.tx_checksum,
+        )
+        .ok()?;
 
         let seg_len = data + syn as usize + fin as usize;
         let end = seq + seg_len;
