@@ -639,9 +639,7 @@ fn joins(first: &[u8], pkt: &[u8], c: &Super, len: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mptun_stack::wire::{
-        emit_packet, emit_packet_with, IpRepr, SeqNumber, TcpFlags, TcpRepr, TxChecksum,
-    };
+    use mptun_stack::wire::{emit_packet_with, IpRepr, SeqNumber, TcpFlags, TcpRepr, TxChecksum};
 
     fn v4(a: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, a))
@@ -653,6 +651,18 @@ mod tests {
 
     /// A segment as the engine would emit it, with timestamps.
     fn segment(src: IpAddr, dst: IpAddr, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        segment_with(src, dst, seq, flags, payload, TxChecksum::Full)
+    }
+
+    /// [`segment`] with its TCP checksum filled as `csum` says.
+    fn segment_with(
+        src: IpAddr,
+        dst: IpAddr,
+        seq: u32,
+        flags: u8,
+        payload: &[u8],
+        csum: TxChecksum,
+    ) -> Vec<u8> {
         let mut r = TcpRepr::new(5000, 80);
         r.seq = SeqNumber(seq);
         r.ack = SeqNumber(77);
@@ -660,7 +670,7 @@ mod tests {
         r.window = 1000;
         r.timestamp = Some((1, 2));
         let mut buf = vec![0u8; 2000];
-        let n = emit_packet(src, dst, 64, &r, &[payload], &mut buf).unwrap();
+        let n = emit_packet_with(src, dst, 64, &r, &[payload], &mut buf, csum).unwrap();
         buf.truncate(n);
         buf
     }
@@ -676,7 +686,11 @@ mod tests {
 
     /// Feeds `pkts` through a coalescer; returns the frames it writes.
     fn coalesce(offload: bool, pkts: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        let mut c = Coalescer::new(offload, 1500);
+        coalesce_in(Coalescer::new(offload, 1500), pkts)
+    }
+
+    /// [`coalesce`] through `c`.
+    fn coalesce_in(mut c: Coalescer, pkts: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let mut frames = Vec::new();
         for p in pkts {
             if c.is_full() {
@@ -781,19 +795,6 @@ mod tests {
     #[test]
     fn partial_checksums_are_completed_for_every_tcp_frame() {
         for (src, dst) in [(v4(1), v4(2)), (v6(1), v6(2))] {
-            let emit = |seq, flags, len, csum| {
-                let mut r = TcpRepr::new(5000, 80);
-                r.seq = SeqNumber(seq);
-                r.ack = SeqNumber(77);
-                r.flags = TcpFlags(flags);
-                r.window = 1000;
-                r.timestamp = Some((1, 2));
-                let mut buf = vec![0u8; 2000];
-                let data = payload(seq as usize, len);
-                let n = emit_packet_with(src, dst, 64, &r, &[&data], &mut buf, csum).unwrap();
-                buf.truncate(n);
-                buf
-            };
             let ack = TcpFlags::ACK;
             let plan = [
                 (1000, ack, 0),
@@ -802,30 +803,16 @@ mod tests {
                 (3000, ack | TcpFlags::PSH, 10),
                 (3010, ack | TcpFlags::FIN, 0),
             ];
-            let partial: Vec<_> = plan
-                .iter()
-                .map(|&(q, f, l)| emit(q, f, l, TxChecksum::Partial))
-                .collect();
-            let full: Vec<_> = plan
-                .iter()
-                .map(|&(q, f, l)| emit(q, f, l, TxChecksum::Full))
-                .collect();
+            let emit = |csum| -> Vec<Vec<u8>> {
+                plan.iter()
+                    .map(|&(q, f, l)| segment_with(src, dst, q, f, &payload(q as usize, l), csum))
+                    .collect()
+            };
+            let (partial, full) = (emit(TxChecksum::Partial), emit(TxChecksum::Full));
             assert!(!valid(&partial[1]), "partial: not a complete checksum");
             let mut c = Coalescer::new(true, 1500);
             c.set_partial_checksums(true);
-            let mut frames = Vec::new();
-            for p in &partial {
-                if c.is_full() {
-                    frames.push(c.frame().to_vec());
-                    c.clear();
-                }
-                c.slot()[..p.len()].copy_from_slice(p);
-                if c.commit(p.len()) == Commit::Rejected {
-                    frames.push(c.frame().to_vec());
-                    c.clear();
-                }
-            }
-            frames.push(c.frame().to_vec());
+            let frames = coalesce_in(c, &partial);
             assert_eq!(
                 frames.len(),
                 3,

@@ -296,14 +296,7 @@ fn v1_server_answers_with_its_key_and_is_established_by_the_third_ack() {
 fn v1_server_takes_the_clients_first_data_with_mp_capable_when_the_third_ack_is_lost() {
     let mut h = Harness::accepting(V1, false, settings());
     h.recv_seg();
-    let first = MptcpOption::MpCapable(MpCapable {
-        data_len: Some(5),
-        ..match h.third_ack_capable() {
-            MptcpOption::MpCapable(c) => c,
-            _ => unreachable!(),
-        }
-    });
-    let fx = h.feed_data(0, b"hello", &[first]);
+    let fx = h.feed_data(0, b"hello", &[h.first_data_capable(5)]);
     assert_eq!(fx.requests, vec![Request::StartPathManager]);
     assert_eq!(h.phase(), Phase::Established);
     assert_eq!(h.read_all(), (b"hello".to_vec(), false));
@@ -400,14 +393,7 @@ fn v1_server_sends_nothing_bare_when_data_overtakes_the_clients_mp_capable() {
     }
 
     // The client's retransmission of its first data carries MP_CAPABLE.
-    let first = MptcpOption::MpCapable(MpCapable {
-        data_len: Some(5),
-        ..match h.third_ack_capable() {
-            MptcpOption::MpCapable(c) => c,
-            _ => unreachable!(),
-        }
-    });
-    let fx = h.feed_data(0, b"hello", &[first]);
+    let fx = h.feed_data(0, b"hello", &[h.first_data_capable(5)]);
     assert_eq!(fx.requests, vec![Request::StartPathManager]);
     assert_eq!(h.phase(), Phase::Established);
     assert_eq!(h.read_all(), (b"helloworld".to_vec(), false));

@@ -570,6 +570,18 @@ impl Harness {
         })
     }
 
+    /// The client's MP_CAPABLE on its first data (both keys and the
+    /// data-level length of the `len` bytes it carries).
+    pub fn first_data_capable(&self, len: u16) -> MptcpOption<'static> {
+        match self.third_ack_capable() {
+            MptcpOption::MpCapable(c) => MptcpOption::MpCapable(MpCapable {
+                data_len: Some(len),
+                ..c
+            }),
+            _ => unreachable!(),
+        }
+    }
+
     /// The peer's DSS acknowledging all our data it has seen, and nothing more.
     pub fn peer_dss_ack(&self) -> MptcpOption<'static> {
         dss_ack(self.data_seen)
