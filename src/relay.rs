@@ -306,8 +306,9 @@ async fn stack_to_os(
     to.shutdown().await
 }
 
-/// Bytes written in place per turn of [`stack_to_os`].
-const IN_PLACE: usize = 64 * 1024;
+/// Bytes taken in place per turn, with the engine locked meanwhile: by
+/// [`stack_to_os`] and by the sink (`services.rs`).
+pub(crate) const IN_PLACE: usize = 64 * 1024;
 
 /// When a relayed connection last moved a byte (either way), shared by its two
 /// [`Tracked`] halves.

@@ -8,7 +8,7 @@
 //! no byte moved either way for the idle timeout is reset on both sides.
 
 use crate::chunk::Chunk;
-use crate::relay::{next_chunk, relay, reset_os, End};
+use crate::relay::{next_chunk, relay, reset_os, End, IN_PLACE};
 use crate::relays::Relays;
 use crate::shards::Mesh;
 use crate::socket::{Handle, StackListener, StackStream};
@@ -180,9 +180,6 @@ pub fn echo(handle: &Handle, port: u16) -> io::Result<Arc<ServiceStats>> {
     Ok(stats)
 }
 
-/// Bytes the sink takes (and hashes) per read, under the engine's lock.
-const SINK_READ: usize = 64 * 1024;
-
 pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceStats>> {
     let listener = handle.listen(port)?;
     let stats = ServiceStats::new("sink", port);
@@ -197,7 +194,7 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
                 // them: a discard service needs no copy of its own. A chunk
                 // at a time: the engine is locked meanwhile.
                 let n = std::future::poll_fn(|cx| {
-                    stream.poll_read_with(cx, SINK_READ, |part| {
+                    stream.poll_read_with(cx, IN_PLACE, |part| {
                         if let Some(h) = &mut hash {
                             h.update(part);
                         }

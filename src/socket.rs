@@ -514,18 +514,11 @@ impl StackStream {
     /// As [`poll_read_with`](Self::poll_read_with) without waiting: `Ok(0)`
     /// when there is nothing now (or the reader took nothing), or at the end.
     pub fn read_now_with(&self, max: usize, f: impl FnMut(&[u8]) -> usize) -> io::Result<usize> {
-        let mut s = self.handle.lock();
-        let r = s.stack.recv_with(self.id, max, f);
-        // Reading may reopen the window: wake the driver if an update is due.
-        let wake = s.stack.wants_transmit();
-        drop(s);
-        if wake {
-            self.handle.kick();
-        }
-        match r {
-            Ok(n) => Ok(n),
-            Err(StackError::Finished) => Ok(0),
-            Err(e) => Err(to_io(e)),
+        // A read that wants nothing (`wanted` false) never parks a waker.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.poll_recv(&mut cx, false, |stack, id| stack.recv_with(id, max, f)) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(0),
         }
     }
 
