@@ -219,6 +219,30 @@ impl Tcb {
         self.rcv_adv.since(self.rcv_nxt)
     }
 
+    /// A duplicate pure ACK that PAWS would drop only because the path
+    /// reordered it behind a later ACK (Linux's `tcp_disordered_ack`): it
+    /// moves nothing (exactly at rcv_nxt, acking snd_una, no window update)
+    /// and is stamped within one RTO of TS.Recent, so it can be no replay of
+    /// an old incarnation. Its options still matter: an MPTCP signal (MP_FAIL,
+    /// ADD_ADDR) rides on pure ACKs and must not be lost to a reorder.
+    fn disordered_ack(&self, seg: &TcpRepr<'_>, tsval: u32) -> bool {
+        let f = seg.flags;
+        if !f.ack() || f.syn() || f.fin() || !seg.payload.is_empty() {
+            return false;
+        }
+        if seg.seq != self.rcv_nxt || seg.ack != self.snd_una {
+            return false;
+        }
+        let wnd = (seg.window as usize) << self.snd_wscale;
+        let updates_window =
+            seg.seq.diff(self.snd_wl1) > 0 || (seg.seq == self.snd_wl1 && wnd > self.snd_wnd);
+        if updates_window {
+            return false;
+        }
+        let behind = self.ts_recent.wrapping_sub(tsval);
+        (behind as u64) <= self.rto().as_millis() as u64
+    }
+
     /// RFC 9293 §3.10.7.4 first check: is any of the segment inside the window?
     fn acceptable(&self, seg: &TcpRepr<'_>) -> bool {
         let len = seg_len(seg);
@@ -286,7 +310,10 @@ impl Tcb {
         if self.ts_ok && !f.rst() {
             if let Some((tsval, _)) = seg.timestamp {
                 let idle = now.saturating_since(self.ts_recent_at) > PAWS_IDLE;
-                if !idle && (tsval.wrapping_sub(self.ts_recent) as i32) < 0 {
+                if !idle
+                    && (tsval.wrapping_sub(self.ts_recent) as i32) < 0
+                    && !self.disordered_ack(seg, tsval)
+                {
                     self.stats.drop_paws += 1;
                     self.oow_ack(now, seg);
                     return Verdict::DROPPED;

@@ -1216,6 +1216,44 @@ fn paws_drops_old_timestamp() {
     h.assert_no_segment();
 }
 
+/// A duplicate pure ACK overtaken by a later one still counts (it may carry
+/// an MPTCP signal); one that would move anything, or is older than an RTO,
+/// does not (Linux's `tcp_disordered_ack`).
+#[test]
+fn paws_spares_a_reordered_duplicate_ack() {
+    let mut h = Harness::client(cfg(), Peer::full());
+    h.now += ms(100);
+    let mut fresh = h.seg(ACK, IRS + 1, ISS + 1);
+    fresh.window -= 100;
+    assert!(h.verdict(&fresh).acceptable);
+    h.assert_no_segment();
+    let tsval = h.peer_tsval();
+    let mut reordered = fresh.clone();
+    reordered.timestamp = Some((tsval - 5, h.last_tsval));
+    assert!(
+        h.verdict(&reordered).acceptable,
+        "a reordered duplicate ACK"
+    );
+    assert_eq!(h.tcb.stats().drop_paws, 0);
+    h.assert_no_segment();
+
+    // Stamped long before TS.Recent: no reorder explains it.
+    let mut ancient = reordered.clone();
+    ancient.timestamp = Some((tsval - 60_000, h.last_tsval));
+    assert!(!h.verdict(&ancient).acceptable);
+    assert_eq!(h.tcb.stats().drop_paws, 1);
+    // Opening the window is not a duplicate.
+    let mut wider = reordered.clone();
+    wider.window += 1;
+    assert!(!h.verdict(&wider).acceptable);
+    // Nor is data.
+    let mut data = h.data(IRS + 1, ISS + 1, b"x");
+    data.timestamp = reordered.timestamp;
+    assert!(!h.verdict(&data).acceptable);
+    assert_eq!(h.tcb.stats().drop_paws, 3);
+    assert_eq!(h.tcb.recv_available(), 0);
+}
+
 #[test]
 fn out_of_window_data_dropped_and_acked() {
     let mut h = Harness::client(cfg(), Peer::plain());
