@@ -340,40 +340,42 @@ impl Connection {
             let reason = mp.fallback_reason().map_or("unknown", |f| f.as_str());
             out(PathEventKind::Fallback { reason });
         }
-        for sent in [false, true] {
-            let (seen, now) = if sent {
-                (&mut r.mp_fail_tx, fail_tx)
-            } else {
-                (&mut r.mp_fail_rx, fail_rx)
-            };
-            while *seen < now {
-                *seen += 1;
-                out(PathEventKind::MpFail { sent });
-            }
+        // Every segment comes through here: the steady state (nothing new)
+        // must cost a few comparisons.
+        while r.mp_fail_rx < fail_rx {
+            r.mp_fail_rx += 1;
+            out(PathEventKind::MpFail { sent: false });
         }
-        if r.created {
-            for s in &mut self.subflows {
-                let up = s.mp.join_handshake_done() && s.tcb.state().is_synchronized();
-                if up && !s.reported.established && !s.reported.closed {
+        while r.mp_fail_tx < fail_tx {
+            r.mp_fail_tx += 1;
+            out(PathEventKind::MpFail { sent: true });
+        }
+        let mut all_closed = true;
+        for s in &mut self.subflows {
+            all_closed &= s.tcb.state() == State::Closed;
+            if !r.created || s.reported.closed {
+                continue;
+            }
+            if !s.reported.established {
+                if s.mp.join_handshake_done() && s.tcb.state().is_synchronized() {
                     s.reported.established = true;
                     s.reported.backup = s.mp.is_backup();
                     // The first subflow is the connection's: its CREATED says it.
                     if !s.mp.is_initial() {
                         out(PathEventKind::SubflowEstablished(s.as_ref()));
                     }
-                } else if s.reported.established
-                    && !s.reported.closed
-                    && s.reported.backup != s.mp.is_backup()
-                {
-                    s.reported.backup = s.mp.is_backup();
-                    out(PathEventKind::SubflowPriority(s.as_ref()));
                 }
+            } else if s.reported.backup != s.mp.is_backup() {
+                s.reported.backup = s.mp.is_backup();
+                out(PathEventKind::SubflowPriority(s.as_ref()));
             }
         }
-        for e in r.notes.drain(..) {
-            out(e);
+        if !r.notes.is_empty() {
+            for e in r.notes.drain(..) {
+                out(e);
+            }
         }
-        if self.state_is_closed() {
+        if all_closed {
             self.finish_path_events(out);
         }
     }
@@ -391,10 +393,6 @@ impl Connection {
         }
         self.reported.closed = true;
         out(PathEventKind::Closed);
-    }
-
-    fn state_is_closed(&self) -> bool {
-        self.subflows.iter().all(|s| s.tcb.state() == State::Closed)
     }
 
     /// Subflows that ended, the latest last (at most [`ENDED_KEPT`]).

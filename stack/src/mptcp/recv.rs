@@ -32,6 +32,24 @@ impl DataLevel {
             self.rcv_space.idle_path = idle_path;
             self.autotune_recv(now, tcb);
         }
+        if tcb.recv_available() == 0
+            && !self.rx_fallback
+            && !self.fallback_deferred
+            && !self.released
+            && !self.data_fin_ack_owed
+        {
+            // Nothing left in the subflow (the direct path took the bytes,
+            // or a pure ACK): what `pull_mapped` ends with, and no action.
+            self.check_data_fin();
+            self.cap_window(tcb);
+            return Actions::new();
+        }
+        self.pull_rest(now, tcb, sf)
+    }
+
+    /// `pull` with bytes in the subflow or a decision pending.
+    #[inline(never)]
+    fn pull_rest(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
         let mut acts = if self.rx_fallback {
             self.pull_unmapped(tcb);
             Actions::new()
