@@ -776,6 +776,23 @@ fn delayed_ack_waits_for_second_segment() {
     assert_eq!(h.tcb.poll_at(), None);
 }
 
+/// A segment the host's GRO merged (the daemon hands it over whole) counts
+/// as the full-sized segments it holds: acknowledged at once.
+#[test]
+fn delayed_ack_counts_a_merged_segment_as_several() {
+    let cfg = TcpConfig {
+        delayed_ack: Some(ms(40)),
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::plain());
+    let p = bytes(3000);
+    let d = h.data(IRS + 1, ISS + 1, &p);
+    h.send(&d);
+    assert_eq!(h.recv_seg(), h.ack_seg(ISS + 1, IRS + 3001, 29768));
+    h.assert_no_segment();
+    assert_eq!(h.tcb.poll_at(), None);
+}
+
 #[test]
 fn delayed_ack_timer_sends_ack() {
     let cfg = TcpConfig {
@@ -1228,7 +1245,7 @@ fn paws_spares_a_reordered_duplicate_ack() {
     assert!(h.verdict(&fresh).acceptable);
     h.assert_no_segment();
     let tsval = h.peer_tsval();
-    let mut reordered = fresh.clone();
+    let mut reordered = fresh;
     reordered.timestamp = Some((tsval - 5, h.last_tsval));
     assert!(
         h.verdict(&reordered).acceptable,
@@ -1238,12 +1255,12 @@ fn paws_spares_a_reordered_duplicate_ack() {
     h.assert_no_segment();
 
     // Stamped long before TS.Recent: no reorder explains it.
-    let mut ancient = reordered.clone();
+    let mut ancient = reordered;
     ancient.timestamp = Some((tsval - 60_000, h.last_tsval));
     assert!(!h.verdict(&ancient).acceptable);
     assert_eq!(h.tcb.stats().drop_paws, 1);
     // Opening the window is not a duplicate.
-    let mut wider = reordered.clone();
+    let mut wider = reordered;
     wider.window += 1;
     assert!(!h.verdict(&wider).acceptable);
     // Nor is data.
