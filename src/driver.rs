@@ -472,6 +472,20 @@ impl Driver {
         // The capture and the fault injector need packets as on a wire, with
         // complete checksums; the engine alone can take the kernel's partial ones.
         let full = pcap.is_some() || !impairments.is_empty();
+        if !full {
+            if let Some((pkt, segments)) = gso::whole(&rx[..n]) {
+                // Forwarded to another shard, it would be held as one packet
+                // in a queue bounded in packets: only this shard's take it whole.
+                let here = match router {
+                    None => true,
+                    Some(r) => !r.misroute && s.stack.steer(pkt) == Steer::Here,
+                };
+                if here {
+                    s.stack.handle_super_packet(now, pkt, segments);
+                    return segments;
+                }
+            }
+        }
         let r = gso::split(&mut rx[..n], full, |pkt, checksum_ok| {
             Self::deliver(s, pcap, impairments, router, now, pkt, checksum_ok)
         });

@@ -198,37 +198,12 @@ pub fn split(
         deliver(pkt, true);
         return Ok(1);
     }
-    let v6 = match gso {
-        GSO_TCPV4 => false,
-        GSO_TCPV6 => true,
-        t => return Err(SplitError::UnsupportedGso(t)),
-    };
-    // The transport header starts at csum_start; its length is in the TCP header
-    // (hdr_len is only a hint, often the whole linear part of the kernel's skb).
-    let l4 = usize::from(hdr.csum_start);
-    let version = if v6 { 6 } else { 4 };
-    if pkt.first().map(|b| b >> 4) != Some(version)
-        || !is_tcp(pkt, l4)
-        || hdr.csum_offset != 16
-        || pkt.len() < l4 + 20
-    {
-        return Err(SplitError::Malformed);
-    }
-    let tcph = usize::from(pkt[l4 + 12] >> 4) * 4;
-    let hlen = l4 + tcph;
-    let gso_size = usize::from(hdr.gso_size);
-    if tcph < 20 || hlen > MAX_HDR || hlen > pkt.len() || gso_size == 0 {
-        return Err(SplitError::Malformed);
-    }
-    // The IP length must cover exactly what was read.
-    let ip_len = if v6 {
-        usize::from(get_u16(pkt, 4)) + 40
-    } else {
-        usize::from(get_u16(pkt, 2))
-    };
-    if ip_len != pkt.len() {
-        return Err(SplitError::Malformed);
-    }
+    let Layout {
+        v6,
+        l4,
+        hlen,
+        gso_size,
+    } = layout(gso, &hdr, pkt)?;
     let payload = pkt.len() - hlen;
     if payload <= gso_size {
         // Nothing to split: just this packet, with its checksum completed if asked.
@@ -274,6 +249,79 @@ pub fn split(
         deliver(seg, true);
     }
     Ok(n)
+}
+
+/// Where a TCP super-packet's headers end and how it is cut.
+struct Layout {
+    v6: bool,
+    /// Where the TCP header starts.
+    l4: usize,
+    /// IP + TCP header length.
+    hlen: usize,
+    /// Payload per segment.
+    gso_size: usize,
+}
+
+/// Check a TCP super-packet's virtio-net header (`gso`: its GSO type without
+/// the ECN bit) against the packet.
+fn layout(gso: u8, hdr: &VnetHdr, pkt: &[u8]) -> Result<Layout, SplitError> {
+    let v6 = match gso {
+        GSO_TCPV4 => false,
+        GSO_TCPV6 => true,
+        t => return Err(SplitError::UnsupportedGso(t)),
+    };
+    // The transport header starts at csum_start; its length is in the TCP header
+    // (hdr_len is only a hint, often the whole linear part of the kernel's skb).
+    let l4 = usize::from(hdr.csum_start);
+    let version = if v6 { 6 } else { 4 };
+    if pkt.first().map(|b| b >> 4) != Some(version)
+        || !is_tcp(pkt, l4)
+        || hdr.csum_offset != 16
+        || pkt.len() < l4 + 20
+    {
+        return Err(SplitError::Malformed);
+    }
+    let tcph = usize::from(pkt[l4 + 12] >> 4) * 4;
+    let hlen = l4 + tcph;
+    let gso_size = usize::from(hdr.gso_size);
+    if tcph < 20 || hlen > MAX_HDR || hlen > pkt.len() || gso_size == 0 {
+        return Err(SplitError::Malformed);
+    }
+    // The IP length must cover exactly what was read.
+    let ip_len = if v6 {
+        usize::from(get_u16(pkt, 4)) + 40
+    } else {
+        usize::from(get_u16(pkt, 2))
+    };
+    if ip_len != pkt.len() {
+        return Err(SplitError::Malformed);
+    }
+    Ok(Layout {
+        v6,
+        l4,
+        hlen,
+        gso_size,
+    })
+}
+
+/// The TCP super-packet in `frame`, if it is one, for the engine to take
+/// whole, as Linux's TCP takes what GRO merged: the kernel merges only
+/// segments that continue one another with identical headers and options
+/// (checked by its GRO, each segment's checksum verified first), so one
+/// segment with all of their payload says the same to the engine at a
+/// fraction of the per-segment cost. Not for the capture or the fault
+/// injector, which must see packets as on the wire (`split`).
+/// Also returns how many segments it holds.
+pub fn whole(frame: &[u8]) -> Option<(&[u8], usize)> {
+    let hdr = VnetHdr::parse(frame)?;
+    let gso = hdr.gso_type & !GSO_ECN;
+    if gso == GSO_NONE {
+        return None;
+    }
+    let pkt = &frame[VNET_HDR_LEN..];
+    let l = layout(gso, &hdr, pkt).ok()?;
+    let payload = pkt.len() - l.hlen;
+    (payload > l.gso_size).then(|| (pkt, payload.div_ceil(l.gso_size)))
 }
 
 /// The flow and header layout of the super-packet being built.
@@ -997,6 +1045,44 @@ mod tests {
         for n in 0..full.len() {
             let mut f = full[..n].to_vec();
             let _ = split(&mut f, true, |_, _| {});
+            assert!(whole(&f).is_none(), "a truncated frame is not taken whole");
+        }
+    }
+
+    #[test]
+    fn a_super_packet_is_taken_whole_only_when_well_formed() {
+        for (src, dst) in [(v4(1), v4(2)), (v6(1), v6(2))] {
+            let pkts: Vec<_> = (0..5u32)
+                .map(|i| {
+                    segment(
+                        src,
+                        dst,
+                        1000 + 700 * i,
+                        TcpFlags::ACK,
+                        &payload(i as usize, 700),
+                    )
+                })
+                .collect();
+            let frames = coalesce(true, &pkts);
+            assert_eq!(frames.len(), 1);
+            let (pkt, segments) = whole(&frames[0]).expect("a TCP super-packet");
+            assert_eq!(segments, 5);
+            assert_eq!(pkt, &frames[0][VNET_HDR_LEN..]);
+            // The engine reads it as one segment with every byte.
+            let (ip, bytes) = IpRepr::parse(pkt).expect("a valid IP packet");
+            let tcp = TcpRepr::parse(ip.src, ip.dst, bytes, false).expect("a valid TCP header");
+            let all: Vec<u8> = (0..5).flat_map(|i| payload(i, 700)).collect();
+            assert_eq!(tcp.payload, &all[..]);
+            assert_eq!(tcp.seq.0, 1000);
+            // One segment alone, or no virtio-net GSO at all: split as before.
+            let one = coalesce(true, &pkts[..1]);
+            assert!(whole(&one[0]).is_none());
+            let plain = coalesce(false, &pkts);
+            assert!(plain.iter().all(|f| whole(f).is_none()));
+            // An IP length that does not cover the frame.
+            let mut short = frames[0].clone();
+            short.pop();
+            assert!(whole(&short).is_none());
         }
     }
 }

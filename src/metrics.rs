@@ -50,6 +50,10 @@ pub const COUNTER_HELP: &[(&str, &str)] = &[
     ("packets_in", "IP packets the engines took in (from the TUN or from another thread)."),
     ("packets_out", "IP packets the engines sent."),
     ("segments_in", "TCP segments received (Linux: Tcp InSegs)."),
+    (
+        "super_packets_in",
+        "TCP super-packets the kernel merged (GRO) and the engine took whole; their segments count in segments_in.",
+    ),
     ("segments_out", "TCP segments sent (Linux: Tcp OutSegs)."),
     ("retransmitted_segments", "TCP segments retransmitted (Linux: Tcp RetransSegs)."),
     ("retransmitted_bytes", "TCP payload bytes retransmitted."),

@@ -576,6 +576,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         packets_in,
         packets_out,
         segments_in,
+        super_packets_in,
         segments_out,
         retransmitted_segments,
         retransmitted_bytes,

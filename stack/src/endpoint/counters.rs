@@ -10,6 +10,10 @@ pub struct Counters {
     pub packets_in: u64,
     pub packets_out: u64,
     pub segments_in: u64,
+    /// TCP super-packets the host merged (GRO) and handed over whole
+    /// (`Stack::handle_super_packet`); their segments count in
+    /// `packets_in` and `segments_in`.
+    pub super_packets_in: u64,
     pub segments_out: u64,
     pub retransmitted_segments: u64,
     pub retransmitted_bytes: u64,

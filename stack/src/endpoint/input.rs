@@ -34,7 +34,7 @@ fn is_unicast(addr: IpAddr) -> bool {
 impl Stack {
     /// A packet read from the network (an IPv4 or IPv6 datagram).
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        self.handle_packet_with(now, packet, true);
+        self.handle_packet_with(now, packet, true, 1);
     }
 
     /// Like [`handle_packet`](Self::handle_packet), but the TCP checksum is not
@@ -43,12 +43,26 @@ impl Stack {
     /// packet did not leave the machine (the field then holds only a partial sum).
     /// Everything else, the IPv4 header checksum included, is checked as usual.
     pub fn handle_packet_checksum_offloaded(&mut self, now: Instant, packet: &[u8]) {
-        self.handle_packet_with(now, packet, false);
+        self.handle_packet_with(now, packet, false, 1);
     }
 
-    fn handle_packet_with(&mut self, now: Instant, packet: &[u8], verify: bool) {
+    /// A TCP super-packet the local kernel merged from `segments` segments
+    /// (GRO), taken as one segment, as Linux's TCP takes it: the kernel
+    /// merges only segments that continue one another with identical headers
+    /// and options, each one's checksum checked first, so the checksum is
+    /// not verified (as [`handle_packet_checksum_offloaded`]). Counted as
+    /// the packets and segments it holds, and in `super_packets_in`.
+    ///
+    /// [`handle_packet_checksum_offloaded`]: Self::handle_packet_checksum_offloaded
+    pub fn handle_super_packet(&mut self, now: Instant, packet: &[u8], segments: usize) {
+        self.counters.super_packets_in += 1;
+        self.handle_packet_with(now, packet, false, segments.max(1) as u64);
+    }
+
+    /// `wire`: how many packets this one was on the wire.
+    fn handle_packet_with(&mut self, now: Instant, packet: &[u8], verify: bool, wire: u64) {
         self.tick(now);
-        self.counters.packets_in += 1;
+        self.counters.packets_in += wire;
         let (ip, payload) = match IpRepr::parse(packet) {
             Ok(p) => p,
             Err(e) => {
@@ -68,7 +82,7 @@ impl Stack {
             return;
         }
         match ip.protocol {
-            wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload, verify),
+            wire::IPPROTO_TCP => self.handle_tcp(now, &ip, payload, verify, wire),
             wire::IPPROTO_ICMP if ip.dst.is_ipv4() => self.handle_icmp(now, &ip, payload),
             wire::IPPROTO_ICMPV6 if ip.dst.is_ipv6() => self.handle_icmp(now, &ip, payload),
             _ => self.counters.drop_unsupported_protocol += 1,
@@ -160,7 +174,7 @@ impl Stack {
         self.listeners.contains_key(&Listen::Transparent) || self.transparent_conns > 0
     }
 
-    fn handle_tcp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8], verify: bool) {
+    fn handle_tcp(&mut self, now: Instant, ip: &IpRepr, bytes: &[u8], verify: bool, wire: u64) {
         let seg = match TcpRepr::parse(ip.src, ip.dst, bytes, verify) {
             Ok(s) => s,
             Err(e) => {
@@ -168,7 +182,7 @@ impl Stack {
                 return;
             }
         };
-        self.counters.segments_in += 1;
+        self.counters.segments_in += wire;
         if seg.src_port == 0 || seg.dst_port == 0 || !is_unicast(ip.src) {
             self.counters.drop_malformed += 1;
             return;

@@ -543,7 +543,9 @@ impl Tcb {
             }
             self.ack_now = true;
         } else {
-            self.segs_unacked += 1;
+            // Counted in full-sized segments: a super-packet the host's GRO
+            // merged (the daemon hands those over whole) is many.
+            self.segs_unacked += data.len().div_ceil(self.rcv_mss.max(1));
             match self.cfg.delayed_ack {
                 Some(delay) if self.segs_unacked < 2 => {
                     if self.delack_at.is_none() {
