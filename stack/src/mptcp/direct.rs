@@ -63,8 +63,9 @@ impl TextHooks for DirectRx<'_> {
         l.assembler.advance(data.len());
         if let Some(next) = l.assembler.pop_front() {
             // It fits: the buffer never shrinks below the extent.
-            let took = l.rcv_buf.enqueue(&next);
-            debug_assert_eq!(took, next.len(), "out-of-order bytes lost");
+            let len = next.len();
+            let took = l.rcv_buf.append(next);
+            debug_assert_eq!(took, len, "out-of-order bytes lost");
             ready += took;
         }
         l.rcv_nxt += ready;

@@ -167,8 +167,9 @@ impl DataLevel {
                 self.assembler.advance(n);
                 if let Some(next) = self.assembler.pop_front() {
                     // It fits: the buffer never shrinks below the extent.
-                    let took = self.rcv_buf.enqueue(&next);
-                    debug_assert_eq!(took, next.len(), "out-of-order bytes lost");
+                    let len = next.len();
+                    let took = self.rcv_buf.append(next);
+                    debug_assert_eq!(took, len, "out-of-order bytes lost");
                     ready += took;
                 }
                 ready

@@ -339,6 +339,49 @@ impl RingBuffer {
         })
     }
 
+    /// Drop the held bytes past the first `len` (the newest ones).
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.len {
+            return;
+        }
+        if len == 0 {
+            self.discard(self.len);
+            return;
+        }
+        // Storage bytes kept, from the first chunk's start.
+        let mut keep = self.head + len;
+        let mut k = 0;
+        while keep > self.chunks[k].len() {
+            keep -= self.chunks[k].len();
+            k += 1;
+        }
+        for c in self.chunks.drain(k + 1..) {
+            self.allocated -= c.capacity();
+            spare_chunks::give(c);
+        }
+        self.chunks[k].truncate(keep);
+        self.len = len;
+    }
+
+    /// Append `other`'s bytes (as many as fit); how many were taken.
+    pub fn append(&mut self, other: RingBuffer) -> usize {
+        let mut n = 0;
+        for part in other.slices(0, other.len) {
+            let took = self.enqueue(part);
+            n += took;
+            if took < part.len() {
+                break;
+            }
+        }
+        n
+    }
+
+    /// Every byte held (tests).
+    #[cfg(test)]
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.slices(0, self.len).flatten().copied().collect()
+    }
+
     /// As [`slices`](Self::slices), for a range of at most `CHUNK + 1`
     /// bytes (a segment, a DSS mapping): up to two slices, the second empty
     /// unless the range spans two chunks.

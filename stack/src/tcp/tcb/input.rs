@@ -493,8 +493,9 @@ impl Tcb {
                 self.assembler.advance(data.len());
                 if let Some(next) = self.assembler.pop_front() {
                     // It fits: the buffer never shrinks below the extent.
-                    let took = self.recv_buf.enqueue(&next);
-                    debug_assert_eq!(took, next.len(), "out-of-order bytes lost");
+                    let len = next.len();
+                    let took = self.recv_buf.append(next);
+                    debug_assert_eq!(took, len, "out-of-order bytes lost");
                     ready += took;
                 }
                 ready
