@@ -27,6 +27,7 @@ use crate::tun::Tun;
 use mptun_stack::impair::{Link, LinkParams};
 use mptun_stack::wire::TxChecksum;
 use mptun_stack::{Instant, Steer};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::IpAddr;
@@ -199,6 +200,8 @@ pub struct Router {
     misroute: bool,
     /// Packets read from the TUN (for `misroute`).
     read: u64,
+    /// The inbox's packets while they are handled (storage kept).
+    inbox: VecDeque<Forwarded>,
 }
 
 impl Router {
@@ -209,6 +212,7 @@ impl Router {
             strays: Vec::new(),
             misroute,
             read: 0,
+            inbox: VecDeque::new(),
         }
     }
 }
@@ -570,10 +574,11 @@ impl Driver {
     /// This batch's strays to the shards that hold them; those nobody holds,
     /// and the packets other shards forwarded to us, to our engine.
     fn exchange(&mut self, now: Instant) {
-        let Some(r) = &self.router else {
+        let Some(r) = &mut self.router else {
             return;
         };
-        let inbox = r.mesh.take_inbox(r.me);
+        let mut inbox = std::mem::take(&mut r.inbox);
+        r.mesh.take_inbox(r.me, &mut inbox);
         if !inbox.is_empty() {
             let handle = self.handle.clone();
             let mut s = handle.lock();
@@ -595,6 +600,8 @@ impl Driver {
         let Some(r) = &mut self.router else {
             return;
         };
+        inbox.clear();
+        r.inbox = inbox;
         let mut ours = Vec::new();
         for f in r.strays.drain(..) {
             match r.mesh.find_owner(r.me, &f.packet) {

@@ -46,8 +46,11 @@ const LINGER_BUDGET: usize = 2 * BUF;
 /// The next bytes of `stream` into `chunk` (empty at the end of the stream),
 /// holding no storage while the connection idles (issue 12: 10,000 idle
 /// connections must not each keep a copy buffer). What the stack already holds
-/// is read into the chunk's storage (at most [`BUF`] of it, kept while bytes
-/// flow: `chunk.rs`); with nothing held, the reader waits up to [`LINGER`]
+/// is read into the chunk's storage (at most [`IN_PLACE`] of it, kept while
+/// bytes flow: `chunk.rs`; the engine's own chunk size, which the allocator
+/// reuses well: storage of 256 KiB, let go and grown again as 16 echo
+/// connections paused and resumed, fragmented its heap, `t_mem_echo`); with
+/// nothing held, the reader waits up to [`LINGER`]
 /// with that storage if its last read was [`BULK`] and its thread's readers
 /// keep less than [`LINGER_BUDGET`], then lets it go and waits with a read
 /// into a few bytes on the task's stack, copied out.
@@ -70,7 +73,7 @@ pub(crate) async fn next_chunk(stream: &StackStream, chunk: &mut Chunk) -> io::R
         chunk.set(&wait[..n]);
         return Ok(());
     }
-    let n = rd.read(chunk.room(avail.min(BUF))).await?;
+    let n = rd.read(chunk.room(avail.min(IN_PLACE))).await?;
     chunk.filled(n);
     Ok(())
 }

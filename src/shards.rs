@@ -168,14 +168,20 @@ impl Mesh {
         shard.handle.kick();
     }
 
-    /// Everything forwarded to shard `me` so far.
-    pub fn take_inbox(&self, me: usize) -> VecDeque<Forwarded> {
-        std::mem::take(
+    /// Everything forwarded to shard `me` so far, swapped into `into` (which
+    /// must be empty): the two queues' storage is kept and reused, where a
+    /// fresh queue per batch grew again each time (up to 128 KiB for a full
+    /// inbox), and blocks of that size cycling through the allocator
+    /// fragmented its heap.
+    pub fn take_inbox(&self, me: usize, into: &mut VecDeque<Forwarded>) {
+        debug_assert!(into.is_empty());
+        std::mem::swap(
             &mut *self.shards[me]
                 .inbox
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
-        )
+            into,
+        );
     }
 
     /// Packets handed to another shard, and those dropped at a full inbox.

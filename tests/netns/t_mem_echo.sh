@@ -35,6 +35,11 @@
 # bytes go, 0.9-1.8 MB per connection in 13 runs (binaries interleaved:
 # 1.2-1.4 MB at 1,600-1,620 Mbit/s of echo, against 10.7-14.1 MB at
 # 1,430-1,460 Mbit/s before both changes). The clients' speed is logged.
+# On a faster day (2,300-2,450 Mbit/s of echo, two shards) that rose to
+# 1.7-2.7 MB: the heap fragmented under blocks of 128 KiB-2 MiB coming and
+# going (out-of-order ranges kept in one doubling Vec each, the echo's 256
+# KiB read storage; found with a uprobe on malloc/realloc sizes). With ranges
+# in 64 KiB chunks and 64 KiB reads: 1.2-1.9 MB (median 1.4) in 5 runs.
 . "$(dirname "$0")/lib.sh"
 mp_topology_up
 mptun_start --echo 7
