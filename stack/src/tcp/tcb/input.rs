@@ -221,7 +221,7 @@ impl Tcb {
 
     /// A duplicate pure ACK that PAWS would drop only because the path
     /// reordered it behind a later ACK (Linux's `tcp_disordered_ack`): it
-    /// moves nothing (exactly at rcv_nxt, acking snd_una, no window update)
+    /// moves nothing (exactly at rcv_nxt, acking snd_una, the same window)
     /// and is stamped within one RTO of TS.Recent, so it can be no replay of
     /// an old incarnation. Its options still matter: an MPTCP signal (MP_FAIL,
     /// ADD_ADDR) rides on pure ACKs and must not be lost to a reorder.
@@ -233,9 +233,12 @@ impl Tcb {
         if seg.seq != self.rcv_nxt || seg.ack != self.snd_una {
             return false;
         }
+        // Its window must be the one in force: `update_window` would take
+        // it (same seq and ack as the newer ACK), and an older, smaller one
+        // — a zero window the peer has since reopened — would stall us.
         let wnd = (seg.window as usize) << self.snd_wscale;
         let updates_window =
-            seg.seq.diff(self.snd_wl1) > 0 || (seg.seq == self.snd_wl1 && wnd > self.snd_wnd);
+            seg.seq.diff(self.snd_wl1) > 0 || (seg.seq == self.snd_wl1 && wnd != self.snd_wnd);
         if updates_window {
             return false;
         }

@@ -1244,6 +1244,7 @@ fn paws_spares_a_reordered_duplicate_ack() {
     fresh.window -= 100;
     assert!(h.verdict(&fresh).acceptable);
     h.assert_no_segment();
+    let in_force = h.tcb.snd_wnd();
     let tsval = h.peer_tsval();
     let mut reordered = fresh;
     reordered.timestamp = Some((tsval - 5, h.last_tsval));
@@ -1259,15 +1260,19 @@ fn paws_spares_a_reordered_duplicate_ack() {
     ancient.timestamp = Some((tsval - 60_000, h.last_tsval));
     assert!(!h.verdict(&ancient).acceptable);
     assert_eq!(h.tcb.stats().drop_paws, 1);
-    // Opening the window is not a duplicate.
-    let mut wider = reordered;
-    wider.window += 1;
-    assert!(!h.verdict(&wider).acceptable);
+    // Another window is not a duplicate: neither a wider one, nor an older
+    // smaller or zero one the peer has since reopened.
+    for window in [fresh.window + 1, fresh.window - 1, 0] {
+        let mut other = reordered;
+        other.window = window;
+        assert!(!h.verdict(&other).acceptable, "window {window}");
+    }
+    assert_eq!(h.tcb.snd_wnd(), in_force, "the window in force stays");
     // Nor is data.
     let mut data = h.data(IRS + 1, ISS + 1, b"x");
     data.timestamp = reordered.timestamp;
     assert!(!h.verdict(&data).acceptable);
-    assert_eq!(h.tcb.stats().drop_paws, 3);
+    assert_eq!(h.tcb.stats().drop_paws, 5);
     assert_eq!(h.tcb.recv_available(), 0);
 }
 
