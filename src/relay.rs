@@ -40,7 +40,7 @@ const BULK: usize = 16 * 1024;
 /// Storage a thread's readers keep through their waits, in all: enough for
 /// a bulk transfer each way of a relay or two; beyond it readers let go as
 /// they wait (16 echo connections in bulk would otherwise each add their
-/// 256 KiB to the peak: t_mem_echo).
+/// read storage to the peak: t_mem_echo).
 const LINGER_BUDGET: usize = 2 * BUF;
 
 /// The next bytes of `stream` into `chunk` (empty at the end of the stream),

@@ -349,16 +349,35 @@ mod tests {
 
     #[test]
     fn model_against_bitmap() {
-        const N: usize = 256;
-        for seed in 1..200u64 {
+        model_against_bitmap_with(256, 24, 30, 1..200, 200);
+    }
+
+    /// Ranges of several chunks each: merged, advanced through, cut.
+    #[test]
+    fn model_against_bitmap_with_ranges_past_a_chunk() {
+        let chunk = crate::tcp::buffer::CHUNK;
+        model_against_bitmap_with(4 * chunk, chunk + chunk / 2, chunk, 1..16, 60);
+    }
+
+    /// Random adds of up to `max_len` bytes within `n` of the in-order point,
+    /// pops, advances of up to `max_advance`, truncations, checked against
+    /// a byte map.
+    fn model_against_bitmap_with(
+        n: usize,
+        max_len: usize,
+        max_advance: usize,
+        seeds: core::ops::Range<u64>,
+        steps: usize,
+    ) {
+        for seed in seeds {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let max = 1 + rng.below(8);
             let mut a = Assembler::new(max);
             // What each held offset holds (from the in-order point `base`).
-            let mut bits: Vec<Option<u8>> = vec![None; N + 64];
+            let mut bits: Vec<Option<u8>> = vec![None; n + max_len];
             let mut base = 0usize;
-            for _ in 0..200 {
-                match rng.below(6) {
+            for _ in 0..steps {
+                match rng.below(7) {
                     0 => {
                         // Whatever is at the front is now in order.
                         let want: Vec<u8> = bits.iter().map_while(|b| *b).collect();
@@ -368,18 +387,25 @@ mod tests {
                         }
                         bits.drain(..want.len());
                         base += want.len();
-                        bits.resize(N + 64, None);
+                        bits.resize(n + max_len, None);
                     }
                     1 => {
-                        let n = rng.below(30);
-                        a.advance(n);
-                        bits.drain(..n);
-                        base += n;
-                        bits.resize(N + 64, None);
+                        let k = rng.below(max_advance);
+                        a.advance(k);
+                        bits.drain(..k);
+                        base += k;
+                        bits.resize(n + max_len, None);
+                    }
+                    2 => {
+                        // The stream ends: nothing at or past `end` is kept.
+                        let end = rng.below(n + max_len);
+                        let dropped = bits[end..].iter().filter(|b| b.is_some()).count();
+                        assert_eq!(a.truncate(end), dropped);
+                        bits[end..].fill(None);
                     }
                     _ => {
-                        let off = rng.below(N);
-                        let len = rng.below(24);
+                        let off = rng.below(n);
+                        let len = rng.below(max_len);
                         let data: Vec<u8> = (0..len)
                             .map(|i| (base + off + i + seed as usize) as u8)
                             .collect();
@@ -404,7 +430,7 @@ mod tests {
                 let present: Vec<bool> = bits.iter().map(Option::is_some).collect();
                 assert_eq!(a.ranges(), &ranges_of(&present)[..]);
                 assert_eq!(a.held(), present.iter().filter(|&&b| b).count());
-                let probe = rng.below(N);
+                let probe = rng.below(n);
                 let want = ranges_of(&present)
                     .into_iter()
                     .find(|&(s, e)| s <= probe && probe < e);

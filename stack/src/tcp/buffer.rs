@@ -570,8 +570,8 @@ mod tests {
             let mut counter = 0u8;
             for _ in 0..600 {
                 let max_op = capacity / 2 + 2;
-                match rng.below(6) {
-                    0 => {
+                match rng.below(8) {
+                    0 | 6 => {
                         let n = rng.below(max_op);
                         let data: Vec<u8> = (0..n)
                             .map(|_| {
@@ -579,9 +579,22 @@ mod tests {
                                 counter
                             })
                             .collect();
-                        let took = rb.enqueue(&data);
+                        // Appended as bytes, or as another buffer's.
+                        let took = if rng.below(2) == 0 {
+                            rb.enqueue(&data)
+                        } else {
+                            let mut other = RingBuffer::new(usize::MAX);
+                            other.enqueue(&data);
+                            rb.append(other)
+                        };
                         assert_eq!(took, n.min(capacity - model.len()));
                         model.extend(&data[..took]);
+                    }
+                    7 => {
+                        // The newest bytes dropped.
+                        let keep = rng.below(model.len() + 2);
+                        rb.truncate(keep);
+                        model.truncate(keep);
                     }
                     1 => {
                         let mut buf = vec![0u8; rng.below(max_op)];
