@@ -49,7 +49,9 @@ def main():
     s = socket.socket(fam, socket.SOCK_STREAM, IPPROTO_MPTCP if a.mptcp else 0)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((a.addr, a.port))
-    s.listen(512)
+    # Bursts of 1,000 connects (t_time_wait) must not overflow the accept
+    # queue while the loop catches up (the kernel caps it at somaxconn).
+    s.listen(4096)
     if a.ready_file:
         with open(a.ready_file, "w") as f:
             f.write("ready\n")
