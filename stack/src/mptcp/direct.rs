@@ -59,15 +59,7 @@ impl TextHooks for DirectRx<'_> {
             // what fits.
             return false;
         }
-        let mut ready = l.rcv_buf.enqueue(data);
-        l.assembler.advance(data.len());
-        if let Some(next) = l.assembler.pop_front() {
-            // It fits: the buffer never shrinks below the extent.
-            let len = next.len();
-            let took = l.rcv_buf.append(next);
-            debug_assert_eq!(took, len, "out-of-order bytes lost");
-            ready += took;
-        }
+        let ready = l.rcv_buf.enqueue(data) + l.assembler.advance_into(data.len(), &mut l.rcv_buf);
         l.rcv_nxt += ready;
         l.readable = true;
         self.sf.direct_map = self.opts.dss.and_then(|d| d.mapping);

@@ -163,16 +163,8 @@ impl DataLevel {
             n = n.min(room - offset);
             let (a, b) = tcb.peek_recv(0, n);
             let ready = if offset == 0 {
-                let mut ready = self.rcv_buf.enqueue(a) + self.rcv_buf.enqueue(b);
-                self.assembler.advance(n);
-                if let Some(next) = self.assembler.pop_front() {
-                    // It fits: the buffer never shrinks below the extent.
-                    let len = next.len();
-                    let took = self.rcv_buf.append(next);
-                    debug_assert_eq!(took, len, "out-of-order bytes lost");
-                    ready += took;
-                }
-                ready
+                let ready = self.rcv_buf.enqueue(a) + self.rcv_buf.enqueue(b);
+                ready + self.assembler.advance_into(n, &mut self.rcv_buf)
             } else {
                 // Out-of-order data is taken from the subflow only if the
                 // data level can keep it: the subflow has acknowledged it, so

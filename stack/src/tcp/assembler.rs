@@ -119,6 +119,21 @@ impl Assembler {
         }
     }
 
+    /// `n` in-order bytes were accepted: advance past them, and move the
+    /// range that is then in order, if any, to the end of `buf`; the bytes
+    /// moved. `buf` must have room for [`extent`](Self::extent) (a receive
+    /// buffer never shrinks below it), so none is lost.
+    pub fn advance_into(&mut self, n: usize, buf: &mut RingBuffer) -> usize {
+        self.advance(n);
+        let Some(next) = self.pop_front() else {
+            return 0;
+        };
+        let len = next.len();
+        let took = buf.append(next);
+        debug_assert_eq!(took, len, "out-of-order bytes lost");
+        took
+    }
+
     /// The bytes of the range at offset 0 (now in order), removed; every
     /// other range shifts down by their length.
     pub fn pop_front(&mut self) -> Option<RingBuffer> {

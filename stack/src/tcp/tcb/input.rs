@@ -491,17 +491,9 @@ impl Tcb {
                 data.len()
             } else if offset == 0 {
                 // In order: always accepted, however many holes are tracked.
-                let mut ready = self.recv_buf.enqueue(data);
+                let ready = self.recv_buf.enqueue(data);
                 debug_assert_eq!(ready, data.len());
-                self.assembler.advance(data.len());
-                if let Some(next) = self.assembler.pop_front() {
-                    // It fits: the buffer never shrinks below the extent.
-                    let len = next.len();
-                    let took = self.recv_buf.append(next);
-                    debug_assert_eq!(took, len, "out-of-order bytes lost");
-                    ready += took;
-                }
-                ready
+                ready + self.assembler.advance_into(data.len(), &mut self.recv_buf)
             } else {
                 if self.pressure == Pressure::Exhausted {
                     // Out of memory: the sender will send it again (and it
