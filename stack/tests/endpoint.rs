@@ -726,3 +726,44 @@ fn a_transparent_connection_is_plain_tcp() {
         "no MPTCP option on the SYN/ACK"
     );
 }
+
+/// A client that lost its half-open connection and comes back from the same port with
+/// a new ISN: as in RFC 793's SYN-RECEIVED (and Linux's `tcp_check_req`), the
+/// unacceptable SYN gets an ACK, not a second SYN/ACK; the client's RST at that ACK
+/// clears the embryonic connection, and its next SYN is answered.
+#[test]
+fn a_new_syn_on_a_half_open_tuple_is_acked_and_its_rst_clears_the_way() {
+    let mut s = stack(config());
+    s.listen(80).unwrap();
+    let server = SocketAddr::new(us4(), 80);
+    let client = peer4(4242);
+    s.handle_packet(T, &packet(client, server, SYN, 1000, 0, &[]));
+    let synack = poll_one(&mut s);
+    assert_eq!((synack.flags, synack.ack), (TcpFlags(SYN | ACK), 1001));
+    // A retransmitted SYN (same ISN) gets the SYN/ACK again.
+    s.handle_packet(T, &packet(client, server, SYN, 1000, 0, &[]));
+    let again = poll_one(&mut s);
+    assert_eq!(
+        (again.flags, again.seq, again.ack),
+        (synack.flags, synack.seq, 1001)
+    );
+    assert_silent(&mut s);
+
+    s.handle_packet(T, &packet(client, server, SYN, 90_000, 0, &[]));
+    let ack = poll_one(&mut s);
+    assert_eq!(
+        (ack.flags, ack.seq, ack.ack),
+        (TcpFlags(ACK), synack.seq + 1, 1001)
+    );
+    assert_silent(&mut s);
+    assert_eq!(s.connection_count(), 1);
+
+    s.handle_packet(T, &packet(client, server, RST, ack.ack, 0, &[]));
+    assert_silent(&mut s);
+    assert_eq!(s.connection_count(), 0);
+
+    s.handle_packet(T, &packet(client, server, SYN, 90_000, 0, &[]));
+    let fresh = poll_one(&mut s);
+    assert_eq!((fresh.flags, fresh.ack), (TcpFlags(SYN | ACK), 90_001));
+    assert!(events(&mut s).is_empty());
+}

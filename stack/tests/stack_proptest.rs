@@ -120,13 +120,16 @@ proptest! {
         }
         // Every mutated segment got past the checksum check.
         prop_assert_eq!(s.counters().drop_bad_checksum, 0);
-        // Still serving: a fresh SYN on another port gets a SYN/ACK.
+        // Still serving: a fresh SYN from another host gets a SYN/ACK. (Not from
+        // 10.0.0.1: a flipped source port can make the mutated segment a SYN from
+        // any of its ports, and a new SYN on that half-open tuple rightly gets an
+        // ACK — `endpoint::a_new_syn_on_a_half_open_tuple_is_acked...`.)
         let mut r = TcpRepr::new(40001, 80);
         r.flags = TcpFlags(TcpFlags::SYN);
         r.seq = SeqNumber(5);
         r.window = 1000;
         let mut buf = vec![0u8; 200];
-        let n = emit_packet(ip("10.0.0.1"), ip("10.0.0.2"), 64, &r, &[], &mut buf).unwrap();
+        let n = emit_packet(ip("10.0.0.3"), ip("10.0.0.2"), 64, &r, &[], &mut buf).unwrap();
         s.handle_packet(now, &buf[..n]);
         let mut out = vec![0u8; 2048];
         let mut saw_synack = false;
