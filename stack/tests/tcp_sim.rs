@@ -125,6 +125,30 @@ fn small_clean_transfer() {
     }
 }
 
+/// Odd seeds let the stacks hand over super-packets (`World::gso_segments`),
+/// which the simulated device cuts: the same transfer, with its segments sent
+/// many at a time.
+#[test]
+fn super_packets_carry_a_transfer_segment_by_segment() {
+    let link = LinkParams::with_delay(Duration::from_millis(10));
+    let with = try_scenario(&Scenario::basic(1, 2_000_000, 1_000_000, link.clone()))
+        .unwrap_or_else(|e| panic!("with super-packets: {e}"));
+    let without = try_scenario(&Scenario::basic(2, 2_000_000, 1_000_000, link))
+        .unwrap_or_else(|e| panic!("without: {e}"));
+    for c in &with.counters {
+        assert!(c.super_packets_out > 0, "{c:?}");
+        // Each super-packet stands for several segments on the wire.
+        assert!(c.segments_out > c.super_packets_out * 2, "{c:?}");
+    }
+    for c in &without.counters {
+        assert_eq!(c.super_packets_out, 0);
+    }
+    // The same segments either way, give or take the ACK clock's timing.
+    let segs = |r: &TransferReport| r.counters[0].segments_out + r.counters[1].segments_out;
+    let (a, b) = (segs(&with) as f64, segs(&without) as f64);
+    assert!((a / b - 1.0).abs() < 0.2, "segments {a} with, {b} without");
+}
+
 fn sack_cmp_scenario(seed: u64, sack: bool) -> Scenario {
     let link = LinkParams {
         delay: Duration::from_millis(20),

@@ -10,6 +10,7 @@ use crate::mptcp::scheduler::SubflowView;
 use crate::mptcp::DataLevel;
 use crate::tcp::cc::coupled::{couple_into, SubflowCc};
 use crate::tcp::cc::Coupling;
+use crate::tcp::hooks::NoHooks;
 use crate::tcp::tcb::Transmit;
 use crate::tcp::State;
 use crate::time::Instant;
@@ -17,9 +18,20 @@ use crate::wire::Dsn;
 use core::time::Duration;
 
 impl Connection {
-    pub fn poll_transmit(&mut self, now: Instant, hop: u8, buf: &mut [u8]) -> Option<Transmit> {
+    /// The next packet: one segment, or with `burst` above 1 possibly a
+    /// super-packet of that many for the device to segment
+    /// (`Tcb::poll_transmit_with`).
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        hop: u8,
+        buf: &mut [u8],
+        burst: usize,
+    ) -> Option<Transmit> {
         if self.mp.is_none() {
-            return self.subflows[0].tcb.poll_transmit(now, hop, buf);
+            return self.subflows[0]
+                .tcb
+                .poll_transmit_with(now, hop, buf, &mut NoHooks, burst);
         }
         self.schedule(now);
         let mp = self.mp.as_deref_mut()?;
@@ -28,7 +40,7 @@ impl Connection {
             let k = (self.next_tx + j) % n;
             let s = &mut self.subflows[k];
             let mut hooks = SubflowHooks::new(mp, &mut s.mp);
-            if let Some(t) = s.tcb.poll_transmit_with(now, hop, buf, &mut hooks) {
+            if let Some(t) = s.tcb.poll_transmit_with(now, hop, buf, &mut hooks, burst) {
                 if s.mp.take_data_ack_owed() {
                     s.tcb.force_ack();
                 }

@@ -190,7 +190,7 @@ impl Stack {
             len: 0,
             bytes: [0; SYNACK_MAX],
         };
-        let Some(t) = conn.poll_transmit(now, self.config.hop_limit, &mut out.bytes) else {
+        let Some(t) = conn.poll_transmit(now, self.config.hop_limit, &mut out.bytes, 1) else {
             return;
         };
         out.len = t.len as u8;

@@ -15,6 +15,10 @@ pub struct Counters {
     /// `packets_in` and `segments_in`.
     pub super_packets_in: u64,
     pub segments_out: u64,
+    /// TCP super-packets the engine sent for the device to segment
+    /// (`Stack::poll_transmit_gso`); their segments count in `packets_out`
+    /// and `segments_out`.
+    pub super_packets_out: u64,
     pub retransmitted_segments: u64,
     pub retransmitted_bytes: u64,
     pub resets_sent: u64,

@@ -47,52 +47,86 @@ pub(super) struct EchoOut {
     pub(super) data: Vec<u8>,
 }
 
+/// A packet [`Stack::poll_transmit_gso`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxPacket {
+    /// Its length in bytes.
+    pub len: usize,
+    /// Set for a TCP super-packet of several segments, which the device (or
+    /// [`wire::gso::segment`]) must cut into segments of this many payload
+    /// bytes, the last one possibly shorter.
+    pub segment_size: Option<usize>,
+}
+
 impl Stack {
     /// Write the next packet to send into `buf` (at least the MTU long); its length.
     /// RSTs go first, then cookie SYN/ACKs, echo replies, connection traffic.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.poll_transmit_gso(now, buf, 1).map(|t| t.len)
+    }
+
+    /// As [`poll_transmit`](Self::poll_transmit), for a device that segments
+    /// TCP itself (TSO, a TUN with virtio-net headers): a connection's new
+    /// data may come as one super-packet of up to `max_segments` segments (and
+    /// at most 64 KiB, or `buf`'s length) with identical headers, so that its
+    /// per-segment work is done once. The device sets each segment's
+    /// sequence number, IP length and ID and checksums, and PSH and FIN on the
+    /// last only, as for Linux's own TCP.
+    pub fn poll_transmit_gso(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        max_segments: usize,
+    ) -> Option<TxPacket> {
+        let one = |len| TxPacket {
+            len,
+            segment_size: None,
+        };
         self.tick(now);
         let hop = self.config.hop_limit;
         while let Some(rst) = self.rsts.pop() {
             if let Some(len) = emit_rst(&rst, hop, buf) {
                 self.counters.resets_sent += 1;
-                self.count_out();
-                return Some(len);
+                self.count_out(1);
+                return Some(one(len));
             }
         }
         if let Some(s) = self.synacks.pop() {
             let len = s.bytes().len();
             buf[..len].copy_from_slice(s.bytes());
-            self.count_out();
-            return Some(len);
+            self.count_out(1);
+            return Some(one(len));
         }
         while let Some(e) = self.echoes.pop_front() {
             match wire::emit_echo_reply(e.src, e.dst, hop, e.ident, e.seq, &e.data, buf) {
                 Ok(len) => {
                     self.counters.icmp_echo_replies_sent += 1;
                     self.counters.packets_out += 1;
-                    return Some(len);
+                    return Some(one(len));
                 }
                 // Only a `buf` shorter than the MTU gets here; the reply is lost.
                 Err(_) => self.counters.drop_icmp_too_big += 1,
             }
         }
         if let Some(len) = self.time_wait.poll_transmit(now, hop, buf) {
-            self.count_out();
-            return Some(len);
+            self.count_out(1);
+            return Some(one(len));
         }
         while let Some(id) = self.ready.pop_front() {
             let Some(slot) = self.conns.get_mut(id) else {
                 continue;
             };
-            let sent = slot.conn.poll_transmit(now, hop, buf);
+            let sent = slot.conn.poll_transmit(now, hop, buf, max_segments);
             slot.queued = sent.is_some();
             if let Some(t) = sent {
                 self.arm(id);
                 self.account(id);
                 self.ready.push_back(id);
-                self.count_out();
-                return Some(t.len);
+                self.count_out(t.segments);
+                return Some(TxPacket {
+                    len: t.len,
+                    segment_size: t.segment_size,
+                });
             }
             if !self.reduce_to_time_wait(id) {
                 self.arm(id);
@@ -119,9 +153,11 @@ impl Stack {
         true
     }
 
-    fn count_out(&mut self) {
-        self.counters.packets_out += 1;
-        self.counters.segments_out += 1;
+    /// A packet went out: as its segments on the wire, as for what comes in.
+    fn count_out(&mut self, segments: usize) {
+        self.counters.packets_out += segments as u64;
+        self.counters.segments_out += segments as u64;
+        self.counters.super_packets_out += u64::from(segments > 1);
     }
 
     /// Whether `poll_transmit` may have something to send (a driver need not be

@@ -103,6 +103,14 @@ impl SegmentHooks for SubflowHooks<'_> {
         self.level.role() == Role::Server && self.level.phase() == Phase::Handshake
     }
 
+    /// Every segment of a super-packet carries the same DSS: right for a
+    /// mapping, which covers them all, not for the client's first data
+    /// (MP_CAPABLE with its length) or the answer to an MP_FAIL.
+    fn may_burst(&self) -> bool {
+        matches!(self.level.phase(), Phase::Established | Phase::Fallback)
+            && !self.level.infinite_map_pending()
+    }
+
     fn payload(&self, ssn: u32, len: usize) -> Option<(&[u8], &[u8])> {
         self.level.payload(self.sf, self.mapping.as_ref(), ssn, len)
     }

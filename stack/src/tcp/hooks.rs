@@ -134,6 +134,13 @@ pub trait SegmentHooks {
         false
     }
 
+    /// Whether a super-packet's segments may all carry the options
+    /// `segment_options` gives its first: false while they describe a single
+    /// segment (MPTCP's data-level length on MP_CAPABLE, an infinite mapping).
+    fn may_burst(&self) -> bool {
+        true
+    }
+
     /// For a TCB whose send queue only counts its bytes
     /// ([`SendQueue::Mapped`](crate::tcp::send_queue::SendQueue)): the
     /// `len` bytes from subflow-relative sequence number `ssn`, as up to two

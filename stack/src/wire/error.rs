@@ -23,6 +23,8 @@ pub enum WireError {
     Fragmented,
     /// Output buffer too small, or options do not fit in 40 bytes.
     BufferTooSmall,
+    /// Not a TCP packet (where only one will do).
+    NotTcp,
 }
 
 impl fmt::Display for WireError {
@@ -38,6 +40,7 @@ impl fmt::Display for WireError {
             WireError::OptionOverrun => "TCP option runs past header",
             WireError::Fragmented => "fragmented packet",
             WireError::BufferTooSmall => "buffer too small",
+            WireError::NotTcp => "not a TCP packet",
         };
         f.write_str(s)
     }

@@ -6,6 +6,7 @@
 pub mod checksum;
 pub mod dsn;
 pub mod error;
+pub mod gso;
 pub mod icmp;
 pub mod ip;
 pub mod mptcp;

@@ -698,7 +698,7 @@ impl Harness {
 
     /// Poll one segment and parse it back.
     pub fn recv(&mut self) -> Option<Out> {
-        let t = self.conn.poll_transmit(self.now, HOP, &mut self.buf)?;
+        let t = self.conn.poll_transmit(self.now, HOP, &mut self.buf, 1)?;
         let pkt = self.buf[..t.len].to_vec();
         let (ip, bytes) = IpRepr::parse(&pkt).expect("a good IP packet");
         assert_eq!((ip.protocol, ip.hop_limit), (IPPROTO_TCP, HOP));

@@ -96,6 +96,11 @@ pub struct Transmit {
     pub len: usize,
     /// Payload bytes of it that were sent before (0 for new data).
     pub retransmitted: usize,
+    /// A super-packet (`poll_transmit_with`'s `burst`): the payload bytes of
+    /// each segment the device must cut it into.
+    pub segment_size: Option<usize>,
+    /// TCP segments it stands for (1 unless a super-packet).
+    pub segments: usize,
 }
 
 /// A TCB in TIME_WAIT, reduced to what answering for it takes.

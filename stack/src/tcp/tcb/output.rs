@@ -15,7 +15,13 @@ struct Plan {
     /// Sequence space to cover at most (data, plus one for a FIN).
     max_len: usize,
     fin_allowed: bool,
+    /// Full-sized segments it may hold when the device segments (TSO).
+    burst: usize,
 }
+
+/// The largest IP packet: a super-packet for the device to segment must fit
+/// IPv4's total length field (and IPv6's payload length) too.
+const MAX_IP_PACKET: usize = 0xffff;
 
 impl Tcb {
     /// Write the next segment, if any, as an IP packet into `buf`.
@@ -25,16 +31,23 @@ impl Tcb {
         hop_limit: u8,
         buf: &mut [u8],
     ) -> Option<Transmit> {
-        self.poll_transmit_with(now, hop_limit, buf, &mut NoHooks)
+        self.poll_transmit_with(now, hop_limit, buf, &mut NoHooks, 1)
     }
 
     /// `poll_transmit` with a layered protocol's hooks adding options to segments.
+    ///
+    /// With `burst` above 1 the device segments for us (TSO): new data may go
+    /// out as one super-packet of up to `burst` full-sized segments with
+    /// identical headers, which the device cuts at `Transmit::segment_size`,
+    /// setting each piece's sequence number, and PSH and FIN on the last one
+    /// only — as Linux's TCP hands its device one skb of several segments.
     pub fn poll_transmit_with(
         &mut self,
         now: Instant,
         hop_limit: u8,
         buf: &mut [u8],
         hooks: &mut dyn SegmentHooks,
+        burst: usize,
     ) -> Option<Transmit> {
         match self.state {
             State::Closed | State::Listen => return None,
@@ -61,7 +74,7 @@ impl Tcb {
                 return Some(t);
             }
         }
-        if let Some(plan) = self.next_segment() {
+        if let Some(plan) = self.next_segment(burst) {
             if let Some(t) = self.emit_plan(now, hop_limit, buf, hooks, plan) {
                 return Some(t);
             }
@@ -73,6 +86,7 @@ impl Tcb {
                     seq: self.snd_una,
                     max_len: 1,
                     fin_allowed: false,
+                    burst: 1,
                 };
                 return self.emit_plan(now, hop_limit, buf, hooks, plan);
             }
@@ -81,7 +95,7 @@ impl Tcb {
             self.ka_probe_pending = false;
             // An old sequence number forces the peer to answer (RFC 9293 §3.8.4).
             let seq = self.snd_una - 1;
-            return self.emit_segment(now, hop_limit, buf, hooks, seq, TcpFlags::ACK, 0, false);
+            return self.emit_segment(now, hop_limit, buf, hooks, seq, TcpFlags::ACK, 0, false, 1);
         }
         if self.ack_now {
             return self.emit_ack(now, hop_limit, buf, hooks);
@@ -121,6 +135,7 @@ impl Tcb {
                 seq,
                 max_len: end.since(seq),
                 fin_allowed: true,
+                burst: 1,
             });
         }
         if !self.in_recovery || !self.sack_ok {
@@ -140,11 +155,13 @@ impl Tcb {
             seq: start,
             max_len: end.since(start),
             fin_allowed: true,
+            burst: 1,
         })
     }
 
-    /// New data (or a go-back-N resend after an RTO) from snd_nxt.
-    fn next_segment(&mut self) -> Option<Plan> {
+    /// New data (or a go-back-N resend after an RTO) from snd_nxt: up to
+    /// `burst` segments of new data at once.
+    fn next_segment(&mut self, burst: usize) -> Option<Plan> {
         let data_end = self.data_end();
         // After an RTO, skip what the peer has SACKed.
         if self.sack_ok && self.snd_nxt.diff(self.snd_max) < 0 {
@@ -172,11 +189,17 @@ impl Tcb {
                     seq,
                     max_len: 1,
                     fin_allowed: true,
+                    burst: 1,
                 });
             }
             return None;
         }
-        let mut len = unsent.min(wnd_avail).min(cwnd_avail).min(mss);
+        // Resent data goes segment by segment: each is its own decision.
+        let burst = if resending { 1 } else { burst.max(1) };
+        let mut len = unsent
+            .min(wnd_avail)
+            .min(cwnd_avail)
+            .min(mss.saturating_mul(burst));
         if resending {
             let hole_end = match self.scoreboard.next_hole(seq, self.snd_max) {
                 Some((_, e)) if self.sack_ok => e,
@@ -204,6 +227,7 @@ impl Tcb {
             seq,
             max_len: if all && fin_pending { len + 1 } else { len },
             fin_allowed: all,
+            burst,
         })
     }
 
@@ -229,7 +253,7 @@ impl Tcb {
         if data > 0 {
             flags |= TcpFlags::PSH;
         }
-        self.emit_segment(now, hop, buf, hooks, plan.seq, flags, data, fin)
+        self.emit_segment(now, hop, buf, hooks, plan.seq, flags, data, fin, plan.burst)
     }
 
     fn emit_syn(
@@ -244,7 +268,7 @@ impl Tcb {
         } else {
             TcpFlags::SYN
         };
-        self.emit_segment(now, hop, buf, hooks, self.iss, flags, 0, false)
+        self.emit_segment(now, hop, buf, hooks, self.iss, flags, 0, false, 1)
     }
 
     fn emit_ack(
@@ -257,7 +281,7 @@ impl Tcb {
         // snd_nxt may have been rewound by an RTO below what the peer already
         // holds; an ACK must carry a sequence number the peer finds acceptable.
         let seq = self.snd_max;
-        self.emit_segment(now, hop, buf, hooks, seq, TcpFlags::ACK, 0, false)
+        self.emit_segment(now, hop, buf, hooks, seq, TcpFlags::ACK, 0, false, 1)
     }
 
     fn tsval(&self, now: Instant) -> u32 {
@@ -361,7 +385,8 @@ impl Tcb {
     }
 
     /// Emit one segment at `seq` carrying `data` bytes of the send buffer from that
-    /// point (clamped to what fits) and optionally a FIN after them.
+    /// point (clamped to what fits) and optionally a FIN after them — or, with
+    /// `burst` above 1, a super-packet of whole segments for the device to cut.
     #[allow(clippy::too_many_arguments)]
     fn emit_segment(
         &mut self,
@@ -373,6 +398,7 @@ impl Tcb {
         mut flags: u8,
         data: usize,
         mut fin: bool,
+        burst: usize,
     ) -> Option<Transmit> {
         let syn = flags & TcpFlags::SYN != 0;
         if data == 0 && !fin && !syn && hooks.options_required() {
@@ -387,6 +413,7 @@ impl Tcb {
                 self.window_cap = Some(cap);
             }
         }
+        let burst = if hooks.may_burst() { burst } else { 1 };
         let mut repr: TcpRepr<'_> = self.build_repr(now, seq, flags);
         let kind = match (syn, flags & TcpFlags::ACK != 0) {
             (true, false) => SegmentKind::Syn,
@@ -425,9 +452,18 @@ impl Tcb {
         let ip_len = if self.local.is_ipv4() { 20 } else { 40 };
         let room = buf.len().saturating_sub(ip_len + 20 + opts);
         let limit = self.snd_mss.saturating_sub(opts).max(1).min(room);
-        let data = data.min(limit);
+        // Whole segments only: a short one is left to the next call, where
+        // Nagle and the window rules decide it on its own.
+        let burst_bytes = room.min(MAX_IP_PACKET.saturating_sub(ip_len + 20 + opts));
+        let segs = if burst > 1 && !syn && data > limit {
+            (data.min(burst_bytes) / limit).min(burst)
+        } else {
+            1
+        };
+        let data = data.min(limit * segs);
+        let segment_size = (segs > 1).then_some(limit);
         let data_end = self.data_end();
-        if fin && seq + data != data_end {
+        if fin && (seq + data != data_end || segs > 1) {
             fin = false;
         }
         if seq + data != data_end {
@@ -502,10 +538,12 @@ impl Tcb {
         } else if flags & TcpFlags::ACK != 0 {
             self.ack_went();
         }
-        self.stats.segments_out += 1;
+        self.stats.segments_out += segs as u64;
         Some(Transmit {
             len,
             retransmitted: if retransmitted { data } else { 0 },
+            segment_size,
+            segments: segs,
         })
     }
 

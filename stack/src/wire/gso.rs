@@ -1,0 +1,196 @@
+//! Software segmentation of a TCP super-packet (`Stack::poll_transmit_gso`):
+//! what a device's TSO or Linux's GSO does, for a device or a simulated network
+//! that takes one segment per packet.
+
+use super::checksum;
+use super::error::WireError;
+use super::ip::IPPROTO_TCP;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+const FIN: u8 = 0x01;
+const PSH: u8 = 0x08;
+const CWR: u8 = 0x80;
+
+/// Cut the TCP super-packet `pkt` (IPv4 without options, or IPv6 without
+/// extension headers) into segments of `segment_size` payload bytes, the last
+/// possibly shorter, and hand each to `each` as a finished IP packet: the
+/// headers of `pkt` with the sequence number advanced, the IP length (and
+/// IPv4 identification) of the piece, PSH and FIN on the last piece only,
+/// CWR on the first only, and both checksums computed. `scratch` is reused
+/// to build them. The number of segments; an error, and nothing handed out,
+/// for a packet that is not such a super-packet (or a `segment_size` of 0).
+pub fn segment(
+    pkt: &[u8],
+    segment_size: usize,
+    scratch: &mut Vec<u8>,
+    mut each: impl FnMut(&[u8]),
+) -> Result<usize, WireError> {
+    let version = pkt.first().ok_or(WireError::Truncated)? >> 4;
+    let (ip_hl, src, dst) = match version {
+        4 if pkt.len() >= 20 => {
+            if pkt[0] & 0x0f != 5 {
+                return Err(WireError::BadHeaderLength);
+            }
+            if pkt[9] != IPPROTO_TCP {
+                return Err(WireError::NotTcp);
+            }
+            let a =
+                |i: usize| IpAddr::V4(Ipv4Addr::new(pkt[i], pkt[i + 1], pkt[i + 2], pkt[i + 3]));
+            (20, a(12), a(16))
+        }
+        6 if pkt.len() >= 40 => {
+            if pkt[6] != IPPROTO_TCP {
+                return Err(WireError::NotTcp);
+            }
+            let a = |i: usize| {
+                let b: [u8; 16] = pkt[i..i + 16].try_into().expect("16 bytes");
+                IpAddr::V6(Ipv6Addr::from(b))
+            };
+            (40, a(8), a(24))
+        }
+        4 | 6 => return Err(WireError::Truncated),
+        _ => return Err(WireError::BadVersion),
+    };
+    let tcp_hl = usize::from(pkt.get(ip_hl + 12).ok_or(WireError::Truncated)? >> 4) * 4;
+    let hlen = ip_hl + tcp_hl;
+    if tcp_hl < 20 || pkt.len() < hlen {
+        return Err(WireError::Truncated);
+    }
+    if segment_size == 0 {
+        return Err(WireError::BufferTooSmall);
+    }
+    let payload = &pkt[hlen..];
+    let seq0 = u32::from_be_bytes(pkt[ip_hl + 4..ip_hl + 8].try_into().expect("4 bytes"));
+    let flags = pkt[ip_hl + 13];
+    let id0 = u16::from_be_bytes([pkt[4], pkt[5]]);
+    let n = payload.len().div_ceil(segment_size).max(1);
+    for i in 0..n {
+        let part = payload
+            .get(i * segment_size..)
+            .map_or(&[][..], |p| &p[..p.len().min(segment_size)]);
+        scratch.clear();
+        scratch.extend_from_slice(&pkt[..hlen]);
+        scratch.extend_from_slice(part);
+        let s = &mut scratch[..];
+        let seq = seq0.wrapping_add((i * segment_size) as u32);
+        s[ip_hl + 4..ip_hl + 8].copy_from_slice(&seq.to_be_bytes());
+        let mut f = flags;
+        if i + 1 < n {
+            f &= !(FIN | PSH);
+        }
+        if i > 0 {
+            f &= !CWR;
+        }
+        s[ip_hl + 13] = f;
+        let tcp_len = tcp_hl + part.len();
+        if version == 4 {
+            s[2..4].copy_from_slice(&((hlen + part.len()) as u16).to_be_bytes());
+            s[4..6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
+            s[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum::checksum(&s[..20]);
+            s[10..12].copy_from_slice(&c.to_be_bytes());
+        } else {
+            s[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+        }
+        s[ip_hl + 16..ip_hl + 18].copy_from_slice(&[0, 0]);
+        let acc = checksum::pseudo_header(src, dst, IPPROTO_TCP, tcp_len as u32);
+        let c = !checksum::fold(u64::from(checksum::accumulate(acc, &s[ip_hl..])));
+        s[ip_hl + 16..ip_hl + 18].copy_from_slice(&c.to_be_bytes());
+        each(s);
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{emit_packet, IpRepr, SeqNumber, TcpFlags, TcpRepr};
+
+    fn super_packet(src: &str, dst: &str, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut r = TcpRepr::new(1000, 2000);
+        r.seq = SeqNumber(u32::MAX - 100);
+        r.ack = SeqNumber(77);
+        r.flags = TcpFlags(flags);
+        r.window = 500;
+        r.timestamp = Some((1, 2));
+        let mut buf = vec![0; 70_000];
+        let n = emit_packet(
+            src.parse().unwrap(),
+            dst.parse().unwrap(),
+            64,
+            &r,
+            &[payload],
+            &mut buf,
+        )
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn cut(pkt: &[u8], size: usize) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let n = segment(pkt, size, &mut Vec::new(), |p| out.push(p.to_vec())).unwrap();
+        assert_eq!(n, out.len());
+        out
+    }
+
+    #[test]
+    fn pieces_are_valid_segments_that_put_the_stream_back_together() {
+        let payload: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let all = TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN | TcpFlags::CWR;
+        for (src, dst) in [("10.0.0.1", "10.0.0.2"), ("2001:db8::1", "2001:db8::2")] {
+            let pkt = super_packet(src, dst, all, &payload);
+            let pieces = cut(&pkt, 1448);
+            assert_eq!(pieces.len(), 7);
+            let mut stream = Vec::new();
+            for (i, p) in pieces.iter().enumerate() {
+                // Parsing checks the IP length and both checksums.
+                let (ip, bytes) = IpRepr::parse(p).unwrap();
+                let seg = TcpRepr::parse(ip.src, ip.dst, bytes, true).unwrap();
+                assert_eq!(seg.seq, SeqNumber(u32::MAX - 100) + stream.len());
+                assert_eq!(
+                    (seg.ack, seg.window, seg.timestamp),
+                    (SeqNumber(77), 500, Some((1, 2)))
+                );
+                let last = i + 1 == pieces.len();
+                assert_eq!(seg.flags.fin(), last);
+                assert_eq!(seg.flags.psh(), last);
+                assert_eq!(seg.flags.0 & TcpFlags::CWR != 0, i == 0);
+                assert_eq!(
+                    seg.payload.len(),
+                    if last { 10_000 - 6 * 1448 } else { 1448 }
+                );
+                stream.extend_from_slice(seg.payload);
+            }
+            assert_eq!(stream, payload);
+        }
+    }
+
+    #[test]
+    fn a_packet_within_one_segment_comes_back_as_it_was() {
+        let pkt = super_packet(
+            "10.0.0.1",
+            "10.0.0.2",
+            TcpFlags::ACK | TcpFlags::PSH,
+            b"hello",
+        );
+        assert_eq!(cut(&pkt, 1448), vec![pkt.clone()]);
+        let pkt = super_packet("10.0.0.1", "10.0.0.2", TcpFlags::ACK, b"");
+        assert_eq!(cut(&pkt, 1448), vec![pkt]);
+    }
+
+    #[test]
+    fn what_is_not_a_tcp_super_packet_is_refused_without_a_panic() {
+        let pkt = super_packet("10.0.0.1", "10.0.0.2", TcpFlags::ACK, &[1; 3000]);
+        // Shorter than its headers (20 + 20 + 12 of timestamps).
+        for len in 0..52 {
+            let mut seen = 0;
+            assert!(segment(&pkt[..len], 1000, &mut Vec::new(), |_| seen += 1).is_err());
+            assert_eq!(seen, 0);
+        }
+        assert!(segment(&pkt, 0, &mut Vec::new(), |_| {}).is_err());
+        let mut udp = pkt.clone();
+        udp[9] = 17;
+        assert!(segment(&udp, 1000, &mut Vec::new(), |_| {}).is_err());
+    }
+}
