@@ -48,6 +48,10 @@ const HOST_QUEUE_HOLD: core::time::Duration = core::time::Duration::from_millis(
 /// Packets written between two readings of the clock.
 const CLOCK_EVERY: usize = 64;
 
+/// Segments the engine may put in one super-packet for the kernel to cut
+/// (its 64 KiB bound comes first at an MTU of 1500).
+const MAX_BURST: usize = 64;
+
 /// Longest pause between two reads after read errors in a row.
 const MAX_READ_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -230,6 +234,9 @@ pub struct Driver {
     out: Coalescer,
     read_errors: ErrorLog,
     write_errors: ErrorLog,
+    /// The engine may hand over super-packets (`Stack::poll_transmit_gso`):
+    /// with offloads, and with nothing reading the packets on the way.
+    tso: bool,
     /// No read before this (after read errors in a row).
     read_paused_until: Option<tokio::time::Instant>,
     /// The last time a batch left packets waiting in the device: the engine
@@ -294,6 +301,7 @@ impl Driver {
             handle.lock().stack.set_tx_checksum(TxChecksum::Partial);
         }
         Driver {
+            tso: partial,
             handle,
             tun,
             pcap,
@@ -669,9 +677,17 @@ impl Driver {
             if sent % CLOCK_EVERY == 0 {
                 t = s.now();
             }
-            let Some(n) = s.stack.poll_transmit(t, self.out.slot()) else {
+            // A frame of the engine's own segments (TSO) when one can start
+            // here; captures and impairments see segment by segment.
+            let burst = if self.tso && self.out.is_empty() {
+                MAX_BURST
+            } else {
+                1
+            };
+            let Some(tx) = s.stack.poll_transmit_gso(t, self.out.slot(), burst) else {
                 break;
             };
+            let n = tx.len;
             let pkt = self.out.packet(n);
             if !self.impairments.is_empty() {
                 if let Some((src, _)) = addrs(pkt) {
@@ -683,7 +699,7 @@ impl Driver {
                 }
             }
             capture(&mut self.pcap, pkt);
-            if self.out.commit(n) == Commit::Rejected && !self.flush()? {
+            if self.out.commit(n, tx.segment_size) == Commit::Rejected && !self.flush()? {
                 return Ok(true);
             }
         }

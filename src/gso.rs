@@ -331,7 +331,8 @@ struct Super {
     l4: usize,
     /// IP + TCP header length of every segment.
     hlen: usize,
-    /// Payload of the first segment: every segment but the last has exactly this.
+    /// Payload of the first segment (or the engine's segment size for its
+    /// own super-packet): every segment but the last has exactly this.
     gso_size: usize,
     /// Sequence number the next segment must start at.
     next_seq: u32,
@@ -418,8 +419,9 @@ impl Coalescer {
         self.len > 0 && !self.cur.is_some_and(|c| c.open)
     }
 
-    /// Where the engine writes the next packet (at least the MTU long). Must not be
-    /// called while [`is_full`](Self::is_full).
+    /// Where the engine writes the next packet: at least the MTU long, and room
+    /// for a whole super-packet (`Stack::poll_transmit_gso`) when the
+    /// coalescer is empty. Must not be called while [`is_full`](Self::is_full).
     pub fn slot(&mut self) -> &mut [u8] {
         debug_assert!(!self.is_full());
         match self.cur {
@@ -432,6 +434,9 @@ impl Coalescer {
             _ => {
                 self.saved_len = 0;
                 self.slot_at = VNET_HDR_LEN;
+                if self.len == 0 {
+                    return &mut self.buf[VNET_HDR_LEN..];
+                }
             }
         }
         let end = self.slot_at + self.mtu;
@@ -454,12 +459,16 @@ impl Coalescer {
         self.saved_len = 0;
     }
 
-    /// Take the `n`-byte packet the engine wrote into the slot.
-    pub fn commit(&mut self, n: usize) -> Commit {
+    /// Take the `n`-byte packet the engine wrote into the slot;
+    /// `segment_size` when the engine made it a super-packet of segments of
+    /// that payload size (`TxPacket::segment_size`), which only an empty
+    /// coalescer's slot has room for.
+    pub fn commit(&mut self, n: usize, segment_size: Option<usize>) -> Commit {
         if self.len == 0 {
-            self.start(n);
+            self.start(n, segment_size);
             return Commit::Started;
         }
+        debug_assert!(segment_size.is_none(), "a super-packet in a frame's slot");
         let cur = self.cur.expect("an open frame has a flow");
         let (head, pkt) = self.buf.split_at(self.slot_at);
         let first = &head[VNET_HDR_LEN..];
@@ -496,10 +505,10 @@ impl Coalescer {
         self.buf[VNET_HDR_LEN..VNET_HDR_LEN + n].copy_from_slice(&self.spill);
         self.spill.clear();
         self.slot_at = VNET_HDR_LEN;
-        self.start(n);
+        self.start(n, None);
     }
 
-    fn start(&mut self, n: usize) {
+    fn start(&mut self, n: usize, segment_size: Option<usize>) {
         self.len = n;
         self.cur = None;
         if !self.offload {
@@ -509,15 +518,25 @@ impl Coalescer {
         self.cur = first_segment(p).map(|(l4, hlen)| {
             let plen = n - hlen;
             let seq = u32::from_be_bytes(p[l4 + 4..l4 + 8].try_into().expect("4 bytes"));
+            // The engine's super-packet: whole segments but maybe the last.
+            let gso_size = segment_size.filter(|&g| g > 0).unwrap_or(plen);
             Super {
                 l4,
                 hlen,
-                gso_size: plen,
+                gso_size,
                 next_seq: seq.wrapping_add(plen as u32),
-                segs: 1,
+                segs: if gso_size == 0 {
+                    1
+                } else {
+                    plen.div_ceil(gso_size)
+                },
                 // Later segments' headers are written over the end of the
                 // payload before them, never over the first segment's headers.
-                open: pkt_flags(p, l4) & TCP_PSH == 0 && plen >= hlen && n + plen <= MAX_SUPER,
+                // (A segment without payload has `gso_size` 0: never open.)
+                open: pkt_flags(p, l4) & TCP_PSH == 0
+                    && gso_size >= hlen
+                    && plen.is_multiple_of(gso_size)
+                    && n + gso_size <= MAX_SUPER,
             }
         });
     }
@@ -717,7 +736,7 @@ mod tests {
         r.flags = TcpFlags(flags);
         r.window = 1000;
         r.timestamp = Some((1, 2));
-        let mut buf = vec![0u8; 2000];
+        let mut buf = vec![0u8; 70_000];
         let n = emit_packet_with(src, dst, 64, &r, &[payload], &mut buf, csum).unwrap();
         buf.truncate(n);
         buf
@@ -747,7 +766,7 @@ mod tests {
             }
             c.slot()[..p.len()].copy_from_slice(p);
             assert_eq!(c.packet(p.len()), &p[..]);
-            if c.commit(p.len()) == Commit::Rejected {
+            if c.commit(p.len(), None) == Commit::Rejected {
                 frames.push(c.frame().to_vec());
                 c.clear();
             }
@@ -756,6 +775,41 @@ mod tests {
             frames.push(c.frame().to_vec());
         }
         frames
+    }
+
+    /// The engine's own super-packet (`Stack::poll_transmit_gso`) starts a
+    /// frame with its segment size, and a short segment that continues it
+    /// joins: split, they give back the segments one by one.
+    #[test]
+    fn an_engine_super_packet_starts_a_frame_that_its_tail_joins() {
+        const ACK: u8 = TcpFlags::ACK;
+        const PSH: u8 = TcpFlags::PSH;
+        for (a, b) in [(v4(1), v4(2)), (v6(1), v6(2))] {
+            let data = payload(9, 3400);
+            let one_by_one: Vec<Vec<u8>> = (0..4)
+                .map(|i| {
+                    let end = (1000 * (i + 1)).min(3400);
+                    let flags = if i == 3 { ACK | PSH } else { ACK };
+                    segment(a, b, 100 + 1000 * i as u32, flags, &data[1000 * i..end])
+                })
+                .collect();
+            let sup = segment(a, b, 100, ACK, &data[..3000]);
+            let tail = &one_by_one[3];
+
+            let mut c = Coalescer::new(true, 1500);
+            c.slot()[..sup.len()].copy_from_slice(&sup);
+            assert_eq!(c.commit(sup.len(), Some(1000)), Commit::Started);
+            assert_eq!(c.segments(), 3);
+            assert!(!c.is_full());
+            c.slot()[..tail.len()].copy_from_slice(tail);
+            assert_eq!(c.commit(tail.len(), None), Commit::Joined);
+            assert_eq!(c.segments(), 4);
+            let got = split_all(c.frame(), true);
+            assert_eq!(got.len(), 4);
+            for (g, want) in got.iter().zip(&one_by_one) {
+                assert!(g.1 && same_but_ip_id(&g.0, want));
+            }
+        }
     }
 
     fn split_all(frame: &[u8], full: bool) -> Vec<(Vec<u8>, bool)> {

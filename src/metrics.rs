@@ -55,6 +55,10 @@ pub const COUNTER_HELP: &[(&str, &str)] = &[
         "TCP super-packets the kernel merged (GRO) and the engine took whole; their segments count in segments_in.",
     ),
     ("segments_out", "TCP segments sent (Linux: Tcp OutSegs)."),
+    (
+        "super_packets_out",
+        "TCP super-packets the engine wrote for the kernel to segment (TSO); their segments count in segments_out.",
+    ),
     ("retransmitted_segments", "TCP segments retransmitted (Linux: Tcp RetransSegs)."),
     ("retransmitted_bytes", "TCP payload bytes retransmitted."),
     ("resets_sent", "RST segments sent (Linux: Tcp OutRsts)."),

@@ -578,6 +578,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         segments_in,
         super_packets_in,
         segments_out,
+        super_packets_out,
         retransmitted_segments,
         retransmitted_bytes,
         resets_sent,
