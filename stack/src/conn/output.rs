@@ -1,7 +1,8 @@
 //! Output: before each transmission round the connection's data is mapped
 //! onto its subflows — all of it onto a single one, else by the MPTCP
 //! scheduler, each subflow taking what its congestion window allows — and the
-//! subflows then take turns, one segment each, every segment carrying the
+//! subflows then take turns, one packet each (a segment, or a super-packet
+//! of several for a device that segments), every segment carrying the
 //! options the MPTCP level decides.
 
 use super::{Connection, Effects, Subflow};

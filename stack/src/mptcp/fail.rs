@@ -234,6 +234,11 @@ impl DataLevel {
         self.fail.sent_dsn.is_some() || self.fail.infinite_map_pending || self.rx_fallback
     }
 
+    /// An MP_FAIL waits to go out (on the next segment).
+    pub(super) fn mp_fail_pending(&self) -> bool {
+        self.fail.send.is_some()
+    }
+
     /// MP_FAIL to put on the next segment (taken: sent once per request).
     pub(super) fn take_mp_fail(&mut self) -> Option<Dsn> {
         let dsn = self.fail.send.take()?;

@@ -103,12 +103,15 @@ impl SegmentHooks for SubflowHooks<'_> {
         self.level.role() == Role::Server && self.level.phase() == Phase::Handshake
     }
 
-    /// Every segment of a super-packet carries the same DSS: right for a
-    /// mapping, which covers them all, not for the client's first data
-    /// (MP_CAPABLE with its length) or the answer to an MP_FAIL.
+    /// Every segment of a super-packet carries the same options: right for
+    /// a DSS mapping, which covers them all, not for the client's first data
+    /// (MP_CAPABLE with its length), the answer to an MP_FAIL, or an option
+    /// meant to go once (MP_FAIL, MP_PRIO).
     fn may_burst(&self) -> bool {
         matches!(self.level.phase(), Phase::Established | Phase::Fallback)
             && !self.level.infinite_map_pending()
+            && !self.level.mp_fail_pending()
+            && self.sf.prio_pending.is_none()
     }
 
     fn payload(&self, ssn: u32, len: usize) -> Option<(&[u8], &[u8])> {

@@ -9,7 +9,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const FIN: u8 = 0x01;
 const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+const ECE: u8 = 0x40;
 const CWR: u8 = 0x80;
+/// What a segment of a super-packet may carry: no SYN, RST or URG, which
+/// mean one segment.
+const SEGMENTABLE: u8 = FIN | PSH | ACK | ECE | CWR;
 
 /// Cut the TCP super-packet `pkt` (IPv4 without options, or IPv6 without
 /// extension headers) into segments of `segment_size` payload bytes, the last
@@ -18,7 +23,9 @@ const CWR: u8 = 0x80;
 /// IPv4 identification) of the piece, PSH and FIN on the last piece only,
 /// CWR on the first only, and both checksums computed. `scratch` is reused
 /// to build them. The number of segments; an error, and nothing handed out,
-/// for a packet that is not such a super-packet (or a `segment_size` of 0).
+/// for a packet that is not such a super-packet: its IP length must be the
+/// slice's, unfragmented, its flags within ACK, PSH, FIN, ECE and CWR (or
+/// `segment_size` is 0).
 pub fn segment(
     pkt: &[u8],
     segment_size: usize,
@@ -31,6 +38,13 @@ pub fn segment(
             if pkt[0] & 0x0f != 5 {
                 return Err(WireError::BadHeaderLength);
             }
+            if usize::from(u16::from_be_bytes([pkt[2], pkt[3]])) != pkt.len() {
+                return Err(WireError::BadTotalLength);
+            }
+            // MF, or a fragment offset.
+            if u16::from_be_bytes([pkt[6], pkt[7]]) & 0x3fff != 0 {
+                return Err(WireError::Fragmented);
+            }
             if pkt[9] != IPPROTO_TCP {
                 return Err(WireError::NotTcp);
             }
@@ -39,6 +53,9 @@ pub fn segment(
             (20, a(12), a(16))
         }
         6 if pkt.len() >= 40 => {
+            if usize::from(u16::from_be_bytes([pkt[4], pkt[5]])) + 40 != pkt.len() {
+                return Err(WireError::BadTotalLength);
+            }
             if pkt[6] != IPPROTO_TCP {
                 return Err(WireError::NotTcp);
             }
@@ -54,7 +71,10 @@ pub fn segment(
     let tcp_hl = usize::from(pkt.get(ip_hl + 12).ok_or(WireError::Truncated)? >> 4) * 4;
     let hlen = ip_hl + tcp_hl;
     if tcp_hl < 20 || pkt.len() < hlen {
-        return Err(WireError::Truncated);
+        return Err(WireError::BadDataOffset);
+    }
+    if pkt[ip_hl + 13] & !SEGMENTABLE != 0 || pkt[ip_hl + 18..ip_hl + 20] != [0, 0] {
+        return Err(WireError::NotTcp);
     }
     if segment_size == 0 {
         return Err(WireError::BufferTooSmall);
@@ -189,8 +209,22 @@ mod tests {
             assert_eq!(seen, 0);
         }
         assert!(segment(&pkt, 0, &mut Vec::new(), |_| {}).is_err());
-        let mut udp = pkt.clone();
-        udp[9] = 17;
-        assert!(segment(&udp, 1000, &mut Vec::new(), |_| {}).is_err());
+        let refused = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut p = pkt.clone();
+            f(&mut p);
+            segment(&p, 1000, &mut Vec::new(), |_| panic!("a piece of {p:?}")).is_err()
+        };
+        assert!(refused(&|p| p[9] = 17)); // UDP
+        assert!(refused(&|p| p.push(0))); // longer than its IP length
+        assert!(refused(&|p| p[6] |= 0x20)); // MF
+        assert!(refused(&|p| p[33] |= TcpFlags::SYN));
+        assert!(refused(&|p| p[33] |= TcpFlags::RST));
+        assert!(refused(&|p| p[33] |= 0x20)); // URG
+        assert!(refused(&|p| p[32] = 0x40)); // data offset 16 bytes
+        let v6 = super_packet("2001:db8::1", "2001:db8::2", TcpFlags::ACK, &[1; 3000]);
+        let mut longer = v6.clone();
+        longer.push(0);
+        assert!(segment(&longer, 1000, &mut Vec::new(), |_| {}).is_err());
+        assert_eq!(segment(&v6, 1000, &mut Vec::new(), |_| {}), Ok(3));
     }
 }

@@ -413,7 +413,13 @@ impl Tcb {
                 self.window_cap = Some(cap);
             }
         }
-        let burst = if hooks.may_burst() { burst } else { 1 };
+        // A D-SACK block goes once (RFC 2883 §4), and the layer above may
+        // have options for one segment only.
+        let burst = if self.dsack.is_none() && hooks.may_burst() {
+            burst
+        } else {
+            1
+        };
         let mut repr: TcpRepr<'_> = self.build_repr(now, seq, flags);
         let kind = match (syn, flags & TcpFlags::ACK != 0) {
             (true, false) => SegmentKind::Syn,
@@ -455,7 +461,7 @@ impl Tcb {
         // Whole segments only: a short one is left to the next call, where
         // Nagle and the window rules decide it on its own.
         let burst_bytes = room.min(MAX_IP_PACKET.saturating_sub(ip_len + 20 + opts));
-        let segs = if burst > 1 && !syn && data > limit {
+        let segs = if burst > 1 && !syn && limit > 0 && data > limit {
             (data.min(burst_bytes) / limit).min(burst)
         } else {
             1
@@ -509,7 +515,10 @@ impl Tcb {
             }
             if end.diff(self.snd_max) > 0 {
                 if self.rtt_probe.is_none() && !retransmitted && !self.ts_ok {
-                    self.rtt_probe = Some((end, now));
+                    // A burst's first segment: its ACK comes soonest, and
+                    // a loss later in the burst does not void the sample.
+                    let probe = segment_size.map_or(end, |size| seq + size);
+                    self.rtt_probe = Some((probe, now));
                 }
                 self.snd_max = end;
             }

@@ -8,6 +8,7 @@ use super::{RstReply, Tcb, Transmit, Verdict};
 use crate::config::{Keepalive, TcpConfig};
 use crate::endpoint::CloseReason;
 use crate::tcp::autotune::INITIAL_RECV_BUFFER;
+use crate::tcp::hooks::NoHooks;
 use crate::tcp::ratelimit::ChallengeQuota;
 use crate::tcp::State;
 use crate::time::Instant;
@@ -446,6 +447,73 @@ fn peer_mss_bounds_segments() {
     h.send(&ack);
     let tail = h.recv_seg();
     assert_eq!((tail.seq, tail.payload.len()), (ISS + 2001, 500));
+}
+
+/// With a device that segments (TSO), new data leaves as super-packets of
+/// whole segments within the congestion window, without FIN; the short tail
+/// (here with the FIN) goes on its own, as it would have without bursts.
+#[test]
+fn bursts_hold_whole_segments_within_the_congestion_window() {
+    let cfg = TcpConfig {
+        send_buffer: 256 * 1024,
+        ..cfg()
+    };
+    let mut h = Harness::client(cfg, Peer::sack());
+    let data = bytes(25_500);
+    assert_eq!(h.tcb.send(&data).unwrap(), data.len());
+    h.tcb.shutdown();
+    let mut big = vec![0u8; 70_000];
+    let mut burst = |h: &mut Harness| {
+        let t = h
+            .tcb
+            .poll_transmit_with(h.now, HOP, &mut big, &mut NoHooks, 64)?;
+        let (ip, bytes) = IpRepr::parse(&big[..t.len]).unwrap();
+        let r = TcpRepr::parse(ip.src, ip.dst, bytes, true).unwrap();
+        Some((
+            r.seq.0,
+            r.flags,
+            r.payload.to_vec(),
+            t.segment_size,
+            t.segments,
+        ))
+    };
+    // The initial window: ten segments of 1000 in one super-packet.
+    let (seq, flags, payload, size, segs) = burst(&mut h).expect("a burst");
+    assert_eq!((seq, flags, size, segs), (ISS + 1, fl(ACK), Some(1000), 10));
+    assert_eq!(payload, data[..10_000]);
+    assert!(burst(&mut h).is_none(), "the congestion window is full");
+    // The SYN, the handshake's ACK, and the ten.
+    assert_eq!(h.tcb.stats().segments_out, 2 + 10);
+    // One ACK for all ten: slow start opens the window by two segments
+    // (RFC 3465's limit), twelve whole segments go at once.
+    h.now += ms(10);
+    let ack = h.seg(ACK, IRS + 1, ISS + 10_001);
+    h.send(&ack);
+    let (seq, flags, payload, size, segs) = burst(&mut h).expect("a burst");
+    assert_eq!(
+        (seq, flags, size, segs),
+        (ISS + 10_001, fl(ACK), Some(1000), 12)
+    );
+    assert_eq!(payload, data[10_000..22_000]);
+    assert!(burst(&mut h).is_none(), "the congestion window is full");
+    // Then the three whole segments left, and the 500-byte tail with the
+    // FIN alone.
+    h.now += ms(10);
+    let ack = h.seg(ACK, IRS + 1, ISS + 22_001);
+    h.send(&ack);
+    let (seq, flags, payload, size, segs) = burst(&mut h).expect("a burst");
+    assert_eq!(
+        (seq, flags, size, segs),
+        (ISS + 22_001, fl(ACK), Some(1000), 3)
+    );
+    assert_eq!(payload, data[22_000..25_000]);
+    let (seq, flags, payload, size, segs) = burst(&mut h).expect("the tail");
+    assert_eq!(
+        (seq, flags, size, segs),
+        (ISS + 25_001, fl(ACK | PSH | FIN), None, 1)
+    );
+    assert_eq!(payload, data[25_000..]);
+    assert!(burst(&mut h).is_none());
 }
 
 // ----- SYN_SENT -----
