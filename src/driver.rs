@@ -45,7 +45,7 @@ const MAX_BATCH: usize = 256;
 /// even while the daemon cannot keep up).
 const HOST_QUEUE_HOLD: core::time::Duration = core::time::Duration::from_millis(200);
 
-/// Packets written between two readings of the clock.
+/// Segments written between two readings of the clock.
 const CLOCK_EVERY: usize = 64;
 
 /// Segments the engine may put in one super-packet for the kernel to cut
@@ -668,14 +668,16 @@ impl Driver {
     /// (it is still in `self.out`, to be written once the device is writable).
     fn transmit(&mut self, s: &mut Shared, now: Instant) -> Result<bool, DriverError> {
         let mut t = now;
-        for sent in 1usize.. {
+        let mut since_clock = 0;
+        loop {
             if self.out.is_full() && !self.flush()? {
                 return Ok(true);
             }
             // A fresh clock reading now and then (for timestamps and timers) on a
-            // long run of packets; one per packet cost ~3 % of the CPU.
-            if sent % CLOCK_EVERY == 0 {
+            // long run of segments; one per packet cost ~3 % of the CPU.
+            if since_clock >= CLOCK_EVERY {
                 t = s.now();
+                since_clock = 0;
             }
             // A frame of the engine's own segments (TSO) when one can start
             // here; captures and impairments see segment by segment.
@@ -688,6 +690,7 @@ impl Driver {
                 break;
             };
             let n = tx.len;
+            since_clock += tx.segment_size.map_or(1, |size| n.div_ceil(size));
             let pkt = self.out.packet(n);
             if !self.impairments.is_empty() {
                 if let Some((src, _)) = addrs(pkt) {

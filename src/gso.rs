@@ -382,8 +382,10 @@ pub struct Coalescer {
     saved: [u8; MAX_HDR],
     saved_len: usize,
     cur: Option<Super>,
-    /// A rejected packet, waiting for the frame to be written.
+    /// A rejected packet, waiting for the frame to be written, and its
+    /// segment size if the engine made it a super-packet.
     spill: Vec<u8>,
+    spill_segment_size: Option<usize>,
 }
 
 impl Coalescer {
@@ -401,6 +403,7 @@ impl Coalescer {
             saved_len: 0,
             cur: None,
             spill: Vec::new(),
+            spill_segment_size: None,
         }
     }
 
@@ -468,12 +471,13 @@ impl Coalescer {
             self.start(n, segment_size);
             return Commit::Started;
         }
-        debug_assert!(segment_size.is_none(), "a super-packet in a frame's slot");
         let cur = self.cur.expect("an open frame has a flow");
         let (head, pkt) = self.buf.split_at(self.slot_at);
         let first = &head[VNET_HDR_LEN..];
         let pkt = &pkt[..n];
-        match joins(first, pkt, &cur, self.len) {
+        // (A super-packet never joins; only an empty coalescer's slot has room
+        // for one anyway.)
+        match joins(first, pkt, &cur, self.len).filter(|_| segment_size.is_none()) {
             Some(plen) => {
                 let psh = pkt[cur.l4 + 13] & TCP_PSH != 0;
                 // The payload is in place; put back what the headers covered.
@@ -493,6 +497,7 @@ impl Coalescer {
             None => {
                 self.spill.clear();
                 self.spill.extend_from_slice(pkt);
+                self.spill_segment_size = segment_size;
                 self.restore();
                 Commit::Rejected
             }
@@ -505,7 +510,8 @@ impl Coalescer {
         self.buf[VNET_HDR_LEN..VNET_HDR_LEN + n].copy_from_slice(&self.spill);
         self.spill.clear();
         self.slot_at = VNET_HDR_LEN;
-        self.start(n, None);
+        let segment_size = self.spill_segment_size.take();
+        self.start(n, segment_size);
     }
 
     fn start(&mut self, n: usize, segment_size: Option<usize>) {
