@@ -9,11 +9,18 @@
 //!
 //! ```text
 //! cargo run --release -p mptun-stack --example cost -- tcp 32
-//! cargo run --release -p mptun-stack --example cost -- mptcp 32
+//! cargo run --release -p mptun-stack --example cost -- mptcp 32 --offload
 //! ```
+//!
+//! `--offload` moves the packets as the daemon does over a TUN with offloads:
+//! the stacks hand over super-packets of up to 44 segments
+//! (`Stack::poll_transmit_gso`) with partial checksums, and take them whole
+//! (`Stack::handle_super_packet`) without checking checksums, as from the
+//! kernel's GRO; the wire still spends each super-packet's bytes' time.
 //!
 //! Prints one JSON line (bytes, segments each way, virtual duration).
 
+use mptun_stack::wire::TxChecksum;
 use mptun_stack::{Config, ConnId, Event, Instant, Stack};
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -30,6 +37,8 @@ const DELAY: Duration = Duration::from_millis(1);
 /// it would on a real path instead of once per window.
 const BYTES_PER_US: u64 = 125;
 const CHUNK: usize = 64 * 1024;
+/// Segments in one super-packet with `--offload` (as the daemon asks).
+const BURST: usize = 64;
 
 /// Calls into each stack. Besides the count they keep [`sender`] and
 /// [`receiver`] from being identical code, which the compiler would fold
@@ -76,14 +85,16 @@ fn config(seed: u64, mptcp: bool) -> Config {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let offload = args.iter().any(|a| a == "--offload");
+    let args: Vec<&String> = args.iter().filter(|a| *a != "--offload").collect();
     let (mptcp, mib) = match args.as_slice() {
-        [kind, mib] if kind == "tcp" || kind == "mptcp" => match mib.parse::<u64>() {
-            Ok(m) if m > 0 => (kind == "mptcp", m),
+        [kind, mib] if *kind == "tcp" || *kind == "mptcp" => match mib.parse::<u64>() {
+            Ok(m) if m > 0 => (*kind == "mptcp", m),
             _ => return usage(),
         },
         _ => return usage(),
     };
-    match run(mptcp, mib << 20) {
+    match run(mptcp, mib << 20, offload) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
@@ -96,11 +107,11 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cost tcp|mptcp MIB");
+    eprintln!("usage: cost tcp|mptcp MIB [--offload]");
     ExitCode::from(2)
 }
 
-fn run(mptcp: bool, total: u64) -> Result<String, String> {
+fn run(mptcp: bool, total: u64, offload: bool) -> Result<String, String> {
     let a_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     let b_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     let mut hosts = [
@@ -115,6 +126,12 @@ fn run(mptcp: bool, total: u64) -> Result<String, String> {
     ];
     hosts[0].stack.add_address(a_ip);
     hosts[1].stack.add_address(b_ip);
+    if offload {
+        for h in hosts.iter_mut() {
+            h.stack.set_tx_checksum(TxChecksum::Partial);
+        }
+    }
+    let burst = if offload { BURST } else { 1 };
     hosts[1]
         .call(|s| s.listen(PORT))
         .map_err(|e| format!("listen: {e:?}"))?;
@@ -126,8 +143,8 @@ fn run(mptcp: bool, total: u64) -> Result<String, String> {
     let data = vec![0x5au8; CHUNK];
     let mut buf = vec![0u8; CHUNK];
     let mut pkt = vec![0u8; 65536];
-    // Packets in flight: (arrival, to host, bytes).
-    let mut wire: VecDeque<(Instant, usize, Vec<u8>)> = VecDeque::new();
+    // Packets in flight: (arrival, to host, bytes, segments it holds).
+    let mut wire: VecDeque<(Instant, usize, Vec<u8>, usize)> = VecDeque::new();
     let (mut sent, mut received, mut shut, mut eof) = (0u64, 0u64, false, false);
     let mut segments = [0u64; 2];
     // When each direction's wire is free again (unbounded queue: no loss).
@@ -139,9 +156,13 @@ fn run(mptcp: bool, total: u64) -> Result<String, String> {
                 "no end after 600 s virtual: {received} of {total} bytes"
             ));
         }
-        while wire.front().is_some_and(|(at, _, _)| *at <= now) {
-            let (_, to, p) = wire.pop_front().expect("checked");
-            hosts[to].call(|s| s.handle_packet(now, &p));
+        while wire.front().is_some_and(|(at, _, _, _)| *at <= now) {
+            let (_, to, p, segs) = wire.pop_front().expect("checked");
+            hosts[to].call(|s| match (offload, segs) {
+                (false, _) => s.handle_packet(now, &p),
+                (true, 1) => s.handle_packet_checksum_offloaded(now, &p),
+                (true, n) => s.handle_super_packet(now, &p, n),
+            });
         }
         for h in hosts.iter_mut() {
             if h.stack.poll_timeout().is_some_and(|t| t <= now) {
@@ -184,15 +205,20 @@ fn run(mptcp: bool, total: u64) -> Result<String, String> {
             }
         }
         for (i, h) in hosts.iter_mut().enumerate() {
-            while let Some(len) = h.call(|s| s.poll_transmit(now, &mut pkt)) {
-                segments[i] += 1;
+            while let Some(t) = h.call(|s| s.poll_transmit_gso(now, &mut pkt, burst)) {
+                let len = t.len;
+                // IPv4 without options, then the TCP header's own length.
+                let segs = t.segment_size.map_or(1, |size| {
+                    (len - 20 - usize::from(pkt[32] >> 4) * 4).div_ceil(size)
+                });
+                segments[i] += segs as u64;
                 let start = busy_until[i].max(now);
                 busy_until[i] = start + Duration::from_micros((len as u64).div_ceil(BYTES_PER_US));
-                wire.push_back((busy_until[i] + DELAY, 1 - i, pkt[..len].to_vec()));
+                wire.push_back((busy_until[i] + DELAY, 1 - i, pkt[..len].to_vec(), segs));
             }
         }
         let next = [
-            wire.front().map(|(at, _, _)| *at),
+            wire.front().map(|(at, _, _, _)| *at),
             hosts[0].stack.poll_timeout(),
             hosts[1].stack.poll_timeout(),
         ]
@@ -219,7 +245,7 @@ fn run(mptcp: bool, total: u64) -> Result<String, String> {
         ));
     }
     Ok(format!(
-        "{{\"mptcp\": {mptcp}, \"bytes\": {total}, \"segments_sender\": {}, \"segments_receiver\": {}, \"calls_sender\": {}, \"calls_receiver\": {}, \"virtual_ms\": {}}}",
+        "{{\"mptcp\": {mptcp}, \"offload\": {offload}, \"bytes\": {total}, \"segments_sender\": {}, \"segments_receiver\": {}, \"calls_sender\": {}, \"calls_receiver\": {}, \"virtual_ms\": {}}}",
         segments[0],
         segments[1],
         CALLS[0].load(Ordering::Relaxed),

@@ -23,6 +23,12 @@ struct Plan {
 /// IPv4's total length field (and IPv6's payload length) too.
 const MAX_IP_PACKET: usize = 0xffff;
 
+/// A super-packet holds about this much of the connection's sending time
+/// (Linux's `tcp_tso_autosize`: its pacing rate shifted by
+/// `sk_pacing_shift`, about 1 ms), and at least [`MIN_BURST`] segments.
+const BURST_TIME_US: u128 = 1_000;
+const MIN_BURST: usize = 2;
+
 impl Tcb {
     /// Write the next segment, if any, as an IP packet into `buf`.
     pub fn poll_transmit(
@@ -195,7 +201,11 @@ impl Tcb {
             return None;
         }
         // Resent data goes segment by segment: each is its own decision.
-        let burst = if resending { 1 } else { burst.max(1) };
+        let burst = if resending {
+            1
+        } else {
+            burst.max(1).min(self.burst_segments(mss))
+        };
         let mut len = unsent
             .min(wnd_avail)
             .min(cwnd_avail)
@@ -229,6 +239,27 @@ impl Tcb {
             fin_allowed: all,
             burst,
         })
+    }
+
+    /// How many segments a super-packet may hold at the connection's rate
+    /// (see [`BURST_TIME_US`]): a slow path gets its data as a few segments
+    /// at a time, not as 64 KiB at once into a router's queue. The rate is
+    /// Linux's pacing rate: the window per smoothed round trip, doubled in
+    /// slow start, 1.2 times after.
+    fn burst_segments(&self, mss: usize) -> usize {
+        let Some(srtt) = self.rtt.srtt() else {
+            return MIN_BURST;
+        };
+        let cwnd = self.cc.cwnd() as u128;
+        let gain = if self.cc.cwnd() < self.cc.ssthresh() {
+            20
+        } else {
+            12
+        };
+        let srtt_us = srtt.as_micros().max(1);
+        let bytes = cwnd * gain * BURST_TIME_US / (10 * srtt_us);
+        let segs = (bytes / mss.max(1) as u128).min(usize::MAX as u128) as usize;
+        segs.max(MIN_BURST)
     }
 
     fn emit_plan(

@@ -458,7 +458,14 @@ fn bursts_hold_whole_segments_within_the_congestion_window() {
         send_buffer: 256 * 1024,
         ..cfg()
     };
-    let mut h = Harness::client(cfg, Peer::sack());
+    // A fast path (100 µs round trips): the window, not the rate, bounds a
+    // burst (`burst_segments`).
+    let mut h = Harness::connecting(cfg, Peer::sack());
+    h.recv_seg();
+    h.now += Duration::from_micros(100);
+    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+    h.send(&synack);
+    assert_eq!(h.recv_seg().flags, fl(ACK));
     let data = bytes(25_500);
     assert_eq!(h.tcb.send(&data).unwrap(), data.len());
     h.tcb.shutdown();
@@ -486,7 +493,7 @@ fn bursts_hold_whole_segments_within_the_congestion_window() {
     assert_eq!(h.tcb.stats().segments_out, 2 + 10);
     // One ACK for all ten: slow start opens the window by two segments
     // (RFC 3465's limit), twelve whole segments go at once.
-    h.now += ms(10);
+    h.now += Duration::from_micros(100);
     let ack = h.seg(ACK, IRS + 1, ISS + 10_001);
     h.send(&ack);
     let (seq, flags, payload, size, segs) = burst(&mut h).expect("a burst");
@@ -498,7 +505,7 @@ fn bursts_hold_whole_segments_within_the_congestion_window() {
     assert!(burst(&mut h).is_none(), "the congestion window is full");
     // Then the three whole segments left, and the 500-byte tail with the
     // FIN alone.
-    h.now += ms(10);
+    h.now += Duration::from_micros(100);
     let ack = h.seg(ACK, IRS + 1, ISS + 22_001);
     h.send(&ack);
     let (seq, flags, payload, size, segs) = burst(&mut h).expect("a burst");
@@ -514,6 +521,27 @@ fn bursts_hold_whole_segments_within_the_congestion_window() {
     );
     assert_eq!(payload, data[25_000..]);
     assert!(burst(&mut h).is_none());
+}
+
+/// On a slow path a super-packet holds about a millisecond of the
+/// connection's rate (as Linux's `tcp_tso_autosize`), two segments at least:
+/// here ten segments of window per 10 ms round trip, doubled in slow start,
+/// make two segments a burst, not the whole window into a router's queue.
+#[test]
+fn bursts_hold_a_millisecond_of_a_slow_paths_rate() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let data = bytes(10_000);
+    assert_eq!(h.tcb.send(&data).unwrap(), data.len());
+    let mut big = vec![0u8; 70_000];
+    let mut sent = 0;
+    while let Some(t) = h
+        .tcb
+        .poll_transmit_with(h.now, HOP, &mut big, &mut NoHooks, 64)
+    {
+        assert_eq!((t.segments, t.segment_size), (2, Some(1000)));
+        sent += t.segments;
+    }
+    assert_eq!(sent, 10);
 }
 
 // ----- SYN_SENT -----
