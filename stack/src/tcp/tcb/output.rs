@@ -201,10 +201,10 @@ impl Tcb {
             return None;
         }
         // Resent data goes segment by segment: each is its own decision.
-        let burst = if resending {
+        let burst = if resending || burst <= 1 {
             1
         } else {
-            burst.max(1).min(self.burst_segments(mss))
+            burst.min(self.burst_segments(mss))
         };
         let mut len = unsent
             .min(wnd_avail)
@@ -446,7 +446,7 @@ impl Tcb {
         }
         // A D-SACK block goes once (RFC 2883 §4), and the layer above may
         // have options for one segment only.
-        let burst = if self.dsack.is_none() && hooks.may_burst() {
+        let burst = if burst > 1 && self.dsack.is_none() && hooks.may_burst() {
             burst
         } else {
             1
