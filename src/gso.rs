@@ -20,6 +20,7 @@
 //! Pure functions and buffers: no I/O, no `unsafe`.
 
 use mptun_stack::wire::checksum::{accumulate, checksum, fold, pseudo_header};
+use mptun_stack::wire::gso::set_piece_headers;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Length of `struct virtio_net_hdr` (the TUN default; no `num_buffers`).
@@ -44,10 +45,8 @@ pub const GSO_TCPV6: u8 = 4;
 pub const GSO_ECN: u8 = 0x80;
 
 const IPPROTO_TCP: u8 = 6;
-const TCP_FIN: u8 = 0x01;
 const TCP_PSH: u8 = 0x08;
 const TCP_ACK: u8 = 0x10;
-const TCP_CWR: u8 = 0x80;
 
 /// `struct virtio_net_hdr`; its 16-bit fields are in the host's byte order (the
 /// legacy virtio layout TUN uses unless told otherwise).
@@ -198,12 +197,7 @@ pub fn split(
         deliver(pkt, true);
         return Ok(1);
     }
-    let Layout {
-        v6,
-        l4,
-        hlen,
-        gso_size,
-    } = layout(gso, &hdr, pkt)?;
+    let Layout { l4, hlen, gso_size } = layout(gso, &hdr, pkt)?;
     let payload = pkt.len() - hlen;
     if payload <= gso_size {
         // Nothing to split: just this packet, with its checksum completed if asked.
@@ -226,23 +220,7 @@ pub fn split(
         if i > 0 {
             seg[..hlen].copy_from_slice(&head[..hlen]);
         }
-        if v6 {
-            put_u16(seg, 4, (hlen - 40 + plen) as u16);
-        } else {
-            put_u16(seg, 2, (hlen + plen) as u16);
-            put_u16(seg, 4, id0.wrapping_add(i as u16));
-            fix_ipv4_checksum(seg);
-        }
-        let seq = seq0.wrapping_add(at as u32);
-        seg[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
-        let mut f = flags;
-        if i + 1 < n {
-            f &= !(TCP_FIN | TCP_PSH);
-        }
-        if i > 0 {
-            f &= !TCP_CWR;
-        }
-        seg[l4 + 13] = f;
+        set_piece_headers(seg, l4, i, n, seq0.wrapping_add(at as u32), id0, flags);
         if full_checksums {
             fill_tcp_checksum(seg, l4);
         }
@@ -253,7 +231,6 @@ pub fn split(
 
 /// Where a TCP super-packet's headers end and how it is cut.
 struct Layout {
-    v6: bool,
     /// Where the TCP header starts.
     l4: usize,
     /// IP + TCP header length.
@@ -296,12 +273,7 @@ fn layout(gso: u8, hdr: &VnetHdr, pkt: &[u8]) -> Result<Layout, SplitError> {
     if ip_len != pkt.len() {
         return Err(SplitError::Malformed);
     }
-    Ok(Layout {
-        v6,
-        l4,
-        hlen,
-        gso_size,
-    })
+    Ok(Layout { l4, hlen, gso_size })
 }
 
 /// The TCP super-packet in `frame`, if it is one, for the engine to take

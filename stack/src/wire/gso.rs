@@ -93,25 +93,8 @@ pub fn segment(
         scratch.extend_from_slice(part);
         let s = &mut scratch[..];
         let seq = seq0.wrapping_add((i * segment_size) as u32);
-        s[ip_hl + 4..ip_hl + 8].copy_from_slice(&seq.to_be_bytes());
-        let mut f = flags;
-        if i + 1 < n {
-            f &= !(FIN | PSH);
-        }
-        if i > 0 {
-            f &= !CWR;
-        }
-        s[ip_hl + 13] = f;
+        set_piece_headers(s, ip_hl, i, n, seq, id0, flags);
         let tcp_len = tcp_hl + part.len();
-        if version == 4 {
-            s[2..4].copy_from_slice(&((hlen + part.len()) as u16).to_be_bytes());
-            s[4..6].copy_from_slice(&id0.wrapping_add(i as u16).to_be_bytes());
-            s[10..12].copy_from_slice(&[0, 0]);
-            let c = checksum::checksum(&s[..20]);
-            s[10..12].copy_from_slice(&c.to_be_bytes());
-        } else {
-            s[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
-        }
         s[ip_hl + 16..ip_hl + 18].copy_from_slice(&[0, 0]);
         let acc = checksum::pseudo_header(src, dst, IPPROTO_TCP, tcp_len as u32);
         let c = !checksum::fold(u64::from(checksum::accumulate(acc, &s[ip_hl..])));
@@ -119,6 +102,44 @@ pub fn segment(
         each(s);
     }
     Ok(n)
+}
+
+/// The headers of piece `index` of `count` cut from a TCP super-packet, as
+/// the kernel's segmentation sets them: `piece` holds the super-packet's IP
+/// and TCP headers (TCP from `l4`) and the piece's payload; `seq` is its
+/// sequence number, `id0` the super-packet's IPv4 identification and
+/// `flags` its TCP flags. Sets the IP length (IPv4: the identification plus
+/// `index`, and the header checksum), the sequence number, and the flags:
+/// FIN and PSH on the last piece only, CWR on the first only. The TCP
+/// checksum is the caller's.
+pub fn set_piece_headers(
+    piece: &mut [u8],
+    l4: usize,
+    index: usize,
+    count: usize,
+    seq: u32,
+    id0: u16,
+    flags: u8,
+) {
+    let len = piece.len();
+    if piece[0] >> 4 == 4 {
+        piece[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        piece[4..6].copy_from_slice(&id0.wrapping_add(index as u16).to_be_bytes());
+        piece[10..12].copy_from_slice(&[0, 0]);
+        let c = checksum::checksum(&piece[..l4]);
+        piece[10..12].copy_from_slice(&c.to_be_bytes());
+    } else {
+        piece[4..6].copy_from_slice(&((len - 40) as u16).to_be_bytes());
+    }
+    piece[l4 + 4..l4 + 8].copy_from_slice(&seq.to_be_bytes());
+    let mut f = flags;
+    if index + 1 < count {
+        f &= !(FIN | PSH);
+    }
+    if index > 0 {
+        f &= !CWR;
+    }
+    piece[l4 + 13] = f;
 }
 
 #[cfg(test)]
