@@ -690,7 +690,7 @@ impl Driver {
                 break;
             };
             let n = tx.len;
-            since_clock += tx.segment_size.map_or(1, |size| n.div_ceil(size));
+            since_clock += tx.segments;
             let pkt = self.out.packet(n);
             if !self.impairments.is_empty() {
                 if let Some((src, _)) = addrs(pkt) {

@@ -206,11 +206,7 @@ fn run(mptcp: bool, total: u64, offload: bool) -> Result<String, String> {
         }
         for (i, h) in hosts.iter_mut().enumerate() {
             while let Some(t) = h.call(|s| s.poll_transmit_gso(now, &mut pkt, burst)) {
-                let len = t.len;
-                // IPv4 without options, then the TCP header's own length.
-                let segs = t.segment_size.map_or(1, |size| {
-                    (len - 20 - usize::from(pkt[32] >> 4) * 4).div_ceil(size)
-                });
+                let (len, segs) = (t.len, t.segments);
                 segments[i] += segs as u64;
                 let start = busy_until[i].max(now);
                 busy_until[i] = start + Duration::from_micros((len as u64).div_ceil(BYTES_PER_US));

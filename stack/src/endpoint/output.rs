@@ -56,6 +56,8 @@ pub struct TxPacket {
     /// [`wire::gso::segment`]) must cut into segments of this many payload
     /// bytes, the last one possibly shorter.
     pub segment_size: Option<usize>,
+    /// TCP segments it stands for on the wire (1 unless a super-packet).
+    pub segments: usize,
 }
 
 impl Stack {
@@ -81,6 +83,7 @@ impl Stack {
         let one = |len| TxPacket {
             len,
             segment_size: None,
+            segments: 1,
         };
         self.tick(now);
         let hop = self.config.hop_limit;
@@ -126,6 +129,7 @@ impl Stack {
                 return Some(TxPacket {
                     len: t.len,
                     segment_size: t.segment_size,
+                    segments: t.segments,
                 });
             }
             if !self.reduce_to_time_wait(id) {
