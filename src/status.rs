@@ -640,6 +640,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         mptcp_add_addr_ignored,
         mptcp_add_addr_refused,
         mptcp_reinject_overflow,
+        mptcp_ofo_dropped_bytes,
         mptcp_rm_addr_tx,
         mptcp_rm_addr_rx,
         mptcp_v0_retries,

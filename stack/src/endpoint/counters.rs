@@ -123,6 +123,12 @@ pub struct Counters {
     pub mptcp_add_addr_refused: u64,
     /// Reinjection ranges dropped from a full queue.
     pub mptcp_reinject_overflow: u64,
+    /// Out-of-order bytes the connection level could not keep (beyond its
+    /// free space, too many holes, memory exhausted): dropped there although
+    /// a subflow acknowledged them, for the peer to send again at the data
+    /// level (Linux counts such drops as MPTcpExt NoDSSInWindow, OFOQueue
+    /// pruning).
+    pub mptcp_ofo_dropped_bytes: u64,
     pub mptcp_rm_addr_tx: u64,
     pub mptcp_rm_addr_rx: u64,
     /// Connections opened again with v0 after their v1 SYN got plain TCP back.
@@ -156,6 +162,7 @@ impl Counters {
         self.mptcp_add_addr_hmac_failures += st.add_addr_hmac_failures;
         self.mptcp_add_addr_ignored += st.add_addr_ignored;
         self.mptcp_reinject_overflow += st.reinject_overflow;
+        self.mptcp_ofo_dropped_bytes += st.ofo_dropped_bytes;
         self.mptcp_rm_addr_tx += st.rm_addr_tx;
         self.mptcp_rm_addr_rx += st.rm_addr_rx;
         self.mptcp_bad_data_acks += st.bad_data_acks;

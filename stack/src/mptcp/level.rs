@@ -37,7 +37,8 @@ use std::collections::VecDeque;
 
 /// What a first round trip of reading is measured against (ten segments).
 const INITIAL_RCV_SPACE: usize = 10 * 1460;
-/// Out-of-order ranges the data level tracks (beyond, data waits in the subflows).
+/// Out-of-order ranges the data level tracks (beyond, new ranges are dropped
+/// for the peer to send again).
 const MAX_DATA_HOLES: usize = 1024;
 
 /// Who opened the connection.

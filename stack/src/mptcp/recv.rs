@@ -1,7 +1,8 @@
 //! From subflows to the data stream: each subflow's in-order bytes go by their
 //! mappings into the one connection buffer; out-of-order data-level ranges are
-//! tracked by an assembler, and bytes are taken from a subflow only if it can
-//! record them (never dropped once the subflow acknowledged them). A mapping
+//! tracked by an assembler. In-order bytes the reader has no room for yet wait
+//! in their subflow; out-of-order ones the data level cannot keep are dropped
+//! there, for the peer to send again at the data level (as Linux does). A mapping
 //! with a DSS checksum is delivered only whole and verified (RFC 8684 §3.3.1).
 
 use super::action::{Action, Actions};
@@ -157,24 +158,42 @@ impl DataLevel {
             }
             let offset = offset as usize;
             let room = self.rcv_buf.free();
-            if offset >= room {
+            if offset == 0 && room == 0 {
+                // In order, and the reader is behind: the bytes wait in the
+                // subflow (its own window closes) until a read makes room.
                 break;
             }
-            n = n.min(room - offset);
-            let (a, b) = tcb.peek_recv(0, n);
             let ready = if offset == 0 {
+                n = n.min(room);
+                let (a, b) = tcb.peek_recv(0, n);
                 let ready = self.rcv_buf.enqueue(a) + self.rcv_buf.enqueue(b);
                 ready + self.assembler.advance_into(n, &mut self.rcv_buf)
             } else {
-                // Out-of-order data is taken from the subflow only if the
-                // data level can keep it: the subflow has acknowledged it, so
-                // it must not be dropped. Left in the subflow, it waits for
-                // the hole to fill (also when memory is exhausted). (`b`
-                // continues `a`: it never needs a range of its own.)
-                if self.pressure == Pressure::Exhausted || self.assembler.add(offset, a).is_err() {
-                    break;
+                // Out of order: kept if it fits the free space, the holes
+                // tracked and the memory left. (`b` continues `a`: it never
+                // needs a range of its own.)
+                let fit = self.make_room(offset, n).saturating_sub(offset);
+                let kept = fit > 0 && self.pressure != Pressure::Exhausted && {
+                    n = n.min(fit);
+                    let (a, b) = tcb.peek_recv(0, n);
+                    let kept = self.assembler.add(offset, a).is_ok();
+                    if kept {
+                        let _ = self.assembler.add(offset + a.len(), b);
+                    }
+                    kept
+                };
+                if !kept {
+                    // Dropped at the data level, as Linux drops what lies
+                    // beyond its space: the DATA_ACK does not cover it, so
+                    // the peer sends it again (RFC 8684 §3.3.6). Left in the
+                    // subflow, it would block everything behind it there,
+                    // the hole's own retransmission too when the subflow
+                    // that lost it is dead.
+                    self.stats.ofo_dropped_bytes += n as u64;
+                    discard(tcb, n);
+                    sf.rx_map.release_before(tcb.recv_ssn());
+                    continue;
                 }
-                let _ = self.assembler.add(offset + a.len(), b);
                 0
             };
             let got = tcb.consume(n);
@@ -189,6 +208,24 @@ impl DataLevel {
         self.check_data_fin();
         self.cap_window(tcb);
         acts
+    }
+
+    /// Free space for out-of-order bytes at `offset..offset + n`, the buffer
+    /// grown for them if it may: a peer's idea of the window may pass the
+    /// space we have (Linux pairs a new DATA_ACK with the window it last
+    /// took from that subflow, and ignores one that shrank), and these
+    /// bytes already take memory in their subflow. Never beyond the largest
+    /// buffer allowed.
+    fn make_room(&mut self, offset: usize, n: usize) -> usize {
+        let room = self.rcv_buf.free();
+        if offset + n > room && self.pressure.may_grow() {
+            let cap = self.rcv_buf.capacity();
+            let want = (self.rcv_buf.len() + offset + n).min(self.rcv_max.max(cap));
+            if want > cap {
+                self.rcv_buf.set_capacity(want);
+            }
+        }
+        self.rcv_buf.free()
     }
 
     /// The peer's plain segment said it fell back while its bytes waited in

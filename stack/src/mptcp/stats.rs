@@ -35,4 +35,8 @@ pub struct MptcpStats {
     /// Reinjection ranges not queued because the queue was full (the
     /// data-level retransmission covers them).
     pub reinject_overflow: u64,
+    /// Out-of-order bytes the connection level could not keep (beyond its
+    /// free space, too many holes, memory exhausted): dropped there for the
+    /// peer to send again.
+    pub ofo_dropped_bytes: u64,
 }

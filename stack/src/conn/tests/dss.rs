@@ -500,6 +500,62 @@ fn the_buffer_never_shrinks_below_the_window_offered() {
     assert!(got == [hole, b].concat(), "{} bytes read", got.len());
 }
 
+/// Data a subflow brings beyond the connection buffer's free space (a
+/// peer's idea of the window may pass ours: Linux pairs a new DATA_ACK with
+/// the subflow window it last accepted, and ignores a window that shrank)
+/// never stays at the head of its subflow: left there, it blocked
+/// everything behind it on that subflow, the retransmission of the hole
+/// too when the subflow that lost it was dead, and the connection stalled
+/// for good (a failover against Linux, once in some tens of runs of
+/// t_mptcp_failover). The buffer grows for it up to its largest size; under
+/// memory pressure, where it may not, the bytes are dropped at the data
+/// level, and taken when the peer sends them again.
+#[test]
+fn data_beyond_the_free_space_never_blocks_its_subflow() {
+    use crate::memory::Pressure;
+    for pressure in [Pressure::None, Pressure::High] {
+        let s = MptcpSettings {
+            recv_buffer: 1 << 20,
+            ..settings()
+        };
+        let mut h = Harness::client_scaled(V1, s, 1 << 20);
+        let p = h.active_join();
+        h.conn.set_pressure(pressure);
+        // DSN 0..1000 is lost on the initial subflow; the joined one
+        // brings 1000..2000, then 300_000..301_000 (past the 128 KiB the
+        // buffer has), then the hole's retransmission.
+        let (hole, b, far) = (bytes(1000, 1), bytes(1000, 2), bytes(1000, 3));
+        let _ = h.feed_data(p, &b, &[h.peer_map(1000, 1, &b)]);
+        let _ = h.feed_data(p, &far, &[h.peer_map(300_000, 1001, &far)]);
+        let _ = h.feed_data(p, &hole, &[h.peer_map(0, 2001, &hole)]);
+        let (got, _) = h.read_all();
+        assert!(
+            got == [hole.clone(), b.clone()].concat(),
+            "{pressure:?}: {} bytes read",
+            got.len()
+        );
+        let dropped = if pressure == Pressure::None { 0 } else { 1000 };
+        assert_eq!(h.stats().ofo_dropped_bytes, dropped, "{pressure:?}");
+        // The rest comes (what was dropped again: the DATA_ACK never
+        // covered it), within the window, and all is delivered in place.
+        let mid = bytes(298_000, 4);
+        let mut ssn = 3001u32;
+        let mut got = Vec::new();
+        for (k, chunk) in mid.chunks(1000).chain([&far[..]]).enumerate() {
+            let at = 2000 + (k * 1000) as u64;
+            let _ = h.feed_data(p, chunk, &[h.peer_map(at, ssn, chunk)]);
+            ssn += chunk.len() as u32;
+            got.extend(h.read_all().0);
+        }
+        assert!(
+            got == [mid, far.clone()].concat(),
+            "{pressure:?}: {} bytes read",
+            got.len()
+        );
+        assert_eq!(h.stats().ofo_dropped_bytes, dropped, "{pressure:?}");
+    }
+}
+
 /// Every subflow offers the connection buffer's free space as it is when the
 /// segment leaves. A subflow's cap from its own last delivery, offered with
 /// a DATA_ACK that moved since through another subflow, promised room that
