@@ -432,6 +432,9 @@ cleanup() {
     set +e
     trap - EXIT INT TERM ERR
     if [ -n "$MPTUN_PID" ]; then
+        if [ "${NETNS_COUNTERS:-0}" = 1 ]; then
+            log "mptun counters at the end: $(json_eval "$(mptun_status_json)" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if v)' 2>&1)"
+        fi
         mptun_stop 3 >/dev/null 2>&1
     fi
     local p ns

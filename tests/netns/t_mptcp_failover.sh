@@ -43,17 +43,28 @@ log "at $(cat "$DIR/half") bytes echoed, mptun subflows (remote, bytes_sent, byt
 # whole window may be delivered at the instant of the cut, and only ACKs
 # (for data Linux also DATA_ACKs over path 2) are lost, leaving nothing to
 # reinject.
-# The scheduler may have kept path 1 idle at that instant (a lower RTT on
-# path 2): wait up to 2 s for data to queue there.
+# The scheduler may keep path 1 idle for a while (a lower RTT on path 2),
+# and once it stalls PEER's subflow there gets no ACKs, PEER sends over path
+# 2 alone and mptun's replies fit there: a stall begun while path 1 was idle
+# may see nothing queue on it (2 runs in 100). So the stall begins once
+# mptun has a good part of a window queued there (up to 10 s, every 20 ms),
+# then waits up to 2 s for it to hold more than two segments.
+h1_backlog() { ip netns exec "$HOST" tc -s qdisc show dev h1 | awk '/backlog/ {sub("b", "", $2); print $2}'; }
+for _ in $(seq 500); do
+    [ "$(h1_backlog)" -ge 30000 ] && break
+    sleep 0.02
+done
+h1_before=$(ip netns exec "$HOST" tc -s qdisc show dev h1 | tr -s ' \n' ' ')
 ip netns exec "$HOST" tc qdisc change dev h1 root tbf rate 8kbit burst 32kbit latency 2s
 for _ in $(seq 20); do
     sleep 0.1
-    backlog=$(ip netns exec "$HOST" tc -s qdisc show dev h1 | awk '/backlog/ {sub("b", "", $2); print $2}')
+    backlog=$(h1_backlog)
     [ "$backlog" -ge 3000 ] && break
 done
+h1_stalled=$(ip netns exec "$HOST" tc -s qdisc show dev h1 | tr -s ' \n' ' ')
 ip -n "$HOST" link set h1 down
-log "path 1 down (HOST h1) with ${backlog} bytes queued on it"
-[ "$backlog" -ge 1500 ] || fail "mptun queued no data on path 1 while it stalled (${backlog} bytes)"
+log "path 1 down (HOST h1) with ${backlog} bytes queued on it; h1 before the stall: $h1_before"
+[ "$backlog" -ge 1500 ] || fail "mptun queued no data on path 1 while it stalled (${backlog} bytes); h1: $h1_stalled; mptun subflows (remote, cwnd, rto_us, rtt_us, bytes_sent, retransmitted_bytes): $(json_eval "$(mptun_status_json)" '[(s["remote"], s["cwnd"], s["rto_us"], s["rtt_us"], s["bytes_sent"], s["retransmitted_bytes"]) for c in d["connections"] for s in c["subflows"]]')"
 
 rc=0
 wait "$client" || rc=$?
