@@ -203,15 +203,20 @@ impl Tcb {
         if end.diff(self.rcv_nxt) > 0 || seg.seq.diff(self.rcv_nxt) >= 0 || !recent {
             return;
         }
-        // A run of duplicates (a burst the sender thought lost) goes out as one
-        // block, so that the sender learns of all of them from one ACK.
+        self.note_dsack(seg.seq, end);
+    }
+
+    /// Report `lo..hi`, received before, as the next ACK's D-SACK block. A
+    /// run of duplicates (a burst the sender thought lost) goes out as one
+    /// block, so that the sender learns of all of them from one ACK.
+    fn note_dsack(&mut self, lo: SeqNumber, hi: SeqNumber) {
         self.dsack = Some(match self.dsack {
-            Some((a, b)) if seg.seq.diff(b) <= 0 && end.diff(a) >= 0 => {
-                let lo = if seg.seq.diff(a) < 0 { seg.seq } else { a };
-                let hi = if end.diff(b) > 0 { end } else { b };
+            Some((a, b)) if lo.diff(b) <= 0 && hi.diff(a) >= 0 => {
+                let lo = if lo.diff(a) < 0 { lo } else { a };
+                let hi = if hi.diff(b) > 0 { hi } else { b };
                 (lo, hi)
             }
-            _ => (seg.seq, end),
+            _ => (lo, hi),
         });
     }
 
@@ -457,9 +462,14 @@ impl Tcb {
                 self.peer_fin = Some(fin_seq);
             }
         }
-        // Trim what we already have.
+        // Trim what we already have, and report it (RFC 2883 §4.1.2: a
+        // segment, or a receiver's coalesced super-packet, that straddles
+        // rcv_nxt is partly a duplicate).
         let dup = self.rcv_nxt.since(seq).min(data.len());
         if self.rcv_nxt.diff(seq) > 0 {
+            if dup > 0 && self.sack_ok && !seg.flags.syn() {
+                self.note_dsack(seq, seq + dup);
+            }
             data = &data[dup..];
             seq = self.rcv_nxt;
         }

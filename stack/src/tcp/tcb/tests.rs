@@ -2234,6 +2234,28 @@ fn no_dsack_without_sack_or_for_strays() {
     assert!(h.recv_seg().sack.is_empty());
 }
 
+/// A segment that straddles rcv_nxt (a retransmission the sender's or a
+/// receiver's GRO coalesced with new data) has its old part reported as a
+/// D-SACK block (RFC 2883 §4.1.2, as Linux's `tcp_data_queue`), its new
+/// part taken.
+#[test]
+fn the_old_part_of_a_straddling_segment_is_a_dsack_block() {
+    let mut h = Harness::client(cfg(), Peer::sack());
+    let p = bytes(300);
+    let d1 = h.data(IRS + 1, ISS + 1, &p[..100]);
+    h.send(&d1);
+    assert_eq!(h.recv_seg().ack, IRS + 101);
+    let both = h.data(IRS + 51, ISS + 1, &p[50..300]);
+    h.send(&both);
+    let ack = h.recv_seg();
+    assert_eq!(
+        (ack.ack, ack.sack.clone()),
+        (IRS + 301, vec![(IRS + 51, IRS + 101)])
+    );
+    h.assert_no_segment();
+    assert_eq!(h.read_all(), p);
+}
+
 /// A burst of duplicates before the next ACK goes out is one D-SACK block
 /// covering them all; a duplicate elsewhere replaces it.
 #[test]
