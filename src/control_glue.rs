@@ -181,6 +181,7 @@ pub fn snapshot(rt: &Runtime) -> Status {
     let mut counters = std::collections::BTreeMap::new();
     let mut memory = MemoryStatus {
         used_bytes: 0,
+        peak_bytes: 0,
         budget_bytes: 0,
         pressure: "none".to_string(),
         time_wait: 0,
@@ -214,6 +215,7 @@ pub fn snapshot(rt: &Runtime) -> Status {
             *counters.entry(k).or_insert(0) += v;
         }
         memory.used_bytes += s.stack.memory_used() as u64;
+        memory.peak_bytes += s.stack.memory_peak() as u64;
         memory.budget_bytes += s.stack.config().max_memory as u64;
         memory.time_wait += s.stack.time_wait_records() as u64;
         worst = worst.max(s.stack.memory_pressure());

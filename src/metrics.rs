@@ -516,6 +516,13 @@ fn memory(enc: &mut DescriptorEncoder, s: &Status) -> fmt::Result {
     )?;
     gauge(
         enc,
+        "memory_peak",
+        "The most heap memory the connections have held (each engine thread's peak, summed).",
+        Some(&Unit::Bytes),
+        m.peak_bytes,
+    )?;
+    gauge(
+        enc,
         "memory_budget",
         "The memory budget (--max-memory).",
         Some(&Unit::Bytes),

@@ -153,6 +153,7 @@ pub(crate) fn sample() -> Status {
         keys_redacted: false,
         memory: MemoryStatus {
             used_bytes: 12_726,
+            peak_bytes: 40_960,
             budget_bytes: 1 << 30,
             pressure: "high".into(),
             time_wait: 2,
@@ -398,6 +399,7 @@ fn the_exposition_parses_and_holds_every_family() {
 
     // The rest.
     assert_eq!(value(&samples, "mptun_memory_used_bytes", &[]), 12_726.0);
+    assert_eq!(value(&samples, "mptun_memory_peak_bytes", &[]), 40_960.0);
     assert_eq!(
         value(&samples, "mptun_memory_budget_bytes", &[]),
         (1u64 << 30) as f64

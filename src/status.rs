@@ -204,6 +204,10 @@ const TABLE_RELAYS: usize = 50;
 pub struct MemoryStatus {
     /// Heap bytes the connections hold (buffers and records).
     pub used_bytes: u64,
+    /// The most `used_bytes` has been since the start (each engine thread's
+    /// own peak, summed: at most that was ever held at once).
+    #[serde(default)]
+    pub peak_bytes: u64,
     pub budget_bytes: u64,
     /// `none`; `high` (past half the budget: buffers do not grow); or
     /// `exhausted` (no new connections).
@@ -1008,9 +1012,10 @@ impl Status {
         let m = &self.memory;
         let _ = writeln!(
             out,
-            "memory: {:.1} MiB of {:.0} MiB, pressure {}; {} in TIME_WAIT",
+            "memory: {:.1} MiB of {:.0} MiB (peak {:.1} MiB), pressure {}; {} in TIME_WAIT",
             m.used_bytes as f64 / (1 << 20) as f64,
             m.budget_bytes as f64 / (1 << 20) as f64,
+            m.peak_bytes as f64 / (1 << 20) as f64,
             m.pressure,
             m.time_wait
         );

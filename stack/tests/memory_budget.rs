@@ -94,12 +94,15 @@ fn budget_refuses_new_connections_until_memory_is_given_back() {
     let mut now = Instant::from_millis(1);
     let mut conns = Vec::new();
     let mut server_ids = Vec::new();
+    let mut most = 0;
     for _ in 0..40 {
         let cid = c.connect(now, None, SERVER.parse().unwrap()).unwrap();
         shuttle(&mut c, &mut s, now);
         server_ids.extend(accepted(&mut s));
         push(&mut c, &mut s, cid, 1 << 20, now);
         conns.push(cid);
+        most = most.max(s.memory_used());
+        assert!(s.memory_peak() >= most, "the peak missed {most} bytes");
         assert!(
             s.memory_used() <= budget + 256 * 1024,
             "{} bytes held against a budget of {budget}",
@@ -140,6 +143,8 @@ fn budget_refuses_new_connections_until_memory_is_given_back() {
         "{} bytes still held",
         s.memory_used()
     );
+    // The peak stays what it was, within the budget's overshoot.
+    assert!(s.memory_peak() >= most && s.memory_peak() <= budget + 256 * 1024);
 
     // A new connection gets in and moves data.
     let cid = c.connect(now, None, SERVER.parse().unwrap()).unwrap();

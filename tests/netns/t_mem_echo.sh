@@ -66,7 +66,7 @@ log "buffers: $(cat "$DIR/buffers.log")"
 log "accounted memory during the transfer (bytes, every 0.5 s): $(tr '\n' ' ' <"$DIR/mem.log")"
 rise=$((peak - idle))
 per=$((rise / n))
-log "mptun RSS idle ${idle} KiB, peak ${peak} KiB: +${rise} KiB for $n connections, ${per} KiB each"
+log "mptun RSS idle ${idle} KiB, peak ${peak} KiB: +${rise} KiB for $n connections, ${per} KiB each; the connections' buffers held at most $(($(json_eval "$(mptun_status_json)" 'd["memory"]["peak_bytes"]') >> 10)) KiB in all"
 log "PEER: $(peer_counters_nonzero)"
 peer_counters_expect -ge "$n" MPTcpExtMPCapableSYNACKRX MPTcpExtMPJoinSynAckRx
 peer_counters_expect -eq 0 "${MP_PEER_ZERO[@]}"

@@ -40,6 +40,12 @@ impl Stack {
         self.memory + self.time_wait.len() * super::time_wait::RECORD_BYTES
     }
 
+    /// The most [`memory_used`](Self::memory_used) has been, as accounted
+    /// after each operation on a connection.
+    pub fn memory_peak(&self) -> usize {
+        self.memory_peak
+    }
+
     /// The host tells whether packets wait for the stack (a daemon that
     /// reads its TUN in batches and found more than a batch waiting): the
     /// round trips every connection measures then include that queue, and
@@ -79,7 +85,9 @@ impl Stack {
     }
 
     pub(super) fn update_pressure(&mut self) {
-        let p = Pressure::for_usage(self.memory_used(), self.config.max_memory, self.pressure);
+        let used = self.memory_used();
+        self.memory_peak = self.memory_peak.max(used);
+        let p = Pressure::for_usage(used, self.config.max_memory, self.pressure);
         if p == self.pressure {
             return;
         }

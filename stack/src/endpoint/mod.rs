@@ -135,6 +135,8 @@ pub struct Stack {
     /// Bytes the connections hold, the pressure that makes, and connections
     /// per source (`memory.rs`).
     memory: usize,
+    /// The most `memory_used` has been.
+    memory_peak: usize,
     pressure: Pressure,
     /// The host queues what arrives (`set_host_queue`).
     host_queue: bool,
@@ -180,6 +182,7 @@ impl Stack {
             due: Vec::new(),
             tokens: HashMap::new(),
             memory: 0,
+            memory_peak: 0,
             pressure: Pressure::None,
             host_queue: false,
             shared,
