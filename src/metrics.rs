@@ -517,7 +517,7 @@ fn memory(enc: &mut DescriptorEncoder, s: &Status) -> fmt::Result {
     gauge(
         enc,
         "memory_peak",
-        "The most heap memory the connections have held (each engine thread's peak, summed).",
+        "Each engine thread's peak of the heap memory its connections held, summed: the most ever held at once is at most this.",
         Some(&Unit::Bytes),
         m.peak_bytes,
     )?;

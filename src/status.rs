@@ -204,8 +204,8 @@ const TABLE_RELAYS: usize = 50;
 pub struct MemoryStatus {
     /// Heap bytes the connections hold (buffers and records).
     pub used_bytes: u64,
-    /// The most `used_bytes` has been since the start (each engine thread's
-    /// own peak, summed: at most that was ever held at once).
+    /// Each engine thread's peak of `used_bytes` since the start, summed:
+    /// the most ever held at once is at most this.
     #[serde(default)]
     pub peak_bytes: u64,
     pub budget_bytes: u64,

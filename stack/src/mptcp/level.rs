@@ -514,8 +514,7 @@ impl DataLevel {
     /// The receive buffer follows the transfer's pace (see `tcp::autotune`);
     /// `tcb` is the subflow that just delivered (its round trip counts: the
     /// longest of the subflows' recent ones spans a measure). Never below
-    /// the out-of-order data kept; what the subflows offered beyond it waits
-    /// in them.
+    /// the window offered nor the out-of-order data kept.
     pub(super) fn autotune_recv(&mut self, now: Instant, tcb: &Tcb) {
         self.autotune_recv_with(now, tcb.rcv_rtt(), tcb.min_rtt(), tcb.mss());
     }

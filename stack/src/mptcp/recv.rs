@@ -172,13 +172,14 @@ impl DataLevel {
                 // Out of order: kept if it fits the free space, the holes
                 // tracked and the memory left. (`b` continues `a`: it never
                 // needs a range of its own.)
-                let fit = self.make_room(offset, n).saturating_sub(offset);
+                let fit = self.room_for(offset, n).saturating_sub(offset);
                 let kept = fit > 0 && self.pressure != Pressure::Exhausted && {
                     n = n.min(fit);
                     let (a, b) = tcb.peek_recv(0, n);
                     let kept = self.assembler.add(offset, a).is_ok();
                     if kept {
                         let _ = self.assembler.add(offset + a.len(), b);
+                        self.grow_for(offset + n);
                     }
                     kept
                 };
@@ -210,22 +211,28 @@ impl DataLevel {
         acts
     }
 
-    /// Free space for out-of-order bytes at `offset..offset + n`, the buffer
-    /// grown for them if it may: a peer's idea of the window may pass the
-    /// space we have (Linux pairs a new DATA_ACK with the window it last
-    /// took from that subflow, and ignores one that shrank), and these
-    /// bytes already take memory in their subflow. Never beyond the largest
-    /// buffer allowed.
-    fn make_room(&mut self, offset: usize, n: usize) -> usize {
-        let room = self.rcv_buf.free();
-        if offset + n > room && self.pressure.may_grow() {
-            let cap = self.rcv_buf.capacity();
-            let want = (self.rcv_buf.len() + offset + n).min(self.rcv_max.max(cap));
-            if want > cap {
-                self.rcv_buf.set_capacity(want);
-            }
+    /// Free space out-of-order bytes at `offset..offset + n` may have: the
+    /// buffer may grow for them (see [`grow_for`](Self::grow_for)), up to
+    /// the largest buffer allowed, unless memory is short.
+    fn room_for(&self, offset: usize, n: usize) -> usize {
+        let free = self.rcv_buf.free();
+        if offset + n <= free || !self.pressure.may_grow() {
+            return free;
         }
-        self.rcv_buf.free()
+        let cap = self.rcv_buf.capacity();
+        self.rcv_max.max(cap) - self.rcv_buf.len()
+    }
+
+    /// Out-of-order bytes kept up to `end` (from `rcv_nxt`): the buffer
+    /// grows to take them in order when the hole fills. A peer's idea of
+    /// the window may pass the space we have (Linux pairs a new DATA_ACK
+    /// with the window it last took from that subflow, and ignores one that
+    /// shrank), and these bytes took memory in their subflow already.
+    fn grow_for(&mut self, end: usize) {
+        let want = self.rcv_buf.len() + end;
+        if want > self.rcv_buf.capacity() {
+            self.rcv_buf.set_capacity(want);
+        }
     }
 
     /// The peer's plain segment said it fell back while its bytes waited in

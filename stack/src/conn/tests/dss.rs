@@ -513,7 +513,15 @@ fn the_buffer_never_shrinks_below_the_window_offered() {
 #[test]
 fn data_beyond_the_free_space_never_blocks_its_subflow() {
     use crate::memory::Pressure;
-    for pressure in [Pressure::None, Pressure::High] {
+    // (memory pressure, where the far bytes map, whether they are dropped)
+    let cases = [
+        (Pressure::None, 300_000, false),
+        (Pressure::High, 300_000, true),
+        (Pressure::Exhausted, 300_000, true),
+        // Past the largest buffer (1 MiB) though within the window's slack.
+        (Pressure::None, 1_049_000, true),
+    ];
+    for (pressure, at, dropped) in cases {
         let s = MptcpSettings {
             recv_buffer: 1 << 20,
             ..settings()
@@ -522,23 +530,39 @@ fn data_beyond_the_free_space_never_blocks_its_subflow() {
         let p = h.active_join();
         h.conn.set_pressure(pressure);
         // DSN 0..1000 is lost on the initial subflow; the joined one
-        // brings 1000..2000, then 300_000..301_000 (past the 128 KiB the
+        // brings 1000..2000, then `at..at + 1000` (past the 128 KiB the
         // buffer has), then the hole's retransmission.
         let (hole, b, far) = (bytes(1000, 1), bytes(1000, 2), bytes(1000, 3));
         let _ = h.feed_data(p, &b, &[h.peer_map(1000, 1, &b)]);
-        let _ = h.feed_data(p, &far, &[h.peer_map(300_000, 1001, &far)]);
+        let capacity = |h: &Harness| h.conn.mp.as_deref().unwrap().buffer_sizes().3;
+        let before = capacity(&h);
+        let _ = h.feed_data(p, &far, &[h.peer_map(at, 1001, &far)]);
+        // The buffer grew for what it kept, and only for that.
+        let grown = capacity(&h);
+        if dropped {
+            assert_eq!(grown, before, "{pressure:?} {at}");
+        } else {
+            assert!(grown >= at as usize + 1000, "{grown}");
+        }
         let _ = h.feed_data(p, &hole, &[h.peer_map(0, 2001, &hole)]);
         let (got, _) = h.read_all();
+        if pressure == Pressure::Exhausted {
+            // No out-of-order data is kept at all: both ranges go, and only
+            // the hole is delivered.
+            assert!(got == hole, "{} bytes read", got.len());
+            assert_eq!(h.stats().ofo_dropped_bytes, 2000);
+            continue;
+        }
         assert!(
             got == [hole.clone(), b.clone()].concat(),
-            "{pressure:?}: {} bytes read",
+            "{pressure:?} {at}: {} bytes read",
             got.len()
         );
-        let dropped = if pressure == Pressure::None { 0 } else { 1000 };
-        assert_eq!(h.stats().ofo_dropped_bytes, dropped, "{pressure:?}");
+        let want = if dropped { 1000 } else { 0 };
+        assert_eq!(h.stats().ofo_dropped_bytes, want, "{pressure:?} {at}");
         // The rest comes (what was dropped again: the DATA_ACK never
         // covered it), within the window, and all is delivered in place.
-        let mid = bytes(298_000, 4);
+        let mid = bytes(at as usize - 2000, 4);
         let mut ssn = 3001u32;
         let mut got = Vec::new();
         for (k, chunk) in mid.chunks(1000).chain([&far[..]]).enumerate() {
@@ -549,10 +573,10 @@ fn data_beyond_the_free_space_never_blocks_its_subflow() {
         }
         assert!(
             got == [mid, far.clone()].concat(),
-            "{pressure:?}: {} bytes read",
+            "{pressure:?} {at}: {} bytes read",
             got.len()
         );
-        assert_eq!(h.stats().ofo_dropped_bytes, dropped, "{pressure:?}");
+        assert_eq!(h.stats().ofo_dropped_bytes, want, "{pressure:?} {at}");
     }
 }
 
