@@ -29,6 +29,11 @@ use std::sync::{Arc, Mutex};
 /// (TCP retransmits) rather than queued without bound.
 pub const INBOX_LIMIT: usize = 4096;
 
+/// Bytes waiting for one shard, the other bound: with offloads a packet
+/// read from the TUN may be a 64 KiB super-packet, and 4096 of them would
+/// be 256 MiB.
+pub const INBOX_BYTES: usize = 8 << 20;
+
 /// The most shards: a shard index takes bits of every token, and a key is
 /// drawn 2^bits times on average (`TokenPrefix::MAX_BITS` in all, with the
 /// instance id's).
@@ -46,7 +51,14 @@ pub struct Forwarded {
 
 struct Shard {
     handle: Handle,
-    inbox: Mutex<VecDeque<Forwarded>>,
+    inbox: Mutex<Inbox>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    packets: VecDeque<Forwarded>,
+    /// The packets' bytes.
+    bytes: usize,
 }
 
 /// Bits of a token that hold the shard index for `count` shards.
@@ -97,7 +109,7 @@ impl Mesh {
                 .into_iter()
                 .map(|handle| Shard {
                     handle,
-                    inbox: Mutex::new(VecDeque::new()),
+                    inbox: Mutex::new(Inbox::default()),
                 })
                 .collect(),
             instance,
@@ -158,11 +170,13 @@ impl Mesh {
         let shard = &self.shards[to];
         {
             let mut inbox = shard.inbox.lock().unwrap_or_else(|e| e.into_inner());
-            if inbox.len() >= INBOX_LIMIT {
+            let bytes = inbox.bytes + f.packet.len();
+            if inbox.packets.len() >= INBOX_LIMIT || bytes > INBOX_BYTES {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            inbox.push_back(f);
+            inbox.bytes = bytes;
+            inbox.packets.push_back(f);
         }
         self.forwarded.fetch_add(1, Ordering::Relaxed);
         shard.handle.kick();
@@ -175,13 +189,12 @@ impl Mesh {
     /// fragmented its heap.
     pub fn take_inbox(&self, me: usize, into: &mut VecDeque<Forwarded>) {
         debug_assert!(into.is_empty());
-        std::mem::swap(
-            &mut *self.shards[me]
-                .inbox
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-            into,
-        );
+        let mut inbox = self.shards[me]
+            .inbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        std::mem::swap(&mut inbox.packets, into);
+        inbox.bytes = 0;
     }
 
     /// Packets handed to another shard, and those dropped at a full inbox.
@@ -196,6 +209,52 @@ impl Mesh {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::socket::Shared;
+    use mptun_stack::{Config, Stack};
+
+    fn mesh(n: usize) -> Arc<Mesh> {
+        let handles = (0..n)
+            .map(|_| Handle::new(Shared::new(Stack::new(Config::default()))))
+            .collect();
+        Mesh::new(handles, None)
+    }
+
+    fn packet(len: usize) -> Forwarded {
+        Forwarded {
+            packet: vec![0; len],
+            checksum_ok: true,
+            owner_known: true,
+        }
+    }
+
+    /// An inbox holds at most `INBOX_LIMIT` packets and `INBOX_BYTES`
+    /// bytes; what comes beyond is dropped and counted, and once taken the
+    /// inbox is empty again on both counts.
+    #[test]
+    fn inboxes_are_bounded_in_packets_and_bytes() {
+        let m = mesh(2);
+        for _ in 0..INBOX_LIMIT + 10 {
+            m.forward(1, packet(60));
+        }
+        assert_eq!(m.forwarded(), (INBOX_LIMIT as u64, 10));
+        let mut got = VecDeque::new();
+        m.take_inbox(1, &mut got);
+        assert_eq!(got.len(), INBOX_LIMIT);
+        // Super-packets: the byte bound comes first.
+        let big = 65_535;
+        for _ in 0..INBOX_LIMIT {
+            m.forward(1, packet(big));
+        }
+        let fit = INBOX_BYTES / big;
+        let (sent, dropped) = m.forwarded();
+        assert_eq!(sent, (INBOX_LIMIT + fit) as u64);
+        assert_eq!(dropped, 10 + (INBOX_LIMIT - fit) as u64);
+        let mut more = VecDeque::new();
+        m.take_inbox(1, &mut more);
+        assert_eq!(more.len(), fit);
+        m.forward(1, packet(big));
+        assert_eq!(m.forwarded().0, (INBOX_LIMIT + fit + 1) as u64);
+    }
 
     #[test]
     fn shard_bits_are_enough_for_every_index() {
