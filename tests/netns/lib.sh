@@ -63,8 +63,16 @@ mptun_log_tail() {
 # fail MSG: report, show the mptun log tail, exit 1 (the EXIT trap cleans up).
 fail() {
     echo "[$TEST_NAME] FAIL: $*" >&2
+    mptun_counters_note >&2
     mptun_log_tail 40
     exit 1
+}
+
+# mptun_counters_note: mptun's non-zero counters, when it runs (a rare failure's
+# only record of which path the engine took).
+mptun_counters_note() {
+    [ -n "$MPTUN_PID" ] && kill -0 "$MPTUN_PID" 2>/dev/null || return 0
+    echo "mptun counters: $(json_eval "$(mptun_status_json 2>/dev/null)" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if v)' 2>&1)"
 }
 
 peer_exec() { ip netns exec "$PEER" "$@"; }
@@ -433,7 +441,7 @@ cleanup() {
     trap - EXIT INT TERM ERR
     if [ -n "$MPTUN_PID" ]; then
         if [ "${NETNS_COUNTERS:-0}" = 1 ]; then
-            log "mptun counters at the end: $(json_eval "$(mptun_status_json)" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if v)' 2>&1)"
+            log "at the end: $(mptun_counters_note)"
         fi
         mptun_stop 3 >/dev/null 2>&1
     fi
