@@ -132,8 +132,7 @@ impl DataLevel {
             if offset < 0 {
                 // Already have these bytes (a data-level duplicate): drop them.
                 let dup = ((-offset) as usize).min(n);
-                discard(tcb, dup);
-                sf.rx_map.release_before(tcb.recv_ssn());
+                discard(tcb, sf, dup);
                 continue;
             }
             if offset as u64 >= self.window_limit() {
@@ -142,16 +141,14 @@ impl DataLevel {
                 // subflow goes on, and a real sender retransmits at the data
                 // level what the DATA_ACK never covered.
                 self.stats.bad_mappings += 1;
-                discard(tcb, n);
-                sf.rx_map.release_before(tcb.recv_ssn());
+                discard(tcb, sf, n);
                 continue;
             }
             if let Some(end) = self.peer_data_fin.map(|f| f.diff(self.rcv_nxt)) {
                 // Mapped past the peer's DATA_FIN: not part of its stream.
                 if offset >= end {
                     self.stats.bad_mappings += 1;
-                    discard(tcb, n);
-                    sf.rx_map.release_before(tcb.recv_ssn());
+                    discard(tcb, sf, n);
                     continue;
                 }
                 n = n.min((end - offset) as usize);
@@ -191,8 +188,7 @@ impl DataLevel {
                     // the hole's own retransmission too when the subflow
                     // that lost it is dead.
                     self.stats.ofo_dropped_bytes += n as u64;
-                    discard(tcb, n);
-                    sf.rx_map.release_before(tcb.recv_ssn());
+                    discard(tcb, sf, n);
                     continue;
                 }
                 0
@@ -367,7 +363,10 @@ impl DataLevel {
     }
 }
 
-/// Drop `n` bytes from the subflow's receive buffer (data-level duplicates).
-fn discard(tcb: &mut Tcb, n: usize) {
+/// Drop the next `n` bytes of the subflow's receive buffer, never to reach
+/// the data level (duplicates, and bytes it refuses), with the mappings they
+/// used up.
+fn discard(tcb: &mut Tcb, sf: &mut SubflowMp, n: usize) {
     tcb.consume(n);
+    sf.rx_map.release_before(tcb.recv_ssn());
 }
