@@ -37,6 +37,7 @@
 # is shown too.
 #
 # Usage: scripts/bench.sh [--bytes N] [--reps N] [--write] [--no-build] [--baseline BIN]
+#                         [--cc NAME]
 #   --bytes N       bytes per transfer (default 1073741824 = 1 GiB)
 #   --reps N        repetitions of every case (default 3); the table shows the median
 #   --write         also write docs/BENCHMARKS.md
@@ -46,6 +47,8 @@
 #                   repetition (which of the two goes first alternates), and print the
 #                   ratios mptun / mptun-base; not with --write. BIN must have
 #                   --chargen
+#   --cc NAME       TCP congestion control of the Linux ends (PEER and SRV), e.g. reno;
+#                   default: the kernel's default (net.ipv4.tcp_congestion_control)
 # The daemon: $MPTUN if set (tests/netns/lib.sh), else target/release/mptun.
 # Needs root (network namespaces, TUN), python3, iproute2.
 set -Eeuo pipefail
@@ -56,6 +59,7 @@ REPS=3
 WRITE=0
 BUILD=1
 BASELINE=""
+CC=""
 while [ $# -gt 0 ]; do
     case $1 in
     --bytes) BYTES=$2; shift 2 ;;
@@ -63,6 +67,7 @@ while [ $# -gt 0 ]; do
     --write) WRITE=1; shift ;;
     --no-build) BUILD=0; shift ;;
     --baseline) BASELINE=$2; shift 2 ;;
+    --cc) CC=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -E/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -112,6 +117,12 @@ srv_up() {
     # The *-mptcp cases: MPTCP sockets in PEER and SRV.
     peer_exec sysctl -qw net.mptcp.enabled=1
     ip netns exec "$SRV" sysctl -qw net.mptcp.enabled=1
+    if [ -n "$CC" ]; then
+        peer_exec sysctl -qw net.ipv4.tcp_congestion_control="$CC" &&
+            ip netns exec "$SRV" sysctl -qw net.ipv4.tcp_congestion_control="$CC" ||
+            fail "--cc $CC: not available to namespaces (see net.ipv4.tcp_allowed_congestion_control)"
+    fi
+    CC_USED=$(peer_exec sysctl -n net.ipv4.tcp_congestion_control)
 }
 
 # cpu_ticks PID: utime+stime of PID in clock ticks.
@@ -264,7 +275,7 @@ topology_up
 srv_up
 : >"$RESULTS"
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
-log "$REPS repetitions of $BYTES bytes per case and direction (load average $LOADAVG)"
+log "$REPS repetitions of $BYTES bytes per case and direction (load average $LOADAVG, Linux TCP congestion control $CC_USED)"
 log "mptun: $MPTUN${BASELINE:+; mptun-base: $BASELINE}"
 START=$SECONDS
 for rep in $(seq 1 "$REPS"); do
@@ -371,7 +382,8 @@ if [ "$WRITE" = 1 ]; then
         echo "commit $(git -C "$REPO" rev-parse --short HEAD)$DIRTY."
         echo
         echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),"
-        echo "Linux $(uname -r), $(rustc --version 2>/dev/null || echo 'rustc ?'); load average $LOADAVG at the start."
+        echo "Linux $(uname -r), $(rustc --version 2>/dev/null || echo 'rustc ?'); load average $LOADAVG at the start;"
+        echo "the Linux ends' TCP congestion control: $CC_USED."
         echo "A shared machine: absolute figures move from run to run; read the ratios,"
         echo "which were measured side by side (cases interleaved in every repetition)."
         echo

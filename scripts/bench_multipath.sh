@@ -140,11 +140,14 @@ srv_up() {
     ip -n "$SRV" mptcp limits set subflows 2 add_addr_accepted 2
 }
 
-# ns_counters NS: NS's MPTcpExt counters and TcpRetransSegs, "name=value ...";
+# ns_counters NS: NS's MPTcpExt counters, TcpRetransSegs and the TcpExt counters
+# that say why a segment was sent again (and whether it was needed: DSACKRecvSegs
+# counts those the receiver reported as duplicates), "name=value ...";
 # absolute (the namespaces are fresh), so a run's share is after minus before.
 # -s: leave nstat's history file, shared by every namespace, alone.
 ns_counters() {
-    ip netns exec "$1" nstat -asz | awk '$1 ~ /^MPTcpExt/ || $1 == "TcpRetransSegs" {printf "%s=%s ", $1, $2}'
+    ip netns exec "$1" nstat -asz | awk '$1 ~ /^MPTcpExt/ || $1 == "TcpRetransSegs" ||
+        $1 ~ /^TcpExtTCP(LossProbes|Timeouts|SpuriousRTOs|DSACKRecvSegs|FastRetrans|SlowStartRetrans|LostRetransmit)$/ {printf "%s=%s ", $1, $2}'
 }
 
 # mptun_counters: mptun's non-zero counters, "name=value ..." (the daemon is fresh
@@ -399,7 +402,7 @@ def counters(case, stack, side):
     tot = {}
     for r in runs(case, stack):
         for k, v in r[side].items():
-            k = k.removeprefix("MPTcpExt")
+            k = k.removeprefix("MPTcpExt").removeprefix("TcpExt")
             if k not in ROUTINE:
                 tot[k] = tot.get(k, 0) + v
     return " ".join(f"{k}={v}" for k, v in sorted(tot.items())) or "–"
@@ -425,7 +428,8 @@ if part == "tables":
               f"{cell('failover', s, 'max_rx_gap_s', '.2f')} | {cell('failover', s, 'seconds', '.1f')} |")
     print()
     print("Counters that moved, summed over the runs of a row (nstat's MPTcpExt without "
-          "the prefix, TcpRetransSegs; mptun's status counters; routine ones left out). "
+          "the prefix, TcpRetransSegs and TcpExt's retransmission causes without the prefix; "
+          "mptun's status counters; routine ones left out). "
           "The failover rows end when the client has its last byte; the last rows cover "
           "what followed once path 1 was back up, until PEER's stale path-1 subflow was "
           "gone. FinWait2Left: PEER's subflows left in FIN-WAIT-2 then (the server never "
