@@ -686,6 +686,29 @@ impl Driver {
             } else {
                 1
             };
+            if burst > 1 && self.pcap.is_none() && self.impairments.is_empty() {
+                // A data segment's payload goes from the engine's buffer
+                // into the device in the same write as its headers: no copy
+                // into the frame. (Captures and impairments need packets
+                // whole.)
+                match self.transmit_parts(s, t, burst)? {
+                    Parts::None => break,
+                    Parts::Sent(segments) => {
+                        since_clock += segments;
+                        continue;
+                    }
+                    Parts::Blocked => return Ok(true),
+                    Parts::Whole(tx) => {
+                        since_clock += tx.segments;
+                        if self.out.commit(tx.len, tx.segment_size) == Commit::Rejected
+                            && !self.flush()?
+                        {
+                            return Ok(true);
+                        }
+                        continue;
+                    }
+                }
+            }
             let Some(tx) = s.stack.poll_transmit_gso(t, self.out.slot(), burst) else {
                 break;
             };
@@ -707,6 +730,42 @@ impl Driver {
             }
         }
         Ok(!self.out.is_empty() && !self.flush()?)
+    }
+
+    /// The engine's next packet into an empty `self.out`; a data segment's
+    /// headers and its payload, held by the engine, written together.
+    fn transmit_parts(
+        &mut self,
+        s: &mut Shared,
+        now: Instant,
+        burst: usize,
+    ) -> Result<Parts, DriverError> {
+        let Some(tx) = s.stack.poll_transmit_parts(now, self.out.slot(), burst) else {
+            return Ok(Parts::None);
+        };
+        let (a, b) = tx.payload;
+        let p = tx.packet;
+        if a.is_empty() && b.is_empty() {
+            return Ok(Parts::Whole(p));
+        }
+        self.out
+            .commit_headers(p.len, a.len() + b.len(), p.segment_size);
+        let parts = [
+            io::IoSlice::new(self.out.frame_headers()),
+            io::IoSlice::new(a),
+            io::IoSlice::new(b),
+        ];
+        match self.tun.try_send_vectored(&parts) {
+            Ok(_) => self.write_errors.ok(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Written later, whole: the engine's buffer may change by then.
+                self.out.fill_payload(&[a, b]);
+                return Ok(Parts::Blocked);
+            }
+            Err(e) => self.write_failed(e)?,
+        }
+        self.out.clear();
+        Ok(Parts::Sent(p.segments))
     }
 
     /// Write the frame in `self.out`. False when the device cannot take it now.
@@ -762,6 +821,18 @@ impl Driver {
             Err(e) => self.write_failed(e),
         }
     }
+}
+
+/// What [`Driver::transmit_parts`] did.
+enum Parts {
+    /// The engine had nothing to send.
+    None,
+    /// A packet went, its payload from the engine's buffer: its segments.
+    Sent(usize),
+    /// The device could not take it: the frame waits in `out`, whole.
+    Blocked,
+    /// A packet without payload, whole in `out`'s slot, not yet committed.
+    Whole(mptun_stack::TxPacket),
 }
 
 async fn sleep_until(at: Option<std::time::Instant>) {

@@ -358,6 +358,10 @@ pub struct Coalescer {
     /// segment size if the engine made it a super-packet.
     spill: Vec<u8>,
     spill_segment_size: Option<usize>,
+    /// The frame's packet came as its headers alone, this long
+    /// ([`commit_headers`](Self::commit_headers)): its payload is written
+    /// from where the engine holds it.
+    headers_only: Option<usize>,
 }
 
 impl Coalescer {
@@ -376,6 +380,7 @@ impl Coalescer {
             cur: None,
             spill: Vec::new(),
             spill_segment_size: None,
+            headers_only: None,
         }
     }
 
@@ -476,6 +481,51 @@ impl Coalescer {
         }
     }
 
+    /// Take the headers the engine wrote into an empty coalescer's slot
+    /// (`Stack::poll_transmit_parts`) of a packet whose `payload_len` bytes
+    /// of payload stay where the engine holds them: the frame is
+    /// [`frame_headers`](Self::frame_headers) and that payload, written
+    /// together; it takes no other packet.
+    pub fn commit_headers(&mut self, hlen: usize, payload_len: usize, segment_size: Option<usize>) {
+        assert!(self.len == 0, "headers alone start a frame");
+        self.start(hlen + payload_len, segment_size);
+        if let Some(c) = self.cur.as_mut() {
+            c.open = false;
+        }
+        self.headers_only = Some(hlen);
+    }
+
+    /// The frame up to the end of its packet's headers, after
+    /// [`commit_headers`](Self::commit_headers): what goes before the
+    /// payload.
+    pub fn frame_headers(&mut self) -> &[u8] {
+        let hlen = self.headers_only.expect("headers alone were committed");
+        self.finish();
+        let start = if self.offload { 0 } else { VNET_HDR_LEN };
+        &self.buf[start..VNET_HDR_LEN + hlen]
+    }
+
+    /// The payload of a frame of headers alone copied in after them: the
+    /// frame is whole ([`frame`](Self::frame)), to be written later.
+    pub fn fill_payload(&mut self, parts: &[&[u8]]) {
+        let hlen = self
+            .headers_only
+            .take()
+            .expect("headers alone were committed");
+        let mut at = VNET_HDR_LEN + hlen;
+        for p in parts {
+            self.buf[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        debug_assert_eq!(at, VNET_HDR_LEN + self.len, "the payload's length");
+    }
+
+    /// Whether the frame waits for its payload
+    /// ([`commit_headers`](Self::commit_headers)).
+    pub fn headers_only(&self) -> bool {
+        self.headers_only.is_some()
+    }
+
     /// Start the next frame with the packet kept aside by a `Rejected` commit.
     fn restart(&mut self) {
         let n = self.spill.len();
@@ -532,6 +582,14 @@ impl Coalescer {
     /// asks the kernel for TCP segmentation and checksums (`NEEDS_CSUM`, the
     /// pseudo-header sum in the checksum field), and the IP length covers all.
     pub fn frame(&mut self) -> &[u8] {
+        assert!(
+            self.headers_only.is_none(),
+            "the frame's payload is elsewhere"
+        );
+        self.finish()
+    }
+
+    fn finish(&mut self) -> &[u8] {
         assert!(self.len > 0, "no frame to write");
         if !self.offload {
             return &self.buf[VNET_HDR_LEN..VNET_HDR_LEN + self.len];
@@ -588,6 +646,7 @@ impl Coalescer {
     pub fn clear(&mut self) {
         self.len = 0;
         self.cur = None;
+        self.headers_only = None;
         if !self.spill.is_empty() {
             self.restart();
         }
@@ -786,6 +845,41 @@ mod tests {
             assert_eq!(got.len(), 4);
             for (g, want) in got.iter().zip(&one_by_one) {
                 assert!(g.1 && same_but_ip_id(&g.0, want));
+            }
+        }
+    }
+
+    /// A packet committed as its headers alone (`Stack::poll_transmit_parts`)
+    /// makes, with its payload written after `frame_headers`, the frame the
+    /// whole packet makes; filled in after a refused write, it is that frame.
+    #[test]
+    fn headers_alone_and_their_payload_make_the_whole_frame() {
+        const ACK: u8 = TcpFlags::ACK;
+        for (a, b) in [(v4(1), v4(2)), (v6(1), v6(2))] {
+            for (len, size) in [(3000, Some(1000)), (700, None)] {
+                for offload in [true, false] {
+                    let data = payload(4, len);
+                    let whole = segment(a, b, 100, ACK, &data);
+                    let hlen = whole.len() - len;
+                    let mut c = Coalescer::new(offload, 1500);
+                    c.set_partial_checksums(true);
+                    c.slot()[..whole.len()].copy_from_slice(&whole);
+                    c.commit(whole.len(), size);
+                    let want = c.frame().to_vec();
+
+                    let mut c = Coalescer::new(offload, 1500);
+                    c.set_partial_checksums(true);
+                    c.slot()[..hlen].copy_from_slice(&whole[..hlen]);
+                    c.commit_headers(hlen, len, size);
+                    assert!(c.is_full(), "headers alone take no other packet");
+                    let (x, y) = data.split_at(len / 3);
+                    assert_eq!([c.frame_headers(), x, y].concat(), want);
+                    c.fill_payload(&[x, y]);
+                    assert!(!c.headers_only());
+                    assert_eq!(c.frame(), &want[..]);
+                    c.clear();
+                    assert!(c.is_empty() && !c.headers_only());
+                }
             }
         }
     }

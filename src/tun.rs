@@ -472,6 +472,12 @@ impl Tun {
         self.dev()?.try_send(frame)
     }
 
+    /// As [`try_send`](Self::try_send), one frame from several buffers
+    /// (`writev`): the headers from one, the payload from where it is held.
+    pub fn try_send_vectored(&self, parts: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.dev()?.try_send_vectored(parts)
+    }
+
     /// Writes one plain IP packet (at most `mtu()` bytes), with an empty virtio-net
     /// header in front when offloads are on; waits while the device cannot take it.
     pub async fn send_packet(&self, pkt: &[u8]) -> io::Result<usize> {

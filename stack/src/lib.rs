@@ -26,7 +26,7 @@ pub use config::{
 pub use endpoint::{
     BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndedSubflow, EndpointFlags, Error,
     Event, Listen, LocalReset, MptcpInfo, PathEvent, PathEventKind, RuntimeLimits, SharedCounts,
-    Stack, Steer, SubflowEnd, SubflowInfo, SubflowRef, UnusedPath, UnusedReason,
+    Stack, Steer, SubflowEnd, SubflowInfo, SubflowRef, TxPacket, TxParts, UnusedPath, UnusedReason,
 };
 pub use tcp::State;
 pub use time::Instant;

@@ -12,7 +12,7 @@ use crate::mptcp::DataLevel;
 use crate::tcp::cc::coupled::{couple_into, SubflowCc};
 use crate::tcp::cc::Coupling;
 use crate::tcp::hooks::NoHooks;
-use crate::tcp::tcb::Transmit;
+use crate::tcp::tcb::{PayloadRef, Transmit};
 use crate::tcp::State;
 use crate::time::Instant;
 use crate::wire::Dsn;
@@ -29,10 +29,48 @@ impl Connection {
         buf: &mut [u8],
         burst: usize,
     ) -> Option<Transmit> {
+        self.transmit(now, hop, buf, burst, false).map(|(t, _)| t)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) with the payload left out
+    /// of the packet (`Tcb::poll_transmit_by_ref`); also which subflow sent
+    /// it, for [`sent_payload`](Self::sent_payload).
+    pub fn poll_transmit_by_ref(
+        &mut self,
+        now: Instant,
+        hop: u8,
+        buf: &mut [u8],
+        burst: usize,
+    ) -> Option<(Transmit, usize)> {
+        self.transmit(now, hop, buf, burst, true)
+    }
+
+    /// The bytes of a payload subflow `sf` left out of its packet
+    /// ([`poll_transmit_by_ref`](Self::poll_transmit_by_ref)): its own, or
+    /// the data level's for a subflow that sends from it.
+    pub fn sent_payload(&self, sf: usize, r: PayloadRef) -> Option<(&[u8], &[u8])> {
+        let s = self.subflows.get(sf)?;
+        match s.tcb.held_payload(r) {
+            Some(held) => Some(held),
+            None => self.mp.as_deref()?.payload(&s.mp, None, r.ssn, r.len),
+        }
+    }
+
+    fn transmit(
+        &mut self,
+        now: Instant,
+        hop: u8,
+        buf: &mut [u8],
+        burst: usize,
+        by_ref: bool,
+    ) -> Option<(Transmit, usize)> {
         if self.mp.is_none() {
-            return self.subflows[0]
-                .tcb
-                .poll_transmit_with(now, hop, buf, &mut NoHooks, burst);
+            let tcb = &mut self.subflows[0].tcb;
+            let t = match by_ref {
+                true => tcb.poll_transmit_by_ref(now, hop, buf, &mut NoHooks, burst),
+                false => tcb.poll_transmit_with(now, hop, buf, &mut NoHooks, burst),
+            };
+            return t.map(|t| (t, 0));
         }
         self.schedule(now);
         let mp = self.mp.as_deref_mut()?;
@@ -41,12 +79,16 @@ impl Connection {
             let k = (self.next_tx + j) % n;
             let s = &mut self.subflows[k];
             let mut hooks = SubflowHooks::new(mp, &mut s.mp);
-            if let Some(t) = s.tcb.poll_transmit_with(now, hop, buf, &mut hooks, burst) {
+            let t = match by_ref {
+                true => s.tcb.poll_transmit_by_ref(now, hop, buf, &mut hooks, burst),
+                false => s.tcb.poll_transmit_with(now, hop, buf, &mut hooks, burst),
+            };
+            if let Some(t) = t {
                 if s.mp.take_data_ack_owed() {
                     s.tcb.force_ack();
                 }
                 self.next_tx = (k + 1) % n;
-                return Some(t);
+                return Some((t, k));
             }
         }
         None

@@ -29,6 +29,7 @@ pub use crate::conn::{
 pub use counters::Counters;
 pub use limits::RuntimeLimits;
 pub use monitor::{PathEvent, PATH_EVENT_LIMIT};
+pub use output::{TxPacket, TxParts};
 pub use shared::SharedCounts;
 pub use steer::Steer;
 pub use types::{CloseReason, ConnId, ConnectOptions, EndpointFlags, Error, Event, Listen};

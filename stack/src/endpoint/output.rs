@@ -4,6 +4,7 @@
 
 use super::{ConnId, Stack};
 use crate::conn::RstOut;
+use crate::tcp::tcb::PayloadRef;
 use crate::time::Instant;
 use crate::wire::{self, TcpFlags, TcpRepr};
 use std::collections::VecDeque;
@@ -60,6 +61,27 @@ pub struct TxPacket {
     pub segments: usize,
 }
 
+/// Where a packet's payload left out of it is: the connection, its
+/// subflow, the bytes.
+type HeldPayload = (ConnId, usize, PayloadRef);
+
+/// A packet [`Stack::poll_transmit_parts`] wrote: its headers (or all of
+/// it) in the buffer, and its payload where the connection holds it, in up
+/// to two parts (both empty for a packet written whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxParts<'a> {
+    /// `len` counts only what is in the buffer.
+    pub packet: TxPacket,
+    pub payload: (&'a [u8], &'a [u8]),
+}
+
+impl TxParts<'_> {
+    /// The packet's whole length.
+    pub fn whole_len(&self) -> usize {
+        self.packet.len + self.payload.0.len() + self.payload.1.len()
+    }
+}
+
 impl Stack {
     /// Write the next packet to send into `buf` (at least the MTU long); its length.
     /// RSTs go first, then cookie SYN/ACKs, echo replies, connection traffic.
@@ -80,10 +102,66 @@ impl Stack {
         buf: &mut [u8],
         max_segments: usize,
     ) -> Option<TxPacket> {
-        let one = |len| TxPacket {
-            len,
-            segment_size: None,
-            segments: 1,
+        self.next_packet(now, buf, max_segments, false)
+            .map(|(t, _)| t)
+    }
+
+    /// As [`poll_transmit_gso`](Self::poll_transmit_gso), for a driver
+    /// that writes a packet from several buffers (a gather write): a
+    /// connection's data segment comes as its headers, written into `buf`
+    /// (`TxParts::packet.len` their length), and its payload, borrowed from
+    /// where the connection holds it, to be written after them — one copy
+    /// of every byte sent fewer. Only with TCP checksums left to the device
+    /// (`TxChecksum::Partial`); other packets are written whole, with no
+    /// payload part.
+    pub fn poll_transmit_parts(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        max_segments: usize,
+    ) -> Option<TxParts<'_>> {
+        loop {
+            let (packet, held) = self.next_packet(now, buf, max_segments, true)?;
+            let Some((id, sf, r)) = held else {
+                return Some(TxParts {
+                    packet,
+                    payload: (&[], &[]),
+                });
+            };
+            // Nothing changed the connection's buffers since it wrote the
+            // headers: the same bytes are there. (Looked up twice: a borrow
+            // kept on the path that loops would hold `self` for good.)
+            let whole = |(a, b): (&[u8], &[u8])| a.len() + b.len() == r.len;
+            if self.sent_payload(id, sf, r).is_some_and(whole) {
+                return self
+                    .sent_payload(id, sf, r)
+                    .map(|payload| TxParts { packet, payload });
+            }
+            // Never: the segment would be lost (and sent again).
+            debug_assert!(false, "no payload for {r:?} of {id:?}");
+        }
+    }
+
+    fn sent_payload(&self, id: ConnId, sf: usize, r: PayloadRef) -> Option<(&[u8], &[u8])> {
+        self.conns.get(id)?.conn.sent_payload(sf, r)
+    }
+
+    /// The next packet; with `by_ref`, a connection's data segment without
+    /// its payload, and where that is.
+    fn next_packet(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        max_segments: usize,
+        by_ref: bool,
+    ) -> Option<(TxPacket, Option<HeldPayload>)> {
+        let one = |len| {
+            let t = TxPacket {
+                len,
+                segment_size: None,
+                segments: 1,
+            };
+            (t, None)
         };
         self.tick(now);
         let hop = self.config.hop_limit;
@@ -119,18 +197,25 @@ impl Stack {
             let Some(slot) = self.conns.get_mut(id) else {
                 continue;
             };
-            let sent = slot.conn.poll_transmit(now, hop, buf, max_segments);
+            let sent = match by_ref {
+                true => slot.conn.poll_transmit_by_ref(now, hop, buf, max_segments),
+                false => slot
+                    .conn
+                    .poll_transmit(now, hop, buf, max_segments)
+                    .map(|t| (t, 0)),
+            };
             slot.queued = sent.is_some();
-            if let Some(t) = sent {
+            if let Some((t, sf)) = sent {
                 self.arm(id);
                 self.account(id);
                 self.ready.push_back(id);
                 self.count_out(t.segments);
-                return Some(TxPacket {
+                let packet = TxPacket {
                     len: t.len,
                     segment_size: t.segment_size,
                     segments: t.segments,
-                });
+                };
+                return Some((packet, t.payload.map(|r| (id, sf, r))));
             }
             if !self.reduce_to_time_wait(id) {
                 self.arm(id);

@@ -24,6 +24,6 @@ pub use mptcp::{
 };
 pub use seq::SeqNumber;
 pub use tcp::{
-    emit_packet, emit_packet_with, RawOptions, SackBlocks, TcpFlags, TcpOption, TcpOptionIter,
-    TcpRepr, TcpSegment, TxChecksum,
+    emit_headers, emit_packet, emit_packet_with, RawOptions, SackBlocks, TcpFlags, TcpOption,
+    TcpOptionIter, TcpRepr, TcpSegment, TxChecksum,
 };

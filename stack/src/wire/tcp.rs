@@ -588,14 +588,59 @@ pub fn emit_packet_with(
     buf: &mut [u8],
     csum: TxChecksum,
 ) -> Result<usize, WireError> {
+    emit(src, dst, hop_limit, tcp, Body::Bytes(payload), buf, csum)
+}
+
+/// The IP and TCP headers of a packet whose `payload_len` bytes of payload
+/// the caller writes after them itself (a gather write from where they are
+/// held): the lengths count the payload, the checksum is the pseudo-header's
+/// sum only ([`TxChecksum::Partial`]; nothing here sees the payload to sum
+/// it). Returns the headers' length.
+pub fn emit_headers(
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tcp: &TcpRepr<'_>,
+    payload_len: usize,
+    buf: &mut [u8],
+) -> Result<usize, WireError> {
+    emit(
+        src,
+        dst,
+        hop_limit,
+        tcp,
+        Body::Omitted(payload_len),
+        buf,
+        TxChecksum::Partial,
+    )
+}
+
+/// A packet's payload: copied in after the headers, or left to the caller.
+enum Body<'a> {
+    Bytes(&'a [&'a [u8]]),
+    Omitted(usize),
+}
+
+fn emit(
+    src: IpAddr,
+    dst: IpAddr,
+    hop_limit: u8,
+    tcp: &TcpRepr<'_>,
+    body: Body<'_>,
+    buf: &mut [u8],
+    csum: TxChecksum,
+) -> Result<usize, WireError> {
     if tcp.options_len() > MAX_OPTIONS_LEN {
         return Err(WireError::BufferTooSmall);
     }
     let tcp_hl = tcp.header_len();
-    let payload_len = payload
-        .iter()
-        .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
-        .ok_or(WireError::BufferTooSmall)?;
+    let payload_len = match body {
+        Body::Bytes(payload) => payload
+            .iter()
+            .try_fold(0usize, |acc, p| acc.checked_add(p.len()))
+            .ok_or(WireError::BufferTooSmall)?,
+        Body::Omitted(n) => n,
+    };
     let tcp_len = tcp_hl
         .checked_add(payload_len)
         .ok_or(WireError::BufferTooSmall)?;
@@ -611,11 +656,15 @@ pub fn emit_packet_with(
         .checked_add(tcp_len)
         .ok_or(WireError::BufferTooSmall)?;
     let tcp_len32 = u32::try_from(tcp_len).map_err(|_| WireError::BadTotalLength)?;
-    let out = buf.get_mut(..total).ok_or(WireError::BufferTooSmall)?;
+    let written = match body {
+        Body::Bytes(_) => total,
+        Body::Omitted(_) => ip_hl + tcp_hl,
+    };
+    let out = buf.get_mut(..written).ok_or(WireError::BufferTooSmall)?;
     let (ip_buf, seg) = out.split_at_mut(ip_hl);
     ip.emit(ip_buf)?;
 
-    let (hdr, body) = seg.split_at_mut(tcp_hl);
+    let (hdr, body_buf) = seg.split_at_mut(tcp_hl);
     let (fixed, opts) = hdr.split_at_mut(20);
     fixed[0..2].copy_from_slice(&tcp.src_port.to_be_bytes());
     fixed[2..4].copy_from_slice(&tcp.dst_port.to_be_bytes());
@@ -628,10 +677,12 @@ pub fn emit_packet_with(
     fixed[18..20].copy_from_slice(&tcp.urgent.to_be_bytes());
     tcp.write_options(opts)?;
 
-    let mut pos = 0;
-    for p in payload {
-        body[pos..pos + p.len()].copy_from_slice(p);
-        pos += p.len();
+    if let Body::Bytes(payload) = body {
+        let mut pos = 0;
+        for p in payload {
+            body_buf[pos..pos + p.len()].copy_from_slice(p);
+            pos += p.len();
+        }
     }
 
     let pseudo = checksum::pseudo_header(src, dst, IPPROTO_TCP, tcp_len32);
@@ -642,7 +693,7 @@ pub fn emit_packet_with(
         TxChecksum::Full => !checksum::fold(u64::from(checksum::accumulate(pseudo, seg))),
     };
     seg[16..18].copy_from_slice(&c.to_be_bytes());
-    Ok(total)
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -711,6 +762,39 @@ mod tests {
         buf.truncate(n);
         buf.drain(..20);
         buf
+    }
+
+    #[test]
+    fn wire_tcp_headers_alone_are_the_packets_own() {
+        // What a gather write sends: emit_headers' bytes, then the payload,
+        // is the packet emit_packet_with builds with a partial checksum.
+        let mut r = base();
+        r.sack_permitted = true;
+        r.timestamp = Some((7, 9));
+        let big: Vec<u8> = (0..3001u32).map(|i| (i * 7) as u8).collect();
+        for payload in [&big[..0], &big[..1], &big[..]] {
+            for (src, dst) in [v4(), v6()] {
+                let mut whole = vec![0u8; 4000];
+                let n = emit_packet_with(
+                    src,
+                    dst,
+                    64,
+                    &r,
+                    &[&payload[..payload.len() / 2], &payload[payload.len() / 2..]],
+                    &mut whole,
+                    TxChecksum::Partial,
+                )
+                .unwrap();
+                // Only the headers' room is needed.
+                let ip_hl = if src.is_ipv4() { 20 } else { 40 };
+                let mut hdr = vec![0u8; ip_hl + r.header_len()];
+                let h = emit_headers(src, dst, 64, &r, payload.len(), &mut hdr).unwrap();
+                assert_eq!(h, hdr.len());
+                assert_eq!([&hdr[..], payload].concat(), &whole[..n]);
+                let short = &mut vec![0u8; h - 1];
+                assert!(emit_headers(src, dst, 64, &r, payload.len(), short).is_err());
+            }
+        }
     }
 
     #[test]

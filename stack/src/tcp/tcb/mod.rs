@@ -101,6 +101,20 @@ pub struct Transmit {
     pub segment_size: Option<usize>,
     /// TCP segments it stands for (1 unless a super-packet).
     pub segments: usize,
+    /// Asked for by [`Tcb::poll_transmit_by_ref`]: the payload was left
+    /// out of the packet written (`len` is its headers' length); these are
+    /// its bytes, for the caller to write after the headers.
+    pub payload: Option<PayloadRef>,
+}
+
+/// Where a packet's payload, left out of it, is held: `len` bytes from
+/// `seq` (see [`Tcb::held_payload`]; a mapped subflow's are the layer
+/// above's, from subflow sequence number `ssn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadRef {
+    pub seq: SeqNumber,
+    pub ssn: u32,
+    pub len: usize,
 }
 
 /// A TCB in TIME_WAIT, reduced to what answering for it takes.
@@ -207,6 +221,9 @@ pub struct Tcb {
     ka_probes: u32,
     ka_probe_pending: bool,
     zwp_pending: bool,
+    /// Set for one [`Tcb::poll_transmit_by_ref`] call: leave the payload
+    /// out of the packet.
+    payload_by_ref: bool,
     timewait_at: Option<Instant>,
     fin_wait2_at: Option<Instant>,
     challenge_window: (Instant, u32),
@@ -331,6 +348,7 @@ impl Tcb {
             ka_probes: 0,
             ka_probe_pending: false,
             zwp_pending: false,
+            payload_by_ref: false,
             timewait_at: None,
             fin_wait2_at: None,
             challenge_window: (now, 0),

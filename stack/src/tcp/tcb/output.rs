@@ -2,11 +2,11 @@
 //! (RFC 6675 NextSeg), new data under the congestion and receive windows with Nagle
 //! and sender-side silly window avoidance, probes, and ACKs.
 
-use super::{Tcb, Transmit};
+use super::{PayloadRef, Tcb, Transmit};
 use crate::tcp::hooks::{NoHooks, OptionBytes, OutSegment, SegmentHooks, SegmentKind};
 use crate::tcp::State;
 use crate::time::Instant;
-use crate::wire::{self, SeqNumber, TcpFlags, TcpRepr};
+use crate::wire::{self, SeqNumber, TcpFlags, TcpRepr, TxChecksum};
 
 /// A range of sequence space to put in one segment.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +116,36 @@ impl Tcb {
             self.rto_at = Some(now + self.rtt.backed_off(self.backoff));
         }
         None
+    }
+
+    /// [`poll_transmit_with`](Self::poll_transmit_with), leaving a data
+    /// segment's payload out of the packet when the device completes
+    /// checksums ([`TxChecksum::Partial`]): only its headers are written
+    /// into `buf`, and [`Transmit::payload`] says where its bytes are, for
+    /// a gather write straight from where they are held (the copy into
+    /// `buf` was a third of a sender's work). Until this connection changes
+    /// again, [`held_payload`](Self::held_payload) (or the layer above, for
+    /// a mapped subflow) gives those bytes.
+    pub fn poll_transmit_by_ref(
+        &mut self,
+        now: Instant,
+        hop_limit: u8,
+        buf: &mut [u8],
+        hooks: &mut dyn SegmentHooks,
+        burst: usize,
+    ) -> Option<Transmit> {
+        self.payload_by_ref = self.cfg.tx_checksum == TxChecksum::Partial;
+        let t = self.poll_transmit_with(now, hop_limit, buf, hooks, burst);
+        self.payload_by_ref = false;
+        t
+    }
+
+    /// The bytes of a payload left out by
+    /// [`poll_transmit_by_ref`](Self::poll_transmit_by_ref), if this TCB
+    /// holds them (a mapped subflow's are the layer above's).
+    pub fn held_payload(&self, r: PayloadRef) -> Option<(&[u8], &[u8])> {
+        let offset = r.seq.since(self.buf_seq);
+        self.send_buf.peek(offset, r.len)
     }
 
     /// Whether anything would be sent now (cheap check for the endpoint).
@@ -526,16 +556,26 @@ impl Tcb {
                 }
             },
         };
-        let len = wire::emit_packet_with(
-            self.local.ip(),
-            self.remote.ip(),
-            hop,
-            &repr,
-            &[a, b],
-            buf,
-            self.cfg.tx_checksum,
-        )
+        let by_ref = self.payload_by_ref && data > 0;
+        let len = if by_ref {
+            wire::emit_headers(self.local.ip(), self.remote.ip(), hop, &repr, data, buf)
+        } else {
+            wire::emit_packet_with(
+                self.local.ip(),
+                self.remote.ip(),
+                hop,
+                &repr,
+                &[a, b],
+                buf,
+                self.cfg.tx_checksum,
+            )
+        }
         .ok()?;
+        let payload = by_ref.then_some(PayloadRef {
+            seq,
+            ssn: out.ssn,
+            len: data,
+        });
 
         let seg_len = data + syn as usize + fin as usize;
         let end = seq + seg_len;
@@ -584,6 +624,7 @@ impl Tcb {
             retransmitted: if retransmitted { data } else { 0 },
             segment_size,
             segments: segs,
+            payload,
         })
     }
 
