@@ -514,6 +514,9 @@ impl Tcb {
         if !syn && self.sack_ok && (!self.assembler.is_empty() || self.dsack.is_some()) {
             self.fill_sack_blocks(&mut repr);
         }
+        // The layer above ends the data here (an MPTCP mapping's end):
+        // what is left of it is a whole piece, however short.
+        let capped = cap < data;
         let data = data.min(cap);
         let opts = repr.header_len().saturating_sub(20);
         let ip_len = if self.local.is_ipv4() { 20 } else { 40 };
@@ -523,7 +526,17 @@ impl Tcb {
         // Nagle and the window rules decide it on its own.
         let burst_bytes = room.min(MAX_IP_PACKET.saturating_sub(ip_len + 20 + opts));
         let segs = if burst > 1 && !syn && limit > 0 && data > limit {
-            (data.min(burst_bytes) / limit).min(burst)
+            let whole = (data.min(burst_bytes) / limit).min(burst);
+            // A burst that reaches the cap takes its short tail along, as
+            // Linux's last TSO piece may be short: Nagle has nothing to wait
+            // for there (the bytes after it are another mapping's), and
+            // alone it would cost a packet of its own.
+            let all = data.div_ceil(limit);
+            if capped && data <= burst_bytes && all <= burst {
+                all
+            } else {
+                whole
+            }
         } else {
             1
         };

@@ -8,7 +8,7 @@ use super::{RstReply, Tcb, Transmit, Verdict};
 use crate::config::{Keepalive, TcpConfig};
 use crate::endpoint::CloseReason;
 use crate::tcp::autotune::INITIAL_RECV_BUFFER;
-use crate::tcp::hooks::NoHooks;
+use crate::tcp::hooks::{NoHooks, OptionBytes, OutSegment, SegmentHooks};
 use crate::tcp::ratelimit::ChallengeQuota;
 use crate::tcp::State;
 use crate::time::Instant;
@@ -521,6 +521,54 @@ fn bursts_hold_whole_segments_within_the_congestion_window() {
     );
     assert_eq!(payload, data[25_000..]);
     assert!(burst(&mut h).is_none());
+}
+
+/// A layer above that ends the data at some point (an MPTCP mapping's end)
+/// gets the short piece before that point in the burst, as the last of
+/// Linux's TSO pieces may be short: held back, it would only go alone next.
+#[test]
+fn a_burst_cut_by_the_layer_above_takes_its_short_tail() {
+    struct CapAt(u32);
+    impl SegmentHooks for CapAt {
+        fn segment_options(&mut self, seg: &OutSegment, _: usize, _: &mut OptionBytes) -> usize {
+            self.0.wrapping_sub(seg.ssn) as usize
+        }
+    }
+    let cfg = TcpConfig {
+        send_buffer: 256 * 1024,
+        ..cfg()
+    };
+    let mut h = Harness::connecting(cfg, Peer::sack());
+    h.recv_seg();
+    h.now += Duration::from_micros(100);
+    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
+    h.send(&synack);
+    assert_eq!(h.recv_seg().flags, fl(ACK));
+    let data = bytes(9_000);
+    assert_eq!(h.tcb.send(&data).unwrap(), data.len());
+    let mut big = vec![0u8; 70_000];
+    // The data up to SSN 3_501 (3_500 bytes) in one: three whole segments
+    // and the 500 before the cut.
+    let mut hooks = CapAt(3_501);
+    let t = h
+        .tcb
+        .poll_transmit_with(h.now, HOP, &mut big, &mut hooks, 64)
+        .expect("a burst");
+    assert_eq!((t.segment_size, t.segments), (Some(1000), 4));
+    let (ip, seg) = IpRepr::parse(&big[..t.len]).unwrap();
+    let r = TcpRepr::parse(ip.src, ip.dst, seg, true).unwrap();
+    assert_eq!((r.seq.0, r.payload), (ISS + 1, &data[..3_500]));
+    // Uncut, the rest: five whole segments; its own short tail waits
+    // (Nagle), as without a layer above.
+    let t = h
+        .tcb
+        .poll_transmit_with(h.now, HOP, &mut big, &mut NoHooks, 64)
+        .expect("a burst");
+    assert_eq!((t.segment_size, t.segments), (Some(1000), 5));
+    assert!(h
+        .tcb
+        .poll_transmit_with(h.now, HOP, &mut big, &mut NoHooks, 64)
+        .is_none());
 }
 
 /// On a slow path a super-packet holds about a millisecond of the
