@@ -748,6 +748,17 @@ impl Driver {
         if a.is_empty() && b.is_empty() {
             return Ok(Parts::Whole(p));
         }
+        if p.segment_size.is_none() {
+            // One segment (a resend, say): copied in after all, so that the
+            // segments after it may still join its frame.
+            let slot = self.out.slot();
+            slot[p.len..p.len + a.len()].copy_from_slice(a);
+            slot[p.len + a.len()..p.len + a.len() + b.len()].copy_from_slice(b);
+            return Ok(Parts::Whole(mptun_stack::TxPacket {
+                len: tx.whole_len(),
+                ..p
+            }));
+        }
         self.out
             .commit_headers(p.len, a.len() + b.len(), p.segment_size);
         let parts = [
@@ -831,7 +842,8 @@ enum Parts {
     Sent(usize),
     /// The device could not take it: the frame waits in `out`, whole.
     Blocked,
-    /// A packet without payload, whole in `out`'s slot, not yet committed.
+    /// A packet whole in `out`'s slot (no payload, or one segment's copied
+    /// in), not yet committed.
     Whole(mptun_stack::TxPacket),
 }
 

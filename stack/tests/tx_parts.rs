@@ -10,13 +10,14 @@ use mptun_stack::wire::{gso, TxChecksum};
 use mptun_stack::{Config, Instant, Stack, TxPacket};
 use std::net::{IpAddr, SocketAddr};
 
-fn stack(seed: u64, addr: &str, mptcp: bool) -> Stack {
+fn stack(seed: u64, addr: &str, mptcp: bool, tweak: fn(&mut Config)) -> Stack {
     let mut c = Config {
         seed: seed.into(),
         ..Config::default()
     };
     c.mptcp.enabled = mptcp;
     c.tcp.tx_checksum = TxChecksum::Partial;
+    tweak(&mut c);
     let mut s = Stack::new(c);
     s.add_address(addr.parse().unwrap());
     s
@@ -73,9 +74,9 @@ struct Pair {
     received: Vec<u8>,
 }
 
-fn pair(mptcp: bool) -> Pair {
-    let mut client = stack(1, "10.0.0.1", mptcp);
-    let mut server = stack(2, "10.0.0.2", mptcp);
+fn pair(mptcp: bool, tweak: fn(&mut Config)) -> Pair {
+    let mut client = stack(1, "10.0.0.1", mptcp, tweak);
+    let mut server = stack(2, "10.0.0.2", mptcp, tweak);
     server.listen(80).unwrap();
     let remote: SocketAddr = "10.0.0.2:80".parse().unwrap();
     let cid = client
@@ -158,7 +159,12 @@ fn round(
 }
 
 fn same_packets(mptcp: bool, burst: usize) {
-    let (mut whole, mut parts) = (pair(mptcp), pair(mptcp));
+    same_packets_with(mptcp, burst, |_| {});
+}
+
+/// The pair polled in parts, at the end.
+fn same_packets_with(mptcp: bool, burst: usize, tweak: fn(&mut Config)) -> Pair {
+    let (mut whole, mut parts) = (pair(mptcp, tweak), pair(mptcp, tweak));
     let data: Vec<u8> = (0..3_000_000u32)
         .map(|i| (i * 7 + i / 1000) as u8)
         .collect();
@@ -198,6 +204,7 @@ fn same_packets(mptcp: bool, burst: usize) {
         info.segments_retransmitted > 0,
         "no retransmission: {info:?}"
     );
+    parts
 }
 
 #[test]
@@ -218,4 +225,23 @@ fn mptcp_segments_in_parts_are_the_same_packets() {
 #[test]
 fn mptcp_super_packets_in_parts_are_the_same_packets() {
     same_packets(true, 44);
+}
+
+/// Under memory pressure the stack shrinks buffers after each packet (their
+/// bytes may move): the payload is looked up after that.
+#[test]
+fn under_memory_pressure_parts_are_the_same_packets() {
+    let tight = |c: &mut Config| c.max_memory = 384 * 1024;
+    for mptcp in [false, true] {
+        let p = same_packets_with(mptcp, 44, tight);
+        let c = p.client.counters();
+        assert!(c.memory_pressure > 0, "no pressure: {c:?}");
+    }
+}
+
+/// With DSS checksums the mapping's checksum covers the payload sent apart.
+#[test]
+fn mptcp_with_dss_checksums_parts_are_the_same_packets() {
+    same_packets_with(true, 44, |c| c.mptcp.checksum = true);
+    same_packets_with(true, 1, |c| c.mptcp.checksum = true);
 }
