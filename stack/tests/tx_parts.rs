@@ -5,10 +5,12 @@
 //! byte for byte once put together; TCP and MPTCP, with and without
 //! super-packets, and with retransmissions from a lossy start.
 
-use mptun_stack::wire::checksum::{accumulate, fold, pseudo_header};
+mod sim;
+
 use mptun_stack::wire::{gso, TxChecksum};
 use mptun_stack::{Config, Instant, Stack, TxPacket};
-use std::net::{IpAddr, SocketAddr};
+use sim::complete_tcp_checksum;
+use std::net::SocketAddr;
 
 fn stack(seed: u64, addr: &str, mptcp: bool, tweak: fn(&mut Config)) -> Stack {
     let mut c = Config {
@@ -23,29 +25,6 @@ fn stack(seed: u64, addr: &str, mptcp: bool, tweak: fn(&mut Config)) -> Stack {
     s
 }
 
-/// The TCP checksum completed, as a device with checksum offload would.
-fn complete(pkt: &mut [u8]) {
-    let (l4, src, dst): (usize, IpAddr, IpAddr) = match pkt[0] >> 4 {
-        4 => (
-            20,
-            <[u8; 4]>::try_from(&pkt[12..16]).unwrap().into(),
-            <[u8; 4]>::try_from(&pkt[16..20]).unwrap().into(),
-        ),
-        _ => (
-            40,
-            <[u8; 16]>::try_from(&pkt[8..24]).unwrap().into(),
-            <[u8; 16]>::try_from(&pkt[24..40]).unwrap().into(),
-        ),
-    };
-    let seg = &mut pkt[l4..];
-    seg[16..18].copy_from_slice(&[0, 0]);
-    let c = !fold(u64::from(accumulate(
-        pseudo_header(src, dst, 6, seg.len() as u32),
-        seg,
-    )));
-    seg[16..18].copy_from_slice(&c.to_be_bytes());
-}
-
 /// Hand `pkt` to `to` as the wire would carry it; `drop` loses it.
 fn deliver(to: &mut Stack, now: Instant, pkt: &[u8], t: TxPacket, drop: bool) {
     if drop {
@@ -58,7 +37,7 @@ fn deliver(to: &mut Stack, now: Instant, pkt: &[u8], t: TxPacket, drop: bool) {
         }
         None => {
             let mut p = pkt.to_vec();
-            complete(&mut p);
+            complete_tcp_checksum(&mut p);
             to.handle_packet(now, &p);
         }
     }
@@ -141,7 +120,7 @@ fn round(
     }
     while let Some(n) = p.server.poll_transmit(now, &mut buf) {
         let mut pkt = buf[..n].to_vec();
-        complete(&mut pkt);
+        complete_tcp_checksum(&mut pkt);
         p.client.handle_packet(now, &pkt);
     }
     while let Some(ev) = p.server.poll_event() {

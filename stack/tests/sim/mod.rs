@@ -870,7 +870,7 @@ fn poll_packet(
 
 /// Complete a TCP packet's checksum, which its sender left partial (the
 /// pseudo-header's sum), as a device with checksum offload would.
-fn complete_tcp_checksum(pkt: &mut [u8]) {
+pub fn complete_tcp_checksum(pkt: &mut [u8]) {
     use mptun_stack::wire::checksum::{accumulate, fold, pseudo_header};
     let Some((src, dst)) = parse_addrs(pkt) else {
         return;

@@ -449,23 +449,30 @@ fn peer_mss_bounds_segments() {
     assert_eq!((tail.seq, tail.payload.len()), (ISS + 2001, 500));
 }
 
-/// With a device that segments (TSO), new data leaves as super-packets of
-/// whole segments within the congestion window, without FIN; the short tail
-/// (here with the FIN) goes on its own, as it would have without bursts.
-#[test]
-fn bursts_hold_whole_segments_within_the_congestion_window() {
+/// A client with a 256 KiB send buffer, established with a SACK peer over a
+/// 100 µs round trip.
+fn established_on_a_fast_path() -> Harness {
     let cfg = TcpConfig {
         send_buffer: 256 * 1024,
         ..cfg()
     };
-    // A fast path (100 µs round trips): the window, not the rate, bounds a
-    // burst (`burst_segments`).
     let mut h = Harness::connecting(cfg, Peer::sack());
     h.recv_seg();
     h.now += Duration::from_micros(100);
     let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
     h.send(&synack);
     assert_eq!(h.recv_seg().flags, fl(ACK));
+    h
+}
+
+/// With a device that segments (TSO), new data leaves as super-packets of
+/// whole segments within the congestion window, without FIN; the short tail
+/// (here with the FIN) goes on its own, as it would have without bursts.
+#[test]
+fn bursts_hold_whole_segments_within_the_congestion_window() {
+    // A fast path (100 µs round trips): the window, not the rate, bounds a
+    // burst (`burst_segments`).
+    let mut h = established_on_a_fast_path();
     let data = bytes(25_500);
     assert_eq!(h.tcb.send(&data).unwrap(), data.len());
     h.tcb.shutdown();
@@ -534,16 +541,7 @@ fn a_burst_cut_by_the_layer_above_takes_its_short_tail() {
             self.0.wrapping_sub(seg.ssn) as usize
         }
     }
-    let cfg = TcpConfig {
-        send_buffer: 256 * 1024,
-        ..cfg()
-    };
-    let mut h = Harness::connecting(cfg, Peer::sack());
-    h.recv_seg();
-    h.now += Duration::from_micros(100);
-    let synack = h.peer_syn(SYN | ACK, IRS, ISS + 1);
-    h.send(&synack);
-    assert_eq!(h.recv_seg().flags, fl(ACK));
+    let mut h = established_on_a_fast_path();
     let data = bytes(9_000);
     assert_eq!(h.tcb.send(&data).unwrap(), data.len());
     let mut big = vec![0u8; 70_000];
