@@ -259,8 +259,10 @@ async fn one_way(
     activity: &Activity,
     moved: &AtomicU64,
 ) -> io::Result<()> {
-    if let (Rd::Stack(s), Wr::Os(os)) = (&*from, &mut *to) {
-        return stack_to_os(s, os, activity, moved).await;
+    match (&*from, &mut *to) {
+        (Rd::Stack(s), Wr::Os(os)) => return stack_to_os(s, os, activity, moved).await,
+        (Rd::Os(os), Wr::Stack(s)) => return os_to_stack(os, s, activity, moved).await,
+        _ => {}
     }
     // Kept from one read to the next while bytes flow (`Rd::next` lets it
     // go when it waits).
@@ -304,6 +306,43 @@ async fn stack_to_os(
         if n > 0 {
             activity.touch();
             moved.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+    to.shutdown().await
+}
+
+/// OS to stack with no copy of the relay's own: the socket is read straight
+/// into the connection's send buffer (`StackStream::poll_write_with`, up to
+/// [`BUF`] a turn), so this direction holds no storage of its own either.
+async fn os_to_stack(
+    from: &ReadHalf<'_>,
+    mut to: &StackStream,
+    activity: &Activity,
+    moved: &AtomicU64,
+) -> io::Result<()> {
+    let os: &TcpStream = from.as_ref();
+    loop {
+        os.readable().await?;
+        let (mut failed, mut end) = (None, false);
+        let n = std::future::poll_fn(|cx| {
+            to.poll_write_with(cx, BUF, |room| match os.try_read_buf(room) {
+                // A room is never empty: no bytes is the end of the stream.
+                Ok(0) => end = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => failed = Some(e),
+            })
+        })
+        .await?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if n > 0 {
+            activity.touch();
+            moved.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        if end {
+            break;
         }
     }
     to.shutdown().await
@@ -561,6 +600,96 @@ mod tests {
             end.map_err(|e| e.kind()),
             Err(io::ErrorKind::ConnectionReset),
             "the client saw a clean end of stream after {} more bytes",
+            rest.len()
+        );
+    }
+
+    /// A local client relayed into a stack connection (`--local-forward`):
+    /// its bytes go from the socket straight into the send buffer, whole and
+    /// in order through many waits for room (8 MiB through a buffer of a few
+    /// hundred KiB), its half-close ends the stack connection's stream, and
+    /// the other way still flows until the far end closes.
+    #[tokio::test]
+    async fn os_bytes_reach_the_stack_whole_and_in_order() {
+        let client = crate::cable::engine(31, "10.0.0.1");
+        let server = crate::cable::engine(32, "10.0.0.2");
+        let _cable = crate::cable::spawn_cable(client.clone(), server.clone());
+        let listener = server.listen(5).unwrap();
+        let up = client.connect("10.0.0.2:5".parse().unwrap()).await.unwrap();
+        let (mut far, _) = listener.accept().await.unwrap();
+        let (mut local, near) = pair().await;
+        let stats = ServiceStats::new("test", 1);
+        let relays = Relays::new(1);
+        let rec = relays
+            .admit("test", local.local_addr().unwrap(), "x:1".into())
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let r = relay(End::Os(near), End::Stack(up), None, &stats, &rec).await;
+            (r, rec.up.load(Ordering::Relaxed))
+        });
+        const LEN: usize = 8 << 20;
+        let data: Vec<u8> = (0..LEN as u32).map(|i| (i * 13 + i / 4099) as u8).collect();
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            local.write_all(&sent).await.unwrap();
+            local.shutdown().await.unwrap();
+            local
+        });
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), far.read_to_end(&mut got))
+            .await
+            .expect("the relayed stream ended")
+            .unwrap();
+        assert!(
+            got == data,
+            "{} bytes arrived, not the ones sent",
+            got.len()
+        );
+        let mut local = writer.await.unwrap();
+        far.write_all(b"bye").await.unwrap();
+        far.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        local.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"bye");
+        let (r, up) = task.await.unwrap();
+        r.unwrap();
+        assert_eq!(up, LEN as u64);
+    }
+
+    /// A local client that resets mid-stream resets the stack connection:
+    /// the far end must not take the cut stream for a whole one.
+    #[tokio::test]
+    async fn an_os_reset_resets_the_stack_end() {
+        let client = crate::cable::engine(33, "10.0.0.1");
+        let server = crate::cable::engine(34, "10.0.0.2");
+        let _cable = crate::cable::spawn_cable(client.clone(), server.clone());
+        let listener = server.listen(5).unwrap();
+        let up = client.connect("10.0.0.2:5".parse().unwrap()).await.unwrap();
+        let (mut far, _) = listener.accept().await.unwrap();
+        let (mut local, near) = pair().await;
+        let stats = ServiceStats::new("test", 1);
+        let relays = Relays::new(1);
+        let rec = relays
+            .admit("test", local.local_addr().unwrap(), "x:1".into())
+            .unwrap();
+        let task =
+            tokio::spawn(
+                async move { relay(End::Os(near), End::Stack(up), None, &stats, &rec).await },
+            );
+        local.write_all(b"partial").await.unwrap();
+        let mut got = [0u8; 7];
+        far.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"partial");
+        reset_os(local);
+        let err = task.await.unwrap().expect_err("the relay ends in an error");
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
+        let mut rest = Vec::new();
+        let end = tokio::time::timeout(Duration::from_secs(10), far.read_to_end(&mut rest))
+            .await
+            .expect("the far end heard");
+        assert!(
+            end.is_err(),
+            "the far end saw a clean end after {} more bytes",
             rest.len()
         );
     }

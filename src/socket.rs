@@ -7,7 +7,7 @@
 //! (data to send, window to reopen, a close).
 
 use mptun_stack::endpoint::{CloseReason, Listen};
-use mptun_stack::{ConnId, ConnectOptions, Error as StackError, Event, Instant, Stack};
+use mptun_stack::{ConnId, ConnectOptions, Error as StackError, Event, Instant, Room, Stack};
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -565,10 +565,48 @@ impl StackStream {
     }
 
     fn poll_write_ref(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, |stack, id| {
+            let n = stack.send(id, data)?;
+            // Bytes offered and none taken: the buffer is full.
+            Ok((n > 0 || data.is_empty()).then_some(n))
+        })
+    }
+
+    /// Write without copying: `fill` is given room in the engine's send
+    /// buffer (`Room`, a `bytes::BufMut`: a chunk's worth at a time, at most
+    /// `max` bytes in all) and appends to it, as tokio's `try_read_buf` of a
+    /// socket does; a fill that leaves room ends the write. `Ready(Ok(n))`
+    /// with the bytes queued (0 if `fill` brought none); waits while the
+    /// buffer is full. `fill` runs with the engine locked: it must be quick,
+    /// must not touch another stream of the same engine, and must not panic.
+    pub fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        max: usize,
+        fill: impl FnMut(&mut Room<'_>),
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, |stack, id| {
+            if max > 0 && stack.send_capacity(id)? == 0 {
+                // Refused for want of room (the stack reports `Writable`
+                // once there is some); it also tells a closed connection.
+                stack.send_with(id, max, |_| {})?;
+                return Ok(None);
+            }
+            stack.send_with(id, max, fill).map(Some)
+        })
+    }
+
+    /// A write by `send`: `Some(bytes taken)`, or `None` when the send
+    /// buffer is full (the writer then waits for room).
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        send: impl FnOnce(&mut Stack, ConnId) -> Result<Option<usize>, StackError>,
+    ) -> Poll<io::Result<usize>> {
         let this = self;
         let mut s = this.handle.lock();
-        match s.stack.send(this.id, data) {
-            Ok(0) if !data.is_empty() => {
+        match send(&mut s.stack, this.id) {
+            Ok(None) => {
                 if let Some(slot) = s.conns.get_mut(&this.id) {
                     if let Some(reason) = slot.closed {
                         return Poll::Ready(Err(close_error(reason)));
@@ -577,9 +615,11 @@ impl StackStream {
                 }
                 Poll::Pending
             }
-            Ok(n) => {
+            Ok(Some(n)) => {
                 drop(s);
-                this.handle.kick();
+                if n > 0 {
+                    this.handle.kick();
+                }
                 Poll::Ready(Ok(n))
             }
             Err(e) => Poll::Ready(Err(to_io(e))),

@@ -28,5 +28,6 @@ pub use endpoint::{
     Event, Listen, LocalReset, MptcpInfo, PathEvent, PathEventKind, RuntimeLimits, SharedCounts,
     Stack, Steer, SubflowEnd, SubflowInfo, SubflowRef, TxPacket, TxParts, UnusedPath, UnusedReason,
 };
+pub use tcp::buffer::Room;
 pub use tcp::State;
 pub use time::Instant;

@@ -39,7 +39,7 @@ pub use subflow::{Subflow, SubflowId};
 use crate::memory::Pressure;
 use crate::mptcp::pm::RemoteAddr;
 use crate::mptcp::{options, DataLevel, SubflowMp};
-use crate::tcp::buffer::{CopyTo, Reader};
+use crate::tcp::buffer::{CopyTo, Reader, Writer};
 use crate::tcp::state::CloseReason;
 use crate::tcp::tcb::{TcbEvents, TcbStats};
 use crate::tcp::{State, Tcb};
@@ -284,7 +284,13 @@ impl Connection {
 
     /// Queue data; `None` once the connection cannot send any more.
     pub fn send(&mut self, data: &[u8]) -> Option<usize> {
-        let sent = self.queue(data);
+        self.send_from(&mut { data })
+    }
+
+    /// Queue what `w` writes: bytes, or a fill of the send buffer in place
+    /// (`Stack::send_with`); `None` once the connection cannot send any more.
+    pub fn send_from(&mut self, w: &mut impl Writer) -> Option<usize> {
+        let sent = self.queue(w);
         if sent.is_some_and(|n| n > 0) {
             // Not when nothing was taken (a full buffer, which the
             // application may try after every event): nothing changed.
@@ -293,12 +299,12 @@ impl Connection {
         sent
     }
 
-    fn queue(&mut self, data: &[u8]) -> Option<usize> {
+    fn queue(&mut self, w: &mut impl Writer) -> Option<usize> {
         if !self.state().can_send() {
             return None;
         }
         match self.mp.as_deref_mut() {
-            Some(mp) if !mp.is_fallback() => mp.can_send().then(|| mp.send(data)),
+            Some(mp) if !mp.is_fallback() => mp.can_send().then(|| mp.send_from(w)),
             Some(mp) => {
                 // A subflow that sent from the data level's buffer holds its
                 // own bytes from now on (`mptcp/send_mapped.rs`).
@@ -307,11 +313,11 @@ impl Connection {
                 // After a fallback, bytes still held at the data level go first.
                 mp.flush_fallback(first);
                 if mp.send_pending() > 0 {
-                    return mp.can_send().then(|| mp.send(data));
+                    return mp.can_send().then(|| mp.send_from(w));
                 }
-                first.send(data)
+                first.send_from(w)
             }
-            None => self.subflows[0].tcb.send(data),
+            None => self.subflows[0].tcb.send_from(w),
         }
     }
 

@@ -41,7 +41,7 @@ use crate::demux::{ConnTable, FourTuple};
 use crate::memory::Pressure;
 use crate::mptcp::level::version_alg;
 use crate::mptcp::{crypto, DataLevel, MptcpSettings};
-use crate::tcp::buffer::{CopyTo, Reader, With};
+use crate::tcp::buffer::{CopyTo, FillWith, Reader, Room, With, Writer};
 use crate::tcp::isn::IsnGenerator;
 use crate::tcp::ratelimit::{ChallengeQuota, TokenBucket};
 use crate::tcp::syncookie::CookieJar;
@@ -450,7 +450,27 @@ impl Stack {
 
     /// Queue data; returns bytes accepted (0 when the send buffer is full).
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, Error> {
-        let n = self.conn_mut(id)?.send(data).ok_or(Error::NotWritable)?;
+        self.send_from(id, &mut { data })
+    }
+
+    /// Queue data written in place: `fill` is given [`Room`] in the
+    /// connection's send buffer (a chunk's worth at a time, at most `max`
+    /// bytes in all) and appends to it; a fill that leaves room unfilled ends
+    /// the write. Returns the bytes queued, as [`send`](Self::send) does (0
+    /// when the buffer is full: the connection then reports `Writable` once
+    /// there is room). A relay reads its socket straight into the send
+    /// buffer this way, with no copy of its own.
+    pub fn send_with(
+        &mut self,
+        id: ConnId,
+        max: usize,
+        fill: impl FnMut(&mut Room<'_>),
+    ) -> Result<usize, Error> {
+        self.send_from(id, &mut FillWith { max, f: fill })
+    }
+
+    fn send_from(&mut self, id: ConnId, w: &mut impl Writer) -> Result<usize, Error> {
+        let n = self.conn_mut(id)?.send_from(w).ok_or(Error::NotWritable)?;
         if n > 0 {
             self.queue_for_transmit(id);
             self.account(id);

@@ -26,8 +26,7 @@ use crate::tcp::assembler::Assembler;
 use crate::tcp::autotune::{
     retune, send_buffer_for, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER,
 };
-use crate::tcp::buffer::Reader;
-use crate::tcp::buffer::RingBuffer;
+use crate::tcp::buffer::{Reader, RingBuffer, Writer};
 use crate::tcp::ratelimit::TokenBucket;
 use crate::tcp::Tcb;
 use crate::time::Instant;
@@ -382,7 +381,7 @@ impl DataLevel {
     pub fn carry_over(&mut self, next: &mut DataLevel) {
         let mut buf = vec![0u8; self.snd_buf.len()];
         let n = self.snd_buf.dequeue(&mut buf);
-        next.send(&buf[..n]);
+        next.send_from(&mut &buf[..n]);
         next.data_fin_queued = self.data_fin_queued;
         next.released = self.released;
     }
@@ -503,9 +502,10 @@ impl DataLevel {
 
     // ----- the application -----
 
-    pub fn send(&mut self, data: &[u8]) -> usize {
-        let n = self.snd_buf.enqueue(data);
-        if n < data.len() {
+    /// Queue what `w` writes (bytes, or a fill in place); bytes accepted.
+    pub fn send_from(&mut self, w: &mut impl Writer) -> usize {
+        let (n, more) = w.write_into(&mut self.snd_buf);
+        if more {
             self.send_was_full = true;
         }
         n

@@ -95,6 +95,43 @@ impl<F: FnMut(&[u8]) -> usize> Reader for With<F> {
     }
 }
 
+/// Room in a buffer's storage that a write fills in place: at most the
+/// limit's bytes appended to the chunk (`bytes::BufMut`, so that a socket
+/// read such as tokio's `try_read_buf` goes straight into it).
+pub type Room<'a> = bytes::buf::Limit<&'a mut Vec<u8>>;
+
+/// Where a write's bytes come from: a caller's slice, or code that fills the
+/// buffer's storage in place ([`FillWith`]).
+pub trait Writer {
+    /// Append what fits to `to`: the bytes taken, and whether the writer
+    /// had more than there was room for (it will wait for room).
+    fn write_into(&mut self, to: &mut RingBuffer) -> (usize, bool);
+}
+
+impl Writer for &[u8] {
+    fn write_into(&mut self, to: &mut RingBuffer) -> (usize, bool) {
+        let n = to.enqueue(self);
+        (n, n < self.len())
+    }
+}
+
+/// A write by a function that fills [`Room`] (at most `max` bytes in all);
+/// see [`RingBuffer::enqueue_with`].
+pub struct FillWith<F> {
+    pub max: usize,
+    pub f: F,
+}
+
+impl<F: FnMut(&mut Room<'_>)> Writer for FillWith<F> {
+    fn write_into(&mut self, to: &mut RingBuffer) -> (usize, bool) {
+        let free = to.free();
+        let n = to.enqueue_with(self.max, &mut self.f);
+        self.max -= n;
+        // Filled to the brim (or nothing to fill): the source may hold more.
+        (n, n == free && self.max > 0)
+    }
+}
+
 #[derive(Debug)]
 pub struct RingBuffer {
     /// The held bytes start at `head` in the first chunk and end at the
@@ -265,6 +302,58 @@ impl RingBuffer {
         }
         n
     }
+    /// Append up to `max` bytes (and what fits) that `fill` writes into the
+    /// storage in place: it is given the room after the last byte, a chunk's
+    /// worth at most, and appends to it; a fill that leaves room unfilled
+    /// ends the write. Returns the bytes appended. (A relay reads its socket
+    /// straight into the send buffer this way: no copy of its own.)
+    pub fn enqueue_with(&mut self, max: usize, mut fill: impl FnMut(&mut Room<'_>)) -> usize {
+        use bytes::BufMut;
+        let mut left = max.min(self.free());
+        let mut n = 0;
+        while left > 0 {
+            let room = self.chunks.back().map_or(0, |c| c.capacity() - c.len());
+            if room == 0 {
+                self.make_room(self.len + left);
+                continue;
+            }
+            let offer = room.min(left);
+            let Some(c) = self.chunks.back_mut() else {
+                break;
+            };
+            let (len0, cap0) = (c.len(), c.capacity());
+            fill(&mut (&mut *c).limit(offer));
+            // `Limit` keeps a fill within `offer`, which is within the
+            // chunk's storage; one that reached past it (through
+            // `get_mut`) is cut back, its growth accounted, so that the
+            // chunks keep their sizes.
+            c.truncate(len0 + offer);
+            self.allocated = self.allocated - cap0 + c.capacity();
+            let took = c.len() - len0;
+            self.len += took;
+            n += took;
+            left -= took;
+            if took < offer {
+                break;
+            }
+        }
+        if self.len == 0 {
+            // A fill that brought nothing (a socket with nothing to read)
+            // leaves no storage behind on an idle connection.
+            self.free_storage();
+        } else if self.chunks.len() == 1 {
+            // The room was offered before the fill knew how much it had: a
+            // few bytes in a chunk's worth of storage are moved into what
+            // `enqueue` would have taken for them, which an idle connection
+            // gives back once they are acknowledged (`FREE_WHEN_EMPTY`).
+            let fit = self.len.next_power_of_two().max(INITIAL_STORAGE);
+            if self.chunks[0].capacity() > FREE_WHEN_EMPTY && fit * 4 <= self.chunks[0].capacity() {
+                self.move_single(fit);
+            }
+        }
+        n
+    }
+
     /// Move up to `buf.len()` bytes from the head into `buf`.
     pub fn dequeue(&mut self, buf: &mut [u8]) -> usize {
         let mut n = 0;
@@ -432,6 +521,98 @@ mod tests {
         assert_eq!(rb.enqueue(&[1]), 0);
         expect.extend_from_slice(&rest[..200_000 - 10_003]);
         assert_eq!(peek_vec(&rb, 0, usize::MAX), expect);
+    }
+
+    /// Filled in place, piece by piece as a socket read would, the buffer
+    /// holds what `enqueue` of the same bytes would: across the single
+    /// allocation's doublings and the chunks, within `max` and the capacity,
+    /// and a fill that leaves room ends the write.
+    #[test]
+    fn a_fill_in_place_holds_what_enqueue_would() {
+        use bytes::BufMut;
+        let mut rng = Rng(7);
+        let data = pattern(300_000, 3);
+        let mut rb = RingBuffer::new(250_000);
+        let mut at = 0;
+        // A source that gives at most `burst` bytes a fill, then runs dry.
+        while at < data.len() {
+            let burst = 1 + rng.below(90_000);
+            let mut given = 0;
+            let n = rb.enqueue_with(1 + rng.below(200_000), |room| {
+                assert!(room.remaining_mut() > 0, "never offered no room");
+                let k = room
+                    .remaining_mut()
+                    .min(burst - given)
+                    .min(data.len() - at - given);
+                room.put_slice(&data[at + given..at + given + k]);
+                given += k;
+            });
+            assert_eq!(n, given);
+            at += n;
+            if rb.free() == 0 {
+                break;
+            }
+        }
+        assert_eq!(rb.len(), 250_000);
+        assert_eq!(rb.to_vec(), data[..250_000]);
+        assert_eq!(rb.allocated(), 4 * CHUNK);
+        assert_eq!(rb.enqueue_with(10, |_| panic!("no room to offer")), 0);
+        // The same bytes queued by copy, after reading some out.
+        let mut copy = RingBuffer::new(250_000);
+        copy.enqueue(&data[..250_000]);
+        rb.discard(70_000);
+        copy.discard(70_000);
+        let more = pattern(50_000, 9);
+        let mut src = &more[..];
+        let n = rb.enqueue_with(usize::MAX, |room| {
+            let k = room.remaining_mut().min(src.len());
+            room.put_slice(&src[..k]);
+            src = &src[k..];
+        });
+        assert_eq!((n, copy.enqueue(&more)), (50_000, 50_000));
+        assert_eq!(rb.to_vec(), copy.to_vec());
+        assert_eq!(rb.allocated(), copy.allocated());
+    }
+
+    /// A fill that reaches past its room (through `Limit::get_mut`) is cut
+    /// back to it, and its growth of the storage is accounted; one that
+    /// brings nothing leaves an empty buffer holding no storage.
+    #[test]
+    fn a_fill_stays_within_its_room() {
+        let mut rb = RingBuffer::new(1 << 20);
+        let n = rb.enqueue_with(100, |room| room.get_mut().extend_from_slice(&[5; 300_000]));
+        assert_eq!((n, rb.len()), (100, 100));
+        assert_eq!(rb.to_vec(), vec![5; 100]);
+        let chunk_storage = rb.chunks[0].capacity();
+        assert_eq!(rb.allocated(), chunk_storage);
+        let mut empty = RingBuffer::new(1 << 20);
+        assert_eq!(empty.enqueue_with(1 << 20, |_| {}), 0);
+        assert_eq!(empty.allocated(), 0);
+        // A few bytes in the room of a chunk keep only what `enqueue` would
+        // have taken, and give it back once read (an idle relay: issue 12).
+        let n = empty.enqueue_with(1 << 20, |r| bytes::BufMut::put_slice(r, b"hello"));
+        assert_eq!((n, empty.allocated()), (5, INITIAL_STORAGE));
+        empty.discard(5);
+        assert_eq!(empty.allocated(), 0);
+        // A write from a slice says whether it had more than fit; a fill,
+        // whether it filled all the room there was.
+        let mut small = RingBuffer::new(10);
+        assert_eq!((&b"abcdefghijkl"[..]).write_into(&mut small), (10, true));
+        let mut fill = FillWith {
+            max: 100,
+            f: |_: &mut Room<'_>| {},
+        };
+        assert_eq!(fill.write_into(&mut small), (0, true), "no room at all");
+        small.discard(4);
+        let mut fill = FillWith {
+            max: 100,
+            f: |r: &mut Room<'_>| bytes::BufMut::put_slice(r, b"xy"),
+        };
+        assert_eq!(
+            fill.write_into(&mut small),
+            (2, false),
+            "the source ran dry"
+        );
     }
 
     /// A reader given the storage's own slices takes what it wants and no

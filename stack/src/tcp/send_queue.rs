@@ -7,7 +7,7 @@
 //! buffer into the subflow's, as Linux's subflows send the MPTCP socket's
 //! pages rather than copies.
 
-use super::buffer::RingBuffer;
+use super::buffer::{RingBuffer, Writer};
 
 #[derive(Debug)]
 pub enum SendQueue {
@@ -79,11 +79,12 @@ impl SendQueue {
         }
     }
 
-    /// Append as much of `data` as fits (bytes held only); the bytes taken.
-    pub fn enqueue(&mut self, data: &[u8]) -> usize {
+    /// Append what fits of `w`'s bytes (bytes held only): the bytes taken,
+    /// and whether `w` had more than fit.
+    pub fn enqueue_from(&mut self, w: &mut impl Writer) -> (usize, bool) {
         match self {
-            SendQueue::Bytes(b) => b.enqueue(data),
-            SendQueue::Mapped { .. } => 0,
+            SendQueue::Bytes(b) => w.write_into(b),
+            SendQueue::Mapped { .. } => (0, false),
         }
     }
 
@@ -122,7 +123,11 @@ mod tests {
             len: 0,
             capacity: 10,
         };
-        assert_eq!(q.enqueue(b"abc"), 0, "no bytes go into a counted queue");
+        assert_eq!(
+            q.enqueue_from(&mut &b"abc"[..]),
+            (0, false),
+            "no bytes go into a counted queue"
+        );
         assert_eq!(q.enqueue_mapped(8), 8);
         assert_eq!(q.enqueue_mapped(8), 2);
         assert_eq!((q.len(), q.free(), q.allocated()), (10, 0, 0));

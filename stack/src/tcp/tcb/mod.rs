@@ -16,7 +16,7 @@ use super::assembler::Assembler;
 use super::autotune::{
     retune, send_buffer_for, RcvRtt, RcvSpace, INITIAL_RECV_BUFFER, INITIAL_SEND_BUFFER,
 };
-use super::buffer::RingBuffer;
+use super::buffer::{RingBuffer, Writer};
 use super::cc::{self, CongestionControl};
 use super::hystart::HyStart;
 use super::rtt::RttEstimator;
@@ -753,6 +753,11 @@ impl Tcb {
 
     /// Queue data for sending; bytes accepted.
     pub fn send(&mut self, data: &[u8]) -> Option<usize> {
+        self.send_from(&mut { data })
+    }
+
+    /// Queue what `w` writes (bytes, or a fill in place); bytes accepted.
+    pub fn send_from(&mut self, w: &mut impl Writer) -> Option<usize> {
         if !self.state.can_send() || self.fin_queued {
             return None;
         }
@@ -760,8 +765,8 @@ impl Tcb {
         if self.send_buf.is_mapped() {
             return None;
         }
-        let n = self.send_buf.enqueue(data);
-        if n < data.len() {
+        let (n, more) = self.send_buf.enqueue_from(w);
+        if more {
             self.send_was_full = true;
         }
         Some(n)
