@@ -42,8 +42,9 @@
 #   --reps N        repetitions of every case (default 3); the table shows the median
 #   --write         also write docs/BENCHMARKS.md
 #   --no-build      use the existing release binaries
-#   --baseline BIN  also run every mptun case with the daemon BIN, as cases mptun-base
-#                   and mptun-plain-base, each next to its mptun case in every
+#   --baseline BIN  also run every mptun case with the daemon BIN, as cases mptun-base,
+#                   mptun-plain-base, mptun-mptcp-base and mptun-fwd-base (no Linux
+#                   MPTCP row), each next to its mptun case in every
 #                   repetition (which of the two goes first alternates), and print the
 #                   ratios mptun / mptun-base; not with --write. BIN must have
 #                   --chargen
@@ -174,7 +175,7 @@ py_server() {
 client_peer() { peer_exec python3 "$BENCHNET" "$@" --timeout 120; }
 
 # mptcp_flag CASE: --mptcp for the *-mptcp cases (sockets at the Linux ends).
-mptcp_flag() { [[ $1 == *-mptcp ]] && echo --mptcp || true; }
+mptcp_flag() { [[ $1 == *-mptcp || $1 == *-mptcp-base ]] && echo --mptcp || true; }
 
 # run_linux REP [CASE]: CASE linux (default) or linux-mptcp.
 run_linux() {
@@ -214,10 +215,10 @@ run_mptun() {
     mptun_stop 5 || log "mptun exited with status $?"
 }
 
-# run_mptun_fwd REP: from-server through --local-forward: HOST writer ->
+# run_mptun_fwd REP [CASE]: from-server through --local-forward: HOST writer ->
 # 127.0.0.1:6000 -> mptun -> its MPTCP connection -> Linux MPTCP sink in PEER.
 run_mptun_fwd() {
-    local rep=$1 case=mptun-fwd t0 rfile sink_pid ready
+    local rep=$1 case=${2:-mptun-fwd} t0 rfile sink_pid ready
     rfile="$DIR/lf-sink.$rep"
     mptun_start --local-forward 127.0.0.1:6000=10.1.0.1:5001
     : >"$rfile"
@@ -295,12 +296,20 @@ for rep in $(seq 1 "$REPS"); do
         run_smoltcp "$rep"
         run_mptun "$rep" mptun-plain --no-offload
         as_base run_mptun "$rep" mptun-plain-base --no-offload
+        run_mptun "$rep" mptun-mptcp
+        as_base run_mptun "$rep" mptun-mptcp-base
+        run_mptun_fwd "$rep"
+        as_base run_mptun_fwd "$rep" mptun-fwd-base
     else
         as_base run_mptun "$rep" mptun-base
         run_mptun "$rep"
         run_smoltcp "$rep"
         as_base run_mptun "$rep" mptun-plain-base --no-offload
         run_mptun "$rep" mptun-plain --no-offload
+        as_base run_mptun "$rep" mptun-mptcp-base
+        run_mptun "$rep" mptun-mptcp
+        as_base run_mptun_fwd "$rep" mptun-fwd-base
+        run_mptun_fwd "$rep"
     fi
 done
 log "all runs took $((SECONDS - START))s"
@@ -309,7 +318,8 @@ TABLE=$(python3 - "$RESULTS" "${BASELINE:+base}" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 base = sys.argv[2] == "base"
-cases = (["linux", "mptun", "mptun-base", "smoltcp", "mptun-plain", "mptun-plain-base"] if base
+cases = (["linux", "mptun", "mptun-base", "smoltcp", "mptun-plain", "mptun-plain-base",
+          "mptun-mptcp", "mptun-mptcp-base", "mptun-fwd", "mptun-fwd-base"] if base
          else ["linux", "mptun", "smoltcp", "mptun-plain", "linux-mptcp", "mptun-mptcp", "mptun-fwd"])
 dirs = ["to-server", "from-server"]
 def med(xs):
@@ -356,8 +366,10 @@ if base:
     print("| case / baseline | direction | Mbit/s ratio | runs | server CPU s/GB ratio | runs |")
     print("|---|---|---:|---|---:|---|")
     for d in dirs:
-        for c in ("mptun", "mptun-plain"):
+        for c in ("mptun", "mptun-plain", "mptun-mptcp", "mptun-fwd"):
             a, b = res[c, d], res[c + "-base", d]
+            if not a["runs"]:
+                continue  # a case of the other direction only
             g = ", ".join(f"{x:.2f}" for x in per_rep(c, d, 3, False))
             cp = ", ".join(f"{x:.2f}" for x in per_rep(c, d, 4, True))
             print(f"| {c} / {c}-base | {d} | {ratio(a['mbit'], b['mbit'])} | {g} | "
