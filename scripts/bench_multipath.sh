@@ -147,7 +147,11 @@ srv_up() {
 # -s: leave nstat's history file, shared by every namespace, alone.
 ns_counters() {
     ip netns exec "$1" nstat -asz | awk '$1 ~ /^MPTcpExt/ || $1 == "TcpRetransSegs" ||
-        $1 ~ /^TcpExtTCP(LossProbes|Timeouts|SpuriousRTOs|DSACKRecvSegs|FastRetrans|SlowStartRetrans|LostRetransmit)$/ {printf "%s=%s ", $1, $2}'
+        $1 ~ /^TcpExtTCP(LossProbes|Timeouts|SpuriousRTOs|DSACKRecvSegs|FastRetrans|SlowStartRetrans|LostRetransmit|RetransFail)$/ {printf "%s=%s ", $1, $2}'
+    # What the shaping dropped: the packets NS's own tbf qdiscs refused (for PEER,
+    # its sending side of both paths).
+    tc -n "$1" -s qdisc show | awk '/^qdisc tbf/ {tbf = 1; next} /^qdisc/ {tbf = 0}
+        tbf && /dropped/ {gsub(/[(),]/, ""); n += $7} END {printf "TbfDropped=%d ", n}'
 }
 
 # mptun_counters: mptun's non-zero counters, "name=value ..." (the daemon is fresh
@@ -173,6 +177,14 @@ server_up() {
     else
         ADDR=$SRV_ADDR S0=$(ns_counters "$SRV")
     fi
+}
+
+# path_counters: PEER's counters, and as HostTbfDropped what HOST's tbf qdiscs
+# (the paths' server-to-client side) dropped.
+path_counters() {
+    ns_counters "$PEER"
+    tc -n "$HOST" -s qdisc show | awk '/^qdisc tbf/ {tbf = 1; next} /^qdisc/ {tbf = 0}
+        tbf && /dropped/ {gsub(/[(),]/, ""); n += $7} END {printf "HostTbfDropped=%d ", n}'
 }
 
 # server_counters STACK: the server's counters now, "name=value ...".
@@ -252,13 +264,13 @@ PY
 # endpoint is there or not).
 sink_run() {
     local stack=$1 rep=$2 n=$3 out rc=0 p0 s1
-    p0=$(ns_counters "$PEER")
+    p0=$(path_counters)
     server_up "$stack" --sink 9
     out=$(tcpclient_peer "$ADDR" 9 --mode sink --mptcp --bytes "$SINK_BYTES" --seed "$stack.$rep.$n" \
         --idle-timeout 15 --timeout 120 2>>"$DIR/client.err") || rc=$?
     s1=$(server_counters "$stack")
     server_down "$stack"
-    record "sink$n" "$stack" "$rep" "$rc" "" "$out" "$p0" "$(ns_counters "$PEER")" "$S0" "$s1"
+    record "sink$n" "$stack" "$rep" "$rc" "" "$out" "$p0" "$(path_counters)" "$S0" "$s1"
 }
 
 p1_up() { [ "$(peer_exec cat /sys/class/net/p1/operstate)" = up ]; }
@@ -287,7 +299,7 @@ peer_fin_wait2() {
 # when half has come back.
 failover_run() {
     local stack=$1 rep=$2 out rc=0 p0 p1 s1 client reason="" fw2 fw2_before
-    p0=$(ns_counters "$PEER")
+    p0=$(path_counters)
     server_up "$stack" --echo 7
     fw2_before=$(peer_fin_wait2 "$ADDR")
     rm -f "$DIR/half"
@@ -302,7 +314,7 @@ failover_run() {
     fi
     wait "$client" || rc=$?
     out=$(cat "$DIR/client.json")
-    p1=$(ns_counters "$PEER")
+    p1=$(path_counters)
     s1=$(server_counters "$stack")
     # PEER's subflow on path 1 outlives the connection (FIN-WAIT-1 with the data it
     # had in flight) and retransmits until path 1 is back. This run's server must
@@ -315,7 +327,7 @@ failover_run() {
     # counted, unless an earlier run left it.
     fw2=$(peer_fin_wait2 "$ADDR" | grep -cvxF -e "$fw2_before" || true)
     record failover "$stack" "$rep" "$rc" "$reason" "$out" "$p0" "$p1" "$S0" "$s1" \
-        "$(ns_counters "$PEER") FinWait2Left=$fw2" "$(server_counters "$stack")"
+        "$(path_counters) FinWait2Left=$fw2" "$(server_counters "$stack")"
     server_down "$stack"
 }
 
