@@ -583,16 +583,18 @@ impl StackStream {
         &self,
         cx: &mut Context<'_>,
         max: usize,
-        fill: impl FnMut(&mut Room<'_>),
+        mut fill: impl FnMut(&mut Room<'_>),
     ) -> Poll<io::Result<usize>> {
         self.poll_send(cx, |stack, id| {
-            if max > 0 && stack.send_capacity(id)? == 0 {
-                // Refused for want of room (the stack reports `Writable`
-                // once there is some); it also tells a closed connection.
-                stack.send_with(id, max, |_| {})?;
-                return Ok(None);
-            }
-            stack.send_with(id, max, fill).map(Some)
+            let mut offered = false;
+            let n = stack.send_with(id, max, |room| {
+                offered = true;
+                fill(room)
+            })?;
+            // Not offered any room: the buffer this write went to (which
+            // one, after an MPTCP fallback, is the stack's choice) is full,
+            // and the stack reports `Writable` once it has room.
+            Ok((offered || max == 0).then_some(n))
         })
     }
 

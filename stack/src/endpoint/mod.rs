@@ -466,7 +466,12 @@ impl Stack {
         max: usize,
         fill: impl FnMut(&mut Room<'_>),
     ) -> Result<usize, Error> {
-        self.send_from(id, &mut FillWith { max, f: fill })
+        let n = self.send_from(id, &mut FillWith { max, f: fill })?;
+        if n == 0 {
+            // Storage may have moved even so (taken, then given back).
+            self.account(id);
+        }
+        Ok(n)
     }
 
     fn send_from(&mut self, id: ConnId, w: &mut impl Writer) -> Result<usize, Error> {

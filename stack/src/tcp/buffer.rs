@@ -29,6 +29,14 @@ const INITIAL_STORAGE: usize = 64;
 /// [`RingBuffer::peek`] returns.
 pub const CHUNK: usize = 64 * 1024;
 
+/// Room for more bytes in chunk `c`: up to its storage, and never past
+/// `CHUNK` bytes held (a fill may have grown a chunk's storage beyond it:
+/// [`RingBuffer::enqueue_with`]; the chunks' lengths are what addressing
+/// relies on).
+fn room_in(c: &[u8], capacity: usize) -> usize {
+    capacity.min(CHUNK).saturating_sub(c.len())
+}
+
 /// A single allocation this small (or smaller) is freed whenever the buffer
 /// empties, so an idle connection holds no storage; a larger one is kept
 /// (a flow whose reader keeps up empties it after every segment).
@@ -280,7 +288,7 @@ impl RingBuffer {
     pub fn enqueue(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
         if let Some(c) = self.chunks.back_mut() {
-            if c.capacity() - c.len() >= n {
+            if room_in(c, c.capacity()) >= n {
                 c.extend_from_slice(&data[..n]);
                 self.len += n;
                 return n;
@@ -288,7 +296,7 @@ impl RingBuffer {
         }
         let mut rest = &data[..n];
         while !rest.is_empty() {
-            let room = self.chunks.back().map_or(0, |c| c.capacity() - c.len());
+            let room = self.chunks.back().map_or(0, |c| room_in(c, c.capacity()));
             if room == 0 {
                 self.make_room(self.len + rest.len());
                 continue;
@@ -304,15 +312,25 @@ impl RingBuffer {
     }
     /// Append up to `max` bytes (and what fits) that `fill` writes into the
     /// storage in place: it is given the room after the last byte, a chunk's
-    /// worth at most, and appends to it; a fill that leaves room unfilled
-    /// ends the write. Returns the bytes appended. (A relay reads its socket
-    /// straight into the send buffer this way: no copy of its own.)
+    /// worth at most, and appends to it (through `BufMut`: a socket read
+    /// such as tokio's `try_read_buf`, one per call, since a second read of
+    /// a room already filled would find none and look like the end of its
+    /// stream); a fill that leaves room unfilled ends the write. Returns the
+    /// bytes appended. (A relay reads its socket straight into the send
+    /// buffer this way: no copy of its own.)
+    ///
+    /// # Panics
+    ///
+    /// If `fill` removes bytes that were already held (through
+    /// `Limit::get_mut`): the caller's bug, which would otherwise corrupt
+    /// the stream. Bytes it writes past its room are cut off, and storage it
+    /// grows is accounted and never filled past a chunk.
     pub fn enqueue_with(&mut self, max: usize, mut fill: impl FnMut(&mut Room<'_>)) -> usize {
         use bytes::BufMut;
         let mut left = max.min(self.free());
         let mut n = 0;
         while left > 0 {
-            let room = self.chunks.back().map_or(0, |c| c.capacity() - c.len());
+            let room = self.chunks.back().map_or(0, |c| room_in(c, c.capacity()));
             if room == 0 {
                 self.make_room(self.len + left);
                 continue;
@@ -323,10 +341,7 @@ impl RingBuffer {
             };
             let (len0, cap0) = (c.len(), c.capacity());
             fill(&mut (&mut *c).limit(offer));
-            // `Limit` keeps a fill within `offer`, which is within the
-            // chunk's storage; one that reached past it (through
-            // `get_mut`) is cut back, its growth accounted, so that the
-            // chunks keep their sizes.
+            assert!(c.len() >= len0, "a fill removed bytes the buffer held");
             c.truncate(len0 + offer);
             self.allocated = self.allocated - cap0 + c.capacity();
             let took = c.len() - len0;
@@ -335,6 +350,13 @@ impl RingBuffer {
             left -= took;
             if took < offer {
                 break;
+            }
+        }
+        if self.chunks.len() > 1 && self.chunks.back().is_some_and(|c| c.is_empty()) {
+            // A chunk taken for a fill that then brought nothing.
+            if let Some(c) = self.chunks.pop_back() {
+                self.allocated -= c.capacity();
+                spare_chunks::give(c);
             }
         }
         if self.len == 0 {
@@ -347,7 +369,7 @@ impl RingBuffer {
             // `enqueue` would have taken for them, which an idle connection
             // gives back once they are acknowledged (`FREE_WHEN_EMPTY`).
             let fit = self.len.next_power_of_two().max(INITIAL_STORAGE);
-            if self.chunks[0].capacity() > FREE_WHEN_EMPTY && fit * 4 <= self.chunks[0].capacity() {
+            if self.chunks[0].capacity() > FREE_WHEN_EMPTY && fit < self.chunks[0].capacity() {
                 self.move_single(fit);
             }
         }
@@ -594,6 +616,16 @@ mod tests {
         assert_eq!((n, empty.allocated()), (5, INITIAL_STORAGE));
         empty.discard(5);
         assert_eq!(empty.allocated(), 0);
+        let burst = pattern(20_000, 1);
+        assert_eq!(
+            empty.enqueue_with(1 << 20, |r| bytes::BufMut::put_slice(r, &burst)),
+            20_000
+        );
+        assert_eq!(
+            empty.allocated(),
+            32 * 1024,
+            "what enqueue would have taken"
+        );
         // A write from a slice says whether it had more than fit; a fill,
         // whether it filled all the room there was.
         let mut small = RingBuffer::new(10);
@@ -613,6 +645,54 @@ mod tests {
             (2, false),
             "the source ran dry"
         );
+    }
+
+    /// A fill that grows its chunk's storage (a second read of a room
+    /// already full: `Vec::chunk_mut` reserves more) neither breaks the
+    /// chunks' addressing nor escapes the accounting, however many chunks
+    /// follow.
+    #[test]
+    fn a_fill_that_grows_its_storage_keeps_the_chunks_whole() {
+        use bytes::BufMut;
+        let data = pattern(400_000, 11);
+        let mut rb = RingBuffer::new(1 << 20);
+        // Two chunks already: addressing by chunk size from here on.
+        let mut at = rb.enqueue(&data[..100_000]);
+        while at < data.len() {
+            let mut given = at;
+            let n = rb.enqueue_with(data.len() - at, |room| {
+                let k = room.remaining_mut().min(data.len() - given);
+                room.put_slice(&data[given..given + k]);
+                given += k;
+                // What a second `try_read_buf` would do first: a full
+                // `Vec` reserves more.
+                let _ = room.chunk_mut();
+            });
+            assert_eq!(n, given - at);
+            at += n;
+        }
+        assert!(rb.to_vec() == data, "other bytes held");
+        for off in (0..data.len() - 1000).step_by(9_999) {
+            assert!(
+                peek_vec(&rb, off, 1000) == data[off..off + 1000],
+                "at {off}"
+            );
+        }
+        let storage: usize = rb.chunks.iter().map(|c| c.capacity()).sum();
+        assert_eq!(rb.allocated(), storage);
+        assert!(rb.chunks.iter().rev().skip(1).all(|c| c.len() == CHUNK));
+        rb.discard(150_000);
+        assert!(rb.to_vec() == data[150_000..], "other bytes held");
+        let storage: usize = rb.chunks.iter().map(|c| c.capacity()).sum();
+        assert_eq!(rb.allocated(), storage);
+    }
+
+    #[test]
+    #[should_panic(expected = "a fill removed bytes")]
+    fn a_fill_that_removes_held_bytes_is_a_bug() {
+        let mut rb = RingBuffer::new(1 << 20);
+        rb.enqueue(b"held");
+        rb.enqueue_with(10, |room| room.get_mut().clear());
     }
 
     /// A reader given the storage's own slices takes what it wants and no
