@@ -407,7 +407,8 @@ async fn write_all_noting<W: AsyncWrite + Unpin + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relays::Relays;
+    use crate::relays::{Admitted, Relays};
+    use std::net::SocketAddr;
     use std::sync::Arc;
     use tokio::net::TcpListener;
 
@@ -417,6 +418,24 @@ mod tests {
         let dial = TcpStream::connect(l.local_addr().unwrap());
         let (dialled, accepted) = tokio::join!(dial, l.accept());
         (dialled.unwrap(), accepted.unwrap().0)
+    }
+
+    /// Two engines joined by the in-process cable, and a connection between
+    /// them: (the cable's task, the end dialled, the end accepted).
+    async fn stack_pair(seed: u64) -> (tokio::task::JoinHandle<()>, StackStream, StackStream) {
+        let client = crate::cable::engine(seed, "10.0.0.1");
+        let server = crate::cable::engine(seed + 1, "10.0.0.2");
+        let cable = crate::cable::spawn_cable(client.clone(), server.clone());
+        let listener = server.listen(5).unwrap();
+        let dialled = client.connect("10.0.0.2:5".parse().unwrap()).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        (cable, dialled, accepted)
+    }
+
+    /// A relay record for a client at `client` and its service's figures.
+    fn admitted(client: SocketAddr) -> (Arc<ServiceStats>, Admitted) {
+        let rec = Relays::new(1).admit("test", client, "x:1".into()).unwrap();
+        (ServiceStats::new("test", 1), rec)
     }
 
     /// A reader keeps its storage across a short wait after a bulk read (the
@@ -480,12 +499,7 @@ mod tests {
     /// The same for a stack connection's reader (`next_chunk`).
     #[tokio::test]
     async fn stack_storage_outlives_a_short_wait_after_bulk_only() {
-        let client = crate::cable::engine(21, "10.0.0.1");
-        let server = crate::cable::engine(22, "10.0.0.2");
-        let _cable = crate::cable::spawn_cable(client.clone(), server.clone());
-        let listener = server.listen(5).unwrap();
-        let mut w = client.connect("10.0.0.2:5".parse().unwrap()).await.unwrap();
-        let (r, _) = listener.accept().await.unwrap();
+        let (_cable, mut w, r) = stack_pair(21).await;
         let mut chunk = Chunk::new();
         w.write_all(&[7u8; 2 * BULK]).await.unwrap();
         // All of it in the stack first, so that one read takes it.
@@ -578,11 +592,7 @@ mod tests {
     async fn a_reset_far_end_resets_the_client() {
         let (mut client, near) = pair().await;
         let (far, mut server) = pair().await;
-        let stats = ServiceStats::new("test", 1);
-        let relays = Relays::new(1);
-        let rec = relays
-            .admit("test", client.local_addr().unwrap(), "x:1".into())
-            .unwrap();
+        let (stats, rec) = admitted(client.local_addr().unwrap());
         let task =
             tokio::spawn(
                 async move { relay(End::Os(near), End::Os(far), None, &stats, &rec).await },
@@ -611,18 +621,9 @@ mod tests {
     /// the other way still flows until the far end closes.
     #[tokio::test]
     async fn os_bytes_reach_the_stack_whole_and_in_order() {
-        let client = crate::cable::engine(31, "10.0.0.1");
-        let server = crate::cable::engine(32, "10.0.0.2");
-        let _cable = crate::cable::spawn_cable(client.clone(), server.clone());
-        let listener = server.listen(5).unwrap();
-        let up = client.connect("10.0.0.2:5".parse().unwrap()).await.unwrap();
-        let (mut far, _) = listener.accept().await.unwrap();
+        let (_cable, up, mut far) = stack_pair(31).await;
         let (mut local, near) = pair().await;
-        let stats = ServiceStats::new("test", 1);
-        let relays = Relays::new(1);
-        let rec = relays
-            .admit("test", local.local_addr().unwrap(), "x:1".into())
-            .unwrap();
+        let (stats, rec) = admitted(local.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let r = relay(End::Os(near), End::Stack(up), None, &stats, &rec).await;
             (r, rec.up.load(Ordering::Relaxed))
@@ -660,18 +661,9 @@ mod tests {
     /// the far end must not take the cut stream for a whole one.
     #[tokio::test]
     async fn an_os_reset_resets_the_stack_end() {
-        let client = crate::cable::engine(33, "10.0.0.1");
-        let server = crate::cable::engine(34, "10.0.0.2");
-        let _cable = crate::cable::spawn_cable(client.clone(), server.clone());
-        let listener = server.listen(5).unwrap();
-        let up = client.connect("10.0.0.2:5".parse().unwrap()).await.unwrap();
-        let (mut far, _) = listener.accept().await.unwrap();
+        let (_cable, up, mut far) = stack_pair(33).await;
         let (mut local, near) = pair().await;
-        let stats = ServiceStats::new("test", 1);
-        let relays = Relays::new(1);
-        let rec = relays
-            .admit("test", local.local_addr().unwrap(), "x:1".into())
-            .unwrap();
+        let (stats, rec) = admitted(local.local_addr().unwrap());
         let task =
             tokio::spawn(
                 async move { relay(End::Os(near), End::Stack(up), None, &stats, &rec).await },

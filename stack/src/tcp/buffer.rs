@@ -33,8 +33,8 @@ pub const CHUNK: usize = 64 * 1024;
 /// `CHUNK` bytes held (a fill may have grown a chunk's storage beyond it:
 /// [`RingBuffer::enqueue_with`]; the chunks' lengths are what addressing
 /// relies on).
-fn room_in(c: &[u8], capacity: usize) -> usize {
-    capacity.min(CHUNK).saturating_sub(c.len())
+fn room_in(c: &Vec<u8>) -> usize {
+    c.capacity().min(CHUNK).saturating_sub(c.len())
 }
 
 /// A single allocation this small (or smaller) is freed whenever the buffer
@@ -288,7 +288,7 @@ impl RingBuffer {
     pub fn enqueue(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
         if let Some(c) = self.chunks.back_mut() {
-            if room_in(c, c.capacity()) >= n {
+            if room_in(c) >= n {
                 c.extend_from_slice(&data[..n]);
                 self.len += n;
                 return n;
@@ -296,7 +296,7 @@ impl RingBuffer {
         }
         let mut rest = &data[..n];
         while !rest.is_empty() {
-            let room = self.chunks.back().map_or(0, |c| room_in(c, c.capacity()));
+            let room = self.chunks.back().map_or(0, room_in);
             if room == 0 {
                 self.make_room(self.len + rest.len());
                 continue;
@@ -330,7 +330,7 @@ impl RingBuffer {
         let mut left = max.min(self.free());
         let mut n = 0;
         while left > 0 {
-            let room = self.chunks.back().map_or(0, |c| room_in(c, c.capacity()));
+            let room = self.chunks.back().map_or(0, room_in);
             if room == 0 {
                 self.make_room(self.len + left);
                 continue;
