@@ -131,7 +131,8 @@ impl DataLevel {
             let offset = dsn.diff(self.rcv_nxt);
             if offset < 0 {
                 // Already have these bytes (a data-level duplicate): drop them.
-                let dup = ((-offset) as usize).min(n);
+                // (Half the DSN space away, the distance has no negation.)
+                let dup = usize::try_from(offset.unsigned_abs()).map_or(n, |d| d.min(n));
                 discard(tcb, sf, dup);
                 continue;
             }

@@ -205,6 +205,20 @@ fn data_under_a_mapping_beyond_the_receive_window_is_not_delivered() {
     assert_eq!(h.our_data_ack(), h.peer_dsn(0));
 }
 
+/// Found by review: a DSN half the 64-bit space away from the next one
+/// expected is as far behind as ahead; negating that distance overflowed
+/// (a panic where overflow is checked). Its bytes are not the stream's.
+#[test]
+fn data_mapped_half_the_dsn_space_away_is_dropped() {
+    let mut h = Harness::client(V1);
+    let data = bytes(500, 14);
+    let far = h.peer_dsn(0).wrapping_add(1 << 63);
+    let bogus = dss_map(h.local_dsn(0), far, 1, 500, None);
+    let _ = h.feed_data(0, &data, &[bogus]);
+    assert_eq!(h.read_all(), (vec![], false));
+    assert_eq!(h.our_data_ack(), h.peer_dsn(0));
+}
+
 #[test]
 fn outgoing_dss_checksum_covers_pseudo_header_and_payload() {
     let s = MptcpSettings {
