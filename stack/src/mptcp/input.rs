@@ -71,6 +71,17 @@ impl DataLevel {
             return Actions::new();
         }
         let mut acts = Actions::new();
+        if !sf.is_initial() {
+            // The MP_JOIN handshake first: until its HMAC has checked (the
+            // SYN/ACK's on the active side, the third ACK's on the passive
+            // one) the subflow is anyone's who knows the token, and nothing
+            // else it carries may act on the connection (an MP_FAIL there
+            // would force a fallback, a REMOVE_ADDR close paths).
+            acts = self.on_join_segment(now, tcb, sf, seg, o.join);
+            if !acts.is_empty() || !sf.join_handshake_done() {
+                return acts;
+            }
+        }
         if let Some(m) = o.fail {
             self.on_mp_fail(tcb, m);
         }
@@ -151,7 +162,6 @@ impl DataLevel {
             return acts;
         }
         if !sf.is_initial() {
-            acts.extend(self.on_join_segment(now, tcb, sf, seg, o.join));
             if sf.join_established() {
                 if let Some(d) = o.dss {
                     acts.extend(self.on_dss(tcb, sf, seg, &d));

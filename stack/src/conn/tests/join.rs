@@ -228,6 +228,36 @@ fn passive_join_with_a_wrong_third_ack_hmac_is_reset_alone() {
     }
 }
 
+/// Found by review: a join's options acted on the connection before its
+/// HMAC was checked. Anyone who knows the token can open a join from its
+/// own address and get as far as the third ACK; with a wrong HMAC, the
+/// MP_FAIL and REMOVE_ADDR that ride on it must do nothing (the MP_FAIL
+/// used to make our next mapping an infinite one: a forced fallback).
+#[test]
+fn options_on_a_third_ack_with_a_wrong_hmac_do_nothing() {
+    use crate::wire::mptcp::{MpFail, RemoveAddr};
+    for v in [V1, V0] {
+        let mut h = Harness::server(v);
+        let p = h.accept_join(remote_ip2(), 2, false);
+        h.recv_seg();
+        let fail = MptcpOption::MpFail(MpFail {
+            dsn: h.local_dsn(0),
+        });
+        let remove = MptcpOption::RemoveAddr(RemoveAddr::new(&[0]).unwrap());
+        let fx = h.feed(p, ACK, &[wrong(h.peer_join_ack()), fail, remove]);
+        assert_one_rst(&h, &fx, p, &[tcprst(rst_reason::MPTCP_ERROR)]);
+        let st = h.stats();
+        assert_eq!((st.mp_fail_rx, st.rm_addr_rx), (0, 0));
+        // The first subflow goes on mapping its data, not falling back.
+        h.conn.send(&bytes(100, 3));
+        let seg = h.recv_seg();
+        assert_eq!((seg.path, seg.payload.len()), (0, 100));
+        let m = seg.dss().mapping.expect("a mapping");
+        assert_eq!(m.data_len, 100);
+        assert!(!h.conn.info().mptcp.unwrap().fallback);
+    }
+}
+
 #[test]
 fn passive_join_third_ack_without_mp_join_is_reset() {
     let mut h = Harness::server(V1);
