@@ -29,6 +29,12 @@ impl Connection {
                 }
                 Action::RemoveRemote(id) => {
                     self.note(PathEventKind::Removed { id });
+                    // Not yet handed to the path manager (the connection
+                    // not yet fully established): withdrawn with it, so that
+                    // the pending ones are never more than the addresses the
+                    // data level remembers (a peer repeating ADD_ADDR and
+                    // REMOVE_ADDR grew this list without end).
+                    self.peer_addrs.retain(|a| a.id != id);
                     for s in &mut self.subflows {
                         if s.mp.remote_id == id && s.tcb.state() != State::Closed {
                             // Confirm the path is gone before closing it.

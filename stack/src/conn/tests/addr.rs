@@ -238,6 +238,28 @@ fn peer_add_addr_before_the_first_data_ack_waits_for_full_establishment() {
     );
 }
 
+/// Found by review: before full establishment the announced addresses
+/// wait for the path manager in a list of their own, which a peer repeating
+/// ADD_ADDR and REMOVE_ADDR of the same address (never sending a DATA_ACK)
+/// grew without end. A withdrawn address leaves it too.
+#[test]
+fn add_and_remove_repeated_before_the_first_data_ack_hold_nothing() {
+    let mut h = Harness::connecting(V1, settings());
+    h.recv_seg();
+    let _ = h.feed(0, SYN | ACK, &[h.synack_capable()]);
+    h.recv_seg();
+    let before = h.conn.memory();
+    for _ in 0..10_000 {
+        let _ = h.feed(0, ACK, &[peer_add_addr(&h, None, true), remove(&[5])]);
+        let _ = h.recv_all();
+    }
+    assert_eq!(h.phase(), Phase::PreEstablished);
+    assert!(h.conn.memory() <= before + 1024, "{} bytes, {before} before", h.conn.memory());
+    // Established, the path manager is told of no address.
+    let fx = h.feed(0, ACK, &[h.peer_dss_ack()]);
+    assert_eq!(fx.requests, vec![Request::StartPathManager]);
+}
+
 #[test]
 fn peer_add_addr_with_a_bad_hmac_is_ignored() {
     for (name, mut h) in [
