@@ -176,7 +176,11 @@ impl Connection {
     /// Heap bytes the connection holds: its own record, its subflows' and
     /// their buffers, the MPTCP level's.
     pub fn memory(&self) -> usize {
-        let subflows: usize = self.subflows.iter().map(|s| s.tcb.memory()).sum();
+        let subflows: usize = self
+            .subflows
+            .iter()
+            .map(|s| s.tcb.memory() + s.mp.memory())
+            .sum();
         let mp = self
             .mp
             .as_deref()

@@ -65,6 +65,9 @@ pub enum MappingError {
 /// Mappings of one subflow, in subflow sequence order. On the send side they are
 /// created as data is handed to the subflow; on the receive side they arrive in DSS
 /// options, possibly before, with or after their data, and possibly repeated.
+/// Slots an emptied list keeps (a steady flow maps a few at a time).
+const KEEP_WHEN_EMPTY: usize = 64;
+
 #[derive(Debug, Clone, Default)]
 pub struct Mappings {
     list: VecDeque<Mapping>,
@@ -231,6 +234,11 @@ impl Mappings {
                 break;
             }
         }
+        if self.list.is_empty() && self.list.capacity() > KEEP_WHEN_EMPTY {
+            // A burst of many small mappings (a peer's choice) does not
+            // leave its storage behind.
+            self.list = VecDeque::new();
+        }
     }
 
     /// The lowest DSN mapped at or after subflow byte `ssn` (the mappings
@@ -246,6 +254,12 @@ impl Mappings {
     pub fn iter(&self) -> impl Iterator<Item = &Mapping> {
         self.list.iter()
     }
+
+    /// Heap bytes held (a peer decides how many mappings arrive: up to
+    /// `max`, counted in the connection's memory).
+    pub fn memory(&self) -> usize {
+        self.list.capacity() * core::mem::size_of::<Mapping>()
+    }
 }
 
 #[cfg(test)]
@@ -260,6 +274,21 @@ mod tests {
             checksum: None,
             data_fin: false,
         }
+    }
+
+    /// The storage of a burst of mappings is counted while held and given
+    /// back once they are all released.
+    #[test]
+    fn a_burst_of_mappings_is_counted_and_its_storage_given_back() {
+        let mut ms = Mappings::new(8192);
+        for i in 0..8192u32 {
+            ms.insert(m(1 + i, 100 + u64::from(i), 1)).unwrap();
+        }
+        assert_eq!(ms.insert(m(1 + 8192, 9000, 1)), Err(MappingError::Full));
+        assert!(ms.memory() >= 8192 * core::mem::size_of::<Mapping>());
+        ms.release_before(1 + 8192);
+        assert!(ms.is_empty());
+        assert_eq!(ms.memory(), 0);
     }
 
     #[test]

@@ -170,6 +170,11 @@ impl SubflowMp {
             .is_none_or(|j| matches!(j.phase, JoinPhase::AckSent | JoinPhase::Established))
     }
 
+    /// Heap bytes of its mapping lists (see [`Mappings::memory`]).
+    pub fn memory(&self) -> usize {
+        self.tx_map.memory() + self.rx_map.memory()
+    }
+
     pub fn is_backup(&self) -> bool {
         self.local_backup || self.remote_backup
     }

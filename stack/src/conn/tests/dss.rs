@@ -205,6 +205,24 @@ fn data_under_a_mapping_beyond_the_receive_window_is_not_delivered() {
     assert_eq!(h.our_data_ack(), h.peer_dsn(0));
 }
 
+/// Found by review: the mappings a peer sends are remembered (up to a bound
+/// per subflow) and were not in the connection's memory: one byte a
+/// mapping, behind a hole the peer keeps open, is 8,192 of them.
+#[test]
+fn the_peers_mappings_count_in_the_connections_memory() {
+    let mut h = Harness::client(V1);
+    let before = h.conn.memory();
+    let n = 3000u32;
+    for i in 1..=n {
+        // Subflow byte 1 never comes: everything after it waits.
+        let seg = seg_at(&h, IRS + 1 + i, b"x");
+        let map = dss_map(h.local_dsn(0), h.peer_dsn(u64::from(i)), 1 + i, 1, None);
+        let _ = h.feed_seg(0, &seg, &[map]);
+    }
+    let grown = h.conn.memory() - before;
+    assert!(grown >= n as usize * 16, "{grown} bytes for {n} mappings");
+}
+
 /// Found by review: a DSN half the 64-bit space away from the next one
 /// expected is as far behind as ahead; negating that distance overflowed
 /// (a panic where overflow is checked). Its bytes are not the stream's.
