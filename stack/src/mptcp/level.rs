@@ -700,7 +700,25 @@ impl DataLevel {
         if self.fin_timer.is_some_and(|t| t <= now) {
             // Every byte DATA_ACKed, and none of the peer's waiting in the
             // subflow short of the data level (see input.rs).
-            let all_acked = self.snd_una == self.data_end() && tcb.recv_available() == 0;
+            let data_acked = self.snd_una == self.data_end();
+            let all_acked = data_acked && tcb.recv_available() == 0;
+            let unanswered = self.pending_data_fin().is_some()
+                && self.phase != Phase::Fallback
+                && self.fin_backoff >= DATA_FIN_TRIES_BEFORE_FALLBACK;
+            if unanswered && data_acked && !all_acked && self.may_fall_back && sf.is_initial() {
+                // The same, with the peer's bytes waiting short of the data
+                // level: it fell back while its last mapping was altered on
+                // the way (a length no bytes will ever complete), sends
+                // nothing more and waits for our FIN. Its silence through
+                // our repeats says what a plain segment would have
+                // (`deferred_fallback_timeout`): decide as on that.
+                let decided = self.decide_deferred_fallback(tcb, sf, true);
+                if !decided.is_empty() {
+                    self.fin_timer = None;
+                    acts.extend(decided);
+                    return acts;
+                }
+            }
             if self.pending_data_fin().is_some()
                 && self.phase != Phase::Fallback
                 && all_acked

@@ -254,7 +254,11 @@ fn add_and_remove_repeated_before_the_first_data_ack_hold_nothing() {
         let _ = h.recv_all();
     }
     assert_eq!(h.phase(), Phase::PreEstablished);
-    assert!(h.conn.memory() <= before + 1024, "{} bytes, {before} before", h.conn.memory());
+    assert!(
+        h.conn.memory() <= before + 1024,
+        "{} bytes, {before} before",
+        h.conn.memory()
+    );
     // Established, the path manager is told of no address.
     let fx = h.feed(0, ACK, &[h.peer_dss_ack()]);
     assert_eq!(fx.requests, vec![Request::StartPathManager]);

@@ -292,3 +292,42 @@ fn a_data_fin_the_peer_answers_only_plainly_ends_in_a_reset_after_a_join() {
     assert_eq!(h.conn.state(), State::Closed);
     assert!(!fx.rsts.is_empty());
 }
+
+/// Found by two_endpoints (campaign 15, v0 with DSS checksums): a middlebox
+/// made the client's first mapping, of 2 bytes, 16,386 bytes long, and
+/// stripped the DSS from our ACK of them, so the client fell back and, all
+/// its bytes sent and acknowledged, went silent, waiting for our FIN. Our
+/// DATA_FIN's repeats went unanswered while its 2 bytes waited for a
+/// mapping no byte would ever complete: stuck for ever. After the repeats
+/// that end in a fallback where nothing waits, the bytes are taken as the
+/// stream they are (every mapping known puts them there) and our FIN goes.
+#[test]
+fn a_peer_silent_behind_a_mapping_no_byte_completes_gets_our_fin() {
+    let mut h = Harness::server(V0);
+    let data = b"hi";
+    let dsn = h.peer_dsn(0);
+    // Its checksum covers the real length; with the altered one it is never
+    // checked, the mapping never being complete.
+    let csum = dss_checksum(dsn, 1, data);
+    let _ = h.feed_data(
+        0,
+        data,
+        &[dss_map(h.local_dsn(0), dsn, 1, 16386, Some(csum))],
+    );
+    assert_eq!(h.read_all(), (vec![], false));
+    h.conn.shutdown();
+    let _ = h.recv_all();
+    let mut repeats = 0;
+    loop {
+        let _ = h.fire_timer();
+        if h.recv_all().iter().any(|o| o.flags.fin()) {
+            break;
+        }
+        repeats += 1;
+        assert!(repeats < 20, "the DATA_FIN repeats for ever");
+    }
+    assert!(repeats >= 4, "fell back after {repeats} repeats");
+    assert_eq!(h.read_all(), (data.to_vec(), false));
+    let mp = h.conn.info().mptcp.unwrap();
+    assert!(mp.fallback);
+}
