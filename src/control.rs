@@ -51,6 +51,14 @@ use tokio::sync::broadcast;
 pub const MAX_REQUEST: usize = 64 * 1024;
 /// How long the server waits for (the rest of) a request line before hanging up.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server waits for a response line (or a monitor's event) to
+/// be taken by the client before hanging up: a client that sends requests
+/// and never reads its answers holds no task and no snapshot for ever.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections from unprivileged callers (`--control-group` members) open at
+/// once; more are told so and closed. Root and the daemon's user are not
+/// counted: a group member cannot crowd them out.
+pub const MAX_UNPRIVILEGED_CLIENTS: usize = 32;
 /// How long [`request`] waits for the whole exchange.
 pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest response line the client accepts (a status with very many connections
@@ -609,7 +617,9 @@ impl ControlServer {
         let monitor = Watch {
             events: guard.monitor.clone(),
             watchers: Arc::new(AtomicUsize::new(0)),
+            unprivileged: Arc::new(AtomicUsize::new(0)),
         };
+        let unprivileged = Arc::new(AtomicUsize::new(0));
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
@@ -622,7 +632,16 @@ impl ControlServer {
                     let caller = Caller::from_peer(peer, &privileged_uids);
                     let uids = Arc::clone(&privileged_uids);
                     let monitor = monitor.clone();
+                    let slot = (!caller.privileged).then(|| Slot::take(&unprivileged));
                     tokio::spawn(async move {
+                        if let Some(None) = slot {
+                            let resp = Response::error(format!(
+                                "too many control clients (at most {MAX_UNPRIVILEGED_CLIENTS} unprivileged ones at once)"
+                            ));
+                            let (_, mut write) = stream.into_split();
+                            let _ = write_response(&mut write, &resp).await;
+                            return;
+                        }
                         // A client that misbehaves or goes away only ends its own task.
                         let client = Client {
                             caller,
@@ -674,24 +693,54 @@ impl Drop for ControlServer {
     }
 }
 
+/// Refusals logged at most this often (each one is answered anyway): a
+/// group member repeating a refused command cannot flood the journal, whose
+/// rate limit would then drop the daemon's other messages.
+const DENIED_LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Whether to log a refusal now, and how many went unlogged before it.
+fn log_refusal() -> Option<u64> {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static LAST: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let now = Instant::now();
+    if last
+        .0
+        .is_some_and(|t| now.duration_since(t) < DENIED_LOG_EVERY)
+    {
+        last.1 += 1;
+        return None;
+    }
+    let unlogged = core::mem::take(&mut last.1);
+    last.0 = Some(now);
+    Some(unlogged)
+}
+
 /// The answer to a request `caller` may not send.
 fn denied(req: &Request, caller: &Caller, privileged_uids: &[u32]) -> Response {
+    let log = log_refusal();
     let who = match caller.peer {
         Some(p) => {
-            warn!(
-                uid = p.uid,
-                gid = p.gid,
-                pid = p.pid.unwrap_or(0),
-                cmd = req.cmd(),
-                "control socket: command refused to an unprivileged client"
-            );
+            if let Some(unlogged) = log {
+                warn!(
+                    uid = p.uid,
+                    gid = p.gid,
+                    pid = p.pid.unwrap_or(0),
+                    cmd = req.cmd(),
+                    unlogged,
+                    "control socket: command refused to an unprivileged client"
+                );
+            }
             format!("you are uid {}", p.uid)
         }
         None => {
-            warn!(
-                cmd = req.cmd(),
-                "control socket: command refused to a client without credentials"
-            );
+            if let Some(unlogged) = log {
+                warn!(
+                    cmd = req.cmd(),
+                    unlogged, "control socket: command refused to a client without credentials"
+                );
+            }
             "your credentials are unknown".to_string()
         }
     };
@@ -703,11 +752,36 @@ fn denied(req: &Request, caller: &Caller, privileged_uids: &[u32]) -> Response {
     ))
 }
 
-/// The event channel `monitor` requests subscribe to, and how many do.
+/// The event channel `monitor` requests subscribe to, and how many do
+/// (all, and unprivileged ones).
 #[derive(Clone)]
 struct Watch {
     events: Option<EventSender>,
     watchers: Arc<AtomicUsize>,
+    unprivileged: Arc<AtomicUsize>,
+}
+
+/// One of a bounded number of places, given back when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A place if fewer than [`MAX_UNPRIVILEGED_CLIENTS`] are taken.
+    fn take(count: &Arc<AtomicUsize>) -> Option<Slot> {
+        Slot::take_of(count, MAX_UNPRIVILEGED_CLIENTS)
+    }
+    fn take_of(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        if count.fetch_add(1, Ordering::SeqCst) >= max {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// One control client as the server sees it.
@@ -731,11 +805,14 @@ where
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut line = Vec::new();
+    // A request must come within the read timeout of the last answer (or of
+    // connecting): blank lines do not hold a connection open.
+    let mut deadline = tokio::time::Instant::now() + read_timeout;
     loop {
         line.clear();
         // At most MAX_REQUEST bytes plus the newline; one byte more means too long.
         let mut limited = (&mut reader).take(MAX_REQUEST as u64 + 1);
-        let n = match tokio::time::timeout(read_timeout, limited.read_until(b'\n', &mut line)).await
+        let n = match tokio::time::timeout_at(deadline, limited.read_until(b'\n', &mut line)).await
         {
             Ok(r) => r?,
             Err(_) => return Ok(()), // idle or too slow: hang up
@@ -763,7 +840,9 @@ where
             Ok(req) if req.changes_state() && !caller.privileged => {
                 denied(&req, &caller, privileged_uids)
             }
-            Ok(Request::Monitor) => return stream_events(reader, write, &monitor).await,
+            Ok(Request::Monitor) => {
+                return stream_events(reader, write, &monitor, caller.privileged).await
+            }
             Ok(req) => handler(&caller, req),
             Err(msg) => Response::error(msg),
         };
@@ -771,13 +850,19 @@ where
         if !complete {
             return Ok(()); // EOF without a newline: answered the last request
         }
+        deadline = tokio::time::Instant::now() + read_timeout;
     }
 }
 
 /// Answer `monitor`: `ok`, then every event as a line until the client hangs
 /// up (anything else it sends is ignored) or the daemon stops. A client that
 /// falls behind is told how many events it lost.
-async fn stream_events<R, W>(mut reader: R, mut write: W, watch: &Watch) -> io::Result<()>
+async fn stream_events<R, W>(
+    mut reader: R,
+    mut write: W,
+    watch: &Watch,
+    privileged: bool,
+) -> io::Result<()>
 where
     R: tokio::io::AsyncRead + Unpin,
     W: AsyncWriteExt + Unpin,
@@ -791,6 +876,22 @@ where
         let resp = Response::error(format!("too many monitors (at most {MAX_WATCHERS})"));
         return write_response(&mut write, &resp).await;
     }
+    // Half the places at most for unprivileged callers: the others stay
+    // for root and the daemon's user.
+    let _mine = match privileged {
+        true => None,
+        false => match Slot::take_of(&watch.unprivileged, MAX_WATCHERS / 2) {
+            Some(s) => Some(s),
+            None => {
+                watch.watchers.fetch_sub(1, Ordering::SeqCst);
+                let resp = Response::error(format!(
+                    "too many monitors (at most {} for unprivileged callers)",
+                    MAX_WATCHERS / 2
+                ));
+                return write_response(&mut write, &resp).await;
+            }
+        },
+    };
     struct Leave<'a>(&'a AtomicUsize);
     impl Drop for Leave<'_> {
         fn drop(&mut self) {
@@ -816,16 +917,29 @@ where
         };
         let mut out = serde_json::to_vec(&line).map_err(io::Error::other)?;
         out.push(b'\n');
-        write.write_all(&out).await?;
-        write.flush().await?;
+        write_line(&mut write, &out).await?;
     }
 }
 
 async fn write_response<W: AsyncWriteExt + Unpin>(w: &mut W, resp: &Response) -> io::Result<()> {
     let mut out = serde_json::to_vec(resp).map_err(io::Error::other)?;
     out.push(b'\n');
-    w.write_all(&out).await?;
-    w.flush().await
+    write_line(w, &out).await
+}
+
+/// Write a whole line within [`WRITE_TIMEOUT`], or fail.
+async fn write_line<W: AsyncWriteExt + Unpin>(w: &mut W, line: &[u8]) -> io::Result<()> {
+    let write = async {
+        w.write_all(line).await?;
+        w.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "control client takes no answers",
+        )),
+    }
 }
 
 /// What can go wrong for a control client.
@@ -1224,6 +1338,87 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// Found by review: blank lines reset the read timeout, so a client
+    /// sending one every few seconds held its connection for ever.
+    #[tokio::test]
+    async fn blank_lines_do_not_hold_a_connection_open() {
+        let dir = temp_dir("blank");
+        let path = dir.join("c.sock");
+        let mut server = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap();
+        server.set_read_timeout(Duration::from_millis(200));
+        let task = tokio::spawn(server.serve(|_, _| Response::ok()));
+        let mut stream = UnixStream::connect(&path).await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                if stream.write_all(b"\n").await.is_err() {
+                    return;
+                }
+                let mut b = [0u8; 1];
+                if let Ok(Ok(0)) =
+                    tokio::time::timeout(Duration::from_millis(1), stream.read(&mut b)).await
+                {
+                    return;
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "blank lines kept the connection open");
+        task.abort();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Found by review: any number of connections from a `--control-group`
+    /// member each held a task and a descriptor. Unprivileged ones are
+    /// bounded; the daemon's user (this test, here privileged) is not.
+    #[tokio::test]
+    async fn unprivileged_clients_are_bounded() {
+        let dir = temp_dir("many");
+        let path = dir.join("c.sock");
+        let mut server = ControlServer::bind(&path, SocketAccess::default())
+            .await
+            .unwrap();
+        server.set_privileged_uids(vec![]);
+        let task = tokio::spawn(server.serve(|_, _| Response::status(sample_status())));
+        let status = b"{\"cmd\":\"status\"}\n";
+        let mut held = Vec::new();
+        for _ in 0..MAX_UNPRIVILEGED_CLIENTS {
+            let stream = UnixStream::connect(&path).await.unwrap();
+            let (read, mut write) = stream.into_split();
+            write.write_all(status).await.unwrap();
+            let mut reader = BufReader::new(read);
+            let mut line = String::new();
+            reader.read_line(&mut line).await.unwrap();
+            assert!(line.contains("\"ok\":true"), "{line}");
+            held.push((reader, write));
+        }
+        // The next is told so, before it even asks.
+        let mut refused = String::new();
+        let mut stream = UnixStream::connect(&path).await.unwrap();
+        let _ = stream.read_to_string(&mut refused).await;
+        assert!(refused.contains("too many control clients"), "{refused}");
+        // One goes: its place is free again.
+        drop(held.pop());
+        let ok = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let mut stream = UnixStream::connect(&path).await.unwrap();
+                let _ = stream.write_all(status).await;
+                let mut line = String::new();
+                let _ = BufReader::new(stream).read_line(&mut line).await;
+                if line.contains("\"ok\":true") {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(ok.is_ok(), "the freed place was not given back");
+        task.abort();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[tokio::test]
     async fn stale_socket_file_is_replaced() {
         let dir = temp_dir("stale");
@@ -1587,6 +1782,11 @@ mod monitor_tests {
     }
 
     async fn serving(name: &str, events: Option<EventSender>) -> PathBuf {
+        serving_as(name, events, true).await
+    }
+
+    /// `privileged`: whether this test's process is (else nobody is).
+    async fn serving_as(name: &str, events: Option<EventSender>, privileged: bool) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("mptun-mon-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -1596,6 +1796,9 @@ mod monitor_tests {
             .unwrap();
         if let Some(tx) = events {
             server.set_monitor(tx);
+        }
+        if !privileged {
+            server.set_privileged_uids(vec![]);
         }
         tokio::spawn(server.serve(|_, _| Response::error("not here")));
         path
@@ -1690,6 +1893,24 @@ mod monitor_tests {
         until_watched(&tx, MAX_WATCHERS).await;
         let e = monitor(&path, |_| true).await.unwrap_err();
         assert!(e.to_string().contains("too many monitors"), "{e}");
+        tx.send(event(1)).unwrap();
+        for h in held {
+            h.await.unwrap();
+        }
+    }
+
+    /// Found by review: a group member could hold every monitor place, and
+    /// root's `mptun monitor` was refused. Unprivileged callers get half.
+    #[tokio::test]
+    async fn unprivileged_watchers_leave_places_for_the_others() {
+        let tx = channel();
+        let path = serving_as("half", Some(tx.clone()), false).await;
+        let held: Vec<_> = (0..MAX_WATCHERS / 2)
+            .map(|_| watch(path.clone(), 1))
+            .collect();
+        until_watched(&tx, MAX_WATCHERS / 2).await;
+        let e = monitor(&path, |_| true).await.unwrap_err();
+        assert!(e.to_string().contains("for unprivileged callers"), "{e}");
         tx.send(event(1)).unwrap();
         for h in held {
             h.await.unwrap();
