@@ -668,6 +668,28 @@ struct Table {
     rows: Vec<Vec<String>>,
 }
 
+/// `cell` safe to print on a terminal: some cells come from peers (a SOCKS5
+/// client's target name may hold ESC, CR or LF), and raw they would reach
+/// the terminal of whoever runs `mptun status` as control sequences or
+/// spoofed lines. Control and bidirectional formatting characters are shown
+/// escaped (`\u{1b}`); `--json` escapes them anyway.
+fn printable(cell: String) -> String {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !cell.chars().any(unsafe_char) {
+        return cell;
+    }
+    let mut out = String::with_capacity(cell.len() + 8);
+    for c in cell.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Table {
     fn new(columns: &[(&'static str, Align)]) -> Self {
         Table {
@@ -678,7 +700,7 @@ impl Table {
 
     fn push(&mut self, row: Vec<String>) {
         debug_assert_eq!(row.len(), self.columns.len());
-        self.rows.push(row);
+        self.rows.push(row.into_iter().map(printable).collect());
     }
 
     /// Header and rows, unindented.
@@ -1363,6 +1385,38 @@ mod tests {
         assert!(t.contains("192.168.50.2:40000"), "{t}");
         assert!(t.contains("10.20.1.2:49152"), "{t}");
         assert!(t.contains("paths (local addresses):"), "{t}");
+    }
+
+    /// Found by review: a SOCKS5 client's target name may hold control
+    /// characters, and the table printed them raw to the terminal of
+    /// whoever ran `mptun status` (escape sequences, spoofed lines).
+    #[test]
+    fn a_peers_text_reaches_the_table_escaped() {
+        let mut s = sample();
+        s.relays = RelaysStatus {
+            limit: 16,
+            refused: 0,
+            active: vec![RelayStatus {
+                service: "socks5".into(),
+                client: "192.168.50.2:40000".parse().unwrap(),
+                target: "evil\u{1b}]0;owned\u{7}\r\nfake line\u{202e}:80".into(),
+                upstream: None,
+                upstream_subflows: 0,
+                bytes_up: 0,
+                bytes_down: 0,
+                age_s: 1.0,
+            }],
+        };
+        let t = s.render_table();
+        assert!(
+            !t.contains('\u{1b}') && !t.contains('\r') && !t.contains('\u{202e}'),
+            "{t:?}"
+        );
+        assert!(!t.contains("\nfake line"), "{t}");
+        assert!(
+            t.contains("evil\\u{1b}]0;owned\\u{7}\\u{d}\\u{a}fake line\\u{202e}:80"),
+            "{t}"
+        );
     }
 
     #[test]
