@@ -174,12 +174,17 @@ impl ConfigFile {
     /// Reads `path`: TOML syntax, keys and types, then every value through
     /// the parser of the argument it stands for.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_owned(),
-            pos: None,
-            key: None,
-            msg: format!("cannot read it: {e}"),
-        })?;
+        // Whoever can write it controls the daemon (`trusted_file`).
+        let text = crate::trusted_file::read(path, crate::trusted_file::Exposure::Readable)
+            .map_err(|e| ConfigError {
+                file: path.to_owned(),
+                pos: None,
+                key: None,
+                msg: match e {
+                    crate::trusted_file::Refused::Io(e) => format!("cannot read it: {e}"),
+                    crate::trusted_file::Refused::Untrusted(e) => format!("cannot use it: {e}"),
+                },
+            })?;
         Self::from_text(path, text)
     }
 

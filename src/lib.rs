@@ -28,5 +28,6 @@ pub mod shards;
 pub mod socket;
 pub mod socks5;
 pub mod status;
+pub mod trusted_file;
 pub mod tun;
 pub mod watchdog;

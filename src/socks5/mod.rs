@@ -25,16 +25,8 @@ pub struct Users {
 
 /// The text of a file holding passwords, refused if others may read it.
 pub fn read_secret_file(path: &Path) -> Result<String, String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if meta.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{}: readable by others (mode {:o}); chmod 600 it",
-            path.display(),
-            meta.mode() & 0o777
-        ));
-    }
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+    crate::trusted_file::read(path, crate::trusted_file::Exposure::Secret)
+        .map_err(|e| e.to_string())
 }
 
 fn digest(pass: &[u8]) -> [u8; 32] {
