@@ -39,17 +39,18 @@ impl Connection {
         };
         if mp.data_level_done() {
             // With the data level finished, a subflow is not waited for once it
-            // timed out twice in a row, holding data (all DATA_ACKed: it went
-            // over another, and delivering it before a FIN only keeps a stale
-            // subflow alive; its path may come back much later) or its FIN
-            // (its path may be gone). One timeout is a lost tail on a path
-            // that may well be alive: its retransmission is answered within a
-            // round trip and it closes with a FIN, where a reset would tell
-            // the peer of an error there was not (Linux counts MPRstRx). A
-            // live subflow whose last acknowledgment is merely on its way is
-            // left to close.
+            // timed out holding data (all DATA_ACKed: it went over another, and
+            // delivering it before a FIN only keeps a stale subflow alive, its
+            // path may come back much later), or timed out twice on its FIN (its
+            // path may be gone). A live subflow whose last acknowledgment is
+            // merely on its way is left to close.
             for k in 0..self.subflows.len() {
-                let stale = self.subflows[k].tcb.rto_backoff() >= 2;
+                let t = &self.subflows[k].tcb;
+                let stale = match t.rto_backoff() {
+                    0 => false,
+                    1 => t.send_queued() > 0,
+                    _ => true,
+                };
                 if stale {
                     self.reset_subflow(k, LocalReset::Stale, None, fx);
                 } else {
