@@ -702,16 +702,20 @@ impl DataLevel {
             // subflow short of the data level (see input.rs).
             let data_acked = self.snd_una == self.data_end();
             let all_acked = data_acked && tcb.recv_available() == 0;
-            let unanswered = self.pending_data_fin().is_some()
-                && self.phase != Phase::Fallback
-                && self.fin_backoff >= DATA_FIN_TRIES_BEFORE_FALLBACK;
-            if unanswered && data_acked && !all_acked && self.may_fall_back && sf.is_initial() {
-                // The same, with the peer's bytes waiting short of the data
-                // level: it fell back while its last mapping was altered on
+            if self.data_fin_unanswered()
+                && data_acked
+                && !all_acked
+                && self.may_fall_back
+                && sf.is_initial()
+            {
+                // Our data all DATA_ACKed, the DATA_FIN never, and the
+                // peer's bytes waiting short of the data level: the peer
+                // fell back while its last mapping was altered on
                 // the way (a length no bytes will ever complete), sends
                 // nothing more and waits for our FIN. Its silence through
                 // our repeats says what a plain segment would have
-                // (`deferred_fallback_timeout`): decide as on that.
+                // (`deferred_fallback_timeout`): decide as on that. A reset
+                // ends the repeats here; a fallback below (the phase says).
                 let decided = self.decide_deferred_fallback(tcb, sf, true);
                 if !decided.is_empty() {
                     self.fin_timer = None;
@@ -719,12 +723,7 @@ impl DataLevel {
                     return acts;
                 }
             }
-            if self.pending_data_fin().is_some()
-                && self.phase != Phase::Fallback
-                && all_acked
-                && self.may_fall_back
-                && self.fin_backoff >= DATA_FIN_TRIES_BEFORE_FALLBACK
-            {
+            if self.data_fin_unanswered() && all_acked && self.may_fall_back {
                 // Every byte was DATA_ACKed, yet the DATA_FIN never is: the
                 // peer fell back behind our back (it took an ACK of ours that
                 // lost its options on the way for plain TCP) and ignores DSS,
@@ -734,12 +733,10 @@ impl DataLevel {
                 // that option-less FIN (input.rs).
                 acts.extend(self.fall_back(FallbackReason::NoDataAck, tcb));
                 self.fin_timer = None;
-            } else if self.pending_data_fin().is_some()
-                && self.phase != Phase::Fallback
+            } else if self.data_fin_unanswered()
                 && all_acked
                 && !self.may_fall_back
                 && !self.peer_speaks_mptcp
-                && self.fin_backoff >= DATA_FIN_TRIES_BEFORE_FALLBACK
             {
                 // The same, where falling back is no longer allowed (a join
                 // got as far as its third ACK, though the peer may have
@@ -751,7 +748,7 @@ impl DataLevel {
                     reason: super::action::rst_reason::MPTCP_ERROR,
                     fail: None,
                 });
-            } else if self.pending_data_fin().is_some() && self.phase != Phase::Fallback {
+            } else if self.data_fin_repeating() {
                 acts.push(Action::AckAll);
                 self.fin_backoff = (self.fin_backoff + 1).min(6);
                 self.fin_timer = Some(now + tcb.rto_backed_off(self.fin_backoff));
@@ -808,6 +805,17 @@ impl DataLevel {
     /// DSN just past the last byte the application queued.
     pub(super) fn data_end(&self) -> Dsn {
         self.snd_buf_dsn + self.snd_buf.len()
+    }
+
+    /// Our DATA_FIN is repeated until DATA_ACKed (not after a fallback).
+    fn data_fin_repeating(&self) -> bool {
+        self.pending_data_fin().is_some() && self.phase != Phase::Fallback
+    }
+
+    /// Our DATA_FIN went out as often as a peer that still speaks MPTCP
+    /// would have answered it.
+    fn data_fin_unanswered(&self) -> bool {
+        self.data_fin_repeating() && self.fin_backoff >= DATA_FIN_TRIES_BEFORE_FALLBACK
     }
 
     /// The DATA_FIN's DSN while it still needs sending.
