@@ -632,7 +632,8 @@ impl ControlServer {
                     let caller = Caller::from_peer(peer, &privileged_uids);
                     let uids = Arc::clone(&privileged_uids);
                     let monitor = monitor.clone();
-                    let slot = (!caller.privileged).then(|| Slot::take(&unprivileged));
+                    let slot = (!caller.privileged)
+                        .then(|| Slot::take(&unprivileged, MAX_UNPRIVILEGED_CLIENTS));
                     tokio::spawn(async move {
                         if let Some(None) = slot {
                             let resp = Response::error(format!(
@@ -765,11 +766,8 @@ struct Watch {
 struct Slot(Arc<AtomicUsize>);
 
 impl Slot {
-    /// A place if fewer than [`MAX_UNPRIVILEGED_CLIENTS`] are taken.
-    fn take(count: &Arc<AtomicUsize>) -> Option<Slot> {
-        Slot::take_of(count, MAX_UNPRIVILEGED_CLIENTS)
-    }
-    fn take_of(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+    /// A place if fewer than `max` of `count`'s are taken.
+    fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
         if count.fetch_add(1, Ordering::SeqCst) >= max {
             count.fetch_sub(1, Ordering::SeqCst);
             return None;
@@ -871,34 +869,20 @@ where
         let resp = Response::error("this daemon publishes no events");
         return write_response(&mut write, &resp).await;
     };
-    if watch.watchers.fetch_add(1, Ordering::SeqCst) >= MAX_WATCHERS {
-        watch.watchers.fetch_sub(1, Ordering::SeqCst);
+    let Some(_place) = Slot::take(&watch.watchers, MAX_WATCHERS) else {
         let resp = Response::error(format!("too many monitors (at most {MAX_WATCHERS})"));
         return write_response(&mut write, &resp).await;
-    }
+    };
     // Half the places at most for unprivileged callers: the others stay
     // for root and the daemon's user.
-    let _mine = match privileged {
-        true => None,
-        false => match Slot::take_of(&watch.unprivileged, MAX_WATCHERS / 2) {
-            Some(s) => Some(s),
-            None => {
-                watch.watchers.fetch_sub(1, Ordering::SeqCst);
-                let resp = Response::error(format!(
-                    "too many monitors (at most {} for unprivileged callers)",
-                    MAX_WATCHERS / 2
-                ));
-                return write_response(&mut write, &resp).await;
-            }
-        },
-    };
-    struct Leave<'a>(&'a AtomicUsize);
-    impl Drop for Leave<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
+    let mine = (!privileged).then(|| Slot::take(&watch.unprivileged, MAX_WATCHERS / 2));
+    if let Some(None) = mine {
+        let resp = Response::error(format!(
+            "too many monitors (at most {} for unprivileged callers)",
+            MAX_WATCHERS / 2
+        ));
+        return write_response(&mut write, &resp).await;
     }
-    let _leave = Leave(&watch.watchers);
     // Subscribed before `ok` goes out: nothing after it is missed.
     let mut rx = events.subscribe();
     write_response(&mut write, &Response::ok()).await?;
