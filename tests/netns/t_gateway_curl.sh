@@ -3,8 +3,14 @@
 # -> two WANs (tbf 50 Mbit/s each way) -> CONC (mptun --socks5) -> WEB (an HTTP
 # server, tests/netns/httpd.py). curl on the LAN downloads and uploads 64 MiB
 # exactly (SHA-256), over IPv4 and IPv6; the upstream connection has a subflow
-# per WAN. Then the same download through a gateway with one WAN address,
+# per WAN. Then the same downloads through a gateway with one WAN address,
 # measured side by side: two WANs must give at least 1.6x one WAN's goodput.
+# Each side's goodput is the better of its IPv4 and IPv6 download: a single
+# download now and then loses a second or more to a slow start that overshot
+# the WAN's queue (100+ retransmissions in its first half second), and once
+# (CI) ran at 3/4 of the links' rate on both WANs for 3 s, which took the
+# ratio of single downloads to 1.56 while the IPv6 download of the same run
+# gave 1.96. Typical: 1.93-2.06.
 . "$(dirname "$0")/lib.sh"
 . "$NETNS_DIR/gateway_topology.sh"
 
@@ -68,12 +74,16 @@ t6=$(download "http://[fd55::2]:8080/file")
 upload "http://[fd55::2]:8080/upload"
 log "IPv6 (LAN and WEB): download $t6 s, upload exact"
 
+nonzero_counters() { json_eval "$(status_json "$1")" '" ".join(f"{k}={v}" for k, v in d["counters"].items() if v)'; }
+
 # One WAN, side by side.
 gw_down
 gw_up --addr 10.20.1.2
 gateway_routes
 t1=$(download http://10.50.0.2:8080/file)
-ratio=$(python3 -c "print(round($t1 / $t2, 2))")
-log "download of 64 MiB over one WAN: $t1 s; two WANs / one: $ratio x"
-python3 -c "import sys; sys.exit(0 if $t1 / $t2 >= 1.6 else 1)" ||
-    fail "two WANs gave only ${ratio}x one WAN's goodput (must be >= 1.6)"
+t1_6=$(download "http://[fd55::2]:8080/file")
+gain="min($t1, $t1_6) / min($t2, $t6)"
+ratio=$(python3 -c "print(round($gain, 2))")
+log "download of 64 MiB over one WAN: $t1 s (IPv6 $t1_6 s); two WANs / one: $ratio x"
+python3 -c "import sys; sys.exit(0 if $gain >= 1.6 else 1)" ||
+    fail "two WANs gave only ${ratio}x one WAN's goodput (must be >= 1.6); GW: $(nonzero_counters gw) CONC: $(nonzero_counters conc)"
