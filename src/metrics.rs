@@ -121,6 +121,8 @@ pub const COUNTER_HELP: &[(&str, &str)] = &[
     ("mptcp_add_addr_refused", "Announced addresses the path manager would not join."),
     ("mptcp_reinject_overflow", "Reinjection ranges dropped from a full queue."),
     ("mptcp_ofo_dropped_bytes", "Out-of-order bytes the connection level could not keep, dropped for the peer to send again."),
+    ("mptcp_unmapped_held", "Data without a DSS mapping after mappings were seen, held while the peer was asked whether it fell back."),
+    ("mptcp_unmapped_dropped", "Such data dropped: the peer answered with MPTCP options (a copy stripped of its options)."),
     ("mptcp_rm_addr_tx", "REMOVE_ADDR options sent (Linux: MPTcpExt RmAddrTx)."),
     ("mptcp_rm_addr_rx", "REMOVE_ADDR options received (Linux: MPTcpExt RmAddr)."),
     ("mptcp_v0_retries", "Connections opened again with MPTCP v0 after v1 got plain TCP."),

@@ -645,6 +645,8 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         mptcp_add_addr_refused,
         mptcp_reinject_overflow,
         mptcp_ofo_dropped_bytes,
+        mptcp_unmapped_held,
+        mptcp_unmapped_dropped,
         mptcp_rm_addr_tx,
         mptcp_rm_addr_rx,
         mptcp_v0_retries,

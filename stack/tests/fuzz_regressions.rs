@@ -909,3 +909,79 @@ fn no_data_level_retransmission_while_a_fallback_is_pending() {
         (0, 0)
     );
 }
+
+/// Replace every DSS on `p` with an MPTCP option of a subtype nobody knows
+/// (0xe): the segment still speaks MPTCP, but acknowledges nothing at the
+/// data level (as an ACK whose room went to an ADD_ADDR echo does).
+fn dss_crowded_out(p: &mut Vec<u8>) -> bool {
+    let q = packet::rewrite_options(p, |o, _| {
+        let mut hit = false;
+        for (k, d) in o.iter_mut() {
+            if *k == TCPOPT_MPTCP && d.first().is_some_and(|b| b >> 4 == 2) {
+                *d = vec![0xe0, 0];
+                hit = true;
+            }
+        }
+        hit
+    });
+    q.map(|q| *p = q).is_some()
+}
+
+/// two_endpoints (2315bfd, campaign 16): the server's data reached the
+/// client, whose acknowledgements then carried no DATA_ACK (an ADD_ADDR echo
+/// took their room, or they were lost); the server, its bytes acknowledged by
+/// the subflow but not at the data level, sent them again at the data level
+/// on the same subflow (new subflow sequence numbers, as Linux does), and a
+/// middlebox stripped that copy's options. The client, its mappings all
+/// consumed, took the option-less copy for a fallen-back peer's stream: it
+/// fell back and delivered the bytes twice. Now such bytes wait while the
+/// client asks the peer (a keepalive probe); the answer carries options, and
+/// the copy is dropped.
+#[test]
+fn a_stripped_data_level_copy_is_not_read_as_a_fallen_back_stream() {
+    for v0 in [false, true] {
+        let reply: Vec<u8> = (0..1200u32).map(|i| (i * 7 % 253) as u8).collect();
+        let (mut first_seq, mut stripped, mut crowded) = (None, false, 0);
+        let (ends, stacks) = run(
+            [mptcp_config(1, v0), mptcp_config(2, v0)],
+            [Vec::new(), reply.clone()],
+            Duration::from_secs(120),
+            |from, p| {
+                if stripped {
+                    return Some(Duration::ZERO);
+                }
+                if from == 0 && first_seq.is_some() && dss_crowded_out(p) {
+                    crowded += 1;
+                } else if from == 1 && has_payload(p) {
+                    let seq = segment(p).seq;
+                    match first_seq {
+                        None => first_seq = Some(seq),
+                        // The data-level copy: later in the subflow's space.
+                        Some(s) if seq != s => {
+                            strip_mptcp(p);
+                            stripped = true;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Some(Duration::ZERO)
+            },
+        );
+        assert!(stripped && crowded > 0, "v0 {v0}: the scenario played");
+        let [client, server] = &ends;
+        assert_eq!(client.rx, reply, "v0 {v0}: the client got each byte once");
+        assert!(client.eof && server.eof, "v0 {v0}: both ends reach EOF");
+        assert_eq!((client.closed, server.closed), (None, None), "v0 {v0}");
+        assert_eq!(
+            (stacks[0].connection_count(), stacks[1].connection_count()),
+            (0, 0),
+            "v0 {v0}: both connections over"
+        );
+        let c = stacks[0].counters();
+        assert_eq!(
+            (c.mptcp_unmapped_held, c.mptcp_unmapped_dropped),
+            (1, 1),
+            "v0 {v0}: the copy waited, the peer answered with options"
+        );
+    }
+}

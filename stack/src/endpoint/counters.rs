@@ -129,6 +129,12 @@ pub struct Counters {
     /// level (Linux counts such drops as MPTcpExt NoDSSInWindow, OFOQueue
     /// pruning).
     pub mptcp_ofo_dropped_bytes: u64,
+    /// Data without a DSS mapping on a first subflow that had seen mappings:
+    /// held while the peer was asked whether it fell back; and the times it
+    /// answered with MPTCP options, so the bytes were a copy stripped of its
+    /// options (dropped; the peer's data level sends what was new again).
+    pub mptcp_unmapped_held: u64,
+    pub mptcp_unmapped_dropped: u64,
     pub mptcp_rm_addr_tx: u64,
     pub mptcp_rm_addr_rx: u64,
     /// Connections opened again with v0 after their v1 SYN got plain TCP back.
@@ -163,6 +169,8 @@ impl Counters {
         self.mptcp_add_addr_ignored += st.add_addr_ignored;
         self.mptcp_reinject_overflow += st.reinject_overflow;
         self.mptcp_ofo_dropped_bytes += st.ofo_dropped_bytes;
+        self.mptcp_unmapped_held += st.unmapped_holds;
+        self.mptcp_unmapped_dropped += st.unmapped_dropped;
         self.mptcp_rm_addr_tx += st.rm_addr_tx;
         self.mptcp_rm_addr_rx += st.rm_addr_rx;
         self.mptcp_bad_data_acks += st.bad_data_acks;

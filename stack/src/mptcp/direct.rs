@@ -110,6 +110,7 @@ impl DirectRx<'_> {
             (None, Some(w)) if w.ssn == ssn && covers(&w) => {
                 self.sf.rx_map.insert(w).ok()?;
                 self.sf.mapping_seen = true;
+                self.sf.mapped_rx = true;
                 Some(w)
             }
             _ => None,

@@ -54,6 +54,7 @@ impl DataLevel {
         }
         self.phase = Phase::Fallback;
         self.fallback_reason = Some(reason);
+        self.forget_unmapped();
         // Unmapped data now goes to the subflow as plain TCP bytes.
         self.flush_fallback(tcb);
         tcb.set_window_cap(None);

@@ -116,6 +116,12 @@ impl DataLevel {
         }
         if !seg.flags.syn() {
             self.peer_speaks_mptcp = o.any;
+            if sf.is_initial() && self.unmapped.waiting() {
+                acts.extend(self.unmapped_answered(tcb, seg, o.any));
+                if self.phase == Phase::Fallback {
+                    return acts;
+                }
+            }
         }
         let acked_before = sf.data_acked;
         let news = brings_news(tcb, sf);
@@ -269,13 +275,16 @@ impl DataLevel {
         let unread = 1u32.wrapping_add(len as u32).wrapping_sub(tcb.recv_ssn()) as i32 > 0;
         if c.sender_key == Some(key) && !seg.payload.is_empty() && unread {
             let dsn = Dsn(super::crypto::idsn(self.alg(), key)) + 1u64;
-            let _ = sf.rx_map.insert(Mapping {
-                ssn: 1,
-                dsn,
-                len,
-                checksum: c.checksum,
-                data_fin: false,
-            });
+            sf.mapped_rx |= sf
+                .rx_map
+                .insert(Mapping {
+                    ssn: 1,
+                    dsn,
+                    len,
+                    checksum: c.checksum,
+                    data_fin: false,
+                })
+                .is_ok();
         }
     }
 
@@ -386,6 +395,7 @@ impl DataLevel {
                     checksum: m.checksum,
                     data_fin: d.data_fin,
                 });
+                sf.mapped_rx |= r.is_ok() && data_len > 0;
                 if r == Err(MappingError::Conflict) {
                     if self.checksum {
                         // With checksums two mappings of the same bytes must

@@ -20,6 +20,7 @@ use super::pm::PmState;
 use super::scheduler::{new_scheduler, Scheduler};
 use super::stats::MptcpStats;
 use super::subflow::SubflowMp;
+use super::unmapped::UnmappedHold;
 use crate::config::SchedulerKind;
 use crate::memory::Pressure;
 use crate::tcp::assembler::Assembler;
@@ -221,6 +222,9 @@ pub struct DataLevel {
     /// Data-level timeouts (DATA_FIN or data repeats) while the fallback
     /// was deferred, each answered by the peer with plain segments only.
     pub(super) deferred_timeouts: u32,
+    /// Bytes without a mapping on the first subflow, waiting for the peer to
+    /// say whether it fell back (`unmapped.rs`).
+    pub(super) unmapped: UnmappedHold,
     pub(super) released: bool,
     /// The receive side no longer reads mappings: subflow bytes are data bytes
     /// in order (after we sent MP_FAIL).
@@ -313,6 +317,7 @@ impl DataLevel {
             peer_speaks_mptcp: true,
             fallback_deferred: false,
             deferred_timeouts: 0,
+            unmapped: UnmappedHold::default(),
             released: false,
             rx_fallback: false,
             fail: FailState::default(),
@@ -686,6 +691,7 @@ impl DataLevel {
         };
         let mut t = at(self.fin_timer, self.fail.timer);
         t = at(t, self.rtx_poll_at());
+        t = at(t, self.unmapped.poll_at());
         at(t, self.pm_poll_at())
     }
 
@@ -693,6 +699,7 @@ impl DataLevel {
     /// speaks for the connection (its RTO paces the repeats).
     pub fn on_timeout(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
         let mut acts = self.deferred_fallback_timeout(now, tcb, sf);
+        self.unmapped_timeout(now, tcb);
         if self.pm_timers(now) {
             acts.push(Action::Ack);
         }

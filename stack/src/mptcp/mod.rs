@@ -28,6 +28,7 @@ mod send;
 mod send_mapped;
 pub mod stats;
 pub mod subflow;
+mod unmapped;
 
 pub use action::{rst_reason, Action, Actions};
 pub use level::{DataLevel, FallbackReason, MptcpSettings, Phase, Role};

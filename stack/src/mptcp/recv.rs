@@ -83,9 +83,24 @@ impl DataLevel {
             }
             let ssn = tcb.recv_ssn();
             let Some(m) = sf.rx_map.find(ssn).copied() else {
-                if sf.is_initial() && (!sf.mapping_seen || sf.rx_map.is_empty()) {
-                    // Data without any mapping: options were stripped on the path.
+                let copy = match sf.is_initial() {
+                    true => self.unmapped.droppable(ssn, avail, &sf.rx_map),
+                    false => 0,
+                };
+                if copy > 0 {
+                    // The peer still speaks MPTCP: a copy stripped of its options.
+                    discard(tcb, sf, copy);
+                    continue;
+                }
+                if sf.is_initial() && (!sf.mapping_seen || (sf.rx_map.is_empty() && !sf.mapped_rx))
+                {
+                    // The first data without a mapping: options are stripped on
+                    // the path (RFC 8684 §3.7).
                     acts.extend(self.fall_back(FallbackReason::NoMapping, tcb));
+                } else if sf.is_initial() && sf.rx_map.is_empty() {
+                    // Later: a fallen-back peer's stream, or data sent again at
+                    // the data level that lost its options. Ask (`unmapped.rs`).
+                    self.hold_unmapped(now, tcb);
                 } else if self.checksum
                     && sf.rx_map.iter().any(|l| l.ssn.wrapping_sub(ssn) as i32 > 0)
                 {

@@ -39,4 +39,9 @@ pub struct MptcpStats {
     /// free space, too many holes, memory exhausted): dropped there for the
     /// peer to send again.
     pub ofo_dropped_bytes: u64,
+    /// Data without a mapping on the first subflow after mappings were seen:
+    /// held while the peer was asked whether it still speaks MPTCP
+    /// (`unmapped.rs`); and the answers that said so (the bytes dropped).
+    pub unmapped_holds: u64,
+    pub unmapped_dropped: u64,
 }

@@ -45,6 +45,10 @@ pub struct SubflowMp {
     /// Set once the peer's first DSS arrived on this subflow (or, on the first
     /// subflow, its keys): from then on its data is expected to be mapped.
     pub(super) mapping_seen: bool,
+    /// A mapping of the peer's data arrived on this subflow (`mapping_seen`
+    /// is set by the keys too): data without one after that is ambiguous
+    /// (`unmapped.rs`).
+    pub(super) mapped_rx: bool,
     /// End of the last mapping whose checksum was verified: the rest of it may
     /// be taken without checking again.
     pub(super) verified_end: Option<u32>,
@@ -115,6 +119,7 @@ impl SubflowMp {
             tx_map: Mappings::new(MAX_MAPPINGS),
             rx_map: Mappings::new(MAX_MAPPINGS),
             mapping_seen: false,
+            mapped_rx: false,
             verified_end: None,
             data_acked: 0,
             fin_seen: false,

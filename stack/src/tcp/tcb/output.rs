@@ -97,14 +97,18 @@ impl Tcb {
                 return self.emit_plan(now, hop_limit, buf, hooks, plan);
             }
         }
+        // An ACK owed goes before a probe: acceptable, it updates the
+        // timestamp the peer echoes (RFC 7323 §4.3), and the answer to the
+        // probe (unacceptable, so echoing the last acceptable one) then
+        // shows that the peer saw it (`answers_since`).
+        if self.ack_now {
+            return self.emit_ack(now, hop_limit, buf, hooks);
+        }
         if self.ka_probe_pending {
             self.ka_probe_pending = false;
             // An old sequence number forces the peer to answer (RFC 9293 §3.8.4).
             let seq = self.snd_una - 1;
             return self.emit_segment(now, hop_limit, buf, hooks, seq, TcpFlags::ACK, 0, false, 1);
-        }
-        if self.ack_now {
-            return self.emit_ack(now, hop_limit, buf, hooks);
         }
         // Data waits on a zero window with nothing in flight: the persist timer
         // must run or nothing would ever reopen the window.
