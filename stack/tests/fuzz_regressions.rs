@@ -985,3 +985,47 @@ fn a_stripped_data_level_copy_is_not_read_as_a_fallen_back_stream() {
         );
     }
 }
+
+/// Bug 30's scenario with every fault repeated: the client's DATA_ACKs never
+/// get through (crowded out), so the server sends its bytes again at the
+/// data level on the same subflow over and over, and every copy loses its
+/// options; the server's pure ACKs keep theirs. Each copy waits, the server
+/// answers the probe with options, the copy is dropped — and after a few such
+/// rounds the client ends the connection with a reset rather than drop
+/// copies for ever. No byte is delivered twice.
+#[test]
+fn copies_that_always_lose_their_options_end_in_a_reset_not_for_ever() {
+    for v0 in [false, true] {
+        let reply: Vec<u8> = (0..1200u32).map(|i| (i * 11 % 247) as u8).collect();
+        let mut first_seq = None;
+        let (ends, stacks) = run(
+            [mptcp_config(1, v0), mptcp_config(2, v0)],
+            [Vec::new(), reply.clone()],
+            Duration::from_secs(600),
+            |from, p| {
+                if from == 0 && first_seq.is_some() {
+                    dss_crowded_out(p);
+                } else if from == 1 && has_payload(p) {
+                    let seq = segment(p).seq;
+                    if *first_seq.get_or_insert(seq) != seq {
+                        strip_mptcp(p);
+                    }
+                }
+                Some(Duration::ZERO)
+            },
+        );
+        assert_eq!(ends[0].rx, reply, "v0 {v0}: each byte once");
+        assert_eq!(
+            (stacks[0].connection_count(), stacks[1].connection_count()),
+            (0, 0),
+            "v0 {v0}: nothing left waiting"
+        );
+        let c = stacks[0].counters();
+        assert_eq!(
+            (c.mptcp_unmapped_held, c.mptcp_unmapped_dropped),
+            (4, 3),
+            "v0 {v0}: three copies dropped, the fourth ended it"
+        );
+        assert_eq!(c.resets_sent, 1, "v0 {v0}: the client reset it");
+    }
+}

@@ -257,6 +257,7 @@ impl DataLevel {
     pub(super) fn infinite_map_sent(&mut self) {
         self.stats.infinite_map_tx += 1;
         self.phase = Phase::Fallback;
+        self.forget_unmapped();
         self.fallback_reason = Some(FallbackReason::MpFail);
     }
 }

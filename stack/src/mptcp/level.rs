@@ -699,7 +699,7 @@ impl DataLevel {
     /// speaks for the connection (its RTO paces the repeats).
     pub fn on_timeout(&mut self, now: Instant, tcb: &mut Tcb, sf: &mut SubflowMp) -> Actions {
         let mut acts = self.deferred_fallback_timeout(now, tcb, sf);
-        self.unmapped_timeout(now, tcb);
+        self.unmapped_timeout(now, tcb, sf);
         if self.pm_timers(now) {
             acts.push(Action::Ack);
         }

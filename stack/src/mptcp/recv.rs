@@ -218,6 +218,9 @@ impl DataLevel {
             }
             sf.rx_map.release_before(tcb.recv_ssn());
         }
+        if sf.is_initial() {
+            self.unmapped.settle(tcb.recv_ssn());
+        }
         self.check_data_fin();
         self.cap_window(tcb);
         acts

@@ -20,7 +20,8 @@
 //! saw the question (the timestamp echo; without timestamps, or after two
 //! questions unanswered so, the next segment).
 
-use super::level::{DataLevel, FallbackReason};
+use super::level::{DataLevel, FallbackReason, Phase};
+use super::subflow::SubflowMp;
 use super::Actions;
 use crate::mptcp::mapping::Mappings;
 use crate::tcp::Tcb;
@@ -38,7 +39,15 @@ pub struct UnmappedHold {
     /// The peer answered with options: bytes of the first subflow before
     /// this subflow sequence number that no mapping covers are dropped.
     drop_until: Option<u32>,
+    /// Such answers on this connection.
+    drops: u32,
 }
+
+/// Answers with options after which bytes without a mapping are no longer
+/// dropped but end the connection: a middlebox that strips the options of
+/// every data segment the peer sends (its ACKs keep theirs) would have it
+/// send the same bytes again for ever, each copy dropped.
+const MAX_DROPS: u32 = 3;
 
 impl UnmappedHold {
     pub fn poll_at(&self) -> Option<Instant> {
@@ -53,12 +62,9 @@ impl UnmappedHold {
     /// How many of the `avail` bytes at `ssn` to drop: those before
     /// `drop_until` and before the next mapping.
     pub fn droppable(&mut self, ssn: u32, avail: usize, maps: &Mappings) -> usize {
+        self.settle(ssn);
         let Some(end) = self.drop_until else { return 0 };
         let left = end.wrapping_sub(ssn) as i32;
-        if left <= 0 {
-            self.drop_until = None;
-            return 0;
-        }
         let next_map = maps
             .iter()
             .map(|m| m.ssn.wrapping_sub(ssn) as i32)
@@ -66,6 +72,17 @@ impl UnmappedHold {
             .min()
             .unwrap_or(i32::MAX);
         avail.min(left.min(next_map) as usize)
+    }
+
+    /// The first subflow's next byte is `ssn`: a drop that reached its end
+    /// is over (stale, a far later byte would look short of it again).
+    pub fn settle(&mut self, ssn: u32) {
+        if self
+            .drop_until
+            .is_some_and(|end| end.wrapping_sub(ssn) as i32 <= 0)
+        {
+            self.drop_until = None;
+        }
     }
 }
 
@@ -80,6 +97,9 @@ impl DataLevel {
         self.unmapped.since = Some(now);
         self.unmapped.probes = 0;
         self.unmapped.probe_at = Some(now + tcb.rto());
+        // Our ACK first (at once, not delayed), then the probe: the answer's
+        // timestamp echo is then that ACK's.
+        tcb.force_ack();
         tcb.probe();
     }
 
@@ -101,13 +121,24 @@ impl DataLevel {
         if !options && self.unmapped.probes < 2 && !tcb.answers_since(seg, since) {
             return Actions::new();
         }
-        self.unmapped = UnmappedHold::default();
+        self.forget_unmapped();
         if options {
             // Still MPTCP: what no mapping covers is a copy stripped of its
             // options (or new bytes the peer sends again, not DATA_ACKed).
+            if self.unmapped.drops >= MAX_DROPS {
+                return vec![self.unmappable_reset()];
+            }
             self.stats.unmapped_dropped += 1;
+            self.unmapped.drops += 1;
             let end = tcb.recv_ssn().wrapping_add(tcb.recv_available() as u32);
             self.unmapped.drop_until = Some(end);
+            // A plain segment that deferred a fallback meanwhile had its
+            // options stripped too.
+            self.fallback_deferred = false;
+            // The dropped bytes come again only from the peer's data level:
+            // a fallback now would leave a hole in the stream (as Linux's
+            // data-level retransmission ends `allow_infinite_fallback`).
+            self.may_fall_back = false;
             Actions::new()
         } else {
             self.fall_back(FallbackReason::NoMapping, tcb)
@@ -115,12 +146,18 @@ impl DataLevel {
     }
 
     /// No answer yet: ask again, backing off like the subflow's RTO.
-    pub(super) fn unmapped_timeout(&mut self, now: Instant, tcb: &mut Tcb) {
+    pub(super) fn unmapped_timeout(&mut self, now: Instant, tcb: &mut Tcb, sf: &SubflowMp) {
         if self.unmapped.probe_at.is_none_or(|t| t > now) {
             return;
         }
-        if self.unmapped.since.is_none() {
-            self.unmapped.probe_at = None;
+        if self.unmapped.since.is_none()
+            || self.phase == Phase::Fallback
+            || self.rx_fallback
+            || !sf.is_initial()
+        {
+            // Decided meanwhile, or the first subflow (whose bytes waited)
+            // is gone.
+            self.forget_unmapped();
             return;
         }
         self.unmapped.probes = (self.unmapped.probes + 1).min(6);
@@ -130,6 +167,9 @@ impl DataLevel {
 
     /// Falling back (or reset): the bytes are the stream now, or nothing.
     pub(super) fn forget_unmapped(&mut self) {
-        self.unmapped = UnmappedHold::default();
+        self.unmapped = UnmappedHold {
+            drops: self.unmapped.drops,
+            ..UnmappedHold::default()
+        };
     }
 }
