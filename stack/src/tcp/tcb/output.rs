@@ -506,10 +506,11 @@ impl Tcb {
         };
         let room = wire::tcp::MAX_OPTIONS_LEN.saturating_sub(repr.options_len());
         let cap = hooks.segment_options(&out, room, &mut extra);
-        if data > 0 && cap == 0 && extra.is_empty() && !fin && !syn && !self.ack_owed() {
+        if data > 0 && cap == 0 && extra.is_empty() && !syn && !self.ack_owed() {
             // The layer above allows no data here now (an MPTCP subflow whose join
             // is not done) and nothing else asks for a segment: an empty one would
-            // only be asked for again and again.
+            // only be asked for again and again. (A FIN planned behind the data
+            // cannot go before it either.)
             return None;
         }
         for (k, d) in extra.iter() {

@@ -569,6 +569,42 @@ fn a_burst_cut_by_the_layer_above_takes_its_short_tail() {
         .is_none());
 }
 
+/// A layer above that allows no data at all now, with the FIN queued behind
+/// the data: nothing goes (the FIN cannot pass the data). An empty segment
+/// sent instead was asked for again at once, for ever (fuzz campaign 18: a
+/// subflow fallen back after an MP_FAIL, its data held by the layer above).
+#[test]
+fn no_empty_segment_when_the_layer_above_holds_data_with_a_fin_behind_it() {
+    struct NoData;
+    impl SegmentHooks for NoData {
+        fn segment_options(&mut self, _: &OutSegment, _: usize, _: &mut OptionBytes) -> usize {
+            0
+        }
+    }
+    let mut h = established_on_a_fast_path();
+    let data = bytes(3_000);
+    assert_eq!(h.tcb.send(&data).unwrap(), data.len());
+    h.tcb.shutdown();
+    let mut big = vec![0u8; 70_000];
+    assert!(h
+        .tcb
+        .poll_transmit_with(h.now, HOP, &mut big, &mut NoData, 64)
+        .is_none());
+    // Allowed again, the data and the FIN go.
+    let mut sent = 0;
+    let mut fin = false;
+    while let Some(t) = h
+        .tcb
+        .poll_transmit_with(h.now, HOP, &mut big, &mut NoHooks, 64)
+    {
+        let (ip, seg) = IpRepr::parse(&big[..t.len]).unwrap();
+        let r = TcpRepr::parse(ip.src, ip.dst, seg, true).unwrap();
+        sent += t.segments;
+        fin |= r.flags.fin();
+    }
+    assert!(sent >= 3 && fin);
+}
+
 /// On a slow path a super-packet holds about a millisecond of the
 /// connection's rate (as Linux's `tcp_tso_autosize`), two segments at least:
 /// here ten segments of window per 10 ms round trip, doubled in slow start,
