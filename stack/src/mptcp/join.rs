@@ -103,6 +103,17 @@ impl DataLevel {
         };
         let f = seg.flags;
         let mut acts = Actions::new();
+        if self.checksum_failure_pending()
+            && matches!(j.phase, JoinPhase::SynSent | JoinPhase::SynReceived)
+        {
+            // An MP_FAIL exchange began while this join was in its handshake:
+            // the connection is heading for a fallback on its first subflow,
+            // whose bytes are (or will be) taken as they come, so no data may
+            // arrive by another way — a copy sent again there would be read
+            // twice. Refused, as a new join is (`join_allowed`).
+            sf.join = Some(j);
+            return reset(rst_reason::MPTCP_ERROR);
+        }
         match j.phase {
             JoinPhase::SynSent if f.syn() && f.ack() => match join {
                 Some(MpJoin::SynAck {

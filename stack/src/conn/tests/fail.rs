@@ -306,3 +306,28 @@ fn no_infinite_mapping_after_data_went_again_on_the_same_subflow() {
     assert!(!h.conn.info().mptcp.unwrap().fallback);
     assert_eq!(h.stats().infinite_map_tx, 0);
 }
+
+/// Found by two_endpoints (fbd28cf1, campaign 19): a join's SYN was taken
+/// (our SYN/ACK out), then a bad checksum on the first subflow, with no
+/// subflow joined yet, made us send MP_FAIL and take that subflow's bytes as
+/// they come. The join's third ACK then completed it, and the peer's data
+/// sent again at the data level reached us on it as well: 1,400 bytes
+/// delivered twice. A join still in its handshake when an MP_FAIL exchange
+/// starts is now refused at its next step, as a new one is.
+#[test]
+fn a_join_half_open_when_our_mp_fail_goes_is_refused() {
+    let mut h = Harness::server_with(V1, with_checksums());
+    let p = h.accept_join(remote_ip2(), 2, false);
+    let synack = h.recv_seg();
+    assert_eq!((synack.path, synack.flags), (p, fl(SYN | ACK)));
+    let data = bytes(500, 3);
+    let fx = h.feed_data(0, &data, &[corrupt_map(&h, 0, 1, &data)]);
+    assert!(fx.is_empty(), "{fx:?}");
+    assert_eq!(h.read_all(), (data, false));
+    let ack = h.recv_seg();
+    ack.assert_opts(&[mp_fail(h.peer_dsn(0)), dss_ack(h.peer_dsn(500))]);
+    // The join's third ACK: refused.
+    let fx = h.feed(p, ACK, &[h.peer_join_ack()]);
+    assert_one_rst(&h, &fx, p, &[tcprst(rst_reason::MPTCP_ERROR)]);
+    assert_eq!(h.stats().joins_established, 0);
+}
