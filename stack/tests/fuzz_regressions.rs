@@ -10,7 +10,7 @@ mod packet;
 
 use core::time::Duration;
 use mptun_stack::endpoint::CloseReason;
-use mptun_stack::wire::TCPOPT_MPTCP;
+use mptun_stack::wire::{SeqNumber, TCPOPT_MPTCP};
 use mptun_stack::{Config, ConnId, EndpointFlags, Error, Event, Instant, Stack};
 use std::net::{IpAddr, SocketAddr};
 
@@ -927,6 +927,14 @@ fn dss_crowded_out(p: &mut Vec<u8>) -> bool {
     q.map(|q| *p = q).is_some()
 }
 
+/// Whether data segment `p` starts elsewhere in the subflow's space than
+/// the first one seen (recorded in `first`): the data level's copy of that
+/// data, or new data, not a subflow retransmission of it.
+fn later_than_first_data(first: &mut Option<SeqNumber>, p: &[u8]) -> bool {
+    let seq = segment(p).seq;
+    *first.get_or_insert(seq) != seq
+}
+
 /// two_endpoints (2315bfd, campaign 16): the server's data reached the
 /// client, whose acknowledgements then carried no DATA_ACK (an ADD_ADDR echo
 /// took their room, or they were lost); the server, its bytes acknowledged by
@@ -952,17 +960,9 @@ fn a_stripped_data_level_copy_is_not_read_as_a_fallen_back_stream() {
                 }
                 if from == 0 && first_seq.is_some() && dss_crowded_out(p) {
                     crowded += 1;
-                } else if from == 1 && has_payload(p) {
-                    let seq = segment(p).seq;
-                    match first_seq {
-                        None => first_seq = Some(seq),
-                        // The data-level copy: later in the subflow's space.
-                        Some(s) if seq != s => {
-                            strip_mptcp(p);
-                            stripped = true;
-                        }
-                        Some(_) => {}
-                    }
+                } else if from == 1 && has_payload(p) && later_than_first_data(&mut first_seq, p) {
+                    strip_mptcp(p);
+                    stripped = true;
                 }
                 Some(Duration::ZERO)
             },
@@ -1005,11 +1005,8 @@ fn copies_that_always_lose_their_options_end_in_a_reset_not_for_ever() {
             |from, p| {
                 if from == 0 && first_seq.is_some() {
                     dss_crowded_out(p);
-                } else if from == 1 && has_payload(p) {
-                    let seq = segment(p).seq;
-                    if *first_seq.get_or_insert(seq) != seq {
-                        strip_mptcp(p);
-                    }
+                } else if from == 1 && has_payload(p) && later_than_first_data(&mut first_seq, p) {
+                    strip_mptcp(p);
                 }
                 Some(Duration::ZERO)
             },

@@ -395,7 +395,7 @@ impl DataLevel {
                     checksum: m.checksum,
                     data_fin: d.data_fin,
                 });
-                sf.mapped_rx |= r.is_ok() && data_len > 0;
+                sf.mapped_rx |= r.is_ok();
                 if r == Err(MappingError::Conflict) {
                     if self.checksum {
                         // With checksums two mappings of the same bytes must

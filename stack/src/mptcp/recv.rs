@@ -83,14 +83,13 @@ impl DataLevel {
             }
             let ssn = tcb.recv_ssn();
             let Some(m) = sf.rx_map.find(ssn).copied() else {
-                let copy = match sf.is_initial() {
-                    true => self.unmapped.droppable(ssn, avail, &sf.rx_map),
-                    false => 0,
-                };
-                if copy > 0 {
-                    // The peer still speaks MPTCP: a copy stripped of its options.
-                    discard(tcb, sf, copy);
-                    continue;
+                if sf.is_initial() {
+                    let copy = self.unmapped.droppable(ssn, avail, &sf.rx_map);
+                    if copy > 0 {
+                        // The peer still speaks MPTCP: a copy stripped of its options.
+                        discard(tcb, sf, copy);
+                        continue;
+                    }
                 }
                 if sf.is_initial() && (!sf.mapping_seen || (sf.rx_map.is_empty() && !sf.mapped_rx))
                 {

@@ -20,7 +20,7 @@
 //! saw the question (the timestamp echo; without timestamps, or after two
 //! questions unanswered so, the next segment).
 
-use super::level::{DataLevel, FallbackReason, Phase};
+use super::level::{DataLevel, FallbackReason};
 use super::subflow::SubflowMp;
 use super::Actions;
 use crate::mptcp::mapping::Mappings;
@@ -95,7 +95,6 @@ impl DataLevel {
         }
         self.stats.unmapped_holds += 1;
         self.unmapped.since = Some(now);
-        self.unmapped.probes = 0;
         self.unmapped.probe_at = Some(now + tcb.rto());
         // Our ACK first (at once, not delayed), then the probe: the answer's
         // timestamp echo is then that ACK's.
@@ -150,13 +149,10 @@ impl DataLevel {
         if self.unmapped.probe_at.is_none_or(|t| t > now) {
             return;
         }
-        if self.unmapped.since.is_none()
-            || self.phase == Phase::Fallback
-            || self.rx_fallback
-            || !sf.is_initial()
-        {
-            // Decided meanwhile, or the first subflow (whose bytes waited)
-            // is gone.
+        if self.unmapped.since.is_none() || self.rx_fallback || !sf.is_initial() {
+            // Decided meanwhile (a fallback forgets the hold itself), taken
+            // raw after our MP_FAIL, or the first subflow (whose bytes
+            // waited) is gone.
             self.forget_unmapped();
             return;
         }
