@@ -142,8 +142,10 @@ class Conn:
         # --pause points still ahead, in order; self.pause is the next one (or None).
         self.pauses = sorted(args.pause) if idx == 0 else []
         self.pause = self.pauses.pop(0) if self.pauses else None
-        # --rate: bytes a second at most, after a 16 KiB start.
+        # --rate: bytes a second at most, in bursts of at most 16 KiB or 20 ms
+        # of the rate (the loop sleeps 5 ms while it is throttled).
         self.rate = args.rate / 8 if args.rate else None
+        self.burst = max(16384, self.rate / 50) if self.rate else None
         self.hold_close = args.no_half_close and args.mode == "echo"
         self.all_sent = False
         self.sock = new_socket(args.host, args.mptcp)
@@ -162,11 +164,24 @@ class Conn:
             self.pause = self.pauses.pop(0) if self.pauses else None
         return False
 
+    def allowance(self):
+        """--rate: the bytes the pace lets out now (None: no pace). A client
+        that fell behind (this process or the machine stalled) does not catch
+        up in one burst: its debt beyond one burst is forgiven, so the
+        stream stays a steady --rate, as a paced source would be."""
+        if self.rate is None or self.t_start is None:
+            return None
+        now = time.monotonic()
+        ahead = self.sent - self.rate * (now - self.t_start)
+        if ahead < 0:
+            self.t_start = now - self.sent / self.rate
+            ahead = 0
+        return int(self.burst - ahead)
+
     def throttled(self):
         """--rate: ahead of the pace."""
-        if self.rate is None or self.t_start is None:
-            return False
-        return self.sent >= 16384 + self.rate * (time.monotonic() - self.t_start)
+        allowance = self.allowance()
+        return allowance is not None and allowance <= 0
 
     def events(self):
         ev = 0
@@ -199,7 +214,8 @@ class Conn:
                     break
                 self.sent_hash.update(self.pending)
             try:
-                n = self.sock.send(self.pending)
+                allowance = self.allowance()
+                n = self.sock.send(self.pending if allowance is None else self.pending[:allowance])
             except (BlockingIOError, InterruptedError):
                 return
             self.sent += n
