@@ -42,7 +42,11 @@
 //!   one buffer's worth took to arrive (see `per_round_trip`).
 //! - Send (as Linux's `tcp_sndbuf_expand`): twice the congestion window, so
 //!   the application refills one window while the other is on the wire; it
-//!   follows the window down as well as up.
+//!   follows the window down as well as up. The congestion window itself
+//!   stops growing while the host queues what arrives and the smoothed
+//!   round trip is past `QUEUE_RTTS` of the least (`Tcb::own_queue_in_rtt`):
+//!   without a loss CUBIC grew it for as long as our own queue lengthened
+//!   the round trip, and the send buffers with it (`t_mem_echo`).
 //!
 //! Under memory pressure the stack stops growth and shrinks buffers (see
 //! `endpoint::memory`).
@@ -59,9 +63,9 @@ pub const INITIAL_SEND_BUFFER: usize = 64 * 1024;
 const RECENT: usize = 8;
 /// A ceiling's round trip is never taken shorter (a daemon's batches and
 /// the timestamp clock's 1 ms).
-const MIN_RTT_FLOOR: Duration = Duration::from_millis(1);
+pub(crate) const MIN_RTT_FLOOR: Duration = Duration::from_millis(1);
 /// Round trips' worth at the path's least delay a window may grow to.
-const QUEUE_RTTS: u128 = 4;
+pub(crate) const QUEUE_RTTS: u128 = 4;
 /// The round trip assumed before any was measured.
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
 

@@ -3,6 +3,7 @@
 //! negotiated, NewReno (RFC 6582) otherwise.
 
 use super::Tcb;
+use crate::tcp::autotune::{MIN_RTT_FLOOR, QUEUE_RTTS};
 use crate::tcp::hystart::{Growth, CSS_GROWTH_DIVISOR};
 use crate::time::Instant;
 use crate::wire::TcpRepr;
@@ -84,7 +85,15 @@ impl Tcb {
                     Growth::Conservative => acked.div_ceil(CSS_GROWTH_DIVISOR),
                     _ => acked,
                 };
-                self.cc.on_ack(now, counted, flight_before, srtt);
+                // Growth while our own queue makes the round trip would only
+                // lengthen that queue: the algorithm sees the sender as not
+                // limited by its window (no growth, CUBIC's curve paused).
+                let flight = if self.own_queue_in_rtt(srtt) {
+                    0
+                } else {
+                    flight_before
+                };
+                self.cc.on_ack(now, counted, flight, srtt);
             }
 
             // RFC 6298 §5.3: restart the timer on new data acknowledged.
@@ -101,6 +110,21 @@ impl Tcb {
             self.set_pipe();
         }
         self.autotune_send();
+    }
+
+    /// The host queues what arrives (a CPU-bound daemon found more than a
+    /// batch waiting in its TUN) and the smoothed round trip is more than
+    /// `QUEUE_RTTS` of the least one (taken no shorter than 1 ms): the time
+    /// is spent in our own queue, which a larger window only lengthens. A
+    /// path's own delay (a WAN's 100 ms) raises the bar with it.
+    pub(super) fn own_queue_in_rtt(&self, srtt: Duration) -> bool {
+        if !self.rcv_space.host_queue {
+            return false;
+        }
+        let Some(least) = self.min_rtt() else {
+            return false;
+        };
+        srtt.as_micros() > least.max(MIN_RTT_FLOOR).as_micros() * QUEUE_RTTS
     }
 
     /// RFC 9293 §3.10.7.4: take the window from the most recent segment.

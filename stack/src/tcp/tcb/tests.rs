@@ -1851,6 +1851,62 @@ fn zero_window_probe_answers_are_not_duplicate_acks() {
     assert!(!h.tcb.in_recovery);
 }
 
+/// A bulk transfer in rounds: each sends what the windows allow and the
+/// peer acknowledges all of it `rtt` later. The congestion window after
+/// each round. The handshake took 10 ms: the least round trip.
+fn cwnd_by_round(host_queue: bool, rtt: Duration, rounds: usize) -> Vec<usize> {
+    let cfg = TcpConfig {
+        send_buffer: 16 << 20,
+        ..cfg()
+    };
+    let peer = Peer {
+        ws: Some(8),
+        ..Peer::sack()
+    };
+    let mut h = Harness::client(cfg, peer);
+    h.tcb.set_host_queue(host_queue);
+    let chunk = bytes(64 * 1024);
+    let mut acked = ISS + 1;
+    (0..rounds)
+        .map(|_| {
+            while h.tcb.send(&chunk).unwrap_or(0) > 0 {}
+            let mut end = acked;
+            while let Some(s) = h.recv() {
+                end = end.max(s.seq.wrapping_add(s.payload.len() as u32));
+            }
+            h.now += rtt;
+            acked = end;
+            let ack = h.seg(ACK, IRS + 1, acked);
+            h.send(&ack);
+            h.tcb.cwnd()
+        })
+        .collect()
+}
+
+/// While the host queues what arrives and the round trip is several of
+/// the least, the time is our own queue's: the congestion window stops
+/// growing, where it grows on without that queue, or when the round trip
+/// is the path's own.
+#[test]
+fn no_congestion_window_growth_for_our_own_queue() {
+    let rounds = 40;
+    let queued = cwnd_by_round(true, ms(80), rounds);
+    let free = cwnd_by_round(false, ms(80), rounds);
+    let path = cwnd_by_round(true, ms(10), rounds);
+    // The smoothed round trip passes four of the least (40 ms) within a
+    // few rounds; from then on the window stays where it was.
+    let held = &queued[12..];
+    assert!(held.iter().all(|&c| c == held[0]), "{queued:?}");
+    assert!(
+        free[rounds - 1] > 2 * held[0],
+        "{free:?} against {queued:?}"
+    );
+    assert!(
+        path[rounds - 1] > 2 * held[0],
+        "{path:?} against {queued:?}"
+    );
+}
+
 #[test]
 fn nagle_holds_second_small_segment() {
     let mut h = Harness::client(cfg(), Peer::plain());
