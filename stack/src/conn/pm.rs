@@ -59,6 +59,7 @@ impl Connection {
             tcb.mark_released();
         }
         tcb.set_pressure(self.subflows[0].tcb.pressure());
+        tcb.set_host_queue(self.subflows[0].tcb.host_queue());
         self.subflows.push(Subflow::new(id, tcb, mp));
         self.multipath = true;
         id

@@ -40,6 +40,18 @@ fn no_join_before_the_connection_is_fully_established() {
     assert!(h.conn.join_allowed());
 }
 
+/// A join opened while the host queues what arrives knows it from its
+/// start, as the subflows before it do (their windows and buffers follow it).
+#[test]
+fn a_join_learns_that_the_host_queues() {
+    let mut h = Harness::client(V1);
+    h.conn.set_host_queue(true);
+    let p = h.open_join(local_ip2(), 1, false);
+    assert!(h.conn.subflows.iter().all(|s| s.tcb.host_queue()));
+    h.conn.set_host_queue(false);
+    assert!(!h.conn.subflows[p].tcb.host_queue());
+}
+
 #[test]
 fn active_join_syn_names_the_peers_token_with_our_nonce_and_b_bit() {
     for v in [V1, V0] {

@@ -94,6 +94,7 @@ impl Tcb {
                     flight_before
                 };
                 self.cc.on_ack(now, counted, flight, srtt);
+                self.cwnd_peak = self.cwnd_peak.max(self.cc.cwnd());
             }
 
             // RFC 6298 §5.3: restart the timer on new data acknowledged.
@@ -114,14 +115,24 @@ impl Tcb {
 
     /// The host queues what arrives (a CPU-bound daemon found more than a
     /// batch waiting in its TUN) and the smoothed round trip is more than
-    /// `QUEUE_RTTS` of the least one (taken no shorter than 1 ms): the time
-    /// is spent in our own queue, which a larger window only lengthens. A
-    /// path's own delay (a WAN's 100 ms) raises the bar with it.
+    /// `QUEUE_RTTS` of the least one we measured as a sender (taken no
+    /// shorter than 1 ms; the receiver's estimate can read 0 within one
+    /// batch): the time is spent in our own queue, which a larger window
+    /// only lengthens. A path's own delay (a WAN's 100 ms) raises the bar
+    /// with it. Only growth past the largest window so far, and past the
+    /// initial one, is held: the flag is the host's, set for every
+    /// connection while any keeps the daemon busy, and a window a loss or
+    /// a timeout cut must be able to grow back.
     pub(super) fn own_queue_in_rtt(&self, srtt: Duration) -> bool {
         if !self.rcv_space.host_queue {
             return false;
         }
-        let Some(least) = self.min_rtt() else {
+        let cwnd = self.cc.cwnd();
+        let initial = self.eff_mss() * self.cfg.initial_cwnd_segments;
+        if cwnd <= initial || cwnd < self.cwnd_peak {
+            return false;
+        }
+        let Some(least) = self.rtt.min_rtt() else {
             return false;
         };
         srtt.as_micros() > least.max(MIN_RTT_FLOOR).as_micros() * QUEUE_RTTS

@@ -236,6 +236,8 @@ pub struct Tcb {
     cc: Box<dyn CongestionControl>,
     /// The first slow start's delay-based exit (RFC 9406).
     hystart: HyStart,
+    /// The largest congestion window so far (`own_queue_in_rtt`).
+    cwnd_peak: usize,
     dupacks: usize,
     in_recovery: bool,
     recovery_point: SeqNumber,
@@ -357,6 +359,7 @@ impl Tcb {
             rtt_probe: None,
             cc,
             hystart: HyStart::default(),
+            cwnd_peak: 0,
             dupacks: 0,
             in_recovery: false,
             recovery_point: iss,
@@ -1003,6 +1006,10 @@ impl Tcb {
     /// Whether the host queues what arrives (see `RcvSpace::host_queue`).
     pub fn set_host_queue(&mut self, queued: bool) {
         self.rcv_space.host_queue = queued;
+    }
+
+    pub fn host_queue(&self) -> bool {
+        self.rcv_space.host_queue
     }
 
     pub fn pressure(&self) -> Pressure {

@@ -1852,9 +1852,17 @@ fn zero_window_probe_answers_are_not_duplicate_acks() {
 }
 
 /// A bulk transfer in rounds: each sends what the windows allow and the
-/// peer acknowledges all of it `rtt` later. The congestion window after
-/// each round. The handshake took 10 ms: the least round trip.
-fn cwnd_by_round(host_queue: bool, rtt: Duration, rounds: usize) -> Vec<usize> {
+/// peer acknowledges all of it `rtt` later. `queued(round)`: whether the
+/// host queues what arrives in that round; in round `rto` the ACK is lost
+/// and the retransmission timer fires first. The congestion window and
+/// slow-start threshold after each round. The handshake took 10 ms: the
+/// least round trip.
+fn cwnd_by_round(
+    queued: impl Fn(usize) -> bool,
+    rtt: Duration,
+    rounds: usize,
+    rto: Option<usize>,
+) -> Vec<(usize, usize)> {
     let cfg = TcpConfig {
         send_buffer: 16 << 20,
         ..cfg()
@@ -1864,47 +1872,71 @@ fn cwnd_by_round(host_queue: bool, rtt: Duration, rounds: usize) -> Vec<usize> {
         ..Peer::sack()
     };
     let mut h = Harness::client(cfg, peer);
-    h.tcb.set_host_queue(host_queue);
     let chunk = bytes(64 * 1024);
     let mut acked = ISS + 1;
     (0..rounds)
-        .map(|_| {
+        .map(|round| {
+            h.tcb.set_host_queue(queued(round));
             while h.tcb.send(&chunk).unwrap_or(0) > 0 {}
             let mut end = acked;
             while let Some(s) = h.recv() {
                 end = end.max(s.seq.wrapping_add(s.payload.len() as u32));
             }
+            if rto == Some(round) {
+                h.fire_timer();
+                while h.recv().is_some() {}
+            }
             h.now += rtt;
             acked = end;
             let ack = h.seg(ACK, IRS + 1, acked);
             h.send(&ack);
-            h.tcb.cwnd()
+            (h.tcb.cwnd(), h.tcb.cc.ssthresh())
         })
         .collect()
+}
+
+fn cwnds(v: &[(usize, usize)]) -> Vec<usize> {
+    v.iter().map(|&(c, _)| c).collect()
 }
 
 /// While the host queues what arrives and the round trip is several of
 /// the least, the time is our own queue's: the congestion window stops
 /// growing, where it grows on without that queue, or when the round trip
-/// is the path's own.
+/// is the path's own, or once the queue is gone.
 #[test]
 fn no_congestion_window_growth_for_our_own_queue() {
     let rounds = 40;
-    let queued = cwnd_by_round(true, ms(80), rounds);
-    let free = cwnd_by_round(false, ms(80), rounds);
-    let path = cwnd_by_round(true, ms(10), rounds);
+    let queued = cwnds(&cwnd_by_round(|_| true, ms(80), rounds, None));
+    let free = cwnds(&cwnd_by_round(|_| false, ms(80), rounds, None));
+    let path = cwnds(&cwnd_by_round(|_| true, ms(30), rounds, None));
+    let gone = cwnds(&cwnd_by_round(|r| r < 20, ms(80), rounds, None));
     // The smoothed round trip passes four of the least (40 ms) within a
     // few rounds; from then on the window stays where it was.
-    let held = &queued[12..];
-    assert!(held.iter().all(|&c| c == held[0]), "{queued:?}");
+    let held = queued[12];
+    assert!(queued[12..].iter().all(|&c| c == held), "{queued:?}");
+    assert!(free[rounds - 1] > 2 * held, "{free:?} against {queued:?}");
+    assert!(path[rounds - 1] > 2 * held, "{path:?} against {queued:?}");
+    assert_eq!(gone[19], held, "{gone:?}");
+    assert!(gone[rounds - 1] > 2 * held, "{gone:?}");
+}
+
+/// A window a timeout took is regained while the host queues: slow start
+/// runs up to the threshold the timeout set, congestion avoidance on to
+/// the window before it, and only growth beyond that is held (the flag is
+/// the whole host's; a window held small would stay small).
+#[test]
+fn a_window_lost_to_a_timeout_is_regained_while_the_host_queues() {
+    let v = cwnd_by_round(|_| true, ms(80), 200, Some(20));
+    let before = v[19].0;
+    let (after, ssthresh) = v[20];
+    assert!(after < ssthresh && ssthresh < before, "{v:?}");
+    let back = v[21..].iter().position(|&(c, _)| c >= before);
+    let back = back.expect("the window grew back") + 21;
     assert!(
-        free[rounds - 1] > 2 * held[0],
-        "{free:?} against {queued:?}"
+        v[back..].iter().all(|&(c, _)| c == v[back].0),
+        "held: {v:?}"
     );
-    assert!(
-        path[rounds - 1] > 2 * held[0],
-        "{path:?} against {queued:?}"
-    );
+    assert!(v[back].0 < before + 1000, "{v:?}");
 }
 
 #[test]
