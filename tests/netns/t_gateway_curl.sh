@@ -3,8 +3,9 @@
 # -> two WANs (tbf 25 Mbit/s each way) -> CONC (mptun --socks5) -> WEB (an HTTP
 # server, tests/netns/httpd.py). curl on the LAN downloads and uploads 64 MiB
 # exactly (SHA-256), over IPv4 and IPv6; the upstream connection has a subflow
-# per WAN. Then the same downloads through a gateway with one WAN address,
-# measured side by side: two WANs must give at least 1.6x one WAN's goodput.
+# per WAN. Then downloads of the file's first half through a gateway with
+# one WAN address, side by side: two WANs must give at least 1.6x one WAN's
+# goodput.
 # Each side's goodput is the better of its IPv4 and IPv6 download: a single
 # download now and then loses a second or more to a slow start that overshot
 # the WAN's queue (100+ retransmissions in its first half second).
@@ -14,8 +15,9 @@
 # of the 100 with few retransmissions (CPU, not the links: 1.56 and 1.59 x);
 # here a CPU quota of 0.35 cores (cgroup cpu.cfs_quota_us) gives the same
 # picture. The ratio is about the links, so the links must be the bottleneck.
-# Every download reports what each WAN carried and the CPU's idle and steal
-# share, so a slow one says which of the two it was.
+# Every download reports what each WAN carried and the machine's idle and
+# steal share (machine-wide: a cgroup's CPU quota shows as idle), so a slow
+# one says whether the links were full.
 GATEWAY_WAN_RATE=25mbit
 . "$(dirname "$0")/lib.sh"
 . "$NETNS_DIR/gateway_topology.sh"
