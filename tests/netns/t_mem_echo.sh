@@ -42,10 +42,10 @@
 # in 64 KiB chunks and 64 KiB reads: 1.2-1.9 MB (median 1.4) in 5 runs.
 # With a second job on the machine (a build), the send side grew again:
 # CUBIC's window rose, loss-free, with the round trip our own queue made
-# (subflow round trips 40-130 ms, windows 100-380 KiB): 2.3-3.9 MiB per
+# (subflow round trips 40-130 ms, windows 100-380 KiB): 1.1-3.8 MiB per
 # connection (median 2.9, 6 of 7 runs over the goal). No window growth past
 # its peak while the host queues and the round trip is past four of the
-# least: 1.2-2.4 MiB (median 1.5, 1 of 5 over), at the same echo speed
+# least: 1.1-2.3 MiB (median 1.5, 1 of 5 over), at the same echo speed
 # (binaries interleaved under the same build; the windows then stay where
 # the queue found them, 80-220 KiB on an idle machine, where slow start
 # runs before any queue forms, and RSS is 1.1-2.4 MiB either way).
