@@ -167,7 +167,7 @@ class Conn:
     def allowance(self):
         """--rate: the bytes the pace lets out now (None: no pace). A client
         that fell behind (this process or the machine stalled) does not catch
-        up in one burst: its debt beyond one burst is forgiven, so the
+        up: its debt is forgiven and it may send one burst at most, so the
         stream stays a steady --rate, as a paced source would be."""
         if self.rate is None or self.t_start is None:
             return None

@@ -128,8 +128,7 @@ impl Tcb {
             return false;
         }
         let cwnd = self.cc.cwnd();
-        let initial = self.eff_mss() * self.cfg.initial_cwnd_segments;
-        if cwnd <= initial || cwnd < self.cwnd_peak {
+        if cwnd <= self.initial_window() || cwnd < self.cwnd_peak {
             return false;
         }
         let Some(least) = self.rtt.min_rtt() else {

@@ -464,8 +464,12 @@ impl Tcb {
         self.max_snd_wnd = self.snd_wnd;
         self.snd_wl1 = syn.seq;
         self.cc.set_mss(self.eff_mss());
-        self.cc
-            .set_cwnd(self.eff_mss() * self.cfg.initial_cwnd_segments);
+        self.cc.set_cwnd(self.initial_window());
+    }
+
+    /// RFC 6928's initial window at today's segment size.
+    pub(super) fn initial_window(&self) -> usize {
+        self.eff_mss() * self.cfg.initial_cwnd_segments
     }
 
     pub fn iss(&self) -> SeqNumber {
