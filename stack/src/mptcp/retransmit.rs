@@ -84,16 +84,21 @@ impl DataLevel {
         }
         let held = self.first_in_flight(subflows);
         if held == Some(0)
-            || !self.peer_speaks_mptcp
+            || (!self.peer_speaks_mptcp && self.may_fall_back)
             || self.fallback_deferred
             || self.checksum_failure_pending()
         {
             // A subflow is still at it, its own recovery (or stall) decides; or
-            // the peer sends plain ACKs (it fell back, or a middlebox strips
-            // options: also when an older segment with options arrived after
-            // the plain one that deferred our fallback), or an MP_FAIL
-            // exchange is under way (the peer falls back at its end of it,
-            // maybe already has): bytes sent again would reach it as new data.
+            // the peer sends plain ACKs while a fallback is still possible (it
+            // fell back, or a middlebox strips options: also when an older
+            // segment with options arrived after the plain one that deferred
+            // our fallback), or an MP_FAIL exchange is under way (the peer
+            // falls back at its end of it, maybe already has): bytes sent
+            // again would reach it as new data. Once no fallback is possible
+            // (a join got as far as its third ACK, or data went again
+            // already), a plain ACK is a middlebox's doing, not the peer's
+            // fallback: the data level goes on, or bytes a subflow
+            // acknowledged and the peer dropped are never sent again.
             if self.checksum_failure_pending() {
                 if let Some(reset) = self.fail_stalled() {
                     return vec![reset];
