@@ -549,8 +549,7 @@ pub struct RunArgs {
     /// lowest-RTT subflow with room; backups only when no active subflow is
     /// left), roundrobin, redundant (every byte on every subflow), or overflow
     /// (primary plus overflow: backups also carry what the active subflows
-    /// cannot, a backlog that keeps them full while they deliver four of
-    /// their windows, not a burst).
+    /// cannot, whenever all of them are full).
     #[arg(long, value_name = "NAME", default_value = "minrtt", value_parser = parse_scheduler)]
     pub scheduler: SchedulerKind,
 

@@ -147,7 +147,7 @@ impl Connection {
     /// the DATA_FIN once everything is mapped, the subflows' FINs once the data
     /// level is done, the data-level retransmission timer.
     fn map_pending(&mut self, now: Instant) {
-        self.map_data(now);
+        self.map_data();
         let primary = self.primary();
         let Connection { mp, subflows, .. } = self;
         // The data level's RTO is the subflows' shortest: worked out only
@@ -184,7 +184,7 @@ impl Connection {
         data_rto(&self.subflows, self.primary())
     }
 
-    fn map_data(&mut self, now: Instant) {
+    fn map_data(&mut self) {
         let Connection {
             mp,
             subflows,
@@ -227,7 +227,6 @@ impl Connection {
             let budget = if mp.may_join() { room } else { usize::MAX };
             let s = &mut subflows[0];
             mp.push(&mut s.tcb, &mut s.mp, budget);
-            mp.end_round(now, false);
             return;
         }
         couple_cc(subflows, round);
@@ -257,7 +256,7 @@ impl Connection {
             views.retain(|v| !stalled(v));
         }
         while mp.has_pending() {
-            let Some(k) = mp.pick_subflow(now, views) else {
+            let Some(k) = mp.pick_subflow(views) else {
                 break;
             };
             let Some(at) = views.iter().position(|v| v.index == k) else {
@@ -275,10 +274,6 @@ impl Connection {
                 }
             }
         }
-        // (A subflow that took nothing left the views: the peer's window,
-        // not its own, stopped it.)
-        let active_full = views.iter().all(|v| v.backup || v.room == 0);
-        mp.end_round(now, active_full);
     }
 }
 
@@ -382,8 +377,5 @@ fn view_of(s: &Subflow, index: usize) -> Option<SubflowView> {
         // enough for loss recovery to send new data (RFC 6675) while the
         // window is reduced, little enough to keep the subflows' queues short.
         room: (2 * t.cwnd()).saturating_sub(t.send_queued()),
-        probing: t.in_first_slow_start(),
-        cwnd: t.cwnd(),
-        delivered: t.stats().bytes_acked,
     })
 }

@@ -382,17 +382,8 @@ impl DataLevel {
     }
 
     /// Which usable subflow the scheduler picks for the next chunk.
-    pub fn pick_subflow(
-        &mut self,
-        now: Instant,
-        views: &[super::scheduler::SubflowView],
-    ) -> Option<usize> {
-        self.scheduler.pick(now, views)
-    }
-
-    /// A scheduling round is over (see `Scheduler::round_end`).
-    pub fn end_round(&mut self, now: Instant, active_full: bool) {
-        self.scheduler.round_end(now, active_full);
+    pub fn pick_subflow(&mut self, views: &[super::scheduler::SubflowView]) -> Option<usize> {
+        self.scheduler.pick(views)
     }
 }
 

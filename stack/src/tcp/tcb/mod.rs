@@ -679,12 +679,6 @@ impl Tcb {
         self.cc.ssthresh()
     }
 
-    /// No loss, timeout or HyStart++ exit yet: the window has not met the
-    /// path's capacity.
-    pub fn in_first_slow_start(&self) -> bool {
-        self.cc.ssthresh() == usize::MAX
-    }
-
     pub fn snd_wnd(&self) -> usize {
         self.snd_wnd
     }
