@@ -7,8 +7,10 @@ use crate::chunk::{Chunk, Linger};
 use crate::relays::Relay;
 use crate::services::ServiceStats;
 use crate::socket::StackStream;
-use std::io;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
@@ -257,7 +259,7 @@ async fn one_way(
     from: &mut Rd<'_>,
     to: &mut Wr<'_>,
     activity: &Activity,
-    moved: &AtomicU64,
+    moved: &Arc<AtomicU64>,
 ) -> io::Result<()> {
     match (&*from, &mut *to) {
         (Rd::Stack(s), Wr::Os(os)) => return stack_to_os(s, os, activity, moved).await,
@@ -280,10 +282,53 @@ async fn one_way(
 }
 
 /// Stack to OS with no copy of the relay's own: the engine's bytes are
-/// written into the OS socket straight from its receive buffer (a
-/// `try_write` per slice, at most [`IN_PLACE`] a turn since the engine is
-/// locked meanwhile), so this direction holds no storage at all.
+/// written into the OS socket straight from the packet as they arrive (a
+/// direct reader, `StackStream::set_direct_reader`), and what waits in the
+/// receive buffer (what the socket could not take at once) straight from
+/// there (a `try_write` per slice, at most [`IN_PLACE`] a turn since the
+/// engine is locked meanwhile), so this direction holds no storage of its
+/// own.
 async fn stack_to_os(
+    from: &StackStream,
+    to: &mut WriteHalf<'_>,
+    activity: &Activity,
+    moved: &Arc<AtomicU64>,
+) -> io::Result<()> {
+    // The direct reader writes through a descriptor of its own for the same
+    // socket (the engine may hold the reader a little after the relay ends,
+    // so it cannot borrow the relay's). A write it cannot make (a full
+    // socket, an error) leaves the bytes for the loop below, which waits
+    // for room and reports errors.
+    if let Ok(fd) = to.as_ref().as_fd().try_clone_to_owned() {
+        let os = std::net::TcpStream::from(fd);
+        let (start, last_ms, moved) = (activity.start, activity.last_ms.clone(), moved.clone());
+        let direct = move |part: &[u8]| match (&os).write(part) {
+            Ok(n) => {
+                Activity::touch_at(start, &last_ms);
+                moved.fetch_add(n as u64, Ordering::Relaxed);
+                n
+            }
+            Err(_) => 0,
+        };
+        from.set_direct_reader(Some(Box::new(direct)));
+    }
+    // Taken away however this ends (the relay dropped mid-way included):
+    // its descriptor would keep the socket open.
+    let _guard = NoDirectReaderOnDrop(from);
+    stack_to_os_buffered(from, to, activity, moved).await?;
+    from.set_direct_reader(None);
+    to.shutdown().await
+}
+
+struct NoDirectReaderOnDrop<'a>(&'a StackStream);
+
+impl Drop for NoDirectReaderOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.set_direct_reader(None);
+    }
+}
+
+async fn stack_to_os_buffered(
     from: &StackStream,
     to: &mut WriteHalf<'_>,
     activity: &Activity,
@@ -308,7 +353,7 @@ async fn stack_to_os(
             moved.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
-    to.shutdown().await
+    Ok(())
 }
 
 /// OS to stack with no copy of the relay's own: the socket is read straight
@@ -356,21 +401,26 @@ pub(crate) const IN_PLACE: usize = 64 * 1024;
 /// [`Tracked`] halves.
 struct Activity {
     start: Instant,
-    /// Milliseconds since `start` of the last byte read or written.
-    last_ms: AtomicU64,
+    /// Milliseconds since `start` of the last byte read or written (shared
+    /// with a stream's direct reader).
+    last_ms: Arc<AtomicU64>,
 }
 
 impl Activity {
     fn new() -> Self {
         Activity {
             start: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            last_ms: Arc::new(AtomicU64::new(0)),
         }
     }
 
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+        Self::touch_at(self.start, &self.last_ms);
+    }
+
+    fn touch_at(start: Instant, last_ms: &AtomicU64) {
+        let ms = start.elapsed().as_millis() as u64;
+        last_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
     /// Completes once nothing has moved for `idle`.

@@ -38,8 +38,9 @@ pub struct Relay {
     upstream: Mutex<Option<SocketAddr>>,
     pub started: Instant,
     /// Bytes from the client towards the target, and back.
-    pub up: AtomicU64,
-    pub down: AtomicU64,
+    /// (Shared: a stream's direct reader counts what it relays.)
+    pub up: Arc<AtomicU64>,
+    pub down: Arc<AtomicU64>,
 }
 
 impl Relay {
@@ -112,8 +113,8 @@ impl Relays {
             target,
             upstream: Mutex::new(None),
             started: Instant::now(),
-            up: AtomicU64::new(0),
-            down: AtomicU64::new(0),
+            up: Arc::new(AtomicU64::new(0)),
+            down: Arc::new(AtomicU64::new(0)),
         });
         active.insert(id, relay.clone());
         Some(Admitted {

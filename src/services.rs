@@ -187,17 +187,28 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
         listener,
         stats.clone(),
         move |mut stream, stats| async move {
-            let mut hash = sha256.then(Sha256::new);
-            let mut total = 0u64;
+            // The bytes are hashed (or dropped) where the engine holds them:
+            // as they arrive, straight from the packet (a direct reader),
+            // and what waits in the buffer meanwhile in place (a read). A
+            // discard service needs no copy of its own.
+            let state = Arc::new(Mutex::new(SinkState {
+                hash: sha256.then(Sha256::new),
+                total: 0,
+            }));
+            let direct = {
+                let (state, stats) = (state.clone(), stats.clone());
+                move |part: &[u8]| {
+                    lock(&state).take(part);
+                    stats.bytes.fetch_add(part.len() as u64, Ordering::Relaxed);
+                    part.len()
+                }
+            };
+            stream.set_direct_reader(Some(Box::new(direct)));
             loop {
-                // The bytes are hashed (or dropped) where the engine holds
-                // them: a discard service needs no copy of its own. A chunk
-                // at a time: the engine is locked meanwhile.
+                // A chunk at a time: the engine is locked meanwhile.
                 let n = std::future::poll_fn(|cx| {
                     stream.poll_read_with(cx, IN_PLACE, |part| {
-                        if let Some(h) = &mut hash {
-                            h.update(part);
-                        }
+                        lock(&state).take(part);
                         part.len()
                     })
                 })
@@ -205,9 +216,10 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
                 if n == 0 {
                     break;
                 }
-                total += n as u64;
                 stats.bytes.fetch_add(n as u64, Ordering::Relaxed);
             }
+            stream.set_direct_reader(None);
+            let SinkState { hash, total } = std::mem::take(&mut *lock(&state));
             match hash {
                 Some(h) => {
                     let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
@@ -222,6 +234,27 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
         },
     );
     Ok(stats)
+}
+
+/// What a sink connection has taken so far (by its reads and by its direct
+/// reader).
+#[derive(Default)]
+struct SinkState {
+    hash: Option<Sha256>,
+    total: u64,
+}
+
+impl SinkState {
+    fn take(&mut self, part: &[u8]) {
+        if let Some(h) = &mut self.hash {
+            h.update(part);
+        }
+        self.total += part.len() as u64;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Relay each connection accepted on `port` to `host:host_port` through the OS.

@@ -511,6 +511,20 @@ impl StackStream {
         .map_ok(|n| n > 0)
     }
 
+    /// Give the stream a reader of its bytes as they arrive
+    /// (`Stack::set_direct_reader`): while nothing waits to be read, the
+    /// engine offers each segment's in-order bytes to `r` straight from the
+    /// packet, and what it takes never reaches the receive buffer nor wakes
+    /// a read. Reads return what it declined. It runs with the engine
+    /// locked, inside packet processing: it must be quick and must not touch
+    /// the engine. `None` takes it away (dropping it); the engine also drops
+    /// it when the stream is dropped.
+    pub fn set_direct_reader(&self, r: Option<Box<dyn mptun_stack::DirectReader>>) {
+        let mut s = self.handle.lock();
+        // A connection already gone has nothing more to offer.
+        let _ = s.stack.set_direct_reader(self.id, r);
+    }
+
     /// As [`poll_read_with`](Self::poll_read_with) without waiting: `Ok(0)`
     /// when there is nothing now (or the reader took nothing), or at the end.
     pub fn read_now_with(&self, max: usize, f: impl FnMut(&[u8]) -> usize) -> io::Result<usize> {

@@ -23,6 +23,7 @@ pub use config::{
     CcAlgorithm, Config, MptcpConfig, RateLimits, SchedulerKind, Seed, Shard, SynCookies,
     TcpConfig, TokenPrefix,
 };
+pub use conn::direct_read::DirectReader;
 pub use endpoint::{
     BufferInfo, ConnId, ConnInfo, ConnectOptions, Counters, EndedSubflow, EndpointFlags, Error,
     Event, Listen, LocalReset, MptcpInfo, PathEvent, PathEventKind, RuntimeLimits, SharedCounts,

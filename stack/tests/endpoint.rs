@@ -383,6 +383,72 @@ fn recv_with_hands_over_the_bytes_in_place() {
     );
 }
 
+/// A `DirectReader` takes in-order bytes straight from the segment: what it
+/// takes is read (no `Readable`), what it declines waits for `recv`, and it
+/// is skipped while that is so, so that the stream stays in order; an
+/// out-of-order segment waits in the buffer too. Released, the reader is
+/// dropped.
+#[test]
+fn direct_reader_takes_in_order_bytes_and_leaves_the_rest() {
+    use std::sync::{Arc, Mutex};
+    let mut s = stack(config());
+    s.listen(443).unwrap();
+    let server = SocketAddr::new(us4(), 443);
+    let (iss, id) = accept(&mut s, peer4(5555), server);
+    // Takes at most `limit` bytes a call.
+    let seen = Arc::new(Mutex::new((Vec::<u8>::new(), usize::MAX)));
+    let held = seen.clone();
+    let reader = move |p: &[u8]| {
+        let mut g = held.lock().unwrap();
+        let n = p.len().min(g.1);
+        g.0.extend_from_slice(&p[..n]);
+        n
+    };
+    assert!(s
+        .set_direct_reader(id, Some(Box::new(reader)))
+        .unwrap()
+        .is_none());
+    let data = |seq: u32, bytes: &[u8]| packet(peer4(5555), server, ACK | PSH, seq, iss + 1, bytes);
+    s.handle_packet(T, &data(1001, b"hello"));
+    assert_eq!(seen.lock().unwrap().0, b"hello");
+    assert_eq!(s.recv_available(id), Ok(0));
+    assert!(events(&mut s).is_empty(), "nothing to read");
+    // Acknowledged all the same, the window as open as before.
+    let ack = poll_one(&mut s);
+    assert_eq!(ack.ack, 1006);
+    // Part taken: the rest waits, and later bytes go behind it.
+    seen.lock().unwrap().1 = 3;
+    s.handle_packet(T, &data(1006, b", world"));
+    assert_eq!(seen.lock().unwrap().0, b"hello, w");
+    assert_eq!(events(&mut s), [Event::Readable(id)]);
+    seen.lock().unwrap().1 = usize::MAX;
+    s.handle_packet(T, &data(1013, b"!"));
+    assert_eq!(
+        seen.lock().unwrap().0,
+        b"hello, w",
+        "skipped while bytes wait"
+    );
+    let mut buf = [0u8; 16];
+    assert_eq!(s.recv(id, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"orld!");
+    // Out of order: buffered; the gap filled, the reader takes the filler
+    // and the rest is read as usual.
+    s.handle_packet(T, &data(1017, b"ZZ"));
+    s.handle_packet(T, &data(1014, b"abc"));
+    assert_eq!(seen.lock().unwrap().0, b"hello, w");
+    assert_eq!(s.recv(id, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"abcZZ");
+    s.handle_packet(T, &data(1019, b"end"));
+    assert_eq!(seen.lock().unwrap().0, b"hello, wend");
+    // Taken away, it is given back; given again and released, dropped.
+    let r = s.set_direct_reader(id, None).unwrap();
+    assert!(r.is_some());
+    s.set_direct_reader(id, r).unwrap();
+    assert_eq!(Arc::strong_count(&seen), 2);
+    s.release(id).unwrap();
+    assert_eq!(Arc::strong_count(&seen), 1, "dropped with the handle");
+}
+
 #[test]
 fn ipv6_syn_to_closed_port_gets_rst_ack() {
     let mut s = stack(config());

@@ -214,3 +214,38 @@ fn dss_checksum_failure_falls_back_by_mp_fail() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(infinite > 0, "no run fell back by an infinite mapping");
 }
+
+/// As `tcp_sim`'s test of the same name, over MPTCP: the data level offers
+/// its in-order bytes to the application's `DirectReader` (with and without
+/// DSS checksums, which take the ordinary path to the data level).
+#[test]
+fn direct_readers_take_bytes_as_they_arrive() {
+    let (mut taken, mut moved) = (0u64, 0u64);
+    for seed in seeds(20) {
+        let mut sc = mptcp_scenario(seed ^ 0xD1EC_0000, seed % 4 == 3);
+        sc.seed = seed;
+        sc.client_direct = true;
+        sc.server_direct = true;
+        match run_transfer(&sc) {
+            Ok(r) => {
+                let [c, s] = &r.counters;
+                assert!(
+                    c.mptcp_fallbacks + s.mptcp_fallbacks == 0 && c.mptcp_connections > 0,
+                    "seed {seed}: not MPTCP to the end"
+                );
+                taken += r.direct_taken.iter().sum::<u64>();
+                moved += sc.client_bytes + sc.server_bytes;
+            }
+            Err(e) => panic!(
+                "seed {seed} ({}): {e}\n  replay: SIM_SEED={seed} cargo test -p mptun-stack \
+                 --test mptcp_sim direct_readers_take_bytes_as_they_arrive -- --nocapture",
+                sc.describe()
+            ),
+        }
+    }
+    eprintln!("direct readers took {taken} of {moved} bytes");
+    assert!(
+        moved > 0 && taken * 10 > moved,
+        "direct readers took {taken} of {moved} bytes"
+    );
+}

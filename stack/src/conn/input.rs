@@ -4,6 +4,7 @@
 //! level, which then moves the subflow's in-order bytes to the data stream;
 //! what it decided is carried out, and subflows that closed are let go.
 
+use super::direct_read::PlainDirect;
 use super::subflow::Subflow;
 use super::{Connection, Effects, SubflowId};
 use crate::mptcp::direct::DirectRx;
@@ -52,6 +53,10 @@ impl Connection {
         // going out ends an MP_FAIL exchange on the output path): a join
         // still in its handshake must not take this segment as plain TCP.
         self.drop_joins_after_fallback(&mut fx);
+        // Plain TCP (or after a fallback, once what reached the data level
+        // before it has been read): the application's reader, if any, is
+        // offered the bytes.
+        let plain_direct = self.mp.as_deref().is_none_or(|m| m.recv_available() == 0);
         let verdict = match self.mp.as_deref_mut().filter(|m| !m.is_fallback()) {
             Some(mp) => {
                 // In-order bytes go straight to the data level when they can
@@ -64,8 +69,15 @@ impl Connection {
                     opts,
                     now,
                     idle_path,
+                    app: &mut self.direct,
                 };
                 s.tcb.on_segment_with(now, seg, quota, &mut direct)
+            }
+            None if plain_direct => {
+                let mut direct = PlainDirect(&mut self.direct);
+                self.subflows[k]
+                    .tcb
+                    .on_segment_with(now, seg, quota, &mut direct)
             }
             None => self.subflows[k].tcb.on_segment(now, seg, quota),
         };

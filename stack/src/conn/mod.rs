@@ -18,6 +18,7 @@
 
 mod actions;
 mod close;
+pub mod direct_read;
 pub mod effects;
 mod events;
 pub mod info;
@@ -83,6 +84,8 @@ pub struct Connection {
     reported: events::Reported,
     /// The application released its handle.
     released: bool,
+    /// The application's reader of bytes as they arrive (`direct_read.rs`).
+    direct: direct_read::DirectSlot,
 }
 
 impl Connection {
@@ -104,6 +107,7 @@ impl Connection {
             close_reported: false,
             reported: events::Reported::default(),
             released: false,
+            direct: direct_read::DirectSlot::default(),
         }
     }
 
@@ -124,8 +128,10 @@ impl Connection {
             tcb.mark_released();
         }
         let released = self.released;
+        let direct = core::mem::take(&mut self.direct);
         *self = Connection::mptcp(tcb, mp);
         self.released = released;
+        self.direct = direct;
     }
 
     pub fn local(&self) -> SocketAddr {
@@ -285,6 +291,15 @@ impl Connection {
     }
 
     // ----- the application -----
+
+    /// Give the connection a reader of its bytes as they arrive (or take it
+    /// away); returns the one it had.
+    pub fn set_direct_reader(
+        &mut self,
+        r: Option<Box<dyn direct_read::DirectReader>>,
+    ) -> Option<Box<dyn direct_read::DirectReader>> {
+        core::mem::replace(&mut self.direct.0, r)
+    }
 
     /// Queue data; `None` once the connection cannot send any more.
     pub fn send(&mut self, data: &[u8]) -> Option<usize> {
@@ -452,6 +467,9 @@ impl Connection {
     pub fn release(&mut self, now: Instant) -> Effects {
         self.unsettle();
         self.released = true;
+        // Nobody reads any more (and the reader may hold the application's
+        // resources, such as a socket).
+        self.direct = direct_read::DirectSlot::default();
         let mut fx = Effects::default();
         for s in &mut self.subflows {
             s.tcb.mark_released();

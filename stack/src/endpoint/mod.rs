@@ -36,6 +36,7 @@ pub use types::{CloseReason, ConnId, ConnectOptions, EndpointFlags, Error, Event
 pub use unused::{UnusedPath, UnusedReason};
 
 use crate::config::{Config, Shard};
+use crate::conn::direct_read::DirectReader;
 use crate::conn::Connection;
 use crate::demux::{ConnTable, FourTuple};
 use crate::memory::Pressure;
@@ -525,6 +526,20 @@ impl Stack {
             Err(true) => Err(Error::Finished),
             Err(false) => Err(Error::Reset),
         }
+    }
+
+    /// Give connection `id` a reader of its bytes as they arrive (`None`
+    /// takes it away): in-order bytes that would go to the front of its
+    /// empty receive buffer are offered to it straight from the packet, and
+    /// what it takes is read (no `readable` event, no copy into the buffer);
+    /// ordinary reads still return what it declined. Returns the reader it
+    /// had. The reader is dropped when the application releases the handle.
+    pub fn set_direct_reader(
+        &mut self,
+        id: ConnId,
+        r: Option<Box<dyn DirectReader>>,
+    ) -> Result<Option<Box<dyn DirectReader>>, Error> {
+        Ok(self.conn_mut(id)?.set_direct_reader(r))
     }
 
     /// Bytes that `send` would accept now.

@@ -12,6 +12,7 @@
 use super::level::{DataLevel, Phase};
 use super::mapping::Mapping;
 use super::subflow::SubflowMp;
+use crate::conn::direct_read::DirectSlot;
 use crate::tcp::hooks::{InOrder, TextHooks};
 use crate::time::Instant;
 use crate::wire::{Dsn, MptcpOptions};
@@ -25,6 +26,9 @@ pub struct DirectRx<'a> {
     pub now: Instant,
     /// As `pull`'s (see `DataLevel::path_idle`).
     pub idle_path: bool,
+    /// The application's reader, offered the bytes first while the data
+    /// level holds none (`conn/direct_read.rs`).
+    pub app: &'a mut DirectSlot,
 }
 
 impl TextHooks for DirectRx<'_> {
@@ -41,13 +45,13 @@ impl TextHooks for DirectRx<'_> {
             && only_dss(self.opts)
     }
 
-    fn take_in_order(&mut self, at: &InOrder, data: &[u8]) -> bool {
+    fn take_in_order(&mut self, at: &InOrder, data: &[u8]) -> usize {
         let Some(m) = self.mapping_for(at.ssn, data.len()) else {
-            return false;
+            return 0;
         };
         let l = &mut *self.level;
         if m.dsn_of(at.ssn) != Some(l.rcv_nxt) || data.len() > l.rcv_buf.free() {
-            return false;
+            return 0;
         }
         // What `pull` does first, with the samples it would take from the TCB.
         l.rcv_space.idle_path = self.idle_path;
@@ -57,17 +61,29 @@ impl TextHooks for DirectRx<'_> {
         if data.len() > l.rcv_buf.free() {
             // Tuned down meanwhile: the TCB keeps the bytes, `pull` takes
             // what fits.
-            return false;
+            return 0;
         }
-        let ready = l.rcv_buf.enqueue(data) + l.assembler.advance_into(data.len(), &mut l.rcv_buf);
+        // The application's reader first, while nothing waits before these
+        // bytes; what it takes is read at once, as `recv` counts it.
+        let taken = if l.rcv_buf.is_empty() && l.assembler.is_empty() {
+            self.app.offer(data)
+        } else {
+            0
+        };
+        l.bytes_read += taken as u64;
+        let rest = &data[taken..];
+        let mut ready = taken;
+        if !rest.is_empty() {
+            ready += l.rcv_buf.enqueue(rest) + l.assembler.advance_into(rest.len(), &mut l.rcv_buf);
+            l.readable = true;
+        }
         l.rcv_nxt += ready;
-        l.readable = true;
         self.sf.direct_map = self.opts.dss.and_then(|d| d.mapping);
         self.sf.delivered_at = Some(self.now);
         self.sf
             .rx_map
             .release_before(at.ssn.wrapping_add(data.len() as u32));
-        true
+        data.len()
     }
 }
 

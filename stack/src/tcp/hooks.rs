@@ -178,17 +178,18 @@ pub struct InOrder {
 /// Called by the TCB for in-order payload that would go into an empty
 /// receive buffer, only to be read out of it at once by the layer above
 /// (MPTCP moves a subflow's bytes to the connection level after every
-/// segment): a layer that takes all of `data` here spares the copy into the
-/// TCB's buffer, its allocation and its release.
+/// segment; an application's `DirectReader` reads them): a layer that takes
+/// `data` here spares the copy into the TCB's buffer, its allocation and its
+/// release.
 pub trait TextHooks {
     /// Whether in-order payload is to be offered at all.
     fn wants_in_order(&self) -> bool {
         true
     }
 
-    /// Take all of `data` (true; the TCB then counts it as placed and read)
-    /// or none of it (false; the TCB keeps it as usual).
-    fn take_in_order(&mut self, at: &InOrder, data: &[u8]) -> bool;
+    /// Take the first bytes of `data`: how many (the TCB counts them as
+    /// placed and read, and keeps the rest as usual).
+    fn take_in_order(&mut self, at: &InOrder, data: &[u8]) -> usize;
 }
 
 impl TextHooks for NoHooks {
@@ -196,8 +197,8 @@ impl TextHooks for NoHooks {
         false
     }
 
-    fn take_in_order(&mut self, _: &InOrder, _: &[u8]) -> bool {
-        false
+    fn take_in_order(&mut self, _: &InOrder, _: &[u8]) -> usize {
+        0
     }
 }
 

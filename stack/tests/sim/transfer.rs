@@ -11,6 +11,7 @@ use core::time::Duration;
 use mptun_stack::endpoint::CloseReason;
 use mptun_stack::{CcAlgorithm, Config, ConnId, Error, Event, Instant, Stack};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 /// A seeded byte stream of known length with random access: byte `i` is byte
 /// `i % 8` of `mix64(key + i / 8 * φ)`. Nothing is stored.
@@ -96,6 +97,10 @@ pub struct Transfer {
     /// Writes so far (which way the next one goes).
     writes: u64,
     expect: Vec<u8>,
+    /// Bytes are also taken as they arrive, by a `DirectReader` that
+    /// checks them (set before the first poll).
+    pub direct_reader: bool,
+    direct: Option<Arc<Mutex<DirectCheck>>>,
     /// The most `Stack::memory_used` was at a poll.
     pub peak_memory: usize,
 }
@@ -127,8 +132,48 @@ impl Transfer {
             scratch: Vec::new(),
             writes: 0,
             expect: Vec::new(),
+            direct_reader: false,
+            direct: None,
             peak_memory: 0,
         }
+    }
+
+    /// Give the connection a `DirectReader` that checks what it takes
+    /// against the payload and sometimes declines all or part of it (which
+    /// then waits in the receive buffer for `read`).
+    fn install_direct(&mut self, stack: &mut Stack, id: ConnId) -> Result<(), String> {
+        let check = Arc::new(Mutex::new(DirectCheck {
+            received: self.received,
+            rx: self.rx,
+            alter: self.rx_alter,
+            rng: self.rng.fork(),
+            error: None,
+            taken: 0,
+        }));
+        let c = check.clone();
+        let reader = move |part: &[u8]| c.lock().unwrap().take(part);
+        stack
+            .set_direct_reader(id, Some(Box::new(reader)))
+            .map_err(|e| format!("set_direct_reader: {e}"))?;
+        self.direct = Some(check);
+        Ok(())
+    }
+
+    /// Bytes the direct reader took.
+    pub fn direct_taken(&self) -> u64 {
+        self.direct.as_ref().map_or(0, |d| d.lock().unwrap().taken)
+    }
+
+    /// What the direct reader took so far: `received` catches up (an error
+    /// if it saw a wrong byte).
+    fn sync_direct(&mut self) -> Result<(), String> {
+        let Some(d) = &self.direct else { return Ok(()) };
+        let d = d.lock().unwrap();
+        if let Some(e) = &d.error {
+            return Err(format!("direct reader: {e}"));
+        }
+        self.received = d.received;
+        Ok(())
     }
 
     /// The active end: connects to `remote` (from `local`, or the stack's choice) at
@@ -171,6 +216,15 @@ impl Transfer {
     }
 
     fn read(&mut self, now: Instant, stack: &mut Stack, id: ConnId) -> Result<(), String> {
+        self.sync_direct()?;
+        let r = self.read_buffered(now, stack, id);
+        if let Some(d) = &self.direct {
+            d.lock().unwrap().received = self.received;
+        }
+        r
+    }
+
+    fn read_buffered(&mut self, now: Instant, stack: &mut Stack, id: ConnId) -> Result<(), String> {
         let mut budget = usize::MAX;
         if let Some(slow) = self.slow_reader {
             if now < self.next_read_at {
@@ -262,7 +316,12 @@ impl App for Transfer {
     fn on_event(&mut self, now: Instant, _stack: &mut Stack, event: Event) -> Result<(), String> {
         match event {
             Event::Accepted { id, .. } => match self.role {
-                Role::Server if self.conn.is_none() => self.conn = Some(id),
+                Role::Server if self.conn.is_none() => {
+                    self.conn = Some(id);
+                    if self.direct_reader {
+                        self.install_direct(_stack, id)?;
+                    }
+                }
                 _ => return Err(format!("unexpected {event:?}")),
             },
             Event::Connected(id) => match self.role {
@@ -295,6 +354,9 @@ impl App for Transfer {
                     .connect(now, local, remote)
                     .map_err(|e| format!("connect: {e}"))?;
                 self.conn = Some(id);
+                if self.direct_reader {
+                    self.install_direct(stack, id)?;
+                }
             }
         }
         let Some(id) = self.conn else { return Ok(()) };
@@ -343,6 +405,53 @@ impl App for Transfer {
     }
 }
 
+/// A `Transfer`'s direct reader: checks the bytes it takes, in stream
+/// order, and takes all of them, none or a part at random.
+struct DirectCheck {
+    received: u64,
+    rx: Payload,
+    alter: Option<fn(u64, u8) -> u8>,
+    rng: Rng,
+    error: Option<String>,
+    /// Bytes it took.
+    taken: u64,
+}
+
+impl DirectCheck {
+    fn take(&mut self, part: &[u8]) -> usize {
+        let n = match self.rng.below(8) {
+            0 => 0,
+            1 | 2 => self.rng.range(0, part.len() as u64) as usize,
+            _ => part.len(),
+        };
+        if self.received + n as u64 > self.rx.len {
+            self.error.get_or_insert(format!(
+                "offered more than the peer sent: {} + {n} > {}",
+                self.received, self.rx.len
+            ));
+            return 0;
+        }
+        let mut expect = vec![0; n];
+        self.rx.fill(self.received, &mut expect);
+        if let Some(alter) = self.alter {
+            for (i, b) in expect.iter_mut().enumerate() {
+                *b = alter(self.received + i as u64, *b);
+            }
+        }
+        if let Some(i) = (0..n).find(|&i| part[i] != expect[i]) {
+            self.error.get_or_insert(format!(
+                "data mismatch at offset {}: got {:#04x}, expected {:#04x}",
+                self.received + i as u64,
+                part[i],
+                expect[i]
+            ));
+        }
+        self.received += n as u64;
+        self.taken += n as u64;
+        n
+    }
+}
+
 /// Everything one transfer run depends on; derived from a seed by [`Scenario::random`].
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -364,6 +473,9 @@ pub struct Scenario {
     pub middlebox: Option<fn(&mut Vec<u8>)>,
     /// What that middlebox does to the client's bytes, by stream offset.
     pub client_data_alter: Option<fn(u64, u8) -> u8>,
+    /// The ends also read with a `DirectReader` (`Transfer::direct_reader`).
+    pub client_direct: bool,
+    pub server_direct: bool,
 }
 
 /// Port the server listens on.
@@ -411,6 +523,8 @@ impl Scenario {
             server_config: sim_config(derive(seed, 2)),
             middlebox: None,
             client_data_alter: None,
+            client_direct: false,
+            server_direct: false,
         }
     }
 
@@ -418,6 +532,11 @@ impl Scenario {
     pub fn random(seed: u64, max_bytes: u64) -> Self {
         let mut r = Rng::new(derive(seed, 0x5CE7));
         let mut s = Scenario::basic(seed, 0, 0, LinkParams::default());
+        // Drawn apart, so that every other choice stays what the seed made
+        // it before direct readers existed.
+        let mut d = Rng::new(derive(seed, 0xD1EC));
+        s.client_direct = d.chance(0.3);
+        s.server_direct = d.chance(0.3);
         s.ipv6 = r.chance(0.3);
         let size = |r: &mut Rng| match r.below(20) {
             0..=2 => 0,
@@ -591,6 +710,12 @@ impl Scenario {
                 sr.interval.as_millis()
             );
         }
+        if self.client_direct {
+            s += ", client direct reader";
+        }
+        if self.server_direct {
+            s += ", server direct reader";
+        }
         s += &format!(", chunks <= {}", self.max_chunk);
         s
     }
@@ -599,6 +724,8 @@ impl Scenario {
 /// Figures of a successful transfer.
 #[derive(Debug, Clone)]
 pub struct TransferReport {
+    /// Bytes the client's and the server's direct readers took.
+    pub direct_taken: [u64; 2],
     /// When both ends had read every byte (virtual time since start).
     pub completion: Duration,
     /// When both handles had been released.
@@ -653,10 +780,11 @@ pub fn run_transfer(sc: &Scenario) -> Result<TransferReport, String> {
         derive(sc.seed, 20),
     );
     let mut server = Transfer::server(sp, cp, derive(sc.seed, 21));
-    for (t, slow) in [
-        (&mut client, sc.client_slow_reader),
-        (&mut server, sc.server_slow_reader),
+    for (t, slow, direct) in [
+        (&mut client, sc.client_slow_reader, sc.client_direct),
+        (&mut server, sc.server_slow_reader, sc.server_direct),
     ] {
+        t.direct_reader = direct;
         t.max_chunk = sc.max_chunk;
         t.wait_closed_before_release = sc.wait_closed_before_release;
         t.slow_reader = slow;
@@ -684,6 +812,7 @@ pub fn run_transfer(sc: &Scenario) -> Result<TransferReport, String> {
         server_to_client: w.path(0).b_to_a.stats().clone(),
         steps: w.steps,
         peak_memory: [client.peak_memory, server.peak_memory],
+        direct_taken: [client.direct_taken(), server.direct_taken()],
         counters,
     })
 }

@@ -484,7 +484,7 @@ impl Tcb {
             // straight from the segment.
             let offer =
                 offset == 0 && !had_holes && self.recv_buf.is_empty() && text.wants_in_order();
-            let direct = offer && {
+            let taken = if offer {
                 // Sampled first: the layer above tunes its buffer with it.
                 self.measure_rcv_rtt(now, seg);
                 let at = InOrder {
@@ -493,17 +493,22 @@ impl Tcb {
                     min_rtt: self.min_rtt(),
                     mss: self.mss(),
                 };
-                text.take_in_order(&at, data)
-            };
-            let ready = if direct {
+                let n = text.take_in_order(&at, data).min(data.len());
                 // Placed and read at once: as `consume` counts it.
-                self.bytes_read += data.len() as u64;
-                data.len()
+                self.bytes_read += n as u64;
+                n
+            } else {
+                0
+            };
+            let rest = &data[taken..];
+            let ready = if rest.is_empty() {
+                taken
             } else if offset == 0 {
                 // In order: always accepted, however many holes are tracked.
-                let ready = self.recv_buf.enqueue(data);
-                debug_assert_eq!(ready, data.len());
-                ready + self.assembler.advance_into(data.len(), &mut self.recv_buf)
+                let queued = self.recv_buf.enqueue(rest);
+                debug_assert_eq!(queued, rest.len());
+                self.events.readable = true;
+                taken + queued + self.assembler.advance_into(rest.len(), &mut self.recv_buf)
             } else {
                 if self.pressure == Pressure::Exhausted {
                     // Out of memory: the sender will send it again (and it
@@ -525,9 +530,10 @@ impl Tcb {
             }
             self.autotune_recv(now);
             if ready > 0 {
+                // Bytes a reader took at once leave nothing to read (the
+                // application is told of those queued, above).
                 self.rcv_nxt += ready;
                 self.stats.bytes_received += ready as u64;
-                self.events.readable = true;
             }
         }
         // The peer's FIN, once everything before it has arrived.
