@@ -33,6 +33,8 @@ use mptun_stack::{
 };
 use std::collections::BinaryHeap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 const PORT: u16 = 5001;
 /// Virtual time after which the network is clean whatever the decisions say.
@@ -129,7 +131,11 @@ struct End {
     /// Shut down only after EOF.
     wait_eof: bool,
     /// The fuzzer changed payload bytes the peer sent (FlipPayload).
-    payload_altered: std::rc::Rc<std::cell::Cell<bool>>,
+    payload_altered: Arc<AtomicBool>,
+    /// Bytes are also taken as they arrive by a `DirectReader` (which
+    /// checks them as `read` does).
+    direct: Option<Arc<Mutex<DirectCheck>>>,
+    wants_direct: bool,
     scratch: Vec<u8>,
     expect: Vec<u8>,
 }
@@ -148,6 +154,8 @@ impl End {
             ended: None,
             wait_eof,
             payload_altered: Default::default(),
+            direct: None,
+            wants_direct: false,
             scratch: vec![0; 8192],
             expect: vec![0; 8192],
         }
@@ -163,6 +171,9 @@ impl End {
                 assert!(server, "the client accepted a connection");
                 if self.conn.is_none() && !self.done() {
                     self.conn = Some(id);
+                    if self.wants_direct {
+                        self.install_direct(stack, id);
+                    }
                 } else {
                     // Only one connection is ever opened; a second accept
                     // would mean a SYN was taken for a new connection.
@@ -180,7 +191,33 @@ impl End {
         }
     }
 
+    /// Read with a `DirectReader` too (see `DirectCheck`).
+    fn install_direct(&mut self, stack: &mut Stack, id: ConnId) {
+        let check = Arc::new(Mutex::new(DirectCheck {
+            received: self.received,
+            rx: self.rx,
+            altered: self.payload_altered.clone(),
+            calls: 0,
+        }));
+        let c = check.clone();
+        let reader = move |part: &[u8]| c.lock().unwrap().take(part);
+        stack
+            .set_direct_reader(id, Some(Box::new(reader)))
+            .expect("set_direct_reader");
+        self.direct = Some(check);
+    }
+
     fn read(&mut self, stack: &mut Stack, id: ConnId) {
+        if let Some(d) = &self.direct {
+            self.received = d.lock().unwrap().received;
+        }
+        self.read_buffered(stack, id);
+        if let Some(d) = &self.direct {
+            d.lock().unwrap().received = self.received;
+        }
+    }
+
+    fn read_buffered(&mut self, stack: &mut Stack, id: ConnId) {
         while !self.eof {
             match stack.recv(id, &mut self.scratch) {
                 Ok(0) => break,
@@ -196,7 +233,7 @@ impl End {
                     // A payload changed on the way and accepted (after MP_FAIL,
                     // as RFC 8684 §3.7 has it, or after a fallback) is what the
                     // middlebox delivered; anything else is a bug.
-                    if let Some(i) = wrong.filter(|_| !self.payload_altered.get()) {
+                    if let Some(i) = wrong.filter(|_| !self.payload_altered.load(Relaxed)) {
                         panic!(
                             "wrong byte delivered at stream offset {}",
                             self.received + i as u64
@@ -257,6 +294,43 @@ impl End {
             stack.release(id).expect("release");
             self.released = true;
         }
+    }
+}
+
+/// An end's direct reader: takes all of what it is offered, half or none
+/// (in turn), checking each byte against the payload as `End::read` does.
+struct DirectCheck {
+    received: u64,
+    rx: Payload,
+    altered: Arc<AtomicBool>,
+    calls: u64,
+}
+
+impl DirectCheck {
+    fn take(&mut self, part: &[u8]) -> usize {
+        self.calls += 1;
+        let n = match self.calls % 5 {
+            2 => part.len() / 2,
+            4 => 0,
+            _ => part.len(),
+        };
+        assert!(
+            self.received + n as u64 <= self.rx.len,
+            "offered more than the peer sent: {} + {n} > {}",
+            self.received,
+            self.rx.len
+        );
+        let mut expect = vec![0; n];
+        self.rx.fill(self.received, &mut expect);
+        let wrong = (0..n).find(|&i| part[i] != expect[i]);
+        if let Some(i) = wrong.filter(|_| !self.altered.load(Relaxed)) {
+            panic!(
+                "wrong byte offered at stream offset {}",
+                self.received + i as u64
+            );
+        }
+        self.received += n as u64;
+        n
     }
 }
 
@@ -461,7 +535,10 @@ impl PathLog {
             }
             PathEventKind::Fallback { .. } => {}
             PathEventKind::Closed => {
-                assert!(self.created.contains(&e.id), "CLOSED without CREATED: {e:?}");
+                assert!(
+                    self.created.contains(&e.id),
+                    "CLOSED without CREATED: {e:?}"
+                );
                 self.closed.insert(e.id);
             }
             _ => assert!(self.created.contains(&e.id), "before CREATED: {e:?}"),
@@ -509,12 +586,18 @@ fn run(inp: &Input) {
         ipv6,
         path0_down: false,
     };
+    // Odd delays give that end a direct reader too (no input byte of its
+    // own, so that the corpus keeps its meaning).
+    ends[0].wants_direct = inp.delay[0] % 2 == 1;
+    ends[1].wants_direct = inp.delay[1] % 2 == 1;
     let mut now = Instant::from_millis(1);
-    ends[0].conn = Some(
-        stacks[0]
-            .connect(now, Some(SocketAddr::new(c0, 0)), SocketAddr::new(s0, PORT))
-            .unwrap(),
-    );
+    let cid = stacks[0]
+        .connect(now, Some(SocketAddr::new(c0, 0)), SocketAddr::new(s0, PORT))
+        .unwrap();
+    ends[0].conn = Some(cid);
+    if ends[0].wants_direct {
+        ends[0].install_direct(&mut stacks[0], cid);
+    }
     let ends_altered = [
         ends[0].payload_altered.clone(),
         ends[1].payload_altered.clone(),
@@ -612,7 +695,7 @@ fn run(inp: &Input) {
                             Some(p) => {
                                 if matches!(a, Alter::FlipPayload { .. }) {
                                     // Host h sent it: the other end reads it.
-                                    ends_altered[1 - h].set(true);
+                                    ends_altered[1 - h].store(true, Relaxed);
                                 }
                                 p
                             }
