@@ -39,12 +39,16 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
 results=()
-for mode in plain offload; do
+for mode in plain offload direct; do
 for kind in tcp mptcp; do
     for side in sender receiver; do
+        # direct: the receiving application reads with a direct reader (as
+        # the daemon's sink and relays do); only the receiver changes.
+        [ "$mode" = direct ] && [ "$side" = sender ] && continue
         out=$TMP/$kind.$mode.$side.out
         flag=()
         [ "$mode" = offload ] && flag=(--offload)
+        [ "$mode" = direct ] && flag=(--offload --direct)
         run=$(valgrind --tool=callgrind --callgrind-out-file="$out" \
             --toggle-collect="*cost::$side*" "$BIN" "$kind" "$MIB" "${flag[@]}" 2>"$TMP/vg.err") ||
             { cat "$TMP/vg.err" >&2; exit 1; }
@@ -67,12 +71,13 @@ for line in sys.stdin:
     kind, side, ir, run = line.split(" ", 3)
     rows[(kind, side)] = (int(ir), json.loads(run))
 out = ["| | TCP | MPTCP (one subflow) | MPTCP / TCP |", "|---|---:|---:|---:|"]
-for mode, how in (("plain", "segment by segment"), ("offload", "super-packets")):
-    for side in ("sender", "receiver"):
+cases = [("plain", "segment by segment", "sender"), ("plain", "segment by segment", "receiver"),
+         ("offload", "super-packets", "sender"), ("offload", "super-packets", "receiver"),
+         ("direct", "super-packets, direct reader", "receiver")]
+for mode, how, side in cases:
         t, m = rows[("tcp." + mode, side)][0] / mib, rows[("mptcp." + mode, side)][0] / mib
         out.append(f"| {side}, {how}: instructions per MiB | {t/1e6:.2f} M | {m/1e6:.2f} M | {m/t:.2f} |")
-for mode, how in (("plain", "segment by segment"), ("offload", "super-packets")):
-    for side in ("sender", "receiver"):
+for mode, how, side in cases:
         t = rows[("tcp." + mode, side)][1]["segments_sender"]
         m = rows[("mptcp." + mode, side)][1]["segments_sender"]
         ti, mi = rows[("tcp." + mode, side)][0] / t, rows[("mptcp." + mode, side)][0] / m
@@ -102,7 +107,10 @@ section = ("## Engine cost (instructions per MiB)\n\n"
            "check, reassembly, copying the bytes out and its ACKs. With super-packets (`cost --offload`) "
            "the stacks move their segments as the daemon does over a TUN with offloads: up to 44 "
            "at once each way (`Stack::poll_transmit_gso`, `Stack::handle_super_packet`), checksums "
-           "left to the device. `--top N` lists where they go.\n")
+           "left to the device. With a direct reader (`cost --offload --direct`) the receiving "
+           "application takes the bytes straight from the segments (`Stack::set_direct_reader`), as "
+           "the daemon's sink and relays do, instead of copying them out of the receive buffer. "
+           "`--top N` lists where they go.\n")
 if "## Engine cost (instructions per MiB)\n" in text:
     text = re.sub(r"## Engine cost \(instructions per MiB\)\n.*?(?=\n## |\Z)", section.rstrip("\n") + "\n", text, flags=re.S)
 else:

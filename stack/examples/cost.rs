@@ -18,6 +18,10 @@
 //! (`Stack::handle_super_packet`) without checking checksums, as from the
 //! kernel's GRO; the wire still spends each super-packet's bytes' time.
 //!
+//! `--direct` has the receiving application take the bytes with a direct
+//! reader (`Stack::set_direct_reader`), as the daemon's sink and relays do,
+//! instead of `recv` into a buffer of its own.
+//!
 //! Prints one JSON line (bytes, segments each way, virtual duration).
 
 use mptun_stack::wire::TxChecksum;
@@ -27,6 +31,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 const PORT: u16 = 5001;
@@ -86,7 +91,11 @@ fn config(seed: u64, mptcp: bool) -> Config {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let offload = args.iter().any(|a| a == "--offload");
-    let args: Vec<&String> = args.iter().filter(|a| *a != "--offload").collect();
+    let direct = args.iter().any(|a| a == "--direct");
+    let args: Vec<&String> = args
+        .iter()
+        .filter(|a| *a != "--offload" && *a != "--direct")
+        .collect();
     let (mptcp, mib) = match args.as_slice() {
         [kind, mib] if *kind == "tcp" || *kind == "mptcp" => match mib.parse::<u64>() {
             Ok(m) if m > 0 => (*kind == "mptcp", m),
@@ -94,7 +103,7 @@ fn main() -> ExitCode {
         },
         _ => return usage(),
     };
-    match run(mptcp, mib << 20, offload) {
+    match run(mptcp, mib << 20, offload, direct) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
@@ -107,11 +116,11 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: cost tcp|mptcp MIB [--offload]");
+    eprintln!("usage: cost tcp|mptcp MIB [--offload] [--direct]");
     ExitCode::from(2)
 }
 
-fn run(mptcp: bool, total: u64, offload: bool) -> Result<String, String> {
+fn run(mptcp: bool, total: u64, offload: bool, direct: bool) -> Result<String, String> {
     let a_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     let b_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     let mut hosts = [
@@ -147,6 +156,8 @@ fn run(mptcp: bool, total: u64, offload: bool) -> Result<String, String> {
     let mut wire: VecDeque<(Instant, usize, Vec<u8>, usize)> = VecDeque::new();
     let (mut sent, mut received, mut shut, mut eof) = (0u64, 0u64, false, false);
     let mut segments = [0u64; 2];
+    // Bytes the direct reader took (`--direct`).
+    let taken = Arc::new(AtomicU64::new(0));
     // When each direction's wire is free again (unbounded queue: no loss).
     let mut busy_until = [Instant::ZERO; 2];
     let deadline = Instant::ZERO + Duration::from_secs(600);
@@ -172,6 +183,17 @@ fn run(mptcp: bool, total: u64, offload: bool) -> Result<String, String> {
         while let Some(ev) = hosts[1].call(|s| s.poll_event()) {
             if let Event::Accepted { id, .. } = ev {
                 rx = Some(id);
+                if direct {
+                    let taken = taken.clone();
+                    let reader = move |part: &[u8]| {
+                        black_box(part);
+                        taken.fetch_add(part.len() as u64, Ordering::Relaxed);
+                        part.len()
+                    };
+                    hosts[1]
+                        .call(|s| s.set_direct_reader(id, Some(Box::new(reader))))
+                        .map_err(|e| format!("set_direct_reader: {e:?}"))?;
+                }
             }
         }
         while hosts[0].call(|s| s.poll_event()).is_some() {}
@@ -197,6 +219,7 @@ fn run(mptcp: bool, total: u64, offload: bool) -> Result<String, String> {
                     Ok(0) => break,
                     Ok(k) => received += k as u64,
                     Err(mptun_stack::Error::Finished) => {
+                        received += taken.load(Ordering::Relaxed);
                         eof = true;
                         break;
                     }
