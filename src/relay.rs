@@ -314,9 +314,9 @@ async fn stack_to_os(
     }
     // Taken away however this ends (the relay dropped mid-way included):
     // its descriptor would keep the socket open.
-    let _guard = NoDirectReaderOnDrop(from);
+    let guard = NoDirectReaderOnDrop(from);
     stack_to_os_buffered(from, to, activity, moved).await?;
-    from.set_direct_reader(None);
+    drop(guard);
     to.shutdown().await
 }
 

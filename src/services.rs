@@ -224,7 +224,7 @@ pub fn sink(handle: &Handle, port: u16, sha256: bool) -> io::Result<Arc<ServiceS
                 Some(h) => {
                     let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
                     info!(port = stats.port, bytes = total, sha256 = %digest, "sink connection complete");
-                    *stats.last_sha256.lock().unwrap_or_else(|e| e.into_inner()) = Some(digest);
+                    *lock(&stats.last_sha256) = Some(digest);
                     let seq = COMPLETIONS.fetch_add(1, Ordering::Relaxed) + 1;
                     stats.last_sha256_seq.store(seq, Ordering::Relaxed);
                 }
