@@ -130,6 +130,10 @@ pub struct Tcp {
     pub cc: Option<S<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syn_cookies: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_buffer: Option<S<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recv_buffer: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -260,6 +264,8 @@ pub const KEYS: &[Key] = &[
     key("socks5_listen_allow", "gateway.socks5-listen-allow"),
     key("cc", "tcp.cc"),
     key("syn_cookies", "tcp.syn-cookies"),
+    key("send_buffer", "tcp.send-buffer"),
+    key("recv_buffer", "tcp.recv-buffer"),
     negated("no_mptcp", "mptcp.enabled"),
     key("mptcp_version", "mptcp.version"),
     negated("no_v0_retry", "mptcp.v0-retry"),
@@ -352,6 +358,8 @@ impl FileConfig {
         if let Some(t) = &self.tcp {
             scalar!("cc", &t.cc, str_);
             scalar!("syn_cookies", &t.syn_cookies, str_);
+            scalar!("send_buffer", &t.send_buffer, str_);
+            scalar!("recv_buffer", &t.recv_buffer, str_);
         }
         if let Some(m) = &self.mptcp {
             flag!("no_mptcp", &m.enabled, false);
@@ -509,6 +517,8 @@ impl FileConfig {
             tcp: Some(Tcp {
                 cc: Some(s(cc_name(args.cc).into())),
                 syn_cookies: Some(s(syn_cookies_name(args.syn_cookies).into())),
+                send_buffer: Some(s(size_text(args.send_buffer))),
+                recv_buffer: Some(s(size_text(args.recv_buffer))),
             }),
             mptcp: Some(Mptcp {
                 enabled: b(!args.no_mptcp),
@@ -583,15 +593,18 @@ fn syn_cookies_name(c: SynCookies) -> &'static str {
 fn memory_text(m: MemorySize) -> String {
     match m {
         MemorySize::Auto => "auto".into(),
-        MemorySize::Bytes(b) => {
-            for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
-                if b % (1 << shift) == 0 {
-                    return format!("{}{unit}", b >> shift);
-                }
-            }
-            b.to_string()
+        MemorySize::Bytes(b) => size_text(b),
+    }
+}
+
+/// A size in the largest unit that is exact (`4M`, `640K`, `1000`).
+fn size_text(b: u64) -> String {
+    for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
+        if b.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", b >> shift);
         }
     }
+    b.to_string()
 }
 
 /// The duration syntax of the command line, in the largest unit that is

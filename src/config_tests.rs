@@ -139,7 +139,7 @@ fn a_default_does_not_override_the_file() {
     let r = run_text(
         &format!(
             "{ADDR}[tun]\nmtu = 1400\ntxqueuelen = 20\n[limits]\nmax-memory = \"64M\"\n\
-             connect-timeout = \"500ms\"\n[tcp]\ncc = \"olia\"\n"
+             connect-timeout = \"500ms\"\n[tcp]\ncc = \"olia\"\nsend-buffer = \"16M\"\n"
         ),
         &[],
     );
@@ -148,6 +148,7 @@ fn a_default_does_not_override_the_file() {
     assert_eq!(r.max_memory, MemorySize::Bytes(64 << 20));
     assert_eq!(r.connect_timeout, Duration::from_millis(500));
     assert_eq!(r.cc, mptun_stack::CcAlgorithm::Olia);
+    assert_eq!((r.send_buffer, r.recv_buffer), (16 << 20, 8 << 20));
     // A file without the option leaves the command line's default.
     let r = run_text(ADDR, &[]);
     assert_eq!(r.mtu, crate::cli::DEFAULT_MTU);
@@ -231,6 +232,10 @@ fn check_config_output_reads_back_the_same() {
         "redundant",
         "--cc",
         "lia",
+        "--send-buffer",
+        "1G",
+        "--recv-buffer",
+        "640K",
         "--max-subflows",
         "8",
         "--max-add-addr-accepted",

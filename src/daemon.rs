@@ -96,6 +96,9 @@ fn stack_config(
     config.mptcp.checksum = args.checksum;
     config.mptcp.scheduler = args.scheduler;
     config.tcp.cc = args.cc;
+    // Both at most 1 GiB (`--send-buffer`, `--recv-buffer`).
+    config.tcp.send_buffer = args.send_buffer as usize;
+    config.tcp.recv_buffer = args.recv_buffer as usize;
     config.mptcp.deny_join_id0 = args.deny_join_initial_addr;
     config.mptcp.token_prefix = crate::shards::token_prefix(args.instance_id, index, count)
         .map_err(|e| err("--threads", e))?;
@@ -663,4 +666,28 @@ fn fatal(control: crate::control_glue::ControlTask, msg: String) -> RunError {
     drop(control);
     error!("internal error: {msg}: stopping");
     RunError(format!("{INTERNAL}{msg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> Config {
+        let cli =
+            Cli::try_parse_from(["mptun", "run", "--addr", "10.0.0.1"].iter().chain(args)).unwrap();
+        let Command::Run(a) = cli.command else {
+            unreachable!()
+        };
+        stack_config(&a, Seed::from_u64(1), 0, 1).unwrap()
+    }
+
+    #[test]
+    fn the_buffer_ceilings_reach_the_engine() {
+        let c = config(&[]);
+        assert_eq!((c.tcp.send_buffer, c.tcp.recv_buffer), (4 << 20, 8 << 20));
+        let c = config(&["--send-buffer", "32M", "--recv-buffer", "1G"]);
+        assert_eq!((c.tcp.send_buffer, c.tcp.recv_buffer), (32 << 20, 1 << 30));
+    }
 }

@@ -69,8 +69,15 @@ impl Default for TcpConfig {
     fn default() -> Self {
         TcpConfig {
             mtu: 1500,
+            // Linux's ceiling (`tcp_wmem[2]`): 4 MiB keeps 670 Mbit/s in
+            // flight over 50 ms. More is not free where it is not needed:
+            // with no loss the window grows as far as the buffer lets it,
+            // the surplus waits in the receiver's socket, and bytes written
+            // 8 MiB before they are sent have left the CPU's caches by then
+            // (chargen into Linux: 1.2-1.3 times the throughput at 4 MiB,
+            // docs/BENCHMARKS.md).
+            send_buffer: 4 << 20,
             // 1 Gbit/s * 50 ms = 6.25 MB in flight; round up.
-            send_buffer: 8 << 20,
             recv_buffer: 8 << 20,
             window_scaling: true,
             timestamps: true,
