@@ -37,7 +37,7 @@
 # is shown too.
 #
 # Usage: scripts/bench.sh [--bytes N] [--reps N] [--write] [--no-build] [--baseline BIN]
-#                         [--cc NAME]
+#                         [--cc NAME] [--only CASES]
 #   --bytes N       bytes per transfer (default 1073741824 = 1 GiB)
 #   --reps N        repetitions of every case (default 3); the table shows the median
 #   --write         also write docs/BENCHMARKS.md
@@ -50,6 +50,8 @@
 #                   --chargen
 #   --cc NAME       TCP congestion control of the Linux ends (PEER and SRV), e.g. reno;
 #                   default: the kernel's default (net.ipv4.tcp_congestion_control)
+#   --only CASES    run only these cases, comma-separated (e.g. mptun,mptun-mptcp; with
+#                   --baseline each brings its -base case along); not with --write
 # The daemon: $MPTUN if set (tests/netns/lib.sh), else target/release/mptun.
 # Needs root (network namespaces, TUN), python3, iproute2.
 set -Eeuo pipefail
@@ -61,6 +63,7 @@ WRITE=0
 BUILD=1
 BASELINE=""
 CC=""
+ONLY=""
 while [ $# -gt 0 ]; do
     case $1 in
     --bytes) BYTES=$2; shift 2 ;;
@@ -69,10 +72,20 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --baseline) BASELINE=$2; shift 2 ;;
     --cc) CC=$2; shift 2 ;;
+    --only) ONLY=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -E/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
+if [ -n "$ONLY" ]; then
+    [ "$WRITE" = 0 ] || { echo "bench.sh: --only and --write do not go together" >&2; exit 2; }
+    for c in ${ONLY//,/ }; do
+        case $c in
+        linux | linux-mptcp | mptun | mptun-plain | mptun-mptcp | mptun-fwd | smoltcp) ;;
+        *) echo "bench.sh: --only: unknown case $c (linux, linux-mptcp, mptun, mptun-plain, mptun-mptcp, mptun-fwd, smoltcp)" >&2; exit 2 ;;
+        esac
+    done
+fi
 if [ -n "$BASELINE" ]; then
     [ "$WRITE" = 0 ] || { echo "bench.sh: --baseline and --write do not go together" >&2; exit 2; }
     [ -x "$BASELINE" ] || { echo "bench.sh: --baseline $BASELINE is not an executable" >&2; exit 2; }
@@ -279,37 +292,45 @@ LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 log "$REPS repetitions of $BYTES bytes per case and direction (load average $LOADAVG, Linux TCP congestion control $CC_USED)"
 log "mptun: $MPTUN${BASELINE:+; mptun-base: $BASELINE}"
 START=$SECONDS
+# case_if CASE CMD...: CMD, unless --only leaves CASE out.
+case_if() {
+    local c=$1
+    shift
+    [ -z "$ONLY" ] || [[ ",$ONLY," == *",$c,"* ]] || return 0
+    "$@"
+}
+
 for rep in $(seq 1 "$REPS"); do
     # Interleaved, so slow drifts of the shared machine hit every case alike.
-    run_linux "$rep"
+    case_if linux run_linux "$rep"
     if [ -z "$BASELINE" ]; then
-        run_mptun "$rep"
-        run_smoltcp "$rep"
-        run_mptun "$rep" mptun-plain --no-offload
-        run_linux "$rep" linux-mptcp
-        run_mptun "$rep" mptun-mptcp
-        run_mptun_fwd "$rep"
+        case_if mptun run_mptun "$rep"
+        case_if smoltcp run_smoltcp "$rep"
+        case_if mptun-plain run_mptun "$rep" mptun-plain --no-offload
+        case_if linux-mptcp run_linux "$rep" linux-mptcp
+        case_if mptun-mptcp run_mptun "$rep" mptun-mptcp
+        case_if mptun-fwd run_mptun_fwd "$rep"
     elif ((rep % 2)); then
         # Each mptun case next to its baseline, which of the two first alternating.
-        run_mptun "$rep"
-        as_base run_mptun "$rep" mptun-base
-        run_smoltcp "$rep"
-        run_mptun "$rep" mptun-plain --no-offload
-        as_base run_mptun "$rep" mptun-plain-base --no-offload
-        run_mptun "$rep" mptun-mptcp
-        as_base run_mptun "$rep" mptun-mptcp-base
-        run_mptun_fwd "$rep"
-        as_base run_mptun_fwd "$rep" mptun-fwd-base
+        case_if mptun run_mptun "$rep"
+        case_if mptun as_base run_mptun "$rep" mptun-base
+        case_if smoltcp run_smoltcp "$rep"
+        case_if mptun-plain run_mptun "$rep" mptun-plain --no-offload
+        case_if mptun-plain as_base run_mptun "$rep" mptun-plain-base --no-offload
+        case_if mptun-mptcp run_mptun "$rep" mptun-mptcp
+        case_if mptun-mptcp as_base run_mptun "$rep" mptun-mptcp-base
+        case_if mptun-fwd run_mptun_fwd "$rep"
+        case_if mptun-fwd as_base run_mptun_fwd "$rep" mptun-fwd-base
     else
-        as_base run_mptun "$rep" mptun-base
-        run_mptun "$rep"
-        run_smoltcp "$rep"
-        as_base run_mptun "$rep" mptun-plain-base --no-offload
-        run_mptun "$rep" mptun-plain --no-offload
-        as_base run_mptun "$rep" mptun-mptcp-base
-        run_mptun "$rep" mptun-mptcp
-        as_base run_mptun_fwd "$rep" mptun-fwd-base
-        run_mptun_fwd "$rep"
+        case_if mptun as_base run_mptun "$rep" mptun-base
+        case_if mptun run_mptun "$rep"
+        case_if smoltcp run_smoltcp "$rep"
+        case_if mptun-plain as_base run_mptun "$rep" mptun-plain-base --no-offload
+        case_if mptun-plain run_mptun "$rep" mptun-plain --no-offload
+        case_if mptun-mptcp as_base run_mptun "$rep" mptun-mptcp-base
+        case_if mptun-mptcp run_mptun "$rep" mptun-mptcp
+        case_if mptun-fwd as_base run_mptun_fwd "$rep" mptun-fwd-base
+        case_if mptun-fwd run_mptun_fwd "$rep"
     fi
 done
 log "all runs took $((SECONDS - START))s"
