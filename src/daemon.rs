@@ -687,6 +687,12 @@ mod tests {
     fn the_buffer_ceilings_reach_the_engine() {
         let c = config(&[]);
         assert_eq!((c.tcp.send_buffer, c.tcp.recv_buffer), (4 << 20, 8 << 20));
+        // The command line's defaults are the engine's own.
+        let d = mptun_stack::TcpConfig::default();
+        assert_eq!(
+            (c.tcp.send_buffer, c.tcp.recv_buffer),
+            (d.send_buffer, d.recv_buffer)
+        );
         let c = config(&["--send-buffer", "32M", "--recv-buffer", "1G"]);
         assert_eq!((c.tcp.send_buffer, c.tcp.recv_buffer), (32 << 20, 1 << 30));
     }

@@ -74,8 +74,8 @@ impl Default for TcpConfig {
             // with no loss the window grows as far as the buffer lets it,
             // the surplus waits in the receiver's socket, and bytes written
             // 8 MiB before they are sent have left the CPU's caches by then
-            // (chargen into Linux: 1.2-1.3 times the throughput at 4 MiB,
-            // docs/BENCHMARKS.md).
+            // (4 GiB chargen transfers into Linux: 1.30 times the throughput
+            // at 4 MiB over TCP, 1.12 over MPTCP; docs/BENCHMARKS.md).
             send_buffer: 4 << 20,
             // 1 Gbit/s * 50 ms = 6.25 MB in flight; round up.
             recv_buffer: 8 << 20,
