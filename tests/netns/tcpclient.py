@@ -142,8 +142,9 @@ class Conn:
         # --pause points still ahead, in order; self.pause is the next one (or None).
         self.pauses = sorted(args.pause) if idx == 0 else []
         self.pause = self.pauses.pop(0) if self.pauses else None
-        # --rate: bytes a second at most, in bursts of at most 16 KiB or 20 ms
-        # of the rate (the loop sleeps 5 ms while it is throttled).
+        # --rate: bytes a second at most, in bursts of 16 KiB or 20 ms of the
+        # rate, one burst per turn of the loop (which reads in between and
+        # sleeps 5 ms while the next burst is not yet due).
         self.rate = args.rate / 8 if args.rate else None
         self.burst = max(16384, self.rate / 50) if self.rate else None
         self.hold_close = args.no_half_close and args.mode == "echo"
@@ -173,15 +174,19 @@ class Conn:
             return None
         now = time.monotonic()
         ahead = self.sent - self.rate * (now - self.t_start)
-        if ahead < 0:
+        if ahead < -self.burst:
+            # More than a burst behind: a stall, not the loop's 5 ms
+            # granularity (which is kept, or the pace would run slow).
             self.t_start = now - self.sent / self.rate
             ahead = 0
-        return int(self.burst - ahead)
+        return int(min(self.burst, self.burst - ahead))
 
     def throttled(self):
-        """--rate: ahead of the pace."""
+        """--rate: the next burst (or what is left, if less) is not due yet.
+        Sending whatever the pace allowed at each turn wrote ~100-byte
+        chunks in a loop that never returned to read the echo."""
         allowance = self.allowance()
-        return allowance is not None and allowance <= 0
+        return allowance is not None and allowance < min(self.burst, self.total - self.sent)
 
     def events(self):
         ev = 0
@@ -222,6 +227,8 @@ class Conn:
             self.pending = self.pending[n:]
             if self.mode == "sink":
                 self.check_marks(self.sent)
+            if allowance is not None:
+                return  # one burst a turn: the loop reads before the next
 
     def check_marks(self, done):
         while self.marks and done >= self.marks[0][0]:
@@ -330,8 +337,11 @@ def run_transfers(args):
                 sel.modify(c.sock, c.events(), c)
                 waiting |= c.pause is not None and c.sent >= c.pause[0]
             if not c.done and c.rate is not None and not c.wr_closed:
+                # Paced: look again in 5 ms whether or not the next burst is
+                # due yet; asking throttled() apart from events() left a
+                # burst that fell due in between waiting out the 0.5 s.
                 sel.modify(c.sock, c.events(), c)
-                waiting |= c.throttled()
+                waiting = True
         if waiting:
             # Waiting for the test, not stalled: look for the go file often.
             last_progress = time.monotonic()
