@@ -683,6 +683,22 @@ impl Tcb {
         self.snd_wnd
     }
 
+    /// The sequence number for a segment without data (ACK, RST): `snd_max`,
+    /// but for a zero-window probe's byte, which the peer did not take. A
+    /// receiver with a zero window admits only `SEG.SEQ = RCV.NXT` and drops
+    /// anything else whole, ACK field included (RFC 9293 §3.10.7.4). Only the
+    /// probe, not the window's right edge in general (Linux's
+    /// `tcp_acceptable_seq`): a subflow's window counts from the connection's
+    /// DATA_ACK, so a subflow's `snd_una + snd_wnd` is no bound on what its
+    /// peer holds, and a number below what it holds is dropped too.
+    pub(super) fn acceptable_seq(&self) -> SeqNumber {
+        if self.snd_wnd == 0 && self.snd_max.since(self.snd_una) == 1 {
+            self.snd_una
+        } else {
+            self.snd_max
+        }
+    }
+
     pub fn mss(&self) -> usize {
         self.eff_mss()
     }
@@ -1085,7 +1101,7 @@ impl Tcb {
     pub fn reset(&mut self) -> Option<RstReply> {
         let rst = match self.state {
             State::Closing | State::LastAck => Some(RstReply {
-                seq: self.snd_max,
+                seq: self.acceptable_seq(),
                 ack: None,
             }),
             _ => self.abort(),
@@ -1129,7 +1145,7 @@ impl Tcb {
             | State::FinWait1
             | State::FinWait2
             | State::CloseWait => Some(RstReply {
-                seq: self.snd_max,
+                seq: self.acceptable_seq(),
                 ack: None,
             }),
             _ => None,

@@ -345,7 +345,7 @@ impl Tcb {
     ) -> Option<Transmit> {
         // snd_nxt may have been rewound by an RTO below what the peer already
         // holds; an ACK must carry a sequence number the peer finds acceptable.
-        let seq = self.snd_max;
+        let seq = self.acceptable_seq();
         self.emit_segment(now, hop, buf, hooks, seq, TcpFlags::ACK, 0, false, 1)
     }
 

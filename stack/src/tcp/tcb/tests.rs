@@ -1830,6 +1830,37 @@ fn zero_window_persist_probe_then_reopen() {
     assert_eq!((rest.seq, rest.payload.as_slice()), (ISS + 2, &data[1..]));
 }
 
+/// The probe's byte lies beyond the peer's zero window, so the peer drops it.
+/// Everything else sent until the window opens must be acceptable to a
+/// receiver with a zero window (RFC 9293 §3.10.7.4: SEG.SEQ = RCV.NXT), or
+/// the peer discards it whole, ACK field included: a relay whose reader
+/// stalled stopped acknowledging the other direction, whose sender then sat
+/// out retransmission timeouts (seen against Linux).
+#[test]
+fn after_a_zero_window_probe_acks_and_rsts_stay_acceptable() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.peer.window = 0;
+    let closed = h.seg(ACK, IRS + 1, ISS + 1);
+    h.send(&closed);
+    h.tcb.send(&bytes(100)).unwrap();
+    h.assert_no_segment();
+    h.fire_timer();
+    let probe = h.recv_seg();
+    assert_eq!((probe.seq, probe.payload.len()), (ISS + 1, 1));
+    // The peer still sends us data, acknowledging none of the probe.
+    let from_peer = h.data(IRS + 1, ISS + 1, b"still talking");
+    h.send(&from_peer);
+    let ack = h.recv_seg();
+    assert_eq!((ack.seq, ack.ack), (ISS + 1, IRS + 1 + 13));
+    assert!(ack.payload.is_empty());
+    assert_eq!(
+        h.tcb.abort(),
+        Some(RstReply {
+            seq: SeqNumber(ISS + 1),
+            ack: None
+        })
+    );
+}
 #[test]
 fn zero_window_probe_answers_are_not_duplicate_acks() {
     let mut h = Harness::client(cfg(), Peer::plain());

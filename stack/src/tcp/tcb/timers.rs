@@ -70,7 +70,7 @@ impl Tcb {
         let rst = match self.state {
             State::SynSent => None,
             _ => Some(super::RstReply {
-                seq: self.snd_max,
+                seq: self.acceptable_seq(),
                 ack: None,
             }),
         };
