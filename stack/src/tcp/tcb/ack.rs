@@ -26,6 +26,12 @@ impl Tcb {
         };
 
         let window_changed = self.update_window(seg);
+        if self.zwp_outstanding && (acked > 0 || self.snd_wnd > 0) {
+            self.zwp_outstanding = false;
+            if acked == 0 {
+                self.unsend_probe();
+            }
+        }
 
         let mut growth = Growth::Full;
         if acked > 0 {
@@ -135,6 +141,19 @@ impl Tcb {
             return false;
         };
         srtt.as_micros() > least.max(MIN_RTT_FLOOR).as_micros() * QUEUE_RTTS
+    }
+
+    /// The window reopened without the probe's byte: the peer dropped it
+    /// (beyond a zero window). It goes again with the data behind it, at
+    /// once, not as a retransmission the probes' backoff (up to the maximum
+    /// RTO) times and Nagle holds the rest behind; the probes said nothing
+    /// about the path, so the backoff ends too (Linux: `tcp_ack_probe`).
+    fn unsend_probe(&mut self) {
+        self.snd_nxt = self.snd_una;
+        self.snd_max = self.snd_una;
+        self.rtt_probe = None;
+        self.backoff = 0;
+        self.rto_at = None;
     }
 
     /// RFC 9293 §3.10.7.4: take the window from the most recent segment.

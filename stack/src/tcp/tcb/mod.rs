@@ -221,6 +221,9 @@ pub struct Tcb {
     ka_probes: u32,
     ka_probe_pending: bool,
     zwp_pending: bool,
+    /// The one byte past `snd_una` is a zero-window probe's, sent beyond a
+    /// closed window: the peer holds it only if it acknowledges it.
+    zwp_outstanding: bool,
     /// Set for one [`Tcb::poll_transmit_by_ref`] call: leave the payload
     /// out of the packet.
     payload_by_ref: bool,
@@ -350,6 +353,7 @@ impl Tcb {
             ka_probes: 0,
             ka_probe_pending: false,
             zwp_pending: false,
+            zwp_outstanding: false,
             payload_by_ref: false,
             timewait_at: None,
             fin_wait2_at: None,
@@ -692,7 +696,7 @@ impl Tcb {
     /// DATA_ACK, so a subflow's `snd_una + snd_wnd` is no bound on what its
     /// peer holds, and a number below what it holds is dropped too.
     pub(super) fn acceptable_seq(&self) -> SeqNumber {
-        if self.snd_wnd == 0 && self.snd_max.since(self.snd_una) == 1 {
+        if self.zwp_outstanding {
             self.snd_una
         } else {
             self.snd_max

@@ -94,7 +94,9 @@ impl Tcb {
                     fin_allowed: false,
                     burst: 1,
                 };
-                return self.emit_plan(now, hop_limit, buf, hooks, plan);
+                let t = self.emit_plan(now, hop_limit, buf, hooks, plan);
+                self.zwp_outstanding |= t.is_some() && self.snd_max.since(self.snd_una) == 1;
+                return t;
             }
         }
         // An ACK owed goes before a probe: acceptable, it updates the

@@ -1830,6 +1830,35 @@ fn zero_window_persist_probe_then_reopen() {
     assert_eq!((rest.seq, rest.payload.as_slice()), (ISS + 2, &data[1..]));
 }
 
+/// Probing a closed window backs off, but that says nothing about the path:
+/// once the window opens, data lost then is retransmitted after the base RTO,
+/// not after the probes' last interval (which reaches the maximum RTO).
+#[test]
+fn a_reopened_window_ends_the_probes_backoff() {
+    let mut h = Harness::client(cfg(), Peer::plain());
+    h.peer.window = 0;
+    let closed = h.seg(ACK, IRS + 1, ISS + 1);
+    h.send(&closed);
+    let data = bytes(100);
+    h.tcb.send(&data).unwrap();
+    h.assert_no_segment();
+    for _ in 0..6 {
+        h.fire_timer();
+        let _probe = h.recv_seg();
+        let still = h.seg(ACK, IRS + 1, ISS + 1);
+        h.send(&still);
+    }
+    assert!(h.tcb.rto_backoff() >= 6);
+    // A window update that does not take the probe byte (Linux drops it).
+    h.peer.window = 65535;
+    let open = h.seg(ACK, IRS + 1, ISS + 1);
+    h.send(&open);
+    let sent = h.recv_seg();
+    assert_eq!((sent.seq, sent.payload.as_slice()), (ISS + 1, &data[..]));
+    assert_eq!(h.tcb.rto_backoff(), 0);
+    assert_eq!(h.tcb.poll_at(), Some(h.now + h.tcb.base_rto()));
+}
+
 /// The probe's byte lies beyond the peer's zero window, so the peer drops it.
 /// Everything else sent until the window opens must be acceptable to a
 /// receiver with a zero window (RFC 9293 §3.10.7.4: SEG.SEQ = RCV.NXT), or
