@@ -111,6 +111,7 @@ pub const COUNTER_HELP: &[(&str, &str)] = &[
     ("mptcp_join_hmac_failures", "MP_JOIN HMAC failures (Linux: MPTcpExt MPJoinAckHMacFailure, MPJoinSynAckHMacFailure)."),
     ("mptcp_reinjected_bytes", "Bytes sent again on another subflow after theirs died or stalled."),
     ("mptcp_data_retransmits", "Data-level retransmission timeouts that sent data again."),
+    ("mptcp_window_probes", "Probes of a peer's closed connection-level window (data waiting, none outstanding)."),
     ("mptcp_mp_prio_tx", "MP_PRIO options sent (Linux: MPTcpExt MPPrioTx)."),
     ("mptcp_mp_prio_rx", "MP_PRIO options received (Linux: MPTcpExt MPPrioRx)."),
     ("mptcp_add_addr_tx", "ADD_ADDR options sent, repeats included (Linux: MPTcpExt AddAddrTx)."),

@@ -635,6 +635,7 @@ pub fn counters_from(c: &Counters) -> BTreeMap<String, u64> {
         mptcp_join_hmac_failures,
         mptcp_reinjected_bytes,
         mptcp_data_retransmits,
+        mptcp_window_probes,
         mptcp_mp_prio_tx,
         mptcp_mp_prio_rx,
         mptcp_add_addr_tx,

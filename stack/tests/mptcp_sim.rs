@@ -249,3 +249,71 @@ fn direct_readers_take_bytes_as_they_arrive() {
         "direct readers took {taken} of {moved} bytes"
     );
 }
+
+/// `tcp_sim`'s stalled reader over MPTCP: the connection-level window the
+/// client's subflow advertises closes, the server's subflow probes it, and
+/// its ACKs (with their DATA_ACKs) for the client's data must still be taken.
+#[test]
+fn a_stalled_reader_keeps_its_own_sending_acknowledged() {
+    let mut sc = Scenario::basic(
+        7,
+        4 << 20,
+        1 << 20,
+        LinkParams::with_delay(core::time::Duration::from_millis(10)),
+    );
+    for c in [&mut sc.client_config, &mut sc.server_config] {
+        c.mptcp.enabled = true;
+    }
+    sc.client_config.tcp.recv_buffer = 64 << 10;
+    sc.client_slow_reader = Some(SlowReader {
+        interval: core::time::Duration::from_secs(20),
+        budget: usize::MAX,
+    });
+    let report = run_transfer(&sc).unwrap_or_else(|e| panic!("{} failed: {e}", sc.describe()));
+    let [client, server] = &report.counters;
+    assert!(client.mptcp_connections > 0 && client.mptcp_fallbacks + server.mptcp_fallbacks == 0);
+    assert!(
+        server.mptcp_window_probes > 0,
+        "the server probed the client's closed window"
+    );
+    assert_eq!(
+        client.retransmitted_segments, 0,
+        "the client's data went unacknowledged on a clean path: {client:?}"
+    );
+}
+
+/// A closed connection-level window, and the updates that reopen it lost
+/// (the client's reader takes what came every 2 s; 30 % of what the client
+/// sends is lost): the server's data level probes the window (its subflows
+/// hold no data to probe with), and every transfer ends as plain TCP's do.
+/// Without the probes each of these seeds stalled for good.
+#[test]
+fn lost_window_updates_do_not_stall_the_connection() {
+    for seed in seeds(8) {
+        let mut sc = Scenario::basic(seed, 0, 1 << 20, LinkParams::default());
+        sc.client_to_server.loss = 0.3;
+        for c in [&mut sc.client_config, &mut sc.server_config] {
+            c.mptcp.enabled = true;
+        }
+        sc.client_config.tcp.recv_buffer = 64 << 10;
+        sc.client_slow_reader = Some(SlowReader {
+            interval: core::time::Duration::from_secs(2),
+            budget: usize::MAX,
+        });
+        let report = run_transfer(&sc).unwrap_or_else(|e| {
+            panic!(
+                "seed {seed} ({}): {e}\n  replay: SIM_SEED={seed} cargo test -p mptun-stack \
+                 --test mptcp_sim lost_window_updates_do_not_stall_the_connection",
+                sc.describe()
+            )
+        });
+        let [client, server] = &report.counters;
+        assert!(
+            client.mptcp_connections > 0 && client.mptcp_fallbacks + server.mptcp_fallbacks == 0
+        );
+        assert!(
+            server.mptcp_window_probes > 0,
+            "seed {seed}: no window probe"
+        );
+    }
+}

@@ -125,6 +125,36 @@ fn small_clean_transfer() {
     }
 }
 
+/// A reader that stops reading closes its window; the other end probes it.
+/// Meanwhile that end's ACKs for the data flowing the other way must still
+/// be taken: the receiver with the zero window drops a segment whose number
+/// is past its window (the probe's byte counted in) whole, and its own data
+/// then waited for retransmission timeouts.
+#[test]
+fn a_stalled_reader_keeps_its_own_sending_acknowledged() {
+    let mut sc = Scenario::basic(
+        7,
+        4 << 20,
+        1 << 20,
+        LinkParams::with_delay(Duration::from_millis(10)),
+    );
+    sc.client_config.tcp.recv_buffer = 64 << 10;
+    sc.client_slow_reader = Some(SlowReader {
+        interval: Duration::from_secs(20),
+        budget: usize::MAX,
+    });
+    let report = try_scenario(&sc).unwrap_or_else(|e| panic!("{} failed: {e}", sc.describe()));
+    let client = &report.counters[0];
+    assert!(
+        report.counters[1].retransmitted_segments > 0,
+        "the server probed the client's closed window"
+    );
+    assert_eq!(
+        client.retransmitted_segments, 0,
+        "the client's data went unacknowledged on a clean path: {client:?}"
+    );
+}
+
 /// Odd seeds let the stacks hand over super-packets (`World::gso_segments`),
 /// which the simulated device cuts: the same transfer, with its segments sent
 /// many at a time.

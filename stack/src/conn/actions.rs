@@ -80,6 +80,11 @@ impl Connection {
                     let p = self.primary();
                     self.subflows[p].tcb.force_ack();
                 }
+                Action::ProbeWindow => {
+                    for s in &mut self.subflows {
+                        s.tcb.probe();
+                    }
+                }
                 Action::RewindRedundant => {
                     for s in &mut self.subflows {
                         s.mp.rewind_redundant();

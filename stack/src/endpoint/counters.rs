@@ -108,6 +108,9 @@ pub struct Counters {
     /// Data-level retransmission timeouts that sent data again (the DATA_ACK
     /// stalled although the subflows had delivered it).
     pub mptcp_data_retransmits: u64,
+    /// Data-level timeouts that probed the peer's closed connection-level
+    /// window (data waiting, none outstanding).
+    pub mptcp_window_probes: u64,
     pub mptcp_mp_prio_tx: u64,
     pub mptcp_mp_prio_rx: u64,
     /// ADD_ADDR sent (repeats included) and valid ones received; echoes of ours
@@ -160,6 +163,7 @@ impl Counters {
         self.mptcp_join_hmac_failures += st.join_hmac_failures;
         self.mptcp_reinjected_bytes += st.reinjected_bytes;
         self.mptcp_data_retransmits += st.data_rtx;
+        self.mptcp_window_probes += st.window_probes;
         self.mptcp_mp_prio_tx += st.mp_prio_tx;
         self.mptcp_mp_prio_rx += st.mp_prio_rx;
         self.mptcp_add_addr_tx += st.add_addr_tx;

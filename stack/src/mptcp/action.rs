@@ -38,6 +38,10 @@ pub enum Action {
     AckAll,
     /// One live subflow sends a pure ACK (an address option waits for one).
     Ack,
+    /// The peer's connection-level window is closed on our data: every live
+    /// subflow sends a probe its peer must answer (`Tcb::probe`), with the
+    /// window as it is now.
+    ProbeWindow,
     /// Data-level retransmission under the redundant scheduler: every
     /// subflow's cursor goes back to the DATA_ACK.
     RewindRedundant,

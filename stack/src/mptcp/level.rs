@@ -208,6 +208,8 @@ pub struct DataLevel {
     /// Data-level retransmission timer (see `retransmit.rs`).
     pub(super) rtx_timer: Option<Instant>,
     pub(super) rtx_backoff: u32,
+    /// The timer runs to probe a closed window, not to retransmit.
+    pub(super) rtx_probing: bool,
     /// The peer's latest acceptable segment carried an MPTCP option: it still
     /// speaks MPTCP. A peer that fell back sends plain ACKs, and data sent
     /// again at the data level would reach it as new bytes.
@@ -313,6 +315,7 @@ impl DataLevel {
             fin_timer: None,
             fin_backoff: 0,
             rtx_timer: None,
+            rtx_probing: false,
             rtx_backoff: 0,
             peer_speaks_mptcp: true,
             fallback_deferred: false,

@@ -5,6 +5,11 @@
 //! the DATA_ACK stops moving for a retransmission timeout while no live subflow
 //! still holds the data at `snd_una`, that data is mapped again onto whichever
 //! subflow the scheduler picks, as Linux's MPTCP retransmit timer does.
+//!
+//! The same timer probes a closed connection-level window: with data waiting
+//! and none outstanding, nothing else would ever make the peer repeat a
+//! window update that was lost, and the connection would wait for ever (a
+//! subflow's own persist timer runs only while it holds data).
 
 use super::action::{Action, Actions};
 use super::level::{DataLevel, Phase};
@@ -21,14 +26,32 @@ impl DataLevel {
         self.snd_nxt != self.snd_una
     }
 
-    /// Start the timer if data is outstanding and it is not running; stop it
-    /// when nothing is. Its backoff doubles `rto` (the subflows' own, maybe
-    /// backed off already) up to `max_rto`, TCP's bound: never longer.
+    /// The peer's connection-level window is closed, data waits behind it
+    /// and none is outstanding: the timer probes the window.
+    fn window_closed_on_data(&self) -> bool {
+        self.snd_wnd_known
+            && !self.data_outstanding()
+            && self.snd_wnd_end.diff(self.snd_nxt) <= 0
+            && self.data_end().diff(self.snd_nxt) > 0
+    }
+
+    /// Start the timer if data is outstanding (or a closed window holds data
+    /// back) and it is not running; stop it when neither. Its backoff doubles
+    /// `rto` (the subflows' own, maybe backed off already) up to `max_rto`,
+    /// TCP's bound: never longer. The probes' backoff measured the peer's
+    /// reader, not the path: data sent once the window opened starts over.
     pub fn arm_rtx(&mut self, now: Instant, rto_max: impl FnOnce() -> (Duration, Duration)) {
-        if self.phase != Phase::Established || !self.data_outstanding() {
+        let probing = self.window_closed_on_data();
+        if self.rtx_probing && !probing {
+            self.rtx_probing = false;
+            self.rtx_timer = None;
+            self.rtx_backoff = 0;
+        }
+        if self.phase != Phase::Established || !(self.data_outstanding() || probing) {
             self.rtx_timer = None;
             self.rtx_backoff = 0;
         } else if self.rtx_timer.is_none() {
+            self.rtx_probing = probing;
             let (rto, max_rto) = rto_max();
             let wait = (rto * (1 << self.rtx_backoff)).min(max_rto.max(rto));
             self.rtx_timer = Some(now + wait);
@@ -79,6 +102,14 @@ impl DataLevel {
             return acts;
         }
         self.rtx_timer = None;
+        if self.phase == Phase::Established && self.window_closed_on_data() {
+            // Make a subflow's peer answer: its ACK carries the window.
+            acts.push(Action::ProbeWindow);
+            self.stats.window_probes += 1;
+            self.rtx_backoff = (self.rtx_backoff + 1).min(MAX_RTX_BACKOFF);
+            self.arm_rtx(now, || (rto, max_rto));
+            return acts;
+        }
         if self.phase != Phase::Established || !self.data_outstanding() {
             return acts;
         }

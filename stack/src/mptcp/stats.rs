@@ -11,6 +11,8 @@ pub struct MptcpStats {
     pub reinjected_bytes: u64,
     /// Data-level retransmission timeouts that mapped data again.
     pub data_rtx: u64,
+    /// Probes of the peer's closed connection-level window.
+    pub window_probes: u64,
     pub mp_prio_rx: u64,
     pub mp_prio_tx: u64,
     pub add_addr_tx: u64,
