@@ -255,20 +255,11 @@ fn direct_readers_take_bytes_as_they_arrive() {
 /// its ACKs (with their DATA_ACKs) for the client's data must still be taken.
 #[test]
 fn a_stalled_reader_keeps_its_own_sending_acknowledged() {
-    let mut sc = Scenario::basic(
-        7,
-        4 << 20,
-        1 << 20,
-        LinkParams::with_delay(core::time::Duration::from_millis(10)),
-    );
+    let mut sc =
+        Scenario::stalled_client_reader(7, 4 << 20, 1 << 20, core::time::Duration::from_secs(20));
     for c in [&mut sc.client_config, &mut sc.server_config] {
         c.mptcp.enabled = true;
     }
-    sc.client_config.tcp.recv_buffer = 64 << 10;
-    sc.client_slow_reader = Some(SlowReader {
-        interval: core::time::Duration::from_secs(20),
-        budget: usize::MAX,
-    });
     let report = run_transfer(&sc).unwrap_or_else(|e| panic!("{} failed: {e}", sc.describe()));
     let [client, server] = &report.counters;
     assert!(client.mptcp_connections > 0 && client.mptcp_fallbacks + server.mptcp_fallbacks == 0);
@@ -290,16 +281,12 @@ fn a_stalled_reader_keeps_its_own_sending_acknowledged() {
 #[test]
 fn lost_window_updates_do_not_stall_the_connection() {
     for seed in seeds(8) {
-        let mut sc = Scenario::basic(seed, 0, 1 << 20, LinkParams::default());
+        let mut sc =
+            Scenario::stalled_client_reader(seed, 0, 1 << 20, core::time::Duration::from_secs(2));
         sc.client_to_server.loss = 0.3;
         for c in [&mut sc.client_config, &mut sc.server_config] {
             c.mptcp.enabled = true;
         }
-        sc.client_config.tcp.recv_buffer = 64 << 10;
-        sc.client_slow_reader = Some(SlowReader {
-            interval: core::time::Duration::from_secs(2),
-            budget: usize::MAX,
-        });
         let report = run_transfer(&sc).unwrap_or_else(|e| {
             panic!(
                 "seed {seed} ({}): {e}\n  replay: SIM_SEED={seed} cargo test -p mptun-stack \

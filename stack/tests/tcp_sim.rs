@@ -132,17 +132,7 @@ fn small_clean_transfer() {
 /// then waited for retransmission timeouts.
 #[test]
 fn a_stalled_reader_keeps_its_own_sending_acknowledged() {
-    let mut sc = Scenario::basic(
-        7,
-        4 << 20,
-        1 << 20,
-        LinkParams::with_delay(Duration::from_millis(10)),
-    );
-    sc.client_config.tcp.recv_buffer = 64 << 10;
-    sc.client_slow_reader = Some(SlowReader {
-        interval: Duration::from_secs(20),
-        budget: usize::MAX,
-    });
+    let sc = Scenario::stalled_client_reader(7, 4 << 20, 1 << 20, Duration::from_secs(20));
     let report = try_scenario(&sc).unwrap_or_else(|e| panic!("{} failed: {e}", sc.describe()));
     let client = &report.counters[0];
     assert!(

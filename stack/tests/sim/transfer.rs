@@ -528,6 +528,24 @@ impl Scenario {
         }
     }
 
+    /// `basic` on the default path, but the client's reader takes what came
+    /// only every `every` and its receive buffer is 64 KiB: its window closes
+    /// and the server must probe it.
+    pub fn stalled_client_reader(
+        seed: u64,
+        client_bytes: u64,
+        server_bytes: u64,
+        every: Duration,
+    ) -> Self {
+        let mut s = Scenario::basic(seed, client_bytes, server_bytes, LinkParams::default());
+        s.client_config.tcp.recv_buffer = 64 << 10;
+        s.client_slow_reader = Some(SlowReader {
+            interval: every,
+            budget: usize::MAX,
+        });
+        s
+    }
+
     /// Mixed conditions drawn from `seed`; payloads up to `max_bytes` each way.
     pub fn random(seed: u64, max_bytes: u64) -> Self {
         let mut r = Rng::new(derive(seed, 0x5CE7));

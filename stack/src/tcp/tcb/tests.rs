@@ -1799,16 +1799,23 @@ fn window_update_is_not_a_dupack() {
 
 // ----- zero window, Nagle, receive window -----
 
-#[test]
-fn zero_window_persist_probe_then_reopen() {
+/// A client whose peer closed its window, with `data` waiting behind it:
+/// nothing goes out, the persist timer runs.
+fn closed_window_with(data: &[u8]) -> Harness {
     let mut h = Harness::client(cfg(), Peer::plain());
     h.peer.window = 0;
     let closed = h.seg(ACK, IRS + 1, ISS + 1);
     h.send(&closed);
-    assert_eq!(h.tcb.snd_wnd(), 0);
-    let data = bytes(100);
-    h.tcb.send(&data).unwrap();
+    h.tcb.send(data).unwrap();
     h.assert_no_segment();
+    h
+}
+
+#[test]
+fn zero_window_persist_probe_then_reopen() {
+    let data = bytes(100);
+    let mut h = closed_window_with(&data);
+    assert_eq!(h.tcb.snd_wnd(), 0);
     let armed = h.tcb.poll_at().expect("persist timer armed");
     assert_eq!(armed, h.now + h.tcb.rto());
     assert_eq!(h.fire_timer(), None);
@@ -1835,13 +1842,8 @@ fn zero_window_persist_probe_then_reopen() {
 /// not after the probes' last interval (which reaches the maximum RTO).
 #[test]
 fn a_reopened_window_ends_the_probes_backoff() {
-    let mut h = Harness::client(cfg(), Peer::plain());
-    h.peer.window = 0;
-    let closed = h.seg(ACK, IRS + 1, ISS + 1);
-    h.send(&closed);
     let data = bytes(100);
-    h.tcb.send(&data).unwrap();
-    h.assert_no_segment();
+    let mut h = closed_window_with(&data);
     for _ in 0..6 {
         h.fire_timer();
         let _probe = h.recv_seg();
@@ -1867,12 +1869,7 @@ fn a_reopened_window_ends_the_probes_backoff() {
 /// out retransmission timeouts (seen against Linux).
 #[test]
 fn after_a_zero_window_probe_acks_and_rsts_stay_acceptable() {
-    let mut h = Harness::client(cfg(), Peer::plain());
-    h.peer.window = 0;
-    let closed = h.seg(ACK, IRS + 1, ISS + 1);
-    h.send(&closed);
-    h.tcb.send(&bytes(100)).unwrap();
-    h.assert_no_segment();
+    let mut h = closed_window_with(&bytes(100));
     h.fire_timer();
     let probe = h.recv_seg();
     assert_eq!((probe.seq, probe.payload.len()), (ISS + 1, 1));
@@ -1890,14 +1887,10 @@ fn after_a_zero_window_probe_acks_and_rsts_stay_acceptable() {
         })
     );
 }
+
 #[test]
 fn zero_window_probe_answers_are_not_duplicate_acks() {
-    let mut h = Harness::client(cfg(), Peer::plain());
-    h.peer.window = 0;
-    let closed = h.seg(ACK, IRS + 1, ISS + 1);
-    h.send(&closed);
-    h.tcb.send(&bytes(100)).unwrap();
-    h.assert_no_segment();
+    let mut h = closed_window_with(&bytes(100));
     h.fire_timer();
     let _probe = h.recv_seg();
     let cwnd = h.tcb.cwnd();
