@@ -33,8 +33,11 @@
 # CPU: user+system seconds of the server process per 10^9 bytes, from
 # /proc/PID/stat (utime+stime) before and after each transfer. For linux that is the
 # Python server process; the kernel's TCP work done in softirq context is charged to
-# whoever was running, so it is a lower bound. The PEER client's own CPU (getrusage)
-# is shown too.
+# whoever was running, so it is a lower bound. "of it system": the share of the
+# server's CPU spent in the kernel (stime): with one packet per system call most of
+# it is the TUN's and the forwarding's, the same for any stack on that framing.
+# "reads+writes per MB": the server's read and write system calls (/proc/PID/io
+# syscr + syscw) per 10^6 bytes. The PEER client's own CPU (getrusage) is shown too.
 #
 # Usage: scripts/bench.sh [--bytes N] [--reps N] [--write] [--no-build] [--baseline BIN]
 #                         [--cc NAME] [--only CASES]
@@ -139,12 +142,15 @@ srv_up() {
     CC_USED=$(peer_exec sysctl -n net.ipv4.tcp_congestion_control)
 }
 
-# cpu_ticks PID: utime+stime of PID in clock ticks.
+# cpu_ticks PID: "UTIME STIME CALLS" of PID (all its threads): user and
+# system time in clock ticks, and its read plus write system calls so far
+# (/proc/PID/io's syscr + syscw).
 cpu_ticks() {
-    local s
+    local s calls
     s=$(<"/proc/$1/stat")
     s=${s##*) }
-    awk '{print $12 + $13}' <<<"$s"
+    calls=$(awk '/^sysc[rw]:/{n += $2} END{print n + 0}' "/proc/$1/io")
+    awk -v c="$calls" '{print $12, $13, c}' <<<"$s"
 }
 
 json_field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
@@ -161,10 +167,12 @@ record() {
         printf '%s\t%s\t%s\tFAIL\t\t\t\n' "$case" "$dir" "$rep" >>"$RESULTS"
         return
     fi
-    local scpu
-    scpu=$(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{printf "%.3f", (b - a) / hz}')
-    log "$case $dir rep $rep: $mbit Mbit/s, server CPU ${scpu}s, client CPU ${ccpu}s"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$case" "$dir" "$rep" "$mbit" "$scpu" "$ccpu" "$bytes" >>"$RESULTS"
+    local scpu ssys calls
+    read -r scpu ssys calls < <(awk -v a="$t0" -v b="$t1" -v hz="$HZ" 'BEGIN{
+        split(a, x, " "); split(b, y, " ")
+        printf "%.3f %.3f %d\n", (y[1] + y[2] - x[1] - x[2]) / hz, (y[2] - x[2]) / hz, y[3] - x[3]}')
+    log "$case $dir rep $rep: $mbit Mbit/s, server CPU ${scpu}s (system ${ssys}s, $calls reads and writes), client CPU ${ccpu}s"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$case" "$dir" "$rep" "$mbit" "$scpu" "$ccpu" "$bytes" "$ssys" "$calls" >>"$RESULTS"
 }
 
 fail_case() {
@@ -355,20 +363,25 @@ for c in cases:
             "runs": [r[3] if r[3] == "FAIL" else f"{float(r[3]):.0f}" for r in rs],
             "scpu": med([float(r[4]) / (int(r[6]) / 1e9) for r in ok]),
             "ccpu": med([float(r[5]) / (int(r[6]) / 1e9) for r in ok]),
+            "ssys": med([float(r[7]) / float(r[4]) for r in ok if float(r[4]) > 0]),
+            "calls": med([int(r[8]) / (int(r[6]) / 1e6) for r in ok]),
         }
 def f(x, fmt):
     return "n/a" if x is None else format(x, fmt)
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.0f} %"
 def ratio(x, base):
     return "n/a" if (x is None or not base) else f"{x / base:.2f}"
-print("| case | direction | Mbit/s (median) | runs, Mbit/s | server CPU s/GB | PEER client CPU s/GB | Mbit/s vs linux | Mbit/s vs smoltcp |")
-print("|---|---|---:|---|---:|---:|---:|---:|")
+print("| case | direction | Mbit/s (median) | runs, Mbit/s | server CPU s/GB | of it system | server reads+writes per MB | PEER client CPU s/GB | Mbit/s vs linux | Mbit/s vs smoltcp |")
+print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
 for d in dirs:
     for c in cases:
         r = res[c, d]
         if not r["runs"]:
             continue  # a case of the other direction only
         print(f"| {c} | {d} | {f(r['mbit'], '.0f')} | {' / '.join(r['runs'])} | "
-              f"{f(r['scpu'], '.2f')} | {f(r['ccpu'], '.2f')} | "
+              f"{f(r['scpu'], '.2f')} | {pct(r['ssys'])} | "
+              f"{f(r['calls'], '.0f')} | {f(r['ccpu'], '.2f')} | "
               f"{ratio(r['mbit'], res['linux', d]['mbit'])} | "
               f"{ratio(r['mbit'], res['smoltcp', d]['mbit'])} |")
 if base:
@@ -484,7 +497,10 @@ accept, to EOF):
 
 CPU columns: user+system CPU seconds per 10^9 bytes. "server" is the server process
 from `/proc/PID/stat` (utime+stime, `getconf CLK_TCK` ticks) before and after the
-transfer; for linux it is the Python server, and the kernel's TCP work that runs in
+transfer, all its threads; "of it system" is the share of that time spent in the
+kernel (stime), and "reads+writes per MB" counts the server's read and write
+system calls (`/proc/PID/io`'s syscr + syscw: TUN reads and writes, plus
+whatever else the process reads or writes) per 10^6 bytes moved; for linux it is the Python server, and the kernel's TCP work that runs in
 softirq context is charged to whatever process was on the CPU, so it is a lower
 bound, not the cost of the Linux stack. "PEER client" is the Linux endpoint's process
 (getrusage), the same program in every case. Ratios are median throughput relative
