@@ -44,6 +44,7 @@ import errno
 import hashlib
 import ipaddress
 import json
+import math
 import os
 import random
 import selectors
@@ -393,6 +394,15 @@ def parse_mark(text):
     return int(n), path
 
 
+def positive(s):
+    """argparse type: a finite number above zero (a rate of 0 or less would
+    never send, an infinite one makes no bursts)."""
+    v = float(s)
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"{s} is not a finite number above zero")
+    return v
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("host")
@@ -406,7 +416,7 @@ def main():
     p.add_argument("--timeout", type=float, default=300.0, help="overall deadline, seconds")
     p.add_argument("--idle-timeout", type=float, default=60.0, help="fail after this long without progress")
     p.add_argument("--expect-refused", action="store_true")
-    p.add_argument("--rate", type=float, help="send at most this many bits a second")
+    p.add_argument("--rate", type=positive, help="send at most this many bits a second")
     p.add_argument("--no-half-close", action="store_true",
                    help="echo: shut the sending side only once everything came back (for relays that "
                         "close both ways at the first end of stream)")
