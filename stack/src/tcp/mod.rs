@@ -9,6 +9,7 @@ pub mod cc;
 pub mod hooks;
 pub mod hystart;
 pub mod isn;
+mod min_filter;
 pub mod ratelimit;
 pub mod rtt;
 pub mod sack;

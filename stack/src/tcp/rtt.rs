@@ -1,16 +1,24 @@
 //! Round-trip time estimation and the retransmission timeout (RFC 6298).
 
+use super::min_filter::WindowedMin;
+use crate::Instant;
 use core::time::Duration;
 
 /// Clock granularity G of RFC 6298 §2.
 const GRANULARITY: Duration = Duration::from_millis(1);
+
+/// How long the least round trip is remembered: Linux's default
+/// (`net.ipv4.tcp_min_rtt_wlen`, 300 s). Long enough that a connection's
+/// own queues, which come and go, do not pass for the path's delay; short
+/// enough that a path whose delay rose for good is known by it.
+const MIN_RTT_WINDOW: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone)]
 pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
     rto: Duration,
-    min_rtt: Option<Duration>,
+    min_rtt: WindowedMin,
     latest: Option<Duration>,
     min_rto: Duration,
     max_rto: Duration,
@@ -22,17 +30,17 @@ impl RttEstimator {
             srtt: None,
             rttvar: Duration::ZERO,
             rto: initial_rto.clamp(min_rto, max_rto),
-            min_rtt: None,
+            min_rtt: WindowedMin::new(MIN_RTT_WINDOW),
             latest: None,
             min_rto,
             max_rto,
         }
     }
 
-    /// Feed one RTT measurement (RFC 6298 §2.2–2.3).
-    pub fn sample(&mut self, r: Duration) {
+    /// Feed one RTT measurement, taken at `now` (RFC 6298 §2.2–2.3).
+    pub fn sample(&mut self, now: Instant, r: Duration) {
         self.latest = Some(r);
-        self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
+        self.min_rtt.update(now, r);
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -57,8 +65,9 @@ impl RttEstimator {
         self.rttvar
     }
 
+    /// The least round trip of the last [`MIN_RTT_WINDOW`].
     pub fn min_rtt(&self) -> Option<Duration> {
-        self.min_rtt
+        self.min_rtt.get()
     }
 
     pub fn latest(&self) -> Option<Duration> {
@@ -98,7 +107,7 @@ mod tests {
     fn first_sample_sets_srtt_and_half_var() {
         let mut e = est();
         assert_eq!(e.rto(), Duration::from_secs(1));
-        e.sample(Duration::from_millis(100));
+        e.sample(Instant::ZERO, Duration::from_millis(100));
         assert_eq!(e.srtt(), Some(Duration::from_millis(100)));
         assert_eq!(e.rttvar(), Duration::from_millis(50));
         // 100 + 4 * 50 = 300 ms
@@ -109,7 +118,7 @@ mod tests {
     fn smoothing_and_min_rto() {
         let mut e = est();
         for _ in 0..50 {
-            e.sample(Duration::from_millis(10));
+            e.sample(Instant::ZERO, Duration::from_millis(10));
         }
         assert!(e.srtt().unwrap() <= Duration::from_millis(11));
         assert_eq!(e.rto(), Duration::from_millis(200));
@@ -119,7 +128,7 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let mut e = est();
-        e.sample(Duration::from_millis(100));
+        e.sample(Instant::ZERO, Duration::from_millis(100));
         assert_eq!(e.backed_off(1), Duration::from_millis(600));
         assert_eq!(e.backed_off(30), Duration::from_secs(60));
     }

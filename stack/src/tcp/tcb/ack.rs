@@ -189,7 +189,7 @@ impl Tcb {
                     if (ms as i32) >= 0 && ms < 3_600_000 {
                         // Millisecond clock: never claim less than a tick's worth.
                         let r = Duration::from_millis(ms.max(1) as u64);
-                        self.rtt.sample(r);
+                        self.rtt.sample(now, r);
                         return Some(r);
                     }
                     return None;
@@ -200,7 +200,7 @@ impl Tcb {
         if let Some((seq, sent)) = self.rtt_probe {
             if seg.ack.diff(seq) >= 0 {
                 let r = now.saturating_since(sent);
-                self.rtt.sample(r);
+                self.rtt.sample(now, r);
                 self.rtt_probe = None;
                 return Some(r);
             }

@@ -121,7 +121,7 @@ impl Tcb {
             // Our SYN is acknowledged: sample its RTT unless it was retransmitted.
             if self.retries == 0 {
                 if let Some((_, sent)) = self.rtt_probe.take() {
-                    self.rtt.sample(now.saturating_since(sent));
+                    self.rtt.sample(now, now.saturating_since(sent));
                 }
             }
             self.snd_una = seg.ack;

@@ -1973,6 +1973,17 @@ fn no_congestion_window_growth_for_our_own_queue() {
     assert!(gone[rounds - 1] > 2 * held, "{gone:?}");
 }
 
+/// A path whose round trip rose for good (from the handshake's 10 ms to
+/// 1 s, here) reads as our own queue only until the least round trip
+/// remembered (the last 300 s) is the new one; then the window grows on.
+#[test]
+fn a_lasting_rise_of_the_round_trip_is_not_held_for_good() {
+    let v = cwnds(&cwnd_by_round(|_| true, ms(1000), 330, None));
+    let held = v[12];
+    assert!(v[12..295].iter().all(|&c| c == held), "{v:?}");
+    assert!(v[329] > 2 * held, "{v:?}");
+}
+
 /// A window a timeout took is regained while the host queues: slow start
 /// runs up to the threshold the timeout set, congestion avoidance on to
 /// the window before it, and only growth beyond that is held (the flag is
