@@ -2124,6 +2124,28 @@ fn keepalive_answer_rearms_idle_timer() {
     assert_eq!(h.tcb.state(), State::Closed);
 }
 
+/// Half-closed (our FIN acknowledged) and still reading, with a peer that
+/// vanished (its RST lost): keepalive probes in FIN_WAIT_2 as Linux's does,
+/// and ends what nothing else would.
+#[test]
+fn keepalive_ends_a_half_closed_connection_whose_peer_vanished() {
+    let mut h = Harness::client(keepalive_cfg(), Peer::plain());
+    fin_wait_2(&mut h);
+    let start = h.now;
+    assert_eq!(h.tcb.poll_at(), Some(start + Duration::from_secs(10)));
+    for i in 0..3u64 {
+        assert_eq!(h.fire_timer(), None);
+        assert_eq!(h.now, start + Duration::from_secs(10 + 2 * i));
+        assert_eq!(
+            h.recv_seg(),
+            h.ack_seg(ISS + 1, IRS + 1, 32768),
+            "probe {i}"
+        );
+    }
+    assert!(h.fire_timer().is_some());
+    assert_eq!(h.tcb.close_reason(), Some(CloseReason::TimedOut));
+}
+
 // ----- application calls -----
 
 #[test]

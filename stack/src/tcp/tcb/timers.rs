@@ -24,9 +24,16 @@ impl Tcb {
         earlier(earlier(a, b), self.fin_wait2_at)
     }
 
+    /// Keepalive runs where nothing else would find a vanished peer: with
+    /// nothing of ours outstanding, in ESTABLISHED and CLOSE_WAIT, and in
+    /// FIN_WAIT_2, where a half-closed end still reading would otherwise
+    /// wait for ever (Linux probes there too); in FIN_WAIT_1, CLOSING and
+    /// LAST_ACK our FIN is outstanding and the retransmission timer ends it.
     pub(super) fn arm_keepalive(&mut self, now: Instant) {
         self.keepalive_at = match (self.cfg.keepalive, self.state) {
-            (Some(ka), State::Established | State::CloseWait) => Some(now + ka.idle),
+            (Some(ka), State::Established | State::CloseWait | State::FinWait2) => {
+                Some(now + ka.idle)
+            }
             _ => None,
         };
     }
