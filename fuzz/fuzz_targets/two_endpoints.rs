@@ -347,6 +347,16 @@ fn config(seed: u64, mode: Mode) -> Config {
     c.mptcp.v1 = mode != Mode::V0;
     c.mptcp.checksum = mode == Mode::V1Checksum;
     c.mptcp.max_add_addr_accepted = 2;
+    // A peer that freed its connection while every RST it sent was lost
+    // leaves a receiver with nothing to send waiting for ever, in TCP as in
+    // MPTCP (RFC 9293 has no timer for it): only keepalive finds it gone.
+    // Its probes are answered by a live peer, so a connection wedged
+    // between two live ends is still caught as stuck.
+    c.tcp.keepalive = Some(mptun_stack::config::Keepalive {
+        idle: Duration::from_secs(60),
+        interval: Duration::from_secs(10),
+        probes: 3,
+    });
     c
 }
 
