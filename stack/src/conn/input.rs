@@ -8,7 +8,7 @@ use super::direct_read::PlainDirect;
 use super::subflow::Subflow;
 use super::{Connection, Effects, SubflowId};
 use crate::mptcp::direct::DirectRx;
-use crate::mptcp::{Action, Actions, DataLevel};
+use crate::mptcp::{rst_reason, Action, Actions, DataLevel};
 use crate::tcp::ratelimit::ChallengeQuota;
 use crate::time::Instant;
 use crate::wire::{MptcpOptions, TcpRepr};
@@ -53,6 +53,19 @@ impl Connection {
         // going out ends an MP_FAIL exchange on the output path): a join
         // still in its handshake must not take this segment as plain TCP.
         self.drop_joins_after_fallback(&mut fx);
+        if let Some(mp) = self.mp.as_deref_mut().filter(|m| m.is_fallback()) {
+            if self.subflows[k].tcb.in_window(seg) && mp.contradicts_fallback(seg, opts) {
+                // The peer did not fall back as we did: its bytes are not the
+                // stream we read them as. The connection cannot go on.
+                let reset = Action::ResetAll {
+                    reason: rst_reason::MIDDLEBOX,
+                    fail: None,
+                };
+                self.apply(now, k, vec![reset], &mut fx);
+                self.after_changes(now, &mut fx);
+                return fx;
+            }
+        }
         // Plain TCP (or after a fallback, once what reached the data level
         // before it has been read): the application's reader, if any, is
         // offered the bytes.

@@ -16,8 +16,8 @@ use super::mapping::{Mapping, Mappings};
 use super::subflow::{SubflowMp, MAX_MAPPINGS};
 use crate::tcp::Tcb;
 use crate::time::Instant;
-use crate::wire::mptcp::MpFail;
-use crate::wire::Dsn;
+use crate::wire::mptcp::{MpFail, MptcpOptions};
+use crate::wire::{Dsn, TcpRepr};
 
 /// MP_FAIL repeats before the connection is reset instead.
 const MAX_MP_FAIL_TRIES: u32 = 5;
@@ -54,11 +54,36 @@ impl DataLevel {
         }
         self.phase = Phase::Fallback;
         self.fallback_reason = Some(reason);
+        self.fallback_at = Some((tcb.recv_ssn(), self.rcv_nxt));
         self.forget_unmapped();
         // Unmapped data now goes to the subflow as plain TCP bytes.
         self.flush_fallback(tcb);
         tcb.set_window_cap(None);
         Actions::new()
+    }
+
+    /// After our fallback, a segment whose mapping puts its bytes elsewhere
+    /// in the data stream than the fallback does: the peer did not fall back
+    /// (it had sent data again at the data level on this subflow, which
+    /// forbids it one), and read as they come those bytes would be delivered
+    /// twice or in the wrong place. Only mappings of bytes past the fallback
+    /// point count; those before it were placed by their mappings already.
+    pub fn contradicts_fallback(&mut self, seg: &TcpRepr<'_>, o: &MptcpOptions) -> bool {
+        let (Some((ssn0, dsn0)), Some(m)) = (self.fallback_at, o.dss.and_then(|d| d.mapping))
+        else {
+            return false;
+        };
+        if m.ssn == 0 || m.data_len == 0 || seg.payload.is_empty() {
+            return false;
+        }
+        let end = m.ssn.wrapping_add(u32::from(m.data_len));
+        if end.wrapping_sub(ssn0) as i32 <= 0 {
+            return false;
+        }
+        let off = i64::from(m.ssn.wrapping_sub(ssn0) as i32);
+        let contradicts = m.expand_dsn(dsn0.0) != dsn0.0.wrapping_add(off as u64);
+        self.stats.bad_mappings += u64::from(contradicts);
+        contradicts
     }
 
     /// In fallback: move what the data level still holds to the subflow, and

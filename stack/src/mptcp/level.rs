@@ -134,6 +134,9 @@ pub struct DataLevel {
     pub(super) v0_keys_pending: bool,
     pub(super) phase: Phase,
     pub(super) fallback_reason: Option<FallbackReason>,
+    /// Where our fallback put the subflow's stream in the data stream: the
+    /// next subflow byte to read then (relative SSN) and the DSN it became.
+    pub(super) fallback_at: Option<(u32, Dsn)>,
     pub(super) checksum: bool,
     pub(super) local_key: u64,
     /// The token of `local_key` (a SHA hash: computed once, asked for often).
@@ -280,6 +283,7 @@ impl DataLevel {
             v0_keys_pending: false,
             phase: Phase::Handshake,
             fallback_reason: None,
+            fallback_at: None,
             checksum: s.checksum,
             local_key,
             local_token: crypto::token(version_alg(version), local_key),

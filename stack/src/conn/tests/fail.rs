@@ -115,6 +115,61 @@ fn an_infinite_mapping_on_data_sent_again_after_our_mp_fail_resets() {
     }
 }
 
+/// two_endpoints (`fallback-then-data-level-copy-delivered-twice-1cb3d75`):
+/// we fell back on a plain ACK of our data, while the peer, having sent its
+/// bytes again at the data level on the same subflow (which forbids it a
+/// fallback), did not. The copy comes with its mapping, which places it
+/// where the fallback had already placed the original: read as the
+/// fallen-back stream, those bytes would be delivered twice. The connection
+/// resets instead. Both versions and both roles.
+#[test]
+fn a_mapping_that_contradicts_our_fallback_resets() {
+    for (name, mut h) in Harness::all() {
+        let data = bytes(100, 5);
+        let map = h.peer_map(0, 1, &data);
+        let _ = h.feed_data(0, &data, &[map]);
+        assert_eq!(h.read_all(), (data.clone(), false), "{name}");
+        assert_eq!(h.conn.send(&bytes(50, 6)), Some(50), "{name}");
+        let _ = h.recv_all();
+        // Our 50 bytes acknowledged without any option: we fall back.
+        let _ = h.feed(0, ACK, &[]);
+        assert_eq!(h.phase(), Phase::Fallback, "{name}");
+        let _ = h.recv_all();
+        // The peer's copy of its 100 bytes, at subflow byte 101.
+        let copy = h.peer_map(0, 101, &data);
+        let fx = h.feed_data(0, &data, &[copy]);
+        assert_one_rst(&h, &fx, 0, &[tcprst(rst_reason::MIDDLEBOX)]);
+        let mut buf = [0u8; 1024];
+        let (r, _) = h.conn.recv(h.now, &mut buf);
+        assert_eq!(r, Err(false), "{name}: reset, nothing delivered twice");
+        assert_eq!(h.conn.state(), State::Closed, "{name}");
+        assert_eq!(h.stats().bad_mappings, 1, "{name}");
+    }
+}
+
+/// After our fallback the peer's mappings that agree with it (it fell back
+/// too, late, or a middlebox stripped only some options) change nothing:
+/// the bytes are the stream's next ones.
+#[test]
+fn a_mapping_that_agrees_with_our_fallback_is_the_next_bytes() {
+    for (name, mut h) in Harness::all() {
+        let data = bytes(100, 5);
+        let map = h.peer_map(0, 1, &data);
+        let _ = h.feed_data(0, &data, &[map]);
+        assert_eq!(h.read_all(), (data.clone(), false), "{name}");
+        assert_eq!(h.conn.send(&bytes(50, 6)), Some(50), "{name}");
+        let _ = h.recv_all();
+        let _ = h.feed(0, ACK, &[]);
+        assert_eq!(h.phase(), Phase::Fallback, "{name}");
+        let _ = h.recv_all();
+        let more = bytes(80, 7);
+        let map = h.peer_map(100, 101, &more);
+        let fx = h.feed_data(0, &more, &[map]);
+        assert!(fx.rsts.is_empty(), "{name}: {:?}", fx.rsts);
+        assert_eq!(h.read_all(), (more, false), "{name}");
+    }
+}
+
 #[test]
 fn unanswered_mp_fail_resets_the_connection() {
     let mut h = Harness::client_with(V1, with_checksums());

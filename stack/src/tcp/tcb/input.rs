@@ -251,6 +251,14 @@ impl Tcb {
         (behind as u64) <= self.rto().as_millis() as u64
     }
 
+    /// Whether the segment passes the first check of an established
+    /// connection (some of it inside the receive window): only such a
+    /// segment may act on the connection, since a blind sender cannot
+    /// guess one.
+    pub fn in_window(&self, seg: &TcpRepr<'_>) -> bool {
+        self.state.is_synchronized() && self.acceptable(seg)
+    }
+
     /// RFC 9293 §3.10.7.4 first check: is any of the segment inside the window?
     fn acceptable(&self, seg: &TcpRepr<'_>) -> bool {
         let len = seg_len(seg);
