@@ -125,22 +125,34 @@ impl DataLevel {
     /// MP_FAIL from the peer (on an acceptable segment): either the answer to
     /// ours, or the peer saw a bad checksum in our data and wants an infinite
     /// mapping.
-    pub(super) fn on_mp_fail(&mut self, tcb: &mut Tcb, m: MpFail) {
+    ///
+    /// A bare MP_FAIL (one on a RST closes its subflow anyway) asks for an
+    /// infinite mapping: the peer takes this subflow's bytes as they come
+    /// from now on. After a join there is none to give, and the peer,
+    /// whose joins may not have been complete when it decided, may not
+    /// reset the subflow either; anything sent on it then (a copy of data
+    /// sent again, stripped of its options by the same middlebox) would be
+    /// read as new bytes. So the subflow goes, with "middlebox
+    /// interference", and the connection goes on over the others.
+    pub(super) fn on_mp_fail(&mut self, tcb: &mut Tcb, m: MpFail) -> Actions {
         self.stats.mp_fail_rx += 1;
         if self.fail.sent_dsn.is_some() {
             self.fail.answered = true;
             self.fail.timer = None;
-            return;
+            return Actions::new();
         }
         if !self.may_fall_back {
-            // The peer resets the subflow; no infinite mapping after a join.
-            return;
+            return vec![Action::ResetSubflow {
+                reason: rst_reason::MIDDLEBOX,
+                fail: None,
+            }];
         }
         if !self.fail.infinite_map_pending {
             self.fail.infinite_map_pending = true;
             self.fail.send = Some(Dsn(m.dsn));
             tcb.force_ack();
         }
+        Actions::new()
     }
 
     /// An infinite mapping arrived: the peer answers our MP_FAIL, or falls back

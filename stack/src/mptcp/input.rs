@@ -83,7 +83,10 @@ impl DataLevel {
             }
         }
         if let Some(m) = o.fail {
-            self.on_mp_fail(tcb, m);
+            acts.extend(self.on_mp_fail(tcb, m));
+            if !acts.is_empty() {
+                return acts;
+            }
         }
         if let Some(a) = o.add_addr {
             if let Some(r) = self.on_add_addr(&a) {
