@@ -126,8 +126,16 @@ impl DataLevel {
                 }
             }
         }
+        if seg.flags.fin() && !o.any {
+            sf.plain_fin = true;
+        }
         let acked_before = sf.data_acked;
+        let fin_before = sf.fin_seen;
         let news = brings_news(tcb, sf);
+        // A FIN that came plain, out of order, and is taken in order now by a
+        // segment with options (the hole before it filled by a retransmission
+        // the peer sent before it fell back) is the plain FIN it was.
+        let plain = !o.any || (!fin_before && sf.fin_seen && sf.plain_fin);
         if o.any && sf.data_acked != acked_before {
             // The peer acknowledged more of our data with options, so after
             // any plain segment acknowledging less: it still speaks MPTCP. (A
@@ -136,7 +144,7 @@ impl DataLevel {
             self.fallback_deferred = false;
         }
         if news
-            && !o.any
+            && plain
             && sf.is_initial()
             && matches!(self.phase, Phase::Established | Phase::PreEstablished)
         {

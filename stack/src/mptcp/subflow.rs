@@ -57,6 +57,9 @@ pub struct SubflowMp {
     pub(super) data_acked: u32,
     /// The peer's FIN has arrived (in order) on this subflow.
     pub(super) fin_seen: bool,
+    /// The peer's FIN came on a segment without any MPTCP option (perhaps
+    /// out of order, taken in order later by a segment with options).
+    pub(super) plain_fin: bool,
     /// Address ids (RFC 8684 §3.4): ours for the local address, the peer's for
     /// the remote one. The first subflow's are 0.
     pub local_id: u8,
@@ -123,6 +126,7 @@ impl SubflowMp {
             verified_end: None,
             data_acked: 0,
             fin_seen: false,
+            plain_fin: false,
             local_id: 0,
             remote_id: 0,
             local_backup: false,

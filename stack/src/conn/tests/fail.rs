@@ -170,6 +170,42 @@ fn a_mapping_that_agrees_with_our_fallback_is_the_next_bytes() {
     }
 }
 
+/// two_endpoints (`plain-fin-out-of-order-then-filled-with-options-4e9e2a1`):
+/// the peer fell back (on an ACK of ours whose option a middlebox mangled)
+/// and sent the rest of its data and its FIN plainly; that segment came
+/// before an earlier one of the same mapping, which the peer had sent with
+/// its DSS before it fell back. The FIN was taken in order only then, on a
+/// segment with options, and counted as no sign of a fallback: we waited
+/// for a DATA_FIN (dropped, never sent again) while the peer waited for
+/// ours. A FIN that came plain counts as plain when it is taken in order.
+#[test]
+fn a_plain_fin_taken_in_order_by_a_segment_with_options_falls_back() {
+    for (name, mut h) in Harness::all() {
+        let data = bytes(300, 9);
+        let map = h.peer_map(0, 1, &data);
+        let first = TcpRepr {
+            payload: &data[..100],
+            ..h.seg(0, ACK | PSH)
+        };
+        let _ = h.feed_seg(0, &first, &[map]);
+        let gap = h.paths[0].snd_nxt;
+        let last = TcpRepr {
+            seq: SeqNumber(gap.wrapping_add(100)),
+            payload: &data[200..],
+            ..h.seg(0, ACK | PSH | FIN)
+        };
+        let _ = h.feed_seg(0, &last, &[]);
+        assert_ne!(h.phase(), Phase::Fallback, "{name}: out of order, not yet");
+        let second = TcpRepr {
+            payload: &data[100..200],
+            ..h.seg(0, ACK | PSH)
+        };
+        let _ = h.feed_seg(0, &second, &[map]);
+        assert_eq!(h.phase(), Phase::Fallback, "{name}");
+        assert_eq!(h.read_all(), (data, true), "{name}");
+    }
+}
+
 #[test]
 fn unanswered_mp_fail_resets_the_connection() {
     let mut h = Harness::client_with(V1, with_checksums());
