@@ -100,14 +100,18 @@ impl DataLevel {
                     // Later: a fallen-back peer's stream, or data sent again at
                     // the data level that lost its options. Ask (`unmapped.rs`).
                     self.hold_unmapped(now, tcb);
-                } else if self.checksum
+                } else if (self.checksum || !sf.is_initial())
                     && sf.rx_map.iter().any(|l| l.ssn.wrapping_sub(ssn) as i32 > 0)
                 {
                     // These bytes have no mapping while later ones do: theirs
                     // was lost or altered on the way (an altered one that was
-                    // taken first makes the true one a contradiction, refused).
-                    // They can never be checked nor placed: reset rather than
-                    // wait for ever.
+                    // taken first makes the true one a contradiction, refused;
+                    // on a join, a middlebox stripped the segment's options,
+                    // and the subflow acknowledged the bytes, so they never
+                    // come again with them). They can never be checked nor
+                    // placed, and hold up all that follows on the subflow:
+                    // reset rather than wait for ever (RFC 8684 §3.7; Linux
+                    // resets a join's subflow on data without a mapping).
                     acts.push(self.unmappable_reset());
                 }
                 break;

@@ -279,3 +279,33 @@ fn passive_join_third_ack_without_mp_join_is_reset() {
     assert_one_rst(&h, &fx, p, &[tcprst(rst_reason::MPTCP_ERROR)]);
     assert_eq!(h.conn.state(), State::Established);
 }
+
+/// two_endpoints (`stuck-client-short-of-server-data-both-alive-21317d2`):
+/// a middlebox stripped the options of the first data segment on a join;
+/// the subflow acknowledged its bytes, so they never came again with their
+/// mapping, and they held up everything after them on the subflow (the
+/// peer's data-level copies, mapped) for ever. Once later bytes are mapped
+/// the unmapped ones can never be placed: the join is reset (as Linux does
+/// on data without a mapping on a join), and the data goes on elsewhere.
+#[test]
+fn unmapped_bytes_on_a_join_before_mapped_ones_reset_the_join() {
+    for v in [V1, V0] {
+        let mut h = Harness::client(v);
+        let p = h.active_join();
+        let a = bytes(100, 1);
+        let fx = h.feed_data(p, &a, &[]);
+        assert!(
+            fx.rsts.is_empty(),
+            "{v:?}: no mapping yet, none known later"
+        );
+        let b = bytes(100, 2);
+        let map = h.peer_map(0, 101, &b);
+        let fx = h.feed_data(p, &b, &[map]);
+        assert_one_rst(&h, &fx, p, &[tcprst(rst_reason::MPTCP_ERROR)]);
+        assert_eq!(h.read_all(), (vec![], false), "{v:?}: nothing placed");
+        assert!(
+            h.conn.state() != State::Closed,
+            "{v:?}: the first subflow goes on"
+        );
+    }
+}
