@@ -115,6 +115,21 @@ fn an_infinite_mapping_on_data_sent_again_after_our_mp_fail_resets() {
     }
 }
 
+/// The peer's first 100 bytes taken by their mapping, then our 50 bytes
+/// acknowledged without any option: we fall back. Returns the peer's bytes.
+fn fallen_back_after_100_bytes(h: &mut Harness, name: &str) -> Vec<u8> {
+    let data = bytes(100, 5);
+    let map = h.peer_map(0, 1, &data);
+    let _ = h.feed_data(0, &data, &[map]);
+    assert_eq!(h.read_all(), (data.clone(), false), "{name}");
+    assert_eq!(h.conn.send(&bytes(50, 6)), Some(50), "{name}");
+    let _ = h.recv_all();
+    let _ = h.feed(0, ACK, &[]);
+    assert_eq!(h.phase(), Phase::Fallback, "{name}");
+    let _ = h.recv_all();
+    data
+}
+
 /// two_endpoints (`fallback-then-data-level-copy-delivered-twice-1cb3d75`):
 /// we fell back on a plain ACK of our data, while the peer, having sent its
 /// bytes again at the data level on the same subflow (which forbids it a
@@ -125,16 +140,7 @@ fn an_infinite_mapping_on_data_sent_again_after_our_mp_fail_resets() {
 #[test]
 fn a_mapping_that_contradicts_our_fallback_resets() {
     for (name, mut h) in Harness::all() {
-        let data = bytes(100, 5);
-        let map = h.peer_map(0, 1, &data);
-        let _ = h.feed_data(0, &data, &[map]);
-        assert_eq!(h.read_all(), (data.clone(), false), "{name}");
-        assert_eq!(h.conn.send(&bytes(50, 6)), Some(50), "{name}");
-        let _ = h.recv_all();
-        // Our 50 bytes acknowledged without any option: we fall back.
-        let _ = h.feed(0, ACK, &[]);
-        assert_eq!(h.phase(), Phase::Fallback, "{name}");
-        let _ = h.recv_all();
+        let data = fallen_back_after_100_bytes(&mut h, name);
         // The peer's copy of its 100 bytes, at subflow byte 101.
         let copy = h.peer_map(0, 101, &data);
         let fx = h.feed_data(0, &data, &[copy]);
@@ -153,15 +159,7 @@ fn a_mapping_that_contradicts_our_fallback_resets() {
 #[test]
 fn a_mapping_that_agrees_with_our_fallback_is_the_next_bytes() {
     for (name, mut h) in Harness::all() {
-        let data = bytes(100, 5);
-        let map = h.peer_map(0, 1, &data);
-        let _ = h.feed_data(0, &data, &[map]);
-        assert_eq!(h.read_all(), (data.clone(), false), "{name}");
-        assert_eq!(h.conn.send(&bytes(50, 6)), Some(50), "{name}");
-        let _ = h.recv_all();
-        let _ = h.feed(0, ACK, &[]);
-        assert_eq!(h.phase(), Phase::Fallback, "{name}");
-        let _ = h.recv_all();
+        fallen_back_after_100_bytes(&mut h, name);
         let more = bytes(80, 7);
         let map = h.peer_map(100, 101, &more);
         let fx = h.feed_data(0, &more, &[map]);
