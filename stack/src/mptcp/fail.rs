@@ -39,6 +39,15 @@ pub(super) struct FailState {
     pub(super) stalled: u32,
 }
 
+/// Where a subflow's bytes taken as they come (after a fallback or our
+/// MP_FAIL) put subflow byte `ssn` in the data stream, when byte `anchor.0`
+/// is at DSN `anchor.1`: a mapping that says otherwise places its bytes
+/// elsewhere than that raw stream does.
+pub(super) fn raw_stream_dsn(anchor: (u32, Dsn), ssn: u32) -> Dsn {
+    let off = i64::from(ssn.wrapping_sub(anchor.0) as i32);
+    anchor.1 + off as u64
+}
+
 impl DataLevel {
     /// Plain TCP from now on. With a subflow ever joined there is no plain
     /// TCP to fall back to: the connection is reset instead, as Linux does.
@@ -80,8 +89,7 @@ impl DataLevel {
         if end.wrapping_sub(ssn0) as i32 <= 0 {
             return false;
         }
-        let off = i64::from(m.ssn.wrapping_sub(ssn0) as i32);
-        let contradicts = m.expand_dsn(dsn0.0) != dsn0.0.wrapping_add(off as u64);
+        let contradicts = Dsn(m.expand_dsn(dsn0.0)) != raw_stream_dsn((ssn0, dsn0), m.ssn);
         self.stats.bad_mappings += u64::from(contradicts);
         contradicts
     }
@@ -186,8 +194,7 @@ impl DataLevel {
         // mapping already known that puts its bytes elsewhere (data the peer
         // sent again on this subflow) shows they are not one stream.
         let raw_is_stream = sf.rx_map.iter().all(|k| {
-            let off = k.ssn.wrapping_sub(m.ssn);
-            off as i32 <= 0 || k.dsn == m.dsn + u64::from(off)
+            k.ssn.wrapping_sub(m.ssn) as i32 <= 0 || k.dsn == raw_stream_dsn((m.ssn, m.dsn), k.ssn)
         });
         if !in_order || !raw_is_stream || self.fail.infinite_map_pending {
             return vec![Action::ResetAll {

@@ -9,6 +9,7 @@
 
 use super::action::{Action, Actions};
 use super::crypto::DssChecksum;
+use super::fail::raw_stream_dsn;
 use super::level::{DataLevel, FallbackReason, Phase, Role};
 use super::mapping::{Mapping, MappingError};
 use super::subflow::SubflowMp;
@@ -334,8 +335,7 @@ impl DataLevel {
             // rides on those bytes, placing them where they really belong):
             // taken as they come, those bytes would be delivered twice. The
             // connection cannot go on.
-            let off = m.ssn.wrapping_sub(tcb.recv_ssn()) as i32 as i64;
-            if dsn != Dsn(self.rcv_nxt.0.wrapping_add(off as u64)) {
+            if dsn != raw_stream_dsn((tcb.recv_ssn(), self.rcv_nxt), m.ssn) {
                 self.stats.bad_mappings += 1;
                 return vec![Action::ResetAll {
                     reason: super::action::rst_reason::MIDDLEBOX,
